@@ -1,0 +1,3 @@
+"""kb: a versioned personal knowledge base for the terminal."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,257 @@
+"""The command line: parse arguments, make one call into kb.service, hand the result to kb.render.
+
+Heavy modules (git, whoosh, rich's Markdown, even kb.service) are imported inside the commands so that
+`kb --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from typer.core import TyperGroup
+
+from kb import __version__
+from kb.errors import KbError, UsageError
+
+
+class _State:
+    kb: str | None = None
+    debug: bool = False
+
+
+STATE = _State()
+
+
+class KbGroup(TyperGroup):
+    """One exit point: KbError -> `Error: <message>` and its exit code; usage errors exit 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> NoReturn:
+        from typer import _click
+
+        kwargs["standalone_mode"] = False
+        STATE.kb, STATE.debug = None, "--debug" in (kwargs.get("args") or sys.argv[1:])
+        try:
+            rv = super().main(*args, **kwargs)
+        except KbError as exc:
+            if STATE.debug:
+                raise
+            _error(str(exc))
+            sys.exit(exc.exit_code)
+        except _click.exceptions.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            _error(f"{exc.format_message()}{hint}")
+            sys.exit(2)
+        except _click.exceptions.ClickException as exc:
+            _error(exc.format_message())
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            _error("interrupted")
+            sys.exit(130)
+        except KeyboardInterrupt:
+            _error("interrupted")
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.stderr.close()
+            sys.exit(1)
+        except Exception as exc:  # the one place an unexpected failure becomes a clear exit
+            if STATE.debug:
+                raise
+            _error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)")
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"Error: {message}\n")
+    sys.stderr.flush()
+
+
+app = typer.Typer(
+    cls=KbGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="kb: a versioned personal knowledge base. Markdown notes, every change a git revision.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"kb {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _global(
+    kb: Annotated[
+        str | None,
+        typer.Option("--kb", help="Knowledge base folder (default: $KB_HOME, else ~/.kb).", metavar="PATH"),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    STATE.kb = kb
+    STATE.debug = debug
+
+
+def _root() -> Path:
+    from kb import config
+
+    return config.resolve_root(STATE.kb)
+
+
+def _stdin_text() -> str | None:
+    """Piped stdin as text; None on a terminal."""
+    stream = sys.stdin
+    if stream is None or stream.isatty():
+        return None
+    data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode("utf-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"stdin is not valid UTF-8 (byte offset {exc.start})") from None
+
+
+def _editor(root: Path) -> Any:
+    from kb.editor import run_editor
+
+    return lambda initial, stem: run_editor(initial, stem, root)
+
+
+TagOpt = Annotated[list[str] | None, typer.Option("--tag", "-t", help="A tag (repeatable); '/' nests.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+@app.command()
+def init(
+    path: Annotated[str | None, typer.Argument(help="Folder (default: --kb, $KB_HOME or ~/.kb).")] = None,
+) -> None:
+    """Create a knowledge base, or make an existing folder (a Notable directory) one. Idempotent."""
+    from kb import config, render, service
+
+    render.init(service.init(config.resolve_root(path) if path else _root()))
+
+
+@app.command()
+def add(
+    title: Annotated[str, typer.Argument(help="The note's title.")],
+    tag: TagOpt = None,
+    body: Annotated[str | None, typer.Option("--body", "-b", help="The body text.")] = None,
+    editor: Annotated[bool, typer.Option("--editor", "-e", help="Write the body in $EDITOR.")] = False,
+) -> None:
+    """Add a note. The body comes from -b, else piped stdin, else $VISUAL/$EDITOR."""
+    from kb import render, service
+
+    root = _root()
+    if body is not None and editor:
+        raise UsageError("--body and --editor cannot be used together")
+    text = body if body is not None or editor else _stdin_text()
+    if editor or (body is None and text is None):
+        render.change(service.add_with_editor(root, title, tag or [], _editor(root)))
+    else:
+        render.change(service.add(root, title, tag or [], text))
+
+
+@app.command()
+def edit(
+    note: Annotated[str, typer.Argument(help="Title, unique title prefix, file name or path.")],
+    title: Annotated[str | None, typer.Option("--title", help="Rename the note (and its file).")] = None,
+    tag: TagOpt = None,
+    untag: Annotated[list[str] | None, typer.Option("--untag", help="Remove a tag (repeatable).")] = None,
+    body: Annotated[str | None, typer.Option("--body", "-b", help="Replace the body.")] = None,
+    append: Annotated[str | None, typer.Option("--append", "-a", help="Append a paragraph.")] = None,
+    editor: Annotated[bool, typer.Option("--editor", "-e", help="Open the whole file in $EDITOR.")] = False,
+) -> None:
+    """Change a note. Without options: piped stdin replaces the body, else the file opens in $EDITOR.
+
+    `modified` changes only when something changed; an edit that changes nothing makes no revision.
+    """
+    from kb import render, service
+
+    root = _root()
+    options = title is not None or tag or untag or body is not None or append is not None
+    if editor and options:
+        raise UsageError("--editor cannot be combined with other changes")
+    if body is not None and append is not None:
+        raise UsageError("--body and --append cannot be used together")
+    if not options and not editor:
+        body = _stdin_text()
+        if body is not None and not body:
+            raise UsageError("stdin was empty; to clear the body say so with -b ''")
+        editor = body is None
+    if editor:
+        render.change(service.edit_with_editor(root, note, _editor(root)))
+        return
+    render.change(
+        service.edit(
+            root, note, title=title, add_tags=tag or [], remove_tags=untag or [], body=body, append=append
+        )
+    )
+
+
+@app.command()
+def show(
+    note: Annotated[str, typer.Argument(help="Title, unique title prefix, file name or path.")],
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Print the file as it is, front matter included.")
+    ] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Show a note: rendered on a terminal, the raw file when piped or with --raw."""
+    from kb import render, service
+
+    render.show(service.show(_root(), note), raw, json)
+
+
+@app.command("list")
+def list_(
+    tag: Annotated[
+        str | None, typer.Option("--tag", "-t", help="Only notes with this tag or its children.")
+    ] = None,
+    sort: Annotated[
+        str, typer.Option("--sort", help="title, created or modified (newest first).")
+    ] = "modified",
+    json: JsonOpt = False,
+) -> None:
+    """List notes."""
+    from kb import render, service
+
+    render.note_list(service.list_notes(_root(), tag, sort), json)
+
+
+@app.command()
+def tags(json: JsonOpt = False) -> None:
+    """List tags with how many notes carry each; a parent tag counts its children's notes."""
+    from kb import render, service
+
+    render.tag_list(service.tags(_root()), json)
+
+
+@app.command()
+def rm(note: Annotated[str, typer.Argument(help="Title, unique title prefix, file name or path.")]) -> None:
+    """Delete a note. The deletion is a revision: the note stays in the history."""
+    from kb import render, service
+
+    render.change(service.remove(_root(), note))
+
+
+@app.command()
+def mv(
+    note: Annotated[str, typer.Argument(help="Title, unique title prefix, file name or path.")],
+    new_title: Annotated[str, typer.Argument(help="The new title; the file is renamed to match.")],
+) -> None:
+    """Rename a note (title and file)."""
+    from kb import render, service
+
+    render.change(service.move(_root(), note, new_title))
+
+
+def main() -> None:
+    os.environ.setdefault("GIT_TERMINAL_PROMPT", "0")
+    app()

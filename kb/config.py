@@ -1,0 +1,49 @@
+"""Where the knowledge base is, the clock and the settings. Resolved at call time, never at import time."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kb.errors import UsageError
+
+DEFAULT_DIRNAME = ".kb"
+LOCK_TIMEOUT_SECONDS = 5.0
+
+
+def resolve_root(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """`--kb PATH`, else `$KB_HOME`, else `~/.kb`."""
+    if explicit:
+        raw = os.fspath(explicit)
+    elif os.environ.get("KB_HOME"):
+        raw = os.environ["KB_HOME"]
+    else:
+        raw = str(Path.home() / DEFAULT_DIRNAME)
+    if "\0" in raw:
+        raise UsageError("the knowledge base path contains a NUL byte")
+    return Path(raw).expanduser().absolute()
+
+
+def now() -> datetime:
+    """The current time in UTC. `$KB_NOW` (ISO 8601) fixes it, for reproducible runs and tests."""
+    fixed = os.environ.get("KB_NOW")
+    if fixed:
+        from kb.notes import parse_timestamp
+
+        parsed = parse_timestamp(fixed)
+        if parsed is None:
+            raise UsageError(f"KB_NOW is not an ISO 8601 date-time: {fixed!r}")
+        return parsed
+    return datetime.now(UTC)
+
+
+def lock_timeout() -> float:
+    raw = os.environ.get("KB_LOCK_TIMEOUT")
+    if not raw:
+        return LOCK_TIMEOUT_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"KB_LOCK_TIMEOUT is not a number of seconds: {raw!r}") from None
+    return max(0.0, value)

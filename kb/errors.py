@@ -1,0 +1,60 @@
+"""One error hierarchy. `kb.cli.main` turns a KbError into `Error: <message>` and its exit code."""
+
+from __future__ import annotations
+
+
+class KbError(Exception):
+    """A failure kb can explain in one line. Exit code 1 unless a subclass says otherwise."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = " ".join(message.split("\n"))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(KbError):
+    """The arguments themselves are wrong (bad title, bad option combination)."""
+
+    exit_code = 2
+
+
+class NoteNotFound(KbError):
+    """NOTE matched nothing."""
+
+
+class AmbiguousNote(KbError):
+    """NOTE matched more than one note."""
+
+
+class NoteExists(KbError):
+    """A note with that title already exists."""
+
+
+class BrokenNote(KbError):
+    """The note's file cannot be parsed, so kb refuses to rewrite it."""
+
+
+class RepositoryStateError(KbError):
+    """The git repository is in a state kb must not write in (merge, rebase, detached HEAD, lock)."""
+
+
+class LockTimeout(KbError):
+    """Another kb process holds the write lock."""
+
+
+class EditorError(KbError):
+    """The editor failed or saved nothing."""
+
+
+class GitError(KbError):
+    """git itself failed or is missing."""
+
+
+class Interrupted(KbError):
+    """Ctrl-C."""
+
+    exit_code = 130

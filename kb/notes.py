@@ -1,0 +1,482 @@
+"""The note format, pure: front matter parsing and surgical rewriting, titles to file names, timestamps.
+
+A note file is kept byte for byte. Parsing splits it into a `Document` whose `render()` gives back exactly
+the original text; rewriting replaces only the front matter lines of the keys that change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+from kb.errors import BrokenNote, UsageError
+
+BOM = "\ufeff"
+MAX_FRONT_MATTER_BYTES = 64 * 1024
+MAX_YAML_ALIASES = 64
+MAX_YAML_DEPTH = 32
+MAX_TITLE_CHARS = 1024
+MAX_STEM_BYTES = 200
+KNOWN_KEYS = ("tags", "title", "created", "modified")
+_RESERVED = {
+    "CON", "PRN", "AUX", "NUL",
+    *(f"COM{i}" for i in range(1, 10)),
+    *(f"LPT{i}" for i in range(1, 10)),
+}  # fmt: skip
+_FORBIDDEN_IN_NAME = re.compile(r'[<>:"|?*\x00-\x1f\x7f]')
+_DELIM = re.compile(r"---[ \t]*(\r\n|\n|$)")
+_CLOSE = re.compile(r"^---[ \t]*(\r\n|\n|$)", re.MULTILINE)
+
+
+# ---------------------------------------------------------------- timestamps
+
+
+def format_timestamp(moment: datetime) -> str:
+    """Notable's form: ISO 8601 UTC with milliseconds and `Z`."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(value: str) -> datetime | None:
+    """Parse an ISO 8601 date or date-time; naive values are UTC. None when it is not a real date."""
+    text = value.strip()
+    if not text:
+        return None
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------- titles and file names
+
+
+def validate_title(title: str) -> str:
+    """A title kb can write: non-empty, one line, no control characters, valid Unicode. Outer spaces go."""
+    if not title or not title.strip():
+        raise UsageError("the title is empty")
+    if len(title) > MAX_TITLE_CHARS:
+        raise UsageError(f"the title is longer than {MAX_TITLE_CHARS} characters")
+    try:
+        title.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("the title is not valid Unicode") from None
+    for ch in title:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs"):
+            raise UsageError(f"the title contains a control character (U+{ord(ch):04X})")
+    return title.strip()
+
+
+def validate_tag(tag: str) -> str:
+    """Normalise a tag (`/` nests; outer spaces and slashes dropped) or refuse it."""
+    cleaned = "/".join(part.strip() for part in tag.strip().strip("/").split("/"))
+    if not cleaned or "//" in cleaned or any(not part for part in cleaned.split("/")):
+        raise UsageError(f"invalid tag {tag!r}")
+    for ch in cleaned:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs"):
+            raise UsageError(f"the tag {tag!r} contains a control character")
+    try:
+        cleaned.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"the tag {tag!r} is not valid Unicode") from None
+    return cleaned
+
+
+def title_key(title: str) -> str:
+    """Two titles are the same note when their NFC, case-folded forms are equal."""
+    return unicodedata.normalize("NFC", title).casefold()
+
+
+def file_stem(title: str) -> str:
+    """The file name (without `.md`) Notable would give a title, made safe on every file system.
+
+    `/` becomes `∕` and `\\` becomes `∖`; characters Windows forbids are dropped; leading dots and
+    trailing dots or spaces go; reserved device names get a `_`; a name over MAX_STEM_BYTES is cut at a
+    character boundary and given a hash of the whole title, so it stays unique and deterministic.
+    """
+    name = unicodedata.normalize("NFC", title)
+    name = name.replace("/", "∕").replace("\\", "∖")
+    name = _FORBIDDEN_IN_NAME.sub("", name)
+    name = name.strip().lstrip(".").rstrip(". ")
+    if not name:
+        name = "Untitled"
+    if name.split(".")[0].upper() in _RESERVED:
+        name = name + "_"
+    if len(name.encode("utf-8")) > MAX_STEM_BYTES:
+        digest = hashlib.sha256(title.encode("utf-8")).hexdigest()[:10]
+        cut = name.encode("utf-8")[: MAX_STEM_BYTES - 12].decode("utf-8", errors="ignore").rstrip(". ")
+        name = f"{cut}~{digest}"
+    return name
+
+
+def title_from_stem(stem: str) -> str:
+    """The inverse of the slash mapping, for notes that have no title in their front matter."""
+    return stem.replace("∕", "/").replace("∖", "\\")
+
+
+# ---------------------------------------------------------------- YAML scalars
+
+
+def _plain_ok(value: str, in_flow: bool) -> bool:
+    if not value or value != value.strip():
+        return False
+    if value[0] in "!&*-?:,[]{}#|>@`\"'%=~":
+        return False
+    if ": " in value or " #" in value or value.endswith(":") or "\t" in value:
+        return False
+    if in_flow and any(ch in value for ch in ",[]{}"):
+        return False
+    try:
+        loaded = yaml.safe_load(f"[{value}]" if in_flow else value)
+    except yaml.YAMLError:
+        return False
+    return loaded == ([value] if in_flow else value)
+
+
+def yaml_scalar(value: str, in_flow: bool = False, quote: bool = False) -> str:
+    """A string as Notable writes it: plain when YAML reads it back unchanged, else single-quoted."""
+    if not quote and _plain_ok(value, in_flow):
+        return value
+    return "'" + value.replace("'", "''") + "'"
+
+
+def yaml_value(key: str, value: str | Sequence[str]) -> str:
+    if isinstance(value, str):
+        return yaml_scalar(value, quote=key in ("created", "modified"))
+    return "[" + ", ".join(yaml_scalar(item, in_flow=True) for item in value) + "]"
+
+
+# ---------------------------------------------------------------- documents
+
+
+@dataclass(frozen=True)
+class Document:
+    """A note file split into parts that render back to exactly the same text."""
+
+    bom: str  # "" or the BOM character
+    open_line: str  # "---\n" or "" when there is no front matter
+    fm_text: str  # the front matter lines, each with its line ending
+    close_line: str  # "---\n", "---" at end of file, or ""
+    body: str  # everything after the closing line
+
+    @property
+    def has_front_matter(self) -> bool:
+        return bool(self.open_line)
+
+    @property
+    def newline(self) -> str:
+        return "\r\n" if self.open_line.endswith("\r\n") else "\n"
+
+    def render(self) -> str:
+        return self.bom + self.open_line + self.fm_text + self.close_line + self.body
+
+
+def split_document(text: str) -> tuple[Document, str | None]:
+    """Split text into a Document; the second value names a front matter delimiter problem, if any."""
+    bom = BOM if text.startswith(BOM) else ""
+    rest = text[len(bom) :]
+    opening = _DELIM.match(rest)
+    if not opening or not opening.group(1):
+        return Document(bom, "", "", "", rest), None
+    after = rest[opening.end() :]
+    closing = _CLOSE.search(after)
+    if not closing:
+        return Document(bom, "", "", "", rest), "front matter has no closing '---' line"
+    return (
+        Document(
+            bom=bom,
+            open_line=opening.group(0),
+            fm_text=after[: closing.start()],
+            close_line=closing.group(0),
+            body=after[closing.end() :],
+        ),
+        None,
+    )
+
+
+@dataclass(frozen=True)
+class ParsedNote:
+    """What kb knows of one note file. `problem` set means: show it, never rewrite it."""
+
+    doc: Document | None
+    title: str | None
+    tags: tuple[str, ...]
+    created: str | None
+    modified: str | None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    problem: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str | None:
+        return self.doc.render() if self.doc else None
+
+    @property
+    def body(self) -> str:
+        return self.doc.body if self.doc else ""
+
+
+class _FMError(Exception):
+    pass
+
+
+def _line_of(mark: Any, doc: Document) -> int:
+    """A 1-based line number in the file for a mark inside the front matter."""
+    return int(mark.line) + 2 if mark is not None else 1
+
+
+def _compose(doc: Document) -> yaml.MappingNode | None:
+    fm = doc.fm_text
+    if len(fm.encode("utf-8")) > MAX_FRONT_MATTER_BYTES:
+        raise _FMError(f"front matter is larger than {MAX_FRONT_MATTER_BYTES // 1024} KiB")
+    aliases = 0
+    depth = 0
+    try:
+        for event in yaml.parse(fm, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                aliases += 1
+                if aliases > MAX_YAML_ALIASES:
+                    raise _FMError(f"front matter uses more than {MAX_YAML_ALIASES} YAML aliases")
+            elif isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise _FMError(f"front matter is nested deeper than {MAX_YAML_DEPTH} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        node = yaml.compose(fm, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise _FMError(f"invalid front matter at line {_line_of(mark, doc)}: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise _FMError(f"invalid front matter: {exc}") from None
+    if node is None:
+        return None
+    if not isinstance(node, yaml.MappingNode):
+        raise _FMError("front matter is not a mapping of keys to values")
+    seen: dict[str, int] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise _FMError(f"front matter has a non-text key at line {_line_of(key_node.start_mark, doc)}")
+        line = _line_of(key_node.start_mark, doc)
+        if key_node.value in seen:
+            raise _FMError(f"duplicate key '{key_node.value}' in front matter at line {line}")
+        seen[key_node.value] = line
+    return node
+
+
+def _construct(fm_text: str, doc: Document) -> dict[str, Any]:
+    import frontmatter  # python-frontmatter's YAML handler: safe loading only
+
+    try:
+        data = frontmatter.YAMLHandler().load(fm_text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise _FMError(f"invalid front matter at line {_line_of(mark, doc)}: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise _FMError(f"invalid front matter: {exc}") from None
+    return dict(data or {})
+
+
+def _scalar_text(node: yaml.Node) -> str | None:
+    if isinstance(node, yaml.ScalarNode):
+        if node.style is None and node.value in ("", "~", "null", "Null", "NULL"):
+            return None
+        return str(node.value)
+    return None
+
+
+def parse_note(raw: bytes) -> ParsedNote:
+    """Parse a note file's bytes. Never raises: problems are reported in the result."""
+    if b"\x00" in raw[:8192]:
+        return ParsedNote(None, None, (), None, None, problem="binary file (contains NUL bytes)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return ParsedNote(None, None, (), None, None, problem=f"not valid UTF-8 at byte offset {exc.start}")
+    doc, delim_problem = split_document(text)
+    if delim_problem:
+        return ParsedNote(doc, None, (), None, None, problem=delim_problem)
+    if not doc.has_front_matter:
+        return ParsedNote(doc, None, (), None, None)
+    try:
+        node = _compose(doc)
+        extra = _construct(doc.fm_text, doc) if node is not None else {}
+    except _FMError as exc:
+        return ParsedNote(doc, None, (), None, None, problem=str(exc))
+    warnings: list[str] = []
+    values: dict[str, yaml.Node] = {}
+    if node is not None:
+        values = {key.value: value for key, value in node.value}
+    title = None
+    if "title" in values:
+        title = _scalar_text(values["title"])
+        if title is None and not isinstance(values["title"], yaml.ScalarNode):
+            warnings.append("'title' is not text; the file name is used instead")
+        if title is not None:
+            title = title.strip() or None
+    tags: list[str] = []
+    if "tags" in values:
+        tags = _read_tags(values["tags"], warnings)
+    dates: dict[str, str | None] = {}
+    for key in ("created", "modified"):
+        dates[key] = _scalar_text(values[key]) if key in values else None
+        if dates[key] is not None and parse_timestamp(dates[key] or "") is None:
+            warnings.append(f"'{key}' is not a valid date: {dates[key]!r}")
+    for key in KNOWN_KEYS:
+        extra.pop(key, None)
+    return ParsedNote(
+        doc=doc,
+        title=title,
+        tags=tuple(tags),
+        created=dates["created"],
+        modified=dates["modified"],
+        extra=extra,
+        warnings=tuple(warnings),
+    )
+
+
+def _read_tags(node: yaml.Node, warnings: list[str]) -> list[str]:
+    raw: list[str] = []
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            text = _scalar_text(item)
+            if text is None:
+                warnings.append("a tag that is not text was ignored")
+            else:
+                raw.append(text)
+    elif isinstance(node, yaml.ScalarNode):
+        text = _scalar_text(node)
+        if text is not None:
+            raw.extend(part for part in text.split(","))
+    else:
+        warnings.append("'tags' is not a list; it was ignored")
+    tags: list[str] = []
+    for item in raw:
+        try:
+            tag = validate_tag(item)
+        except UsageError:
+            if item.strip():
+                warnings.append(f"invalid tag {item!r} was ignored")
+            continue
+        if tag not in tags:
+            tags.append(tag)
+    return tags
+
+
+# ---------------------------------------------------------------- writing
+
+
+def new_note_text(title: str, tags: Sequence[str], created: str, modified: str, body: str) -> str:
+    lines = ["---\n"]
+    if tags:
+        lines.append(f"tags: {yaml_value('tags', tags)}\n")
+    lines.append(f"title: {yaml_scalar(title)}\n")
+    lines.append(f"created: {yaml_scalar(created, quote=True)}\n")
+    lines.append(f"modified: {yaml_scalar(modified, quote=True)}\n")
+    lines.append("---\n\n")
+    return "".join(lines) + body
+
+
+def _key_spans(doc: Document) -> dict[str, tuple[int, int]]:
+    """For each top-level key, the [start, end) range of front matter lines that hold it."""
+    node = _compose(doc)
+    spans: dict[str, tuple[int, int]] = {}
+    if node is None:
+        return spans
+    for key_node, value_node in node.value:
+        start = key_node.start_mark.line
+        end_mark = value_node.end_mark
+        end = end_mark.line if end_mark.column == 0 else end_mark.line + 1
+        spans[key_node.value] = (start, max(end, start + 1))
+    return spans
+
+
+def set_fields(doc: Document, updates: Mapping[str, str | Sequence[str] | None]) -> Document:
+    """Rewrite only the front matter lines of the keys in `updates` (None removes the key).
+
+    Keys not named, their order, quoting and comments, and the body stay byte-identical.
+    The result is verified by parsing it again; a front matter kb cannot edit safely is refused.
+    """
+    nl = doc.newline
+    if not doc.has_front_matter:
+        head = "---" + nl
+        fm = "".join(f"{k}: {yaml_value(k, v)}{nl}" for k, v in updates.items() if v is not None)
+        body = doc.body if doc.body.startswith(("\n", "\r\n")) else nl + doc.body
+        result = Document(doc.bom, head, fm, "---" + nl, body)
+    else:
+        try:
+            spans = _key_spans(doc)
+        except _FMError as exc:
+            raise BrokenNote(str(exc)) from None
+        lines = doc.fm_text.splitlines(keepends=True)
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += nl
+        replacements: dict[int, tuple[int, list[str]]] = {}
+        inserts: dict[int, list[str]] = {}
+        for key, value in updates.items():
+            new_lines = [] if value is None else [f"{key}: {yaml_value(key, value)}{nl}"]
+            if key in spans:
+                start, end = spans[key]
+                replacements[start] = (end, new_lines)
+            elif new_lines:
+                inserts.setdefault(_insert_line(key, spans, len(lines)), []).extend(new_lines)
+        out: list[str] = []
+        index = 0
+        while index <= len(lines):
+            out.extend(inserts.get(index, []))
+            if index == len(lines):
+                break
+            if index in replacements:
+                end, new_lines = replacements[index]
+                out.extend(new_lines)
+                index = end
+                continue
+            out.append(lines[index])
+            index += 1
+        result = Document(doc.bom, doc.open_line, "".join(out), doc.close_line, doc.body)
+    _verify(doc, result, updates)
+    return result
+
+
+def _insert_line(key: str, spans: Mapping[str, tuple[int, int]], n_lines: int) -> int:
+    order = list(KNOWN_KEYS)
+    if key in order:
+        position = order.index(key)
+        for earlier in reversed(order[:position]):
+            if earlier in spans:
+                return spans[earlier][1]
+        for later in order[position + 1 :]:
+            if later in spans:
+                return spans[later][0]
+    return n_lines
+
+
+def _verify(before: Document, after: Document, updates: Mapping[str, str | Sequence[str] | None]) -> None:
+    old = parse_note(before.render().encode("utf-8"))
+    new = parse_note(after.render().encode("utf-8"))
+    ok = new.problem is None and new.body == old.body and dict(new.extra) == dict(old.extra)
+    expected: dict[str, Any] = {
+        "title": old.title, "tags": old.tags, "created": old.created, "modified": old.modified,
+    }  # fmt: skip
+    for key, value in updates.items():
+        expected[key] = (tuple(value) if value is not None else ()) if key == "tags" else value
+    for key in KNOWN_KEYS:
+        if key in updates or old.problem is None:
+            ok = ok and getattr(new, key) == expected[key]
+    if not ok:
+        raise BrokenNote("kb cannot update this front matter without changing more than asked")

@@ -1,0 +1,167 @@
+"""The only place that prints. Data goes to stdout, chatter (confirmations, warnings, hints) to stderr.
+
+On a terminal output is rich (tables, rendered Markdown); piped it is plain text; `--json` is one documented
+JSON document (see README.md, "JSON output").
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from kb.service import ChangeResult, InitResult, ListResult, NoteInfo, ShowResult, TagsResult
+
+JSON_VERSION = 1
+
+
+def _stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=not stderr)
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def error(message: str) -> None:
+    _err(f"Error: {message}")
+
+
+def warnings(items: Iterable[str]) -> None:
+    for item in items:
+        _err(f"Warning: {item}")
+
+
+def hint(message: str) -> None:
+    _err(message)
+
+
+def _json(data: Any) -> None:
+    _out(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+# ---------------------------------------------------------------- writes
+
+
+def change(result: ChangeResult) -> None:
+    if result.external:
+        shown = ", ".join(result.external[:5]) + (" ..." if len(result.external) > 5 else "")
+        _err(f"Committed changes made outside kb first: {shown}")
+    warnings(result.warnings)
+    note = result.note
+    short = f" [{result.commit[:8]}]" if result.commit else ""
+    if result.action == "add":
+        _err(f"Added: {note.title} ({note.path}){short}")
+    elif result.action == "edit":
+        _err(f"Edited: {note.title} ({note.path}){short}")
+    elif result.action == "rename":
+        was = f" (was {result.renamed_from})" if result.renamed_from else ""
+        _err(f"Renamed: {note.title} ({note.path}){was}{short}")
+    elif result.action == "delete":
+        _err(f"Deleted: {note.title} ({note.path}){short}; it stays in the history")
+    else:
+        _err(f"No changes: {note.title} ({note.path})")
+
+
+def init(result: InitResult) -> None:
+    state = "Created" if result.created else "Knowledge base at"
+    notes = f", {result.notes} notes" if result.notes else ""
+    _err(f"{state} {result.root}{notes}")
+
+
+# ---------------------------------------------------------------- reads
+
+
+def show(result: ShowResult, raw: bool, as_json: bool) -> None:
+    note = result.note
+    if as_json:
+        data = {"version": JSON_VERSION, **note.to_json(), "body": result.body, "extra": result.extra}
+        if note.problem and not result.body:
+            data["body"] = result.raw.decode("utf-8", "replace")
+        _json(data)
+        return
+    warnings(([f"{note.path}: {note.problem}"] if note.problem else []) + list(note.warnings))
+    if raw or not _stdout_is_terminal():
+        sys.stdout.buffer.write(result.raw)
+        sys.stdout.flush()
+        return
+    from rich.markdown import Markdown
+    from rich.text import Text
+
+    console = _console()
+    header = Text(note.title, style="bold")
+    details = "  ".join(
+        part
+        for part in (
+            " ".join(f"#{t}" for t in note.tags),
+            f"modified {note.modified}" if note.modified else "",
+            note.path,
+        )
+        if part
+    )
+    console.print(header)
+    console.print(Text(details, style="dim"))
+    console.print()
+    body = result.body if not note.problem else result.raw.decode("utf-8", "replace")
+    console.print(Markdown(body))
+
+
+def _list_row(note: NoteInfo) -> tuple[str, str, str, str]:
+    return (note.modified or "", note.title, ", ".join(note.tags), note.path)
+
+
+def note_list(result: ListResult, as_json: bool) -> None:
+    warnings(result.warnings)
+    if as_json:
+        _json({"version": JSON_VERSION, "notes": [n.to_json() for n in result.notes]})
+        return
+    if not _stdout_is_terminal():
+        _out("".join("\t".join(_list_row(n)) + "\n" for n in result.notes))
+        return
+    if not result.notes:
+        hint("No notes.")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column, style in (("Modified", "dim"), ("Title", "bold"), ("Tags", "cyan"), ("Path", "dim")):
+        table.add_column(column, style=style, overflow="fold")
+    for note in result.notes:
+        modified, title, tag_text, path = _list_row(note)
+        table.add_row(modified[:16].replace("T", " "), title, tag_text, path)
+    _console().print(table)
+
+
+def tag_list(result: TagsResult, as_json: bool) -> None:
+    warnings(result.warnings)
+    if as_json:
+        _json({"version": JSON_VERSION, "tags": [{"tag": t.tag, "count": t.count} for t in result.tags]})
+        return
+    if not _stdout_is_terminal():
+        _out("".join(f"{t.tag}\t{t.count}\n" for t in result.tags))
+        return
+    if not result.tags:
+        hint("No tags.")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    table.add_column("Tag", style="cyan")
+    table.add_column("Notes", justify="right")
+    for item in result.tags:
+        depth = item.tag.count("/")
+        table.add_row("  " * depth + item.tag.rsplit("/", 1)[-1], str(item.count))
+    _console().print(table)

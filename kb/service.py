@@ -1,0 +1,599 @@
+"""The use cases. Each returns a frozen dataclass; nothing here prints or prompts.
+
+Order of every change: take the lock, commit what changed outside kb, write atomically, commit exactly
+the touched paths with the note's `modified` as author date.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from kb import config
+from kb.errors import (
+    AmbiguousNote,
+    BrokenNote,
+    KbError,
+    NoteExists,
+    NoteNotFound,
+    UsageError,
+)
+from kb.notes import (
+    ParsedNote,
+    file_stem,
+    format_timestamp,
+    new_note_text,
+    parse_note,
+    parse_timestamp,
+    set_fields,
+    title_from_stem,
+    title_key,
+    validate_tag,
+    validate_title,
+)
+from kb.store import ATTACHMENTS_DIR, INDEX_DIR, LOCK_NAME, NOTES_DIR, Store, exclusive_lock, write_atomic
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class NoteInfo:
+    title: str
+    path: str
+    tags: tuple[str, ...]
+    created: str | None
+    modified: str | None
+    problem: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "path": self.path,
+            "tags": list(self.tags),
+            "created": self.created,
+            "modified": self.modified,
+            "problem": self.problem,
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    action: str  # "add", "edit", "rename", "delete", "unchanged"
+    note: NoteInfo
+    commit: str | None
+    renamed_from: str | None = None
+    external: tuple[str, ...] = ()  # outside edits committed first
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InitResult:
+    root: Path
+    created: bool
+    commit: str | None
+    notes: int
+
+
+@dataclass(frozen=True)
+class ShowResult:
+    note: NoteInfo
+    raw: bytes
+    body: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ListResult:
+    notes: tuple[NoteInfo, ...]
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TagCount:
+    tag: str
+    count: int
+
+
+@dataclass(frozen=True)
+class TagsResult:
+    tags: tuple[TagCount, ...]
+    warnings: tuple[str, ...]
+
+
+class Draft(Protocol):
+    """Text typed in the editor, kept in a file until it is saved."""
+
+    text: str
+    path: Path
+
+    def discard(self) -> None: ...
+
+
+EditorFn = Callable[[str, str], Draft]  # (initial text, file stem) -> the edited draft
+
+
+# ---------------------------------------------------------------- opening and transactions
+
+
+def _is_kb(root: Path) -> bool:
+    return (root / NOTES_DIR).is_dir() or (root / ".git").exists()
+
+
+def _prepare_root(root: Path, explicit: bool) -> bool:
+    """Make `root` a git repository if it is not one yet. Returns True if it was created now."""
+    from kb.history import init_repository
+
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root} is a file, not a knowledge base folder")
+    created = not root.exists()
+    if not created and not explicit and not _is_kb(root) and any(root.iterdir()):
+        raise KbError(f"{root} is not empty and not a knowledge base; run 'kb init {root}' to make it one")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KbError(f"cannot create {root}: {exc.strerror}") from None
+    if not (root / ".git").exists():
+        init_repository(root)
+    return created
+
+
+@dataclass
+class _Tx:
+    root: Path
+    store: Store
+    history: Any  # kb.history.History, imported lazily
+    now: datetime
+    external: tuple[str, ...] = ()
+
+    @property
+    def stamp(self) -> str:
+        return format_timestamp(self.now)
+
+
+@contextlib.contextmanager
+def _transaction(root: Path, explicit_init: bool = False) -> Iterator[_Tx]:
+    from kb.history import History
+
+    _prepare_root(root, explicit_init)
+    history = History(root)
+    with exclusive_lock(history.git_dir / LOCK_NAME, config.lock_timeout()):
+        history.check_writable_state()
+        tx = _Tx(root, Store(root), history, config.now())
+        tx.store.remove_temp_files()
+        _ensure_layout(tx)
+        tx.external = _commit_external(tx)
+        yield tx
+
+
+def _ensure_layout(tx: _Tx) -> str | None:
+    """notes/ and a .gitignore with index/; a first commit of what is there. Idempotent."""
+    (tx.root / NOTES_DIR).mkdir(exist_ok=True)
+    ignore = tx.root / ".gitignore"
+    current = ignore.read_bytes() if ignore.exists() else b""
+    lines = current.decode("utf-8", "replace").splitlines()
+    if not any(line.strip() in ("index/", "index", "/index/", "/index") for line in lines):
+        sep = b"" if not current or current.endswith(b"\n") else b"\n"
+        write_atomic(ignore, current + sep + f"{INDEX_DIR}/\n".encode())
+    if tx.history.has_commits():
+        return tx.history.commit([".gitignore"], "Ignore index/", tx.now, tx.now)
+    count = len(tx.store.list_notes().paths)
+    plural = "note" if count == 1 else "notes"
+    message = (
+        f"Initialize knowledge base with {count} existing {plural}" if count else "Initialize knowledge base"
+    )
+    paths = [".gitignore", NOTES_DIR] + ([ATTACHMENTS_DIR] if (tx.root / ATTACHMENTS_DIR).is_dir() else [])
+    if not any((tx.root / p).exists() for p in paths[1:]) or not tx.history.pending(paths[1:]):
+        paths = [".gitignore"]
+    return tx.history.commit(paths, message, tx.now, tx.now)
+
+
+def _commit_external(tx: _Tx) -> tuple[str, ...]:
+    """Changes made under notes/ and attachments/ by anything but kb become their own revision first."""
+    changes = sorted(tx.history.pending([NOTES_DIR, ATTACHMENTS_DIR]), key=lambda c: c.path)
+    if not changes:
+        return ()
+    labels = [title_from_stem(Path(change.path).stem) for change in changes]
+    shown = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
+    tx.history.commit([c.path for c in changes], f"External edit: {shown}", tx.now, tx.now)
+    return tuple(labels)
+
+
+# ---------------------------------------------------------------- reading notes
+
+
+def _info(path: str, parsed: ParsedNote) -> NoteInfo:
+    return NoteInfo(
+        title=parsed.title or title_from_stem(Path(path).stem),
+        path=path,
+        tags=parsed.tags,
+        created=parsed.created,
+        modified=parsed.modified,
+        problem=parsed.problem,
+        warnings=parsed.warnings,
+    )
+
+
+def _load(store: Store, path: str) -> tuple[bytes, ParsedNote]:
+    raw = store.read(path)
+    return raw, parse_note(raw)
+
+
+def _all_notes(store: Store) -> tuple[list[NoteInfo], list[str]]:
+    listing = store.list_notes()
+    infos: list[NoteInfo] = []
+    warnings = list(listing.warnings)
+    for path in listing.paths:
+        try:
+            _, parsed = _load(store, path)
+        except KbError as exc:
+            warnings.append(str(exc))
+            continue
+        info = _info(path, parsed)
+        if parsed.problem and parsed.problem.startswith("binary"):
+            warnings.append(f"{path}: skipped, {parsed.problem}")
+            continue
+        infos.append(info)
+        warnings.extend(f"{path}: {w}" for w in ((parsed.problem,) if parsed.problem else ()) + info.warnings)
+    return infos, warnings
+
+
+def _resolve(store: Store, ref: str) -> str:
+    """NOTE is a path, a file name, an exact title, or a unique case-insensitive prefix of a title."""
+    if not ref.strip():
+        raise UsageError("NOTE is empty")
+    if "\0" in ref:
+        raise UsageError("NOTE contains a NUL byte")
+    if ref.endswith(".md") or "/" in ref:
+        for candidate in (ref, f"{NOTES_DIR}/{ref}", ref.removeprefix("./")):
+            try:
+                if store.exists(candidate) and store.is_safe_file(store.abs(candidate)):
+                    return store.rel(store.abs(candidate))
+            except UsageError:
+                continue
+    infos, _ = _all_notes(store)
+    key = title_key(ref)
+    for matcher in (
+        lambda i: i.title == ref,
+        lambda i: title_key(i.title) == key,
+        lambda i: title_key(i.title).startswith(key),
+    ):
+        found = [i for i in infos if matcher(i)]
+        if len(found) == 1:
+            return found[0].path
+        if len(found) > 1:
+            names = ", ".join(f"'{i.title}' ({i.path})" for i in found[:10])
+            more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+            raise AmbiguousNote(f"'{ref}' matches {len(found)} notes: {names}{more}")
+    close = difflib.get_close_matches(ref, [i.title for i in infos], n=5, cutoff=0.5)
+    hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
+    raise NoteNotFound(f"no note matches '{ref}'{hint}")
+
+
+def _find_title(store: Store, title: str, except_path: str | None = None) -> NoteInfo | None:
+    key = title_key(title)
+    infos, _ = _all_notes(store)
+    for info in infos:
+        if info.path != except_path and title_key(info.title) == key:
+            return info
+    return None
+
+
+def _free_path(store: Store, title: str, except_path: str | None = None) -> str:
+    """notes/<stem>.md, or `<stem> (2).md`... when a file of that name (ignoring case) is taken."""
+    stem = file_stem(title)
+    taken = set()
+    if store.notes.is_dir():
+        taken = {title_key(p.name) for p in store.notes.iterdir()}
+    if except_path:
+        taken.discard(title_key(Path(except_path).name))
+    n = 1
+    while True:
+        name = f"{stem}.md" if n == 1 else f"{stem} ({n}).md"
+        if title_key(name) not in taken:
+            return f"{NOTES_DIR}/{name}"
+        n += 1
+
+
+# ---------------------------------------------------------------- use cases: reading
+
+
+def show(root: Path, ref: str) -> ShowResult:
+    store = Store(root)
+    path = _resolve(store, ref)
+    raw, parsed = _load(store, path)
+    return ShowResult(_info(path, parsed), raw, parsed.body, dict(parsed.extra))
+
+
+def list_notes(root: Path, tag: str | None = None, sort: str = "modified") -> ListResult:
+    infos, warnings = _all_notes(Store(root))
+    if tag:
+        wanted = validate_tag(tag)
+        infos = [i for i in infos if any(t == wanted or t.startswith(wanted + "/") for t in i.tags)]
+    if sort == "title":
+        infos.sort(key=lambda i: (title_key(i.title), i.path))
+    elif sort in ("modified", "created"):
+
+        def moment(info: NoteInfo) -> float:
+            value = getattr(info, sort)
+            parsed = parse_timestamp(value) if value else None
+            return parsed.timestamp() if parsed else float("-inf")
+
+        infos.sort(key=lambda i: (-moment(i), title_key(i.title)))
+    else:
+        raise UsageError(f"unknown sort order '{sort}' (title, created or modified)")
+    return ListResult(tuple(infos), tuple(warnings))
+
+
+def tags(root: Path) -> TagsResult:
+    infos, warnings = _all_notes(Store(root))
+    counts: dict[str, int] = {}
+    for info in infos:
+        expanded: set[str] = set()
+        for tag in info.tags:
+            parts = tag.split("/")
+            expanded.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+        for tag in expanded:
+            counts[tag] = counts.get(tag, 0) + 1
+    ordered = sorted(counts.items(), key=lambda item: item[0].casefold())
+    return TagsResult(tuple(TagCount(t, c) for t, c in ordered), tuple(warnings))
+
+
+# ---------------------------------------------------------------- use cases: writing
+
+
+def init(root: Path) -> InitResult:
+    existed = root.exists()
+    with _transaction(root, explicit_init=True) as tx:
+        count = len(tx.store.list_notes().paths)
+        head = tx.history.head()
+    return InitResult(root, not existed, head, count)
+
+
+def _clean_tags(values: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for value in values:
+        tag = validate_tag(value)
+        if tag not in out:
+            out.append(tag)
+    return out
+
+
+def _initial_body(title: str, text: str | None) -> str:
+    if text is None or not text.strip():
+        return f"# {title}\n"
+    if not text.endswith("\n"):
+        text += "\n"
+    first = text.lstrip("\r\n").split("\n", 1)[0]
+    if first.startswith("# "):
+        return text
+    return f"# {title}\n\n{text}"
+
+
+def add(root: Path, title: str, tags: Sequence[str] = (), body: str | None = None) -> ChangeResult:
+    title = validate_title(title)
+    tag_list = _clean_tags(tags)
+    with _transaction(root) as tx:
+        existing = _find_title(tx.store, title)
+        if existing:
+            raise NoteExists(f"a note titled '{existing.title}' already exists ({existing.path})")
+        path = _free_path(tx.store, title)
+        text = new_note_text(title, tag_list, tx.stamp, tx.stamp, _initial_body(title, body))
+        tx.store.write_atomic(path, text.encode("utf-8"))
+        commit = tx.history.commit([path], f"Add: {title}", tx.now, tx.now)
+        info = _info(path, parse_note(text.encode("utf-8")))
+        return ChangeResult("add", info, commit, external=tx.external)
+
+
+def add_with_editor(root: Path, title: str, tags: Sequence[str], editor: EditorFn) -> ChangeResult:
+    title = validate_title(title)
+    _clean_tags(tags)
+    existing = _find_title(Store(root), title) if root.is_dir() else None
+    if existing:
+        raise NoteExists(f"a note titled '{existing.title}' already exists ({existing.path})")
+    template = f"# {title}\n\n"
+    draft = editor(template, file_stem(title))
+    if draft.text == template or not draft.text.strip():
+        draft.discard()
+        from kb.errors import EditorError
+
+        raise EditorError("nothing saved: the note was left unchanged")
+    with _keeping(draft):
+        result = add(root, title, tags, draft.text)
+    return result
+
+
+@contextlib.contextmanager
+def _keeping(draft: Draft) -> Iterator[None]:
+    """Discard the draft when the block succeeds; on failure say where the typed text is kept."""
+    try:
+        yield
+    except KbError as exc:
+        exc.message = f"{exc.message}; your text is kept in {draft.path}"
+        raise
+    draft.discard()
+
+
+def _body_parts(body: str) -> tuple[str, str]:
+    """The separator line after the front matter, and the content after it."""
+    for sep in ("\r\n", "\n"):
+        if body.startswith(sep):
+            return sep, body[len(sep) :]
+    return "", body
+
+
+def _editable(path: str, parsed: ParsedNote) -> ParsedNote:
+    if parsed.problem or parsed.doc is None:
+        raise BrokenNote(
+            f"cannot rewrite {path}: {parsed.problem}; fix the file by hand or with 'kb edit NOTE --editor'"
+        )
+    return parsed
+
+
+def edit(
+    root: Path,
+    ref: str,
+    *,
+    title: str | None = None,
+    add_tags: Sequence[str] = (),
+    remove_tags: Sequence[str] = (),
+    body: str | None = None,
+    append: str | None = None,
+) -> ChangeResult:
+    new_title = validate_title(title) if title is not None else None
+    adding = _clean_tags(add_tags)
+    removing = _clean_tags(remove_tags)
+    if not root.is_dir():
+        raise NoteNotFound(f"no note matches '{ref}' (there is no knowledge base at {root} yet)")
+    with _transaction(root) as tx:
+        path = _resolve(tx.store, ref)
+        _, parsed = _load(tx.store, path)
+        parsed = _editable(path, parsed)
+        assert parsed.doc is not None
+        old = _info(path, parsed)
+        doc = parsed.doc
+        nl = doc.newline
+        sep, content = _body_parts(doc.body)
+        if body is not None:
+            content = _with_newline(body, nl) if body else ""
+            sep = sep or (nl if doc.has_front_matter else "")
+        if new_title is not None and new_title != old.title:
+            first, _, rest = content.partition("\n")
+            if first.rstrip("\r") == f"# {old.title}":
+                content = f"# {new_title}" + ("\r" if first.endswith("\r") else "") + "\n" + rest
+        if append is not None:
+            if content and not content.endswith("\n"):
+                content += nl
+            if content.strip() and not content.endswith(nl + nl):
+                content += nl
+            content += _with_newline(append, nl)
+        warnings = [f"the note has no tag '{t}'" for t in removing if t not in old.tags]
+        new_tags = [t for t in old.tags if t not in removing] + [t for t in adding if t not in old.tags]
+        updates: dict[str, str | list[str] | None] = {}
+        if tuple(new_tags) != old.tags:
+            updates["tags"] = new_tags or None
+        renamed = new_title is not None and new_title != old.title
+        if renamed:
+            other = _find_title(tx.store, new_title or "", except_path=path)
+            if other:
+                raise NoteExists(f"a note titled '{other.title}' already exists ({other.path})")
+            updates["title"] = new_title
+        from dataclasses import replace
+
+        new_doc = replace(doc, body=sep + content)
+        if not updates and new_doc.render() == doc.render():
+            return ChangeResult("unchanged", old, None, external=tx.external, warnings=tuple(warnings))
+        updates["modified"] = tx.stamp
+        new_doc = set_fields(new_doc, updates)
+        rename_only = renamed and body is None and append is None and "tags" not in updates
+        return _save(tx, path, new_doc.render(), old.title, renamed, rename_only, tuple(warnings))
+
+
+def _with_newline(text: str, nl: str) -> str:
+    """Inserted text in the note's own line ending, ending with one."""
+    text = text.replace("\r\n", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    return text.replace("\n", nl)
+
+
+def _save(
+    tx: _Tx,
+    path: str,
+    text: str,
+    old_title: str,
+    renamed: bool,
+    rename_only: bool,
+    warnings: tuple[str, ...],
+) -> ChangeResult:
+    data = text.encode("utf-8")
+    parsed = parse_note(data)
+    title = parsed.title or title_from_stem(Path(path).stem)
+    new_path = _free_path(tx.store, title, except_path=path) if renamed else path
+    if new_path != path and title_key(new_path) == title_key(path):
+        # Only the case changes: rename first, so a case-insensitive disk never holds both names.
+        tx.store.rename(path, new_path)
+    tx.store.write_atomic(new_path, data)
+    if new_path != path and tx.store.exists(path) and title_key(new_path) != title_key(path):
+        tx.store.remove(path)
+    if renamed:
+        action = "rename"
+        message = f"Rename: {old_title} -> {title}" if rename_only else f"Edit: {title} (was {old_title})"
+        message += f"\n\nKb-Renamed-From: {path}"
+    else:
+        action, message = "edit", f"Edit: {title}"
+    moment = parse_timestamp(parsed.modified or "") or tx.now
+    commit = tx.history.commit({path, new_path}, message, moment, tx.now)
+    return ChangeResult(
+        action,
+        _info(new_path, parsed),
+        commit,
+        renamed_from=path if new_path != path else None,
+        external=tx.external,
+        warnings=warnings,
+    )
+
+
+def edit_with_editor(root: Path, ref: str, editor: EditorFn) -> ChangeResult:
+    """The whole file in the editor; saved only if the editor succeeds and the text changed."""
+    if not root.is_dir():
+        raise NoteNotFound(f"no note matches '{ref}' (there is no knowledge base at {root} yet)")
+    with _transaction(root) as tx:
+        path = _resolve(tx.store, ref)
+        raw, parsed = _load(tx.store, path)
+        external = tx.external
+    if parsed.doc is None:
+        raise BrokenNote(f"cannot edit {path}: {parsed.problem}")
+    before = parsed.doc.render()
+    draft = editor(before, Path(path).stem)
+    if draft.text == before:
+        draft.discard()
+        return ChangeResult("unchanged", _info(path, parsed), None, external=external)
+    with _keeping(draft), _transaction(root) as tx:
+        if not tx.store.exists(path):
+            raise KbError(f"{path} was deleted while you were editing it; nothing saved")
+        if tx.store.read(path) != raw:
+            raise KbError(f"{path} changed while you were editing it; nothing saved")
+        new = parse_note(draft.text.encode("utf-8"))
+        if new.problem or new.doc is None:
+            raise BrokenNote(f"not saved: {new.problem}")
+        old_title = _info(path, parsed).title
+        title = new.title or old_title
+        renamed = title != old_title
+        if renamed:
+            validate_title(title)
+            other = _find_title(tx.store, title, except_path=path)
+            if other:
+                raise NoteExists(f"a note titled '{other.title}' already exists ({other.path})")
+        new_doc = set_fields(new.doc, {"modified": tx.stamp})
+        result = _save(tx, path, new_doc.render(), old_title, renamed, False, ())
+    return ChangeResult(
+        result.action,
+        result.note,
+        result.commit,
+        result.renamed_from,
+        external + tx.external,
+        result.warnings,
+    )
+
+
+def move(root: Path, ref: str, new_title: str) -> ChangeResult:
+    return edit(root, ref, title=new_title)
+
+
+def remove(root: Path, ref: str) -> ChangeResult:
+    if not root.is_dir():
+        raise NoteNotFound(f"no note matches '{ref}' (there is no knowledge base at {root} yet)")
+    with _transaction(root) as tx:
+        path = _resolve(tx.store, ref)
+        _, parsed = _load(tx.store, path)
+        info = _info(path, parsed)
+        tx.store.remove(path)
+        commit = tx.history.commit([path], f"Delete: {info.title}", tx.now, tx.now)
+        return ChangeResult("delete", info, commit, external=tx.external)

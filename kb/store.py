@@ -1,0 +1,219 @@
+"""Files under notes/: atomic writes, the write lock, listing, and paths that never leave notes/."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from kb.errors import KbError, LockTimeout, UsageError
+
+NOTES_DIR = "notes"
+ATTACHMENTS_DIR = "attachments"
+INDEX_DIR = "index"
+NOTE_SUFFIXES = (".md",)
+TEMP_PREFIX = ".kb-tmp-"
+LOCK_NAME = "kb.lock"
+
+
+@dataclass(frozen=True)
+class Listing:
+    paths: tuple[str, ...]  # relative to the root, posix form: "notes/Title.md"
+    warnings: tuple[str, ...]
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.notes = root / NOTES_DIR
+
+    # ------------------------------------------------------------ paths
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def abs(self, rel: str) -> Path:
+        """The absolute path of a note given relative to the root; refuses anything outside notes/."""
+        candidate = (self.root / rel).absolute()
+        notes = self.notes.absolute()
+        try:
+            inner = candidate.relative_to(notes)
+        except ValueError:
+            raise UsageError(f"{rel} is not inside {NOTES_DIR}/") from None
+        if any(part in ("..", "") for part in inner.parts) or not inner.parts:
+            raise UsageError(f"{rel} is not inside {NOTES_DIR}/")
+        return candidate
+
+    def is_safe_file(self, path: Path) -> bool:
+        """A regular file, not a link, whose real location is inside notes/."""
+        try:
+            if path.is_symlink() or not path.is_file():
+                return False
+            real = path.resolve()
+            return real.is_relative_to(self.notes.resolve())
+        except OSError:
+            return False
+
+    # ------------------------------------------------------------ listing
+
+    def list_notes(self) -> Listing:
+        """Every note file under notes/ (sub-folders too), sorted. Links and hidden files are skipped."""
+        paths: list[str] = []
+        warnings: list[str] = []
+        if not self.notes.is_dir():
+            return Listing((), ())
+        for dirpath, dirnames, filenames in os.walk(self.notes, followlinks=False):
+            base = Path(dirpath)
+            kept = []
+            for name in dirnames:
+                full = base / name
+                if name.startswith("."):
+                    continue
+                if full.is_symlink():
+                    warnings.append(f"{self.rel(full)}: a link to a folder; not followed")
+                    continue
+                kept.append(name)
+            dirnames[:] = sorted(kept)
+            for name in filenames:
+                if name.startswith(".") or not name.endswith(NOTE_SUFFIXES):
+                    continue
+                full = base / name
+                if full.is_symlink():
+                    warnings.append(f"{self.rel(full)}: a symbolic link; not followed")
+                    continue
+                paths.append(self.rel(full))
+        paths.sort()
+        return Listing(tuple(paths), tuple(warnings))
+
+    def read(self, rel: str) -> bytes:
+        path = self.abs(rel)
+        if path.is_symlink():
+            raise KbError(f"{rel} is a symbolic link; kb does not follow links")
+        try:
+            with open(path, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            raise KbError(f"{rel} does not exist") from None
+        except OSError as exc:
+            raise KbError(f"cannot read {rel}: {exc.strerror}") from None
+
+    def exists(self, rel: str) -> bool:
+        path = self.abs(rel)
+        return path.exists() or path.is_symlink()
+
+    # ------------------------------------------------------------ writing
+
+    def write_atomic(self, rel: str, data: bytes) -> None:
+        """Temp file in the same folder, fsync, rename over the target, fsync the folder."""
+        path = self.abs(rel)
+        if path.is_symlink():
+            raise KbError(f"{rel} is a symbolic link; kb does not write through links")
+        write_atomic(path, data)
+
+    def remove(self, rel: str) -> None:
+        path = self.abs(rel)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise KbError(f"cannot delete {rel}: {exc.strerror}") from None
+        _fsync_dir(path.parent)
+
+    def rename(self, old: str, new: str) -> None:
+        source, target = self.abs(old), self.abs(new)
+        try:
+            os.replace(source, target)
+        except OSError as exc:
+            raise KbError(f"cannot rename {old} to {new}: {exc.strerror}") from None
+        _fsync_dir(target.parent)
+
+    def remove_temp_files(self) -> list[str]:
+        """Temp files a killed kb process left behind. Only called while holding the lock."""
+        removed: list[str] = []
+        for folder in (self.root, self.notes):
+            if not folder.is_dir():
+                continue
+            for entry in folder.iterdir():
+                if entry.name.startswith(TEMP_PREFIX) and not entry.is_symlink():
+                    with contextlib.suppress(OSError):
+                        entry.unlink()
+                        removed.append(self.rel(entry))
+        return removed
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
+    except OSError as exc:
+        raise KbError(f"cannot write {path.name}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(OSError):
+            if path.exists():
+                os.chmod(tmp, path.stat().st_mode & 0o7777)
+            else:
+                os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise KbError(
+                f"cannot write {path.name}: {exc.strerror or exc}; the old file is intact"
+            ) from None
+        raise
+    _fsync_dir(folder)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_path: Path, timeout: float) -> Iterator[None]:
+    """One writer at a time: an flock on a file in .git/. Waits up to `timeout` seconds, then fails."""
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise KbError(f"cannot open the lock file {lock_path}: {exc.strerror}") from None
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise KbError(f"cannot lock {lock_path}: {exc.strerror}") from None
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(
+                        f"another kb process is changing this knowledge base (waited {timeout:g} s "
+                        f"for {lock_path}); try again when it has finished"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)

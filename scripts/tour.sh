@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Set up kb in .venv and take a short tour on the default knowledge base ($KB_HOME, else ~/.kb):
+# add a note, edit it, show it, list notes and tags, and show its history.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/kb ]; then
+  python3 -m venv .venv
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e .
+fi
+kb=.venv/bin/kb
+title="kb tour $(date -u +%Y-%m-%dT%H-%M-%S)"
+run() { printf '\n$ kb %s\n' "$*"; "$kb" "$@"; }
+run add "$title" -t Tour/Getting-started -b "Every note is a Markdown file; every change is a git revision."
+run edit "$title" -a "Edits keep created, update modified, and make one commit each."
+run edit "$title" -t Tour/Edited
+run show "$title" --raw
+run list --sort modified
+run tags
+root="${KB_HOME:-$HOME/.kb}"
+printf '\n$ git -C %s log --stat -3\n' "$root"
+git -C "$root" log --stat -3 --format='%h %ad %s' --date=iso

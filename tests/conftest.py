@@ -1,0 +1,103 @@
+"""Every test runs against a knowledge base in its own temporary folder, with no git configuration of the
+machine's and a fixed clock. Nothing here reads or writes the user's home."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kb.cli import app
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+NOW = "2026-01-02T03:04:05.678Z"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("KB_HOME", str(tmp_path / "kb"))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / "no-gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("KB_NOW", NOW)
+    monkeypatch.setenv("KB_LOCK_TIMEOUT", "2")
+    for name in ("EDITOR", "VISUAL", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for role in ("AUTHOR", "COMMITTER"):
+        for part in ("NAME", "EMAIL", "DATE"):
+            monkeypatch.delenv(f"GIT_{role}_{part}", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "kb"
+
+
+@dataclass
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+    stdout_bytes: bytes
+
+
+@pytest.fixture
+def kb() -> Callable[..., Run]:
+    """Run the real CLI in-process: kb("add", "Title", input="body")."""
+    runner = CliRunner()
+
+    def run(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None) -> Run:
+        result = runner.invoke(app, list(args), input=input, env=env, catch_exceptions=False)
+        return Run(result.exit_code, result.stdout, result.stderr, result.stdout_bytes)
+
+    return run
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout
+
+
+def log_subjects(root: Path) -> list[str]:
+    return git(root, "log", "--format=%s").splitlines()
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file of the working tree and the repository's HEAD, to prove a command changed nothing."""
+    files = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and not rel.startswith(".git/") and not rel.startswith("index/"):
+            files[rel] = path.read_bytes()
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+    files["<HEAD>"] = head.stdout.encode()
+    return files
+
+
+def write_editor(tmp_path: Path, script: str, name: str = "editor.sh") -> str:
+    """An $EDITOR that runs a shell script on the file it is given ($1)."""
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + script + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def kb_subprocess(
+    *args: str, env: dict[str, str] | None = None, input: bytes | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
+    """The installed program, as a user runs it."""
+    full = dict(os.environ)
+    full.update(env or {})
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "kb", *args], capture_output=True, env=full, input=input, timeout=timeout
+    )
