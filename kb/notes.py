@@ -279,17 +279,26 @@ def _compose(doc: Document) -> yaml.MappingNode | None:
     return node
 
 
+class _TextDatesLoader(yaml.SafeLoader):
+    """Safe loading, with dates kept as the text the user wrote (a date that does not exist is no error)."""
+
+
+_TextDatesLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
+)
+
+
 def _construct(fm_text: str, doc: Document) -> dict[str, Any]:
-    import frontmatter  # python-frontmatter's YAML handler: safe loading only
+    import frontmatter  # python-frontmatter's YAML handler, given a safe loader
 
     try:
-        data = frontmatter.YAMLHandler().load(fm_text)
+        data = frontmatter.YAMLHandler().load(fm_text, Loader=_TextDatesLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise _FMError(f"invalid front matter at line {_line_of(mark, doc)}: {exc.problem or exc}") from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as exc:
         raise _FMError(f"invalid front matter: {exc}") from None
-    return dict(data or {})
+    return dict(data) if isinstance(data, dict) else {}
 
 
 def _scalar_text(node: yaml.Node) -> str | None:
@@ -469,7 +478,7 @@ def _insert_line(key: str, spans: Mapping[str, tuple[int, int]], n_lines: int) -
 def _verify(before: Document, after: Document, updates: Mapping[str, str | Sequence[str] | None]) -> None:
     old = parse_note(before.render().encode("utf-8"))
     new = parse_note(after.render().encode("utf-8"))
-    ok = new.problem is None and new.body == old.body and dict(new.extra) == dict(old.extra)
+    ok = new.problem is None and new.body == after.body and dict(new.extra) == dict(old.extra)
     expected: dict[str, Any] = {
         "title": old.title, "tags": old.tags, "created": old.created, "modified": old.modified,
     }  # fmt: skip

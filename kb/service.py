@@ -565,7 +565,8 @@ def edit_with_editor(root: Path, ref: str, editor: EditorFn) -> ChangeResult:
             raise BrokenNote(f"not saved: {new.problem}")
         old_title = _info(path, parsed).title
         title = new.title or old_title
-        renamed = title != old_title
+        # A note whose title was unreadable (or absent) keeps its file name when a title is written.
+        renamed = parsed.title is not None and title != old_title
         if renamed:
             validate_title(title)
             other = _find_title(tx.store, title, except_path=path)

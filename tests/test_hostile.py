@@ -1,0 +1,311 @@
+"""Broken notes, hostile titles, unsafe repository states, failed writes: one-line errors, nothing lost."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import tempfile
+import unicodedata
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import git, log_subjects, snapshot, write_editor
+
+
+def one_line_error(r, code: int = 1) -> str:
+    assert r.exit_code == code, (r.exit_code, r.stderr)
+    assert r.stderr.startswith("Error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    return r.stderr
+
+
+@pytest.fixture
+def with_note(kb, root):
+    assert kb("add", "Good", "-t", "t", "-b", "fine").exit_code == 0
+    return root
+
+
+BROKEN = {
+    "Bad Yaml.md": (b"---\ntitle: [oops\ntags: x\n---\n\nbody words\n", "invalid front matter at line 3"),
+    "No Close.md": (b"---\ntitle: x\n\nbody without closing\n", "no closing '---'"),
+    "Latin1.md": (b"---\ntitle: Caf\xe9\n---\nbody\n", "not valid UTF-8 at byte offset 14"),
+    "Dupes.md": (b"---\ntitle: a\ntitle: b\n---\nbody\n", "duplicate key 'title'"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_broken_notes_are_listed_shown_and_never_rewritten(name, kb, with_note):
+    root = with_note
+    data, problem = BROKEN[name]
+    (root / "notes" / name).write_bytes(data)
+    listing = kb("list")
+    assert listing.exit_code == 0
+    assert f"notes/{name}" in listing.stdout
+    assert problem in listing.stderr and "Warning:" in listing.stderr
+    shown = kb("show", f"notes/{name}")
+    assert shown.exit_code == 0 and shown.stdout_bytes == data
+    assert problem in shown.stderr
+    kb("list")  # commits nothing: reading never writes
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "outside")
+    before = snapshot(root)
+    err = one_line_error(kb("edit", f"notes/{name}", "-a", "more"))
+    assert f"cannot rewrite notes/{name}" in err and problem in err
+    assert snapshot(root) == before
+    one_line_error(kb("mv", f"notes/{name}", "Renamed"))
+    assert snapshot(root) == before
+
+
+def test_the_editor_can_fix_broken_front_matter(kb, with_note, tmp_path):
+    root = with_note
+    path = root / "notes" / "Bad Yaml.md"
+    path.write_bytes(BROKEN["Bad Yaml.md"][0])
+    fix = write_editor(tmp_path, "sed -i 's/\\[oops/fixed/' \"$1\"")
+    r = kb("edit", "notes/Bad Yaml.md", "--editor", env={"EDITOR": fix})
+    assert r.exit_code == 0, r.stderr
+    text = path.read_text()
+    assert "title: fixed\n" in text and "modified: '" in text and text.endswith("\nbody words\n")
+
+
+def test_an_editor_that_breaks_the_front_matter_saves_nothing(kb, with_note, tmp_path):
+    root = with_note
+    before = snapshot(root)
+    breaker = write_editor(tmp_path, "sed -i 's/^title: Good/title: [Good/' \"$1\"")
+    err = one_line_error(kb("edit", "Good", "--editor", env={"EDITOR": breaker}))
+    assert "not saved: invalid front matter at line 4" in err
+    kept = Path(err.strip().rsplit(" ", 1)[-1])
+    assert "title: [Good" in kept.read_text()
+    assert snapshot(root) == before
+
+
+def test_editor_crash_on_edit_saves_nothing_and_keeps_the_text(kb, with_note, tmp_path):
+    root = with_note
+    before = snapshot(root)
+    crash = write_editor(tmp_path, 'echo "half typed" >> "$1"; kill -9 $$')
+    err = one_line_error(kb("edit", "Good", "--editor", env={"EDITOR": crash}))
+    assert "exited with status" in err
+    assert "half typed" in Path(err.strip().rsplit(" ", 1)[-1]).read_text()
+    assert snapshot(root) == before
+
+
+def test_binary_files_and_links_in_notes_are_skipped(kb, with_note, tmp_path):
+    root = with_note
+    (root / "notes" / "blob.md").write_bytes(b"\x00\x01\x02binary")
+    secret = tmp_path / "secret.md"
+    secret.write_text("---\ntitle: Secret\n---\nsecret\n")
+    (root / "notes" / "link.md").symlink_to(secret)
+    r = kb("list")
+    assert r.exit_code == 0
+    assert "blob.md" not in r.stdout and "link.md" not in r.stdout and "Good" in r.stdout
+    assert "notes/blob.md: skipped, binary file" in r.stderr
+    assert "notes/link.md: a symbolic link; not followed" in r.stderr
+    one_line_error(kb("show", "Secret"))
+    one_line_error(kb("show", "notes/link.md"))
+
+
+def test_an_empty_note_is_valid_and_left_alone(kb, with_note):
+    root = with_note
+    empty = root / "notes" / "Empty.md"
+    empty.write_bytes(b"")
+    assert "Empty" in kb("list").stdout
+    assert kb("edit", "Good", "-a", "x").exit_code == 0
+    assert empty.read_bytes() == b""
+    assert kb("show", "Empty").stdout_bytes == b""
+
+
+@pytest.mark.parametrize(
+    ("title", "code"),
+    [("", 2), ("   ", 2), ("two\nlines", 2), ("nul\x00byte", 2), ("esc\x1b", 2)],
+)
+def test_unwritable_titles_are_refused(title, code, kb, root):
+    one_line_error(kb("add", title, "-b", "x"), code)
+    assert not (root / "notes").exists() or not any((root / "notes").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("title", "filename"),
+    [
+        ("../../escape", "∕..∕escape.md"),
+        ("/etc/passwd", "∕etc∕passwd.md"),
+        ("~", "~.md"),
+        ("-rf --all", "-rf --all.md"),
+        ("--upload-pack=x", "--upload-pack=x.md"),
+        ("CON", "CON_.md"),
+        ("aux", "aux_.md"),
+        ("dot.", "dot.md"),
+        ("..", "Untitled.md"),
+        ("a\\b", "a∖b.md"),
+        ("🦀 crab ‮rtl‬ zero​width", "🦀 crab ‮rtl‬ zero​width.md"),
+    ],
+)
+def test_hostile_titles_land_inside_notes(title, filename, kb, root):
+    r = kb("add", "-b", "x", "--", title)
+    assert r.exit_code == 0, r.stderr
+    files = [p.name for p in (root / "notes").iterdir()]
+    assert files == [filename]
+    assert json.loads(kb("show", f"notes/{filename}", "--json").stdout)["title"] == title.strip()
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_nfc_nfd_and_case_variants_are_one_note(kb, root):
+    nfc = unicodedata.normalize("NFC", "Café")
+    nfd = unicodedata.normalize("NFD", "Café")
+    assert kb("add", nfc, "-b", "x").exit_code == 0
+    one_line_error(kb("add", nfd, "-b", "y"))
+    one_line_error(kb("add", "CAFÉ", "-b", "y"))
+    assert len(list((root / "notes").iterdir())) == 1
+
+
+def test_file_name_clash_gets_a_number(kb, root):
+    assert kb("add", "a/b", "-b", "x").exit_code == 0
+    assert kb("add", "a∕b", "-b", "y").exit_code == 0
+    assert sorted(p.name for p in (root / "notes").iterdir()) == ["a∕b (2).md", "a∕b.md"]
+
+
+def test_very_long_title(kb, root):
+    title = "Long " * 200
+    assert kb("add", title, "-b", "x").exit_code == 0
+    [path] = (root / "notes").iterdir()
+    assert len(path.name.encode()) <= 255
+    assert json.loads(kb("show", title.strip(), "--json").stdout)["title"] == title.strip()
+
+
+@pytest.mark.parametrize("state", ["merge", "rebase", "detached", "index.lock"])
+def test_writes_refuse_in_unsafe_repository_states(state, kb, with_note):
+    root = with_note
+    git_dir = root / ".git"
+    if state == "merge":
+        (git_dir / "MERGE_HEAD").write_text(git(root, "rev-parse", "HEAD"))
+    elif state == "rebase":
+        (git_dir / "rebase-merge").mkdir()
+    elif state == "detached":
+        git(root, "checkout", "-q", "--detach")
+    else:
+        (git_dir / "index.lock").write_text("")
+    (root / "notes" / "Good.md").write_text("edited outside\n")
+    before = snapshot(root)
+    head_file = (git_dir / "HEAD").read_bytes()
+    for args in (["add", "New", "-b", "x"], ["edit", "Good", "-a", "y"], ["rm", "Good"], ["mv", "Good", "Z"]):
+        err = one_line_error(kb(*args))
+        assert "kb has changed nothing" in err
+        assert snapshot(root) == before
+    assert (git_dir / "HEAD").read_bytes() == head_file
+    assert kb("list").exit_code == 0
+
+
+def test_a_second_writer_waits_then_fails_clearly(kb, with_note):
+    root = with_note
+    fd = os.open(root / ".git" / "kb.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        err = one_line_error(kb("add", "Blocked", "-b", "x", env={"KB_LOCK_TIMEOUT": "0.3"}))
+        assert "another kb process is changing this knowledge base" in err
+    finally:
+        os.close(fd)
+    assert kb("add", "Blocked", "-b", "x").exit_code == 0
+
+
+@pytest.mark.parametrize("failing", ["write", "fsync", "replace"])
+def test_a_failed_write_leaves_the_original_intact(failing, kb, with_note, monkeypatch):
+    root = with_note
+    before = snapshot(root)
+    real = {"write": os.write, "fsync": os.fsync, "replace": os.replace}
+
+    def boom(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if failing == "write":
+        import kb.store as store_module
+
+        original_fdopen = os.fdopen
+
+        class Full:
+            def __init__(self, handle):
+                self.handle = handle
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self.handle.close()
+
+            def write(self, data):
+                boom()
+
+            def flush(self):
+                pass
+
+            def fileno(self):
+                return self.handle.fileno()
+
+        monkeypatch.setattr(store_module.os, "fdopen", lambda fd, mode: Full(original_fdopen(fd, mode)))
+    else:
+        monkeypatch.setattr(os, failing, boom)
+    err = one_line_error(kb("edit", "Good", "-a", "never written"))
+    assert "No space left on device" in err and "the old file is intact" in err
+    monkeypatch.setattr(os, failing, real[failing])
+    assert snapshot(root) == before
+    assert not [p for p in root.rglob(".kb-tmp-*")]
+
+
+def test_git_missing_is_a_clear_error(kb, root, tmp_path):
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    err = one_line_error(kb("add", "X", "-b", "x", env={"PATH": str(empty)}))
+    assert "git is not installed" in err
+
+
+def test_usage_errors_exit_2_in_one_line(kb):
+    one_line_error(kb("add"), 2)
+    one_line_error(kb("add", "X", "--no-such-option"), 2)
+    one_line_error(kb("nope"), 2)
+    one_line_error(kb("add", "X", "-b", "x", "--editor"), 2)
+    one_line_error(kb("edit", "X", "-b", "x", "-a", "y"), 2)
+    one_line_error(kb("add", "X", "-t", "a//b", "-b", "x"), 2)
+
+
+def test_unknown_note_for_every_command(kb, with_note):
+    for args in (["show", "Nope"], ["edit", "Nope", "-a", "x"], ["rm", "Nope"], ["mv", "Nope", "Y"]):
+        assert "no note matches 'Nope'" in one_line_error(kb(*args))
+
+
+def test_non_utf8_stdin_is_refused(kb, root):
+    one_line_error(kb("add", "X", input=b"caf\xe9\n"), 2)
+
+
+# ---------------------------------------------------------------- hypothesis round trips through the CLI
+
+safe_text = st.characters(blacklist_categories=("Cc", "Zl", "Zp", "Cs"))
+any_title = st.text(alphabet=safe_text, min_size=1, max_size=120).filter(lambda s: s.strip())
+any_tag = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Zl", "Zp", "Cs", "Zs")), max_size=20
+).filter(lambda s: s.strip("/ ") and "//" not in s and "," not in s)
+any_body = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(title=any_title, tags=st.lists(any_tag, max_size=3, unique=True), body=any_body)
+def test_any_title_tags_and_body_round_trip(kb, title, tags, body):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "kb"
+        args = ["--kb", str(root), "add", "-b", body]
+        for tag in tags:
+            args += ["-t", tag]
+        args += ["--", title]
+        r = kb(*args)
+        if r.exit_code == 2:  # a tag kb cannot write (e.g. only slashes and spaces inside)
+            assert r.stderr.startswith("Error: invalid tag")
+            return
+        assert r.exit_code == 0, r.stderr
+        files = list((root / "notes").iterdir())
+        assert len(files) == 1 and files[0].parent == root / "notes"
+        shown = json.loads(kb("--kb", str(root), "show", f"notes/{files[0].name}", "--json").stdout)
+        assert shown["title"] == title.strip()
+        assert len(shown["tags"]) == len(tags)
+        assert body.replace("\r\n", "\n") in shown["body"].replace("\r\n", "\n") or not body.strip()
+        assert log_subjects(root)[0] == f"Add: {title.strip()}"

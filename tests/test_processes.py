@@ -1,0 +1,74 @@
+"""The real program in real processes: concurrent writers, pipes, exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import git, log_subjects
+
+
+def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    full = dict(os.environ)
+    full.update(env or {})
+    return subprocess.Popen(
+        [sys.executable, "-m", "kb", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=full,
+    )
+
+
+def test_concurrent_adds_all_land(root: Path):
+    procs = [spawn("add", f"Note {i}", "-b", f"body {i}", env={"KB_LOCK_TIMEOUT": "30"}) for i in range(6)]
+    results = [(p.wait(timeout=120), p.stderr.read().decode()) for p in procs]  # type: ignore[union-attr]
+    assert all(code == 0 for code, _ in results), results
+    names = sorted(p.name for p in (root / "notes").iterdir())
+    assert names == [f"Note {i}.md" for i in range(6)]
+    subjects = log_subjects(root)
+    assert sorted(s for s in subjects if s.startswith("Add:")) == [f"Add: Note {i}" for i in range(6)]
+    assert git(root, "status", "--porcelain") == ""
+    subprocess.run(["git", "-C", str(root), "fsck", "--strict"], check=True, capture_output=True)
+
+
+def test_concurrent_writers_beyond_the_timeout_fail_clearly(root: Path):
+    assert spawn("add", "First", "-b", "x").wait(timeout=60) == 0
+    # Hold the write lock from a separate process for longer than the second writer waits.
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(5)",
+         str(root / ".git" / "kb.lock")],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
+    waiting = spawn("add", "Second", "-b", "y", env={"KB_LOCK_TIMEOUT": "0.5"})
+    code = waiting.wait(timeout=60)
+    err = waiting.stderr.read().decode()  # type: ignore[union-attr]
+    holder.kill()
+    holder.wait()
+    assert code == 1
+    assert err.startswith("Error: another kb process") and err.count("\n") == 1
+    assert not (root / "notes" / "Second.md").exists()
+
+
+def test_piped_show_and_list_are_plain_data(root: Path):
+    assert spawn("add", "Piped", "-t", "a/b", "-b", "text").wait(timeout=60) == 0
+    shown = subprocess.run([sys.executable, "-m", "kb", "show", "Piped"], capture_output=True, check=True)
+    assert shown.stdout == (root / "notes" / "Piped.md").read_bytes()
+    listed = subprocess.run([sys.executable, "-m", "kb", "list"], capture_output=True, check=True)
+    assert listed.stdout.decode().split("\t")[1:] == ["Piped", "a/b", "notes/Piped.md\n"]
+    missing = subprocess.run([sys.executable, "-m", "kb", "show", "Nope"], capture_output=True)
+    assert missing.returncode == 1 and missing.stdout == b""
+    assert missing.stderr.decode().startswith("Error: no note matches 'Nope'")
+
+
+def test_stdin_body_through_a_real_pipe(root: Path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "kb", "add", "From Pipe"], input=b"piped body\n", capture_output=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (root / "notes" / "From Pipe.md").read_bytes().endswith(b"# From Pipe\n\npiped body\n")
