@@ -283,9 +283,11 @@ class _TextDatesLoader(yaml.SafeLoader):
     """Safe loading, with dates kept as the text the user wrote (a date that does not exist is no error)."""
 
 
-_TextDatesLoader.add_constructor(
-    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
-)
+def _date_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    return node.value
+
+
+_TextDatesLoader.add_constructor("tag:yaml.org,2002:timestamp", _date_as_text)
 
 
 def _construct(fm_text: str, doc: Document) -> dict[str, Any]:
