@@ -74,6 +74,7 @@ app = typer.Typer(
     cls=KbGroup,
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
     help="kb: a versioned personal knowledge base. Markdown notes, every change a git revision.",
 )
@@ -124,13 +125,17 @@ def _editor(root: Path) -> Any:
     return lambda initial, stem: run_editor(initial, stem, root)
 
 
-TagOpt = Annotated[list[str] | None, typer.Option("--tag", "-t", help="A tag (repeatable); '/' nests.")]
+TagOpt = Annotated[
+    list[str] | None, typer.Option("--tag", "-t", help="A tag (repeatable); '/' nests.", metavar="TAG")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @app.command()
 def init(
-    path: Annotated[str | None, typer.Argument(help="Folder (default: --kb, $KB_HOME or ~/.kb).")] = None,
+    path: Annotated[
+        str | None, typer.Argument(help="Folder (default: --kb, $KB_HOME or ~/.kb).", metavar="[PATH]")
+    ] = None,
 ) -> None:
     """Create a knowledge base, or make an existing folder (a Notable directory) one. Idempotent."""
     from kb import config, render, service
@@ -140,9 +145,9 @@ def init(
 
 @app.command()
 def add(
-    title: Annotated[str, typer.Argument(help="The note's title.")],
+    title: Annotated[str, typer.Argument(help="The note's title.", metavar="TITLE")],
     tag: TagOpt = None,
-    body: Annotated[str | None, typer.Option("--body", "-b", help="The body text.")] = None,
+    body: Annotated[str | None, typer.Option("--body", "-b", help="The body text.", metavar="TEXT")] = None,
     editor: Annotated[bool, typer.Option("--editor", "-e", help="Write the body in $EDITOR.")] = False,
 ) -> None:
     """Add a note. The body comes from -b, else piped stdin, else $VISUAL/$EDITOR."""
@@ -160,12 +165,22 @@ def add(
 
 @app.command()
 def edit(
-    note: Annotated[str, typer.Argument(help="Title, unique title prefix, file name or path.")],
-    title: Annotated[str | None, typer.Option("--title", help="Rename the note (and its file).")] = None,
+    note: Annotated[
+        str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
+    ],
+    title: Annotated[
+        str | None, typer.Option("--title", help="Rename the note (and its file).", metavar="NEW")
+    ] = None,
     tag: TagOpt = None,
-    untag: Annotated[list[str] | None, typer.Option("--untag", help="Remove a tag (repeatable).")] = None,
-    body: Annotated[str | None, typer.Option("--body", "-b", help="Replace the body.")] = None,
-    append: Annotated[str | None, typer.Option("--append", "-a", help="Append a paragraph.")] = None,
+    untag: Annotated[
+        list[str] | None, typer.Option("--untag", help="Remove a tag (repeatable).", metavar="TAG")
+    ] = None,
+    body: Annotated[
+        str | None, typer.Option("--body", "-b", help="Replace the body.", metavar="TEXT")
+    ] = None,
+    append: Annotated[
+        str | None, typer.Option("--append", "-a", help="Append a paragraph.", metavar="TEXT")
+    ] = None,
     editor: Annotated[bool, typer.Option("--editor", "-e", help="Open the whole file in $EDITOR.")] = False,
 ) -> None:
     """Change a note. Without options: piped stdin replaces the body, else the file opens in $EDITOR.
@@ -197,7 +212,9 @@ def edit(
 
 @app.command()
 def show(
-    note: Annotated[str, typer.Argument(help="Title, unique title prefix, file name or path.")],
+    note: Annotated[
+        str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
+    ],
     raw: Annotated[
         bool, typer.Option("--raw", help="Print the file as it is, front matter included.")
     ] = False,
@@ -212,10 +229,11 @@ def show(
 @app.command("list")
 def list_(
     tag: Annotated[
-        str | None, typer.Option("--tag", "-t", help="Only notes with this tag or its children.")
+        str | None,
+        typer.Option("--tag", "-t", help="Only notes with this tag or its children.", metavar="TAG"),
     ] = None,
     sort: Annotated[
-        str, typer.Option("--sort", help="title, created or modified (newest first).")
+        str, typer.Option("--sort", help="title, created or modified (newest first).", metavar="ORDER")
     ] = "modified",
     json: JsonOpt = False,
 ) -> None:
@@ -234,7 +252,11 @@ def tags(json: JsonOpt = False) -> None:
 
 
 @app.command()
-def rm(note: Annotated[str, typer.Argument(help="Title, unique title prefix, file name or path.")]) -> None:
+def rm(
+    note: Annotated[
+        str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
+    ],
+) -> None:
     """Delete a note. The deletion is a revision: the note stays in the history."""
     from kb import render, service
 
@@ -243,8 +265,12 @@ def rm(note: Annotated[str, typer.Argument(help="Title, unique title prefix, fil
 
 @app.command()
 def mv(
-    note: Annotated[str, typer.Argument(help="Title, unique title prefix, file name or path.")],
-    new_title: Annotated[str, typer.Argument(help="The new title; the file is renamed to match.")],
+    note: Annotated[
+        str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
+    ],
+    new_title: Annotated[
+        str, typer.Argument(help="The new title; the file is renamed to match.", metavar="NEW_TITLE")
+    ],
 ) -> None:
     """Rename a note (title and file)."""
     from kb import render, service

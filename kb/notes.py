@@ -19,6 +19,7 @@ import yaml
 from kb.errors import BrokenNote, UsageError
 
 BOM = "\ufeff"
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
 MAX_FRONT_MATTER_BYTES = 64 * 1024
 MAX_YAML_ALIASES = 64
 MAX_YAML_DEPTH = 32
@@ -95,6 +96,17 @@ def validate_tag(tag: str) -> str:
     except UnicodeEncodeError:
         raise UsageError(f"the tag {tag!r} is not valid Unicode") from None
     return cleaned
+
+
+def validate_text(text: str) -> str:
+    """Body text kb can write: valid Unicode without NUL bytes (a file with NUL bytes reads as binary)."""
+    if "\0" in text:
+        raise UsageError("the text contains NUL bytes; kb stores text notes only")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("the text is not valid Unicode") from None
+    return text
 
 
 def title_key(title: str) -> str:
@@ -246,8 +258,11 @@ def _compose(doc: Document) -> yaml.MappingNode | None:
         raise _FMError(f"front matter is larger than {MAX_FRONT_MATTER_BYTES // 1024} KiB")
     aliases = 0
     depth = 0
+    # Aliases need '*'; nesting deeper than the limit needs that many lines or brackets. Only a front
+    # matter that could hold either is walked event by event before it is composed.
+    risky = "*" in fm or fm.count("\n") + fm.count("[") + fm.count("{") >= MAX_YAML_DEPTH
     try:
-        for event in yaml.parse(fm, Loader=yaml.SafeLoader):
+        for event in yaml.parse(fm, Loader=_SafeLoader) if risky else ():
             if isinstance(event, yaml.AliasEvent):
                 aliases += 1
                 if aliases > MAX_YAML_ALIASES:
@@ -258,7 +273,7 @@ def _compose(doc: Document) -> yaml.MappingNode | None:
                     raise _FMError(f"front matter is nested deeper than {MAX_YAML_DEPTH} levels")
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
-        node = yaml.compose(fm, Loader=yaml.SafeLoader)
+        node = yaml.compose(fm, Loader=_SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise _FMError(f"invalid front matter at line {_line_of(mark, doc)}: {exc.problem or exc}") from None
@@ -279,11 +294,11 @@ def _compose(doc: Document) -> yaml.MappingNode | None:
     return node
 
 
-class _TextDatesLoader(yaml.SafeLoader):
+class _TextDatesLoader(_SafeLoader):
     """Safe loading, with dates kept as the text the user wrote (a date that does not exist is no error)."""
 
 
-def _date_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+def _date_as_text(loader: Any, node: yaml.Node) -> Any:
     return node.value
 
 
@@ -311,8 +326,10 @@ def _scalar_text(node: yaml.Node) -> str | None:
     return None
 
 
-def parse_note(raw: bytes) -> ParsedNote:
-    """Parse a note file's bytes. Never raises: problems are reported in the result."""
+def parse_note(raw: bytes, with_extra: bool = True) -> ParsedNote:
+    """Parse a note file's bytes. Never raises: problems are reported in the result.
+
+    `with_extra=False` skips building the values of keys kb does not know (faster, for listings)."""
     if b"\x00" in raw[:8192]:
         return ParsedNote(None, None, (), None, None, problem="binary file (contains NUL bytes)")
     try:
@@ -326,7 +343,7 @@ def parse_note(raw: bytes) -> ParsedNote:
         return ParsedNote(doc, None, (), None, None)
     try:
         node = _compose(doc)
-        extra = _construct(doc.fm_text, doc) if node is not None else {}
+        extra = _construct(doc.fm_text, doc) if node is not None and with_extra else {}
     except _FMError as exc:
         return ParsedNote(doc, None, (), None, None, problem=str(exc))
     warnings: list[str] = []

@@ -34,9 +34,10 @@ from kb.notes import (
     title_from_stem,
     title_key,
     validate_tag,
+    validate_text,
     validate_title,
 )
-from kb.store import ATTACHMENTS_DIR, INDEX_DIR, LOCK_NAME, NOTES_DIR, Store, exclusive_lock, write_atomic
+from kb.store import ATTACHMENTS_DIR, INDEX_DIR, NOTES_DIR, Store, exclusive_lock, write_atomic
 
 # ---------------------------------------------------------------- results
 
@@ -126,22 +127,16 @@ def _is_kb(root: Path) -> bool:
     return (root / NOTES_DIR).is_dir() or (root / ".git").exists()
 
 
-def _prepare_root(root: Path, explicit: bool) -> bool:
-    """Make `root` a git repository if it is not one yet. Returns True if it was created now."""
-    from kb.history import init_repository
-
+def _prepare_root(root: Path, explicit: bool) -> None:
+    """Create the knowledge base folder if needed; refuse to take over a folder that is something else."""
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} is a file, not a knowledge base folder")
-    created = not root.exists()
-    if not created and not explicit and not _is_kb(root) and any(root.iterdir()):
+    if root.exists() and not explicit and not _is_kb(root) and any(root.iterdir()):
         raise KbError(f"{root} is not empty and not a knowledge base; run 'kb init {root}' to make it one")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise KbError(f"cannot create {root}: {exc.strerror}") from None
-    if not (root / ".git").exists():
-        init_repository(root)
-    return created
 
 
 @dataclass
@@ -159,11 +154,13 @@ class _Tx:
 
 @contextlib.contextmanager
 def _transaction(root: Path, explicit_init: bool = False) -> Iterator[_Tx]:
-    from kb.history import History
+    from kb.history import History, init_repository
 
     _prepare_root(root, explicit_init)
-    history = History(root)
-    with exclusive_lock(history.git_dir / LOCK_NAME, config.lock_timeout()):
+    with exclusive_lock(root, config.lock_timeout()):
+        if not (root / ".git").exists():
+            init_repository(root)
+        history = History(root)
         history.check_writable_state()
         tx = _Tx(root, Store(root), history, config.now())
         tx.store.remove_temp_files()
@@ -220,9 +217,9 @@ def _info(path: str, parsed: ParsedNote) -> NoteInfo:
     )
 
 
-def _load(store: Store, path: str) -> tuple[bytes, ParsedNote]:
+def _load(store: Store, path: str, with_extra: bool = True) -> tuple[bytes, ParsedNote]:
     raw = store.read(path)
-    return raw, parse_note(raw)
+    return raw, parse_note(raw, with_extra)
 
 
 def _all_notes(store: Store) -> tuple[list[NoteInfo], list[str]]:
@@ -231,7 +228,7 @@ def _all_notes(store: Store) -> tuple[list[NoteInfo], list[str]]:
     warnings = list(listing.warnings)
     for path in listing.paths:
         try:
-            _, parsed = _load(store, path)
+            _, parsed = _load(store, path, with_extra=False)
         except KbError as exc:
             warnings.append(str(exc))
             continue
@@ -257,8 +254,16 @@ def _resolve(store: Store, ref: str) -> str:
                     return store.rel(store.abs(candidate))
             except UsageError:
                 continue
-    infos, _ = _all_notes(store)
     key = title_key(ref)
+    direct = f"{NOTES_DIR}/{file_stem(ref)}.md"
+    # The file named for this title, if it holds exactly this title, is the answer without a scan.
+    if (
+        store.exists(direct)
+        and store.is_safe_file(store.abs(direct))
+        and _info(direct, _load(store, direct, with_extra=False)[1]).title == ref
+    ):
+        return direct
+    infos, _ = _all_notes(store)
     for matcher in (
         lambda i: i.title == ref,
         lambda i: title_key(i.title) == key,
@@ -379,6 +384,8 @@ def _initial_body(title: str, text: str | None) -> str:
 def add(root: Path, title: str, tags: Sequence[str] = (), body: str | None = None) -> ChangeResult:
     title = validate_title(title)
     tag_list = _clean_tags(tags)
+    if body is not None:
+        validate_text(body)
     with _transaction(root) as tx:
         existing = _find_title(tx.store, title)
         if existing:
@@ -447,6 +454,9 @@ def edit(
     append: str | None = None,
 ) -> ChangeResult:
     new_title = validate_title(title) if title is not None else None
+    for text in (body, append):
+        if text is not None:
+            validate_text(text)
     adding = _clean_tags(add_tags)
     removing = _clean_tags(remove_tags)
     if not root.is_dir():

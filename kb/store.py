@@ -19,7 +19,6 @@ ATTACHMENTS_DIR = "attachments"
 INDEX_DIR = "index"
 NOTE_SUFFIXES = (".md",)
 TEMP_PREFIX = ".kb-tmp-"
-LOCK_NAME = "kb.lock"
 
 
 @dataclass(frozen=True)
@@ -193,12 +192,13 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def exclusive_lock(lock_path: Path, timeout: float) -> Iterator[None]:
-    """One writer at a time: an flock on a file in .git/. Waits up to `timeout` seconds, then fails."""
+def exclusive_lock(root: Path, timeout: float) -> Iterator[None]:
+    """One writer at a time: an flock on the knowledge base folder itself (no lock file to leave behind;
+    the kernel releases it when the process dies). Waits up to `timeout` seconds, then fails clearly."""
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
-        raise KbError(f"cannot open the lock file {lock_path}: {exc.strerror}") from None
+        raise KbError(f"cannot open {root} to lock it: {exc.strerror}") from None
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -207,11 +207,11 @@ def exclusive_lock(lock_path: Path, timeout: float) -> Iterator[None]:
                 break
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise KbError(f"cannot lock {lock_path}: {exc.strerror}") from None
+                    raise KbError(f"cannot lock {root}: {exc.strerror}") from None
                 if time.monotonic() >= deadline:
                     raise LockTimeout(
-                        f"another kb process is changing this knowledge base (waited {timeout:g} s "
-                        f"for {lock_path}); try again when it has finished"
+                        f"another kb process is changing the knowledge base at {root} "
+                        f"(waited {timeout:g} s); try again when it has finished"
                     ) from None
                 time.sleep(0.05)
         yield

@@ -200,11 +200,11 @@ def test_writes_refuse_in_unsafe_repository_states(state, kb, with_note):
 
 def test_a_second_writer_waits_then_fails_clearly(kb, with_note):
     root = with_note
-    fd = os.open(root / ".git" / "kb.lock", os.O_RDWR | os.O_CREAT)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         err = one_line_error(kb("add", "Blocked", "-b", "x", env={"KB_LOCK_TIMEOUT": "0.3"}))
-        assert "another kb process is changing this knowledge base" in err
+        assert "another kb process is changing the knowledge base" in err
     finally:
         os.close(fd)
     assert kb("add", "Blocked", "-b", "x").exit_code == 0
@@ -274,8 +274,10 @@ def test_unknown_note_for_every_command(kb, with_note):
         assert "no note matches 'Nope'" in one_line_error(kb(*args))
 
 
-def test_non_utf8_stdin_is_refused(kb, root):
+def test_non_utf8_or_nul_stdin_is_refused(kb, root):
     one_line_error(kb("add", "X", input=b"caf\xe9\n"), 2)
+    assert "NUL bytes" in one_line_error(kb("add", "X", input=b"a\x00b\n"), 2)
+    assert not root.exists() or not (root / "notes" / "X.md").exists()
 
 
 # ---------------------------------------------------------------- hypothesis round trips through the CLI
@@ -285,7 +287,9 @@ any_title = st.text(alphabet=safe_text, min_size=1, max_size=120).filter(lambda 
 any_tag = st.text(
     alphabet=st.characters(blacklist_categories=("Cc", "Zl", "Zp", "Cs", "Zs")), max_size=20
 ).filter(lambda s: s.strip("/ ") and "//" not in s and "," not in s)
-any_body = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300)
+any_body = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=300
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
