@@ -140,7 +140,7 @@ def init(
     """Create a knowledge base, or make an existing folder (a Notable directory) one. Idempotent."""
     from kb import config, render, service
 
-    render.init(service.init(config.resolve_root(path) if path else _root()))
+    render.init(service.init(config.resolve_root(path) if path else _root(), progress=render.progress()))
 
 
 @app.command()
@@ -276,6 +276,58 @@ def mv(
     from kb import render, service
 
     render.change(service.move(_root(), note, new_title))
+
+
+SEARCH_HELP = """Search every note through the full-text index (kept in step with notes/ automatically).
+
+\b
+Query language:
+  machine learning        notes with both words (stemmed: learning = learn = learned)
+  vae OR autoencoder      either word;  NOT word  or  -word  excludes
+  "chain rule"            the exact phrase
+  back*   backprop~   backprop~2    prefix; fuzzy within 1 or 2 edits
+  (a OR b) c              grouping
+  title:word  body:word  tag:Notebooks/Skills   one field (a tag finds its children too)
+  created:2021-11  modified:>2021-11-25  modified:yesterday
+  created:[2021-11-01 to 2021-11-30]      dates, comparisons and ranges
+
+No match: exit 1 and nothing on stdout. A query that cannot be parsed: exit 2.
+"""
+
+
+@app.command(help=SEARCH_HELP)
+def search(
+    query: Annotated[list[str], typer.Argument(help="The query (words are joined).", metavar="QUERY...")],
+    limit: Annotated[
+        int | None,
+        typer.Option("-n", "--limit", help="At most N results (default 20; -l: all).", metavar="N"),
+    ] = None,
+    tag: Annotated[
+        str | None, typer.Option("--tag", "-t", help="Only notes with this tag.", metavar="TAG")
+    ] = None,
+    sort: Annotated[
+        str, typer.Option("--sort", help="relevance, modified, created or title.", metavar="ORDER")
+    ] = "relevance",
+    json: JsonOpt = False,
+    paths: Annotated[
+        bool, typer.Option("-l", "--paths", help="Print only the paths of matching notes.")
+    ] = False,
+) -> None:
+    from kb import render, service
+
+    n = limit if limit is not None else (None if paths else 20)
+    result = service.search(
+        _root(), " ".join(query), limit=n, tag=tag, sort=sort, snippets=not paths, progress=render.progress()
+    )
+    raise typer.Exit(render.search(result, json=json, paths=paths))
+
+
+@app.command()
+def reindex() -> None:
+    """Rebuild the search index from notes/ (it is also rebuilt automatically when missing or damaged)."""
+    from kb import render, service
+
+    render.reindex(service.reindex(_root(), progress=render.progress()))
 
 
 def main() -> None:

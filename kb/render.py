@@ -165,3 +165,92 @@ def tag_list(result: TagsResult, as_json: bool) -> None:
         depth = item.tag.count("/")
         table.add_row("  " * depth + item.tag.rsplit("/", 1)[-1], str(item.count))
     _console().print(table)
+
+
+# ---------------------------------------------------------------- search
+
+
+def progress() -> Any:
+    """A progress callback that draws a rich bar on stderr, started on first use."""
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in state:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            bar = Progress(
+                TextColumn("Indexing notes"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=_console(stderr=True), transient=True,
+            )  # fmt: skip
+            bar.start()
+            state["bar"], state["task"] = bar, bar.add_task("index", total=total)
+        state["bar"].update(state["task"], completed=done, total=total)
+        if done >= total:
+            state["bar"].stop()
+
+    return update
+
+
+def _hit_json(hit: Any) -> dict[str, Any]:
+    return {
+        "rank": hit.rank,
+        "title": hit.title,
+        "path": hit.path,
+        "tags": list(hit.tags),
+        "created": hit.created,
+        "modified": hit.modified,
+        "score": hit.score,
+        "snippets": list(hit.snippets),
+    }
+
+
+def search(result: Any, json: bool, paths: bool) -> int:
+    """Print search results; returns the exit code (1 when nothing matched, like grep)."""
+    if result.rebuilt:
+        _err("The search index was rebuilt.")
+    if json:
+        _json({"version": JSON_VERSION, "query": result.query, "total": result.total,
+               "hits": [_hit_json(h) for h in result.hits]})  # fmt: skip
+        return 0 if result.hits else 1
+    if paths:
+        _out("".join(hit.path + "\n" for hit in result.hits))
+        return 0 if result.hits else 1
+    if not result.hits:
+        _err(f"No notes match {result.query!r}.")
+        return 1
+    if _stdout_is_terminal():
+        _search_rich(result)
+    else:
+        lines = []
+        for hit in result.hits:
+            tags = " ".join(f"#{t}" for t in hit.tags)
+            lines.append(f"{hit.rank}. {hit.title}\t{hit.path}\t{(hit.modified or '')[:10]}\t{tags}".rstrip())
+            lines.extend(f"    {snippet}" for snippet in hit.snippets)
+        _out("\n".join(lines) + "\n")
+    if result.total > len(result.hits):
+        _err(f"{len(result.hits)} of {result.total} notes shown; -n N shows more.")
+    return 0
+
+
+def _search_rich(result: Any) -> None:
+    from rich.markup import escape
+    from rich.text import Text
+
+    console = _console()
+    for hit in result.hits:
+        head = Text.assemble(
+            (f"{hit.rank:>2}. ", "dim"),
+            (hit.title, "bold"),
+            ("  " + " ".join(f"#{t}" for t in hit.tags), "cyan"),
+            (f"  {(hit.modified or '')[:10]}  {hit.path}", "dim"),
+        )
+        console.print(head)
+        for snippet in hit.snippets:
+            marked = escape(snippet)
+            parts = marked.split("**")
+            styled = "".join(f"[bold yellow]{p}[/]" if i % 2 else p for i, p in enumerate(parts))
+            console.print("    " + styled, highlight=False)
+
+
+def reindex(result: Any) -> None:
+    _err(f"Indexed {result.notes} notes in {result.seconds:.1f} s.")

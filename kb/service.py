@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -146,6 +146,7 @@ class _Tx:
     history: Any  # kb.history.History, imported lazily
     now: datetime
     external: tuple[str, ...] = ()
+    external_paths: tuple[str, ...] = ()
 
     @property
     def stamp(self) -> str:
@@ -165,7 +166,7 @@ def _transaction(root: Path, explicit_init: bool = False) -> Iterator[_Tx]:
         tx = _Tx(root, Store(root), history, config.now())
         tx.store.remove_temp_files()
         _ensure_layout(tx)
-        tx.external = _commit_external(tx)
+        tx.external, tx.external_paths = _commit_external(tx)
         yield tx
 
 
@@ -191,15 +192,31 @@ def _ensure_layout(tx: _Tx) -> str | None:
     return tx.history.commit(paths, message, tx.now, tx.now)
 
 
-def _commit_external(tx: _Tx) -> tuple[str, ...]:
-    """Changes made under notes/ and attachments/ by anything but kb become their own revision first."""
+def _commit_external(tx: _Tx) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Changes made under notes/ and attachments/ by anything but kb become their own revision first.
+    Returns their labels and paths."""
     changes = sorted(tx.history.pending([NOTES_DIR, ATTACHMENTS_DIR]), key=lambda c: c.path)
     if not changes:
-        return ()
+        return (), ()
     labels = [title_from_stem(Path(change.path).stem) for change in changes]
     shown = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
-    tx.history.commit([c.path for c in changes], f"External edit: {shown}", tx.now, tx.now)
-    return tuple(labels)
+    paths = [c.path for c in changes]
+    tx.history.commit(paths, f"External edit: {shown}", tx.now, tx.now)
+    return tuple(labels), tuple(p for p in paths if p.startswith(NOTES_DIR + "/"))
+
+
+def _reindex_paths(tx: _Tx, paths: Iterable[str]) -> tuple[str, ...]:
+    """Update the search index for exactly these notes (and any outside edits just committed).
+    A failure leaves those notes marked as changed; the next search indexes them."""
+    from kb.index import NoteIndex
+
+    try:
+        NoteIndex(tx.root).update({*paths, *tx.external_paths})
+    except KbError as exc:
+        return (f"the search index was not updated ({exc}); the next search will catch up",)
+    except Exception as exc:
+        return (f"the search index was not updated ({type(exc).__name__}); the next search will catch up",)
+    return ()
 
 
 # ---------------------------------------------------------------- reading notes
@@ -353,11 +370,17 @@ def tags(root: Path) -> TagsResult:
 # ---------------------------------------------------------------- use cases: writing
 
 
-def init(root: Path) -> InitResult:
+def init(root: Path, progress: Callable[[int, int], None] | None = None) -> InitResult:
+    """Create or adopt a knowledge base, and build its search index if it has none."""
+    from kb.index import NoteIndex
+
     existed = root.exists()
     with _transaction(root, explicit_init=True) as tx:
         count = len(tx.store.list_notes().paths)
         head = tx.history.head()
+        index = NoteIndex(root)
+        if not index.exists():
+            index.rebuild(progress)
     return InitResult(root, not existed, head, count)
 
 
@@ -395,7 +418,8 @@ def add(root: Path, title: str, tags: Sequence[str] = (), body: str | None = Non
         tx.store.write_atomic(path, text.encode("utf-8"))
         commit = tx.history.commit([path], f"Add: {title}", tx.now, tx.now)
         info = _info(path, parse_note(text.encode("utf-8")))
-        return ChangeResult("add", info, commit, external=tx.external)
+        warnings = _reindex_paths(tx, [path])
+        return ChangeResult("add", info, commit, external=tx.external, warnings=warnings)
 
 
 def add_with_editor(root: Path, title: str, tags: Sequence[str], editor: EditorFn) -> ChangeResult:
@@ -498,6 +522,7 @@ def edit(
 
         new_doc = replace(doc, body=sep + content)
         if not updates and new_doc.render() == doc.render():
+            warnings.extend(_reindex_paths(tx, []) if tx.external_paths else ())
             return ChangeResult("unchanged", old, None, external=tx.external, warnings=tuple(warnings))
         updates["modified"] = tx.stamp
         new_doc = set_fields(new_doc, updates)
@@ -540,6 +565,7 @@ def _save(
         action, message = "edit", f"Edit: {title}"
     moment = parse_timestamp(parsed.modified or "") or tx.now
     commit = tx.history.commit({path, new_path}, message, moment, tx.now)
+    warnings += _reindex_paths(tx, {path, new_path})
     return ChangeResult(
         action,
         _info(new_path, parsed),
@@ -607,4 +633,86 @@ def remove(root: Path, ref: str) -> ChangeResult:
         info = _info(path, parsed)
         tx.store.remove(path)
         commit = tx.history.commit([path], f"Delete: {info.title}", tx.now, tx.now)
-        return ChangeResult("delete", info, commit, external=tx.external)
+        warnings = _reindex_paths(tx, [path])
+        return ChangeResult("delete", info, commit, external=tx.external, warnings=warnings)
+
+
+# ---------------------------------------------------------------- search
+
+
+@dataclass(frozen=True)
+class ReindexResult:
+    notes: int
+    seconds: float
+
+
+def search(
+    root: Path,
+    query: str,
+    *,
+    limit: int | None = 20,
+    tag: str | None = None,
+    sort: str = "relevance",
+    snippets: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> Any:
+    """Bring the index up to date with notes/ (outside edits included), then answer the query."""
+    from kb.index import NoteIndex, QueryError, SearchResult, parse_query
+
+    now = config.now()
+    parse_query(query, now)  # a bad query is an error before any work
+    if limit is not None and limit < 1:
+        raise UsageError("-n must be at least 1")
+    wanted_tag = validate_tag(tag) if tag else None
+    if not (root / NOTES_DIR).is_dir():
+        return SearchResult(query, 0, (), 0, False)
+    index = NoteIndex(root)
+    report = _refresh(index, root, progress)
+    try:
+        total, hits = index.search(query, limit=limit, tag=wanted_tag, sort=sort, now=now, snippets=snippets)
+    except (QueryError, UsageError):
+        raise
+    except Exception:
+        # An index that opened but cannot be read (a truncated segment): rebuild once and answer.
+        _refresh(index, root, progress, force=True)
+        total, hits = index.search(query, limit=limit, tag=wanted_tag, sort=sort, now=now, snippets=snippets)
+        return SearchResult(query, total, tuple(hits), 0, True)
+    return SearchResult(query, total, tuple(hits), report.changed, report.rebuilt)
+
+
+def _refresh(index: Any, root: Path, progress: Callable[[int, int], None] | None, force: bool = False) -> Any:
+    """Incremental catch-up needs no lock; a rebuild takes the write lock so only one process builds,
+    and a process that waited for it finds the index already rebuilt."""
+    from kb.index import RefreshReport
+
+    if not force:
+        try:
+            return index.refresh()
+        except KbError:
+            raise
+        except Exception:  # NeedsRebuild, or Whoosh failing on a damaged index
+            pass
+    with exclusive_lock(root, config.lock_timeout()):
+        if not force:
+            try:
+                return index.refresh()
+            except KbError:
+                raise
+            except Exception:
+                pass
+        index.rebuild(progress)
+    return RefreshReport(0, 0, 0, True)
+
+
+def reindex(root: Path, progress: Callable[[int, int], None] | None = None) -> ReindexResult:
+    """Rebuild the search index from notes/."""
+    import time
+
+    from kb.index import NoteIndex
+
+    if not (root / NOTES_DIR).is_dir():
+        raise KbError(f"there is no knowledge base at {root}")
+    start = time.perf_counter()
+    with _transaction(root) as tx:
+        count = NoteIndex(tx.root).rebuild(progress)
+    return ReindexResult(count, round(time.perf_counter() - start, 2))

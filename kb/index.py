@@ -1,0 +1,484 @@
+"""The Whoosh index in index/: schema (versioned), incremental updates, freshness, query parsing, search.
+
+The index is derived data: it can always be rebuilt from notes/. Next to Whoosh's files a manifest records,
+for every indexed note, the (mtime_ns, size, inode) it was indexed at; comparing that with notes/ tells
+what changed outside kb without reading unchanged files. A manifest entry is written only after the index
+commit that covers it, so a failed or interrupted update simply leaves the note "changed" for next time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kb.errors import KbError, UsageError
+from kb.notes import parse_note, parse_timestamp, title_from_stem
+from kb.store import INDEX_DIR, Store, write_atomic
+
+SCHEMA_VERSION = 1
+MANIFEST = "kb-manifest.json"
+MAX_INDEXED_CHARS = 1_000_000  # of one note's text; the rest of a huge note is not searchable
+WRITER_TIMEOUT = 10.0
+MERGE_AFTER_SEGMENTS = 8
+FIELDS = ("title", "body", "tag", "tags", "created", "modified")
+DATE_FIELDS = ("created", "modified")
+WORD_PATTERN = r"[^\W_]+(?:\.[^\W_]+)*"
+
+Progress = Callable[[int, int], None]  # (done, total)
+Signature = tuple[int, int, int]  # mtime_ns, size, inode
+
+
+class NeedsRebuild(Exception):
+    """The index must be built anew."""
+
+
+class QueryError(UsageError):
+    """A query that cannot be parsed (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int
+    path: str
+    title: str
+    tags: tuple[str, ...]
+    created: str | None
+    modified: str | None
+    score: float | None  # None when sorted by something other than relevance
+    snippets: tuple[str, ...]  # matched words marked with ** (Markdown bold)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    total: int
+    hits: tuple[Hit, ...]
+    refreshed: int  # notes indexed because they changed outside kb
+    rebuilt: bool
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    added: int
+    updated: int
+    removed: int
+    rebuilt: bool
+
+    @property
+    def changed(self) -> int:
+        return self.added + self.updated + self.removed
+
+
+def _analyzer() -> Any:
+    from whoosh.analysis import CharsetFilter, StemmingAnalyzer
+    from whoosh.support.charset import accent_map
+
+    # Words are runs of letters and digits (dots inside kept: "e.g", "example.org"); Markdown's `*` and `_`
+    # markup is not part of a word. No stop words: a phrase matches exactly what was typed. Tokens over
+    # 64 characters are dropped.
+    return StemmingAnalyzer(expression=WORD_PATTERN, stoplist=None, minsize=1, maxsize=64) | CharsetFilter(
+        accent_map
+    )
+
+
+def schema() -> Any:
+    from whoosh import fields
+
+    analyzer = _analyzer()
+    return fields.Schema(
+        path=fields.ID(unique=True, stored=True),
+        title=fields.TEXT(analyzer=analyzer, field_boost=3.0, stored=True),
+        title_sort=fields.ID(sortable=True),
+        body=fields.TEXT(analyzer=analyzer),
+        tags=fields.KEYWORD(lowercase=True, commas=True, scorable=True),
+        tag_list=fields.STORED(),
+        created=fields.DATETIME(sortable=True),
+        modified=fields.DATETIME(sortable=True),
+        dates=fields.STORED(),
+    )
+
+
+def _naive_utc(value: str | None) -> datetime | None:
+    moment = parse_timestamp(value) if value else None
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment else None
+
+
+def document(path: str, raw: bytes) -> dict[str, Any] | None:
+    """The fields of one note, or None for a file that is not text."""
+    parsed = parse_note(raw, with_extra=False)
+    if parsed.problem and parsed.doc is None and parsed.problem.startswith("binary"):
+        return None
+    if parsed.doc is not None:
+        body = parsed.body if not parsed.problem else parsed.doc.render()
+    else:
+        body = raw.decode("utf-8", "replace")
+    title = parsed.title or title_from_stem(Path(path).stem)
+    expanded: list[str] = []
+    for tag in parsed.tags:
+        parts = tag.split("/")
+        for i in range(len(parts)):
+            prefix = "/".join(parts[: i + 1])
+            if prefix not in expanded:
+                expanded.append(prefix)
+    fields: dict[str, Any] = {
+        "path": path,
+        "title": title,
+        "title_sort": title.casefold(),
+        "body": body[:MAX_INDEXED_CHARS],
+        "tags": ",".join(t.replace(",", " ") for t in expanded),
+        "tag_list": list(parsed.tags),
+        "dates": [parsed.created, parsed.modified],
+    }
+    for key in DATE_FIELDS:
+        moment = _naive_utc(getattr(parsed, key))
+        if moment is not None:
+            fields[key] = moment
+    return fields
+
+
+class NoteIndex:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.store = Store(root)
+        self.folder = root / INDEX_DIR
+        self.manifest_path = self.folder / MANIFEST
+
+    # ------------------------------------------------------------ state
+
+    def exists(self) -> bool:
+        return self.manifest_path.is_file()
+
+    def _read_manifest(self) -> dict[str, Signature] | None:
+        try:
+            data = json.loads(self.manifest_path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION:
+            return None
+        files = data.get("files")
+        if not isinstance(files, dict):
+            return None
+        try:
+            return {str(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in files.items()}
+        except (TypeError, ValueError, IndexError):
+            return None
+
+    def _write_manifest(self, files: dict[str, Signature]) -> None:
+        data = {"schema": SCHEMA_VERSION, "files": {k: list(v) for k, v in sorted(files.items())}}
+        write_atomic(self.manifest_path, json.dumps(data, separators=(",", ":")).encode())
+
+    def _signatures(self) -> dict[str, Signature]:
+        sigs: dict[str, Signature] = {}
+        for path in self.store.list_notes().paths:
+            with contextlib.suppress(OSError):
+                st = os.lstat(self.root / path)
+                sigs[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
+        return sigs
+
+    def _open(self) -> Any:
+        from whoosh import index
+
+        return index.open_dir(str(self.folder))
+
+    # ------------------------------------------------------------ building
+
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Build a new index from notes/; a broken one is moved aside first. Returns the note count."""
+        from whoosh import index
+
+        self._move_aside()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        ix = index.create_in(str(self.folder), schema())
+        sigs = self._signatures()
+        paths = sorted(sigs)
+        procs = 2 if len(paths) >= 2000 and (os.cpu_count() or 1) >= 2 else 1
+        options: dict[str, Any] = {"limitmb": 256}
+        if procs > 1:
+            options.update(procs=procs, multisegment=True)
+        writer = ix.writer(timeout=WRITER_TIMEOUT, **options)
+        indexed: dict[str, Signature] = {}
+        try:
+            for done, path in enumerate(paths, 1):
+                doc = self._read_document(path)
+                if doc is not None:
+                    writer.add_document(**doc)
+                    indexed[path] = sigs[path]
+                if progress and (done % 50 == 0 or done == len(paths)):
+                    progress(done, len(paths))
+            writer.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writer.cancel()
+            raise
+        self._write_manifest(indexed)
+        return len(indexed)
+
+    def _read_document(self, path: str) -> dict[str, Any] | None:
+        try:
+            raw = self.store.read(path)
+        except KbError:
+            return None
+        return document(path, raw)
+
+    def _move_aside(self) -> None:
+        """A broken or outdated index goes to .git/kb-index-broken (the last one is kept for inspection)."""
+        if not self.folder.exists():
+            return
+        git_dir = self.root / ".git"
+        target = git_dir / "kb-index-broken" if git_dir.is_dir() else self.root / ".kb-index-broken"
+        shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.replace(self.folder, target)
+        except OSError:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def update(self, paths: Iterable[str]) -> None:
+        """Index exactly these notes (a missing file is removed from the index). No index yet: nothing."""
+        if not self.exists():
+            return
+        manifest = self._read_manifest()
+        if manifest is None:
+            return
+        self._apply(manifest, set(paths))
+
+    def _apply(self, manifest: dict[str, Signature], paths: set[str]) -> None:
+        ix = self._open()
+        writer = ix.writer(timeout=WRITER_TIMEOUT)
+        try:
+            for path in sorted(paths):
+                full = self.root / path
+                st = os.lstat(full) if full.exists() and not full.is_symlink() else None
+                doc = self._read_document(path) if st is not None else None
+                if doc is None:
+                    writer.delete_by_term("path", path)
+                    manifest.pop(path, None)
+                else:
+                    writer.update_document(**doc)
+                    assert st is not None
+                    manifest[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
+            if len(ix._segments()) > MERGE_AFTER_SEGMENTS:
+                writer.commit()
+            else:
+                writer.commit(merge=False)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writer.cancel()
+            raise
+        self._write_manifest(manifest)
+
+    def refresh(self) -> RefreshReport:
+        """Index what was added, changed or removed in notes/ since the last update. Raises NeedsRebuild
+        when the index is missing, broken or of another schema version."""
+        manifest = self._read_manifest()
+        if manifest is None or not self._usable():
+            raise NeedsRebuild("the search index is missing, unreadable or of another version")
+        current = self._signatures()
+        added = {p for p in current if p not in manifest}
+        removed = {p for p in manifest if p not in current}
+        updated = {p for p in current if p in manifest and manifest[p] != current[p]}
+        if added or removed or updated:
+            self._apply(manifest, added | removed | updated)
+        return RefreshReport(len(added), len(updated), len(removed), False)
+
+    def _usable(self) -> bool:
+        from whoosh import index
+
+        try:
+            if not index.exists_in(str(self.folder)):
+                return False
+            ix = self._open()
+            with ix.searcher() as searcher:
+                searcher.doc_count()
+            return "title_sort" in ix.schema.names()
+        except Exception:
+            return False
+
+    # ------------------------------------------------------------ searching
+
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int | None,
+        tag: str | None,
+        sort: str,
+        now: datetime,
+        snippets: bool,
+    ) -> tuple[int, list[Hit]]:
+        from whoosh import query as wq
+
+        parsed = parse_query(query, now)
+        ix = self._open()
+        with ix.searcher() as searcher:
+            filter_q = wq.Term("tags", tag.lower()) if tag else None
+            sortedby: Any = None
+            reverse = False
+            if sort in ("modified", "created"):
+                sortedby, reverse = sort, True
+            elif sort == "title":
+                sortedby = "title_sort"
+            elif sort != "relevance":
+                raise UsageError(f"unknown sort order '{sort}' (relevance, modified, created or title)")
+            results = searcher.search(
+                parsed, limit=limit, filter=filter_q, sortedby=sortedby, reverse=reverse, terms=snippets
+            )
+            total = len(results) if limit is None else results.scored_length()
+            if limit is not None and results.scored_length() >= limit:
+                total = len(results)
+            hits = []
+            for rank, hit in enumerate(results, 1):
+                stored = hit.fields()
+                created, modified = (stored.get("dates") or [None, None])[:2]
+                hits.append(
+                    Hit(
+                        rank=rank,
+                        path=stored["path"],
+                        title=stored["title"],
+                        tags=tuple(stored.get("tag_list") or ()),
+                        created=created,
+                        modified=modified,
+                        score=round(float(hit.score or 0.0), 4) if sortedby is None else None,
+                        snippets=self._snippets(hit) if snippets else (),
+                    )
+                )
+        return total, hits
+
+    def _snippets(self, hit: Any) -> tuple[str, ...]:
+        from whoosh import highlight
+
+        try:
+            raw = self.store.read(hit["path"])
+        except KbError:
+            return ()
+        doc = document(hit["path"], raw)
+        if doc is None:
+            return ()
+        hit.results.fragmenter = highlight.ContextFragmenter(maxchars=160, surround=50)
+        hit.results.formatter = _MarkFormatter()
+        body = doc["body"][:200_000]
+        text = hit.highlights("body", text=body, top=2)
+        found = tuple(" ".join(part.split()) for part in text.split(_MarkFormatter.between) if part.strip())
+        if found:
+            return found
+        lines = [line for line in body.splitlines() if line.strip() and not line.startswith("#")]
+        return (" ".join(lines[0].split())[:160],) if lines else ()
+
+
+class _MarkFormatter:
+    """Whoosh formatter: matched words wrapped in ** (Markdown bold); fragments separated by a marker."""
+
+    between = "\n---\n"
+
+    def __call__(self, text: str, fragments: Sequence[Any]) -> str:
+        return self.format(fragments)
+
+    def format(self, fragments: Sequence[Any], replace: bool = False) -> str:
+        out = []
+        for fragment in fragments:
+            text = fragment.text
+            pieces, pos = [], fragment.startchar
+            for token in fragment.matches:
+                if token.startchar < pos:
+                    continue
+                pieces.append(text[pos : token.startchar])
+                pieces.append("**" + text[token.startchar : token.endchar] + "**")
+                pos = token.endchar
+            pieces.append(text[pos : fragment.endchar])
+            out.append("".join(pieces))
+        return self.between.join(out)
+
+
+# ---------------------------------------------------------------- query language
+
+_DATE_VALUE = re.compile(r"\b(created|modified):(>=|<=|>|<)?(?=[^\s\['\"(])([^\s)]+)")
+_FUZZY = re.compile(r"~(\d+)")
+_EMPTY_FIELD = re.compile(r"\b(title|body|tag|tags|created|modified):(?=\s|$|\))")
+_OPERATORS = {"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE"}
+
+
+def _check_syntax(text: str) -> None:
+    if not text.strip():
+        raise QueryError("the query is empty")
+    if text.count('"') % 2:
+        raise QueryError('unbalanced " in the query')
+    outside = re.sub(r'"[^"]*"', " ", text)
+    depth = 0
+    for ch in outside:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise QueryError("a ')' without its '(' in the query")
+    if depth:
+        raise QueryError("a '(' without its ')' in the query")
+    if outside.count("[") != outside.count("]"):
+        raise QueryError("unbalanced [ ] in the query")
+    words = outside.replace("(", " ( ").replace(")", " ) ").split()
+    for i, word in enumerate(words):
+        if word in _OPERATORS:
+            before = words[i - 1] if i else None
+            after = words[i + 1] if i + 1 < len(words) else None
+            needs_before = word != "NOT"
+            if after is None or after in _OPERATORS or after == ")":
+                raise QueryError(f"'{word}' needs a word after it")
+            if needs_before and (before is None or before in _OPERATORS or before == "("):
+                raise QueryError(f"'{word}' needs a word before it")
+    empty = _EMPTY_FIELD.search(outside)
+    if empty:
+        raise QueryError(f"'{empty.group(1)}:' needs a value")
+    for match in _FUZZY.finditer(outside):
+        if int(match.group(1)) > 2:
+            raise QueryError("a fuzzy distance can be 1 or 2 (word~ or word~2)")
+
+
+def _without_andnot(query: Any) -> Any:
+    """`a -b` parses to AndNot(a, b), whose matcher returns excluded documents in some segment layouts
+    (seen with whoosh3 3.54); the equivalent And([a, Not(b)]) does not."""
+    from whoosh import query as wq
+
+    if isinstance(query, wq.AndNot):
+        return wq.And([_without_andnot(query.a), wq.Not(_without_andnot(query.b))])
+    return query.apply(_without_andnot)
+
+
+def parse_query(text: str, now: datetime) -> Any:
+    """Parse kb's query language into a Whoosh query, or raise QueryError."""
+    from whoosh import qparser
+    from whoosh.qparser.dateparse import DateParserPlugin
+
+    _check_syntax(text)
+    # Dates contain '-', which the parser would read as "not": quote bare date values.
+    prepared = _DATE_VALUE.sub(lambda m: f"{m.group(1)}:{m.group(2) or ''}'{m.group(3)}'", text)
+    bad_dates: list[str] = []
+    parser = qparser.MultifieldParser(["title", "body"], schema(), group=qparser.AndGroup)
+    parser.remove_plugin_class(qparser.PlusMinusPlugin)
+    parser.add_plugin(qparser.PlusMinusPlugin(minusexpr=r"(?:(?<=\s)|(?<=\()|^)-(?=\S)"))
+    parser.add_plugin(qparser.FuzzyTermPlugin())
+    parser.add_plugin(qparser.GtLtPlugin())
+    parser.add_plugin(qparser.FieldAliasPlugin({"tags": ["tag"]}))
+    parser.add_plugin(
+        DateParserPlugin(
+            basedate=now.astimezone(UTC).replace(tzinfo=None), callback=bad_dates.append, free=False
+        )
+    )
+    try:
+        query = parser.parse(prepared)
+    except Exception as exc:
+        raise QueryError(f"cannot parse the query: {exc}") from None
+    query = _without_andnot(query)
+    if bad_dates:
+        raise QueryError(
+            f"cannot read the date '{bad_dates[0]}' (try 2021-11-25, 2021-11, yesterday, "
+            "or a range like [2021-11-01 to 2021-11-30])"
+        )
+    return query

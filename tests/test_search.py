@@ -1,0 +1,288 @@
+"""kb search: the query language, ranking, output forms, freshness and self-repair, against a real index."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import sys
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from generate import generate
+
+
+def paths(kb, *query: str) -> list[str]:
+    r = kb("search", *query, "-l")
+    assert r.exit_code in (0, 1), r.stderr
+    return sorted(r.stdout.split("\n"))[1:] if r.stdout else []
+
+
+def titles(kb, *query: str) -> list[str]:
+    r = kb("search", *query, "--json")
+    assert r.exit_code in (0, 1), r.stderr
+    return [h["title"] for h in json.loads(r.stdout)["hits"]]
+
+
+@pytest.fixture
+def corpus(kb, monkeypatch):
+    """A small knowledge base with known words, tags and dates."""
+    notes = [
+        ("Machine Learning", "Notebooks/Skills/Tech", "2021-11-19T16:02:40.897Z", "2021-12-02T10:37:55.243Z",
+         "The chain rule and backpropagation. He was learning about autoencoders."),
+        ("Cooking Pasta", "Notebooks/Skills/Cooking", "2021-11-05T08:00:00.000Z", "2021-11-20T09:00:00.000Z",
+         "Boil water, add salt. Was he hungry? The sauce was learned from a café in Roma."),
+        ("Meeting notes", "Notebooks/Work/Meetings", "2022-03-01T10:00:00.000Z", "2026-01-01T12:00:00.000Z",
+         "Discussed the roadmap; machine maintenance was postponed."),
+        ("Zebra", "Animals", "2020-01-01T00:00:00.000Z", "2020-01-02T00:00:00.000Z",
+         "Striped animal."),
+        ("Savanna", "Animals", "2020-02-01T00:00:00.000Z", "2020-02-02T00:00:00.000Z",
+         "Zebra herds, zebra foals and more zebra crossings: zebra zebra."),
+    ]  # fmt: skip
+    for title, tag, created, modified, body in notes:
+        monkeypatch.setenv("KB_NOW", created)
+        assert kb("add", title, "-t", tag, "-b", body).exit_code == 0
+        monkeypatch.setenv("KB_NOW", modified)
+        assert kb("edit", title, "-a", "Edited.").exit_code == 0
+    monkeypatch.setenv("KB_NOW", "2026-01-02T03:04:05.678Z")
+    return notes
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (["machine"], ["Machine Learning", "Meeting notes"]),
+        (["machine", "learning"], ["Machine Learning"]),
+        (["learned"], ["Cooking Pasta", "Machine Learning"]),  # stemming: learned = learning
+        (["cafe"], ["Cooking Pasta"]),  # accents folded
+        (["CAFÉ"], ["Cooking Pasta"]),
+        (["zebra OR pasta"], ["Cooking Pasta", "Savanna", "Zebra"]),
+        (["machine NOT learning"], ["Meeting notes"]),
+        (["machine -learning"], ["Meeting notes"]),
+        (['"he was"'], ["Machine Learning"]),  # exact phrase: stop words count
+        (['"was he"'], ["Cooking Pasta"]),
+        (["backprop*"], ["Machine Learning"]),
+        (["autoencoder~"], ["Machine Learning"]),  # "autoencoders" stems within one edit
+        (["roadmpa~2"], ["Meeting notes"]),
+        (["(zebra OR sauce) striped"], ["Zebra"]),
+        (["title:zebra"], ["Zebra"]),
+        (["body:foals"], ["Savanna"]),
+        (["title:striped"], []),
+        (["tag:Notebooks"], ["Cooking Pasta", "Machine Learning", "Meeting notes"]),
+        (["tag:notebooks/skills"], ["Cooking Pasta", "Machine Learning"]),
+        (["tag:Notebooks/Skills/Tech"], ["Machine Learning"]),
+        (["created:2021-11"], ["Cooking Pasta", "Machine Learning"]),
+        (["created:2021-11-05"], ["Cooking Pasta"]),
+        (["modified:>2021-11-25"], ["Machine Learning", "Meeting notes"]),
+        (["modified:<2021-01-01"], ["Savanna", "Zebra"]),
+        (["created:[2021-11-01 to 2021-11-30]"], ["Cooking Pasta", "Machine Learning"]),
+        (["modified:yesterday"], ["Meeting notes"]),  # KB_NOW is 2026-01-02
+        (["modified:2026", "machine"], ["Meeting notes"]),
+    ],
+)
+def test_query_forms(corpus, kb, query, expected):
+    assert sorted(titles(kb, *query)) == expected
+
+
+def test_tag_option_filters(corpus, kb):
+    assert titles(kb, "machine", "-t", "Notebooks/Work") == ["Meeting notes"]
+
+
+def test_a_title_match_outranks_body_matches(corpus, kb):
+    assert titles(kb, "zebra")[:2] == ["Zebra", "Savanna"]
+
+
+def test_sorting(corpus, kb):
+    assert titles(kb, "tag:Notebooks", "--sort", "modified") == [
+        "Meeting notes",
+        "Machine Learning",
+        "Cooking Pasta",
+    ]
+    assert titles(kb, "tag:Notebooks", "--sort", "created") == [
+        "Meeting notes",
+        "Machine Learning",
+        "Cooking Pasta",
+    ]
+    assert titles(kb, "tag:Notebooks", "--sort", "title") == [
+        "Cooking Pasta",
+        "Machine Learning",
+        "Meeting notes",
+    ]
+    assert kb("search", "x", "--sort", "size").exit_code == 2
+
+
+def test_json_shape_and_snippets(corpus, kb):
+    data = json.loads(kb("search", "chain", "--json").stdout)
+    assert set(data) == {"version", "query", "total", "hits"}
+    assert data["version"] == 1 and data["query"] == "chain" and data["total"] == 1
+    [hit] = data["hits"]
+    assert set(hit) == {"rank", "title", "path", "tags", "created", "modified", "score", "snippets"}
+    assert hit["path"] == "notes/Machine Learning.md"
+    assert hit["tags"] == ["Notebooks/Skills/Tech"]
+    assert hit["created"] == "2021-11-19T16:02:40.897Z"
+    assert hit["modified"] == "2021-12-02T10:37:55.243Z"
+    assert hit["score"] > 0
+    assert any("**chain**" in s for s in hit["snippets"])
+
+
+def test_plain_output_limit_and_exit_codes(corpus, kb):
+    r = kb("search", "zebra")
+    assert r.exit_code == 0
+    assert r.stdout.startswith("1. Zebra\tnotes/Zebra.md\t2020-01-02\t#Animals\n")
+    r = kb("search", "zebra", "-n", "1")
+    assert r.stdout.count("\n1. ") == 0 and "2. " not in r.stdout
+    assert "1 of 2 notes shown" in r.stderr
+    r = kb("search", "nothingmatchesthis")
+    assert r.exit_code == 1 and r.stdout == ""
+    r = kb("search", "nothingmatchesthis", "-l")
+    assert r.exit_code == 1 and r.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "query",
+    ['"unbalanced', "(open", "close)", "AND", "zebra AND", "OR zebra", "title:", "tag: zebra",
+     "modified:garbage", "created:2021-13-45", "zebra~9", "[2020 to"],
+)  # fmt: skip
+def test_bad_queries_exit_2_in_one_line(corpus, kb, query):
+    r = kb("search", query)
+    assert r.exit_code == 2, (query, r.stdout, r.stderr)
+    assert r.stderr.startswith("Error: ") and r.stderr.count("\n") == 1 and r.stdout == ""
+
+
+def test_bounded_wildcards(corpus, kb):
+    assert len(paths(kb, "*")) == 5
+    assert paths(kb, "z*") == ["notes/Savanna.md", "notes/Zebra.md"]
+
+
+def test_changes_by_kb_are_indexed_in_the_same_run(corpus, kb, root):
+    from kb.index import NoteIndex
+
+    assert titles(kb, "zebra")  # the first search builds the index; from then on every change updates it
+    kb("edit", "Zebra", "-a", "quagga")
+    manifest = NoteIndex(root)._read_manifest()
+    assert manifest is not None
+    st = os.lstat(root / "notes" / "Zebra.md")
+    assert manifest["notes/Zebra.md"] == (st.st_mtime_ns, st.st_size, st.st_ino)
+    kb("mv", "Zebra", "Equus")
+    manifest = NoteIndex(root)._read_manifest()
+    assert manifest is not None and "notes/Zebra.md" not in manifest and "notes/Equus.md" in manifest
+    assert titles(kb, "quagga") == ["Equus"]
+    kb("rm", "Equus")
+    assert "notes/Equus.md" not in (NoteIndex(root)._read_manifest() or {})
+    assert titles(kb, "quagga") == []
+
+
+def test_outside_edits_are_seen_by_the_next_search(corpus, kb, root):
+    notes = root / "notes"
+    (notes / "Written Outside.md").write_text("---\ntitle: Written Outside\n---\n\nwombat\n")
+    pasta = notes / "Cooking Pasta.md"
+    pasta.write_text(pasta.read_text().replace("sauce", "pesto"))
+    (notes / "Zebra.md").unlink()
+    assert titles(kb, "wombat") == ["Written Outside"]
+    assert titles(kb, "pesto") == ["Cooking Pasta"]
+    assert titles(kb, "sauce") == []
+    assert titles(kb, "striped") == []
+
+
+def _damage_segment(index: Path) -> None:
+    for seg in index.glob("*.seg"):
+        seg.write_bytes(seg.read_bytes()[: seg.stat().st_size // 3])
+
+
+def _delete_toc(index: Path) -> None:
+    for toc in index.glob("*.toc"):
+        toc.unlink()
+
+
+def _garbage(index: Path) -> None:
+    for item in index.iterdir():
+        item.write_bytes(os.urandom(512))
+
+
+def _remove(index: Path) -> None:
+    import shutil
+
+    shutil.rmtree(index)
+
+
+def _garbage_manifest(index: Path) -> None:
+    (index / "kb-manifest.json").write_text("{not json")
+
+
+@pytest.mark.parametrize("damage", [_damage_segment, _delete_toc, _garbage, _remove, _garbage_manifest])
+def test_a_damaged_index_is_rebuilt(corpus, kb, root, damage):
+    assert titles(kb, "zebra")  # the index exists
+    damage(root / "index")
+    r = kb("search", "zebra", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert [h["title"] for h in json.loads(r.stdout)["hits"]][:2] == ["Zebra", "Savanna"]
+    assert "rebuilt" in r.stderr
+    assert titles(kb, "zebra")[:2] == ["Zebra", "Savanna"]
+
+
+def test_init_builds_the_index_and_writes_keep_it_current(kb, root):
+    from kb.index import NoteIndex
+
+    assert kb("init").exit_code == 0
+    assert NoteIndex(root)._read_manifest() == {}
+    kb("add", "Fresh", "-b", "okapi")
+    assert list(NoteIndex(root)._read_manifest() or {}) == ["notes/Fresh.md"]
+    assert titles(kb, "okapi") == ["Fresh"]
+
+
+def test_reindex(corpus, kb, root):
+    r = kb("reindex")
+    assert r.exit_code == 0 and "Indexed 5 notes" in r.stderr
+    assert titles(kb, "zebra")[:2] == ["Zebra", "Savanna"]
+
+
+def test_search_on_an_empty_or_missing_knowledge_base(kb, root):
+    assert kb("search", "x").exit_code == 1
+    assert not root.exists()
+
+
+def test_seed_like_notes_are_found(kb, root):
+    (root / "notes").mkdir(parents=True)
+    (root / "notes" / "Machine Learning.md").write_bytes((FIXTURES / "newer.md").read_bytes())
+    assert titles(kb, "PonderNet") == ["Machine Learning"]
+    assert titles(kb, '"activation functions"') == ["Machine Learning"]
+    assert titles(kb, "tag:Notebooks/Skills") == ["Machine Learning"]
+    assert titles(kb, "modified:2021-12-02") == ["Machine Learning"]
+
+
+# ---------------------------------------------------------------- recall oracle
+
+WORD = re.compile(r"[^\W_]+(?:\.[^\W_]+)*")
+
+
+def _fold(word: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", word.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def test_recall_oracle(kb, root):
+    """For many random words, `kb search WORD -l` returns exactly the notes whose title or body holds a
+    word with the same stem, computed here by scanning the files (Porter stemmer, our own tokenizer)."""
+    from whoosh.lang.porter import stem
+
+    generate(root, 300, lo=30, hi=200, seed=7)
+    stems_by_path: dict[str, set[str]] = {}
+    for path in sorted((root / "notes").iterdir()):
+        text = path.read_text()
+        _, fm, body = text.split("---\n", 2)
+        title = re.search(r"^title: (.*)$", fm, re.M).group(1)  # type: ignore[union-attr]
+        stems_by_path[f"notes/{path.name}"] = {stem(_fold(w)) for w in WORD.findall(title + "\n" + body)}
+    vocabulary = sorted({w for words in stems_by_path.values() for w in words if w.isalpha()})
+    rng = random.Random(11)
+    checked = 0
+    for word in rng.sample(vocabulary, 60):
+        expected = sorted(p for p, stems in stems_by_path.items() if stem(_fold(word)) in stems)
+        assert paths(kb, word) == expected, word
+        checked += len(expected)
+    assert checked > 100
