@@ -8,6 +8,7 @@ always give the same bytes.
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,15 +30,15 @@ def vocabulary(rng: random.Random, size: int) -> list[str]:
     return sorted(words)
 
 
-def zipf_weights(size: int) -> list[float]:
-    return [1.0 / (rank + 1) for rank in range(size)]
+def zipf_cumulative(size: int) -> list[float]:
+    return list(itertools.accumulate(1.0 / (rank + 1) for rank in range(size)))
 
 
 def note_text(
     rng: random.Random, i: int, vocab: list[str], weights: list[float], lo: int, hi: int
 ) -> tuple[str, str]:
     def words(n: int) -> list[str]:
-        return rng.choices(vocab, weights=weights, k=n)
+        return rng.choices(vocab, cum_weights=weights, k=n)
 
     title = f"{' '.join(words(rng.randint(2, 5))).title()} {i}"
     created = datetime(2015, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randint(0, 10 * 365 * 86400))
@@ -80,7 +81,7 @@ def note_text(
 def generate(folder: Path, notes: int, lo: int = 100, hi: int = 1500, seed: int = 1) -> list[str]:
     rng = random.Random(seed)
     vocab = vocabulary(rng, 20000)
-    weights = zipf_weights(len(vocab))
+    weights = zipf_cumulative(len(vocab))
     (folder / "notes").mkdir(parents=True, exist_ok=True)
     titles = []
     for i in range(notes):

@@ -90,6 +90,60 @@ def measure(
     )  # fmt: skip
 
 
+def pick_words(root: Path) -> dict[str, str]:
+    """Query words chosen from the corpus itself: the most common word, one in about 1% of notes, one in
+    a handful of notes, an adjacent pair for a phrase, a prefix and a title word."""
+    import collections
+    import re
+
+    word = re.compile(r"[a-z]+")
+    df: collections.Counter[str] = collections.Counter()
+    files = sorted((root / "notes").iterdir())
+    first_body = ""
+    for path in files:
+        text = path.read_text()
+        body = text.split("---\n", 2)[-1]
+        first_body = first_body or body
+        df.update(set(word.findall(body.lower())))
+    n = len(files)
+    by_df = sorted(df.items(), key=lambda kv: (-kv[1], kv[0]))
+    common = by_df[0][0]
+    mid = min(by_df, key=lambda kv: (abs(kv[1] - max(2, n // 100)), kv[0]))[0]
+    rare = min((kv for kv in by_df if len(kv[0]) > 5), key=lambda kv: (abs(kv[1] - 3), kv[0]))[0]
+    sentence = next(line for line in first_body.splitlines() if len(line.split()) > 8 and line[0].isalpha())
+    pair = " ".join(sentence.lower().rstrip(".").split()[3:5])
+    title = files[len(files) // 3].stem.split()[0].lower()
+    return {"common": common, "mid": mid, "rare": rare, "phrase": pair, "prefix": common[:3], "title": title}
+
+
+def freshness(root: Path, runs: int) -> list[Figure]:
+    """The check before every search, in-process: nothing changed, then 1 and 100 notes changed outside."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from kb.index import NoteIndex
+
+    figures = []
+    notes = sorted((root / "notes").iterdir())
+    for label, changed in (
+        ("nothing changed", 0),
+        ("1 note changed outside", 1),
+        ("100 notes changed outside", 100),
+    ):
+        times = []
+        for run in range(runs + 1):
+            for path in notes[:changed]:
+                with open(path, "a") as handle:
+                    handle.write(f"\nappended {run}\n")
+            start = time.perf_counter()
+            NoteIndex(root).refresh()
+            if run:
+                times.append((time.perf_counter() - start) * 1000)
+        figures.append(
+            Figure(f"freshness check, {label}", f"freshness check ({label})", round(statistics.median(times), 1),
+                   round(min(times), 1), round(max(times), 1), 0.0, runs)
+        )  # fmt: skip
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -98,6 +152,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--keep", action="store_true", help="keep the generated knowledge base")
+    parser.add_argument("--reindex-runs", type=int, default=3)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="kb-bench-"))
@@ -109,8 +164,11 @@ def main() -> None:
     env.pop("KB_NOW", None)
     print(f"generating {args.notes} notes in {root} ...", file=sys.stderr)
     titles = generate(root, args.notes)
+    start = time.perf_counter()
     subprocess.run(kb_cmd(root, "init"), check=True, capture_output=True, env=env)
+    init_seconds = time.perf_counter() - start
     target = titles[len(titles) // 2]
+    words = pick_words(root)
     figures: list[Figure] = []
     counter = iter(range(10**9))
 
@@ -149,8 +207,50 @@ def main() -> None:
 
     add("baseline: git add + git commit", "git add -- one && git commit", git_commit, cwd=root)
 
+    searches = [
+        ("rare word", [words["rare"]]),
+        ("common word", [words["common"]]),
+        ("two words", [words["common"], words["mid"]]),
+        ("phrase", [f'"{words["phrase"]}"']),
+        ("prefix", [words["prefix"] + "*"]),
+        ("field", [f"title:{words['title']}"]),
+        ("date range", ["created:[2018-01-01 to 2018-12-31]"]),
+    ]
+    for label, query in searches:
+        add(
+            f"kb search, {label}",
+            f"kb search {' '.join(query)}",
+            lambda i, q=query: (kb_cmd(root, "search", *q), None),
+        )
+    for label, word in (("rare word", words["rare"]), ("common word", words["common"])):
+        add(
+            f"baseline: rg, {label}",
+            f"rg -l -i {word} notes/",
+            lambda i, w=word: (["rg", "-l", "-i", w, "notes/"], None),
+            cwd=root,
+        )
+        add(
+            f"baseline: git grep, {label}",
+            f"git grep -l -i {word}",
+            lambda i, w=word: (["git", "grep", "-l", "-i", w], None),
+            cwd=root,
+        )
+        add(
+            f"baseline: grep -r, {label}",
+            f"grep -rli {word} notes/",
+            lambda i, w=word: (["grep", "-rli", w, "notes/"], None),
+            cwd=root,
+        )
+    figures.extend(freshness(root, args.runs))
+    print("  kb reindex ...", file=sys.stderr)
+    figures.append(
+        measure("kb reindex", "kb reindex", args.reindex_runs, lambda i: (kb_cmd(root, "reindex"), None), env)
+    )
+
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {
+        "init_seconds": round(init_seconds, 1),
+        "words": words,
         "notes": args.notes,
         "runs": args.runs,
         "python": platform.python_version(),
@@ -161,6 +261,8 @@ def main() -> None:
         json.dumps({"meta": meta, "figures": [asdict(f) for f in figures]}, indent=2) + "\n"
     )
     lines = [
+        f"Words queried: {words}; `kb init` (git commit of every note + index build): {init_seconds:.1f} s",
+        "",
         f"Notes: {args.notes} ({meta['corpus_mib']} MiB), {args.runs} runs each, {meta['machine']}, "
         f"Python {meta['python']}",
         "",

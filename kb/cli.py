@@ -300,7 +300,7 @@ def search(
     query: Annotated[list[str], typer.Argument(help="The query (words are joined).", metavar="QUERY...")],
     limit: Annotated[
         int | None,
-        typer.Option("-n", "--limit", help="At most N results (default 20; -l: all).", metavar="N"),
+        typer.Option("-n", "--limit", help="At most N results (default 10; -l: all).", metavar="N"),
     ] = None,
     tag: Annotated[
         str | None, typer.Option("--tag", "-t", help="Only notes with this tag.", metavar="TAG")
@@ -315,9 +315,16 @@ def search(
 ) -> None:
     from kb import render, service
 
-    n = limit if limit is not None else (None if paths else 20)
+    n = limit if limit is not None else (None if paths else 10)
     result = service.search(
-        _root(), " ".join(query), limit=n, tag=tag, sort=sort, snippets=not paths, progress=render.progress()
+        _root(),
+        " ".join(query),
+        limit=n,
+        tag=tag,
+        sort=sort,
+        snippets=not paths,
+        count=json,
+        progress=render.progress(),
     )
     raise typer.Exit(render.search(result, json=json, paths=paths))
 

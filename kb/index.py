@@ -13,7 +13,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,7 +59,7 @@ class Hit:
 @dataclass(frozen=True)
 class SearchResult:
     query: str
-    total: int
+    total: int | None  # None: more than shown match, not counted
     hits: tuple[Hit, ...]
     refreshed: int  # notes indexed because they changed outside kb
     rebuilt: bool
@@ -306,17 +306,17 @@ class NoteIndex:
 
     def search(
         self,
-        query: str,
+        parsed: Any,
         *,
         limit: int | None,
         tag: str | None,
         sort: str,
-        now: datetime,
         snippets: bool,
-    ) -> tuple[int, list[Hit]]:
+        count: bool = False,
+    ) -> tuple[int | None, list[Hit]]:
+        """Run a query made by parse_query. Snippets come from the note files of the hits shown."""
         from whoosh import query as wq
 
-        parsed = parse_query(query, now)
         ix = self._open()
         with ix.searcher() as searcher:
             filter_q = wq.Term("tags", tag.lower()) if tag else None
@@ -328,14 +328,21 @@ class NoteIndex:
                 sortedby = "title_sort"
             elif sort != "relevance":
                 raise UsageError(f"unknown sort order '{sort}' (relevance, modified, created or title)")
+            # One more than asked tells whether there are more without counting them all (an exact count
+            # costs a second pass over every match: slow for phrases and prefixes). `count` asks for it.
+            wanted = None if limit is None else limit + 1
             results = searcher.search(
-                parsed, limit=limit, filter=filter_q, sortedby=sortedby, reverse=reverse, terms=snippets
+                parsed, limit=wanted, filter=filter_q, sortedby=sortedby, reverse=reverse
             )
-            total = len(results) if limit is None else results.scored_length()
-            if limit is not None and results.scored_length() >= limit:
-                total = len(results)
+            found = results.scored_length()
+            if limit is None or found <= limit:
+                total: int | None = found
+            else:
+                total = len(results) if count else None
+            shown = min(found, limit) if limit is not None else found
+            terms = _body_terms(parsed, searcher.reader()) if snippets and shown else frozenset()
             hits = []
-            for rank, hit in enumerate(results, 1):
+            for rank, hit in enumerate(results[:shown], 1):
                 stored = hit.fields()
                 created, modified = (stored.get("dates") or [None, None])[:2]
                 hits.append(
@@ -347,54 +354,84 @@ class NoteIndex:
                         created=created,
                         modified=modified,
                         score=round(float(hit.score or 0.0), 4) if sortedby is None else None,
-                        snippets=self._snippets(hit) if snippets else (),
+                        snippets=self._snippets(stored["path"], terms) if snippets else (),
                     )
                 )
         return total, hits
 
-    def _snippets(self, hit: Any) -> tuple[str, ...]:
-        from whoosh import highlight
-
+    def _snippets(self, path: str, terms: frozenset[str]) -> tuple[str, ...]:
         try:
-            raw = self.store.read(hit["path"])
+            raw = self.store.read(path)
         except KbError:
             return ()
-        doc = document(hit["path"], raw)
+        doc = document(path, raw)
         if doc is None:
             return ()
-        hit.results.fragmenter = highlight.ContextFragmenter(maxchars=160, surround=50)
-        hit.results.formatter = _MarkFormatter()
-        body = doc["body"][:200_000]
-        text = hit.highlights("body", text=body, top=2)
-        found = tuple(" ".join(part.split()) for part in text.split(_MarkFormatter.between) if part.strip())
+        body: str = doc["body"]
+        found = snippets_of(body, terms) if terms else ()
         if found:
             return found
         lines = [line for line in body.splitlines() if line.strip() and not line.startswith("#")]
         return (" ".join(lines[0].split())[:160],) if lines else ()
 
 
-class _MarkFormatter:
-    """Whoosh formatter: matched words wrapped in ** (Markdown bold); fragments separated by a marker."""
+_WORD = re.compile(WORD_PATTERN)
 
-    between = "\n---\n"
 
-    def __call__(self, text: str, fragments: Sequence[Any]) -> str:
-        return self.format(fragments)
+def _normal(word: str) -> str:
+    """A word as the index stores it: lower case, accents folded, stemmed (the analyzer's steps)."""
+    from whoosh.lang.porter import stem
+    from whoosh.support.charset import accent_map
 
-    def format(self, fragments: Sequence[Any], replace: bool = False) -> str:
-        out = []
-        for fragment in fragments:
-            text = fragment.text
-            pieces, pos = [], fragment.startchar
-            for token in fragment.matches:
-                if token.startchar < pos:
-                    continue
-                pieces.append(text[pos : token.startchar])
-                pieces.append("**" + text[token.startchar : token.endchar] + "**")
-                pos = token.endchar
-            pieces.append(text[pos : fragment.endchar])
-            out.append("".join(pieces))
-        return self.between.join(out)
+    return stem(word.lower()).translate(accent_map) if len(word) <= 64 else ""
+
+
+def snippets_of(body: str, terms: frozenset[str], top: int = 2, width: int = 160) -> tuple[str, ...]:
+    """Up to `top` fragments of about `width` characters around the first matches, matched words in **.
+    Scans only as far as it needs to."""
+    spans: list[tuple[int, int]] = []
+    fragments: list[tuple[int, int]] = []
+    for match in _WORD.finditer(body):
+        if _normal(match.group()) not in terms:
+            continue
+        start, end = match.span()
+        if fragments and start < fragments[-1][1]:
+            spans.append((start, end))
+            continue
+        if len(fragments) == top:
+            break
+        begin = max(0, start - width // 3, fragments[-1][1] if fragments else 0)
+        space = body.rfind(" ", 0, begin + 1) if begin else -1
+        begin = space + 1 if space >= 0 and begin - space < 20 else begin
+        fragments.append((begin, min(len(body), begin + width)))
+        spans.append((start, end))
+    out = []
+    for begin, finish in fragments:
+        pieces, pos = [], begin
+        for start, end in spans:
+            if start >= begin and end <= finish and start >= pos:
+                pieces += [body[pos:start], "**", body[start:end], "**"]
+                pos = end
+        pieces.append(body[pos:finish])
+        text = " ".join("".join(pieces).split())
+        out.append(("…" if begin else "") + text + ("…" if finish < len(body) else ""))
+    return tuple(out)
+
+
+def _body_terms(parsed: Any, reader: Any, most: int = 5000) -> frozenset[str]:
+    """The body terms the query matches, prefixes and fuzzy terms expanded, for highlighting.
+    (Query.existing_terms in whoosh3 3.54 skips every leaf after the first.)"""
+    terms: set[str] = set()
+    for leaf in parsed.leaves():
+        if leaf.field() != "body":
+            continue
+        for field, text in leaf.expanded_terms(reader, phrases=True):
+            word = text.decode("utf-8") if isinstance(text, bytes) else str(text)
+            if field == "body" and (field, word) in reader:
+                terms.add(word)
+                if len(terms) >= most:
+                    return frozenset(terms)
+    return frozenset(terms)
 
 
 # ---------------------------------------------------------------- query language

@@ -227,8 +227,9 @@ def search(result: Any, json: bool, paths: bool) -> int:
             lines.append(f"{hit.rank}. {hit.title}\t{hit.path}\t{(hit.modified or '')[:10]}\t{tags}".rstrip())
             lines.extend(f"    {snippet}" for snippet in hit.snippets)
         _out("\n".join(lines) + "\n")
-    if result.total > len(result.hits):
-        _err(f"{len(result.hits)} of {result.total} notes shown; -n N shows more.")
+    if result.total is None:
+        shown = len(result.hits)
+        _err(f"{shown} note{'s' if shown != 1 else ''} shown, more match; -n N shows more.")
     return 0
 
 

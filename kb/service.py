@@ -654,13 +654,13 @@ def search(
     tag: str | None = None,
     sort: str = "relevance",
     snippets: bool = True,
+    count: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> Any:
     """Bring the index up to date with notes/ (outside edits included), then answer the query."""
     from kb.index import NoteIndex, QueryError, SearchResult, parse_query
 
-    now = config.now()
-    parse_query(query, now)  # a bad query is an error before any work
+    parsed = parse_query(query, config.now())  # a bad query is an error before any work
     if limit is not None and limit < 1:
         raise UsageError("-n must be at least 1")
     wanted_tag = validate_tag(tag) if tag else None
@@ -669,13 +669,17 @@ def search(
     index = NoteIndex(root)
     report = _refresh(index, root, progress)
     try:
-        total, hits = index.search(query, limit=limit, tag=wanted_tag, sort=sort, now=now, snippets=snippets)
+        total, hits = index.search(
+            parsed, limit=limit, tag=wanted_tag, sort=sort, snippets=snippets, count=count
+        )
     except (QueryError, UsageError):
         raise
     except Exception:
         # An index that opened but cannot be read (a truncated segment): rebuild once and answer.
         _refresh(index, root, progress, force=True)
-        total, hits = index.search(query, limit=limit, tag=wanted_tag, sort=sort, now=now, snippets=snippets)
+        total, hits = index.search(
+            parsed, limit=limit, tag=wanted_tag, sort=sort, snippets=snippets, count=count
+        )
         return SearchResult(query, total, tuple(hits), 0, True)
     return SearchResult(query, total, tuple(hits), report.changed, report.rebuilt)
 

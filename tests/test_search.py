@@ -137,7 +137,9 @@ def test_plain_output_limit_and_exit_codes(corpus, kb):
     assert r.stdout.startswith("1. Zebra\tnotes/Zebra.md\t2020-01-02\t#Animals\n")
     r = kb("search", "zebra", "-n", "1")
     assert r.stdout.count("\n1. ") == 0 and "2. " not in r.stdout
-    assert "1 of 2 notes shown" in r.stderr
+    assert "1 note shown, more match" in r.stderr
+    data = json.loads(kb("search", "zebra", "-n", "1", "--json").stdout)
+    assert data["total"] == 2 and len(data["hits"]) == 1
     r = kb("search", "nothingmatchesthis")
     assert r.exit_code == 1 and r.stdout == ""
     r = kb("search", "nothingmatchesthis", "-l")
