@@ -14,13 +14,47 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 SYLLABLES = [
-    "ka", "lo", "mi", "ne", "ra", "tu", "vo", "shi", "den", "mar", "pel", "qua", "ron", "sil", "tor",
-    "ul", "ver", "wyn", "xen", "yor", "zal", "bri", "cor", "dra", "fen", "gal", "hur", "ith", "jor",
-]  # fmt: skip
+    "ka",
+    "lo",
+    "mi",
+    "ne",
+    "ra",
+    "tu",
+    "vo",
+    "shi",
+    "den",
+    "mar",
+    "pel",
+    "qua",
+    "ron",
+    "sil",
+    "tor",
+    "ul",
+    "ver",
+    "wyn",
+    "xen",
+    "yor",
+    "zal",
+    "bri",
+    "cor",
+    "dra",
+    "fen",
+    "gal",
+    "hur",
+    "ith",
+    "jor",
+]
 TAGS = [
-    "Notebooks/Skills/Tech", "Notebooks/Skills/Cooking", "Notebooks/Work/Projects", "Notebooks/Work/Meetings",
-    "Notebooks/Personal/Journal", "Notebooks/Personal/Health", "Reading/Books", "Reading/Papers", "Ideas",
-]  # fmt: skip
+    "Notebooks/Skills/Tech",
+    "Notebooks/Skills/Cooking",
+    "Notebooks/Work/Projects",
+    "Notebooks/Work/Meetings",
+    "Notebooks/Personal/Journal",
+    "Notebooks/Personal/Health",
+    "Reading/Books",
+    "Reading/Papers",
+    "Ideas",
+]
 
 
 def vocabulary(rng: random.Random, size: int) -> list[str]:

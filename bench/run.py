@@ -85,9 +85,14 @@ def measure(
         times.append(seconds * 1000)
         rss.append(peak)
     return Figure(
-        name, shown, round(statistics.median(times), 1), round(min(times), 1), round(max(times), 1),
-        round(max(rss), 1), runs,
-    )  # fmt: skip
+        name,
+        shown,
+        round(statistics.median(times), 1),
+        round(min(times), 1),
+        round(max(times), 1),
+        round(max(rss), 1),
+        runs,
+    )
 
 
 def pick_words(root: Path) -> dict[str, str]:
@@ -138,9 +143,16 @@ def freshness(root: Path, runs: int) -> list[Figure]:
             if run:
                 times.append((time.perf_counter() - start) * 1000)
         figures.append(
-            Figure(f"freshness check, {label}", f"freshness check ({label})", round(statistics.median(times), 1),
-                   round(min(times), 1), round(max(times), 1), 0.0, runs)
-        )  # fmt: skip
+            Figure(
+                f"freshness check, {label}",
+                f"freshness check ({label})",
+                round(statistics.median(times), 1),
+                round(min(times), 1),
+                round(max(times), 1),
+                0.0,
+                runs,
+            )
+        )
     return figures
 
 

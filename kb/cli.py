@@ -210,20 +210,85 @@ def edit(
     )
 
 
+NoteArg = Annotated[
+    str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
+]
+REV_HELP = "A revision: 2 (1 = oldest), -1 (the one before the latest), a commit id, or a date."
+
+
 @app.command()
 def show(
-    note: Annotated[
-        str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
-    ],
+    note: NoteArg,
+    rev: Annotated[str | None, typer.Option("--rev", "-r", help=REV_HELP, metavar="REV")] = None,
     raw: Annotated[
         bool, typer.Option("--raw", help="Print the file as it is, front matter included.")
     ] = False,
     json: JsonOpt = False,
 ) -> None:
-    """Show a note: rendered on a terminal, the raw file when piped or with --raw."""
+    """Show a note or one of its revisions: rendered on a terminal, the raw file when piped or with --raw."""
     from kb import render, service
 
-    render.show(service.show(_root(), note), raw, json)
+    result = service.show(_root(), note) if rev is None else service.show_revision(_root(), note, rev)
+    render.show(result, raw, json)
+
+
+@app.command()
+def log(
+    note: Annotated[
+        str | None, typer.Argument(help="A note (default: recent changes to all notes).", metavar="[NOTE]")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("-n", "--limit", help="Only the latest N.", metavar="N")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """A note's revisions, numbered 1 (oldest) to n, through renames and deletions; without NOTE, the
+    knowledge base's recent changes, newest first."""
+    from kb import render, service
+
+    if limit is not None and limit < 1:
+        raise UsageError("-n must be at least 1")
+    if note is None:
+        render.recent(service.recent(_root(), limit or 20), json)
+    else:
+        render.note_log(service.note_log(_root(), note), limit, json)
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def diff(
+    note: NoteArg,
+    a: Annotated[
+        str | None, typer.Argument(help="From this revision (default: the previous one).", metavar="[A]")
+    ] = None,
+    b: Annotated[
+        str | None, typer.Argument(help="To this revision (default: the current file).", metavar="[B]")
+    ] = None,
+    stat: Annotated[bool, typer.Option("--stat", help="Only the summary: fields and sections.")] = False,
+    word_diff: Annotated[bool, typer.Option("--word-diff", help="Show changed words inline.")] = False,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", help="A plain unified diff (as when piped).")
+    ] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Compare two versions of a note: front matter, sections, then lines and words.
+
+    Piped or with --no-color it prints a plain unified diff that patch and git apply accept.
+    """
+    from kb import render, service
+
+    for value in (a, b):
+        if value is not None and value.startswith("--"):
+            raise UsageError(f"no such option: {value}")
+    render.diff(service.diff(_root(), note, a, b), stat=stat, word_diff=word_diff, plain=no_color, json=json)
+
+
+@app.command()
+def restore(note: NoteArg, rev: Annotated[str, typer.Argument(help=REV_HELP, metavar="REV")]) -> None:
+    """Make an old revision the current version, as a new revision (nothing is lost). Brings back a
+    deleted note too (name it by its title)."""
+    from kb import render, service
+
+    render.change(service.restore(_root(), note, rev))
 
 
 @app.command("list")
@@ -335,6 +400,26 @@ def reindex() -> None:
     from kb import render, service
 
     render.reindex(service.reindex(_root(), progress=render.progress()))
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[list[str], typer.Argument(help="Files and folders to import.", metavar="PATH...")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would happen; change nothing.")
+    ] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Import a Notable data directory, an Obsidian vault, or loose .md/.markdown/.txt files.
+
+    Title from the front matter, else the first '# ' heading, else the file name; dates from the front
+    matter, else the file's times. A file with the title and created date of a note already here (or of
+    another imported file) is a revision of it, committed in order of modified. Importing again changes
+    nothing.
+    """
+    from kb import render, service
+
+    render.imported(service.import_notes(_root(), paths, dry_run=dry_run, progress=render.progress()), json)
 
 
 def main() -> None:

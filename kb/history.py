@@ -59,8 +59,8 @@ def init_repository(root: Path) -> None:
         raise GitError(f"git init failed: {(exc.stderr or '').strip()}") from None
 
 
-class History:
-    """One knowledge base's git repository."""
+class _Repository:
+    """One knowledge base's git repository: state checks, pending changes, commits."""
 
     def __init__(self, root: Path) -> None:
         import git
@@ -119,8 +119,9 @@ class History:
 
     def pending(self, pathspecs: Sequence[str]) -> list[Change]:
         """Uncommitted changes (tracked and untracked) under the given paths."""
-        out = self._git("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames",
-                        "--", *pathspecs)  # fmt: skip
+        out = self._git(
+            "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--", *pathspecs
+        )
         changes: list[Change] = []
         fields = out.split("\0")
         i = 0
@@ -211,3 +212,173 @@ def _git_date(moment: datetime) -> str:
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().strip("'").splitlines() if line.strip()]
     return lines[-1] if lines else "unknown error"
+
+
+# ---------------------------------------------------------------- reading history
+
+FIELD = "\x1f"
+RECORD = "\x1e"
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    author_date: datetime
+    subject: str
+    body: str
+    path: str  # the note's path in this commit
+
+
+def _parse_log(out: str, path: str) -> list[CommitInfo]:
+    commits = []
+    for record in out.split(RECORD):
+        record = record.strip("\n")
+        if not record:
+            continue
+        sha, date, subject, body = [*record.split(FIELD), "", "", "", ""][:4]
+        commits.append(CommitInfo(sha, datetime.fromisoformat(date), subject, body.strip(), path))
+    return commits
+
+
+LOG_FORMAT = f"--format=%H{FIELD}%aI{FIELD}%s{FIELD}%b{RECORD}"
+
+
+class History(_Repository):
+    """The repository, with reading: a note's commits (following renames), file contents at revisions,
+    recent changes, and earlier revisions recorded beside the current one."""
+
+    def path_log(self, path: str, until: str | None = None) -> list[CommitInfo]:
+        """Commits that touched `path` (side branches included, merges left out), newest first."""
+        if not self.has_commits():
+            return []
+        args = ["log", "--full-history", "--no-merges", LOG_FORMAT]
+        if until:
+            args.append(until)
+        out = self._git(*args, "--", path)
+        return _parse_log(out, path)
+
+    def renamed_from(self, commit: CommitInfo) -> str | None:
+        """The path this commit renamed its note from: kb's trailer, else git's rename detection."""
+        for line in commit.body.splitlines():
+            if line.startswith("Kb-Renamed-From: "):
+                return line.split(": ", 1)[1].strip()
+        out = self._git(
+            "diff-tree", "-r", "-M", "--name-status", "-z", "--no-commit-id", "--root", commit.sha
+        )
+        fields = out.split("\0")
+        i = 0
+        while i < len(fields):
+            status = fields[i]
+            if status.startswith(("R", "C")) and i + 2 < len(fields):
+                if fields[i + 2] == commit.path and status.startswith("R"):
+                    return fields[i + 1]
+                i += 3
+            else:
+                i += 2
+        return None
+
+    def exists_in_parent(self, sha: str, path: str) -> bool:
+        try:
+            self._git("cat-file", "-e", f"{sha}^:{path}")
+        except GitError:
+            return False
+        return True
+
+    def read_blobs(self, specs: Sequence[str]) -> list[bytes | None]:
+        """Contents of `REV:path` specs through one `git cat-file --batch`; None where there is none."""
+        if not specs:
+            return []
+        proc = subprocess.run(
+            ["git", "cat-file", "--batch"],
+            cwd=self.root,
+            input="".join(spec + "\n" for spec in specs).encode("utf-8"),
+            capture_output=True,
+        )
+        if proc.returncode != 0:
+            raise GitError(f"git cat-file failed: {_last_line(proc.stderr.decode('utf-8', 'replace'))}")
+        out = proc.stdout
+        results: list[bytes | None] = []
+        pos = 0
+        for _ in specs:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].split()
+            pos = end + 1
+            if len(header) == 3 and header[1] == b"blob":
+                size = int(header[2])
+                results.append(out[pos : pos + size])
+                pos += size + 1
+            else:
+                results.append(None)
+        return results
+
+    def recent(self, limit: int, pathspec: str) -> list[tuple[CommitInfo, list[tuple[str, str]]]]:
+        """The latest commits under `pathspec`, newest first, each with its (status, path) changes."""
+        if not self.has_commits():
+            return []
+        fmt = f"--format={RECORD}%H{FIELD}%aI{FIELD}%s{FIELD}%b{FIELD}"
+        out = self._git("log", f"-n{limit}", "--name-status", "-z", fmt, "--", pathspec)
+        result: list[tuple[CommitInfo, list[tuple[str, str]]]] = []
+        for chunk in out.split(RECORD)[1:]:
+            parts = chunk.split(FIELD)
+            if len(parts) < 5:
+                continue
+            sha, date, subject, body, changes = parts[0], parts[1], parts[2], parts[3], FIELD.join(parts[4:])
+            commit = CommitInfo(sha, datetime.fromisoformat(date), subject, body.strip(), "")
+            fields = [f.strip("\n") for f in changes.split("\0")]
+            fields = [f for f in fields if f]
+            pairs: list[tuple[str, str]] = []
+            i = 0
+            while i + 1 < len(fields):
+                status = fields[i]
+                if status[:1] in ("R", "C") and i + 2 < len(fields):
+                    pairs.append((status[0], fields[i + 2]))
+                    i += 3
+                else:
+                    pairs.append((status[:1], fields[i + 1]))
+                    i += 2
+            result.append((commit, pairs))
+        return result
+
+    def deleted_paths(self, pathspec: str) -> list[tuple[str, str]]:
+        """(commit, path) of every deletion under `pathspec`, newest first."""
+        if not self.has_commits():
+            return []
+        out = self._git("log", "--diff-filter=D", "--name-only", "-z", "--format=%x1e%H", "--", pathspec)
+        result: list[tuple[str, str]] = []
+        for record in out.split(RECORD):
+            parts = [p for p in record.replace("\n", "\0").split("\0") if p]
+            if len(parts) >= 2:
+                result.extend((parts[0], path) for path in parts[1:])
+        return result
+
+    def commit_beside(self, path: str, content: bytes, message: str, author_date: datetime) -> str:
+        """Record `content` as an earlier revision of `path` without touching the working tree or the
+        current version: a commit on a side branch from HEAD, merged back keeping HEAD's tree."""
+        import tempfile
+
+        blob = self._git_input(["hash-object", "-w", "--stdin"], content).strip()
+        head = self._git("rev-parse", "HEAD").strip()
+        branch = self._git("symbolic-ref", "HEAD").strip()
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            self._git("read-tree", head, env=env)
+            self._git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
+            tree = self._git("write-tree", env=env).strip()
+        dates = {"GIT_AUTHOR_DATE": _git_date(author_date), "GIT_COMMITTER_DATE": _git_date(author_date)}
+        env = {**self._identity(), **dates}
+        side = self._git_input(["commit-tree", tree, "-p", head], message.encode(), env).strip()
+        head_tree = self._git("rev-parse", "HEAD^{tree}").strip()
+        merge_message = f"Merge: {message.splitlines()[0]}".encode()
+        merged = self._git_input(
+            ["commit-tree", head_tree, "-p", head, "-p", side], merge_message, self._identity()
+        ).strip()
+        self._git("update-ref", "-m", "kb: earlier revision", branch, merged, head)
+        return side
+
+    def _git_input(self, args: list[str], data: bytes, env: dict[str, str] | None = None) -> str:
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        proc = subprocess.run(["git", *args], cwd=self.root, input=data, capture_output=True, env=full_env)
+        if proc.returncode != 0:
+            raise GitError(f"git {args[0]} failed: {_last_line(proc.stderr.decode('utf-8', 'replace'))}")
+        return proc.stdout.decode("utf-8", "replace")

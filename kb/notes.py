@@ -27,10 +27,13 @@ MAX_TITLE_CHARS = 1024
 MAX_STEM_BYTES = 200
 KNOWN_KEYS = ("tags", "title", "created", "modified")
 _RESERVED = {
-    "CON", "PRN", "AUX", "NUL",
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
     *(f"COM{i}" for i in range(1, 10)),
     *(f"LPT{i}" for i in range(1, 10)),
-}  # fmt: skip
+}
 _FORBIDDEN_IN_NAME = re.compile(r'[<>:"|?*\x00-\x1f\x7f]')
 _DELIM = re.compile(r"---[ \t]*(\r\n|\n|$)")
 _CLOSE = re.compile(r"^---[ \t]*(\r\n|\n|$)", re.MULTILINE)
@@ -499,8 +502,11 @@ def _verify(before: Document, after: Document, updates: Mapping[str, str | Seque
     new = parse_note(after.render().encode("utf-8"))
     ok = new.problem is None and new.body == after.body and dict(new.extra) == dict(old.extra)
     expected: dict[str, Any] = {
-        "title": old.title, "tags": old.tags, "created": old.created, "modified": old.modified,
-    }  # fmt: skip
+        "title": old.title,
+        "tags": old.tags,
+        "created": old.created,
+        "modified": old.modified,
+    }
     for key, value in updates.items():
         expected[key] = (tuple(value) if value is not None else ()) if key == "tags" else value
     for key in KNOWN_KEYS:

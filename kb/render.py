@@ -70,6 +70,8 @@ def change(result: ChangeResult) -> None:
     elif result.action == "rename":
         was = f" (was {result.renamed_from})" if result.renamed_from else ""
         _err(f"Renamed: {note.title} ({note.path}){was}{short}")
+    elif result.action == "restore":
+        _err(f"Restored: {note.title} ({note.path}){short}")
     elif result.action == "delete":
         _err(f"Deleted: {note.title} ({note.path}){short}; it stays in the history")
     else:
@@ -179,9 +181,13 @@ def progress() -> Any:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             bar = Progress(
-                TextColumn("Indexing notes"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                console=_console(stderr=True), transient=True,
-            )  # fmt: skip
+                TextColumn("Indexing notes"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=_console(stderr=True),
+                transient=True,
+            )
             bar.start()
             state["bar"], state["task"] = bar, bar.add_task("index", total=total)
         state["bar"].update(state["task"], completed=done, total=total)
@@ -209,8 +215,14 @@ def search(result: Any, json: bool, paths: bool) -> int:
     if result.rebuilt:
         _err("The search index was rebuilt.")
     if json:
-        _json({"version": JSON_VERSION, "query": result.query, "total": result.total,
-               "hits": [_hit_json(h) for h in result.hits]})  # fmt: skip
+        _json(
+            {
+                "version": JSON_VERSION,
+                "query": result.query,
+                "total": result.total,
+                "hits": [_hit_json(h) for h in result.hits],
+            }
+        )
         return 0 if result.hits else 1
     if paths:
         _out("".join(hit.path + "\n" for hit in result.hits))
@@ -255,3 +267,220 @@ def _search_rich(result: Any) -> None:
 
 def reindex(result: Any) -> None:
     _err(f"Indexed {result.notes} notes in {result.seconds:.1f} s.")
+
+
+# ---------------------------------------------------------------- history
+
+
+def note_log(result: Any, limit: int | None, json: bool) -> None:
+    revisions = list(result.revisions)
+    if json:
+        _json(
+            {
+                "version": JSON_VERSION,
+                "title": result.title,
+                "path": result.path,
+                "exists": result.exists,
+                "revisions": [r.to_json() for r in revisions],
+            }
+        )
+        return
+    shown = list(reversed(revisions))[: limit or None]
+    if not _stdout_is_terminal():
+        rows = [
+            f"{r.number}\t{r.date}\t{r.short}\t{r.action}\t+{r.added} -{r.removed}\t{r.message}"
+            for r in shown
+        ]
+        _out("".join(row + "\n" for row in rows))
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, title=f"{result.title} ({result.path})", title_justify="left")
+    for column, style in (
+        ("#", "bold"),
+        ("Date", "dim"),
+        ("Commit", "yellow"),
+        ("Action", "cyan"),
+        ("Lines", ""),
+        ("Message", ""),
+    ):
+        table.add_column(column, style=style, justify="right" if column == "#" else "left")
+    for r in shown:
+        lines = f"[green]+{r.added}[/] [red]-{r.removed}[/]"
+        table.add_row(str(r.number), r.date[:19].replace("T", " "), r.short, r.action, lines, r.message)
+    _console().print(table)
+    if not result.exists:
+        hint("This note is deleted; 'kb restore NOTE REV' brings it back.")
+
+
+def recent(result: Any, json: bool) -> None:
+    if json:
+        _json(
+            {
+                "version": JSON_VERSION,
+                "changes": [
+                    {
+                        "commit": c.commit,
+                        "date": c.date,
+                        "action": c.action,
+                        "message": c.message,
+                        "paths": [{"status": s, "path": p} for s, p in c.paths],
+                    }
+                    for c in result.changes
+                ],
+            }
+        )
+        return
+    if not result.changes:
+        hint("No changes yet.")
+        return
+    rows = []
+    for c in result.changes:
+        paths = ", ".join(p for _, p in c.paths)
+        rows.append(f"{c.date[:19].replace('T', ' ')}\t{c.commit[:8]}\t{c.message}\t{paths}\n")
+    _out("".join(rows))
+
+
+def _diff_json(result: Any) -> dict[str, Any]:
+    d = result.diff
+    return {
+        "version": JSON_VERSION,
+        "title": result.title,
+        "from": {"label": d.a_label, "path": d.a_path},
+        "to": {"label": d.b_label, "path": d.b_path},
+        "identical": d.identical,
+        "fields": [{"key": f.key, "old": f.old, "new": f.new} for f in d.fields],
+        "tags": {"added": list(d.tags_added), "removed": list(d.tags_removed)},
+        "sections": [
+            {"title": s.title, "level": s.level, "status": s.status, "added": s.added, "removed": s.removed}
+            for s in d.sections
+        ],
+        "lines": {"added": d.added, "removed": d.removed},
+        "patch": d.patch,
+    }
+
+
+def _summary_lines(result: Any) -> list[str]:
+    d = result.diff
+    lines = [f"{result.title}: {d.a_label} -> {d.b_label}"]
+    if d.a_path != d.b_path:
+        lines.append(f"  renamed: {d.a_path} -> {d.b_path}")
+    for f in d.fields:
+        old = f.old if f.old is not None else "(none)"
+        new = f.new if f.new is not None else "(none)"
+        lines.append(f"  {f.key}: {old} -> {new}")
+    lines.extend(f"  tag added: {t}" for t in d.tags_added)
+    lines.extend(f"  tag removed: {t}" for t in d.tags_removed)
+    for s in d.sections:
+        counts = f" (+{s.added} -{s.removed})" if s.status == "changed" else ""
+        lines.append(f"  section {s.status}: {s.title}{counts}")
+    lines.append(f"  lines: +{d.added} -{d.removed}")
+    return lines
+
+
+def diff(result: Any, stat: bool, word_diff: bool, plain: bool, json: bool) -> None:
+    d = result.diff
+    if json:
+        _json(_diff_json(result))
+        return
+    if d.identical:
+        hint(f"No differences: {d.a_label} and {d.b_label} are the same.")
+        return
+    if stat:
+        _out("\n".join(_summary_lines(result)) + "\n")
+        return
+    if plain or not _stdout_is_terminal():
+        _out(d.patch)
+        return
+    from rich.markup import escape
+
+    summary = _summary_lines(result)
+    console = _console()
+    console.print(f"[bold]{escape(summary[0])}[/]")
+    for line in summary[1:]:
+        console.print(escape(line), style="cyan")
+    console.print()
+    for text in _styled_patch(d.patch, word_diff):
+        console.print(text)
+
+
+def _styled_patch(patch: str, word_diff: bool) -> list[Any]:
+    """Coloured lines; where - lines are followed by + lines, the changed words are highlighted
+    (or, with word_diff, shown inline in one line)."""
+    from rich.text import Text
+
+    from kb.diff import inline_words, word_spans
+
+    lines = patch.splitlines()
+    out: list[Any] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith(("---", "+++", "diff --git", "rename ")):
+            out.append(Text(line, style="bold"))
+        elif line.startswith("@@"):
+            out.append(Text(line, style="cyan"))
+        elif line.startswith("-"):
+            minus, plus = [], []
+            while i < len(lines) and lines[i].startswith("-"):
+                minus.append(lines[i][1:])
+                i += 1
+            while i < len(lines) and lines[i].startswith("+"):
+                plus.append(lines[i][1:])
+                i += 1
+            for k in range(max(len(minus), len(plus))):
+                old = minus[k] if k < len(minus) else None
+                new = plus[k] if k < len(plus) else None
+                if old is None or new is None:
+                    out.append(
+                        Text(
+                            ("-" + old) if old is not None else ("+" + (new or "")),
+                            style="red" if old is not None else "green",
+                        )
+                    )
+                    continue
+                left, right = word_spans(old, new)
+                if word_diff:
+                    text = Text("~")
+                    for tag, part in inline_words(old, new):
+                        text.append(part, style={"-": "red strike", "+": "green bold"}.get(tag, ""))
+                    out.append(text)
+                    continue
+                t_old, t_new = Text("-", style="red"), Text("+", style="green")
+                for part, changed in left:
+                    t_old.append(part, style="bold white on red" if changed else "red")
+                for part, changed in right:
+                    t_new.append(part, style="bold white on green" if changed else "green")
+                out.extend([t_old, t_new])
+            continue
+        elif line.startswith("+"):
+            out.append(Text(line, style="green"))
+        else:
+            out.append(Text(line, style="dim" if line.startswith("\\") else ""))
+        i += 1
+    return out
+
+
+def imported(result: Any, json: bool) -> None:
+    counts = {s: result.count(s) for s in ("imported", "revised", "unchanged", "skipped")}
+    if json:
+        _json(
+            {
+                "version": JSON_VERSION,
+                "dry_run": result.dry_run,
+                **counts,
+                "attachments": result.attachments,
+                "items": [i.to_json() for i in result.items],
+            }
+        )
+        return
+    for item in result.items:
+        if item.status == "skipped":
+            warnings([f"skipped {item.source}: {item.reason}"])
+    lines = [f"{i.status}\t{i.source}\t{i.path or ''}" for i in result.items if i.status != "skipped"]
+    _out("".join(line + "\n" for line in lines))
+    prefix = "Would import" if result.dry_run else "Imported"
+    _err(
+        f"{prefix}: {counts['imported']} new, {counts['revised']} revisions, "
+        f"{counts['unchanged']} unchanged, {counts['skipped']} skipped, {result.attachments} attachments."
+    )

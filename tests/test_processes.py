@@ -38,12 +38,15 @@ def test_concurrent_writers_beyond_the_timeout_fail_clearly(root: Path):
     assert spawn("add", "First", "-b", "x").wait(timeout=60) == 0
     # Hold the write lock from a separate process for longer than the second writer waits.
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY); "
-         "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(5)",
-         str(root)],
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(5)",
+            str(root),
+        ],
         stdout=subprocess.PIPE,
-    )  # fmt: skip
+    )
     assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
     waiting = spawn("add", "Second", "-b", "y", env={"KB_LOCK_TIMEOUT": "0.5"})
     code = waiting.wait(timeout=60)

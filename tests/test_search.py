@@ -34,17 +34,36 @@ def titles(kb, *query: str) -> list[str]:
 def corpus(kb, monkeypatch):
     """A small knowledge base with known words, tags and dates."""
     notes = [
-        ("Machine Learning", "Notebooks/Skills/Tech", "2021-11-19T16:02:40.897Z", "2021-12-02T10:37:55.243Z",
-         "The chain rule and backpropagation. He was learning about autoencoders."),
-        ("Cooking Pasta", "Notebooks/Skills/Cooking", "2021-11-05T08:00:00.000Z", "2021-11-20T09:00:00.000Z",
-         "Boil water, add salt. Was he hungry? The sauce was learned from a café in Roma."),
-        ("Meeting notes", "Notebooks/Work/Meetings", "2022-03-01T10:00:00.000Z", "2026-01-01T12:00:00.000Z",
-         "Discussed the roadmap; machine maintenance was postponed."),
-        ("Zebra", "Animals", "2020-01-01T00:00:00.000Z", "2020-01-02T00:00:00.000Z",
-         "Striped animal."),
-        ("Savanna", "Animals", "2020-02-01T00:00:00.000Z", "2020-02-02T00:00:00.000Z",
-         "Zebra herds, zebra foals and more zebra crossings: zebra zebra."),
-    ]  # fmt: skip
+        (
+            "Machine Learning",
+            "Notebooks/Skills/Tech",
+            "2021-11-19T16:02:40.897Z",
+            "2021-12-02T10:37:55.243Z",
+            "The chain rule and backpropagation. He was learning about autoencoders.",
+        ),
+        (
+            "Cooking Pasta",
+            "Notebooks/Skills/Cooking",
+            "2021-11-05T08:00:00.000Z",
+            "2021-11-20T09:00:00.000Z",
+            "Boil water, add salt. Was he hungry? The sauce was learned from a café in Roma.",
+        ),
+        (
+            "Meeting notes",
+            "Notebooks/Work/Meetings",
+            "2022-03-01T10:00:00.000Z",
+            "2026-01-01T12:00:00.000Z",
+            "Discussed the roadmap; machine maintenance was postponed.",
+        ),
+        ("Zebra", "Animals", "2020-01-01T00:00:00.000Z", "2020-01-02T00:00:00.000Z", "Striped animal."),
+        (
+            "Savanna",
+            "Animals",
+            "2020-02-01T00:00:00.000Z",
+            "2020-02-02T00:00:00.000Z",
+            "Zebra herds, zebra foals and more zebra crossings: zebra zebra.",
+        ),
+    ]
     for title, tag, created, modified, body in notes:
         monkeypatch.setenv("KB_NOW", created)
         assert kb("add", title, "-t", tag, "-b", body).exit_code == 0
@@ -148,9 +167,21 @@ def test_plain_output_limit_and_exit_codes(corpus, kb):
 
 @pytest.mark.parametrize(
     "query",
-    ['"unbalanced', "(open", "close)", "AND", "zebra AND", "OR zebra", "title:", "tag: zebra",
-     "modified:garbage", "created:2021-13-45", "zebra~9", "[2020 to"],
-)  # fmt: skip
+    [
+        '"unbalanced',
+        "(open",
+        "close)",
+        "AND",
+        "zebra AND",
+        "OR zebra",
+        "title:",
+        "tag: zebra",
+        "modified:garbage",
+        "created:2021-13-45",
+        "zebra~9",
+        "[2020 to",
+    ],
+)
 def test_bad_queries_exit_2_in_one_line(corpus, kb, query):
     r = kb("search", query)
     assert r.exit_code == 2, (query, r.stdout, r.stderr)

@@ -1,0 +1,226 @@
+"""Note-aware diff of two versions, pure: front matter fields, Markdown sections, lines and words.
+
+`unified()` writes a patch that `patch` and `git apply` accept and that turns version A's file into
+version B's byte for byte (missing final newlines and CRLF line endings included).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kb.notes import parse_note
+
+_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
+_FENCE = re.compile(r"^(```|~~~)")
+_WORDS = re.compile(r"\s+|\w+|[^\w\s]")
+TOP = "(top)"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    key: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class SectionChange:
+    title: str
+    level: int
+    status: str  # "added", "removed", "changed"
+    added: int
+    removed: int
+
+
+@dataclass(frozen=True)
+class NoteDiff:
+    a_label: str
+    b_label: str
+    a_path: str
+    b_path: str
+    fields: tuple[FieldChange, ...]
+    tags_added: tuple[str, ...]
+    tags_removed: tuple[str, ...]
+    sections: tuple[SectionChange, ...]
+    added: int
+    removed: int
+    patch: str  # the unified diff; "" when the versions are identical
+
+    @property
+    def identical(self) -> bool:
+        return not self.patch
+
+
+def _fields(raw: bytes) -> tuple[dict[str, Any], tuple[str, ...], str]:
+    note = parse_note(raw)
+    values: dict[str, Any] = {"title": note.title, "created": note.created, "modified": note.modified}
+    for key, value in note.extra.items():
+        values[key] = value
+    body = note.body if note.doc is not None and not note.problem else raw.decode("utf-8", "replace")
+    return values, note.tags, body
+
+
+def sections(body: str) -> list[tuple[str, int, list[str]]]:
+    """(heading, level, lines) for the text before the first heading and each heading's section."""
+    result: list[tuple[str, int, list[str]]] = [(TOP, 0, [])]
+    fenced = False
+    for line in body.splitlines():
+        if _FENCE.match(line):
+            fenced = not fenced
+        match = None if fenced else _HEADING.match(line)
+        if match:
+            result.append((match.group(2), len(match.group(1)), []))
+        else:
+            result[-1][2].append(line)
+    if not any(line.strip() for line in result[0][2]):
+        result.pop(0)
+    return result
+
+
+def _keyed(parts: list[tuple[str, int, list[str]]]) -> dict[tuple[str, int], tuple[int, list[str]]]:
+    seen: dict[str, int] = {}
+    keyed = {}
+    for title, level, lines in parts:
+        seen[title] = seen.get(title, 0) + 1
+        keyed[(title, seen[title])] = (level, lines)
+    return keyed
+
+
+def _counts(a: Sequence[str], b: Sequence[str]) -> tuple[int, int]:
+    added = removed = 0
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag in ("replace", "delete"):
+            removed += i2 - i1
+        if tag in ("replace", "insert"):
+            added += j2 - j1
+    return added, removed
+
+
+def section_changes(a_body: str, b_body: str) -> list[SectionChange]:
+    a, b = _keyed(sections(a_body)), _keyed(sections(b_body))
+    changes: list[SectionChange] = []
+    for key, (level, lines) in b.items():
+        if key not in a:
+            changes.append(SectionChange(key[0], level, "added", len([x for x in lines if x.strip()]), 0))
+        elif a[key][1] != lines:
+            added, removed = _counts(a[key][1], lines)
+            changes.append(SectionChange(key[0], level, "changed", added, removed))
+    for key, (level, lines) in a.items():
+        if key not in b:
+            changes.append(SectionChange(key[0], level, "removed", 0, len([x for x in lines if x.strip()])))
+    return changes
+
+
+def _quote(name: str) -> str:
+    """A path as git writes it in a patch header: C-quoted when it holds anything but plain ASCII."""
+    if all(32 < ord(ch) < 127 and ch not in '"\\' for ch in name.replace(" ", "x")):
+        return name
+    out = []
+    for byte in name.encode("utf-8"):
+        ch = chr(byte)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif 32 <= byte < 127:
+            out.append(ch)
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
+
+
+def unified(a: bytes, b: bytes, a_path: str, b_path: str, context: int = 3) -> str:
+    """A unified diff from a to b with git-style headers. Lines keep their own endings."""
+    if a == b and a_path == b_path:
+        return ""
+    a_lines = a.decode("utf-8", "surrogateescape").splitlines(keepends=True)
+    b_lines = b.decode("utf-8", "surrogateescape").splitlines(keepends=True)
+    out: list[str] = []
+    a_name = _quote("a/" + a_path)
+    b_name = _quote("b/" + b_path)
+    if a_path != b_path:
+        out.append(f"diff --git {a_name} {b_name}\n")
+        out.append(f"rename from {_quote(a_path)}\n")
+        out.append(f"rename to {_quote(b_path)}\n")
+    if a_lines == b_lines:
+        return "".join(out)
+    out.append(f"--- {a_name}\n")
+    out.append(f"+++ {b_name}\n")
+    matcher = difflib.SequenceMatcher(None, a_lines, b_lines, autojunk=False)
+    for group in matcher.get_grouped_opcodes(context):
+        i1, i2, j1, j2 = group[0][1], group[-1][2], group[0][3], group[-1][4]
+        out.append(f"@@ -{_range(i1, i2)} +{_range(j1, j2)} @@\n")
+        for tag, a1, a2, b1, b2 in group:
+            if tag == "equal":
+                out.extend(_line(" ", line) for line in a_lines[a1:a2])
+                continue
+            out.extend(_line("-", line) for line in a_lines[a1:a2])
+            out.extend(_line("+", line) for line in b_lines[b1:b2])
+    return "".join(out).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _range(start: int, end: int) -> str:
+    length = end - start
+    if length == 1:
+        return str(start + 1)
+    return f"{start + 1 if length else start},{length}"
+
+
+def _line(mark: str, line: str) -> str:
+    if line.endswith("\n"):
+        return mark + line
+    return mark + line + "\n\\ No newline at end of file\n"
+
+
+def note_diff(a: bytes, b: bytes, a_path: str, b_path: str, a_label: str, b_label: str) -> NoteDiff:
+    a_fields, a_tags, a_body = _fields(a)
+    b_fields, b_tags, b_body = _fields(b)
+    changes = [
+        FieldChange(key, a_fields.get(key), b_fields.get(key))
+        for key in dict.fromkeys([*a_fields, *b_fields])
+        if a_fields.get(key) != b_fields.get(key)
+    ]
+    a_lines = a.decode("utf-8", "replace").splitlines()
+    b_lines = b.decode("utf-8", "replace").splitlines()
+    added, removed = _counts(a_lines, b_lines)
+    return NoteDiff(
+        a_label=a_label,
+        b_label=b_label,
+        a_path=a_path,
+        b_path=b_path,
+        fields=tuple(changes),
+        tags_added=tuple(t for t in b_tags if t not in a_tags),
+        tags_removed=tuple(t for t in a_tags if t not in b_tags),
+        sections=tuple(section_changes(a_body, b_body)),
+        added=added,
+        removed=removed,
+        patch=unified(a, b, a_path, b_path),
+    )
+
+
+def word_spans(old: str, new: str) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
+    """The two lines split into (text, changed) runs, changed words marked, for highlighting."""
+    a, b = _WORDS.findall(old), _WORDS.findall(new)
+    left: list[tuple[str, bool]] = []
+    right: list[tuple[str, bool]] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        left.append(("".join(a[i1:i2]), tag != "equal"))
+        right.append(("".join(b[j1:j2]), tag != "equal"))
+    return [x for x in left if x[0]], [x for x in right if x[0]]
+
+
+def inline_words(old: str, new: str) -> list[tuple[str, str]]:
+    """One line from two: ("=", text) unchanged, ("-", text) removed, ("+", text) added, in order."""
+    a, b = _WORDS.findall(old), _WORDS.findall(new)
+    parts: list[tuple[str, str]] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            parts.append(("=", "".join(a[i1:i2])))
+            continue
+        if i2 > i1:
+            parts.append(("-", "".join(a[i1:i2])))
+        if j2 > j1:
+            parts.append(("+", "".join(b[j1:j2])))
+    return parts

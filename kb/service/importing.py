@@ -1,0 +1,302 @@
+"""Import what people already have: a Notable data directory, an Obsidian vault, loose Markdown or text
+files, and snapshots of one note as its revisions.
+
+A file is a revision of a note when its title and `created` match that note (already in the knowledge
+base, or another file of the same import). Revisions are committed in order of `modified`, each with that
+date; one older than the note's current version becomes an earlier revision without changing the file.
+A revision whose `modified` the note already has changes nothing, so importing again is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kb.errors import KbError, UsageError
+from kb.notes import (
+    format_timestamp,
+    parse_note,
+    parse_timestamp,
+    set_fields,
+    title_from_stem,
+    title_key,
+    validate_title,
+)
+from kb.service.core import _all_notes, _free_path, _reindex_paths, _transaction, _Tx
+from kb.store import ATTACHMENTS_DIR, NOTES_DIR
+
+SUFFIXES = (".md", ".markdown", ".txt")
+SKIP_DIRS = {".git", ".obsidian", ".trash", "node_modules", ".notable", "index"}
+
+
+@dataclass(frozen=True)
+class ImportItem:
+    source: str
+    status: str  # "imported", "revised", "unchanged", "skipped"
+    title: str | None = None
+    path: str | None = None
+    modified: str | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "status": self.status,
+            "title": self.title,
+            "path": self.path,
+            "modified": self.modified,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    items: tuple[ImportItem, ...]
+    attachments: int
+    dry_run: bool
+
+    def count(self, status: str) -> int:
+        return sum(1 for item in self.items if item.status == status)
+
+
+@dataclass
+class _Candidate:
+    source: Path
+    title: str
+    created: str
+    modified: str
+    data: bytes  # the text to store: the file, with the front matter it lacked added
+
+
+def _collect(sources: Sequence[str]) -> tuple[list[Path], list[Path], list[ImportItem]]:
+    files: list[Path] = []
+    attachments: list[Path] = []
+    skipped: list[ImportItem] = []
+    for source in sources:
+        path = Path(source).expanduser()
+        if path.is_symlink():
+            skipped.append(ImportItem(source, "skipped", reason="a symbolic link; not followed"))
+        elif path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            base = path / NOTES_DIR if (path / NOTES_DIR).is_dir() else path
+            for dirpath, dirnames, filenames in os.walk(base):
+                dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+                if Path(dirpath).name == ATTACHMENTS_DIR:
+                    continue
+                for name in sorted(filenames):
+                    full = Path(dirpath) / name
+                    if name.startswith(".") or not name.lower().endswith(SUFFIXES):
+                        continue
+                    if full.is_symlink():
+                        skipped.append(
+                            ImportItem(str(full), "skipped", reason="a symbolic link; not followed")
+                        )
+                        continue
+                    files.append(full)
+            folder = path / ATTACHMENTS_DIR
+            if folder.is_dir():
+                attachments.extend(p for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink())
+        else:
+            raise UsageError(f"{source} does not exist")
+    return files, attachments, skipped
+
+
+def _file_times(path: Path) -> tuple[str, str]:
+    st = path.stat()
+    born = getattr(st, "st_birthtime", None) or min(st.st_mtime, st.st_ctime)
+    return (
+        format_timestamp(datetime.fromtimestamp(born, UTC)),
+        format_timestamp(datetime.fromtimestamp(st.st_mtime, UTC)),
+    )
+
+
+def _candidate(path: Path) -> _Candidate | ImportItem:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return ImportItem(str(path), "skipped", reason=f"cannot read it: {exc.strerror}")
+    parsed = parse_note(raw)
+    if parsed.problem or parsed.doc is None:
+        return ImportItem(str(path), "skipped", reason=parsed.problem or "cannot be read")
+    title = parsed.title
+    if not title:
+        for line in parsed.body.splitlines():
+            if line.startswith("# ") and line[2:].strip():
+                title = line[2:].strip()
+                break
+    title = title or title_from_stem(path.stem)
+    try:
+        title = validate_title(title)
+    except UsageError as exc:
+        return ImportItem(str(path), "skipped", reason=str(exc))
+    born, changed = _file_times(path)
+    created = parsed.created if parsed.created and parse_timestamp(parsed.created) else None
+    modified = parsed.modified if parsed.modified and parse_timestamp(parsed.modified) else None
+    updates: dict[str, str | list[str] | None] = {}
+    if parsed.title != title:
+        updates["title"] = title
+    if created is None:
+        created = born
+        updates["created"] = born
+    if modified is None:
+        modified = changed
+        updates["modified"] = changed
+    data = raw
+    if updates:
+        try:
+            data = set_fields(parsed.doc, updates).render().encode("utf-8")
+        except KbError as exc:
+            return ImportItem(str(path), "skipped", reason=str(exc))
+    return _Candidate(path, title, created, modified, data)
+
+
+def _key(title: str, created: str) -> tuple[str, str]:
+    moment = parse_timestamp(created)
+    return title_key(title), format_timestamp(moment) if moment else created
+
+
+def import_notes(
+    root: Path,
+    sources: Sequence[str],
+    *,
+    dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportResult:
+    if not sources:
+        raise UsageError("name at least one file or folder to import")
+    files, attachments, items = _collect(sources)
+    candidates: list[_Candidate] = []
+    for done, path in enumerate(files, 1):
+        found = _candidate(path)
+        if isinstance(found, ImportItem):
+            items.append(found)
+        else:
+            candidates.append(found)
+        if progress and (done % 50 == 0 or done == len(files)):
+            progress(done, len(files))
+    groups: dict[tuple[str, str], list[_Candidate]] = {}
+    for candidate in candidates:
+        groups.setdefault(_key(candidate.title, candidate.created), []).append(candidate)
+    if dry_run and not (root / ".git").exists():
+        for group in groups.values():
+            for n, c in enumerate(sorted(group, key=lambda c: c.modified)):
+                items.append(
+                    ImportItem(str(c.source), "revised" if n else "imported", c.title, None, c.modified)
+                )
+        return ImportResult(tuple(items), len(attachments), True)
+    with _transaction(root) as tx:
+        known = _known_notes(tx)
+        touched: set[str] = set()
+        for key, group in groups.items():
+            group.sort(
+                key=lambda c: (parse_timestamp(c.modified) or datetime.min.replace(tzinfo=UTC), str(c.source))
+            )
+            items.extend(_import_group(tx, key, group, known, dry_run, touched))
+        copied = 0 if dry_run else _copy_attachments(tx, attachments, items)
+        if touched:
+            items_warnings = _reindex_paths(tx, touched)
+            items.extend(ImportItem("(index)", "skipped", reason=w) for w in items_warnings)
+    return ImportResult(tuple(items), copied if not dry_run else len(attachments), dry_run)
+
+
+def _known_notes(tx: _Tx) -> dict[tuple[str, str], tuple[str, str]]:
+    """(title, created) -> (path, title) for every note already in the knowledge base."""
+    infos, _ = _all_notes(tx.store)
+    return {_key(i.title, i.created): (i.path, i.title) for i in infos if i.created and not i.problem}
+
+
+def _modifieds(tx: _Tx, path: str) -> set[str]:
+    """The `modified` of every revision the note has had."""
+    from kb.service.revisions import _revisions
+
+    found = set()
+    for revision in _revisions(tx.root, path):
+        moment = parse_timestamp(revision.date)
+        found.add(format_timestamp(moment) if moment else revision.date)
+    return found
+
+
+def _import_group(
+    tx: _Tx,
+    key: tuple[str, str],
+    group: list[_Candidate],
+    known: dict[tuple[str, str], tuple[str, str]],
+    dry_run: bool,
+    touched: set[str],
+) -> list[ImportItem]:
+    items: list[ImportItem] = []
+    path = known[key][0] if key in known else None
+    have = _modifieds(tx, path) if path else set()
+    if path is None:
+        clash = [p for (t, _), (p, _) in known.items() if t == key[0]]
+        if clash:
+            return [
+                ImportItem(
+                    str(c.source),
+                    "skipped",
+                    c.title,
+                    None,
+                    c.modified,
+                    reason=f"a different note with this title exists ({clash[0]}, another created date)",
+                )
+                for c in group
+            ]
+    for c in group:
+        stamp = format_timestamp(parse_timestamp(c.modified) or tx.now)
+        if stamp in have:
+            items.append(ImportItem(str(c.source), "unchanged", c.title, path, c.modified))
+            continue
+        status = "imported" if path is None else "revised"
+        if dry_run:
+            items.append(ImportItem(str(c.source), status, c.title, path, c.modified))
+            path = path or f"{NOTES_DIR}/(new)"
+            have.add(stamp)
+            continue
+        moment = parse_timestamp(c.modified) or tx.now
+        if path is None:
+            path = _free_path(tx.store, c.title)
+            tx.store.write_atomic(path, c.data)
+            tx.history.commit([path], f"Import: {c.title}", moment, tx.now)
+            known[key] = (path, c.title)
+        else:
+            current = parse_note(tx.store.read(path)) if tx.store.exists(path) else None
+            current_moment = parse_timestamp(current.modified or "") if current else None
+            if current_moment is not None and moment < current_moment:
+                tx.history.commit_beside(path, c.data, f"Import: {c.title} (earlier revision)", moment)
+            else:
+                tx.store.write_atomic(path, c.data)
+                tx.history.commit([path], f"Import: {c.title}", moment, tx.now)
+        touched.add(path)
+        have.add(stamp)
+        items.append(ImportItem(str(c.source), status, c.title, path, c.modified))
+    return items
+
+
+def _copy_attachments(tx: _Tx, attachments: list[Path], items: list[ImportItem]) -> int:
+    copied: list[str] = []
+    target_dir = tx.root / ATTACHMENTS_DIR
+    for source in attachments:
+        target = target_dir / source.name
+        data = source.read_bytes()
+        if target.exists():
+            if target.read_bytes() != data:
+                items.append(
+                    ImportItem(
+                        str(source),
+                        "skipped",
+                        reason=f"{ATTACHMENTS_DIR}/{source.name} exists with other content",
+                    )
+                )
+            continue
+        target_dir.mkdir(exist_ok=True)
+        shutil.copyfile(source, target)
+        copied.append(f"{ATTACHMENTS_DIR}/{source.name}")
+    if copied:
+        tx.history.commit(copied, f"Import: {len(copied)} attachments", tx.now, tx.now)
+    return len(copied)

@@ -1,0 +1,374 @@
+"""History use cases: a note's revisions (through renames, deletion and re-creation), any old version,
+diffs between any two versions, restoring an old version as a new revision."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from kb.diff import NoteDiff, note_diff
+from kb.errors import KbError, NoteExists, NoteNotFound, UsageError
+from kb.notes import parse_note, parse_timestamp, set_fields, title_from_stem, title_key
+from kb.service.core import (
+    ChangeResult,
+    ShowResult,
+    _find_title,
+    _free_path,
+    _info,
+    _reindex_paths,
+    _resolve,
+    _transaction,
+)
+from kb.store import NOTES_DIR, Store
+
+MAX_RENAME_HOPS = 200
+
+
+@dataclass(frozen=True)
+class Revision:
+    number: int
+    commit: str
+    date: str  # the note's `modified` at this revision (the commit's author date if it has none)
+    action: str
+    message: str
+    path: str
+    added: int
+    removed: int
+    deleted: bool
+
+    @property
+    def short(self) -> str:
+        return self.commit[:8]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "commit": self.commit,
+            "date": self.date,
+            "action": self.action,
+            "message": self.message,
+            "path": self.path,
+            "added": self.added,
+            "removed": self.removed,
+            "deleted": self.deleted,
+        }
+
+
+@dataclass(frozen=True)
+class NoteLog:
+    title: str
+    path: str  # the current path (or the last one, for a deleted note)
+    exists: bool
+    revisions: tuple[Revision, ...]  # oldest first
+
+
+@dataclass(frozen=True)
+class Change:
+    commit: str
+    date: str
+    action: str
+    message: str
+    paths: tuple[tuple[str, str], ...]  # (status letter, path)
+
+
+@dataclass(frozen=True)
+class RecentLog:
+    changes: tuple[Change, ...]  # newest first
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    title: str
+    diff: NoteDiff
+
+
+def _action(subject: str) -> str:
+    """What a commit did, from kb's message: "Add: T" -> "add"; another tool's message -> "commit"."""
+    if subject.startswith("Initialize knowledge base"):
+        return "init"
+    head, sep, _ = subject.partition(":")
+    known = {"add", "edit", "rename", "delete", "external edit", "restore", "import", "merge", "sync"}
+    return head.strip().lower() if sep and head.strip().lower() in known else "commit"
+
+
+def _reader(root: Path) -> Any:
+    from kb.history import History
+
+    if not (root / ".git").exists():
+        raise NoteNotFound(f"there is no history at {root} yet")
+    return History(root)
+
+
+def _locate(root: Path, ref: str) -> tuple[str, bool]:
+    """The note's path, and whether it exists now. A deleted note is found by its title in history."""
+    store = Store(root)
+    try:
+        return _resolve(store, ref), True
+    except NoteNotFound as missing:
+        reader = _reader(root)
+        key = title_key(ref)
+        candidates: dict[str, str] = {}
+        for sha, path in reader.deleted_paths(NOTES_DIR):
+            if path in candidates or (root / path).exists():
+                continue
+            [blob] = reader.read_blobs([f"{sha}^:{path}"])
+            parsed = parse_note(blob or b"")
+            candidates[path] = parsed.title or title_from_stem(Path(path).stem)
+        for matcher in (
+            lambda t: t == ref,
+            lambda t: title_key(t) == key,
+            lambda t: title_key(t).startswith(key),
+        ):
+            found = [p for p, t in candidates.items() if matcher(t)]
+            if len(found) == 1:
+                return found[0], False
+            if len(found) > 1:
+                raise NoteNotFound(
+                    f"'{ref}' matches {len(found)} deleted notes: " + ", ".join(sorted(found)[:10])
+                ) from None
+        raise missing
+
+
+def _revisions(root: Path, path: str) -> list[Revision]:
+    """Every revision of the note at `path`, oldest first, following renames back through history."""
+    reader = _reader(root)
+    commits = []
+    current, until = path, None
+    for _ in range(MAX_RENAME_HOPS):
+        found = reader.path_log(current, until)
+        if not found:
+            break
+        commits.extend(found)
+        oldest = found[-1]
+        source = reader.renamed_from(oldest)
+        if not source or reader.exists_in_parent(oldest.sha, current):
+            break
+        current, until = source, f"{oldest.sha}^"
+    seen: set[str] = set()
+    unique = []
+    for commit in commits:
+        if commit.sha not in seen:
+            seen.add(commit.sha)
+            unique.append(commit)
+    blobs = reader.read_blobs([f"{c.sha}:{c.path}" for c in unique])
+    order = sorted(range(len(unique)), key=lambda i: (unique[i].author_date, -i))
+    revisions: list[Revision] = []
+    previous = b""
+    for number, i in enumerate(order, 1):
+        commit, blob = unique[i], blobs[i]
+        deleted = blob is None
+        parsed = parse_note(blob) if blob is not None else None
+        moment = parsed.modified if parsed and parsed.modified else commit.author_date.isoformat()
+        added, removed = _line_counts(previous, blob or b"")
+        revisions.append(
+            Revision(
+                number,
+                commit.sha,
+                moment,
+                _action(commit.subject),
+                commit.subject,
+                commit.path,
+                added,
+                removed,
+                deleted,
+            )
+        )
+        previous = blob or b""
+    return revisions
+
+
+def _line_counts(a: bytes, b: bytes) -> tuple[int, int]:
+    import difflib
+
+    a_lines = a.decode("utf-8", "replace").splitlines()
+    b_lines = b.decode("utf-8", "replace").splitlines()
+    added = removed = 0
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a_lines, b_lines, autojunk=False).get_opcodes():
+        if tag in ("replace", "delete"):
+            removed += i2 - i1
+        if tag in ("replace", "insert"):
+            added += j2 - j1
+    return added, removed
+
+
+def note_log(root: Path, ref: str) -> NoteLog:
+    path, exists = _locate(root, ref)
+    revisions = _revisions(root, path)
+    if not revisions:
+        raise NoteNotFound(f"{path} has no revisions yet (it is not committed)")
+    title = title_from_stem(Path(path).stem)
+    blob_title = None
+    if exists:
+        blob_title = parse_note(Store(root).read(path)).title
+    else:
+        last_content = [r for r in revisions if not r.deleted]
+        if last_content:
+            [blob] = _reader(root).read_blobs([f"{last_content[-1].commit}:{last_content[-1].path}"])
+            blob_title = parse_note(blob or b"").title
+    return NoteLog(blob_title or title, path, exists, tuple(revisions))
+
+
+def recent(root: Path, limit: int = 20) -> RecentLog:
+    if limit < 1:
+        raise UsageError("-n must be at least 1")
+    if not (root / ".git").exists():
+        return RecentLog(())
+    changes = []
+    for commit, paths in _reader(root).recent(limit, NOTES_DIR):
+        changes.append(
+            Change(
+                commit.sha,
+                commit.author_date.isoformat(),
+                _action(commit.subject),
+                commit.subject,
+                tuple(paths),
+            )
+        )
+    return RecentLog(tuple(changes))
+
+
+# ---------------------------------------------------------------- revision references
+
+_NUMBER = re.compile(r"^[-~]?\d{1,6}$")
+_HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
+
+
+def _range_text(revisions: tuple[Revision, ...] | list[Revision]) -> str:
+    n = len(revisions)
+    older = f", -1..-{n - 1}" if n > 1 else ""
+    return f"1..{n}{older}, a commit id of this note, or a date"
+
+
+def pick(revisions: tuple[Revision, ...] | list[Revision], rev: str) -> Revision:
+    """REV: a number (1 = oldest), a negative offset (-1 = the one before the latest; ~1 the same),
+    a commit id or prefix, or a date or date-time (the version current then; a date means its end)."""
+    text = rev.strip()
+    n = len(revisions)
+    if _NUMBER.match(text):
+        number = int(text.replace("~", "-"))
+        index = number - 1 if number > 0 else n - 1 + number
+        if 0 <= index < n:
+            return revisions[index]
+        raise UsageError(f"there is no revision {text}: this note has {_range_text(revisions)}")
+    if _HEX.match(text):
+        found = [r for r in revisions if r.commit.startswith(text.lower())]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise UsageError(f"'{text}' matches {len(found)} revisions; give more of the commit id")
+    moment = parse_timestamp(text)
+    if moment is not None:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            moment = moment + timedelta(days=1) - timedelta(microseconds=1)
+        current = [
+            r for r in revisions if (parse_timestamp(r.date) or datetime.min.replace(tzinfo=UTC)) <= moment
+        ]
+        if current:
+            return current[-1]
+        raise UsageError(
+            f"the note did not exist yet on {text}; its first revision is dated {revisions[0].date}"
+        )
+    raise UsageError(f"unknown revision '{text}': use {_range_text(revisions)}")
+
+
+def _content(root: Path, revision: Revision) -> bytes:
+    if revision.deleted:
+        raise KbError(f"revision {revision.number} is the deletion of the note; it has no content")
+    [blob] = _reader(root).read_blobs([f"{revision.commit}:{revision.path}"])
+    if blob is None:
+        raise KbError(f"cannot read revision {revision.number} ({revision.short})")
+    return blob
+
+
+def show_revision(root: Path, ref: str, rev: str) -> ShowResult:
+    log = note_log(root, ref)
+    revision = pick(log.revisions, rev)
+    raw = _content(root, revision)
+    parsed = parse_note(raw)
+    return ShowResult(_info(revision.path, parsed), raw, parsed.body, dict(parsed.extra))
+
+
+def diff(root: Path, ref: str, a: str | None = None, b: str | None = None) -> DiffResult:
+    """A against B; A alone: A against the current file; neither: the previous revision against the
+    current file (uncommitted changes included)."""
+    log = note_log(root, ref)
+    revisions = log.revisions
+    store = Store(root)
+    current = store.read(log.path) if log.exists else None
+
+    def version(rev: str | None) -> tuple[bytes, str, str]:
+        if rev is None:
+            if current is None:
+                raise KbError(f"'{log.title}' is deleted; name two revisions to compare")
+            return current, log.path, "current"
+        revision = pick(revisions, rev)
+        return _content(root, revision), revision.path, f"revision {revision.number} ({revision.short})"
+
+    if a is None:
+        with_content = [r for r in revisions if not r.deleted]
+        last = with_content[-1] if with_content else None
+        committed = _content(root, last) if last else b""
+        base: Revision | None
+        if current is not None and last is not None and current != committed:
+            base = last  # uncommitted changes: compare with the latest revision
+        else:
+            base = with_content[-2] if len(with_content) > 1 else with_content[0] if with_content else None
+        if base is None:
+            raise KbError(f"'{log.title}' has no earlier revision to compare with")
+        a = str(base.number)
+    a_raw, a_path, a_label = version(a)
+    b_raw, b_path, b_label = version(b)
+    return DiffResult(log.title, note_diff(a_raw, b_raw, a_path, b_path, a_label, b_label))
+
+
+# ---------------------------------------------------------------- restore
+
+
+def restore(root: Path, ref: str, rev: str) -> ChangeResult:
+    """The note becomes that revision's content (title, tags, body), `created` kept and `modified` now,
+    as a new revision. Brings back a deleted note too."""
+    log = note_log(root, ref)
+    revision = pick(log.revisions, rev)
+    old_raw = _content(root, revision)
+    old = parse_note(old_raw)
+    if old.problem or old.doc is None:
+        raise KbError(f"revision {revision.number} cannot be restored: {old.problem}")
+    with _transaction(root) as tx:
+        current_path = log.path if tx.store.exists(log.path) else None
+        current = parse_note(tx.store.read(current_path)) if current_path else None
+        title = old.title or title_from_stem(Path(revision.path).stem)
+        other = _find_title(tx.store, title, except_path=current_path)
+        if other:
+            raise NoteExists(f"a note titled '{other.title}' already exists ({other.path}); rename it first")
+        updates: dict[str, str | list[str] | None] = {"modified": tx.stamp}
+        if current is not None and current.created and current.created != old.created:
+            updates["created"] = current.created
+        doc = set_fields(old.doc, updates)
+        data = doc.render().encode("utf-8")
+        if current_path and title_key(title) == title_key(current.title if current and current.title else ""):
+            path = current_path
+        elif current_path:
+            path = _free_path(tx.store, title, except_path=current_path)
+        else:
+            path = revision.path if not tx.store.exists(revision.path) else _free_path(tx.store, title)
+        tx.store.write_atomic(path, data)
+        touched = {path}
+        message = f"Restore: {title} to revision {revision.number}"
+        if current_path and current_path != path:
+            tx.store.remove(current_path)
+            touched.add(current_path)
+            message += f"\n\nKb-Renamed-From: {current_path}"
+        moment = parse_timestamp(tx.stamp) or tx.now
+        commit = tx.history.commit(touched, message, moment, tx.now)
+        warnings = _reindex_paths(tx, touched)
+        return ChangeResult(
+            "restore",
+            _info(path, parse_note(data)),
+            commit,
+            renamed_from=current_path if current_path and current_path != path else None,
+            external=tx.external,
+            warnings=warnings,
+        )
