@@ -68,7 +68,7 @@ def sections(body: str) -> list[tuple[str, int, list[str]]]:
     """(heading, level, lines) for the text before the first heading and each heading's section."""
     result: list[tuple[str, int, list[str]]] = [(TOP, 0, [])]
     fenced = False
-    for line in body.splitlines():
+    for line in (ln.rstrip("\r\n") for ln in lines_of(body)):
         if _FENCE.match(line):
             fenced = not fenced
         match = None if fenced else _HEADING.match(line)
@@ -135,8 +135,8 @@ def unified(a: bytes, b: bytes, a_path: str, b_path: str, context: int = 3) -> s
     """A unified diff from a to b with git-style headers. Lines keep their own endings."""
     if a == b and a_path == b_path:
         return ""
-    a_lines = a.decode("utf-8", "surrogateescape").splitlines(keepends=True)
-    b_lines = b.decode("utf-8", "surrogateescape").splitlines(keepends=True)
+    a_lines = lines_of(a.decode("utf-8", "surrogateescape"))
+    b_lines = lines_of(b.decode("utf-8", "surrogateescape"))
     out: list[str] = []
     a_name = _quote("a/" + a_path)
     b_name = _quote("b/" + b_path)
@@ -161,6 +161,15 @@ def unified(a: bytes, b: bytes, a_path: str, b_path: str, context: int = 3) -> s
     return "".join(out).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def lines_of(text: str) -> list[str]:
+    """Lines with their endings, split at "\n" only (str.splitlines also splits at \x1c, \x85, ...)."""
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
 def _range(start: int, end: int) -> str:
     length = end - start
     if length == 1:
@@ -174,6 +183,11 @@ def _line(mark: str, line: str) -> str:
     return mark + line + "\n\\ No newline at end of file\n"
 
 
+def line_counts(a: bytes, b: bytes) -> tuple[int, int]:
+    """Lines added and removed from a to b."""
+    return _counts(lines_of(a.decode("utf-8", "replace")), lines_of(b.decode("utf-8", "replace")))
+
+
 def note_diff(a: bytes, b: bytes, a_path: str, b_path: str, a_label: str, b_label: str) -> NoteDiff:
     a_fields, a_tags, a_body = _fields(a)
     b_fields, b_tags, b_body = _fields(b)
@@ -182,9 +196,7 @@ def note_diff(a: bytes, b: bytes, a_path: str, b_path: str, a_label: str, b_labe
         for key in dict.fromkeys([*a_fields, *b_fields])
         if a_fields.get(key) != b_fields.get(key)
     ]
-    a_lines = a.decode("utf-8", "replace").splitlines()
-    b_lines = b.decode("utf-8", "replace").splitlines()
-    added, removed = _counts(a_lines, b_lines)
+    added, removed = _counts(lines_of(a.decode("utf-8", "replace")), lines_of(b.decode("utf-8", "replace")))
     return NoteDiff(
         a_label=a_label,
         b_label=b_label,

@@ -247,15 +247,27 @@ class History(_Repository):
     """The repository, with reading: a note's commits (following renames), file contents at revisions,
     recent changes, and earlier revisions recorded beside the current one."""
 
-    def path_log(self, path: str, until: str | None = None) -> list[CommitInfo]:
-        """Commits that touched `path` (side branches included, merges left out), newest first."""
+    def path_log(self, path: str, until: str | None = None) -> list[tuple[CommitInfo, str]]:
+        """Commits that touched `path` (side branches included, merges left out), newest first, each
+        with the path's status letter in it (A added, M modified, D deleted)."""
         if not self.has_commits():
             return []
-        args = ["log", "--full-history", "--no-merges", LOG_FORMAT]
+        fmt = f"--format={RECORD}%H{FIELD}%aI{FIELD}%s{FIELD}%b{FIELD}"
+        args = ["log", "--full-history", "--no-merges", "--no-renames", "--name-status", "-z", fmt]
         if until:
             args.append(until)
         out = self._git(*args, "--", path)
-        return _parse_log(out, path)
+        result: list[tuple[CommitInfo, str]] = []
+        for chunk in out.split(RECORD)[1:]:
+            parts = chunk.split(FIELD)
+            if len(parts) < 5:
+                continue
+            fields = [f.strip("\n") for f in FIELD.join(parts[4:]).split("\0")]
+            fields = [f for f in fields if f]
+            status = fields[0][:1] if fields else "M"
+            commit = CommitInfo(parts[0], datetime.fromisoformat(parts[1]), parts[2], parts[3].strip(), path)
+            result.append((commit, status))
+        return result
 
     def renamed_from(self, commit: CommitInfo) -> str | None:
         """The path this commit renamed its note from: kb's trailer, else git's rename detection."""
@@ -276,13 +288,6 @@ class History(_Repository):
             else:
                 i += 2
         return None
-
-    def exists_in_parent(self, sha: str, path: str) -> bool:
-        try:
-            self._git("cat-file", "-e", f"{sha}^:{path}")
-        except GitError:
-            return False
-        return True
 
     def read_blobs(self, specs: Sequence[str]) -> list[bytes | None]:
         """Contents of `REV:path` specs through one `git cat-file --batch`; None where there is none."""

@@ -23,7 +23,7 @@ from kb.errors import KbError, UsageError
 from kb.notes import parse_note, parse_timestamp, title_from_stem
 from kb.store import INDEX_DIR, Store, write_atomic
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST = "kb-manifest.json"
 MAX_INDEXED_CHARS = 1_000_000  # of one note's text; the rest of a huge note is not searchable
 WRITER_TIMEOUT = 10.0
@@ -34,6 +34,41 @@ WORD_PATTERN = r"[^\W_]+(?:\.[^\W_]+)*"
 
 Progress = Callable[[int, int], None]  # (done, total)
 Signature = tuple[int, int, int]  # mtime_ns, size, inode
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the manifest records of one note: its signature when indexed, and its catalog fields."""
+
+    sig: Signature
+    title: str
+    tags: tuple[str, ...]
+    created: str | None
+    modified: str | None
+    problem: str | None
+    warnings: tuple[str, ...]
+
+    def to_list(self) -> list[Any]:
+        return [
+            *self.sig,
+            self.title,
+            list(self.tags),
+            self.created,
+            self.modified,
+            self.problem,
+            list(self.warnings),
+        ]
+
+    @classmethod
+    def from_list(cls, v: list[Any]) -> Entry:
+        return cls((int(v[0]), int(v[1]), int(v[2])), str(v[3]), tuple(v[4]), v[5], v[6], v[7], tuple(v[8]))
+
+
+def _entry(sig: Signature, doc: dict[str, Any]) -> Entry:
+    created, modified = doc["dates"]
+    return Entry(
+        sig, doc["title"], tuple(doc["tag_list"]), created, modified, doc["_problem"], doc["_warnings"]
+    )
 
 
 class NeedsRebuild(Exception):
@@ -137,12 +172,18 @@ def document(path: str, raw: bytes) -> dict[str, Any] | None:
         "tags": ",".join(t.replace(",", " ") for t in expanded),
         "tag_list": list(parsed.tags),
         "dates": [parsed.created, parsed.modified],
+        "_problem": parsed.problem,
+        "_warnings": tuple(parsed.warnings),
     }
     for key in DATE_FIELDS:
         moment = _naive_utc(getattr(parsed, key))
         if moment is not None:
             fields[key] = moment
     return fields
+
+
+def _fields(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
 
 
 class NoteIndex:
@@ -157,7 +198,7 @@ class NoteIndex:
     def exists(self) -> bool:
         return self.manifest_path.is_file()
 
-    def _read_manifest(self) -> dict[str, Signature] | None:
+    def _read_manifest(self) -> dict[str, Entry] | None:
         try:
             data = json.loads(self.manifest_path.read_bytes())
         except (OSError, ValueError):
@@ -168,21 +209,20 @@ class NoteIndex:
         if not isinstance(files, dict):
             return None
         try:
-            return {str(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in files.items()}
+            return {str(k): Entry.from_list(v) for k, v in files.items()}
         except (TypeError, ValueError, IndexError):
             return None
 
-    def _write_manifest(self, files: dict[str, Signature]) -> None:
-        data = {"schema": SCHEMA_VERSION, "files": {k: list(v) for k, v in sorted(files.items())}}
-        write_atomic(self.manifest_path, json.dumps(data, separators=(",", ":")).encode())
+    def catalog(self) -> dict[str, Entry] | None:
+        """The manifest's record of every indexed note (None when there is no usable index)."""
+        return self._read_manifest()
+
+    def _write_manifest(self, files: dict[str, Entry]) -> None:
+        data = {"schema": SCHEMA_VERSION, "files": {k: v.to_list() for k, v in sorted(files.items())}}
+        write_atomic(self.manifest_path, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
 
     def _signatures(self) -> dict[str, Signature]:
-        sigs: dict[str, Signature] = {}
-        for path in self.store.list_notes().paths:
-            with contextlib.suppress(OSError):
-                st = os.lstat(self.root / path)
-                sigs[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
-        return sigs
+        return self.store.scan()[0]
 
     def _open(self) -> Any:
         from whoosh import index
@@ -205,13 +245,13 @@ class NoteIndex:
         if procs > 1:
             options.update(procs=procs, multisegment=True)
         writer = ix.writer(timeout=WRITER_TIMEOUT, **options)
-        indexed: dict[str, Signature] = {}
+        indexed: dict[str, Entry] = {}
         try:
             for done, path in enumerate(paths, 1):
                 doc = self._read_document(path)
                 if doc is not None:
-                    writer.add_document(**doc)
-                    indexed[path] = sigs[path]
+                    indexed[path] = _entry(sigs[path], doc)
+                    writer.add_document(**_fields(doc))
                 if progress and (done % 50 == 0 or done == len(paths)):
                     progress(done, len(paths))
             writer.commit()
@@ -250,7 +290,7 @@ class NoteIndex:
             return
         self._apply(manifest, set(paths))
 
-    def _apply(self, manifest: dict[str, Signature], paths: set[str]) -> None:
+    def _apply(self, manifest: dict[str, Entry], paths: set[str]) -> None:
         ix = self._open()
         writer = ix.writer(timeout=WRITER_TIMEOUT)
         try:
@@ -262,9 +302,9 @@ class NoteIndex:
                     writer.delete_by_term("path", path)
                     manifest.pop(path, None)
                 else:
-                    writer.update_document(**doc)
+                    writer.update_document(**_fields(doc))
                     assert st is not None
-                    manifest[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
+                    manifest[path] = _entry((st.st_mtime_ns, st.st_size, st.st_ino), doc)
             if len(ix._segments()) > MERGE_AFTER_SEGMENTS:
                 writer.commit()
             else:
@@ -279,27 +319,21 @@ class NoteIndex:
         """Index what was added, changed or removed in notes/ since the last update. Raises NeedsRebuild
         when the index is missing, broken or of another schema version."""
         manifest = self._read_manifest()
-        if manifest is None or not self._usable():
+        if manifest is None or not self._has_toc():
             raise NeedsRebuild("the search index is missing, unreadable or of another version")
         current = self._signatures()
         added = {p for p in current if p not in manifest}
         removed = {p for p in manifest if p not in current}
-        updated = {p for p in current if p in manifest and manifest[p] != current[p]}
+        updated = {p for p in current if p in manifest and manifest[p].sig != current[p]}
         if added or removed or updated:
             self._apply(manifest, added | removed | updated)
         return RefreshReport(len(added), len(updated), len(removed), False)
 
-    def _usable(self) -> bool:
-        from whoosh import index
-
+    def _has_toc(self) -> bool:
+        """Whoosh's table of contents is there (a damaged index is found when it is read, and rebuilt)."""
         try:
-            if not index.exists_in(str(self.folder)):
-                return False
-            ix = self._open()
-            with ix.searcher() as searcher:
-                searcher.doc_count()
-            return "title_sort" in ix.schema.names()
-        except Exception:
+            return any(name.endswith(".toc") for name in os.listdir(self.folder))
+        except OSError:
             return False
 
     # ------------------------------------------------------------ searching

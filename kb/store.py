@@ -63,32 +63,52 @@ class Store:
 
     def list_notes(self) -> Listing:
         """Every note file under notes/ (sub-folders too), sorted. Links and hidden files are skipped."""
+        paths, _, warnings = self._walk(with_stat=False)
+        return Listing(tuple(sorted(paths)), tuple(warnings))
+
+    def scan(self) -> tuple[dict[str, tuple[int, int, int]], tuple[str, ...]]:
+        """Every note file with its (mtime_ns, size, inode), from one lstat each: what changed since a
+        previous scan shows here without reading any file."""
+        paths, stats, warnings = self._walk(with_stat=True)
+        return dict(zip(paths, stats, strict=True)), tuple(warnings)
+
+    def _walk(self, with_stat: bool) -> tuple[list[str], list[tuple[int, int, int]], list[str]]:
         paths: list[str] = []
+        stats: list[tuple[int, int, int]] = []
         warnings: list[str] = []
         if not self.notes.is_dir():
-            return Listing((), ())
-        for dirpath, dirnames, filenames in os.walk(self.notes, followlinks=False):
-            base = Path(dirpath)
-            kept = []
-            for name in dirnames:
-                full = base / name
+            return paths, stats, warnings
+        stack = [(str(self.notes), NOTES_DIR)]
+        while stack:
+            folder, rel_folder = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError as exc:
+                warnings.append(f"{rel_folder}: cannot be read ({exc.strerror})")
+                continue
+            for entry in entries:
+                name = entry.name
                 if name.startswith("."):
                     continue
-                if full.is_symlink():
-                    warnings.append(f"{self.rel(full)}: a link to a folder; not followed")
+                rel = f"{rel_folder}/{name}"
+                try:
+                    if entry.is_symlink():
+                        kind = "folder" if entry.is_dir() else "file"
+                        if kind == "folder" or name.endswith(NOTE_SUFFIXES):
+                            warnings.append(f"{rel}: a symbolic link to a {kind}; not followed")
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((entry.path, rel))
+                        continue
+                    if not name.endswith(NOTE_SUFFIXES) or not entry.is_file(follow_symlinks=False):
+                        continue
+                    if with_stat:
+                        st = entry.stat(follow_symlinks=False)
+                        stats.append((st.st_mtime_ns, st.st_size, st.st_ino))
+                except OSError:
                     continue
-                kept.append(name)
-            dirnames[:] = sorted(kept)
-            for name in filenames:
-                if name.startswith(".") or not name.endswith(NOTE_SUFFIXES):
-                    continue
-                full = base / name
-                if full.is_symlink():
-                    warnings.append(f"{self.rel(full)}: a symbolic link; not followed")
-                    continue
-                paths.append(self.rel(full))
-        paths.sort()
-        return Listing(tuple(paths), tuple(warnings))
+                paths.append(rel)
+        return paths, stats, warnings
 
     def read(self, rel: str) -> bytes:
         path = self.abs(rel)

@@ -201,7 +201,7 @@ def test_changes_by_kb_are_indexed_in_the_same_run(corpus, kb, root):
     manifest = NoteIndex(root)._read_manifest()
     assert manifest is not None
     st = os.lstat(root / "notes" / "Zebra.md")
-    assert manifest["notes/Zebra.md"] == (st.st_mtime_ns, st.st_size, st.st_ino)
+    assert manifest["notes/Zebra.md"].sig == (st.st_mtime_ns, st.st_size, st.st_ino)
     kb("mv", "Zebra", "Equus")
     manifest = NoteIndex(root)._read_manifest()
     assert manifest is not None and "notes/Zebra.md" not in manifest and "notes/Equus.md" in manifest

@@ -240,21 +240,37 @@ def _load(store: Store, path: str, with_extra: bool = True) -> tuple[bytes, Pars
 
 
 def _all_notes(store: Store) -> tuple[list[NoteInfo], list[str]]:
-    listing = store.list_notes()
+    """Every note's catalog record. Notes unchanged since the search index last saw them come from the
+    index's manifest (one stat each); only new or changed files are read and parsed."""
+    from kb.index import NoteIndex
+
+    catalog = NoteIndex(store.root).catalog()
+    if catalog is None:
+        listing = store.list_notes()
+        paths, warnings = list(listing.paths), list(listing.warnings)
+        sigs: dict[str, tuple[int, int, int]] = {}
+    else:
+        sigs, scan_warnings = store.scan()
+        paths, warnings = sorted(sigs), list(scan_warnings)
     infos: list[NoteInfo] = []
-    warnings = list(listing.warnings)
-    for path in listing.paths:
-        try:
-            _, parsed = _load(store, path, with_extra=False)
-        except KbError as exc:
-            warnings.append(str(exc))
-            continue
-        info = _info(path, parsed)
-        if parsed.problem and parsed.problem.startswith("binary"):
-            warnings.append(f"{path}: skipped, {parsed.problem}")
-            continue
+    for path in paths:
+        entry = catalog.get(path) if catalog is not None else None
+        if entry is not None and entry.sig == sigs.get(path):
+            info = NoteInfo(
+                entry.title, path, entry.tags, entry.created, entry.modified, entry.problem, entry.warnings
+            )
+        else:
+            try:
+                _, parsed = _load(store, path, with_extra=False)
+            except KbError as exc:
+                warnings.append(str(exc))
+                continue
+            if parsed.problem and parsed.problem.startswith("binary"):
+                warnings.append(f"{path}: skipped, {parsed.problem}")
+                continue
+            info = _info(path, parsed)
         infos.append(info)
-        warnings.extend(f"{path}: {w}" for w in ((parsed.problem,) if parsed.problem else ()) + info.warnings)
+        warnings.extend(f"{path}: {w}" for w in ((info.problem,) if info.problem else ()) + info.warnings)
     return infos, warnings
 
 

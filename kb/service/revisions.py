@@ -135,18 +135,21 @@ def _locate(root: Path, ref: str) -> tuple[str, bool]:
 def _revisions(root: Path, path: str) -> list[Revision]:
     """Every revision of the note at `path`, oldest first, following renames back through history."""
     reader = _reader(root)
-    commits = []
-    current, until = path, None
-    for _ in range(MAX_RENAME_HOPS):
-        found = reader.path_log(current, until)
-        if not found:
-            break
-        commits.extend(found)
-        oldest = found[-1]
-        source = reader.renamed_from(oldest)
-        if not source or reader.exists_in_parent(oldest.sha, current):
-            break
-        current, until = source, f"{oldest.sha}^"
+    commits: list[Any] = []
+    visited: set[tuple[str, str | None]] = set()
+    pending: list[tuple[str, str | None]] = [(path, None)]
+    while pending and len(visited) < MAX_RENAME_HOPS:
+        current, until = pending.pop()
+        if (current, until) in visited:
+            continue
+        visited.add((current, until))
+        for commit, status in reader.path_log(current, until):
+            commits.append(commit)
+            # Where this path was created by renaming another, the note's older history is there.
+            if status == "A":
+                source = reader.renamed_from(commit)
+                if source and source != current:
+                    pending.append((source, f"{commit.sha}^"))
     seen: set[str] = set()
     unique = []
     for commit in commits:
@@ -181,17 +184,9 @@ def _revisions(root: Path, path: str) -> list[Revision]:
 
 
 def _line_counts(a: bytes, b: bytes) -> tuple[int, int]:
-    import difflib
+    from kb.diff import line_counts
 
-    a_lines = a.decode("utf-8", "replace").splitlines()
-    b_lines = b.decode("utf-8", "replace").splitlines()
-    added = removed = 0
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a_lines, b_lines, autojunk=False).get_opcodes():
-        if tag in ("replace", "delete"):
-            removed += i2 - i1
-        if tag in ("replace", "insert"):
-            added += j2 - j1
-    return added, removed
+    return line_counts(a, b)
 
 
 def note_log(root: Path, ref: str) -> NoteLog:

@@ -1,0 +1,374 @@
+"""kb log, show --rev, diff, restore and import, on real repositories."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import FIXTURES, SEEDS, git, log_subjects, snapshot
+
+OLDER, NEWER = FIXTURES / "older.md", FIXTURES / "newer.md"
+
+
+def revisions(kb, note: str) -> list[dict]:
+    r = kb("log", note, "--json")
+    assert r.exit_code == 0, r.stderr
+    return json.loads(r.stdout)["revisions"]
+
+
+@pytest.fixture
+def history(kb, monkeypatch):
+    """A note with five revisions: add, two edits, a rename, an edit."""
+    for i, (args, now) in enumerate(
+        [
+            (["add", "Alpha", "-t", "one", "-b", "first line"], "2026-01-01T10:00:00.000Z"),
+            (["edit", "Alpha", "-a", "second line"], "2026-01-02T10:00:00.000Z"),
+            (["edit", "Alpha", "-t", "two"], "2026-01-03T10:00:00.000Z"),
+            (["mv", "Alpha", "Beta"], "2026-01-04T10:00:00.000Z"),
+            (["edit", "Beta", "-a", "third line"], "2026-01-05T10:00:00.000Z"),
+        ]
+    ):
+        monkeypatch.setenv("KB_NOW", now)
+        assert kb(*args).exit_code == 0, (i, args)
+    monkeypatch.setenv("KB_NOW", "2026-02-01T00:00:00.000Z")
+
+
+def test_log_numbers_revisions_and_follows_renames(history, kb):
+    revs = revisions(kb, "Beta")
+    assert [r["number"] for r in revs] == [1, 2, 3, 4, 5]
+    assert [r["action"] for r in revs] == ["add", "edit", "edit", "rename", "edit"]
+    assert [r["date"][:10] for r in revs] == [
+        "2026-01-01",
+        "2026-01-02",
+        "2026-01-03",
+        "2026-01-04",
+        "2026-01-05",
+    ]
+    assert [r["path"] for r in revs] == ["notes/Alpha.md"] * 3 + ["notes/Beta.md"] * 2
+    assert revs[1]["added"] == 3 and revs[1]["removed"] == 1  # modified, a blank line, the new line
+    plain = kb("log", "Beta").stdout.splitlines()
+    assert plain[0].startswith("5\t2026-01-05T10:00:00.000Z\t") and plain[0].endswith("Edit: Beta")
+    assert len(kb("log", "Beta", "-n", "2").stdout.splitlines()) == 2
+
+
+def test_log_follows_a_rename_made_outside_kb(history, kb, root):
+    os.rename(root / "notes" / "Beta.md", root / "notes" / "Gamma.md")
+    assert kb("edit", "notes/Gamma.md", "-a", "after the outside rename").exit_code == 0
+    revs = revisions(kb, "notes/Gamma.md")
+    assert len(revs) == 7
+    assert revs[5]["action"] == "external edit" and revs[5]["path"] == "notes/Gamma.md"
+    assert revs[0]["path"] == "notes/Alpha.md"
+
+
+@pytest.mark.parametrize(
+    ("rev", "number"),
+    [
+        ("1", 1),
+        ("5", 5),
+        ("0", 5),
+        ("-1", 4),
+        ("~2", 3),
+        ("2026-01-02", 2),
+        ("2026-01-03T09:00:00Z", 2),
+        ("2026-03-01", 5),
+    ],
+)
+def test_rev_forms(history, kb, rev, number):
+    expected = revisions(kb, "Beta")[number - 1]
+    shown = json.loads(kb("show", "Beta", "--rev", rev, "--json").stdout)
+    assert shown["modified"] == expected["date"]
+    commit = expected["commit"]
+    assert (
+        json.loads(kb("show", "Beta", "--rev", commit[:8], "--json").stdout)["modified"] == expected["date"]
+    )
+
+
+@pytest.mark.parametrize("rev", ["6", "-5", "2025-01-01", "nonsense", "deadbeef"])
+def test_unknown_revisions_list_the_valid_range(history, kb, rev):
+    r = kb("show", "Beta", "--rev", rev)
+    assert r.exit_code == 2 and r.stderr.startswith("Error: ") and r.stderr.count("\n") == 1
+    assert "1..5" in r.stderr or "did not exist yet" in r.stderr
+
+
+def test_show_rev_prints_the_old_file(history, kb, root):
+    old = kb("show", "Beta", "--rev", "1").stdout
+    assert "title: Alpha\n" in old and "tags: [one]\n" in old and "second line" not in old
+
+
+def test_diff_forms(history, kb, root):
+    r = kb("diff", "Beta", "1", "3", "--stat")
+    assert (
+        "tag added: two" in r.stdout
+        and "modified: 2026-01-01T10:00:00.000Z -> 2026-01-03T10:00:00.000Z" in r.stdout
+    )
+    # default: the previous revision against the current file
+    r = kb("diff", "Beta")
+    assert r.stdout.startswith("--- a/notes/Beta.md\n+++ b/notes/Beta.md\n")
+    assert "+third line" in r.stdout
+    # A alone: A against the current file, across the rename
+    r = kb("diff", "Beta", "1")
+    assert "rename from notes/Alpha.md\nrename to notes/Beta.md\n" in r.stdout
+    # uncommitted changes are part of the current file
+    path = root / "notes" / "Beta.md"
+    path.write_text(path.read_text() + "uncommitted\n")
+    assert "+uncommitted" in kb("diff", "Beta").stdout
+    data = json.loads(kb("diff", "Beta", "2", "4", "--json").stdout)
+    assert data["from"] == {"label": data["from"]["label"], "path": "notes/Alpha.md"}
+    assert data["to"]["path"] == "notes/Beta.md"
+    assert {"key": "title", "old": "Alpha", "new": "Beta"} in data["fields"]
+    assert data["tags"] == {"added": ["two"], "removed": []}
+    assert set(data) == {
+        "version",
+        "title",
+        "from",
+        "to",
+        "identical",
+        "fields",
+        "tags",
+        "sections",
+        "lines",
+        "patch",
+    }
+
+
+def test_identical_versions(history, kb):
+    r = kb("diff", "Beta", "5")
+    assert r.exit_code == 0 and r.stdout == "" and "No differences" in r.stderr
+
+
+def _apply_with_patch(tmp_path: Path, a: bytes, patch_text: str) -> bytes:
+    target = tmp_path / "target.md"
+    target.write_bytes(a)
+    proc = subprocess.run(["patch", "-s", str(target)], input=patch_text.encode(), capture_output=True)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return target.read_bytes()
+
+
+@pytest.mark.skipif(shutil.which("patch") is None, reason="needs the patch program")
+def test_piped_diff_is_a_patch_that_patch_and_git_apply_accept(history, kb, root, tmp_path):
+    for a, b in [("1", "2"), ("2", "3"), ("4", "5"), ("1", "3")]:
+        patch_text = kb("diff", "Beta", a, b).stdout
+        a_bytes = kb("show", "Beta", "--rev", a).stdout_bytes
+        b_bytes = kb("show", "Beta", "--rev", b).stdout_bytes
+        assert _apply_with_patch(tmp_path, a_bytes, patch_text) == b_bytes
+    # git apply, in a checkout of revision 1, turns it into revision 5 (rename included)
+    first = revisions(kb, "Beta")[0]["commit"]
+    work = tmp_path / "checkout"
+    subprocess.run(["git", "clone", "-q", str(root), str(work)], check=True)
+    subprocess.run(["git", "-C", str(work), "checkout", "-q", first], check=True)
+    patch_text = kb("diff", "Beta", "1", "5").stdout
+    proc = subprocess.run(
+        ["git", "-C", str(work), "apply", "-"], input=patch_text.encode(), capture_output=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (work / "notes" / "Beta.md").read_bytes() == kb("show", "Beta", "--rev", "5").stdout_bytes
+    assert not (work / "notes" / "Alpha.md").exists()
+
+
+line = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0\r\n"), max_size=30
+)
+version = st.tuples(st.lists(line, max_size=12), st.booleans(), st.booleans())
+
+
+def _render(spec: tuple[list[str], bool, bool]) -> bytes:
+    lines, final_newline, crlf = spec
+    nl = "\r\n" if crlf else "\n"
+    text = nl.join(lines) + (nl if final_newline and lines else "")
+    return text.encode("utf-8")
+
+
+@pytest.mark.skipif(shutil.which("patch") is None, reason="needs the patch program")
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(a=version, b=version)
+def test_unified_diff_round_trips_through_patch(tmp_path, a, b):
+    from kb.diff import unified
+
+    a_bytes, b_bytes = _render(a), _render(b)
+    patch_text = unified(a_bytes, b_bytes, "notes/X.md", "notes/X.md")
+    if a_bytes == b_bytes:
+        assert patch_text == ""
+        return
+    assert _apply_with_patch(tmp_path, a_bytes, patch_text) == b_bytes
+
+
+# ---------------------------------------------------------------- restore
+
+
+def test_restore_makes_an_old_revision_current_and_keeps_everything(history, kb, root, monkeypatch):
+    monkeypatch.setenv("KB_NOW", "2026-03-01T00:00:00.000Z")
+    before = kb("show", "Beta", "--raw").stdout
+    r = kb("restore", "Beta", "2")
+    assert r.exit_code == 0, r.stderr
+    assert log_subjects(root)[0] == "Restore: Alpha to revision 2"
+    assert not (root / "notes" / "Beta.md").exists()
+    text = (root / "notes" / "Alpha.md").read_text()
+    assert "title: Alpha\n" in text and "tags: [one]\n" in text and "second line" in text
+    assert "third line" not in text
+    assert "modified: '2026-03-01T00:00:00.000Z'" in text and "created: '2026-01-01T10:00:00.000Z'" in text
+    revs = revisions(kb, "Alpha")
+    assert len(revs) == 6 and revs[-1]["action"] == "restore"
+    assert kb("show", "Alpha", "--rev", "5").stdout == before
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_restore_brings_back_a_deleted_note(history, kb, root):
+    assert kb("rm", "Beta").exit_code == 0
+    revs = revisions(kb, "Beta")
+    assert revs[-1]["action"] == "delete" and revs[-1]["deleted"]
+    assert kb("show", "Beta", "--rev", "5").exit_code == 0
+    r = kb("restore", "Beta", "5")
+    assert r.exit_code == 0, r.stderr
+    assert "third line" in (root / "notes" / "Beta.md").read_text()
+    assert revisions(kb, "Beta")[-1]["action"] == "restore"
+
+
+def test_restore_of_a_deletion_revision_is_refused(history, kb, root):
+    kb("rm", "Beta")
+    before = snapshot(root)
+    r = kb("restore", "Beta", "6")
+    assert r.exit_code == 1 and "deletion" in r.stderr
+    assert snapshot(root) == before
+
+
+def test_recent_changes(history, kb):
+    r = kb("log", "--json")
+    changes = json.loads(r.stdout)["changes"]
+    assert [c["message"] for c in changes[:2]] == ["Edit: Beta", "Rename: Alpha -> Beta"]
+    assert changes[1]["paths"] == [{"status": "R", "path": "notes/Beta.md"}]
+    assert kb("log", "-n", "1").stdout.count("\n") == 1
+
+
+# ---------------------------------------------------------------- import and the seed scenario
+
+
+def _seed_pairs() -> list[tuple[Path, Path]]:
+    pairs = [(OLDER, NEWER)]
+    if SEEDS.is_dir():
+        pairs.append((SEEDS / "001_40ede766b0e83c2d.txt", SEEDS / "000_5a1375f1e16f1bfa.txt"))
+    return pairs
+
+
+@pytest.mark.parametrize("pair", _seed_pairs(), ids=lambda p: p[0].parent.name)
+@pytest.mark.parametrize("order", ["older-first", "newer-first"])
+@pytest.mark.parametrize("calls", [1, 2])
+def test_importing_the_seeds_gives_one_note_with_two_revisions(pair, order, calls, kb, root, tmp_path):
+    older, newer = pair
+    files = [older, newer] if order == "older-first" else [newer, older]
+    copies = []
+    for i, source in enumerate(files):
+        target = tmp_path / f"snap{i}" / source.name
+        target.parent.mkdir()
+        shutil.copyfile(source, target)
+        copies.append(str(target))
+    if calls == 1:
+        assert kb("import", *copies).exit_code == 0
+    else:
+        for copy in copies:
+            assert kb("import", copy).exit_code == 0
+    assert [p.name for p in (root / "notes").iterdir()] == ["Machine Learning.md"]
+    assert (root / "notes" / "Machine Learning.md").read_bytes() == newer.read_bytes()
+    revs = revisions(kb, "Machine Learning")
+    assert [r["date"] for r in revs] == ["2021-11-23T15:11:42.617Z", "2021-12-02T10:37:55.243Z"]
+    assert git(root, "status", "--porcelain") == ""
+    summary = kb("diff", "Machine Learning", "1", "2", "--stat").stdout
+    assert "section added: PonderNet" in summary
+    assert "section added: Activation functions" in summary
+    assert "section changed: Reparametrization trick" in summary
+    assert [ln for ln in summary.splitlines() if ": " in ln and "section" not in ln and "lines" not in ln][
+        1:
+    ] == ["  modified: 2021-11-23T15:11:42.617Z -> 2021-12-02T10:37:55.243Z"]
+    assert kb("show", "Machine Learning", "--rev", "1").stdout_bytes == older.read_bytes()
+    head = git(root, "rev-parse", "HEAD")
+    again = kb("import", *copies, "--json")
+    assert json.loads(again.stdout)["unchanged"] == 2
+    assert git(root, "rev-parse", "HEAD") == head
+
+
+def _notable_folder(base: Path) -> Path:
+    folder = base / "notable"
+    (folder / "notes").mkdir(parents=True)
+    (folder / "attachments").mkdir()
+    (folder / "attachments" / "diagram.png").write_bytes(b"\x89PNG\r\n\x1a\n fake")
+    for i in range(12):
+        (folder / "notes" / f"Note {i}.md").write_text(
+            f"---\ntags: [Imported/Batch{i % 3}]\ntitle: Note {i}\n"
+            f"created: '2020-01-{i + 1:02d}T00:00:00.000Z'\n"
+            f"modified: '2020-02-{i + 1:02d}T00:00:00.000Z'\npinned: true\n---\n\n# Note {i}\n\nbody {i}\n"
+        )
+    (folder / "notes" / "Broken.md").write_bytes(b"---\ntitle: [broken\n---\nx\n")
+    (folder / "notes" / "Latin1.md").write_bytes(b"caf\xe9\n")
+    return folder
+
+
+def test_import_a_notable_folder_with_attachments(kb, root, tmp_path):
+    folder = _notable_folder(tmp_path)
+    r = kb("import", str(folder), "--json")
+    assert r.exit_code == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert (data["imported"], data["revised"], data["unchanged"], data["skipped"]) == (12, 0, 0, 2)
+    assert data["attachments"] == 1
+    reasons = {Path(i["source"]).name: i["reason"] for i in data["items"] if i["status"] == "skipped"}
+    assert "invalid front matter" in reasons["Broken.md"] and "not valid UTF-8" in reasons["Latin1.md"]
+    assert (root / "attachments" / "diagram.png").read_bytes() == b"\x89PNG\r\n\x1a\n fake"
+    for i in range(12):
+        assert (root / "notes" / f"Note {i}.md").read_bytes() == (
+            folder / "notes" / f"Note {i}.md"
+        ).read_bytes()
+    assert (
+        git(root, "log", "-1", "--format=%aI", "--", "notes/Note 3.md").strip() == "2020-02-04T00:00:00+00:00"
+    )
+    assert git(root, "status", "--porcelain") == ""
+    assert json.loads(kb("search", "tag:Imported", "--json", "-n", "50").stdout)["total"] == 12
+    head = git(root, "rev-parse", "HEAD")
+    again = json.loads(kb("import", str(folder), "--json").stdout)
+    assert again["unchanged"] == 12 and again["imported"] == 0
+    assert git(root, "rev-parse", "HEAD") == head
+
+
+def test_import_an_obsidian_vault_and_loose_files(kb, root, tmp_path):
+    vault = tmp_path / "vault"
+    (vault / ".obsidian").mkdir(parents=True)
+    (vault / ".obsidian" / "app.json").write_text("{}")
+    (vault / "Projects").mkdir()
+    (vault / "Projects" / "Plan.md").write_text("# The Plan\n\nStep one.\n")
+    (vault / "Daily.markdown").write_text("no heading here\n")
+    (vault / "attachments").mkdir()
+    (vault / "attachments" / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    loose = tmp_path / "loose.txt"
+    loose.write_text("---\ntags: [x]\n---\n\nLoose text.\n")
+    r = kb("import", str(vault), str(loose), "--json")
+    assert r.exit_code == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["imported"] == 3 and data["attachments"] == 1
+    names = sorted(p.name for p in (root / "notes").iterdir())
+    assert names == ["Daily.md", "The Plan.md", "loose.md"]
+    plan = (root / "notes" / "The Plan.md").read_text()
+    assert plan.startswith("---\ntitle: The Plan\ncreated: '") and plan.endswith(
+        "---\n\n# The Plan\n\nStep one.\n"
+    )
+    assert "tags: [x]\n" in (root / "notes" / "loose.md").read_text()
+    assert not (root / "notes" / "app.json").exists()
+    again = json.loads(kb("import", str(vault), str(loose), "--json").stdout)
+    assert again["unchanged"] == 3
+
+
+def test_import_dry_run_changes_nothing(kb, root, tmp_path):
+    folder = _notable_folder(tmp_path)
+    kb("init")
+    before = snapshot(root)
+    data = json.loads(kb("import", str(folder), "--dry-run", "--json").stdout)
+    assert data["dry_run"] and data["imported"] == 12
+    assert snapshot(root) == before
+
+
+def test_import_refuses_a_path_that_does_not_exist(kb, tmp_path):
+    r = kb("import", str(tmp_path / "nope"))
+    assert r.exit_code == 2 and "does not exist" in r.stderr
