@@ -422,6 +422,23 @@ def import_(
     render.imported(service.import_notes(_root(), paths, dry_run=dry_run, progress=render.progress()), json)
 
 
+@app.command("sync")
+def sync_(
+    remote: Annotated[
+        str | None,
+        typer.Option("--remote", help="Set the remote (origin) first: a URL or a path.", metavar="URL"),
+    ] = None,
+) -> None:
+    """Commit pending changes, fetch, merge, push (never forced), and update the search index.
+
+    A note changed on both machines in the same lines keeps this machine's version; the other is saved
+    as a conflict copy beside it, and the exit code is 1. Nothing is ever deleted by a sync.
+    """
+    from kb import render, service
+
+    raise typer.Exit(render.synced(service.sync(_root(), remote)))
+
+
 def main() -> None:
     os.environ.setdefault("GIT_TERMINAL_PROMPT", "0")
     app()

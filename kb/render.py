@@ -484,3 +484,28 @@ def imported(result: Any, json: bool) -> None:
         f"{prefix}: {counts['imported']} new, {counts['revised']} revisions, "
         f"{counts['unchanged']} unchanged, {counts['skipped']} skipped, {result.attachments} attachments."
     )
+
+
+def synced(result: Any) -> int:
+    if result.external:
+        _err(f"Committed changes made outside kb first: {', '.join(result.external[:5])}")
+    warnings(result.warnings)
+    what = {
+        "pushed": "sent your changes",
+        "fast-forward": "received changes",
+        "merged": "merged changes both ways",
+        "up-to-date": "already up to date",
+    }[result.action]
+    received = f"; {len(result.received)} notes changed here" if result.received else ""
+    _err(f"Synced with {result.remote}: {what}{received}.")
+    for c in result.conflicts:
+        if c.kind == "both-edited":
+            _err(
+                f"Conflict: '{c.title}' changed on both machines; kept this machine's version in {c.path}, "
+                f"the other is in {c.copy}. Compare them, keep what you want, then 'kb rm' the copy."
+            )
+        elif c.kind == "edited-here-deleted-there":
+            _err(f"Kept '{c.title}' ({c.path}): it was deleted on the other machine but edited here.")
+        else:
+            _err(f"Restored '{c.title}' ({c.path}): it was deleted here but edited on the other machine.")
+    return 1 if result.has_conflicts else 0

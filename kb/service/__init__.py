@@ -34,9 +34,11 @@ from kb.service.revisions import (
     show_revision,
 )
 from kb.service.search import ReindexResult, reindex, search
+from kb.service.sync import Conflict, SyncResult, sync
 
 __all__ = [
     "ChangeResult",
+    "Conflict",
     "DiffResult",
     "Draft",
     "EditorFn",
@@ -50,6 +52,7 @@ __all__ = [
     "ReindexResult",
     "Revision",
     "ShowResult",
+    "SyncResult",
     "TagCount",
     "TagsResult",
     "add",
@@ -69,5 +72,6 @@ __all__ = [
     "search",
     "show",
     "show_revision",
+    "sync",
     "tags",
 ]
