@@ -62,6 +62,8 @@ class KbGroup(TyperGroup):
                 raise
             _error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)")
             sys.exit(1)
+        if rv == 130:  # typer turns Ctrl-C into exit code 130 before it reaches the handlers above
+            _error("interrupted")
         sys.exit(rv if isinstance(rv, int) else 0)
 
 

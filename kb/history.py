@@ -252,6 +252,7 @@ class History(_Repository):
         with the path's status letter in it (A added, M modified, D deleted)."""
         if not self.has_commits():
             return []
+        self.ensure_commit_graph()
         fmt = f"--format={RECORD}%H{FIELD}%aI{FIELD}%s{FIELD}%b{FIELD}"
         args = ["log", "--full-history", "--no-merges", "--no-renames", "--name-status", "-z", fmt]
         if until:
@@ -268,6 +269,20 @@ class History(_Repository):
             commit = CommitInfo(parts[0], datetime.fromisoformat(parts[1]), parts[2], parts[3].strip(), path)
             result.append((commit, status))
         return result
+
+    def ensure_commit_graph(self, refresh: bool = False) -> None:
+        """git's commit-graph with changed-path Bloom filters makes `git log -- path` several times faster
+        on long histories. Written once (and added to on sync); commits made since are walked as usual.
+        A read-only repository simply goes without."""
+        info = self.git_dir / "objects" / "info"
+        present = (info / "commit-graph").exists() or (info / "commit-graphs").is_dir()
+        if present and not refresh:
+            return
+        subprocess.run(
+            ["git", "commit-graph", "write", "--reachable", "--changed-paths", "--split"],
+            cwd=self.root,
+            capture_output=True,
+        )
 
     def renamed_from(self, commit: CommitInfo) -> str | None:
         """The path this commit renamed its note from: kb's trailer, else git's rename detection."""

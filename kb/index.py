@@ -512,6 +512,36 @@ def _check_syntax(text: str) -> None:
             raise QueryError("a fuzzy distance can be 1 or 2 (word~ or word~2)")
 
 
+def _constant_union(query: Any) -> Any:
+    """Prefix, wildcard and fuzzy queries as one constant-score list of documents per segment.
+
+    Whoosh ORs one scored matcher per expanded term; with hundreds of expansions its skipping logic
+    takes seconds. Collecting the expansions' postings into one sorted list takes milliseconds."""
+    from whoosh import query as wq
+
+    if isinstance(query, (wq.Prefix, wq.Wildcard, wq.FuzzyTerm)) and not isinstance(query, _UnionOfPostings):
+        clone = query.copy()
+        clone.__class__ = type(f"Union{type(query).__name__}", (_UnionOfPostings, type(query)), {})
+        return clone
+    return query.apply(_constant_union)
+
+
+class _UnionOfPostings:
+    """Mixed into a Whoosh multi-term query: its matcher lists every document of every expansion."""
+
+    def matcher(self, searcher: Any, context: Any = None) -> Any:
+        from whoosh.matching import ListMatcher, NullMatcher
+
+        reader = searcher.reader()
+        field = self.field()  # type: ignore[attr-defined]
+        ids: set[int] = set()
+        for btext in self._btexts(reader):  # type: ignore[attr-defined]
+            ids.update(reader.postings(field, btext).all_ids())
+        if not ids:
+            return NullMatcher()
+        return ListMatcher(sorted(ids), all_weights=float(self.boost))  # type: ignore[attr-defined]
+
+
 def _without_andnot(query: Any) -> Any:
     """`a -b` parses to AndNot(a, b), whose matcher returns excluded documents in some segment layouts
     (seen with whoosh3 3.54); the equivalent And([a, Not(b)]) does not."""
@@ -546,7 +576,7 @@ def parse_query(text: str, now: datetime) -> Any:
         query = parser.parse(prepared)
     except Exception as exc:
         raise QueryError(f"cannot parse the query: {exc}") from None
-    query = _without_andnot(query)
+    query = _constant_union(_without_andnot(query))
     if bad_dates:
         raise QueryError(
             f"cannot read the date '{bad_dates[0]}' (try 2021-11-25, 2021-11, yesterday, "

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kb.service import ChangeResult, InitResult, ListResult, NoteInfo, ShowResult, TagsResult
+if TYPE_CHECKING:
+    from kb.service.core import ChangeResult, InitResult, ListResult, NoteInfo, ShowResult, TagsResult
 
 JSON_VERSION = 1
 

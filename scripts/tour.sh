@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up kb in .venv and take a short tour on the default knowledge base ($KB_HOME, else ~/.kb):
-# add a note, edit it, show it, list notes and tags, and show its history.
+# add a note, edit it, show it, list notes and tags, search, and show its history and a diff.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/kb ]; then
@@ -17,6 +17,6 @@ run edit "$title" -t Tour/Edited
 run show "$title" --raw
 run list --sort modified
 run tags
-root="${KB_HOME:-$HOME/.kb}"
-printf '\n$ git -C %s log --stat -3\n' "$root"
-git -C "$root" log --stat -3 --format='%h %ad %s' --date=iso
+run search "git revision"
+run log "$title"
+run diff "$title" 1 3

@@ -1,77 +1,59 @@
-"""The use cases, one call per command. Each returns a frozen dataclass; nothing here prints or prompts."""
+"""The use cases, one call per command. Each returns a frozen dataclass; nothing here prints or prompts.
 
-from kb.service.core import (
-    ChangeResult,
-    Draft,
-    EditorFn,
-    InitResult,
-    ListResult,
-    NoteInfo,
-    ShowResult,
-    TagCount,
-    TagsResult,
-    add,
-    add_with_editor,
-    edit,
-    edit_with_editor,
-    init,
-    list_notes,
-    move,
-    remove,
-    show,
-    tags,
-)
-from kb.service.importing import ImportItem, ImportResult, import_notes
-from kb.service.revisions import (
-    DiffResult,
-    NoteLog,
-    RecentLog,
-    Revision,
-    diff,
-    note_log,
-    recent,
-    restore,
-    show_revision,
-)
-from kb.service.search import ReindexResult, reindex, search
-from kb.service.sync import Conflict, SyncResult, sync
+Submodules are imported on first use, so a command loads only what it needs."""
 
-__all__ = [
-    "ChangeResult",
-    "Conflict",
-    "DiffResult",
-    "Draft",
-    "EditorFn",
-    "ImportItem",
-    "ImportResult",
-    "InitResult",
-    "ListResult",
-    "NoteInfo",
-    "NoteLog",
-    "RecentLog",
-    "ReindexResult",
-    "Revision",
-    "ShowResult",
-    "SyncResult",
-    "TagCount",
-    "TagsResult",
-    "add",
-    "add_with_editor",
-    "diff",
-    "edit",
-    "edit_with_editor",
-    "import_notes",
-    "init",
-    "list_notes",
-    "move",
-    "note_log",
-    "recent",
-    "reindex",
-    "remove",
-    "restore",
-    "search",
-    "show",
-    "show_revision",
-    "sync",
-    "tags",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "ChangeResult": "core",
+    "Conflict": "sync",
+    "DiffResult": "revisions",
+    "Draft": "core",
+    "EditorFn": "core",
+    "ImportItem": "importing",
+    "ImportResult": "importing",
+    "InitResult": "core",
+    "ListResult": "core",
+    "NoteInfo": "core",
+    "NoteLog": "revisions",
+    "RecentLog": "revisions",
+    "ReindexResult": "search",
+    "Revision": "revisions",
+    "ShowResult": "core",
+    "SyncResult": "sync",
+    "TagCount": "core",
+    "TagsResult": "core",
+    "add": "core",
+    "add_with_editor": "core",
+    "diff": "revisions",
+    "edit": "core",
+    "edit_with_editor": "core",
+    "import_notes": "importing",
+    "init": "core",
+    "list_notes": "core",
+    "move": "core",
+    "note_log": "revisions",
+    "recent": "revisions",
+    "reindex": "search",
+    "remove": "core",
+    "restore": "revisions",
+    "search": "search",
+    "show": "core",
+    "show_revision": "revisions",
+    "sync": "sync",
+    "tags": "core",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kb.service' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"kb.service.{module}"), name)
+    globals()[name] = value
+    return value

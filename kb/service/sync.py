@@ -96,6 +96,8 @@ def sync(root: Path, remote: str | None = None) -> SyncResult:
                 ) from None
             git.network("branch", "--quiet", f"--set-upstream-to=origin/{branch}")
         received = tuple(git.changed_between(before, "HEAD", NOTES_DIR)) if head != before else ()
+        if head != before:
+            git.ensure_commit_graph(refresh=True)
         warnings = _reindex_paths(tx, received)
         return SyncResult(url, action, received, tuple(conflicts), tx.external, warnings)
 
