@@ -284,7 +284,7 @@ def diff(
     render.diff(service.diff(_root(), note, a, b), stat=stat, word_diff=word_diff, plain=no_color, json=json)
 
 
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})
 def restore(note: NoteArg, rev: Annotated[str, typer.Argument(help=REV_HELP, metavar="REV")]) -> None:
     """Make an old revision the current version, as a new revision (nothing is lost). Brings back a
     deleted note too (name it by its title)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -77,8 +78,9 @@ class _Repository:
 
     # ------------------------------------------------------------ state checks
 
-    def check_writable_state(self) -> None:
-        """Refuse to write in a repository that is mid-merge, mid-rebase, detached or locked."""
+    def check_writable_state(self, wait_for_index_lock: float = 0.0) -> None:
+        """Refuse to write in a repository that is mid-merge, mid-rebase, detached or locked. A git index
+        lock is waited for up to `wait_for_index_lock` seconds before it counts as stale."""
         g = self.git_dir
         states = {
             "MERGE_HEAD": "a merge is in progress",
@@ -93,6 +95,9 @@ class _Repository:
                 raise RepositoryStateError(
                     f"{what} in {self.root}; finish or abort it with git first, kb has changed nothing"
                 )
+        deadline = time.monotonic() + wait_for_index_lock
+        while (g / "index.lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # a git process that is still running finishes and removes it
         if (g / "index.lock").exists():
             raise RepositoryStateError(
                 f"git's index is locked ({g / 'index.lock'}): if no git program is running, "
@@ -107,6 +112,9 @@ class _Repository:
             raise RepositoryStateError(
                 f"HEAD is detached in {self.root}; check out a branch with git first, kb has changed nothing"
             )
+
+    def abort_merge(self) -> None:
+        subprocess.run(["git", "merge", "--abort"], cwd=self.root, capture_output=True)
 
     def has_commits(self) -> bool:
         try:
@@ -497,9 +505,6 @@ class Syncing(History):
                 paths.append(str(path))
             proc = subprocess.run(["git", "merge-file", "-p", *paths], capture_output=True)
         return proc.stdout if proc.returncode == 0 else None
-
-    def abort_merge(self) -> None:
-        subprocess.run(["git", "merge", "--abort"], cwd=self.root, capture_output=True)
 
     def commit_merge(self, message: str, moment: datetime) -> str:
         env = {

@@ -145,18 +145,10 @@ class Store:
             raise KbError(f"cannot delete {rel}: {exc.strerror}") from None
         _fsync_dir(path.parent)
 
-    def rename(self, old: str, new: str) -> None:
-        source, target = self.abs(old), self.abs(new)
-        try:
-            os.replace(source, target)
-        except OSError as exc:
-            raise KbError(f"cannot rename {old} to {new}: {exc.strerror}") from None
-        _fsync_dir(target.parent)
-
     def remove_temp_files(self) -> list[str]:
         """Temp files a killed kb process left behind. Only called while holding the lock."""
         removed: list[str] = []
-        for folder in (self.root, self.notes):
+        for folder in (self.root, self.notes, self.root / INDEX_DIR, self.root / ATTACHMENTS_DIR):
             if not folder.is_dir():
                 continue
             for entry in folder.iterdir():

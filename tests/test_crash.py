@@ -1,6 +1,6 @@
 """Processes killed mid-change, interrupted with Ctrl-C, or racing each other: nothing is lost.
 
-The kill loop is small by default; KB_CRASH_TRIALS=200 runs a longer one.
+The kill loop runs 100 trials by default; KB_CRASH_TRIALS=1000 runs a longer one.
 """
 
 from __future__ import annotations
@@ -35,11 +35,14 @@ def search_paths(*args: str) -> list[str]:
     return sorted(proc.stdout.decode().splitlines())
 
 
+_CHECKS = iter(range(10**6))
+
+
 def assert_converged(root: Path) -> None:
     """After one more writing command: every note parses, all is committed, git is sound, no temp file
     is left, and the index answers like a fresh rebuild."""
     proc = subprocess.run(
-        [sys.executable, "-m", "kb", "add", "After the crashes", "-b", "final"], capture_output=True
+        [sys.executable, "-m", "kb", "add", f"Check {next(_CHECKS)}", "-b", "final"], capture_output=True
     )
     assert proc.returncode == 0, proc.stderr
     for path in (root / "notes").iterdir():
@@ -56,35 +59,51 @@ def assert_converged(root: Path) -> None:
     assert search_paths("*") == before == sorted(f"notes/{p.name}" for p in (root / "notes").iterdir())
 
 
-def test_kill_9_at_random_points(root: Path):
-    trials = int(os.environ.get("KB_CRASH_TRIALS", "16"))
+def quick_check(root: Path) -> None:
+    """After a killed process: every note parses, and git's objects are sound."""
+    for path in (root / "notes").iterdir():
+        if not path.name.startswith("."):
+            note = parse_note(path.read_bytes())
+            assert note.problem is None and note.title, (path, note.problem)
+    subprocess.run(["git", "-C", str(root), "fsck", "--no-progress"], check=True, capture_output=True)
+
+
+def test_kill_9_at_random_points(root: Path, tmp_path: Path):
+    """kill -9 of add, edit, rename, import and sync at random points of their runs."""
+    trials = int(os.environ.get("KB_CRASH_TRIALS", "100"))
     rng = random.Random(5)
-    assert (
-        subprocess.run(
-            [sys.executable, "-m", "kb", "add", "Seed note", "-b", "x"], capture_output=True
-        ).returncode
-        == 0
-    )
-    assert subprocess.run([sys.executable, "-m", "kb", "search", "x"], capture_output=True).returncode == 0
+    kb = [sys.executable, "-m", "kb"]
+    assert subprocess.run([*kb, "add", "Seed note", "-b", "x"], capture_output=True).returncode == 0
+    assert subprocess.run([*kb, "search", "x"], capture_output=True).returncode == 0
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    assert subprocess.run([*kb, "sync", "--remote", str(remote)], capture_output=True).returncode == 0
+    source = tmp_path / "to-import"
+    source.mkdir()
     acknowledged = []
     for trial in range(trials):
-        kind = trial % 3
+        kind = trial % 5
         if kind == 0:
             args = ["add", f"Crash note {trial}", "-b", f"body {trial}"]
         elif kind == 1:
             args = ["edit", "Seed note", "-a", f"appended in trial {trial}"]
+        elif kind == 2:
+            names = ["Seed note", "Seed renamed"] if trial % 2 else ["Seed renamed", "Seed note"]
+            args = ["mv", *names]
+        elif kind == 3:
+            (source / f"imported {trial}.md").write_text(f"# Imported {trial}\n\ntext\n")
+            args = ["import", str(source)]
         else:
-            args = [
-                "mv",
-                "Seed note" if trial % 2 else "Seed renamed",
-                "Seed renamed" if trial % 2 else "Seed note",
-            ]
+            args = ["sync"]
         proc = spawn(*args)
-        time.sleep(rng.uniform(0.0, 0.6))
+        time.sleep(rng.uniform(0.0, 0.5))
         proc.send_signal(signal.SIGKILL)
         code = proc.wait()
         if code == 0 and kind == 0:
             acknowledged.append(f"Crash note {trial}")
+        quick_check(root)
+        if trial % 25 == 24:
+            assert_converged(root)
     assert_converged(root)
     names = {p.stem for p in (root / "notes").iterdir()}
     assert set(acknowledged) <= names

@@ -313,3 +313,60 @@ def test_any_title_tags_and_body_round_trip(kb, title, tags, body):
         assert len(shown["tags"]) == len(tags)
         assert body.rstrip("\n") in shown["body"] or not body.strip()
         assert log_subjects(root)[0] == f"Add: {title.strip()}"
+
+
+def test_a_failed_commit_puts_every_file_back(kb, with_note, monkeypatch):
+    root = with_note
+    kb("add", "Other", "-b", "o")
+    before = snapshot(root)
+    from kb.errors import GitError
+    from kb.history import History
+
+    real_commit = History.commit
+
+    def fail(self, paths, message, *args, **kwargs):
+        if message.startswith(("Add:", "Edit:", "Rename:", "Delete:")):
+            raise GitError("git commit failed: simulated disk full")
+        return real_commit(self, paths, message, *args, **kwargs)
+
+    monkeypatch.setattr(History, "commit", fail)
+    for args in (
+        ["add", "New", "-b", "x"],
+        ["edit", "Good", "-a", "more"],
+        ["mv", "Good", "Renamed"],
+        ["rm", "Good"],
+    ):
+        err = one_line_error(kb(*args))
+        assert "simulated disk full" in err and "nothing was changed" in err
+        assert snapshot(root) == before, args
+
+
+def test_a_huge_note_is_readable_and_searchable_with_a_cap(kb, root):
+    kb("init")
+    line = "giant " + "x" * (10 * 1024 * 1024) + " needle\n"
+    (root / "notes" / "Huge.md").write_text("---\ntitle: Huge\n---\n\nfindme " + line)
+    r = kb("search", "findme", "-l")
+    assert r.exit_code == 0 and r.stdout == "notes/Huge.md\n"
+    assert kb("show", "Huge", "--raw").stdout_bytes.endswith(b" needle\n")
+    assert kb("list").exit_code == 0
+
+
+def test_git_too_old_is_a_clear_error(kb, root, tmp_path):
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    (fake / "git").write_text("#!/bin/sh\necho 'git version 2.1.0'\n")
+    (fake / "git").chmod(0o755)
+    err = one_line_error(kb("add", "X", "-b", "x", env={"PATH": f"{fake}:{os.environ['PATH']}"}))
+    assert "too old" in err and "2.25" in err
+
+
+def test_crlf_and_bom_notes_keep_their_bytes_through_an_edit(kb, root):
+    kb("init")
+    original = (
+        "\ufeff---\r\ntitle: Windows\r\nmodified: '2021-01-01T00:00:00.000Z'\r\n---\r\n\r\nline one\r\n"
+    )
+    (root / "notes" / "Windows.md").write_bytes(original.encode())
+    assert kb("edit", "Windows", "-a", "line two").exit_code == 0
+    data = (root / "notes" / "Windows.md").read_bytes().decode()
+    assert data.startswith("\ufeff---\r\ntitle: Windows\r\nmodified: '2026-01-02T03:04:05.678Z'\r\n---\r\n")
+    assert data.endswith("\r\n\r\nline one\r\n\r\nline two\r\n")

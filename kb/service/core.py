@@ -152,6 +152,43 @@ class _Tx:
     def stamp(self) -> str:
         return format_timestamp(self.now)
 
+    def change(self, writes: dict[str, bytes | None], message: str, author_date: datetime) -> str | None:
+        """Write (bytes) or delete (None) these files and commit exactly them, all or nothing: if the
+        writing or the commit fails or is interrupted, every file is put back as it was."""
+        old: dict[str, bytes | None] = {}
+        for path in writes:
+            old[path] = self.store.read(path) if self.store.exists(path) else None
+        # A path whose name differs from a written one only by case goes first (case-insensitive disks).
+        first = [p for p, d in writes.items() if d is None and any(
+            title_key(p) == title_key(q) and p != q for q, e in writes.items() if e is not None)]  # fmt: skip
+        try:
+            for path in first:
+                self.store.remove(path)
+            for path, data in writes.items():
+                if data is not None:
+                    self.store.write_atomic(path, data)
+            for path, data in writes.items():
+                if data is None and path not in first:
+                    self.store.remove(path)
+            return self.history.commit(writes.keys(), message, author_date, self.now)
+        except BaseException as exc:
+            self._roll_back(old)
+            if isinstance(exc, KbError):
+                exc.message = f"{exc.message}; nothing was changed"
+            raise
+
+    def _roll_back(self, old: dict[str, bytes | None]) -> None:
+        import contextlib
+
+        for path, data in old.items():
+            with contextlib.suppress(Exception):
+                if data is None:
+                    self.store.remove(path)
+                else:
+                    self.store.write_atomic(path, data)
+        with contextlib.suppress(Exception):
+            self.history._git("reset", "-q", "--", *old)
+
 
 @contextlib.contextmanager
 def _transaction(root: Path, explicit_init: bool = False) -> Iterator[_Tx]:
@@ -162,12 +199,24 @@ def _transaction(root: Path, explicit_init: bool = False) -> Iterator[_Tx]:
         if not (root / ".git").exists():
             init_repository(root)
         history = History(root)
-        history.check_writable_state()
+        _finish_interrupted_sync(history)
+        history.check_writable_state(wait_for_index_lock=min(3.0, config.lock_timeout()))
         tx = _Tx(root, Store(root), history, config.now())
         tx.store.remove_temp_files()
         _ensure_layout(tx)
         tx.external, tx.external_paths = _commit_external(tx)
         yield tx
+
+
+def _finish_interrupted_sync(history: Any) -> None:
+    """A merge that a killed `kb sync` left behind is kb's own: abort it (the state before it was fully
+    committed), so the next sync starts again. A merge started by anyone else is left alone."""
+    marker = history.git_dir / "kb-sync-merge"
+    if not marker.exists():
+        return
+    if (history.git_dir / "MERGE_HEAD").exists():
+        history.abort_merge()
+    marker.unlink(missing_ok=True)
 
 
 def _ensure_layout(tx: _Tx) -> str | None:
@@ -431,8 +480,7 @@ def add(root: Path, title: str, tags: Sequence[str] = (), body: str | None = Non
             raise NoteExists(f"a note titled '{existing.title}' already exists ({existing.path})")
         path = _free_path(tx.store, title)
         text = new_note_text(title, tag_list, tx.stamp, tx.stamp, _initial_body(title, body))
-        tx.store.write_atomic(path, text.encode("utf-8"))
-        commit = tx.history.commit([path], f"Add: {title}", tx.now, tx.now)
+        commit = tx.change({path: text.encode("utf-8")}, f"Add: {title}", tx.now)
         info = _info(path, parse_note(text.encode("utf-8")))
         warnings = _reindex_paths(tx, [path])
         return ChangeResult("add", info, commit, external=tx.external, warnings=warnings)
@@ -567,12 +615,9 @@ def _save(
     parsed = parse_note(data)
     title = parsed.title or title_from_stem(Path(path).stem)
     new_path = _free_path(tx.store, title, except_path=path) if renamed else path
-    if new_path != path and title_key(new_path) == title_key(path):
-        # Only the case changes: rename first, so a case-insensitive disk never holds both names.
-        tx.store.rename(path, new_path)
-    tx.store.write_atomic(new_path, data)
-    if new_path != path and tx.store.exists(path) and title_key(new_path) != title_key(path):
-        tx.store.remove(path)
+    writes: dict[str, bytes | None] = {new_path: data}
+    if new_path != path:
+        writes[path] = None
     if renamed:
         action = "rename"
         message = f"Rename: {old_title} -> {title}" if rename_only else f"Edit: {title} (was {old_title})"
@@ -580,7 +625,7 @@ def _save(
     else:
         action, message = "edit", f"Edit: {title}"
     moment = parse_timestamp(parsed.modified or "") or tx.now
-    commit = tx.history.commit({path, new_path}, message, moment, tx.now)
+    commit = tx.change(writes, message, moment)
     warnings += _reindex_paths(tx, {path, new_path})
     return ChangeResult(
         action,
@@ -647,7 +692,6 @@ def remove(root: Path, ref: str) -> ChangeResult:
         path = _resolve(tx.store, ref)
         _, parsed = _load(tx.store, path)
         info = _info(path, parsed)
-        tx.store.remove(path)
-        commit = tx.history.commit([path], f"Delete: {info.title}", tx.now, tx.now)
+        commit = tx.change({path: None}, f"Delete: {info.title}", tx.now)
         warnings = _reindex_paths(tx, [path])
         return ChangeResult("delete", info, commit, external=tx.external, warnings=warnings)

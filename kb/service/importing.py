@@ -261,8 +261,7 @@ def _import_group(
         moment = parse_timestamp(c.modified) or tx.now
         if path is None:
             path = _free_path(tx.store, c.title)
-            tx.store.write_atomic(path, c.data)
-            tx.history.commit([path], f"Import: {c.title}", moment, tx.now)
+            tx.change({path: c.data}, f"Import: {c.title}", moment)
             known[key] = (path, c.title)
         else:
             current = parse_note(tx.store.read(path)) if tx.store.exists(path) else None
@@ -270,8 +269,7 @@ def _import_group(
             if current_moment is not None and moment < current_moment:
                 tx.history.commit_beside(path, c.data, f"Import: {c.title} (earlier revision)", moment)
             else:
-                tx.store.write_atomic(path, c.data)
-                tx.history.commit([path], f"Import: {c.title}", moment, tx.now)
+                tx.change({path: c.data}, f"Import: {c.title}", moment)
         touched.add(path)
         have.add(stamp)
         items.append(ImportItem(str(c.source), status, c.title, path, c.modified))

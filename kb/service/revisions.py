@@ -349,15 +349,13 @@ def restore(root: Path, ref: str, rev: str) -> ChangeResult:
             path = _free_path(tx.store, title, except_path=current_path)
         else:
             path = revision.path if not tx.store.exists(revision.path) else _free_path(tx.store, title)
-        tx.store.write_atomic(path, data)
-        touched = {path}
+        writes: dict[str, bytes | None] = {path: data}
         message = f"Restore: {title} to revision {revision.number}"
         if current_path and current_path != path:
-            tx.store.remove(current_path)
-            touched.add(current_path)
+            writes[current_path] = None
             message += f"\n\nKb-Renamed-From: {current_path}"
-        moment = parse_timestamp(tx.stamp) or tx.now
-        commit = tx.history.commit(touched, message, moment, tx.now)
+        touched = set(writes)
+        commit = tx.change(writes, message, tx.now)
         warnings = _reindex_paths(tx, touched)
         return ChangeResult(
             "restore",

@@ -19,6 +19,8 @@ from kb.notes import format_timestamp, parse_note, parse_timestamp, set_fields, 
 from kb.service.core import _free_path, _reindex_paths, _transaction, _Tx
 from kb.store import NOTES_DIR
 
+SYNC_MARKER = "kb-sync-merge"  # in .git/ while kb sync has a merge under way
+
 
 @dataclass(frozen=True)
 class Conflict:
@@ -73,6 +75,8 @@ def sync(root: Path, remote: str | None = None) -> SyncResult:
             git._git("merge", "--ff-only", "--quiet", theirs)
             action = "fast-forward"
         else:
+            marker = git.git_dir / SYNC_MARKER
+            marker.write_text(f"{os.getpid()}\n")
             clean = git.merge_no_commit(theirs)
             if not clean:
                 try:
@@ -85,6 +89,7 @@ def sync(root: Path, remote: str | None = None) -> SyncResult:
             if both:
                 message += "\n\nConflicts kept as copies: " + ", ".join(c.title for c in both)
             git.commit_merge(message, tx.now)
+            marker.unlink()
             action = "merged"
         head = git.rev("HEAD")
         if head is not None and (theirs is None or head != theirs):
