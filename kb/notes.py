@@ -21,7 +21,7 @@ from kb.errors import BrokenNote, UsageError
 BOM = "\ufeff"
 _SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
 MAX_FRONT_MATTER_BYTES = 64 * 1024
-MAX_YAML_ALIASES = 64
+MAX_YAML_ALIASES = 8  # real notes use none; each one can double what the front matter expands to
 MAX_YAML_DEPTH = 32
 MAX_TITLE_CHARS = 1024
 MAX_STEM_BYTES = 200
@@ -286,6 +286,7 @@ def _compose(doc: Document) -> yaml.MappingNode | None:
         return None
     if not isinstance(node, yaml.MappingNode):
         raise _FMError("front matter is not a mapping of keys to values")
+    _check_tags(node, doc)
     seen: dict[str, int] = {}
     for key_node, _ in node.value:
         if not isinstance(key_node, yaml.ScalarNode):
@@ -306,6 +307,32 @@ def _date_as_text(loader: Any, node: yaml.Node) -> Any:
 
 
 _TextDatesLoader.add_constructor("tag:yaml.org,2002:timestamp", _date_as_text)
+
+
+_SAFE_TAGS = {
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map", "binary", "set", "omap",
+                 "pairs", "merge", "value")
+}  # fmt: skip
+
+
+def _check_tags(node: yaml.Node, doc: Document) -> None:
+    """Only YAML's own types: a language tag (`!!python/object/apply:`) is refused, never run."""
+    stack = [node]
+    seen: set[int] = set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:  # an alias: its node is checked once, however often it is used
+            continue
+        seen.add(id(current))
+        if current.tag not in _SAFE_TAGS:
+            line = _line_of(current.start_mark, doc)
+            raise _FMError(f"invalid front matter at line {line}: unsupported tag {current.tag}")
+        if isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+        elif isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                stack.extend((key, value))
 
 
 def _construct(fm_text: str, doc: Document) -> dict[str, Any]:

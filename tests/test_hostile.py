@@ -35,6 +35,19 @@ BROKEN = {
     "No Close.md": (b"---\ntitle: x\n\nbody without closing\n", "no closing '---'"),
     "Latin1.md": (b"---\ntitle: Caf\xe9\n---\nbody\n", "not valid UTF-8 at byte offset 14"),
     "Dupes.md": (b"---\ntitle: a\ntitle: b\n---\nbody\n", "duplicate key 'title'"),
+    "Bomb.md": (
+        b"---\na: &a [x, x, x, x, x, x, x, x, x]\n"
+        + b"".join(
+            b"%c: &%c [%s]\n" % (98 + i, 98 + i, b", ".join([b"*" + bytes([97 + i])] * 9)) for i in range(9)
+        )
+        + b"---\nbody\n",
+        "aliases",
+    ),
+    "Python.md": (
+        b"---\nx: !!python/object/apply:os.system [echo pwned]\n---\nbody\n",
+        "invalid front matter",
+    ),
+    "Huge Front.md": (b"---\n" + b"k: " + b"y" * 70000 + b"\n---\nbody\n", "larger than"),
 }
 
 
@@ -370,3 +383,73 @@ def test_crlf_and_bom_notes_keep_their_bytes_through_an_edit(kb, root):
     data = (root / "notes" / "Windows.md").read_bytes().decode()
     assert data.startswith("\ufeff---\r\ntitle: Windows\r\nmodified: '2026-01-02T03:04:05.678Z'\r\n---\r\n")
     assert data.endswith("\r\n\r\nline one\r\n\r\nline two\r\n")
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A read-only view of a folder through a bind mount (needs root; skipped elsewhere)."""
+    import subprocess
+
+    mounts = []
+
+    def make(source: Path) -> Path:
+        target = tmp_path / "read-only"
+        target.mkdir()
+        steps = [
+            ["mount", "--bind", str(source), str(target)],
+            ["mount", "-o", "remount,ro,bind", str(target)],
+        ]
+        for step in steps:
+            if subprocess.run(step, capture_output=True).returncode != 0:
+                if mounts:
+                    subprocess.run(["umount", str(target)], capture_output=True)
+                pytest.skip("cannot make a read-only bind mount here")
+            mounts.append(target)
+        return target
+
+    yield make
+    for target in mounts[:1]:
+        # lazy: a git helper process of the in-process runs may still have its working folder there
+        subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+def test_read_only_file_system_reads_work_and_writes_fail_cleanly(kb, with_note, read_only):
+    root = with_note
+    kb("edit", "Good", "-a", "second")
+    assert kb("search", "fine", "-l").exit_code == 0  # the index is built and current
+    ro = read_only(root)
+    before = snapshot(ro)
+    for args in (["list"], ["show", "Good"], ["search", "fine"], ["log", "Good"], ["diff", "Good"], ["tags"]):
+        r = kb("--kb", str(ro), *args)
+        assert r.exit_code == 0, (args, r.stderr)
+    for args in (
+        ["add", "New", "-b", "x"],
+        ["edit", "Good", "-a", "more"],
+        ["rm", "Good"],
+        ["mv", "Good", "Z"],
+    ):
+        err = one_line_error(kb("--kb", str(ro), *args))
+        assert "Read-only file system" in err or "read-only" in err.lower(), err
+    assert snapshot(ro) == before
+
+
+def test_impossible_dates_are_kept_and_listing_still_sorts(kb, root):
+    kb("init")
+    for name, created in (
+        ("Feb30", "2024-02-30"),
+        ("Zero", "'0000-01-01'"),
+        ("Far", "10000-01-01"),
+        ("Junk", "soon"),
+    ):
+        (root / "notes" / f"{name}.md").write_text(
+            f"---\ntitle: {name}\ncreated: {created}\nmodified: {created}\n---\nx\n"
+        )
+    kb("add", "Real", "-b", "x")
+    r = kb("list", "--sort", "created", "--json")
+    assert r.exit_code == 0
+    notes = json.loads(r.stdout)["notes"]
+    assert notes[0]["title"] == "Real"
+    assert {n["title"]: n["created"] for n in notes}["Feb30"] == "2024-02-30"
+    assert "not a valid date" in r.stderr
+    assert kb("edit", "Feb30", "-a", "still editable").exit_code == 0
+    assert "created: 2024-02-30\n" in (root / "notes" / "Feb30.md").read_text()
