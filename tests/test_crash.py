@@ -19,6 +19,12 @@ from kb.notes import parse_note
 from tests.conftest import git, write_editor
 
 
+@pytest.fixture(autouse=True)
+def patient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Orphaned git processes of a killed kb may still be finishing: let the next command wait."""
+    monkeypatch.setenv("KB_LOCK_TIMEOUT", "30")
+
+
 def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "kb", *args],

@@ -200,7 +200,7 @@ def _transaction(root: Path, explicit_init: bool = False) -> Iterator[_Tx]:
             init_repository(root)
         history = History(root)
         _finish_interrupted_sync(history)
-        history.check_writable_state(wait_for_index_lock=min(3.0, config.lock_timeout()))
+        history.check_writable_state(wait_for_index_lock=min(5.0, config.lock_timeout()))
         tx = _Tx(root, Store(root), history, config.now())
         tx.store.remove_temp_files()
         _ensure_layout(tx)
