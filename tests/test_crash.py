@@ -66,7 +66,13 @@ def assert_converged(root: Path) -> None:
 
 
 def quick_check(root: Path) -> None:
-    """After a killed process: every note parses, and git's objects are sound."""
+    """After a killed process, the next command, even a reading one, converges: the interrupted change
+    is committed, no temp file is left, every note parses, git's objects are sound."""
+    proc = subprocess.run([sys.executable, "-m", "kb", "list"], capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    assert git(root, "status", "--porcelain") == ""
+    assert not list(root.rglob(".kb-tmp-*"))
+    assert not (root / ".git" / "kb-journal").exists()
     for path in (root / "notes").iterdir():
         if not path.name.startswith("."):
             note = parse_note(path.read_bytes())
@@ -159,3 +165,27 @@ def test_ctrl_c_during_a_change_is_all_or_nothing(root: Path, when: float):
     text = (root / "notes" / "Note.md").read_text()
     assert text.endswith(("x\n", "interrupted edit\n"))
     assert_converged(root)
+
+
+def test_a_change_interrupted_between_write_and_commit_is_finished_by_the_next_read(root: Path, kb):
+    """What a run killed after writing but before committing leaves: its journal, the written file and a
+    temp file. The next command, a read, commits the change with its own message and cleans up."""
+    import json as json_module
+
+    assert kb("add", "Note", "-b", "x").exit_code == 0
+    assert kb("search", "x", "-l").exit_code == 0
+    path = root / "notes" / "Note.md"
+    path.write_text(path.read_text() + "\nwritten before the crash\n")
+    (root / "notes" / ".kb-tmp-leftover").write_text("half")
+    (root / ".git" / "kb-journal").write_text(
+        json_module.dumps({"pid": 1, "message": "Edit: Note", "paths": ["notes/Note.md"]})
+    )
+    r = kb("list")
+    assert r.exit_code == 0
+    assert git(root, "log", "-1", "--format=%s|%b").strip() == (
+        "Edit: Note|Kb-Recovered: completed after an interrupted run"
+    )
+    assert git(root, "status", "--porcelain") == ""
+    assert not (root / "notes" / ".kb-tmp-leftover").exists()
+    assert not (root / ".git" / "kb-journal").exists()
+    assert kb("search", "crash", "-l").stdout == "notes/Note.md\n"

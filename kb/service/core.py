@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import json
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -155,6 +157,8 @@ class _Tx:
     def change(self, writes: dict[str, bytes | None], message: str, author_date: datetime) -> str | None:
         """Write (bytes) or delete (None) these files and commit exactly them, all or nothing: if the
         writing or the commit fails or is interrupted, every file is put back as it was."""
+        journal = self.history.git_dir / JOURNAL
+        journal.write_text(json.dumps({"pid": os.getpid(), "message": message, "paths": sorted(writes)}))
         old: dict[str, bytes | None] = {}
         for path in writes:
             old[path] = self.store.read(path) if self.store.exists(path) else None
@@ -191,21 +195,67 @@ class _Tx:
 
 
 @contextlib.contextmanager
-def _transaction(root: Path, explicit_init: bool = False) -> Iterator[_Tx]:
+def _transaction(root: Path, explicit_init: bool = False, timeout: float | None = None) -> Iterator[_Tx]:
+    """The lock, then a repository kb may write in, with what an interrupted run left put right, and
+    outside edits committed. A journal file in .git/ marks the run: if it dies, the next command knows."""
     from kb.history import History, init_repository
 
     _prepare_root(root, explicit_init)
-    with exclusive_lock(root, config.lock_timeout()):
+    with exclusive_lock(root, config.lock_timeout() if timeout is None else timeout):
         if not (root / ".git").exists():
             init_repository(root)
         history = History(root)
         _finish_interrupted_sync(history)
         history.check_writable_state(wait_for_index_lock=min(5.0, config.lock_timeout()))
         tx = _Tx(root, Store(root), history, config.now())
+        journal = history.git_dir / JOURNAL
+        recovered = _recover_journal(tx, journal)
         tx.store.remove_temp_files()
         _ensure_layout(tx)
         tx.external, tx.external_paths = _commit_external(tx)
-        yield tx
+        tx.external_paths += recovered
+        journal.write_text(json.dumps({"pid": os.getpid()}))
+        try:
+            yield tx
+        finally:
+            journal.unlink(missing_ok=True)
+
+
+JOURNAL = "kb-journal"
+
+
+def _recover_journal(tx: _Tx, journal: Path) -> tuple[str, ...]:
+    """A kb run that died mid-change left its journal: commit what it had written, with its message."""
+    if not journal.exists():
+        return ()
+    try:
+        data = json.loads(journal.read_text())
+    except (OSError, ValueError):
+        data = {}
+    paths = [p for p in data.get("paths", []) if isinstance(p, str)]
+    message = data.get("message")
+    if paths and isinstance(message, str):
+        pending = {c.path for c in tx.history.pending(paths)}
+        if pending:
+            subject, _, rest = message.partition("\n")
+            body = f"{rest.strip()}\n\n" if rest.strip() else ""
+            tx.history.commit(pending, f"{subject}\n\n{body}Kb-Recovered: completed after an interrupted run",
+                              tx.now, tx.now)  # fmt: skip
+    journal.unlink(missing_ok=True)
+    return tuple(p for p in paths if p.startswith(NOTES_DIR + "/"))
+
+
+def recover(root: Path) -> None:
+    """Called by reading commands: if a kb run died mid-change, finish it now (commit what it wrote,
+    clean its temp files, index it). Never waits for the lock and never fails a read."""
+    git_dir = root / ".git"
+    if not ((git_dir / JOURNAL).exists() or (git_dir / "kb-sync-merge").exists()):
+        return
+    try:
+        with _transaction(root, timeout=0.0) as tx:
+            _reindex_paths(tx, [])
+    except (KbError, OSError):
+        pass
 
 
 def _finish_interrupted_sync(history: Any) -> None:
@@ -392,6 +442,7 @@ def _free_path(store: Store, title: str, except_path: str | None = None) -> str:
 
 
 def show(root: Path, ref: str) -> ShowResult:
+    recover(root)
     store = Store(root)
     path = _resolve(store, ref)
     raw, parsed = _load(store, path)
@@ -399,6 +450,7 @@ def show(root: Path, ref: str) -> ShowResult:
 
 
 def list_notes(root: Path, tag: str | None = None, sort: str = "modified") -> ListResult:
+    recover(root)
     infos, warnings = _all_notes(Store(root))
     if tag:
         wanted = validate_tag(tag)
@@ -419,6 +471,7 @@ def list_notes(root: Path, tag: str | None = None, sort: str = "modified") -> Li
 
 
 def tags(root: Path) -> TagsResult:
+    recover(root)
     infos, warnings = _all_notes(Store(root))
     counts: dict[str, int] = {}
     for info in infos:

@@ -21,6 +21,7 @@ from kb.service.core import (
     _reindex_paths,
     _resolve,
     _transaction,
+    recover,
 )
 from kb.store import NOTES_DIR, Store
 
@@ -190,6 +191,7 @@ def _line_counts(a: bytes, b: bytes) -> tuple[int, int]:
 
 
 def note_log(root: Path, ref: str) -> NoteLog:
+    recover(root)
     path, exists = _locate(root, ref)
     revisions = _revisions(root, path)
     if not revisions:
@@ -211,6 +213,7 @@ def recent(root: Path, limit: int = 20) -> RecentLog:
         raise UsageError("-n must be at least 1")
     if not (root / ".git").exists():
         return RecentLog(())
+    recover(root)
     changes = []
     for commit, paths in _reader(root).recent(limit, NOTES_DIR):
         changes.append(

@@ -11,7 +11,7 @@ from typing import Any
 from kb import config
 from kb.errors import KbError, UsageError
 from kb.notes import validate_tag
-from kb.service.core import _transaction
+from kb.service.core import _transaction, recover
 from kb.store import NOTES_DIR, exclusive_lock
 
 
@@ -41,6 +41,7 @@ def search(
     wanted_tag = validate_tag(tag) if tag else None
     if not (root / NOTES_DIR).is_dir():
         return SearchResult(query, 0, (), 0, False)
+    recover(root)
     index = NoteIndex(root)
     report = _refresh(index, root, progress)
     try:
