@@ -17,7 +17,7 @@ _WHERE = {
     "ImportResult": "importing",
     "InitResult": "core",
     "ListResult": "core",
-    "NoteInfo": "core",
+    "NoteInfo": "base",
     "NoteLog": "revisions",
     "RecentLog": "revisions",
     "ReindexResult": "search",

@@ -27,7 +27,7 @@ from kb.notes import (
     title_key,
     validate_title,
 )
-from kb.service.core import _all_notes, _free_path, _reindex_paths, _transaction, _Tx
+from kb.service.base import _all_notes, _free_path, _reindex_paths, _transaction, _Tx
 from kb.store import ATTACHMENTS_DIR, NOTES_DIR
 
 SUFFIXES = (".md", ".markdown", ".txt")

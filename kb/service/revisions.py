@@ -12,9 +12,7 @@ from typing import Any
 from kb.diff import NoteDiff, note_diff
 from kb.errors import KbError, NoteExists, NoteNotFound, UsageError
 from kb.notes import parse_note, parse_timestamp, set_fields, title_from_stem, title_key
-from kb.service.core import (
-    ChangeResult,
-    ShowResult,
+from kb.service.base import (
     _find_title,
     _free_path,
     _info,
@@ -23,6 +21,7 @@ from kb.service.core import (
     _transaction,
     recover,
 )
+from kb.service.core import ChangeResult, ShowResult
 from kb.store import NOTES_DIR, Store
 
 MAX_RENAME_HOPS = 200

@@ -11,7 +11,7 @@ from typing import Any
 from kb import config
 from kb.errors import KbError, UsageError
 from kb.notes import validate_tag
-from kb.service.core import _transaction, recover
+from kb.service.base import _transaction, recover
 from kb.store import NOTES_DIR, exclusive_lock
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kb.errors import GitError, UsageError
 from kb.notes import format_timestamp, parse_note, parse_timestamp, set_fields, title_from_stem
-from kb.service.core import _free_path, _reindex_paths, _transaction, _Tx
+from kb.service.base import _free_path, _reindex_paths, _transaction, _Tx
 from kb.store import NOTES_DIR
 
 SYNC_MARKER = "kb-sync-merge"  # in .git/ while kb sync has a merge under way
