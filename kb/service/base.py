@@ -166,6 +166,7 @@ def _recover_journal(tx: _Tx, journal: Path) -> tuple[str, ...]:
         data = {}
     paths = [p for p in data.get("paths", []) if isinstance(p, str)]
     message = data.get("message")
+    _wait_for_git_processes(tx.root)
     if paths and isinstance(message, str):
         pending = {c.path for c in tx.history.pending(paths)}
         if pending:
@@ -175,6 +176,32 @@ def _recover_journal(tx: _Tx, journal: Path) -> tuple[str, ...]:
                               tx.now, tx.now)  # fmt: skip
     journal.unlink(missing_ok=True)
     return tuple(p for p in paths if p.startswith(NOTES_DIR + "/"))
+
+
+def _wait_for_git_processes(root: Path, timeout: float = 10.0) -> None:
+    """git commands started by a run that was killed go on by themselves (a commit, an add): let them
+    finish before finishing their work, so the two never race. Linux's /proc tells; elsewhere no wait."""
+    import time
+
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return
+    target = str(root.resolve())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = False
+        for entry in proc.iterdir():
+            if not entry.name.isdigit() or entry.name == str(os.getpid()):
+                continue
+            try:
+                if (entry / "comm").read_text().strip() == "git" and os.readlink(entry / "cwd") == target:
+                    busy = True
+                    break
+            except OSError:
+                continue
+        if not busy:
+            return
+        time.sleep(0.05)
 
 
 def recover(root: Path) -> None:
