@@ -153,10 +153,16 @@ class _Repository:
         paths = sorted(set(paths))
         if not paths:
             return None
-        self._git("add", "-A", "--", *paths)
-        staged = self._git("diff", "--cached", "--name-only", "-z", "--", *paths)
-        if not staged.strip("\0"):
+        # `git add` refuses a path that is neither on disk nor in the index (a deletion already staged).
+        indexed = {p for p in self._git("ls-files", "-z", "--", *paths).split("\0") if p}
+        present = [p for p in paths if p in indexed or os.path.lexists(self.root / p)]
+        if present:
+            self._git("add", "-A", "--", *present)
+        out = self._git("diff", "--cached", "--no-renames", "--name-only", "-z", "--", *paths)
+        staged = [p for p in out.split("\0") if p]
+        if not staged:
             return None
+        paths = staged
         env = dict(self._identity())
         env["GIT_AUTHOR_DATE"] = _git_date(author_date)
         env["GIT_COMMITTER_DATE"] = _git_date(committer_date)

@@ -70,7 +70,8 @@ def quick_check(root: Path) -> None:
     is committed, no temp file is left, every note parses, git's objects are sound."""
     proc = subprocess.run([sys.executable, "-m", "kb", "list"], capture_output=True)
     assert proc.returncode == 0, proc.stderr
-    assert git(root, "status", "--porcelain") == ""
+    status = git(root, "status", "--porcelain")
+    assert status == "", (status, proc.stderr, git(root, "log", "-3", "--format=%s|%b"))
     assert not list(root.rglob(".kb-tmp-*"))
     assert not (root / ".git" / "kb-journal").exists()
     for path in (root / "notes").iterdir():
