@@ -142,7 +142,13 @@ def test_ctrl_c_in_the_editor_saves_nothing_and_exits_130(root: Path, tmp_path: 
     before = (root / "notes" / "Note.md").read_bytes()
     editor = write_editor(tmp_path, 'echo "typed" >> "$1"; sleep 30')
     proc = spawn("edit", "Note", "--editor", env={"EDITOR": editor})
-    time.sleep(1.5)
+    drafts = root / ".git" / "kb-drafts"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until kb is waiting for the editor, however slow the machine
+        if any("typed" in p.read_text() for p in drafts.rglob("*.md")) if drafts.is_dir() else False:
+            break
+        time.sleep(0.05)
+    time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     code = proc.wait(timeout=30)
     assert code == 130
