@@ -25,9 +25,15 @@ def patient(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KB_LOCK_TIMEOUT", "30")
 
 
+def _default_sigint() -> None:
+    # As from a terminal: the test runner's own SIGINT disposition (it may be ignoring it) is not inherited.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "kb", *args],
+        preexec_fn=_default_sigint,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
