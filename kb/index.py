@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kb.errors import KbError, UsageError
-from kb.notes import parse_note, parse_timestamp, title_from_stem
+from kb.notes import parse_note, parse_timestamp, tag_with_parents, title_from_stem
 from kb.store import INDEX_DIR, Store, write_atomic
 
 SCHEMA_VERSION = 2
@@ -159,11 +159,7 @@ def document(path: str, raw: bytes) -> dict[str, Any] | None:
     title = parsed.title or title_from_stem(Path(path).stem)
     expanded: list[str] = []
     for tag in parsed.tags:
-        parts = tag.split("/")
-        for i in range(len(parts)):
-            prefix = "/".join(parts[: i + 1])
-            if prefix not in expanded:
-                expanded.append(prefix)
+        expanded.extend(t for t in tag_with_parents(tag) if t not in expanded)
     fields: dict[str, Any] = {
         "path": path,
         "title": title,

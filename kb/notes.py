@@ -112,6 +112,12 @@ def validate_text(text: str) -> str:
     return text
 
 
+def tag_with_parents(tag: str) -> list[str]:
+    """A nested tag and every parent: "a/b/c" -> ["a", "a/b", "a/b/c"] (searching a parent finds it)."""
+    parts = tag.split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
 def title_key(title: str) -> str:
     """Two titles are the same note when their NFC, case-folded forms are equal."""
     return unicodedata.normalize("NFC", title).casefold()

@@ -26,6 +26,7 @@ from kb.notes import (
     parse_note,
     parse_timestamp,
     set_fields,
+    tag_with_parents,
     title_from_stem,
     title_key,
     validate_tag,
@@ -145,8 +146,7 @@ def tags(root: Path) -> TagsResult:
     for info in infos:
         expanded: set[str] = set()
         for tag in info.tags:
-            parts = tag.split("/")
-            expanded.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+            expanded.update(tag_with_parents(tag))
         for tag in expanded:
             counts[tag] = counts.get(tag, 0) + 1
     ordered = sorted(counts.items(), key=lambda item: item[0].casefold())

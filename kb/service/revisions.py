@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from kb.diff import NoteDiff, note_diff
+from kb.diff import NoteDiff, line_counts, note_diff
 from kb.errors import KbError, NoteExists, NoteNotFound, UsageError
 from kb.notes import parse_note, parse_timestamp, set_fields, title_from_stem, title_key
 from kb.service.base import (
@@ -165,7 +165,7 @@ def _revisions(root: Path, path: str) -> list[Revision]:
         deleted = blob is None
         parsed = parse_note(blob) if blob is not None else None
         moment = parsed.modified if parsed and parsed.modified else commit.author_date.isoformat()
-        added, removed = _line_counts(previous, blob or b"")
+        added, removed = line_counts(previous, blob or b"")
         revisions.append(
             Revision(
                 number,
@@ -181,12 +181,6 @@ def _revisions(root: Path, path: str) -> list[Revision]:
         )
         previous = blob or b""
     return revisions
-
-
-def _line_counts(a: bytes, b: bytes) -> tuple[int, int]:
-    from kb.diff import line_counts
-
-    return line_counts(a, b)
 
 
 def note_log(root: Path, ref: str) -> NoteLog:
