@@ -372,3 +372,20 @@ def test_import_dry_run_changes_nothing(kb, root, tmp_path):
 def test_import_refuses_a_path_that_does_not_exist(kb, tmp_path):
     r = kb("import", str(tmp_path / "nope"))
     assert r.exit_code == 2 and "does not exist" in r.stderr
+
+
+def test_paths_with_pattern_characters_are_literal(kb, root):
+    """git reads `[v2]` in a path as a pattern unless told otherwise: the history of 'Plan [v2]' must not
+    pick up the commits of 'Plan v' or 'Plan 2'."""
+    for title in ("Plan [v2]", "Plan v", "Plan 2", "Star *"):
+        assert kb("add", title, "-b", "first").exit_code == 0
+    assert (root / "notes" / "Plan [v2].md").exists()
+    for title in ("Plan v", "Plan 2"):
+        for n in range(2):
+            assert kb("edit", title, "-a", f"more {n}").exit_code == 0
+    assert len(revisions(kb, "Plan [v2]")) == 1
+    assert len(revisions(kb, "Plan v")) == 3
+    assert kb("edit", "Plan [v2]", "-a", "second").exit_code == 0
+    assert git(root, "show", "--name-only", "--format=", "HEAD").splitlines() == ["notes/Plan [v2].md"]
+    assert len(revisions(kb, "Plan [v2]")) == 2
+    assert len(revisions(kb, "Star *")) == 1
