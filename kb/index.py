@@ -1,15 +1,15 @@
 """The Whoosh index in index/: schema (versioned), incremental updates, freshness, query parsing, search.
 
-The index is derived data: it can always be rebuilt from notes/. Next to Whoosh's files a manifest records,
-for every indexed note, the (mtime_ns, size, inode) it was indexed at; comparing that with notes/ tells
-what changed outside kb without reading unchanged files. A manifest entry is written only after the index
-commit that covers it, so a failed or interrupted update simply leaves the note "changed" for next time.
+The index is derived data: it can always be rebuilt from notes/. Next to Whoosh's files the catalog
+(kb.catalog) records, for every indexed note, the (mtime_ns, size, inode) it was indexed at; comparing that
+with notes/ tells what changed outside kb without reading unchanged files. A catalog row is written only
+after the index commit that covers it, so a failed or interrupted update simply leaves the note "changed"
+for next time.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -19,49 +19,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kb.catalog import CATALOG, Catalog, CatalogError, Entry, Signature
 from kb.errors import KbError, UsageError
 from kb.notes import parse_note, parse_timestamp, tag_with_parents, title_from_stem
-from kb.store import INDEX_DIR, Store, write_atomic
+from kb.store import INDEX_DIR, Store
 
-SCHEMA_VERSION = 2
-MANIFEST = "kb-manifest.json"
 MAX_INDEXED_CHARS = 1_000_000  # of one note's text; the rest of a huge note is not searchable
 WRITER_TIMEOUT = 10.0
+# Segments are written as separate files, not one compound file: whoosh3 reads a compound segment's term
+# dictionary into memory on every open (a copy of tens of MB at 10k notes: ~60 ms and ~100 MB per segment
+# for every search and every change); separate files are read where needed.
+COMPOUND = False
 MERGE_AFTER_SEGMENTS = 8
 FIELDS = ("title", "body", "tag", "tags", "created", "modified")
 DATE_FIELDS = ("created", "modified")
 WORD_PATTERN = r"[^\W_]+(?:\.[^\W_]+)*"
 
 Progress = Callable[[int, int], None]  # (done, total)
-Signature = tuple[int, int, int]  # mtime_ns, size, inode
-
-
-@dataclass(frozen=True)
-class Entry:
-    """What the manifest records of one note: its signature when indexed, and its catalog fields."""
-
-    sig: Signature
-    title: str
-    tags: tuple[str, ...]
-    created: str | None
-    modified: str | None
-    problem: str | None
-    warnings: tuple[str, ...]
-
-    def to_list(self) -> list[Any]:
-        return [
-            *self.sig,
-            self.title,
-            list(self.tags),
-            self.created,
-            self.modified,
-            self.problem,
-            list(self.warnings),
-        ]
-
-    @classmethod
-    def from_list(cls, v: list[Any]) -> Entry:
-        return cls((int(v[0]), int(v[1]), int(v[2])), str(v[3]), tuple(v[4]), v[5], v[6], v[7], tuple(v[8]))
 
 
 def _entry(sig: Signature, doc: dict[str, Any]) -> Entry:
@@ -187,38 +161,15 @@ class NoteIndex:
         self.root = root
         self.store = Store(root)
         self.folder = root / INDEX_DIR
-        self.manifest_path = self.folder / MANIFEST
 
     # ------------------------------------------------------------ state
 
     def exists(self) -> bool:
-        return self.manifest_path.is_file()
+        return (self.folder / CATALOG).is_file()
 
-    def _read_manifest(self) -> dict[str, Entry] | None:
-        try:
-            data = json.loads(self.manifest_path.read_bytes())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION:
-            return None
-        files = data.get("files")
-        if not isinstance(files, dict):
-            return None
-        try:
-            return {str(k): Entry.from_list(v) for k, v in files.items()}
-        except (TypeError, ValueError, IndexError):
-            return None
-
-    def catalog(self) -> dict[str, Entry] | None:
-        """The manifest's record of every indexed note (None when there is no usable index)."""
-        return self._read_manifest()
-
-    def _write_manifest(self, files: dict[str, Entry]) -> None:
-        data = {"schema": SCHEMA_VERSION, "files": {k: v.to_list() for k, v in sorted(files.items())}}
-        write_atomic(self.manifest_path, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
-
-    def _signatures(self) -> dict[str, Signature]:
-        return self.store.scan()[0]
+    def catalog(self) -> Catalog | None:
+        """The catalog of every indexed note (None when there is no usable index)."""
+        return Catalog.open(self.folder)
 
     def _open(self) -> Any:
         from whoosh import index
@@ -234,10 +185,10 @@ class NoteIndex:
         self._move_aside()
         self.folder.mkdir(parents=True, exist_ok=True)
         ix = index.create_in(str(self.folder), schema())
-        sigs = self._signatures()
+        sigs = self.store.scan()[0]
         paths = sorted(sigs)
         procs = 2 if len(paths) >= 2000 and (os.cpu_count() or 1) >= 2 else 1
-        options: dict[str, Any] = {"limitmb": 256}
+        options: dict[str, Any] = {"limitmb": 256, "compound": COMPOUND}
         if procs > 1:
             options.update(procs=procs, multisegment=True)
         writer = ix.writer(timeout=WRITER_TIMEOUT, **options)
@@ -255,7 +206,7 @@ class NoteIndex:
             with contextlib.suppress(Exception):
                 writer.cancel()
             raise
-        self._write_manifest(indexed)
+        Catalog.create(self.folder, indexed)
         return len(indexed)
 
     def _read_document(self, path: str) -> dict[str, Any] | None:
@@ -279,16 +230,18 @@ class NoteIndex:
 
     def update(self, paths: Iterable[str]) -> None:
         """Index exactly these notes (a missing file is removed from the index). No index yet: nothing."""
-        if not self.exists():
+        wanted = set(paths)
+        catalog = self.catalog()
+        if catalog is None or not wanted:
             return
-        manifest = self._read_manifest()
-        if manifest is None:
-            return
-        self._apply(manifest, set(paths))
+        with catalog:
+            self._apply(catalog, wanted)
 
-    def _apply(self, manifest: dict[str, Entry], paths: set[str]) -> None:
+    def _apply(self, catalog: Catalog, paths: set[str]) -> None:
         ix = self._open()
-        writer = ix.writer(timeout=WRITER_TIMEOUT)
+        writer = ix.writer(timeout=WRITER_TIMEOUT, compound=COMPOUND)
+        put: dict[str, Entry] = {}
+        drop: list[str] = []
         try:
             for path in sorted(paths):
                 full = self.root / path
@@ -296,11 +249,11 @@ class NoteIndex:
                 doc = self._read_document(path) if st is not None else None
                 if doc is None:
                     writer.delete_by_term("path", path)
-                    manifest.pop(path, None)
+                    drop.append(path)
                 else:
                     writer.update_document(**_fields(doc))
                     assert st is not None
-                    manifest[path] = _entry((st.st_mtime_ns, st.st_size, st.st_ino), doc)
+                    put[path] = _entry((st.st_mtime_ns, st.st_size, st.st_ino), doc)
             if len(ix._segments()) > MERGE_AFTER_SEGMENTS:
                 writer.commit()
             else:
@@ -309,20 +262,28 @@ class NoteIndex:
             with contextlib.suppress(Exception):
                 writer.cancel()
             raise
-        self._write_manifest(manifest)
+        try:
+            catalog.apply(put, drop)
+        except CatalogError as exc:
+            raise KbError(f"cannot write the search catalog: {exc}") from None
 
     def refresh(self) -> RefreshReport:
         """Index what was added, changed or removed in notes/ since the last update. Raises NeedsRebuild
         when the index is missing, broken or of another schema version."""
-        manifest = self._read_manifest()
-        if manifest is None or not self._has_toc():
+        catalog = self.catalog()
+        if catalog is None or not self._has_toc():
             raise NeedsRebuild("the search index is missing, unreadable or of another version")
-        current = self._signatures()
-        added = {p for p in current if p not in manifest}
-        removed = {p for p in manifest if p not in current}
-        updated = {p for p in current if p in manifest and manifest[p].sig != current[p]}
-        if added or removed or updated:
-            self._apply(manifest, added | removed | updated)
+        with catalog:
+            try:
+                known = catalog.signatures()
+            except CatalogError:
+                raise NeedsRebuild("the search catalog is damaged") from None
+            current = self.store.scan()[0]
+            added = {p for p in current if p not in known}
+            removed = {p for p in known if p not in current}
+            updated = {p for p, sig in current.items() if p in known and known[p] != sig}
+            if added or removed or updated:
+                self._apply(catalog, added | removed | updated)
         return RefreshReport(len(added), len(updated), len(removed), False)
 
     def _has_toc(self) -> bool:

@@ -149,10 +149,13 @@ class Store:
         """Temp files a killed kb process left behind. Only called while holding the lock."""
         removed: list[str] = []
         for folder in (self.root, self.notes, self.root / INDEX_DIR, self.root / ATTACHMENTS_DIR):
-            if not folder.is_dir():
+            try:
+                names = [name for name in os.listdir(folder) if name.startswith(TEMP_PREFIX)]
+            except OSError:
                 continue
-            for entry in folder.iterdir():
-                if entry.name.startswith(TEMP_PREFIX) and not entry.is_symlink():
+            for name in names:
+                entry = folder / name
+                if not entry.is_symlink():
                     with contextlib.suppress(OSError):
                         entry.unlink()
                         removed.append(self.rel(entry))

@@ -194,20 +194,19 @@ def test_bounded_wildcards(corpus, kb):
 
 
 def test_changes_by_kb_are_indexed_in_the_same_run(corpus, kb, root):
-    from kb.index import NoteIndex
 
     assert titles(kb, "zebra")  # the first search builds the index; from then on every change updates it
     kb("edit", "Zebra", "-a", "quagga")
-    manifest = NoteIndex(root)._read_manifest()
+    manifest = _catalog(root)
     assert manifest is not None
     st = os.lstat(root / "notes" / "Zebra.md")
     assert manifest["notes/Zebra.md"].sig == (st.st_mtime_ns, st.st_size, st.st_ino)
     kb("mv", "Zebra", "Equus")
-    manifest = NoteIndex(root)._read_manifest()
+    manifest = _catalog(root)
     assert manifest is not None and "notes/Zebra.md" not in manifest and "notes/Equus.md" in manifest
     assert titles(kb, "quagga") == ["Equus"]
     kb("rm", "Equus")
-    assert "notes/Equus.md" not in (NoteIndex(root)._read_manifest() or {})
+    assert "notes/Equus.md" not in (_catalog(root) or {})
     assert titles(kb, "quagga") == []
 
 
@@ -224,7 +223,9 @@ def test_outside_edits_are_seen_by_the_next_search(corpus, kb, root):
 
 
 def _damage_segment(index: Path) -> None:
-    for seg in index.glob("*.seg"):
+    damaged = [*index.glob("*.trm"), *index.glob("*.pst"), *index.glob("*.seg")]
+    assert damaged
+    for seg in damaged:
         seg.write_bytes(seg.read_bytes()[: seg.stat().st_size // 3])
 
 
@@ -244,11 +245,44 @@ def _remove(index: Path) -> None:
     shutil.rmtree(index)
 
 
-def _garbage_manifest(index: Path) -> None:
-    (index / "kb-manifest.json").write_text("{not json")
+def _garbage_catalog(index: Path) -> None:
+    (index / "kb-catalog.sqlite3").write_text("not a database")
 
 
-@pytest.mark.parametrize("damage", [_damage_segment, _delete_toc, _garbage, _remove, _garbage_manifest])
+def _truncated_catalog(index: Path) -> None:
+    catalog = index / "kb-catalog.sqlite3"
+    catalog.write_bytes(catalog.read_bytes()[:1000])
+
+
+def _catalog_of_another_version(index: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(index / "kb-catalog.sqlite3") as db:
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'version'")
+
+
+def _catalog(root: Path) -> dict | None:
+    from kb.index import NoteIndex
+
+    catalog = NoteIndex(root).catalog()
+    if catalog is None:
+        return None
+    with catalog:
+        return catalog.entries()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _damage_segment,
+        _delete_toc,
+        _garbage,
+        _remove,
+        _garbage_catalog,
+        _truncated_catalog,
+        _catalog_of_another_version,
+    ],
+)
 def test_a_damaged_index_is_rebuilt(corpus, kb, root, damage):
     assert titles(kb, "zebra")  # the index exists
     damage(root / "index")
@@ -260,12 +294,11 @@ def test_a_damaged_index_is_rebuilt(corpus, kb, root, damage):
 
 
 def test_init_builds_the_index_and_writes_keep_it_current(kb, root):
-    from kb.index import NoteIndex
 
     assert kb("init").exit_code == 0
-    assert NoteIndex(root)._read_manifest() == {}
+    assert _catalog(root) == {}
     kb("add", "Fresh", "-b", "okapi")
-    assert list(NoteIndex(root)._read_manifest() or {}) == ["notes/Fresh.md"]
+    assert list(_catalog(root) or {}) == ["notes/Fresh.md"]
     assert titles(kb, "okapi") == ["Fresh"]
 
 

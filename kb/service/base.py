@@ -8,11 +8,11 @@ import contextlib
 import difflib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kb import config
 from kb.errors import (
@@ -30,6 +30,8 @@ from kb.notes import (
     title_key,
 )
 from kb.store import ATTACHMENTS_DIR, INDEX_DIR, NOTES_DIR, Store, exclusive_lock, write_atomic
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -299,37 +301,56 @@ def _load(store: Store, path: str, with_extra: bool = True) -> tuple[bytes, Pars
 
 def _all_notes(store: Store) -> tuple[list[NoteInfo], list[str]]:
     """Every note's catalog record. Notes unchanged since the search index last saw them come from the
-    index's manifest (one stat each); only new or changed files are read and parsed."""
+    index's catalog (one stat each); only new or changed files are read and parsed."""
+    sigs, scan_warnings = store.scan()
+    known = _catalog_rows(store, lambda catalog: catalog.entries()) or {}
+    warnings = list(scan_warnings)
+    infos: list[NoteInfo] = []
+    for path in sorted(sigs):
+        entry = known.get(path)
+        if entry is not None and entry.sig == sigs[path]:
+            info = _from_entry(path, entry)
+        else:
+            found = _parse_info(store, path, warnings)
+            if found is None:
+                continue
+            info = found
+        infos.append(info)
+        warnings.extend(f"{path}: {w}" for w in ((info.problem,) if info.problem else ()) + info.warnings)
+    return infos, warnings
+
+
+def _catalog_rows(store: Store, read: Callable[[Any], T]) -> T | None:
+    """What `read` takes from the index's catalog; None when there is no usable catalog."""
+    from kb.catalog import CatalogError
     from kb.index import NoteIndex
 
     catalog = NoteIndex(store.root).catalog()
     if catalog is None:
-        listing = store.list_notes()
-        paths, warnings = list(listing.paths), list(listing.warnings)
-        sigs: dict[str, tuple[int, int, int]] = {}
-    else:
-        sigs, scan_warnings = store.scan()
-        paths, warnings = sorted(sigs), list(scan_warnings)
-    infos: list[NoteInfo] = []
-    for path in paths:
-        entry = catalog.get(path) if catalog is not None else None
-        if entry is not None and entry.sig == sigs.get(path):
-            info = NoteInfo(
-                entry.title, path, entry.tags, entry.created, entry.modified, entry.problem, entry.warnings
-            )
-        else:
-            try:
-                _, parsed = _load(store, path, with_extra=False)
-            except KbError as exc:
-                warnings.append(str(exc))
-                continue
-            if parsed.problem and parsed.problem.startswith("binary"):
-                warnings.append(f"{path}: skipped, {parsed.problem}")
-                continue
-            info = _info(path, parsed)
-        infos.append(info)
-        warnings.extend(f"{path}: {w}" for w in ((info.problem,) if info.problem else ()) + info.warnings)
-    return infos, warnings
+        return None
+    with catalog:
+        try:
+            return read(catalog)
+        except CatalogError:
+            return None
+
+
+def _from_entry(path: str, entry: Any) -> NoteInfo:
+    return NoteInfo(
+        entry.title, path, entry.tags, entry.created, entry.modified, entry.problem, entry.warnings
+    )
+
+
+def _parse_info(store: Store, path: str, warnings: list[str]) -> NoteInfo | None:
+    try:
+        _, parsed = _load(store, path, with_extra=False)
+    except KbError as exc:
+        warnings.append(str(exc))
+        return None
+    if parsed.problem and parsed.problem.startswith("binary"):
+        warnings.append(f"{path}: skipped, {parsed.problem}")
+        return None
+    return _info(path, parsed)
 
 
 def _resolve(store: Store, ref: str) -> str:
@@ -373,10 +394,21 @@ def _resolve(store: Store, ref: str) -> str:
 
 
 def _find_title(store: Store, title: str, except_path: str | None = None) -> NoteInfo | None:
+    """A note with this title (ignoring case), if any. The catalog answers through its title index for
+    notes unchanged since it saw them; only notes changed since are read."""
     key = title_key(title)
-    infos, _ = _all_notes(store)
-    for info in infos:
-        if info.path != except_path and title_key(info.title) == key:
+    sigs, _ = store.scan()
+    rows = _catalog_rows(store, lambda catalog: (catalog.signatures(), catalog.with_key(key)))
+    if rows is None:
+        infos, _ = _all_notes(store)
+        return next((i for i in infos if i.path != except_path and title_key(i.title) == key), None)
+    known, same = rows
+    for path, entry in sorted(same.items()):
+        if path != except_path and sigs.get(path) == entry.sig:
+            return _from_entry(path, entry)
+    for path in sorted(p for p, sig in sigs.items() if known.get(p) != sig and p != except_path):
+        info = _parse_info(store, path, [])
+        if info is not None and title_key(info.title) == key:
             return info
     return None
 
@@ -384,9 +416,10 @@ def _find_title(store: Store, title: str, except_path: str | None = None) -> Not
 def _free_path(store: Store, title: str, except_path: str | None = None) -> str:
     """notes/<stem>.md, or `<stem> (2).md`... when a file of that name (ignoring case) is taken."""
     stem = file_stem(title)
-    taken = set()
-    if store.notes.is_dir():
-        taken = {title_key(p.name) for p in store.notes.iterdir()}
+    try:
+        taken = {title_key(name) for name in os.listdir(store.notes)}
+    except OSError:
+        taken = set()
     if except_path:
         taken.discard(title_key(Path(except_path).name))
     n = 1

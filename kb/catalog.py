@@ -1,0 +1,204 @@
+"""The catalog in index/: one SQLite row per indexed note with the (mtime_ns, size, inode) it was indexed at
+and the fields commands list by (title, tags, dates, problems).
+
+Comparing the rows' signatures with one lstat per file tells what changed outside kb without reading any
+unchanged file; a title is found through an index on its case-folded key; a change rewrites only its own
+rows. Like the Whoosh index beside it, the catalog is derived data: missing, damaged or of another version,
+it is rebuilt from notes/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from kb.notes import title_key
+
+CATALOG = "kb-catalog.sqlite3"
+VERSION = 3  # bumped with the Whoosh schema (kb.index.schema) too: another version means a rebuild
+SEP = "\x1f"
+
+Signature = tuple[int, int, int]  # mtime_ns, size, inode
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the catalog records of one note: its signature when indexed, and its listed fields."""
+
+    sig: Signature
+    title: str
+    tags: tuple[str, ...]
+    created: str | None
+    modified: str | None
+    problem: str | None
+    warnings: tuple[str, ...]
+
+
+def _pack(items: Iterable[str]) -> str:
+    items = tuple(items)
+    if any(SEP in item for item in items):
+        return json.dumps(list(items))
+    return "".join(SEP + item for item in items)
+
+
+def _unpack(text: str) -> tuple[str, ...]:
+    if text.startswith("["):
+        return tuple(str(item) for item in json.loads(text))
+    return tuple(text.split(SEP)[1:])
+
+
+_COLUMNS = "path, mtime_ns, size, ino, title, tkey, tags, created, modified, problem, warnings"
+
+
+def _row(path: str, e: Entry) -> tuple[object, ...]:
+    return (path, *e.sig, e.title, title_key(e.title), _pack(e.tags), e.created, e.modified, e.problem,
+            _pack(e.warnings))  # fmt: skip
+
+
+def _entry(row: tuple[object, ...]) -> tuple[str, Entry]:
+    path, mtime, size, ino, title, _key, tags, created, modified, problem, warnings = row
+    entry = Entry(
+        (int(mtime), int(size), int(ino)),  # type: ignore[call-overload]
+        str(title),
+        _unpack(str(tags)),
+        None if created is None else str(created),
+        None if modified is None else str(modified),
+        None if problem is None else str(problem),
+        _unpack(str(warnings)),
+    )
+    return str(path), entry
+
+
+class CatalogError(Exception):
+    """The catalog cannot be read or written (damaged, locked too long, read-only, another version)."""
+
+
+class Catalog:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    # ------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, folder: Path) -> Catalog | None:
+        """The catalog in `folder`, or None when it is missing, damaged or of another version."""
+        path = folder / CATALOG
+        if not path.is_file():
+            return None
+        try:
+            db = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True, timeout=10.0,
+                                 isolation_level=None, check_same_thread=False)  # fmt: skip
+        except sqlite3.Error:
+            return None
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+            if row is None or row[0] != str(VERSION):
+                raise sqlite3.DatabaseError("another version")
+        except sqlite3.Error:
+            db.close()
+            return None
+        return cls(db)
+
+    @classmethod
+    def create(cls, folder: Path, entries: dict[str, Entry]) -> None:
+        """Write a new catalog with these entries: built in a temp file, then renamed into place."""
+        from kb.store import TEMP_PREFIX
+
+        tmp = folder / f"{TEMP_PREFIX}{os.getpid()}-{CATALOG}"
+        tmp.unlink(missing_ok=True)
+        db = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            db.executescript(
+                "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
+                "CREATE TABLE notes (path TEXT PRIMARY KEY, mtime_ns INTEGER, size INTEGER, ino INTEGER,"
+                " title TEXT, tkey TEXT, tags TEXT, created TEXT, modified TEXT, problem TEXT,"
+                " warnings TEXT) WITHOUT ROWID;"
+                "CREATE INDEX notes_tkey ON notes (tkey);"
+            )
+            db.execute("BEGIN")
+            db.execute("INSERT INTO meta VALUES ('version', ?)", (str(VERSION),))
+            db.executemany(
+                f"INSERT INTO notes ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (_row(path, entry) for path, entry in entries.items()),
+            )
+            db.execute("COMMIT")
+            db.close()
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, folder / CATALOG)
+        except BaseException:
+            db.close()
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ reading
+
+    def signatures(self) -> dict[str, Signature]:
+        try:
+            rows = self.db.execute("SELECT path, mtime_ns, size, ino FROM notes").fetchall()
+        except sqlite3.Error as exc:
+            raise CatalogError(str(exc)) from None
+        return {path: (mtime, size, ino) for path, mtime, size, ino in rows}
+
+    def entries(self) -> dict[str, Entry]:
+        return dict(self._select("", ()))
+
+    def get(self, paths: Iterable[str]) -> dict[str, Entry]:
+        wanted = sorted(set(paths))
+        found: dict[str, Entry] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(self._select(f"WHERE path IN ({marks})", tuple(chunk)))
+        return found
+
+    def with_key(self, key: str) -> dict[str, Entry]:
+        """Entries whose title has this case-folded key (notes.title_key)."""
+        return dict(self._select("WHERE tkey = ?", (key,)))
+
+    def _select(self, where: str, args: tuple[object, ...]) -> Iterator[tuple[str, Entry]]:
+        try:
+            rows = self.db.execute(f"SELECT {_COLUMNS} FROM notes {where}", args).fetchall()
+        except sqlite3.Error as exc:
+            raise CatalogError(str(exc)) from None
+        try:
+            return iter([_entry(row) for row in rows])
+        except (TypeError, ValueError) as exc:
+            raise CatalogError(f"a damaged row: {exc}") from None
+
+    # ------------------------------------------------------------ writing
+
+    def apply(self, put: dict[str, Entry], drop: Iterable[str]) -> None:
+        """Replace and remove rows in one transaction."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany("DELETE FROM notes WHERE path = ?", ((p,) for p in drop))
+                self.db.executemany(
+                    f"INSERT OR REPLACE INTO notes ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (_row(path, entry) for path, entry in put.items()),
+                )
+                self.db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise CatalogError(str(exc)) from None
