@@ -104,6 +104,7 @@ def main() -> None:
     root = work / "kb"
     build(root, args.notes, args.commits, args.revisions)
     env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=str(work / "none"), HOME=str(work))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: kb's modules compiled once, not on every run
     count = subprocess.run(["git", "rev-list", "--count", "HEAD"], cwd=root, capture_output=True, text=True)
     kb = [sys.executable, "-m", "kb", "--kb", str(root)]
     rows = [

@@ -174,6 +174,7 @@ def main() -> None:
         {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": str(work / "no-gitconfig"), "HOME": str(work)}
     )
     env.pop("KB_NOW", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: kb's modules compiled once, not on every run
     print(f"generating {args.notes} notes in {root} ...", file=sys.stderr)
     titles = generate(root, args.notes)
     start = time.perf_counter()

@@ -86,6 +86,35 @@ class Store:
             except OSError as exc:
                 warnings.append(f"{rel_folder}: cannot be read ({exc.strerror})")
                 continue
+            # The common case (a regular .md file) costs one lstat and no other system call: DirEntry's
+            # is_file/is_dir/is_symlink answer from the directory listing itself.
+            for entry in entries:
+                name = entry.name
+                if name[0] == ".":
+                    continue
+                try:
+                    if name.endswith(NOTE_SUFFIXES) and entry.is_file(follow_symlinks=False):
+                        if with_stat:
+                            st = entry.stat(follow_symlinks=False)
+                            stats.append((st.st_mtime_ns, st.st_size, st.st_ino))
+                        paths.append(f"{rel_folder}/{name}")
+                    elif entry.is_dir(follow_symlinks=False):
+                        stack.append((entry.path, f"{rel_folder}/{name}"))
+                    elif entry.is_symlink():
+                        kind = "folder" if entry.is_dir() else "file"
+                        if kind == "folder" or name.endswith(NOTE_SUFFIXES):
+                            warnings.append(f"{rel_folder}/{name}: a symbolic link to a {kind}; not followed")
+                except OSError:
+                    continue
+        return paths, stats, warnings
+        stack = [(str(self.notes), NOTES_DIR)]
+        while stack:
+            folder, rel_folder = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError as exc:
+                warnings.append(f"{rel_folder}: cannot be read ({exc.strerror})")
+                continue
             for entry in entries:
                 name = entry.name
                 if name.startswith("."):

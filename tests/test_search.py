@@ -352,3 +352,24 @@ def test_recall_oracle(kb, root):
         assert paths(kb, word) == expected, word
         checked += len(expected)
     assert checked > 100
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["zebra", "Zebra stripes", "café Élan", "x1 2021", "running dogs", "über straße", "a b c d e f g h"],
+)
+def test_plain_words_are_parsed_as_the_parser_would(text):
+    from datetime import UTC, datetime
+
+    from kb.index import _parse_with_parser, _plain_query
+
+    fast = _plain_query(text)
+    assert fast is not None
+    assert fast == _parse_with_parser(text, datetime.now(UTC))
+
+
+@pytest.mark.parametrize("text", ["a AND b", "title:x", '"a b"', "x*", "-x", "e.g", "snake_case", "a~"])
+def test_anything_else_goes_to_the_parser(text):
+    from kb.index import _plain_query
+
+    assert _plain_query(text) is None
