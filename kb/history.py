@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -138,19 +138,31 @@ class _Repository:
 
     def pending(self, pathspecs: Sequence[str]) -> list[Change]:
         """Uncommitted changes (tracked and untracked) under the given paths."""
-        out = self._git(
-            "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--", *pathspecs
-        )
-        changes: list[Change] = []
-        fields = out.split("\0")
-        i = 0
-        while i < len(fields):
-            entry = fields[i]
-            i += 1
-            if len(entry) < 4:
-                continue
-            changes.append(Change(entry[:2], entry[3:]))
-        return changes
+        return self.pending_later(pathspecs)()
+
+    def pending_later(self, pathspecs: Sequence[str]) -> Callable[[], list[Change]]:
+        """pending(), started now and read when the returned function is called: git works on its own
+        while kb does something else."""
+        args = ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--", *pathspecs]
+        try:
+            proc = subprocess.Popen(
+                ["git", *args],
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**os.environ, **GIT_ENV},
+            )
+        except OSError as exc:
+            raise GitError(f"cannot run git: {exc.strerror or exc}") from None
+
+        def result() -> list[Change]:
+            stdout, stderr = proc.communicate()
+            if proc.returncode != 0:
+                raise GitError(f"git status failed: {_last_line(stderr.decode('utf-8', 'replace'))}")
+            return _changes(stdout.decode("utf-8", "replace"))
+
+        return result
 
     def commit(
         self,
@@ -175,14 +187,21 @@ class _Repository:
             present = [p for p in paths if p in indexed or os.path.lexists(self.root / p)]
             if present:
                 self._git("add", "-A", "--", *present)
-        out = self._git("diff", "--cached", "--no-renames", "--name-only", "-z", "--", *paths)
-        staged = [p for p in out.split("\0") if p]
+        out = self._git("diff", "--cached", "--no-renames", "--name-only", "-z")
+        everything = [p for p in out.split("\0") if p]
+        wanted = set(paths)
+        folders = tuple(f"{p}/" for p in paths if os.path.isdir(self.root / p))
+        staged = [p for p in everything if p in wanted or p.startswith(folders)]
         if not staged:
             return None
         env = dict(self._identity())
         env["GIT_AUTHOR_DATE"] = _git_date(author_date)
         env["GIT_COMMITTER_DATE"] = _git_date(committer_date)
-        self._git_input(["commit", "-q", "--no-verify", "-F", "-", "--", *staged], message.encode(), env)
+        # With nothing else staged, a plain commit records exactly these paths, and is about twice as fast
+        # as `git commit -- paths` (which builds a second index). Anything staged by someone else stays
+        # staged: then the paths are named.
+        only = [] if len(staged) == len(everything) else ["--", *staged]
+        self._git_input(["commit", "-q", "--no-verify", "-F", "-", *only], message.encode(), env)
         sha = self.head()
         if sha is None:
             raise GitError("git commit left no commit behind")
@@ -227,6 +246,20 @@ class _Repository:
         if proc.returncode != 0:
             raise GitError(f"git {args[0]} failed: {_last_line(proc.stderr.decode('utf-8', 'replace'))}")
         return proc.stdout.decode("utf-8", "replace")
+
+
+def _changes(out: str) -> list[Change]:
+    """`git status --porcelain=v1 -z` output as changes."""
+    changes: list[Change] = []
+    fields = out.split("\0")
+    i = 0
+    while i < len(fields):
+        entry = fields[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        changes.append(Change(entry[:2], entry[3:]))
+    return changes
 
 
 def _git_dir(root: Path) -> Path:

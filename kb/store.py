@@ -31,6 +31,7 @@ class Store:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.notes = root / NOTES_DIR
+        self._kept: tuple[dict[str, tuple[int, int, int]], tuple[str, ...]] | None = None
 
     # ------------------------------------------------------------ paths
 
@@ -66,11 +67,17 @@ class Store:
         paths, _, warnings = self._walk(with_stat=False)
         return Listing(tuple(sorted(paths)), tuple(warnings))
 
-    def scan(self) -> tuple[dict[str, tuple[int, int, int]], tuple[str, ...]]:
+    def scan(self, keep: bool = False) -> tuple[dict[str, tuple[int, int, int]], tuple[str, ...]]:
         """Every note file with its (mtime_ns, size, inode), from one lstat each: what changed since a
-        previous scan shows here without reading any file."""
-        paths, stats, warnings = self._walk(with_stat=True)
-        return dict(zip(paths, stats, strict=True)), tuple(warnings)
+        previous scan shows here without reading any file. `keep`: the next scan() answers from this one
+        unless this Store writes or deletes a file first (used while holding the lock)."""
+        if self._kept is not None:
+            found = self._kept
+        else:
+            paths, stats, warnings = self._walk(with_stat=True)
+            found = dict(zip(paths, stats, strict=True)), tuple(warnings)
+        self._kept = found if keep else None
+        return dict(found[0]), found[1]
 
     def _walk(self, with_stat: bool) -> tuple[list[str], list[tuple[int, int, int]], list[str]]:
         paths: list[str] = []
@@ -162,9 +169,11 @@ class Store:
         path = self.abs(rel)
         if path.is_symlink():
             raise KbError(f"{rel} is a symbolic link; kb does not write through links")
+        self._kept = None
         write_atomic(path, data)
 
     def remove(self, rel: str) -> None:
+        self._kept = None
         path = self.abs(rel)
         try:
             path.unlink()
@@ -174,10 +183,14 @@ class Store:
             raise KbError(f"cannot delete {rel}: {exc.strerror}") from None
         _fsync_dir(path.parent)
 
-    def remove_temp_files(self) -> list[str]:
-        """Temp files a killed kb process left behind. Only called while holding the lock."""
+    def remove_temp_files(self, everywhere: bool = True) -> list[str]:
+        """Temp files a killed kb process left behind. Only called while holding the lock. Without
+        `everywhere`, notes/ and attachments/ (large folders) are not looked at."""
         removed: list[str] = []
-        for folder in (self.root, self.notes, self.root / INDEX_DIR, self.root / ATTACHMENTS_DIR):
+        folders = [self.root, self.root / INDEX_DIR]
+        if everywhere:
+            folders += [self.notes, self.root / ATTACHMENTS_DIR]
+        for folder in folders:
             try:
                 names = [name for name in os.listdir(folder) if name.startswith(TEMP_PREFIX)]
             except OSError:

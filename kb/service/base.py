@@ -129,9 +129,12 @@ class _Tx:
 
 
 @contextlib.contextmanager
-def _transaction(root: Path, explicit_init: bool = False, timeout: float | None = None) -> Iterator[_Tx]:
+def _transaction(
+    root: Path, explicit_init: bool = False, timeout: float | None = None, scan: bool = False
+) -> Iterator[_Tx]:
     """The lock, then a repository kb may write in, with what an interrupted run left put right, and
-    outside edits committed. A journal file in .git/ marks the run: if it dies, the next command knows."""
+    outside edits committed. A journal file in .git/ marks the run: if it dies, the next command knows.
+    `scan`: the change will look notes up by title; notes/ is scanned while git looks for outside edits."""
     from kb.history import History, init_repository
 
     _prepare_root(root, explicit_init)
@@ -143,10 +146,16 @@ def _transaction(root: Path, explicit_init: bool = False, timeout: float | None 
         history.check_writable_state(wait_for_index_lock=min(5.0, config.lock_timeout()))
         tx = _Tx(root, Store(root), history, config.now())
         journal = history.git_dir / JOURNAL
+        dead_run = journal.exists()
         recovered = _recover_journal(tx, journal)
-        tx.store.remove_temp_files()
+        # Temp files exist only while a change is being written: in notes/ only a run that died (and
+        # left its journal) can have left one. The small folders are always looked at.
+        tx.store.remove_temp_files(everywhere=dead_run)
         _ensure_layout(tx)
-        tx.external, tx.external_paths = _commit_external(tx)
+        pending = tx.history.pending_later([NOTES_DIR, ATTACHMENTS_DIR, ".gitignore"])
+        if scan:
+            tx.store.scan(keep=True)
+        tx.external, tx.external_paths = _commit_external(tx, pending())
         tx.external_paths += recovered
         journal.write_text(json.dumps({"pid": os.getpid()}))
         try:
@@ -240,6 +249,8 @@ def _ensure_layout(tx: _Tx) -> str | None:
         sep = b"" if not current or current.endswith(b"\n") else b"\n"
         write_atomic(ignore, current + sep + f"{INDEX_DIR}/\n".encode())
     if tx.history.has_commits():
+        if current == ignore.read_bytes():
+            return None  # a change to .gitignore made outside kb is committed with the other outside edits
         return tx.history.commit([".gitignore"], "Ignore index/", tx.now, tx.now)
     count = len(tx.store.list_notes().paths)
     plural = "note" if count == 1 else "notes"
@@ -252,10 +263,10 @@ def _ensure_layout(tx: _Tx) -> str | None:
     return tx.history.commit(paths, message, tx.now, tx.now)
 
 
-def _commit_external(tx: _Tx) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Changes made under notes/ and attachments/ by anything but kb become their own revision first.
-    Returns their labels and paths."""
-    changes = sorted(tx.history.pending([NOTES_DIR, ATTACHMENTS_DIR]), key=lambda c: c.path)
+def _commit_external(tx: _Tx, pending: list[Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Changes made under notes/ and attachments/ (and to .gitignore) by anything but kb become their
+    own revision first. Returns their labels and paths."""
+    changes = sorted(pending, key=lambda c: c.path)
     if not changes:
         return (), ()
     labels = [title_from_stem(Path(change.path).stem) for change in changes]

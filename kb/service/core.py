@@ -195,7 +195,7 @@ def add(root: Path, title: str, tags: Sequence[str] = (), body: str | None = Non
     tag_list = _clean_tags(tags)
     if body is not None:
         validate_text(body)
-    with _transaction(root) as tx:
+    with _transaction(root, scan=True) as tx:
         existing = _find_title(tx.store, title)
         if existing:
             raise NoteExists(f"a note titled '{existing.title}' already exists ({existing.path})")
@@ -269,7 +269,7 @@ def edit(
     adding = _clean_tags(add_tags)
     removing = _clean_tags(remove_tags)
     _require_kb(root, ref)
-    with _transaction(root) as tx:
+    with _transaction(root, scan=new_title is not None) as tx:
         path = _resolve(tx.store, ref)
         _, parsed = _load(tx.store, path)
         parsed = _editable(path, parsed)

@@ -190,7 +190,7 @@ def import_notes(
                     ImportItem(str(c.source), "revised" if n else "imported", c.title, None, c.modified)
                 )
         return ImportResult(tuple(items), len(attachments), True)
-    with _transaction(root) as tx:
+    with _transaction(root, scan=True) as tx:
         known = _known_notes(tx)
         touched: set[str] = set()
         for key, group in groups.items():

@@ -327,7 +327,7 @@ def restore(root: Path, ref: str, rev: str) -> ChangeResult:
     old = parse_note(old_raw)
     if old.problem or old.doc is None:
         raise KbError(f"revision {revision.number} cannot be restored: {old.problem}")
-    with _transaction(root) as tx:
+    with _transaction(root, scan=True) as tx:
         current_path = log.path if tx.store.exists(log.path) else None
         current = parse_note(tx.store.read(current_path)) if current_path else None
         title = old.title or title_from_stem(Path(revision.path).stem)
