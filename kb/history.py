@@ -143,18 +143,12 @@ class _Repository:
     def pending_later(self, pathspecs: Sequence[str]) -> Callable[[], list[Change]]:
         """pending(), started now and read when the returned function is called: git works on its own
         while kb does something else."""
-        args = ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--", *pathspecs]
-        try:
-            proc = subprocess.Popen(
-                ["git", *args],
-                cwd=self.root,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env={**os.environ, **GIT_ENV},
-            )
-        except OSError as exc:
-            raise GitError(f"cannot run git: {exc.strerror or exc}") from None
+        proc = self._start(
+            ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--", *pathspecs]
+        )
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.stdin = None
 
         def result() -> list[Change]:
             stdout, stderr = proc.communicate()
@@ -170,9 +164,10 @@ class _Repository:
         message: str,
         author_date: datetime,
         committer_date: datetime,
+        meanwhile: Callable[[], None] | None = None,
     ) -> str | None:
         """Commit exactly `paths` (added, changed or deleted). Returns the new commit id, or None if
-        there was nothing to commit."""
+        there was nothing to commit. `meanwhile` runs while git writes the commit (it must not raise)."""
         paths = sorted(set(paths))
         if not paths:
             return None
@@ -201,7 +196,22 @@ class _Repository:
         # as `git commit -- paths` (which builds a second index). Anything staged by someone else stays
         # staged: then the paths are named.
         only = [] if len(staged) == len(everything) else ["--", *staged]
-        self._git_input(["commit", "-q", "--no-verify", "-F", "-", *only], message.encode(), env)
+        args = ["commit", "-q", "--no-verify", "-F", "-", *only]
+        if meanwhile is None:
+            self._git_input(args, message.encode(), env)
+        else:
+            proc = self._start(args, env)
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(message.encode())
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass  # git died early: its exit status says why
+            proc.stdin = None  # written and closed: communicate() only reads
+            meanwhile()
+            _, err = proc.communicate()
+            if proc.returncode != 0:
+                raise GitError(f"git commit failed: {_last_line(err.decode('utf-8', 'replace'))}")
         sha = self.head()
         if sha is None:
             raise GitError("git commit left no commit behind")
@@ -234,6 +244,19 @@ class _Repository:
         try:
             return subprocess.run(
                 ["git", *args], cwd=self.root, input=data, capture_output=True, env=full_env
+            )
+        except OSError as exc:
+            raise GitError(f"cannot run git: {exc.strerror or exc}") from None
+
+    def _start(self, args: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        try:
+            return subprocess.Popen(
+                ["git", *args],
+                cwd=self.root,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**os.environ, **GIT_ENV, **(env or {})},
             )
         except OSError as exc:
             raise GitError(f"cannot run git: {exc.strerror or exc}") from None

@@ -88,7 +88,13 @@ class _Tx:
     def stamp(self) -> str:
         return format_timestamp(self.now)
 
-    def change(self, writes: dict[str, bytes | None], message: str, author_date: datetime) -> str | None:
+    def change(
+        self,
+        writes: dict[str, bytes | None],
+        message: str,
+        author_date: datetime,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> str | None:
         """Write (bytes) or delete (None) these files and commit exactly them, all or nothing: if the
         writing or the commit fails or is interrupted, every file is put back as it was."""
         journal = self.history.git_dir / JOURNAL
@@ -108,12 +114,36 @@ class _Tx:
             for path, data in writes.items():
                 if data is None and path not in first:
                     self.store.remove(path)
-            return self.history.commit(writes.keys(), message, author_date, self.now)
+            return self.history.commit(writes.keys(), message, author_date, self.now, meanwhile=meanwhile)
         except BaseException as exc:
             self._roll_back(old)
             if isinstance(exc, KbError):
                 exc.message = f"{exc.message}; nothing was changed"
             raise
+
+    def change_indexed(
+        self, writes: dict[str, bytes | None], message: str, author_date: datetime, paths: Iterable[str]
+    ) -> tuple[str | None, tuple[str, ...]]:
+        """change(), with the search index updated for `paths` (and outside edits) while git writes the
+        commit. Returns the commit and the index's warnings. Should the commit fail, the files are put
+        back as always and the index, which then describes files that are not there, is corrected by
+        the next search (their signatures differ)."""
+        warnings: tuple[str, ...] | None = None
+        stopped: list[BaseException] = []
+
+        def index() -> None:
+            nonlocal warnings
+            try:
+                warnings = _reindex_paths(self, paths)
+            except BaseException as exc:  # Ctrl-C: raised once the commit has settled
+                stopped.append(exc)
+
+        commit = self.change(writes, message, author_date, meanwhile=index)
+        if stopped:
+            raise stopped[0]
+        if warnings is None:  # nothing was committed, so nothing ran beside the commit
+            warnings = _reindex_paths(self, paths)
+        return commit, warnings
 
     def _roll_back(self, old: dict[str, bytes | None]) -> None:
         import contextlib

@@ -201,9 +201,8 @@ def add(root: Path, title: str, tags: Sequence[str] = (), body: str | None = Non
             raise NoteExists(f"a note titled '{existing.title}' already exists ({existing.path})")
         path = _free_path(tx.store, title)
         text = new_note_text(title, tag_list, tx.stamp, tx.stamp, _initial_body(title, body))
-        commit = tx.change({path: text.encode("utf-8")}, f"Add: {title}", tx.now)
+        commit, warnings = tx.change_indexed({path: text.encode("utf-8")}, f"Add: {title}", tx.now, [path])
         info = _info(path, parse_note(text.encode("utf-8")))
-        warnings = _reindex_paths(tx, [path])
         return ChangeResult("add", info, commit, external=tx.external, warnings=warnings)
 
 
@@ -345,8 +344,8 @@ def _save(
     else:
         action, message = "edit", f"Edit: {title}"
     moment = parse_timestamp(parsed.modified or "") or tx.now
-    commit = tx.change(writes, message, moment)
-    warnings += _reindex_paths(tx, {path, new_path})
+    commit, index_warnings = tx.change_indexed(writes, message, moment, {path, new_path})
+    warnings += index_warnings
     return ChangeResult(
         action,
         _info(new_path, parsed),
@@ -416,6 +415,5 @@ def remove(root: Path, ref: str) -> ChangeResult:
         path = _resolve(tx.store, ref)
         _, parsed = _load(tx.store, path)
         info = _info(path, parsed)
-        commit = tx.change({path: None}, f"Delete: {info.title}", tx.now)
-        warnings = _reindex_paths(tx, [path])
+        commit, warnings = tx.change_indexed({path: None}, f"Delete: {info.title}", tx.now, [path])
         return ChangeResult("delete", info, commit, external=tx.external, warnings=warnings)

@@ -16,7 +16,6 @@ from kb.service.base import (
     _find_title,
     _free_path,
     _info,
-    _reindex_paths,
     _resolve,
     _transaction,
     recover,
@@ -351,8 +350,7 @@ def restore(root: Path, ref: str, rev: str) -> ChangeResult:
             writes[current_path] = None
             message += f"\n\nKb-Renamed-From: {current_path}"
         touched = set(writes)
-        commit = tx.change(writes, message, tx.now)
-        warnings = _reindex_paths(tx, touched)
+        commit, warnings = tx.change_indexed(writes, message, tx.now, touched)
         return ChangeResult(
             "restore",
             _info(path, parse_note(data)),
