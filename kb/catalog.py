@@ -155,6 +155,12 @@ class Catalog:
             raise CatalogError(str(exc)) from None
         return {path: (mtime, size, ino) for path, mtime, size, ino in rows}
 
+    def count(self) -> int:
+        try:
+            return int(self.db.execute("SELECT count(*) FROM notes").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise CatalogError(str(exc)) from None
+
     def entries(self) -> dict[str, Entry]:
         return dict(self._select("", ()))
 

@@ -32,6 +32,7 @@ WRITER_TIMEOUT = 10.0
 # for every search and every change); separate files are read where needed.
 COMPOUND = False
 MERGE_AFTER_SEGMENTS = 8
+BULK = 2000  # notes; from here a build uses two processes
 FIELDS = ("title", "body", "tag", "tags", "created", "modified")
 DATE_FIELDS = ("created", "modified")
 WORD_PATTERN = r"[^\W_]+(?:\.[^\W_]+)*"
@@ -188,7 +189,7 @@ class NoteIndex:
         ix = index.create_in(str(self.folder), schema())
         sigs = self.store.scan()[0]
         paths = sorted(sigs)
-        procs = 2 if len(paths) >= 2000 and (os.cpu_count() or 1) >= 2 else 1
+        procs = 2 if len(paths) >= BULK and (os.cpu_count() or 1) >= 2 else 1
         options: dict[str, Any] = {"limitmb": 256, "compound": COMPOUND}
         if procs > 1:
             options.update(procs=procs, multisegment=True)
@@ -236,6 +237,10 @@ class NoteIndex:
         if catalog is None or not wanted:
             return
         with catalog:
+            if len(wanted) >= BULK and len(wanted) > catalog.count():
+                catalog.close()
+                self.rebuild()  # more new than indexed (a large import): building anew is faster
+                return
             self._apply(catalog, wanted)
 
     def _apply(self, catalog: Catalog, paths: set[str]) -> None:

@@ -164,13 +164,14 @@ class Store:
 
     # ------------------------------------------------------------ writing
 
-    def write_atomic(self, rel: str, data: bytes) -> None:
-        """Temp file in the same folder, fsync, rename over the target, fsync the folder."""
+    def write_atomic(self, rel: str, data: bytes, durable: bool = True) -> None:
+        """Temp file in the same folder, fsync, rename over the target, fsync the folder. Not `durable`:
+        no fsync (the caller syncs many files at once)."""
         path = self.abs(rel)
         if path.is_symlink():
             raise KbError(f"{rel} is a symbolic link; kb does not write through links")
         self._kept = None
-        write_atomic(path, data)
+        write_atomic(path, data, durable)
 
     def remove(self, rel: str) -> None:
         self._kept = None
@@ -204,7 +205,7 @@ class Store:
         return removed
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -215,7 +216,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         with contextlib.suppress(OSError):
             if path.exists():
                 os.chmod(tmp, path.stat().st_mode & 0o7777)
@@ -230,7 +232,8 @@ def write_atomic(path: Path, data: bytes) -> None:
                 f"cannot write {path.name}: {exc.strerror or exc}; the old file is intact"
             ) from None
         raise
-    _fsync_dir(folder)
+    if durable:
+        _fsync_dir(folder)
 
 
 def _umask() -> int:

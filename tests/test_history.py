@@ -322,9 +322,10 @@ def test_import_a_notable_folder_with_attachments(kb, root, tmp_path):
         assert (root / "notes" / f"Note {i}.md").read_bytes() == (
             folder / "notes" / f"Note {i}.md"
         ).read_bytes()
-    assert (
-        git(root, "log", "-1", "--format=%aI", "--", "notes/Note 3.md").strip() == "2020-02-04T00:00:00+00:00"
-    )
+    # The twelve new notes are one commit; each revision is dated by the note's own `modified`.
+    subjects = [s for s in log_subjects(root) if s.startswith("Import")]
+    assert subjects == ["Import: 1 attachment", "Import: 12 notes"]
+    assert [r["date"] for r in revisions(kb, "Note 3")] == ["2020-02-04T00:00:00.000Z"]
     assert git(root, "status", "--porcelain") == ""
     assert json.loads(kb("search", "tag:Imported", "--json", "-n", "50").stdout)["total"] == 12
     head = git(root, "rev-parse", "HEAD")

@@ -94,9 +94,11 @@ class _Tx:
         message: str,
         author_date: datetime,
         meanwhile: Callable[[], None] | None = None,
+        bulk: bool = False,
     ) -> str | None:
         """Write (bytes) or delete (None) these files and commit exactly them, all or nothing: if the
-        writing or the commit fails or is interrupted, every file is put back as it was."""
+        writing or the commit fails or is interrupted, every file is put back as it was. `bulk`: many
+        files, flushed to disk together before the commit instead of one by one."""
         journal = self.history.git_dir / JOURNAL
         journal.write_text(json.dumps({"pid": os.getpid(), "message": message, "paths": sorted(writes)}))
         old: dict[str, bytes | None] = {}
@@ -110,10 +112,12 @@ class _Tx:
                 self.store.remove(path)
             for path, data in writes.items():
                 if data is not None:
-                    self.store.write_atomic(path, data)
+                    self.store.write_atomic(path, data, durable=not bulk)
             for path, data in writes.items():
                 if data is None and path not in first:
                     self.store.remove(path)
+            if bulk:
+                os.sync()
             return self.history.commit(writes.keys(), message, author_date, self.now, meanwhile=meanwhile)
         except BaseException as exc:
             self._roll_back(old)
@@ -195,6 +199,9 @@ def _transaction(
 
 
 JOURNAL = "kb-journal"
+# In a commit message: the commit holds many notes at once (an import), each revision dated by its own
+# `modified` rather than by the commit's author date.
+DATED_BY_MODIFIED = "Kb-Dated-By: modified"
 
 
 def _recover_journal(tx: _Tx, journal: Path) -> tuple[str, ...]:
@@ -454,18 +461,28 @@ def _find_title(store: Store, title: str, except_path: str | None = None) -> Not
     return None
 
 
-def _free_path(store: Store, title: str, except_path: str | None = None) -> str:
-    """notes/<stem>.md, or `<stem> (2).md`... when a file of that name (ignoring case) is taken."""
+def _free_path(
+    store: Store, title: str, except_path: str | None = None, taken: set[str] | None = None
+) -> str:
+    """notes/<stem>.md, or `<stem> (2).md`... when a file of that name (ignoring case) is taken.
+    `taken`: the title keys of the names in notes/, kept by the caller across many calls (the chosen
+    name is added to it)."""
     stem = file_stem(title)
-    try:
-        taken = {title_key(name) for name in os.listdir(store.notes)}
-    except OSError:
-        taken = set()
+    keep = taken
+    if taken is None:
+        try:
+            taken = {title_key(name) for name in os.listdir(store.notes)}
+        except OSError:
+            taken = set()
+    else:
+        taken = set(taken) if except_path else taken
     if except_path:
         taken.discard(title_key(Path(except_path).name))
     n = 1
     while True:
         name = f"{stem}.md" if n == 1 else f"{stem} ({n}).md"
         if title_key(name) not in taken:
+            if keep is not None:
+                keep.add(title_key(name))
             return f"{NOTES_DIR}/{name}"
         n += 1

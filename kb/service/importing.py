@@ -27,7 +27,7 @@ from kb.notes import (
     title_key,
     validate_title,
 )
-from kb.service.base import _all_notes, _free_path, _reindex_paths, _transaction, _Tx
+from kb.service.base import DATED_BY_MODIFIED, _all_notes, _free_path, _reindex_paths, _transaction, _Tx
 from kb.store import ATTACHMENTS_DIR, NOTES_DIR
 
 SUFFIXES = (".md", ".markdown", ".txt")
@@ -193,11 +193,27 @@ def import_notes(
     with _transaction(root, scan=True) as tx:
         known = _known_notes(tx)
         touched: set[str] = set()
+        taken = _taken_names(tx)
+        # New notes with one version each (the bulk of any import) are written and committed together:
+        # one commit for them all, not one per note. Notes with several versions get a commit each.
+        batch: dict[str, bytes | None] = {}
         for key, group in groups.items():
             group.sort(
                 key=lambda c: (parse_timestamp(c.modified) or datetime.min.replace(tzinfo=UTC), str(c.source))
             )
-            items.extend(_import_group(tx, key, group, known, dry_run, touched))
+            if len(group) == 1 and key not in known and not dry_run and not known.titled(key[0]):
+                c = group[0]
+                target = _free_path(tx.store, c.title, taken=taken)
+                batch[target] = c.data
+                known.add(key, target, c.title)
+                touched.add(target)
+                items.append(ImportItem(str(c.source), "imported", c.title, target, c.modified))
+                continue
+            items.extend(_import_group(tx, key, group, known, dry_run, touched, taken))
+        if batch:
+            plural = "note" if len(batch) == 1 else "notes"
+            message = f"Import: {len(batch)} {plural}\n\n{DATED_BY_MODIFIED}"
+            tx.change(batch, message, tx.now, bulk=True)
         copied = 0 if dry_run else _copy_attachments(tx, attachments, items)
         if touched:
             items_warnings = _reindex_paths(tx, touched)
@@ -205,10 +221,36 @@ def import_notes(
     return ImportResult(tuple(items), copied if not dry_run else len(attachments), dry_run)
 
 
-def _known_notes(tx: _Tx) -> dict[tuple[str, str], tuple[str, str]]:
-    """(title, created) -> (path, title) for every note already in the knowledge base."""
+class _Known(dict[tuple[str, str], tuple[str, str]]):
+    """(title key, created) -> (path, title) of every note, with the paths of each title key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_title: dict[str, list[str]] = {}
+
+    def add(self, key: tuple[str, str], path: str, title: str) -> None:
+        self[key] = (path, title)
+        self.by_title.setdefault(key[0], []).append(path)
+
+    def titled(self, title_key: str) -> list[str]:
+        return self.by_title.get(title_key, [])
+
+
+def _known_notes(tx: _Tx) -> _Known:
+    """Every note already in the knowledge base, by (title, created)."""
     infos, _ = _all_notes(tx.store)
-    return {_key(i.title, i.created): (i.path, i.title) for i in infos if i.created and not i.problem}
+    known = _Known()
+    for i in infos:
+        if i.created and not i.problem:
+            known.add(_key(i.title, i.created), i.path, i.title)
+    return known
+
+
+def _taken_names(tx: _Tx) -> set[str]:
+    try:
+        return {title_key(name) for name in os.listdir(tx.store.notes)}
+    except OSError:
+        return set()
 
 
 def _modifieds(tx: _Tx, path: str) -> set[str]:
@@ -226,15 +268,16 @@ def _import_group(
     tx: _Tx,
     key: tuple[str, str],
     group: list[_Candidate],
-    known: dict[tuple[str, str], tuple[str, str]],
+    known: _Known,
     dry_run: bool,
     touched: set[str],
+    taken: set[str],
 ) -> list[ImportItem]:
     items: list[ImportItem] = []
     path = known[key][0] if key in known else None
     have = _modifieds(tx, path) if path else set()
     if path is None:
-        clash = [p for (t, _), (p, _) in known.items() if t == key[0]]
+        clash = known.titled(key[0])
         if clash:
             return [
                 ImportItem(
@@ -260,9 +303,9 @@ def _import_group(
             continue
         moment = parse_timestamp(c.modified) or tx.now
         if path is None:
-            path = _free_path(tx.store, c.title)
+            path = _free_path(tx.store, c.title, taken=taken)
             tx.change({path: c.data}, f"Import: {c.title}", moment)
-            known[key] = (path, c.title)
+            known.add(key, path, c.title)
         else:
             current = parse_note(tx.store.read(path)) if tx.store.exists(path) else None
             current_moment = parse_timestamp(current.modified or "") if current else None
@@ -296,5 +339,6 @@ def _copy_attachments(tx: _Tx, attachments: list[Path], items: list[ImportItem])
         shutil.copyfile(source, target)
         copied.append(f"{ATTACHMENTS_DIR}/{source.name}")
     if copied:
-        tx.history.commit(copied, f"Import: {len(copied)} attachments", tx.now, tx.now)
+        plural = "attachment" if len(copied) == 1 else "attachments"
+        tx.history.commit(copied, f"Import: {len(copied)} {plural}", tx.now, tx.now)
     return len(copied)

@@ -13,6 +13,7 @@ from kb.diff import NoteDiff, line_counts, note_diff
 from kb.errors import KbError, NoteExists, NoteNotFound, UsageError
 from kb.notes import parse_note, parse_timestamp, set_fields, title_from_stem, title_key
 from kb.service.base import (
+    DATED_BY_MODIFIED,
     _find_title,
     _free_path,
     _info,
@@ -156,13 +157,25 @@ def _revisions(root: Path, path: str) -> list[Revision]:
             seen.add(commit.sha)
             unique.append(commit)
     blobs = reader.read_blobs([f"{c.sha}:{c.path}" for c in unique])
-    order = sorted(range(len(unique)), key=lambda i: (unique[i].author_date, -i))
+    parsed_blobs = [parse_note(blob) if blob is not None else None for blob in blobs]
+
+    def when(i: int) -> datetime:
+        """A revision's place in time: its commit's author date, which kb sets to the note's `modified`;
+        a commit of many imported notes at once says so, and there each note's own `modified` counts."""
+        parsed = parsed_blobs[i]
+        if DATED_BY_MODIFIED in unique[i].body and parsed is not None and parsed.modified:
+            moment = parse_timestamp(parsed.modified)
+            if moment is not None:
+                return moment
+        return unique[i].author_date
+
+    order = sorted(range(len(unique)), key=lambda i: (when(i), -i))
     revisions: list[Revision] = []
     previous = b""
     for number, i in enumerate(order, 1):
         commit, blob = unique[i], blobs[i]
         deleted = blob is None
-        parsed = parse_note(blob) if blob is not None else None
+        parsed = parsed_blobs[i]
         moment = parsed.modified if parsed and parsed.modified else commit.author_date.isoformat()
         added, removed = line_counts(previous, blob or b"")
         revisions.append(
