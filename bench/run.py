@@ -1,10 +1,15 @@
 """Whole-process timings of kb commands on a generated corpus, with baselines measured in the same run.
 
-    python bench/run.py --notes 1000 [--runs 7] [--out bench/results]
+    python bench/run.py --notes 1000|10000|100000 [--runs 5] [--out bench/results]
 
 Generates N notes (bench/generate.py), makes them a knowledge base, then times each command as a user runs
-it (a new process each time) and reports the median, min and max wall time and the peak RSS of the child.
-Writes a Markdown table and a JSON file. Nothing here is asserted: the figures are for BENCHMARKS.md.
+it (a new process each time) and reports the median, min and max wall time and the peak RSS of the child:
+--help, add, edit, show, list, tags, seven kinds of search, the freshness check after 0, 1 and 100
+outside edits, log/diff/show --rev on a note with 200 revisions after 5,000 more commits (made with
+git fast-import), reindex, and the import of the whole corpus into an empty knowledge base. Baselines
+(rg, git grep, grep, git add + commit, git log) run in the same run on the same files; kb's figures are
+also given as ratios to them. Writes a Markdown table and a JSON file. Nothing here is asserted: the
+figures are for BENCHMARKS.md. A baseline tool that is not installed is left out (its row says so).
 """
 
 from __future__ import annotations
@@ -50,7 +55,28 @@ def kb_cmd(root: Path, *args: str) -> list[str]:
 def timed(
     argv: list[str], stdin: bytes | None, env: dict[str, str], cwd: Path | None = None
 ) -> tuple[float, float]:
-    """Wall seconds and this child's own peak RSS in MiB for one run."""
+    if shutil.which(argv[0]) is None:
+        raise Missing(argv[0])
+    return _timed(argv, stdin, env, cwd)
+
+
+class Missing(Exception):
+    """A baseline tool that is not installed."""
+
+
+def _timed(
+    argv: list[str], stdin: bytes | None, env: dict[str, str], cwd: Path | None = None
+) -> tuple[float, float]:
+    """Wall seconds and the command's own peak RSS in MiB for one run.
+
+    Linux counts a child's peak RSS from before its exec, so a child of this (large) process would
+    report at least this process's size. GNU time, a small process, runs the command as its own
+    child and reports the command's true peak; without it the figures are upper bounds."""
+    report = None
+    if GNU_TIME:
+        fd, report = tempfile.mkstemp(prefix="kb-bench-rss-")
+        os.close(fd)
+        argv = [GNU_TIME, "-q", "-f", "%M", "-o", report, *argv]
     start = time.perf_counter()
     proc = subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd
@@ -65,7 +91,93 @@ def timed(
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {err.decode()[-500:]}")
-    return elapsed, usage.ru_maxrss / 1024
+    peak_kib = float(usage.ru_maxrss)
+    if report is not None:
+        text = Path(report).read_text().strip().splitlines()
+        os.unlink(report)
+        peak_kib = float(text[-1]) if text and text[-1].isdigit() else peak_kib
+    return elapsed, peak_kib / 1024
+
+
+def _gnu_time() -> str | None:
+    path = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
+    if path is None:
+        return None
+    probe = subprocess.run([path, "-q", "-f", "%M", "true"], capture_output=True, text=True)
+    return path if probe.returncode == 0 and probe.stderr.strip().isdigit() else None
+
+
+GNU_TIME = _gnu_time()
+
+
+def ratios(figures: list[Figure]) -> list[str]:
+    """kb's figures against the baselines of the same run."""
+    by_name = {f.name: f for f in figures if f.runs}
+    pairs = [
+        ("kb search, rare word", ["baseline: rg, rare word", "baseline: git grep, rare word",
+                                  "baseline: grep -r, rare word"]),
+        ("kb search, common word", ["baseline: rg, common word", "baseline: git grep, common word",
+                                    "baseline: grep -r, common word"]),
+        ("kb add (stdin body)", ["baseline: git add + git commit"]),
+        ("kb edit -a", ["baseline: git add + git commit"]),
+        ("kb log (200 revisions)", ["baseline: git log -- path"]),
+    ]  # fmt: skip
+    out = []
+    for name, bases in pairs:
+        if name not in by_name:
+            continue
+        kb = by_name[name].median_ms
+        parts = [
+            f"{kb / by_name[b].median_ms:.2f}× {by_name[b].command.split(' -')[0].split(' ')[0]}"
+            for b in bases
+            if b in by_name and by_name[b].median_ms
+        ]
+        if parts:
+            out.append(f"`{by_name[name].command}` ({kb} ms): " + ", ".join(parts))
+    return out
+
+
+def build_history(root: Path, target: str, commits: int, revisions: int) -> int:
+    """`commits` more commits on top of HEAD, made with git fast-import: edits of random notes, and
+    `revisions - 1` of them edits of the note `target` (which then has at least `revisions` revisions).
+    Each edit changes a line and `modified`. Returns the repository's commit count."""
+    import random
+    import re
+    from datetime import UTC, datetime, timedelta
+
+    rng = random.Random(5)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+    branch = subprocess.run(
+        ["git", "symbolic-ref", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    names = sorted(p.name for p in (root / "notes").iterdir() if p.suffix == ".md")
+    target_name = f"{target}.md"
+    edits_of_target = set(rng.sample(range(commits), min(commits, revisions - 1)))
+    contents: dict[str, str] = {}
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    stream: list[bytes] = []
+    modified = re.compile(r"^modified: .*$", re.MULTILINE)
+    for n in range(commits):
+        when += timedelta(minutes=7)
+        name = target_name if n in edits_of_target else rng.choice(names)
+        text = contents.get(name) or (root / "notes" / name).read_text()
+        stamp = when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        text = modified.sub(f"modified: '{stamp}'", text, count=1) + f"\nedited in commit {n}\n"
+        contents[name] = text
+        data = text.encode()
+        message = f"Edit: {name[:-3]}".encode()
+        seconds = int(when.timestamp())
+        stream.append(f"commit {branch}\nmark :{n + 1}\n".encode())
+        stream.append(f"author kb <kb@localhost> {seconds} +0000\n".encode())
+        stream.append(f"committer kb <kb@localhost> {seconds} +0000\n".encode())
+        stream.append(f"data {len(message)}\n".encode() + message + b"\n")
+        stream.append(f"from {head.stdout.strip()}\n".encode() if n == 0 else f"from :{n}\n".encode())
+        stream.append(f'M 100644 inline "notes/{name}"\n'.encode())
+        stream.append(f"data {len(data)}\n".encode() + data + b"\n")
+    subprocess.run(["git", "fast-import", "--quiet", "--force"], cwd=root, input=b"".join(stream), check=True)
+    subprocess.run(["git", "reset", "-q", "--hard"], cwd=root, check=True)
+    count = subprocess.run(["git", "rev-list", "--count", "HEAD"], cwd=root, capture_output=True, text=True)
+    return int(count.stdout.strip())
 
 
 def measure(
@@ -75,10 +187,15 @@ def measure(
     make: Callable[[int], tuple[list[str], bytes | None]],
     env: dict[str, str],
     cwd: Path | None = None,
+    warm: bool = True,
 ) -> Figure:
     times, rss = [], []
-    argv, stdin = make(-1)  # one unmeasured run warms the page cache
-    timed(argv, stdin, env, cwd)
+    if warm:
+        argv, stdin = make(-1)  # one unmeasured run warms the page cache
+        try:
+            timed(argv, stdin, env, cwd)
+        except Missing:
+            return Figure(name, shown, 0.0, 0.0, 0.0, 0.0, 0)
     for i in range(runs):
         argv, stdin = make(i)
         seconds, peak = timed(argv, stdin, env, cwd)
@@ -165,6 +282,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--keep", action="store_true", help="keep the generated knowledge base")
     parser.add_argument("--reindex-runs", type=int, default=3)
+    parser.add_argument("--import-runs", type=int, default=3)
+    parser.add_argument("--commits", type=int, default=5000, help="commits added for the history figures")
+    parser.add_argument(
+        "--revisions", type=int, default=200, help="revisions of the note whose history is read"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="kb-bench-"))
@@ -255,13 +377,57 @@ def main() -> None:
             cwd=root,
         )
     figures.extend(freshness(root, args.runs))
+
+    print(f"  history: {args.commits} commits, {args.revisions} revisions of one note ...", file=sys.stderr)
+    commits = build_history(root, target, args.commits, args.revisions)
+    subprocess.run(kb_cmd(root, "reindex"), check=True, capture_output=True, env=env)
+    add("kb log (200 revisions)", "kb log NOTE", lambda i: (kb_cmd(root, "log", target), None))
+    add("kb diff (previous vs current)", "kb diff NOTE", lambda i: (kb_cmd(root, "diff", target), None))
+    add(
+        "kb diff (first vs last)",
+        f"kb diff NOTE 1 {args.revisions}",
+        lambda i: (kb_cmd(root, "diff", target, "1", str(args.revisions), "--no-color"), None),
+    )
+    add(
+        "kb show --rev (middle revision)",
+        "kb show NOTE --rev 100",
+        lambda i: (kb_cmd(root, "show", target, "--rev", str(args.revisions // 2)), None),
+    )
+    add(
+        "baseline: git log -- path",
+        "git log -- path",
+        lambda i: (["git", "log", "--", f"notes/{target}.md"], None),
+        cwd=root,
+    )
+
     print("  kb reindex ...", file=sys.stderr)
     figures.append(
-        measure("kb reindex", "kb reindex", args.reindex_runs, lambda i: (kb_cmd(root, "reindex"), None), env)
+        measure(
+            "kb reindex",
+            "kb reindex",
+            args.reindex_runs,
+            lambda i: (kb_cmd(root, "reindex"), None),
+            env,
+            warm=False,
+        )
+    )
+    print("  kb import (the whole corpus into an empty knowledge base) ...", file=sys.stderr)
+    corpus = work / "corpus"
+    generate(corpus, args.notes)
+
+    def import_run(i: int) -> tuple[list[str], bytes | None]:
+        target_kb = work / f"imported-{i}"
+        shutil.rmtree(target_kb, ignore_errors=True)
+        subprocess.run(kb_cmd(target_kb, "init"), check=True, capture_output=True, env=env)
+        return kb_cmd(target_kb, "import", str(corpus / "notes")), None
+
+    figures.append(
+        measure("kb import", "kb import FOLDER (all notes)", args.import_runs, import_run, env, warm=False)
     )
 
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {
+        "history_commits": commits,
         "init_seconds": round(init_seconds, 1),
         "words": words,
         "notes": args.notes,
@@ -284,8 +450,12 @@ def main() -> None:
     ]
     lines += [
         f"| `{cell(f.command)}` | {f.median_ms} | {f.min_ms} | {f.max_ms} | {f.peak_rss_mib} |"
+        if f.runs
+        else f"| `{cell(f.command)}` | not installed | | | |"
         for f in figures
     ]
+    lines += ["", "Ratios of medians, measured side by side in this run:", ""]
+    lines += [f"- {line}" for line in ratios(figures)]
     table = "\n".join(lines) + "\n"
     (args.out / f"results-{args.notes}.md").write_text(table)
     print(table)

@@ -390,3 +390,23 @@ def test_paths_with_pattern_characters_are_literal(kb, root):
     assert git(root, "show", "--name-only", "--format=", "HEAD").splitlines() == ["notes/Plan [v2].md"]
     assert len(revisions(kb, "Plan [v2]")) == 2
     assert len(revisions(kb, "Star *")) == 1
+
+
+def _lcs(a: list[str], b: list[str]) -> int:
+    table = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i in range(len(a) - 1, -1, -1):
+        for j in range(len(b) - 1, -1, -1):
+            table[i][j] = table[i + 1][j + 1] + 1 if a[i] == b[j] else max(table[i + 1][j], table[i][j + 1])
+    return table[0][0]
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.sampled_from(["a\n", "b\n", "\n", "c"]), max_size=14),
+    st.lists(st.sampled_from(["a\n", "b\n", "\n", "c"]), max_size=14),
+)
+def test_line_counts_are_those_of_a_shortest_diff(a, b):
+    from kb.diff import _counts
+
+    common = _lcs(a, b)
+    assert _counts(a, b) == (len(b) - common, len(a) - common)
