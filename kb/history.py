@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kb.errors import GitError, RepositoryStateError
+from kb.revcache import CacheUnavailable, RevisionCache, Row
 
 if TYPE_CHECKING:
     pass
@@ -331,6 +332,7 @@ class CommitInfo:
     subject: str
     body: str
     path: str  # the note's path in this commit
+    blob: str | None = None  # the path's blob id at this commit, where known ("" where it was deleted)
 
 
 def _parse_log(out: str, path: str) -> list[CommitInfo]:
@@ -344,18 +346,33 @@ def _parse_log(out: str, path: str) -> list[CommitInfo]:
     return commits
 
 
+def _commit(row: Row, path: str) -> CommitInfo:
+    return CommitInfo(row.sha, datetime.fromisoformat(row.date), row.subject, row.body, path, row.blob or "")
+
+
 LOG_FORMAT = f"--format=%H{FIELD}%aI{FIELD}%s{FIELD}%b{RECORD}"
 
 
 class History(_Repository):
     """The repository, with reading: a note's commits (following renames), file contents at revisions,
-    recent changes, and earlier revisions recorded beside the current one."""
+    recent changes, and earlier revisions recorded beside the current one. A note's commits come from
+    the revision cache (kb/revcache.py), brought up to HEAD first; from git where it cannot be used."""
+
+    _cache: RevisionCache | None = None
 
     def path_log(self, path: str, until: str | None = None) -> list[tuple[CommitInfo, str]]:
         """Commits that touched `path` (side branches included, merges left out), newest first, each
         with the path's status letter in it (A added, M modified, D deleted)."""
-        if not self.has_commits():
+        head = self.head()
+        if head is None:
             return []
+        if until is None:
+            cache = self._revision_cache()
+            try:
+                rows = cache.path_log(head, path)
+                return [(_commit(r, path), r.status) for r in rows]
+            except CacheUnavailable:
+                pass
         self.ensure_commit_graph()
         fmt = f"--format={RECORD}%H{FIELD}%aI{FIELD}%s{FIELD}%b{FIELD}"
         args = ["log", "--full-history", "--no-merges", "--no-renames", "--name-status", "-z", fmt]
@@ -373,6 +390,16 @@ class History(_Repository):
             commit = CommitInfo(parts[0], datetime.fromisoformat(parts[1]), parts[2], parts[3].strip(), path)
             result.append((commit, status))
         return result
+
+    def _revision_cache(self) -> RevisionCache:
+        if self._cache is None:
+
+            def run(args: list[str]) -> tuple[int, str]:
+                proc = self._run(args)
+                return proc.returncode, proc.stdout.decode("utf-8", "replace")
+
+            self._cache = RevisionCache(self.git_dir, run)
+        return self._cache
 
     def ensure_commit_graph(self, refresh: bool = False) -> None:
         """git's commit-graph with changed-path Bloom filters makes `git log -- path` several times faster
@@ -393,6 +420,13 @@ class History(_Repository):
         for line in commit.body.splitlines():
             if line.startswith("Kb-Renamed-From: "):
                 return line.split(": ", 1)[1].strip()
+        head = self.head()
+        if head is not None:
+            try:
+                if not self._revision_cache().deletes_any(head, commit.sha):
+                    return None
+            except CacheUnavailable:
+                pass
         out = self._git(
             "diff-tree", "-r", "-M", "--name-status", "-z", "--no-commit-id", "--root", commit.sha
         )
@@ -408,14 +442,19 @@ class History(_Repository):
                 i += 2
         return None
 
-    def read_blobs(self, specs: Sequence[str]) -> list[bytes | None]:
-        """Contents of `REV:path` specs through one `git cat-file --batch`; None where there is none."""
+    def read_blobs(self, specs: Sequence[str | None]) -> list[bytes | None]:
+        """Contents of `REV:path` specs (or blob ids) through one `git cat-file --batch`; None where there
+        is none, and for a None spec."""
+        wanted = [spec for spec in specs if spec is not None]
+        if len(wanted) < len(specs):
+            found = iter(self.read_blobs(wanted))
+            return [None if spec is None else next(found) for spec in specs]
         if not specs:
             return []
         proc = subprocess.run(
             ["git", "cat-file", "--batch"],
             cwd=self.root,
-            input="".join(spec + "\n" for spec in specs).encode("utf-8"),
+            input="".join(spec + "\n" for spec in wanted).encode("utf-8"),
             capture_output=True,
         )
         if proc.returncode != 0:
@@ -465,8 +504,13 @@ class History(_Repository):
 
     def deleted_paths(self, pathspec: str) -> list[tuple[str, str]]:
         """(commit, path) of every deletion under `pathspec`, newest first."""
-        if not self.has_commits():
+        head = self.head()
+        if head is None:
             return []
+        try:
+            return self._revision_cache().deleted(head, pathspec.rstrip("/"))
+        except CacheUnavailable:
+            pass
         out = self._git("log", "--diff-filter=D", "--name-only", "-z", "--format=%x1e%H", "--", pathspec)
         result: list[tuple[str, str]] = []
         for record in out.split(RECORD):

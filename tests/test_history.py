@@ -410,3 +410,70 @@ def test_line_counts_are_those_of_a_shortest_diff(a, b):
 
     common = _lcs(a, b)
     assert _counts(a, b) == (len(b) - common, len(a) - common)
+
+
+# ---------------------------------------------------------------- the revision cache
+
+
+def _without_cache(kb, note: str, monkeypatch) -> list[dict]:
+    from kb.revcache import CacheUnavailable, RevisionCache
+
+    def unavailable(self, head):
+        raise CacheUnavailable("off")
+
+    with monkeypatch.context() as m:
+        m.setattr(RevisionCache, "bring_up_to", unavailable)
+        return revisions(kb, note)
+
+
+def test_the_revision_cache_agrees_with_git(history, kb, root, monkeypatch):
+    """Through renames, a deletion, a restore, commits made with git outside kb and a rewritten HEAD, the
+    cached history is git's history."""
+    cache = root / ".git" / "kb-revisions.sqlite3"
+    assert revisions(kb, "Beta") == _without_cache(kb, "Beta", monkeypatch)
+    assert cache.exists()
+    kb("rm", "Beta")
+    assert revisions(kb, "Beta") == _without_cache(kb, "Beta", monkeypatch)
+    assert kb("restore", "Beta", "5").exit_code == 0
+    (root / "notes" / "Beta.md").write_text((root / "notes" / "Beta.md").read_text() + "\noutside\n")
+    git(root, "-c", "user.name=o", "-c", "user.email=o@o", "commit", "-qam", "outside one")
+    git(root, "-c", "user.name=o", "-c", "user.email=o@o", "commit", "-q", "--allow-empty", "-m", "empty")
+    cached = revisions(kb, "Beta")
+    assert cached == _without_cache(kb, "Beta", monkeypatch)
+    assert cached[-1]["message"] == "outside one" and len(cached) == 8
+    git(root, "-c", "user.name=o", "-c", "user.email=o@o", "reset", "-q", "--hard", "HEAD~2")
+    git(root, "-c", "user.name=o", "-c", "user.email=o@o", "commit", "-q", "--allow-empty", "-m", "other")
+    rewritten = revisions(kb, "Beta")
+    assert rewritten == _without_cache(kb, "Beta", monkeypatch) and len(rewritten) == 7
+    assert kb("show", "Beta", "--rev", "1").stdout == _show_rev_without_cache(kb, monkeypatch)
+
+
+def _show_rev_without_cache(kb, monkeypatch) -> str:
+    from kb.revcache import CacheUnavailable, RevisionCache
+
+    def unavailable(self, head):
+        raise CacheUnavailable("off")
+
+    with monkeypatch.context() as m:
+        m.setattr(RevisionCache, "bring_up_to", unavailable)
+        return kb("show", "Beta", "--rev", "1").stdout
+
+
+@pytest.mark.parametrize("damage", [b"not a database at all", b"", b"SQLite format 3\x00" + b"\x07" * 200])
+def test_a_damaged_revision_cache_is_rebuilt(history, kb, root, damage):
+    expected = revisions(kb, "Beta")
+    (root / ".git" / "kb-revisions.sqlite3").write_bytes(damage)
+    assert revisions(kb, "Beta") == expected
+    assert kb("diff", "Beta", "1", "5").exit_code == 0
+
+
+def test_an_unwritable_git_folder_reads_history_from_git(history, kb, root):
+    if os.geteuid() == 0:
+        pytest.skip("root writes anywhere")
+    expected = revisions(kb, "Beta")
+    (root / ".git" / "kb-revisions.sqlite3").unlink()
+    (root / ".git").chmod(0o555)
+    try:
+        assert revisions(kb, "Beta") == expected
+    finally:
+        (root / ".git").chmod(0o755)

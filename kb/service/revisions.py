@@ -38,6 +38,7 @@ class Revision:
     added: int
     removed: int
     deleted: bool
+    blob: str | None = None  # the blob id of this version, where known
 
     @property
     def short(self) -> str:
@@ -132,6 +133,18 @@ def _locate(root: Path, ref: str) -> tuple[str, bool]:
         raise missing
 
 
+def _spec(commit: Any) -> str | None:
+    """What to read for a commit's version of its note: the blob id where known, None where it deleted
+    the note, else the `commit:path` git resolves."""
+    if commit.blob is None:
+        return f"{commit.sha}:{commit.path}"
+    return commit.blob or None
+
+
+def _version_spec(revision: Revision) -> str:
+    return revision.blob or f"{revision.commit}:{revision.path}"
+
+
 def _revisions(root: Path, path: str) -> list[Revision]:
     """Every revision of the note at `path`, oldest first, following renames back through history."""
     reader = _reader(root)
@@ -156,7 +169,7 @@ def _revisions(root: Path, path: str) -> list[Revision]:
         if commit.sha not in seen:
             seen.add(commit.sha)
             unique.append(commit)
-    blobs = reader.read_blobs([f"{c.sha}:{c.path}" for c in unique])
+    blobs = reader.read_blobs([_spec(c) for c in unique])
     parsed_blobs = [parse_note(blob) if blob is not None else None for blob in blobs]
 
     def when(i: int) -> datetime:
@@ -189,6 +202,7 @@ def _revisions(root: Path, path: str) -> list[Revision]:
                 added,
                 removed,
                 deleted,
+                commit.blob or None,
             )
         )
         previous = blob or b""
@@ -208,7 +222,7 @@ def note_log(root: Path, ref: str) -> NoteLog:
     else:
         last_content = [r for r in revisions if not r.deleted]
         if last_content:
-            [blob] = _reader(root).read_blobs([f"{last_content[-1].commit}:{last_content[-1].path}"])
+            [blob] = _reader(root).read_blobs([_version_spec(last_content[-1])])
             blob_title = parse_note(blob or b"").title
     return NoteLog(blob_title or title, path, exists, tuple(revisions))
 
@@ -280,7 +294,7 @@ def pick(revisions: tuple[Revision, ...] | list[Revision], rev: str) -> Revision
 def _content(root: Path, revision: Revision) -> bytes:
     if revision.deleted:
         raise KbError(f"revision {revision.number} is the deletion of the note; it has no content")
-    [blob] = _reader(root).read_blobs([f"{revision.commit}:{revision.path}"])
+    [blob] = _reader(root).read_blobs([_version_spec(revision)])
     if blob is None:
         raise KbError(f"cannot read revision {revision.number} ({revision.short})")
     return blob

@@ -1,0 +1,205 @@
+"""Which commits changed which path: a cache of the repository's history, kept beside it in the git folder.
+
+`git log -- path` diffs the trees of every commit to find the few that touch one note: with 100,000 notes in
+one folder, each such diff reads two trees of 100,000 entries, and a note with 200 revisions in a history of
+5,000 commits costs a minute (git's changed-path Bloom filters cut the walk, not the tree diffs of the hits).
+The cache records, once per commit, every path it changed with the blob it left; a note's history is then
+one indexed query, and its old versions are read by blob id, without resolving any tree.
+
+It is derived data: the file is `kb-revisions.sqlite3` in the git folder (never committed, never synced),
+extended with the commits reachable from HEAD that it does not hold yet (one `git log --raw` of just those),
+and rebuilt from scratch when HEAD no longer descends from the commit it was last brought up to (history
+rewritten outside kb). A missing, damaged or unwritable cache is rebuilt or simply not used.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any, NamedTuple
+
+VERSION = "2"
+NAME = "kb-revisions.sqlite3"
+FIELD = "\x1f"
+RECORD = "\x1e"
+ZERO = "0" * 40
+LOG_ARGS = [
+    "log",
+    "--no-merges",
+    "--no-renames",
+    "--raw",
+    "--no-abbrev",
+    "-z",
+    f"--format={RECORD}%H{FIELD}%aI{FIELD}%s{FIELD}%b{FIELD}",
+]
+
+
+class Row(NamedTuple):
+    sha: str
+    date: str  # author date, ISO 8601
+    subject: str
+    body: str
+    status: str  # A, M, D or T
+    blob: str | None  # the path's blob after the commit; None where it deleted the path
+
+
+class CacheUnavailable(Exception):
+    """The cache cannot be used here (unwritable folder, damaged file, git failing): read git instead."""
+
+
+def parse_log(out: str) -> list[tuple[str, str, str, str, list[tuple[str, str, str]]]]:
+    """`git log` output in LOG_ARGS' format: (sha, date, subject, body, [(path, status, blob)]) newest
+    first."""
+    result = []
+    for chunk in out.split(RECORD)[1:]:
+        parts = chunk.split(FIELD, 4)
+        if len(parts) < 5:
+            continue
+        sha, date, subject, body, rest = parts
+        tokens = rest.split("\0")
+        changes: list[tuple[str, str, str]] = []
+        i = 0
+        while i < len(tokens) and not tokens[i].lstrip("\n").startswith(":"):
+            i += 1
+        while i + 1 < len(tokens):
+            meta = tokens[i].lstrip("\n").split()
+            if len(meta) >= 5 and meta[0].startswith(":"):
+                blob, status = meta[3], meta[4][:1]
+                changes.append((tokens[i + 1], status, blob))
+            i += 2
+        result.append((sha, date, subject, body.strip(), changes))
+    return result
+
+
+class RevisionCache:
+    def __init__(self, git_dir: Path, run_git: Any) -> None:
+        """`run_git(args) -> (returncode, stdout text)` runs git in the repository."""
+        self.path = git_dir / NAME
+        self._run_git = run_git
+        self._db: sqlite3.Connection | None = None
+
+    def _open(self) -> sqlite3.Connection:
+        if self._db is not None:
+            return self._db
+        try:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=DELETE")
+            version = None
+            try:
+                row = db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
+                version = row[0] if row else None
+            except sqlite3.DatabaseError:
+                pass
+            if version != VERSION:
+                db.close()
+                self.path.unlink(missing_ok=True)
+                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                db.executescript(
+                    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
+                    "CREATE TABLE commits"
+                    " (n INTEGER PRIMARY KEY, sha TEXT, date TEXT, subject TEXT, body TEXT,"
+                    " deletions INTEGER);"
+                    "CREATE INDEX commits_sha ON commits (sha);"
+                    "CREATE TABLE changes (path TEXT, n INTEGER, status TEXT, blob TEXT,"
+                    " PRIMARY KEY (path, n)) WITHOUT ROWID;"
+                    f"INSERT INTO meta VALUES ('version', '{VERSION}');"
+                )
+        except (sqlite3.Error, OSError) as exc:
+            raise CacheUnavailable(str(exc)) from None
+        self._db = db
+        return db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _head(self, db: sqlite3.Connection) -> str | None:
+        row = db.execute("SELECT value FROM meta WHERE key='head'").fetchone()
+        return row[0] if row else None
+
+    def bring_up_to(self, head: str) -> sqlite3.Connection:
+        """The cache, holding every commit reachable from `head`."""
+        db = self._open()
+        try:
+            if self._head(db) == head:
+                return db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                known = self._head(db)  # another kb may have done it meanwhile
+                if known != head:
+                    self._extend(db, known, head)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise CacheUnavailable(str(exc)) from None
+        return db
+
+    def _extend(self, db: sqlite3.Connection, known: str | None, head: str) -> None:
+        if known is not None:
+            code, _ = self._run_git(["merge-base", "--is-ancestor", known, head])
+            if code != 0:
+                known = None  # rewritten history: start again
+        if known is None:
+            db.execute("DELETE FROM commits")
+            db.execute("DELETE FROM changes")
+        code, out = self._run_git([*LOG_ARGS, head, *([f"^{known}"] if known else []), "--"])
+        if code != 0:
+            raise CacheUnavailable("git log failed")
+        commits = parse_log(out)
+        top = db.execute("SELECT COALESCE(MAX(n), 0) FROM commits").fetchone()[0]
+        count = len(commits)
+        db.executemany(
+            "INSERT INTO commits VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                (top + count - k, *commit[:4], sum(status == "D" for _, status, _ in commit[4]))
+                for k, commit in enumerate(commits)
+            ),
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO changes VALUES (?, ?, ?, ?)",
+            (
+                (path, top + count - k, status, None if status == "D" or blob == ZERO else blob)
+                for k, (_, _, _, _, changes) in enumerate(commits)
+                for path, status, blob in changes
+            ),
+        )
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (head,))
+
+    def path_log(self, head: str, path: str) -> list[Row]:
+        """The commits reachable from `head` that changed `path`, newest first."""
+        db = self.bring_up_to(head)
+        try:
+            rows = db.execute(
+                "SELECT c.sha, c.date, c.subject, c.body, ch.status, ch.blob FROM changes ch"
+                " JOIN commits c ON c.n = ch.n WHERE ch.path = ? ORDER BY ch.n DESC",
+                (path,),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise CacheUnavailable(str(exc)) from None
+        return [Row(*row) for row in rows]
+
+    def deleted(self, head: str, prefix: str) -> list[tuple[str, str]]:
+        """(commit, path) of every deletion of a path under `prefix`/, newest first."""
+        db = self.bring_up_to(head)
+        try:
+            rows = db.execute(
+                "SELECT c.sha, ch.path FROM changes ch JOIN commits c ON c.n = ch.n"
+                " WHERE ch.status = 'D' AND ch.path >= ? AND ch.path < ? ORDER BY ch.n DESC",
+                (prefix + "/", prefix + "0"),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise CacheUnavailable(str(exc)) from None
+        return [(sha, path) for sha, path in rows]
+
+    def deletes_any(self, head: str, sha: str) -> bool:
+        """Whether the commit `sha` (reachable from `head`) deleted any path: one that did not renamed
+        nothing."""
+        db = self.bring_up_to(head)
+        try:
+            row = db.execute("SELECT deletions FROM commits WHERE sha = ?", (sha,)).fetchone()
+        except sqlite3.Error as exc:
+            raise CacheUnavailable(str(exc)) from None
+        return row is None or row[0] > 0
