@@ -310,8 +310,9 @@ class NoteIndex:
         sort: str,
         snippets: bool,
         count: bool = False,
-    ) -> tuple[int | None, list[Hit]]:
-        """Run a query made by parse_query. Snippets come from the note files of the hits shown."""
+    ) -> tuple[int | None, list[Hit], list[str]]:
+        """Run a query made by parse_query. Snippets come from the note files of the hits shown. Returns
+        the count (None: more than `limit`, not counted), the hits, and notices about the query."""
         from whoosh import query as wq
 
         ix = self._open()
@@ -354,7 +355,8 @@ class NoteIndex:
                         snippets=self._snippets(stored["path"], terms) if snippets else (),
                     )
                 )
-        return total, hits
+            notices = _bound_notices(parsed)
+        return total, hits, notices
 
     def _snippets(self, path: str, terms: frozenset[str]) -> tuple[str, ...]:
         try:
@@ -500,20 +502,74 @@ def _constant_union(query: Any) -> Any:
     return query.apply(_constant_union)
 
 
+POSTINGS_BUDGET = 100_000  # postings one prefix, wildcard or fuzzy term may read per index segment
+
+
 class _UnionOfPostings:
-    """Mixed into a Whoosh multi-term query: its matcher lists every document of every expansion."""
+    """Mixed into a Whoosh multi-term query: its matcher lists every document of every expansion.
+
+    Bounded: expansions are read most frequent first, and reading stops once every document matches
+    (nothing more to find) or once POSTINGS_BUDGET postings have been read; the expansions left unread then
+    are counted in `unread` (the search says so: its results may miss notes that hold only those)."""
+
+    unread = 0
+    expansions = 0
 
     def matcher(self, searcher: Any, context: Any = None) -> Any:
         from whoosh.matching import ListMatcher, NullMatcher
 
         reader = searcher.reader()
         field = self.field()  # type: ignore[attr-defined]
+        every = reader.doc_count_all()
+        expansions = sorted(
+            ((reader.doc_frequency(field, btext), btext) for btext in self._btexts(reader)),  # type: ignore[attr-defined]
+            reverse=True,
+        )
+        self.expansions = max(self.expansions, len(expansions))
         ids: set[int] = set()
-        for btext in self._btexts(reader):  # type: ignore[attr-defined]
-            ids.update(reader.postings(field, btext).all_ids())
+        read = 0
+        for n, (frequency, btext) in enumerate(expansions):
+            if len(ids) >= every:
+                break
+            if read and read + frequency > POSTINGS_BUDGET:
+                self.unread = max(self.unread, len(expansions) - n)
+                break
+            ids.update(_posting_ids(reader.postings(field, btext)))
+            read += frequency
         if not ids:
             return NullMatcher()
         return ListMatcher(sorted(ids), all_weights=float(self.boost))  # type: ignore[attr-defined]
+
+
+def _posting_ids(matcher: Any) -> Any:
+    """A posting list's document numbers, a block at a time where the format allows."""
+    from whoosh.codec.whoosh3 import W3LeafMatcher
+
+    if type(matcher) is not W3LeafMatcher:
+        return matcher.all_ids()
+    ids: list[int] = []
+    while not matcher._atend:
+        matcher._read_ids()
+        ids.extend(matcher._ids)
+        matcher._next_block()
+    return ids
+
+
+def _bound_notices(parsed: Any) -> list[str]:
+    from whoosh import query as wq
+
+    notices: dict[str, None] = {}
+    for leaf in parsed.leaves():
+        if isinstance(leaf, _UnionOfPostings) and leaf.unread:
+            text: str = getattr(leaf, "text", "")
+            shown = text + (
+                "*" if isinstance(leaf, wq.Prefix) else "~" if isinstance(leaf, wq.FuzzyTerm) else ""
+            )
+            notices[
+                f"{shown} matches {leaf.expansions:,} words; the {leaf.unread:,} rarest were not searched "
+                "(notes holding only those may be missing from the results): make it longer to search them"
+            ] = None
+    return list(notices)
 
 
 def _without_andnot(query: Any) -> Any:

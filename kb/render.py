@@ -215,6 +215,7 @@ def search(result: Any, json: bool, paths: bool) -> int:
     """Print search results; returns the exit code (1 when nothing matched, like grep)."""
     if result.rebuilt:
         _err("The search index was rebuilt.")
+    warnings(result.warnings)
     if json:
         _json(
             {

@@ -193,6 +193,21 @@ def test_bounded_wildcards(corpus, kb):
     assert paths(kb, "z*") == ["notes/Savanna.md", "notes/Zebra.md"]
 
 
+def test_a_prefix_reads_a_bounded_number_of_postings_and_says_what_it_left_out(kb, monkeypatch):
+    from kb import index
+
+    kb("add", "One", "-b", "prelude prelude")
+    kb("add", "Two", "-b", "prelude premise")
+    kb("add", "Three", "-b", "preface")
+    full = kb("search", "pre*", "-l")
+    assert sorted(full.stdout.split()) == ["notes/One.md", "notes/Three.md", "notes/Two.md"]
+    assert "Warning" not in full.stderr
+    monkeypatch.setattr(index, "POSTINGS_BUDGET", 2)  # "prelude" (in 2 notes) is read, then no more
+    bounded = kb("search", "pre*", "-l")
+    assert sorted(bounded.stdout.split()) == ["notes/One.md", "notes/Two.md"]
+    assert "Warning: pre* matches 3 words; the 2 rarest were not searched" in bounded.stderr
+
+
 def test_changes_by_kb_are_indexed_in_the_same_run(corpus, kb, root):
 
     assert titles(kb, "zebra")  # the first search builds the index; from then on every change updates it

@@ -45,7 +45,7 @@ def search(
     index = NoteIndex(root)
     report = _refresh(index, root, progress)
     try:
-        total, hits = index.search(
+        total, hits, notices = index.search(
             parsed, limit=limit, tag=wanted_tag, sort=sort, snippets=snippets, count=count
         )
     except (QueryError, UsageError):
@@ -53,11 +53,11 @@ def search(
     except Exception:
         # An index that opened but cannot be read (a truncated segment): rebuild once and answer.
         _refresh(index, root, progress, force=True)
-        total, hits = index.search(
+        total, hits, notices = index.search(
             parsed, limit=limit, tag=wanted_tag, sort=sort, snippets=snippets, count=count
         )
-        return SearchResult(query, total, tuple(hits), 0, True)
-    return SearchResult(query, total, tuple(hits), report.changed, report.rebuilt)
+        return SearchResult(query, total, tuple(hits), 0, True, tuple(notices))
+    return SearchResult(query, total, tuple(hits), report.changed, report.rebuilt, tuple(notices))
 
 
 def _refresh(index: Any, root: Path, progress: Callable[[int, int], None] | None, force: bool = False) -> Any:
