@@ -381,6 +381,20 @@ def main() -> None:
     print(f"  history: {args.commits} commits, {args.revisions} revisions of one note ...", file=sys.stderr)
     commits = build_history(root, target, args.commits, args.revisions)
     subprocess.run(kb_cmd(root, "reindex"), check=True, capture_output=True, env=env)
+    print(
+        "  kb log, first run after the new commits (brings the revision cache up to date) ...",
+        file=sys.stderr,
+    )
+    figures.append(
+        measure(
+            "kb log, first run after the history was written",
+            f"kb log NOTE (first, {args.commits} new commits)",
+            1,
+            lambda i: (kb_cmd(root, "log", target), None),
+            env,
+            warm=False,
+        )
+    )
     add("kb log (200 revisions)", "kb log NOTE", lambda i: (kb_cmd(root, "log", target), None))
     add("kb diff (previous vs current)", "kb diff NOTE", lambda i: (kb_cmd(root, "diff", target), None))
     add(
