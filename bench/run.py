@@ -281,6 +281,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--keep", action="store_true", help="keep the generated knowledge base")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        help="measure this knowledge base (bench/generate.py's notes after kb init) instead of making "
+        "a new one; the run changes it",
+    )
     parser.add_argument("--reindex-runs", type=int, default=3)
     parser.add_argument("--import-runs", type=int, default=3)
     parser.add_argument("--commits", type=int, default=5000, help="commits added for the history figures")
@@ -297,11 +303,16 @@ def main() -> None:
     )
     env.pop("KB_NOW", None)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: kb's modules compiled once, not on every run
-    print(f"generating {args.notes} notes in {root} ...", file=sys.stderr)
-    titles = generate(root, args.notes)
-    start = time.perf_counter()
-    subprocess.run(kb_cmd(root, "init"), check=True, capture_output=True, env=env)
-    init_seconds = time.perf_counter() - start
+    if args.reuse:
+        root = args.reuse.resolve()
+        titles = sorted(p.stem for p in (root / "notes").iterdir() if p.suffix == ".md")
+        init_seconds = 0.0
+    else:
+        print(f"generating {args.notes} notes in {root} ...", file=sys.stderr)
+        titles = generate(root, args.notes)
+        start = time.perf_counter()
+        subprocess.run(kb_cmd(root, "init"), check=True, capture_output=True, env=env)
+        init_seconds = time.perf_counter() - start
     target = titles[len(titles) // 2]
     words = pick_words(root)
     figures: list[Figure] = []
@@ -380,7 +391,8 @@ def main() -> None:
 
     print(f"  history: {args.commits} commits, {args.revisions} revisions of one note ...", file=sys.stderr)
     commits = build_history(root, target, args.commits, args.revisions)
-    subprocess.run(kb_cmd(root, "reindex"), check=True, capture_output=True, env=env)
+    # the notes edited by those commits are indexed by the next search, as after a sync
+    subprocess.run(kb_cmd(root, "search", words["rare"]), capture_output=True, env=env)
     print(
         "  kb log, first run after the new commits (brings the revision cache up to date) ...",
         file=sys.stderr,
@@ -454,7 +466,8 @@ def main() -> None:
         json.dumps({"meta": meta, "figures": [asdict(f) for f in figures]}, indent=2) + "\n"
     )
     lines = [
-        f"Words queried: {words}; `kb init` (git commit of every note + index build): {init_seconds:.1f} s",
+        f"Words queried: {words}; `kb init` (git commit of every note + index build): "
+        + (f"{init_seconds:.1f} s" if not args.reuse else "not measured (an earlier one was reused)"),
         "",
         f"Notes: {args.notes} ({meta['corpus_mib']} MiB), {args.runs} runs each, {meta['machine']}, "
         f"Python {meta['python']}",

@@ -221,14 +221,22 @@ class _Repository:
     # ------------------------------------------------------------ internals
 
     def _identity(self) -> dict[str, str]:
-        """The configured git identity when there is one; kb's fallback otherwise."""
+        """The configured git identity when there is one; kb's fallback otherwise.
+
+        Read with it: git's split index and untracked cache, which kb turns on unless they are set either
+        way. With many notes in one folder they make each commit write a small index instead of all of it,
+        and `git status` skip re-reading unchanged folders."""
         if self._identity_env is None:
-            proc = self._run(["config", "-z", "--get-regexp", r"^user\.(name|email)$"])
+            wanted = r"^(user\.(name|email)|core\.(splitindex|untrackedcache))$"
+            proc = self._run(["config", "-z", "--get-regexp", wanted])
             found: dict[str, str] = {}
             for item in proc.stdout.decode("utf-8", "replace").split("\0"):
                 key, _, value = item.partition("\n")
                 if value.strip():
                     found[key.lower()] = value.strip()
+            for key in ("core.splitIndex", "core.untrackedCache"):
+                if key.lower() not in found:
+                    self._run(["config", key, "true"])
             env: dict[str, str] = {}
             for role in ("AUTHOR", "COMMITTER"):
                 if "user.name" not in found and not os.environ.get(f"GIT_{role}_NAME"):
