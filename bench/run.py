@@ -416,7 +416,7 @@ def main() -> None:
     )
     add(
         "kb show --rev (middle revision)",
-        "kb show NOTE --rev 100",
+        f"kb show NOTE --rev {args.revisions // 2}",
         lambda i: (kb_cmd(root, "show", target, "--rev", str(args.revisions // 2)), None),
     )
     add(
@@ -426,30 +426,34 @@ def main() -> None:
         cwd=root,
     )
 
-    print("  kb reindex ...", file=sys.stderr)
-    figures.append(
-        measure(
-            "kb reindex",
-            "kb reindex",
-            args.reindex_runs,
-            lambda i: (kb_cmd(root, "reindex"), None),
-            env,
-            warm=False,
+    if args.reindex_runs:
+        print("  kb reindex ...", file=sys.stderr)
+        figures.append(
+            measure(
+                "kb reindex",
+                "kb reindex",
+                args.reindex_runs,
+                lambda i: (kb_cmd(root, "reindex"), None),
+                env,
+                warm=False,
+            )
         )
-    )
-    print("  kb import (the whole corpus into an empty knowledge base) ...", file=sys.stderr)
-    corpus = work / "corpus"
-    generate(corpus, args.notes)
+    if args.import_runs:
+        print("  kb import (the whole corpus into an empty knowledge base) ...", file=sys.stderr)
+        corpus = work / "corpus"
+        generate(corpus, args.notes)
 
-    def import_run(i: int) -> tuple[list[str], bytes | None]:
-        target_kb = work / f"imported-{i}"
-        shutil.rmtree(target_kb, ignore_errors=True)
-        subprocess.run(kb_cmd(target_kb, "init"), check=True, capture_output=True, env=env)
-        return kb_cmd(target_kb, "import", str(corpus / "notes")), None
+        def import_run(i: int) -> tuple[list[str], bytes | None]:
+            target_kb = work / f"imported-{i}"
+            shutil.rmtree(target_kb, ignore_errors=True)
+            subprocess.run(kb_cmd(target_kb, "init"), check=True, capture_output=True, env=env)
+            return kb_cmd(target_kb, "import", str(corpus / "notes")), None
 
-    figures.append(
-        measure("kb import", "kb import FOLDER (all notes)", args.import_runs, import_run, env, warm=False)
-    )
+        figures.append(
+            measure(
+                "kb import", "kb import FOLDER (all notes)", args.import_runs, import_run, env, warm=False
+            )
+        )
 
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {
