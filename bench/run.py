@@ -128,7 +128,7 @@ def ratios(figures: list[Figure]) -> list[str]:
             continue
         kb = by_name[name].median_ms
         parts = [
-            f"{kb / by_name[b].median_ms:.2f}× {by_name[b].command.split(' -')[0].split(' ')[0]}"
+            f"{kb / by_name[b].median_ms:.3g}× {by_name[b].command.split(' -')[0].split(' ')[0]}"
             for b in bases
             if b in by_name and by_name[b].median_ms
         ]

@@ -285,6 +285,8 @@ class NoteIndex:
             except CatalogError:
                 raise NeedsRebuild("the search catalog is damaged") from None
             current = self.store.scan()[0]
+            if current == known:  # the common case, compared without a Python loop
+                return RefreshReport(0, 0, 0, False)
             added = {p for p in current if p not in known}
             removed = {p for p in known if p not in current}
             updated = {p for p, sig in current.items() if p in known and known[p] != sig}

@@ -29,39 +29,24 @@ class Listing:
 
 def _stat_all(folder: str, names: list[str]) -> list[tuple[int, int, int] | None]:
     """(mtime_ns, size, inode) of each file in `folder`, None for one that is gone. Relative to the open
-    folder (no path walk per file), and on two threads for a large folder: lstat releases the GIL."""
+    folder: no path walk per file (a quarter faster than DirEntry.stat; a second thread was slower)."""
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
         return [None] * len(names)
-
-    def some(part: list[str]) -> list[tuple[int, int, int] | None]:
-        out: list[tuple[int, int, int] | None] = []
-        stat = os.stat
-        for name in part:
+    out: list[tuple[int, int, int] | None] = []
+    stat = os.stat
+    try:
+        for name in names:
             try:
                 st = stat(name, dir_fd=fd, follow_symlinks=False)
             except OSError:
                 out.append(None)
                 continue
             out.append((st.st_mtime_ns, st.st_size, st.st_ino))
-        return out
-
-    try:
-        if len(names) < PARALLEL_STAT or (os.cpu_count() or 1) < 2:
-            return some(names)
-        from concurrent.futures import ThreadPoolExecutor
-
-        half = len(names) // 2
-        with ThreadPoolExecutor(1) as pool:
-            later = pool.submit(some, names[half:])
-            first = some(names[:half])
-            return first + later.result()
     finally:
         os.close(fd)
-
-
-PARALLEL_STAT = 5000  # files in one folder from which a second thread helps
+    return out
 
 
 class Store:
@@ -114,7 +99,7 @@ class Store:
             paths, stats, warnings = self._walk(with_stat=True)
             found = dict(zip(paths, stats, strict=True)), tuple(warnings)
         self._kept = found if keep else None
-        return dict(found[0]), found[1]
+        return (dict(found[0]) if keep else found[0]), found[1]
 
     def _walk(self, with_stat: bool) -> tuple[list[str], list[tuple[int, int, int]], list[str]]:
         paths: list[str] = []

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import json
 import os
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -454,7 +456,8 @@ def _find_title(store: Store, title: str, except_path: str | None = None) -> Not
     for path, entry in sorted(same.items()):
         if path != except_path and sigs.get(path) == entry.sig:
             return _from_entry(path, entry)
-    for path in sorted(p for p, sig in sigs.items() if known.get(p) != sig and p != except_path):
+    changed = [] if sigs == known else [p for p, sig in sigs.items() if known.get(p) != sig]
+    for path in sorted(p for p in changed if p != except_path):
         info = _parse_info(store, path, [])
         if info is not None and title_key(info.title) == key:
             return info
@@ -471,7 +474,9 @@ def _free_path(
     keep = taken
     if taken is None:
         try:
-            taken = {title_key(name) for name in os.listdir(store.notes)}
+            # title_key of every name, in C: `title_key` called 100,000 times costs 0.1 s
+            nfc = functools.partial(unicodedata.normalize, "NFC")
+            taken = set(map(str.casefold, map(nfc, os.listdir(store.notes))))
         except OSError:
             taken = set()
     else:
