@@ -25,6 +25,8 @@ RECORD = "\x1e"
 ZERO = "0" * 40
 LOG_ARGS = [
     "log",
+    "--root",
+    "--no-color",
     "--no-merges",
     "--no-renames",
     "--raw",
