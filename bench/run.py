@@ -221,18 +221,19 @@ def pick_words(root: Path) -> dict[str, str]:
     word = re.compile(r"[a-z]+")
     df: collections.Counter[str] = collections.Counter()
     files = sorted((root / "notes").iterdir())
-    first_body = ""
+    sentence = ""
     for path in files:
         text = path.read_text()
         body = text.split("---\n", 2)[-1]
-        first_body = first_body or body
+        if not sentence:  # the first line of 9+ words (notes added by an earlier run are shorter)
+            long = (line for line in body.splitlines() if len(line.split()) > 8 and line[0].isalpha())
+            sentence = next(long, "")
         df.update(set(word.findall(body.lower())))
     n = len(files)
     by_df = sorted(df.items(), key=lambda kv: (-kv[1], kv[0]))
     common = by_df[0][0]
     mid = min(by_df, key=lambda kv: (abs(kv[1] - max(2, n // 100)), kv[0]))[0]
     rare = min((kv for kv in by_df if len(kv[0]) > 5), key=lambda kv: (abs(kv[1] - 3), kv[0]))[0]
-    sentence = next(line for line in first_body.splitlines() if len(line.split()) > 8 and line[0].isalpha())
     pair = " ".join(sentence.lower().rstrip(".").split()[3:5])
     title = files[len(files) // 3].stem.split()[0].lower()
     return {"common": common, "mid": mid, "rare": rare, "phrase": pair, "prefix": common[:3], "title": title}
@@ -317,6 +318,7 @@ def main() -> None:
     words = pick_words(root)
     figures: list[Figure] = []
     counter = iter(range(10**9))
+    run_tag = format(int(time.time()), "x")  # new names even in a reused knowledge base
 
     def add(
         name: str, shown: str, make: Callable[[int], tuple[list[str], bytes | None]], cwd: Path | None = None
@@ -328,7 +330,7 @@ def main() -> None:
     add(
         "kb add (stdin body)",
         "echo body | kb add TITLE",
-        lambda i: (kb_cmd(root, "add", f"Bench note {next(counter)}"), b"A body from stdin.\n"),
+        lambda i: (kb_cmd(root, "add", f"Bench note {run_tag} {next(counter)}"), b"A body from stdin.\n"),
     )
     add(
         "kb edit -a",
@@ -346,8 +348,8 @@ def main() -> None:
 
     def git_commit(i: int) -> tuple[list[str], bytes | None]:
         n = next(counter)
-        rel = f"notes/baseline {n}.md"
-        (root / rel).write_text(f"---\ntitle: baseline {n}\n---\n\nbody\n")
+        rel = f"notes/baseline {run_tag} {n}.md"
+        (root / rel).write_text(f"---\ntitle: baseline {run_tag} {n}\n---\n\nbody\n")
         script = 'git add -- "$1" && git -c user.name=b -c user.email=b@b commit -q -m "$2"'
         return ["sh", "-c", script, "sh", rel, f"Add: baseline {n}"], None
 
