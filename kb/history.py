@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kb.errors import GitError, RepositoryStateError
-from kb.revcache import CacheUnavailable, RevisionCache, Row
+from kb.revcache import FIELD, RECORD, CacheUnavailable, RevisionCache, Row
 
 if TYPE_CHECKING:
     pass
@@ -328,9 +328,6 @@ def _last_line(text: str) -> str:
 
 
 # ---------------------------------------------------------------- reading history
-
-FIELD = "\x1f"
-RECORD = "\x1e"
 
 
 @dataclass(frozen=True)

@@ -170,38 +170,36 @@ class RevisionCache:
         )
         db.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (head,))
 
-    def path_log(self, head: str, path: str) -> list[Row]:
-        """The commits reachable from `head` that changed `path`, newest first."""
+    def _query(self, head: str, sql: str, params: tuple[str, ...]) -> list[Any]:
+        """The rows of `sql` in the cache brought up to `head`."""
         db = self.bring_up_to(head)
         try:
-            rows = db.execute(
-                "SELECT c.sha, c.date, c.subject, c.body, ch.status, ch.blob FROM changes ch"
-                " JOIN commits c ON c.n = ch.n WHERE ch.path = ? ORDER BY ch.n DESC",
-                (path,),
-            ).fetchall()
+            return db.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise CacheUnavailable(str(exc)) from None
+
+    def path_log(self, head: str, path: str) -> list[Row]:
+        """The commits reachable from `head` that changed `path`, newest first."""
+        rows = self._query(
+            head,
+            "SELECT c.sha, c.date, c.subject, c.body, ch.status, ch.blob FROM changes ch"
+            " JOIN commits c ON c.n = ch.n WHERE ch.path = ? ORDER BY ch.n DESC",
+            (path,),
+        )
         return [Row(*row) for row in rows]
 
     def deleted(self, head: str, prefix: str) -> list[tuple[str, str]]:
         """(commit, path) of every deletion of a path under `prefix`/, newest first."""
-        db = self.bring_up_to(head)
-        try:
-            rows = db.execute(
-                "SELECT c.sha, ch.path FROM changes ch JOIN commits c ON c.n = ch.n"
-                " WHERE ch.status = 'D' AND ch.path >= ? AND ch.path < ? ORDER BY ch.n DESC",
-                (prefix + "/", prefix + "0"),
-            ).fetchall()
-        except sqlite3.Error as exc:
-            raise CacheUnavailable(str(exc)) from None
+        rows = self._query(
+            head,
+            "SELECT c.sha, ch.path FROM changes ch JOIN commits c ON c.n = ch.n"
+            " WHERE ch.status = 'D' AND ch.path >= ? AND ch.path < ? ORDER BY ch.n DESC",
+            (prefix + "/", prefix + "0"),  # "0" follows "/": every path under prefix/
+        )
         return [(sha, path) for sha, path in rows]
 
     def deletes_any(self, head: str, sha: str) -> bool:
         """Whether the commit `sha` (reachable from `head`) deleted any path: one that did not renamed
         nothing."""
-        db = self.bring_up_to(head)
-        try:
-            row = db.execute("SELECT deletions FROM commits WHERE sha = ?", (sha,)).fetchone()
-        except sqlite3.Error as exc:
-            raise CacheUnavailable(str(exc)) from None
-        return row is None or row[0] > 0
+        rows = self._query(head, "SELECT deletions FROM commits WHERE sha = ?", (sha,))
+        return not rows or rows[0][0] > 0
