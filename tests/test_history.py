@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -415,7 +416,9 @@ def test_line_counts_are_those_of_a_shortest_diff(a, b):
 # ---------------------------------------------------------------- the revision cache
 
 
-def _without_cache(kb, note: str, monkeypatch) -> list[dict]:
+@contextlib.contextmanager
+def _cache_off(monkeypatch):
+    """History read from git alone, as when the revision cache cannot be used."""
     from kb.revcache import CacheUnavailable, RevisionCache
 
     def unavailable(self, head):
@@ -423,6 +426,11 @@ def _without_cache(kb, note: str, monkeypatch) -> list[dict]:
 
     with monkeypatch.context() as m:
         m.setattr(RevisionCache, "bring_up_to", unavailable)
+        yield
+
+
+def _without_cache(kb, note: str, monkeypatch) -> list[dict]:
+    with _cache_off(monkeypatch):
         return revisions(kb, note)
 
 
@@ -449,13 +457,7 @@ def test_the_revision_cache_agrees_with_git(history, kb, root, monkeypatch):
 
 
 def _show_rev_without_cache(kb, monkeypatch) -> str:
-    from kb.revcache import CacheUnavailable, RevisionCache
-
-    def unavailable(self, head):
-        raise CacheUnavailable("off")
-
-    with monkeypatch.context() as m:
-        m.setattr(RevisionCache, "bring_up_to", unavailable)
+    with _cache_off(monkeypatch):
         return kb("show", "Beta", "--rev", "1").stdout
 
 
