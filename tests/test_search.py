@@ -194,7 +194,7 @@ def test_bounded_wildcards(corpus, kb):
 
 
 def test_a_prefix_reads_a_bounded_number_of_postings_and_says_what_it_left_out(kb, monkeypatch):
-    from kb import index
+    from kb.index import query
 
     kb("add", "One", "-b", "prelude prelude")
     kb("add", "Two", "-b", "prelude premise")
@@ -202,7 +202,7 @@ def test_a_prefix_reads_a_bounded_number_of_postings_and_says_what_it_left_out(k
     full = kb("search", "pre*", "-l")
     assert sorted(full.stdout.split()) == ["notes/One.md", "notes/Three.md", "notes/Two.md"]
     assert "Warning" not in full.stderr
-    monkeypatch.setattr(index, "POSTINGS_BUDGET", 2)  # "prelude" (in 2 notes) is read, then no more
+    monkeypatch.setattr(query, "POSTINGS_BUDGET", 2)  # "prelude" (in 2 notes) is read, then no more
     bounded = kb("search", "pre*", "-l")
     assert sorted(bounded.stdout.split()) == ["notes/One.md", "notes/Two.md"]
     assert "Warning: pre* matches 3 words; the 2 rarest were not searched" in bounded.stderr
@@ -376,7 +376,7 @@ def test_recall_oracle(kb, root):
 def test_plain_words_are_parsed_as_the_parser_would(text):
     from datetime import UTC, datetime
 
-    from kb.index import _parse_with_parser, _plain_query
+    from kb.index.query import _parse_with_parser, _plain_query
 
     fast = _plain_query(text)
     assert fast is not None
@@ -385,6 +385,6 @@ def test_plain_words_are_parsed_as_the_parser_would(text):
 
 @pytest.mark.parametrize("text", ["a AND b", "title:x", '"a b"', "x*", "-x", "e.g", "snake_case", "a~"])
 def test_anything_else_goes_to_the_parser(text):
-    from kb.index import _plain_query
+    from kb.index.query import _plain_query
 
     assert _plain_query(text) is None

@@ -1,0 +1,300 @@
+"""The Whoosh index in index/: building, incremental updates, freshness, search. The schema and a note's
+fields are in kb.index.document, the query language in kb.index.query.
+
+The index is derived data: it can always be rebuilt from notes/. Next to Whoosh's files the catalog
+(kb.catalog) records, for every indexed note, the (mtime_ns, size, inode) it was indexed at; comparing that
+with notes/ tells what changed outside kb without reading unchanged files. A catalog row is written only
+after the index commit that covers it, so a failed or interrupted update simply leaves the note "changed"
+for next time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kb.catalog import CATALOG, Catalog, CatalogError, Entry, Signature
+from kb.errors import KbError, UsageError
+from kb.index.document import document, schema, snippets_of, writable
+from kb.index.query import QueryError, body_terms, bound_notices, parse_query
+from kb.store import INDEX_DIR, Store
+
+__all__ = ["Hit", "NeedsRebuild", "NoteIndex", "QueryError", "RefreshReport", "SearchResult", "parse_query"]
+
+WRITER_TIMEOUT = 10.0
+# Segments are written as separate files, not one compound file: whoosh3 reads a compound segment's term
+# dictionary into memory on every open (a copy of tens of MB at 10k notes: ~60 ms and ~100 MB per segment
+# for every search and every change); separate files are read where needed.
+COMPOUND = False
+MERGE_AFTER_SEGMENTS = 8
+BULK = 2000  # notes; from here a build uses two processes
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+def _entry(sig: Signature, doc: dict[str, Any]) -> Entry:
+    created, modified = doc["dates"]
+    return Entry(
+        sig, doc["title"], tuple(doc["tag_list"]), created, modified, doc["_problem"], doc["_warnings"]
+    )
+
+
+class NeedsRebuild(Exception):
+    """The index must be built anew."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int
+    path: str
+    title: str
+    tags: tuple[str, ...]
+    created: str | None
+    modified: str | None
+    score: float | None  # None when sorted by something other than relevance
+    snippets: tuple[str, ...]  # matched words marked with ** (Markdown bold)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    total: int | None  # None: more than shown match, not counted
+    hits: tuple[Hit, ...]
+    refreshed: int  # notes indexed because they changed outside kb
+    rebuilt: bool
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    added: int
+    updated: int
+    removed: int
+    rebuilt: bool
+
+    @property
+    def changed(self) -> int:
+        return self.added + self.updated + self.removed
+
+
+class NoteIndex:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.store = Store(root)
+        self.folder = root / INDEX_DIR
+
+    # ------------------------------------------------------------ state
+
+    def exists(self) -> bool:
+        return (self.folder / CATALOG).is_file()
+
+    def catalog(self) -> Catalog | None:
+        """The catalog of every indexed note (None when there is no usable index)."""
+        return Catalog.open(self.folder)
+
+    def _open(self) -> Any:
+        from whoosh import index
+
+        return index.open_dir(str(self.folder))
+
+    # ------------------------------------------------------------ building
+
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Build a new index from notes/; a broken one is moved aside first. Returns the note count."""
+        from whoosh import index
+
+        self._move_aside()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        ix = index.create_in(str(self.folder), schema())
+        sigs = self.store.scan()[0]
+        paths = sorted(sigs)
+        procs = 2 if len(paths) >= BULK and (os.cpu_count() or 1) >= 2 else 1
+        options: dict[str, Any] = {"limitmb": 256, "compound": COMPOUND}
+        if procs > 1:
+            options.update(procs=procs, multisegment=True)
+        writer = ix.writer(timeout=WRITER_TIMEOUT, **options)
+        indexed: dict[str, Entry] = {}
+        try:
+            for done, path in enumerate(paths, 1):
+                doc = self._read_document(path)
+                if doc is not None:
+                    indexed[path] = _entry(sigs[path], doc)
+                    writer.add_document(**writable(doc))
+                if progress and (done % 50 == 0 or done == len(paths)):
+                    progress(done, len(paths))
+            writer.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writer.cancel()
+            raise
+        Catalog.create(self.folder, indexed)
+        return len(indexed)
+
+    def _read_document(self, path: str) -> dict[str, Any] | None:
+        try:
+            raw = self.store.read(path)
+        except KbError:
+            return None
+        return document(path, raw)
+
+    def _move_aside(self) -> None:
+        """A broken or outdated index goes to .git/kb-index-broken (the last one is kept for inspection)."""
+        if not self.folder.exists():
+            return
+        git_dir = self.root / ".git"
+        target = git_dir / "kb-index-broken" if git_dir.is_dir() else self.root / ".kb-index-broken"
+        shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.replace(self.folder, target)
+        except OSError:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def update(self, paths: Iterable[str]) -> None:
+        """Index exactly these notes (a missing file is removed from the index). No index yet: nothing."""
+        wanted = set(paths)
+        catalog = self.catalog()
+        if catalog is None or not wanted:
+            return
+        with catalog:
+            if len(wanted) >= BULK and len(wanted) > catalog.count():
+                catalog.close()
+                self.rebuild()  # more new than indexed (a large import): building anew is faster
+                return
+            self._apply(catalog, wanted)
+
+    def _apply(self, catalog: Catalog, paths: set[str]) -> None:
+        ix = self._open()
+        writer = ix.writer(timeout=WRITER_TIMEOUT, compound=COMPOUND)
+        put: dict[str, Entry] = {}
+        drop: list[str] = []
+        try:
+            for path in sorted(paths):
+                full = self.root / path
+                st = os.lstat(full) if full.exists() and not full.is_symlink() else None
+                doc = self._read_document(path) if st is not None else None
+                if doc is None:
+                    writer.delete_by_term("path", path)
+                    drop.append(path)
+                else:
+                    writer.update_document(**writable(doc))
+                    assert st is not None
+                    put[path] = _entry((st.st_mtime_ns, st.st_size, st.st_ino), doc)
+            if len(ix._segments()) > MERGE_AFTER_SEGMENTS:
+                writer.commit()
+            else:
+                writer.commit(merge=False)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writer.cancel()
+            raise
+        try:
+            catalog.apply(put, drop)
+        except CatalogError as exc:
+            raise KbError(f"cannot write the search catalog: {exc}") from None
+
+    def refresh(self) -> RefreshReport:
+        """Index what was added, changed or removed in notes/ since the last update. Raises NeedsRebuild
+        when the index is missing, broken or of another schema version."""
+        catalog = self.catalog()
+        if catalog is None or not self._has_toc():
+            raise NeedsRebuild("the search index is missing, unreadable or of another version")
+        with catalog:
+            try:
+                known = catalog.signatures()
+            except CatalogError:
+                raise NeedsRebuild("the search catalog is damaged") from None
+            current = self.store.scan()[0]
+            if current == known:  # the common case, compared without a Python loop
+                return RefreshReport(0, 0, 0, False)
+            added = {p for p in current if p not in known}
+            removed = {p for p in known if p not in current}
+            updated = {p for p, sig in current.items() if p in known and known[p] != sig}
+            if added or removed or updated:
+                self._apply(catalog, added | removed | updated)
+        return RefreshReport(len(added), len(updated), len(removed), False)
+
+    def _has_toc(self) -> bool:
+        """Whoosh's table of contents is there (a damaged index is found when it is read, and rebuilt)."""
+        try:
+            return any(name.endswith(".toc") for name in os.listdir(self.folder))
+        except OSError:
+            return False
+
+    # ------------------------------------------------------------ searching
+
+    def search(
+        self,
+        parsed: Any,
+        *,
+        limit: int | None,
+        tag: str | None,
+        sort: str,
+        snippets: bool,
+        count: bool = False,
+    ) -> tuple[int | None, list[Hit], list[str]]:
+        """Run a query made by parse_query. Snippets come from the note files of the hits shown. Returns
+        the count (None: more than `limit`, not counted), the hits, and notices about the query."""
+        from whoosh import query as wq
+
+        ix = self._open()
+        with ix.searcher() as searcher:
+            filter_q = wq.Term("tags", tag.lower()) if tag else None
+            sortedby: Any = None
+            reverse = False
+            if sort in ("modified", "created"):
+                sortedby, reverse = sort, True
+            elif sort == "title":
+                sortedby = "title_sort"
+            elif sort != "relevance":
+                raise UsageError(f"unknown sort order '{sort}' (relevance, modified, created or title)")
+            # One more than asked tells whether there are more without counting them all (an exact count
+            # costs a second pass over every match: slow for phrases and prefixes). `count` asks for it.
+            wanted = None if limit is None else limit + 1
+            results = searcher.search(
+                parsed, limit=wanted, filter=filter_q, sortedby=sortedby, reverse=reverse
+            )
+            found = results.scored_length()
+            if limit is None or found <= limit:
+                total: int | None = found
+            else:
+                total = len(results) if count else None
+            shown = min(found, limit) if limit is not None else found
+            terms = body_terms(parsed, searcher.reader()) if snippets and shown else frozenset()
+            hits = []
+            for rank, hit in enumerate(results[:shown], 1):
+                stored = hit.fields()
+                created, modified = (stored.get("dates") or [None, None])[:2]
+                hits.append(
+                    Hit(
+                        rank=rank,
+                        path=stored["path"],
+                        title=stored["title"],
+                        tags=tuple(stored.get("tag_list") or ()),
+                        created=created,
+                        modified=modified,
+                        score=round(float(hit.score or 0.0), 4) if sortedby is None else None,
+                        snippets=self._snippets(stored["path"], terms) if snippets else (),
+                    )
+                )
+            notices = bound_notices(parsed)
+        return total, hits, notices
+
+    def _snippets(self, path: str, terms: frozenset[str]) -> tuple[str, ...]:
+        try:
+            raw = self.store.read(path)
+        except KbError:
+            return ()
+        doc = document(path, raw)
+        if doc is None:
+            return ()
+        body: str = doc["body"]
+        found = snippets_of(body, terms) if terms else ()
+        if found:
+            return found
+        lines = [line for line in body.splitlines() if line.strip() and not line.startswith("#")]
+        return (" ".join(lines[0].split())[:160],) if lines else ()

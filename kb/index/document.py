@@ -1,0 +1,139 @@
+"""What of a note the index holds, and how its words are read: the schema, the analyzer, a note's
+fields, and the snippets shown with a hit."""
+
+from __future__ import annotations
+
+import functools
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kb.notes import parse_note, parse_timestamp, tag_with_parents, title_from_stem
+
+MAX_INDEXED_CHARS = 1_000_000  # of one note's text; the rest of a huge note is not searchable
+DATE_FIELDS = ("created", "modified")
+WORD_PATTERN = r"[^\W_]+(?:\.[^\W_]+)*"
+
+
+def analyzer() -> Any:
+    from whoosh.analysis import CharsetFilter, StemmingAnalyzer
+    from whoosh.support.charset import accent_map
+
+    # Words are runs of letters and digits (dots inside kept: "e.g", "example.org"); Markdown's `*` and `_`
+    # markup is not part of a word. No stop words: a phrase matches exactly what was typed. Tokens over
+    # 64 characters are dropped.
+    return StemmingAnalyzer(expression=WORD_PATTERN, stoplist=None, minsize=1, maxsize=64) | CharsetFilter(
+        accent_map
+    )
+
+
+def schema() -> Any:
+    from whoosh import fields
+
+    analyze = analyzer()
+    return fields.Schema(
+        path=fields.ID(unique=True, stored=True),
+        title=fields.TEXT(analyzer=analyze, field_boost=3.0, stored=True),
+        title_sort=fields.ID(sortable=True),
+        body=fields.TEXT(analyzer=analyze),
+        tags=fields.KEYWORD(lowercase=True, commas=True, scorable=True),
+        tag_list=fields.STORED(),
+        created=fields.DATETIME(sortable=True),
+        modified=fields.DATETIME(sortable=True),
+        dates=fields.STORED(),
+    )
+
+
+def _naive_utc(value: str | None) -> datetime | None:
+    moment = parse_timestamp(value) if value else None
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment else None
+
+
+def document(path: str, raw: bytes) -> dict[str, Any] | None:
+    """The fields of one note, or None for a file that is not text."""
+    parsed = parse_note(raw, with_extra=False)
+    if parsed.problem and parsed.doc is None and parsed.problem.startswith("binary"):
+        return None
+    if parsed.doc is not None:
+        body = parsed.body if not parsed.problem else parsed.doc.render()
+    else:
+        body = raw.decode("utf-8", "replace")
+    title = parsed.title or title_from_stem(Path(path).stem)
+    expanded: list[str] = []
+    for tag in parsed.tags:
+        expanded.extend(t for t in tag_with_parents(tag) if t not in expanded)
+    fields: dict[str, Any] = {
+        "path": path,
+        "title": title,
+        "title_sort": title.casefold(),
+        "body": body[:MAX_INDEXED_CHARS],
+        "tags": ",".join(t.replace(",", " ") for t in expanded),
+        "tag_list": list(parsed.tags),
+        "dates": [parsed.created, parsed.modified],
+        "_problem": parsed.problem,
+        "_warnings": tuple(parsed.warnings),
+    }
+    for key in DATE_FIELDS:
+        moment = _naive_utc(getattr(parsed, key))
+        if moment is not None:
+            fields[key] = moment
+    return fields
+
+
+def writable(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+
+_WORD = re.compile(WORD_PATTERN)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _normal(word: str) -> str:
+    """A word as the index stores it: lower case, accents folded, stemmed (the analyzer's steps)."""
+    from whoosh.lang.porter import stem
+    from whoosh.support.charset import accent_map
+
+    return stem(word.lower()).translate(accent_map) if len(word) <= 64 else ""
+
+
+def _first_letter(word: str) -> str:
+    """The first letter of _normal(word) (stemming only changes endings), without stemming."""
+    from whoosh.support.charset import accent_map
+
+    table: Any = accent_map
+    return word[:1].lower().translate(table)[:1]
+
+
+def snippets_of(body: str, terms: frozenset[str], top: int = 2, width: int = 160) -> tuple[str, ...]:
+    """Up to `top` fragments of about `width` characters around the first matches, matched words in **.
+    Scans only as far as it needs to."""
+    spans: list[tuple[int, int]] = []
+    fragments: list[tuple[int, int]] = []
+    firsts = {term[:1] for term in terms}
+    for match in _WORD.finditer(body):
+        word = match.group()
+        if _first_letter(word) not in firsts or _normal(word) not in terms:
+            continue
+        start, end = match.span()
+        if fragments and start < fragments[-1][1]:
+            spans.append((start, end))
+            continue
+        if len(fragments) == top:
+            break
+        begin = max(0, start - width // 3, fragments[-1][1] if fragments else 0)
+        space = body.rfind(" ", 0, begin + 1) if begin else -1
+        begin = space + 1 if space >= 0 and begin - space < 20 else begin
+        fragments.append((begin, min(len(body), begin + width)))
+        spans.append((start, end))
+    out = []
+    for begin, finish in fragments:
+        pieces, pos = [], begin
+        for start, end in spans:
+            if start >= begin and end <= finish and start >= pos:
+                pieces += [body[pos:start], "**", body[start:end], "**"]
+                pos = end
+        pieces.append(body[pos:finish])
+        text = " ".join("".join(pieces).split())
+        out.append(("…" if begin else "") + text + ("…" if finish < len(body) else ""))
+    return tuple(out)
