@@ -49,7 +49,7 @@ def hostname() -> str:
 
 
 def sync(root: Path, remote: str | None = None) -> SyncResult:
-    from kb.history import Syncing, check_remote_url
+    from kb.history.sync import Syncing, check_remote_url
 
     if remote is not None:
         check_remote_url(remote)
@@ -109,7 +109,7 @@ def sync(root: Path, remote: str | None = None) -> SyncResult:
 
 def _resolve(tx: _Tx, git: object) -> list[Conflict]:
     """Settle every unmerged path so that nothing is lost, and stage the result."""
-    from kb.history import Syncing
+    from kb.history.sync import Syncing
 
     assert isinstance(git, Syncing)
     conflicts: list[Conflict] = []
@@ -146,7 +146,7 @@ def _title(path: str, data: bytes) -> str:
 def _merge_note(git: object, base: bytes | None, ours: bytes, theirs: bytes) -> bytes | None:
     """Three-way merge of a note's text, with `modified` first set to the later of the two sides on
     all three versions (so two edits never conflict on that line alone). None when lines conflict."""
-    from kb.history import Syncing
+    from kb.history.sync import Syncing
 
     assert isinstance(git, Syncing)
     versions = [parse_note(v) if v is not None else None for v in (base, ours, theirs)]

@@ -1,4 +1,5 @@
-"""git: repository checks, pending changes, commits of exactly the paths a change touched, history reads.
+"""git: repository checks, pending changes, commits of exactly the paths a change touched, history reads
+(remotes and sync: kb.history.sync).
 
 Writes use the real git (update-index, commit), never GitPython's own index writer. User text (paths,
 messages) always goes after `--` or as the value of `-m`/`-F`, never where git reads options, and paths are
@@ -15,13 +16,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from kb.errors import GitError, RepositoryStateError
 from kb.revcache import FIELD, RECORD, CacheUnavailable, RevisionCache, Row
-
-if TYPE_CHECKING:
-    pass
 
 FALLBACK_NAME = "kb"
 FALLBACK_EMAIL = "kb@localhost"
@@ -68,7 +65,7 @@ class _Repository:
 
     The commands a note change runs (status, update-index, commit) go straight to the git executable:
     importing GitPython costs 90-140 ms, a third of the time `kb add` may take. GitPython is used where that
-    cost does not count: `kb sync` (Syncing) runs git through GitPython's command layer."""
+    cost does not count: `kb sync` (kb.history.sync) runs git through GitPython's command layer."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -547,144 +544,3 @@ class History(_Repository):
         ).strip()
         self._git("update-ref", "-m", "kb: earlier revision", branch, merged, head)
         return side
-
-
-# ---------------------------------------------------------------- remotes
-
-SAFE_SCHEMES = ("https://", "http://", "ssh://", "git://", "file://")
-
-
-def check_remote_url(url: str) -> str:
-    """Refuse URLs that would make git run a command or read an option: `ext::…`, other `helper::…`
-    transports, and anything that starts with '-'."""
-    text = url.strip()
-    if not text or any(ch in text for ch in "\0\n\r"):
-        raise GitError("the remote URL is empty or has control characters")
-    if text.startswith("-"):
-        raise GitError(f"refusing the remote '{text}': it looks like an option")
-    if "::" in text:
-        raise GitError(f"refusing the remote '{text}': 'transport::address' URLs can run commands")
-    if "://" in text and not text.lower().startswith(SAFE_SCHEMES):
-        raise GitError(f"refusing the remote '{text}': use https, ssh, git, file or a path")
-    return text
-
-
-SYNC_CONFIG = ["-c", "protocol.ext.allow=never", "-c", "core.askPass=", "-c", "credential.interactive=never"]
-
-
-class Syncing(History):
-    """Fetch, merge and push, with the real git and no prompts, run through GitPython's command layer."""
-
-    def __init__(self, root: Path) -> None:
-        import git
-
-        super().__init__(root)
-        try:
-            self.repo = git.Repo(root)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise GitError(f"{root} is not a git repository") from None
-
-    def _run(
-        self, args: Sequence[str], data: bytes | None = None, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[bytes]:
-        if data is not None:
-            return super()._run(args, data, env)
-        try:
-            status, out, err = self.repo.git.execute(
-                ["git", *args],
-                env={**GIT_ENV, **(env or {})},
-                with_extended_output=True,
-                with_exceptions=False,
-                strip_newline_in_stdout=False,
-                stdout_as_string=False,
-            )
-        except OSError as exc:
-            raise GitError(f"cannot run git: {exc.strerror or exc}") from None
-        return subprocess.CompletedProcess(["git", *args], int(status or 0), _bytes(out), _bytes(err))
-
-    def remote_url(self, name: str = "origin") -> str | None:
-        try:
-            return self._git("remote", "get-url", "--", name).strip() or None
-        except GitError:
-            return None
-
-    def set_remote(self, url: str, name: str = "origin") -> None:
-        url = check_remote_url(url)
-        if self.remote_url(name) is None:
-            self._git("remote", "add", "--", name, url)
-        else:
-            self._git("remote", "set-url", "--", name, url)
-
-    def branch(self) -> str:
-        return self._git("symbolic-ref", "--short", "HEAD").strip()
-
-    def network(self, *args: str) -> str:
-        env = {
-            "GIT_TERMINAL_PROMPT": "0",
-            "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -oBatchMode=yes"),
-        }
-        check_remote_url(self.remote_url() or "")
-        return self._git(*SYNC_CONFIG, *args, env=env)
-
-    def rev(self, ref: str) -> str | None:
-        try:
-            return self._git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").strip() or None
-        except GitError:
-            return None
-
-    def is_ancestor(self, a: str, b: str) -> bool:
-        try:
-            self._git("merge-base", "--is-ancestor", a, b)
-        except GitError:
-            return False
-        return True
-
-    def merge_no_commit(self, ref: str) -> bool:
-        """Start a merge of `ref`; True when git merged cleanly (still uncommitted)."""
-        proc = subprocess.run(
-            ["git", "merge", "--no-ff", "--no-commit", "--allow-unrelated-histories", "--no-edit", ref],
-            cwd=self.root, capture_output=True, env={**os.environ, **self._identity()},
-        )  # fmt: skip
-        if proc.returncode != 0 and not self.unmerged():
-            raise GitError(f"git merge failed: {_last_line(proc.stderr.decode('utf-8', 'replace'))}")
-        return proc.returncode == 0
-
-    def unmerged(self) -> list[str]:
-        out = self._git("diff", "--name-only", "--diff-filter=U", "-z")
-        return sorted(p for p in out.split("\0") if p)
-
-    def stage_blob(self, stage: int, path: str) -> bytes | None:
-        [blob] = self.read_blobs([f":{stage}:{path}"])
-        return blob
-
-    def merge_texts(self, ours: bytes, base: bytes, theirs: bytes) -> bytes | None:
-        """A three-way merge of three texts with `git merge-file`; None when they conflict."""
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = []
-            for name, data in (("ours", ours), ("base", base), ("theirs", theirs)):
-                path = Path(tmp) / name
-                path.write_bytes(data)
-                paths.append(str(path))
-            proc = subprocess.run(["git", "merge-file", "-p", *paths], capture_output=True)
-        return proc.stdout if proc.returncode == 0 else None
-
-    def commit_merge(self, message: str, moment: datetime) -> str:
-        env = {
-            **self._identity(),
-            "GIT_AUTHOR_DATE": _git_date(moment),
-            "GIT_COMMITTER_DATE": _git_date(moment),
-        }
-        self._git("commit", "-q", "--no-verify", "-m", message, env=env)
-        sha = self.head()
-        if sha is None:
-            raise GitError("git commit left no commit behind")
-        return sha
-
-    def changed_between(self, a: str | None, b: str, pathspec: str) -> list[str]:
-        if a is None:
-            out = self._git("ls-tree", "-r", "--name-only", "-z", b, "--", pathspec)
-        else:
-            out = self._git("diff", "--name-only", "--no-renames", "-z", a, b, "--", pathspec)
-        return [p for p in out.split("\0") if p]
