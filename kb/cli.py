@@ -139,7 +139,8 @@ def init(
         str | None, typer.Argument(help="Folder (default: --kb, $KB_HOME or ~/.kb).", metavar="[PATH]")
     ] = None,
 ) -> None:
-    """Create a knowledge base, or make an existing folder (a Notable directory) one. Idempotent."""
+    """Create a knowledge base, or use an existing folder as one, in place: a Notable directory, an
+    Obsidian vault, a folder of Markdown at any depth, a git repository (its history is kept). Idempotent."""
     from kb import config, render, service
 
     render.init(service.init(config.resolve_root(path) if path else _root(), progress=render.progress()))
@@ -151,6 +152,10 @@ def add(
     tag: TagOpt = None,
     body: Annotated[str | None, typer.Option("--body", "-b", help="The body text.", metavar="TEXT")] = None,
     editor: Annotated[bool, typer.Option("--editor", "-e", help="Write the body in $EDITOR.")] = False,
+    folder: Annotated[
+        str | None,
+        typer.Option("--folder", help="A sub-folder of the notes root to put the note in.", metavar="DIR"),
+    ] = None,
 ) -> None:
     """Add a note. The body comes from -b, else piped stdin, else $VISUAL/$EDITOR."""
     from kb import render, service
@@ -160,9 +165,9 @@ def add(
         raise UsageError("--body and --editor cannot be used together")
     text = body if body is not None or editor else _stdin_text()
     if editor or (body is None and text is None):
-        render.change(service.add_with_editor(root, title, tag or [], _editor(root)))
+        render.change(service.add_with_editor(root, title, tag or [], _editor(root), folder))
     else:
-        render.change(service.add(root, title, tag or [], text))
+        render.change(service.add(root, title, tag or [], text, folder))
 
 
 @app.command()
@@ -302,12 +307,16 @@ def list_(
     sort: Annotated[
         str, typer.Option("--sort", help="title, created or modified (newest first).", metavar="ORDER")
     ] = "modified",
+    folder: Annotated[
+        str | None,
+        typer.Option("--folder", help="Only notes in this folder or its sub-folders.", metavar="DIR"),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """List notes."""
     from kb import render, service
 
-    render.note_list(service.list_notes(_root(), tag, sort), json)
+    render.note_list(service.list_notes(_root(), tag, sort, folder), json)
 
 
 @app.command()
@@ -336,10 +345,15 @@ def mv(
         str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
     ],
     new_title: Annotated[
-        str, typer.Argument(help="The new title; the file is renamed to match.", metavar="NEW_TITLE")
+        str,
+        typer.Argument(
+            help="A new title (the file is renamed to match), or a place: 'folder/' keeps the file name, "
+            "'folder/name.md' names the file.",
+            metavar="NEW_TITLE|DIR/|PATH.md",
+        ),
     ],
 ) -> None:
-    """Rename a note (title and file)."""
+    """Rename a note (title and file), or move it to another folder."""
     from kb import render, service
 
     render.change(service.move(_root(), note, new_title))

@@ -150,6 +150,80 @@ def title_from_stem(stem: str) -> str:
     return stem.replace("∕", "/").replace("∖", "\\")
 
 
+def title_from_path(path: str) -> str:
+    """A title from a note's path: its file name without the Markdown suffix."""
+    name = path.rsplit("/", 1)[-1]
+    for suffix in (".md", ".markdown"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return title_from_stem(name)
+
+
+_HEADING = re.compile(r" {0,3}#[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
+_FIRST_TEXT = re.compile(r"\s*")
+
+
+def heading_title(body: str) -> str | None:
+    """The text of a level-1 `# Heading` when it is the first non-blank line of the body (never one inside
+    fenced code or a later section)."""
+    start = _FIRST_TEXT.match(body)
+    pos = start.end() if start else 0
+    # back to the start of that line (the match also ate its indentation)
+    line_start = body.rfind("\n", 0, pos) + 1
+    end = body.find("\n", pos)
+    line = body[line_start : end if end >= 0 else len(body)].rstrip("\r")
+    found = _HEADING.fullmatch(line)
+    if not found:
+        return None
+    text = found.group(1).strip()
+    return text if text and not any(unicodedata.category(ch) == "Cc" for ch in text) else None
+
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_INLINE_CODE = re.compile(r"(`+)(?:.+?)\1")
+_INLINE_TAG = re.compile(r"(?<![\w#/&\\])#([\w/-]*[^\W\d_][\w/-]*)")
+MAX_TAG_SCAN_CHARS = 1_000_000
+
+
+def inline_tags(body: str) -> tuple[str, ...]:
+    """`#tag` and `#nested/tag` in the body as Obsidian and zk read them: not inside fenced or inline
+    code, not a heading's `#`, at least one letter; in order of first use."""
+    if "#" not in body:
+        return ()
+    found: list[str] = []
+    fence: str | None = None
+    for line in body[:MAX_TAG_SCAN_CHARS].splitlines():
+        opening = _FENCE.match(line)
+        if fence is not None:
+            if opening and opening.group(1)[0] == fence[0] and len(opening.group(1)) >= len(fence):
+                fence = None
+            continue
+        if opening:
+            fence = opening.group(1)
+            continue
+        if "#" not in line or line.startswith("    ") or line.startswith("\t"):
+            continue
+        if "`" in line:
+            line = _INLINE_CODE.sub(" ", line)
+        for match in _INLINE_TAG.finditer(line):
+            tag = match.group(1).strip("/")
+            try:
+                tag = validate_tag(tag)
+            except UsageError:
+                continue
+            if tag not in found:
+                found.append(tag)
+    return tuple(found)
+
+
+OTHER_CREATED_KEYS = ("date", "created-at", "created_at", "createdAt", "date-created", "date_created",
+                      "creation_date", "created_on", "created-on")  # fmt: skip
+OTHER_MODIFIED_KEYS = ("updated", "updated-at", "updated_at", "updatedAt", "last-modified",
+                       "last_modified", "lastmod", "date-modified", "date_modified", "modified_at",
+                       "modified-at", "updated_on")  # fmt: skip
+
+
 # ---------------------------------------------------------------- YAML scalars
 
 
@@ -242,6 +316,27 @@ class ParsedNote:
     extra: Mapping[str, Any] = field(default_factory=dict)
     problem: str | None = None
     warnings: tuple[str, ...] = ()
+    heading: str | None = None  # the title a first-line `# Heading` gives
+    inline_tags: tuple[str, ...] = ()  # `#tags` in the body, outside code
+    other_created: str | None = None  # a creation date under another tool's key (`date`, `created_at`...)
+    other_modified: str | None = None  # likewise `updated`, `last_modified`...
+
+    @property
+    def all_tags(self) -> tuple[str, ...]:
+        """Front matter tags, then inline tags not among them."""
+        if not self.inline_tags:
+            return self.tags
+        return self.tags + tuple(t for t in self.inline_tags if t not in self.tags)
+
+    @property
+    def dates(self) -> tuple[str | None, str | None]:
+        """(created, modified) as listed: kb's keys, else the keys other tools write."""
+        return self.created or self.other_created, self.modified or self.other_modified
+
+    def title_for(self, path: str) -> str:
+        """The title: front matter `title`, else a `# Heading` on the first line of the body, else the file
+        name. The same rule in place and on import."""
+        return self.title or self.heading or title_from_path(path)
 
     @property
     def text(self) -> str | None:
@@ -374,14 +469,17 @@ def parse_note(raw: bytes, with_extra: bool = True) -> ParsedNote:
         return ParsedNote(None, None, (), None, None, problem=f"not valid UTF-8 at byte offset {exc.start}")
     doc, delim_problem = split_document(text)
     if delim_problem:
-        return ParsedNote(doc, None, (), None, None, problem=delim_problem)
+        return ParsedNote(doc, None, (), None, None, problem=delim_problem, heading=heading_title(doc.body),
+                          inline_tags=inline_tags(doc.body))  # fmt: skip
     if not doc.has_front_matter:
-        return ParsedNote(doc, None, (), None, None)
+        return ParsedNote(doc, None, (), None, None, heading=heading_title(doc.body),
+                          inline_tags=inline_tags(doc.body))  # fmt: skip
     try:
         node = _compose(doc)
         extra = _construct(doc.fm_text, doc) if node is not None and with_extra else {}
     except _FMError as exc:
-        return ParsedNote(doc, None, (), None, None, problem=str(exc))
+        return ParsedNote(doc, None, (), None, None, problem=str(exc), heading=heading_title(doc.body),
+                          inline_tags=inline_tags(doc.body))  # fmt: skip
     warnings: list[str] = []
     values: dict[str, yaml.Node] = {}
     if node is not None:
@@ -401,6 +499,16 @@ def parse_note(raw: bytes, with_extra: bool = True) -> ParsedNote:
         dates[key] = _scalar_text(values[key]) if key in values else None
         if dates[key] is not None and parse_timestamp(dates[key] or "") is None:
             warnings.append(f"'{key}' is not a valid date: {dates[key]!r}")
+    others: dict[str, str | None] = {"created": None, "modified": None}
+    for which, keys in (("created", OTHER_CREATED_KEYS), ("modified", OTHER_MODIFIED_KEYS)):
+        if dates[which] is not None:
+            continue
+        for key in keys:
+            value = _scalar_text(values[key]) if key in values else None
+            moment = parse_timestamp(value) if value else None
+            if moment is not None:
+                others[which] = format_timestamp(moment)
+                break
     for key in KNOWN_KEYS:
         extra.pop(key, None)
     return ParsedNote(
@@ -411,6 +519,10 @@ def parse_note(raw: bytes, with_extra: bool = True) -> ParsedNote:
         modified=dates["modified"],
         extra=extra,
         warnings=tuple(warnings),
+        heading=None if title else heading_title(doc.body),
+        inline_tags=inline_tags(doc.body),
+        other_created=others["created"],
+        other_modified=others["modified"],
     )
 
 

@@ -71,6 +71,8 @@ def change(result: ChangeResult) -> None:
     elif result.action == "rename":
         was = f" (was {result.renamed_from})" if result.renamed_from else ""
         _err(f"Renamed: {note.title} ({note.path}){was}{short}")
+    elif result.action == "move":
+        _err(f"Moved: {note.title} ({result.renamed_from} -> {note.path}){short}")
     elif result.action == "restore":
         _err(f"Restored: {note.title} ({note.path}){short}")
     elif result.action == "delete":
@@ -81,8 +83,21 @@ def change(result: ChangeResult) -> None:
 
 def init(result: InitResult) -> None:
     state = "Created" if result.created else "Knowledge base at"
-    notes = f", {result.notes} notes" if result.notes else ""
+    notes = f", {_count(result.notes, 'note')}" if result.notes else ""
+    if result.folders:
+        notes += f" in {_count(result.folders, 'folder')}"
+    if result.history:
+        notes += f"; history kept ({_count(result.history, 'commit')})"
     _err(f"{state} {result.root}{notes}")
+    if result.in_place:
+        _err(
+            f"Every Markdown file at any depth is a note ({result.layout}); "
+            "kb.toml says which and what to ignore."
+        )
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
 # ---------------------------------------------------------------- reads

@@ -18,7 +18,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, NamedTuple
 
-VERSION = "2"
+VERSION = "3"
 NAME = "kb-revisions.sqlite3"
 FIELD = "\x1f"
 RECORD = "\x1e"
@@ -27,7 +27,9 @@ LOG_ARGS = [
     "log",
     "--root",
     "--no-color",
-    "--no-merges",
+    # A merge is a revision of a path when its result differs from every parent's (a merge of edits to
+    # different lines, a resolved conflict): the combined diff lists exactly those paths.
+    "--diff-merges=combined",
     "--no-renames",
     "--raw",
     "--no-abbrev",
@@ -65,8 +67,20 @@ def parse_log(out: str) -> list[tuple[str, str, str, str, list[tuple[str, str, s
             i += 1
         while i + 1 < len(tokens):
             meta = tokens[i].lstrip("\n").split()
-            if len(meta) >= 5 and meta[0].startswith(":"):
+            parents = len(meta[0]) - len(meta[0].lstrip(":")) if meta else 0
+            if parents == 1 and len(meta) >= 5:
                 blob, status = meta[3], meta[4][:1]
+                changes.append((tokens[i + 1], status, blob))
+            elif parents > 1 and len(meta) >= 2 * parents + 3:
+                # ::mode mode mode sha sha sha STATUS (one column per parent, then the result)
+                shas = meta[parents + 1 : 2 * parents + 2]
+                blob = shas[-1]
+                if blob == ZERO:
+                    status = "D"
+                elif all(sha == ZERO for sha in shas[:-1]):
+                    status = "A"
+                else:
+                    status = "M"
                 changes.append((tokens[i + 1], status, blob))
             i += 2
         result.append((sha, date, subject, body.strip(), changes))
@@ -188,13 +202,21 @@ class RevisionCache:
         )
         return [Row(*row) for row in rows]
 
+    def path_dates(self, head: str) -> dict[str, tuple[str, str]]:
+        """Every path's first and last commit dates (author dates, ISO 8601)."""
+        spans = "SELECT path, MIN(n) lo, MAX(n) hi FROM changes GROUP BY path"
+        ends = "JOIN commits a ON a.n = p.lo JOIN commits b ON b.n = p.hi"
+        sql = f"SELECT p.path, a.date, b.date FROM ({spans}) p {ends}"
+        rows = self._query(head, sql, ())
+        return {path: (first, last) for path, first, last in rows}
+
     def deleted(self, head: str, prefix: str) -> list[tuple[str, str]]:
         """(commit, path) of every deletion of a path under `prefix`/, newest first."""
         rows = self._query(
             head,
             "SELECT c.sha, ch.path FROM changes ch JOIN commits c ON c.n = ch.n"
             " WHERE ch.status = 'D' AND ch.path >= ? AND ch.path < ? ORDER BY ch.n DESC",
-            (prefix + "/", prefix + "0"),  # "0" follows "/": every path under prefix/
+            (prefix + "/", prefix + "0") if prefix else ("", "\U0010ffff"),  # "0" follows "/"
         )
         return [(sha, path) for sha, path in rows]
 

@@ -13,12 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kb.errors import KbError, LockTimeout, UsageError
+from kb.layout import (
+    ATTACHMENTS_DIR,
+    INDEX_DIR,
+    MARKDOWN_SUFFIXES,
+    NOTABLE_NOTES,
+    SKIPPED_FOLDERS,
+    Layout,
+    detect,
+)
 
-NOTES_DIR = "notes"
-ATTACHMENTS_DIR = "attachments"
-INDEX_DIR = "index"
-NOTE_SUFFIXES = (".md",)
+NOTES_DIR = NOTABLE_NOTES
+NOTE_SUFFIXES = MARKDOWN_SUFFIXES
 TEMP_PREFIX = ".kb-tmp-"
+__all__ = ["ATTACHMENTS_DIR", "INDEX_DIR", "NOTES_DIR", "NOTE_SUFFIXES", "Layout", "Listing", "Store"]
 
 
 @dataclass(frozen=True)
@@ -50,9 +58,11 @@ def _stat_all(folder: str, names: list[str]) -> list[tuple[int, int, int] | None
 
 
 class Store:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, layout: Layout | None = None) -> None:
         self.root = root
-        self.notes = root / NOTES_DIR
+        self.layout = layout if layout is not None else detect(root)
+        self.prefix = self.layout.prefix  # "notes/" or "": what every note path starts with
+        self.notes = root / self.layout.notes if self.layout.notes else root
         self._kept: tuple[dict[str, tuple[int, int, int]], tuple[str, ...]] | None = None
 
     # ------------------------------------------------------------ paths
@@ -60,25 +70,37 @@ class Store:
     def rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
+    def where(self) -> str:
+        return f"{self.layout.notes}/" if self.layout.notes else "the knowledge base"
+
     def abs(self, rel: str) -> Path:
-        """The absolute path of a note given relative to the root; refuses anything outside notes/."""
+        """The absolute path of a note given relative to the root; refuses anything outside the notes root,
+        in a dot-folder or in kb's own index/."""
         candidate = (self.root / rel).absolute()
         notes = self.notes.absolute()
         try:
             inner = candidate.relative_to(notes)
         except ValueError:
-            raise UsageError(f"{rel} is not inside {NOTES_DIR}/") from None
+            raise UsageError(f"{rel} is not inside {self.where()}") from None
         if any(part in ("..", "") for part in inner.parts) or not inner.parts:
-            raise UsageError(f"{rel} is not inside {NOTES_DIR}/")
+            raise UsageError(f"{rel} is not inside {self.where()}")
+        if any(part.startswith(".") for part in inner.parts[:-1]) or (
+            not self.layout.notes and len(inner.parts) > 1 and inner.parts[0] in (INDEX_DIR, ".git")
+        ):
+            raise UsageError(f"{rel} is not a place for notes (a hidden folder or kb's index/)")
         return candidate
 
+    def is_note_path(self, rel: str) -> bool:
+        """Whether a root-relative path names a note under this knowledge base's layout."""
+        return self.layout.is_note_path(rel)
+
     def is_safe_file(self, path: Path) -> bool:
-        """A regular file, not a link, whose real location is inside notes/."""
+        """A regular file, not a link, whose real location is inside the notes root (and the root)."""
         try:
             if path.is_symlink() or not path.is_file():
                 return False
             real = path.resolve()
-            return real.is_relative_to(self.notes.resolve())
+            return real.is_relative_to(self.notes.resolve()) and real.is_relative_to(self.root.resolve())
         except OSError:
             return False
 
@@ -107,7 +129,9 @@ class Store:
         warnings: list[str] = []
         if not self.notes.is_dir():
             return paths, stats, warnings
-        stack = [(str(self.notes), NOTES_DIR)]
+        layout = self.layout
+        stack = [(str(self.notes), layout.notes)]
+        ignore = bool(layout.ignore)
         while stack:
             folder, rel_folder = stack.pop()
             try:
@@ -118,27 +142,56 @@ class Store:
             # The common case (a regular .md file) costs one lstat and no other system call: DirEntry's
             # is_file/is_dir/is_symlink answer from the directory listing itself.
             names: list[str] = []
+            base = f"{rel_folder}/" if rel_folder else ""
             for entry in entries:
                 name = entry.name
                 if name[0] == ".":
                     continue
                 try:
                     if name.endswith(NOTE_SUFFIXES) and entry.is_file(follow_symlinks=False):
-                        names.append(name)
+                        if not ignore or not layout.ignored(base + name):
+                            names.append(name)
                     elif entry.is_dir(follow_symlinks=False):
-                        stack.append((entry.path, f"{rel_folder}/{name}"))
+                        if name in SKIPPED_FOLDERS or (not base and name == INDEX_DIR):
+                            continue
+                        if not ignore or not layout.ignored(base + name):
+                            stack.append((entry.path, base + name))
                     elif entry.is_symlink():
                         kind = "folder" if entry.is_dir() else "file"
                         if kind == "folder" or name.endswith(NOTE_SUFFIXES):
-                            warnings.append(f"{rel_folder}/{name}: a symbolic link to a {kind}; not followed")
+                            warnings.append(f"{base}{name}: a symbolic link to a {kind}; not followed")
                 except OSError:
                     continue
             if with_stat:
                 found = _stat_all(folder, names)
                 names = [name for name, st in zip(names, found, strict=True) if st is not None]
                 stats.extend(st for st in found if st is not None)
-            paths.extend(f"{rel_folder}/{name}" for name in names)
+            paths.extend(base + name for name in names)
         return paths, stats, warnings
+
+    def _folders(self) -> list[tuple[str, str]]:
+        """Every folder that may hold notes: (absolute path, root-relative path)."""
+        out: list[tuple[str, str]] = []
+        stack = [(str(self.notes), self.layout.notes)]
+        while stack:
+            folder, rel = stack.pop()
+            out.append((folder, rel))
+            try:
+                with os.scandir(folder) as entries:
+                    for entry in entries:
+                        sub = f"{rel}/{entry.name}" if rel else entry.name
+                        if entry.is_dir(follow_symlinks=False) and not self.layout.skips_folder(
+                            sub, entry.name
+                        ):
+                            stack.append((entry.path, sub))
+            except OSError:
+                continue
+        return out
+
+    def folders(self) -> list[str]:
+        """The folders under the notes root that hold notes or folders, relative to the notes root."""
+        n = len(self.prefix)
+        return sorted(rel[n:] for _, rel in self._folders() if rel[n:])
 
     def read(self, rel: str) -> bytes:
         path = self.abs(rel)
@@ -180,11 +233,11 @@ class Store:
 
     def remove_temp_files(self, everywhere: bool = True) -> list[str]:
         """Temp files a killed kb process left behind. Only called while holding the lock. Without
-        `everywhere`, notes/ and attachments/ (large folders) are not looked at."""
+        `everywhere`, the note folders and attachments/ (large folders) are not looked at."""
         removed: list[str] = []
         folders = [self.root, self.root / INDEX_DIR]
         if everywhere:
-            folders += [self.notes, self.root / ATTACHMENTS_DIR]
+            folders += [Path(d) for d, _ in self._folders()] + [self.root / ATTACHMENTS_DIR]
         for folder in folders:
             try:
                 names = [name for name in os.listdir(folder) if name.startswith(TEMP_PREFIX)]

@@ -36,7 +36,7 @@ def test_add_writes_notable_front_matter_and_one_commit(kb, root):
         git(root, "log", "-1", "--format=%an <%ae>|%aI").strip()
         == "kb <kb@localhost>|2026-01-02T03:04:05+00:00"
     )
-    assert (root / ".gitignore").read_text() == "index/\n"
+    assert (root / ".gitignore").read_text() == "/index/\n"
 
 
 def test_add_without_tags_omits_the_key_and_keeps_a_given_heading(kb, root):
@@ -312,9 +312,9 @@ def test_existing_gitignore_gains_index_once(kb, tmp_path):
     git(folder, "init", "-q")
     (folder / ".gitignore").write_text("*.tmp")
     assert kb("--kb", str(folder), "init").exit_code == 0
-    assert (folder / ".gitignore").read_text() == "*.tmp\nindex/\n"
+    assert (folder / ".gitignore").read_text() == "*.tmp\n/index/\n"
     kb("--kb", str(folder), "init")
-    assert (folder / ".gitignore").read_text() == "*.tmp\nindex/\n"
+    assert (folder / ".gitignore").read_text() == "*.tmp\n/index/\n"
 
 
 def test_a_non_empty_folder_that_is_not_a_kb_is_not_taken_over_implicitly(kb, tmp_path):

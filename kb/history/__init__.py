@@ -363,8 +363,8 @@ class History(_Repository):
     _cache: RevisionCache | None = None
 
     def path_log(self, path: str, until: str | None = None) -> list[tuple[CommitInfo, str]]:
-        """Commits that touched `path` (side branches included, merges left out), newest first, each
-        with the path's status letter in it (A added, M modified, D deleted)."""
+        """Commits that touched `path` (side branches included; a merge when its result differs from every
+        parent's), newest first, each with the path's status letter in it (A added, M modified, D deleted)."""
         head = self.head()
         if head is None:
             return []
@@ -377,7 +377,7 @@ class History(_Repository):
                 pass
         self.ensure_commit_graph()
         fmt = f"--format={RECORD}%H{FIELD}%aI{FIELD}%s{FIELD}%b{FIELD}"
-        args = ["log", "--full-history", "--no-merges", "--no-renames", "--name-status", "-z", fmt]
+        args = ["log", "--full-history", "--diff-merges=combined", "--no-renames", "--name-status", "-z", fmt]
         if until:
             args.append(until)
         out = self._git(*args, "--", path)
@@ -388,7 +388,9 @@ class History(_Repository):
                 continue
             fields = [f.strip("\n") for f in FIELD.join(parts[4:]).split("\0")]
             fields = [f for f in fields if f]
-            status = fields[0][:1] if fields else "M"
+            if not fields:
+                continue  # a merge that took this path from one of its parents
+            status = fields[0][:1]
             commit = CommitInfo(parts[0], datetime.fromisoformat(parts[1]), parts[2], parts[3].strip(), path)
             result.append((commit, status))
         return result
@@ -416,6 +418,16 @@ class History(_Repository):
             cwd=self.root,
             capture_output=True,
         )
+
+    def path_dates(self) -> dict[str, tuple[str, str]]:
+        """Every committed path's first and last commit dates; empty where history cannot be read."""
+        head = self.head()
+        if head is None:
+            return {}
+        try:
+            return self._revision_cache().path_dates(head)
+        except CacheUnavailable:
+            return {}
 
     def renamed_from(self, commit: CommitInfo) -> str | None:
         """The path this commit renamed its note from: kb's trailer, else git's rename detection."""
@@ -510,10 +522,12 @@ class History(_Repository):
         if head is None:
             return []
         try:
-            return self._revision_cache().deleted(head, pathspec.rstrip("/"))
+            return self._revision_cache().deleted(head, pathspec.rstrip("/").removeprefix("."))
         except CacheUnavailable:
             pass
-        out = self._git("log", "--diff-filter=D", "--name-only", "-z", "--format=%x1e%H", "--", pathspec)
+        out = self._git(
+            "log", "--diff-filter=D", "--name-only", "-z", "--format=%x1e%H", "--", pathspec or "."
+        )
         result: list[tuple[str, str]] = []
         for record in out.split(RECORD):
             parts = [p for p in record.replace("\n", "\0").split("\0") if p]

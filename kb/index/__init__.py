@@ -20,7 +20,7 @@ from typing import Any
 
 from kb.catalog import CATALOG, Catalog, CatalogError, Entry, Signature
 from kb.errors import KbError, UsageError
-from kb.index.document import document, schema, snippets_of, writable
+from kb.index.document import DatesFallback, document, schema, snippets_of, writable
 from kb.index.query import QueryError, body_terms, bound_notices, parse_query
 from kb.store import INDEX_DIR, Store
 
@@ -41,6 +41,42 @@ def _entry(sig: Signature, doc: dict[str, Any]) -> Entry:
     created, modified = doc["dates"]
     return Entry(
         sig, doc["title"], tuple(doc["tag_list"]), created, modified, doc["_problem"], doc["_warnings"]
+    )
+
+
+def history_dates(root: Path) -> dict[str, tuple[str, str]]:
+    """Every committed path's first and last commit dates, normalised; empty outside a repository."""
+    from kb.history import History
+    from kb.notes import format_timestamp, parse_timestamp
+
+    if not (root / ".git").exists():
+        return {}
+    try:
+        found = History(root).path_dates()
+    except KbError:
+        return {}
+    out: dict[str, tuple[str, str]] = {}
+    for path, (first, last) in found.items():
+        a, b = parse_timestamp(first), parse_timestamp(last)
+        if a is not None and b is not None:
+            out[path] = (format_timestamp(a), format_timestamp(b))
+    return out
+
+
+def file_dates(path: Path) -> tuple[str | None, str | None]:
+    """(created, modified) from a file's times: the earliest of its times, and its modification time."""
+    from datetime import UTC, datetime
+
+    from kb.notes import format_timestamp
+
+    try:
+        st = path.stat()
+    except OSError:
+        return None, None
+    born = getattr(st, "st_birthtime", None) or min(st.st_mtime, st.st_ctime)
+    return (
+        format_timestamp(datetime.fromtimestamp(born, UTC)),
+        format_timestamp(datetime.fromtimestamp(st.st_mtime, UTC)),
     )
 
 
@@ -83,10 +119,20 @@ class RefreshReport:
 
 
 class NoteIndex:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, store: Store | None = None) -> None:
         self.root = root
-        self.store = Store(root)
+        self.store = store if store is not None else Store(root)
         self.folder = root / INDEX_DIR
+        self._history_dates: dict[str, tuple[str, str]] | None = None
+
+    def _dates_of(self, path: str) -> tuple[str | None, str | None]:
+        """Dates of a note whose front matter has none: its first and last commit, else the file's times."""
+        if self._history_dates is None:
+            self._history_dates = history_dates(self.root)
+        found = self._history_dates.get(path)
+        if found is not None:
+            return found
+        return file_dates(self.root / path)
 
     # ------------------------------------------------------------ state
 
@@ -140,7 +186,8 @@ class NoteIndex:
             raw = self.store.read(path)
         except KbError:
             return None
-        return document(path, raw)
+        fallback: DatesFallback = self._dates_of
+        return document(path, raw, fallback, self.store.layout.folder_of(path))
 
     def _move_aside(self) -> None:
         """A broken or outdated index goes to .git/kb-index-broken (the last one is kept for inspection)."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from kb.notes import parse_note, parse_timestamp, tag_with_parents, title_from_stem
+from kb.notes import parse_note, parse_timestamp, tag_with_parents
 
 MAX_INDEXED_CHARS = 1_000_000  # of one note's text; the rest of a huge note is not searchable
 DATE_FIELDS = ("created", "modified")
@@ -38,6 +38,7 @@ def schema() -> Any:
         title_sort=fields.ID(sortable=True),
         body=fields.TEXT(analyzer=analyze),
         tags=fields.KEYWORD(lowercase=True, commas=True, scorable=True),
+        folder=fields.KEYWORD(lowercase=True, commas=True),
         tag_list=fields.STORED(),
         created=fields.DATETIME(sortable=True),
         modified=fields.DATETIME(sortable=True),
@@ -50,8 +51,15 @@ def _naive_utc(value: str | None) -> datetime | None:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment else None
 
 
-def document(path: str, raw: bytes) -> dict[str, Any] | None:
-    """The fields of one note, or None for a file that is not text."""
+DatesFallback = Callable[[str], tuple[str | None, str | None]]
+
+
+def document(
+    path: str, raw: bytes, fallback: DatesFallback | None = None, folder: str = ""
+) -> dict[str, Any] | None:
+    """The fields of one note, or None for a file that is not text. `fallback`: (created, modified) of a
+    note whose front matter has no dates (from git, else the file's times). `folder`: the note's folder
+    relative to the notes root."""
     parsed = parse_note(raw, with_extra=False)
     if parsed.problem and parsed.doc is None and parsed.problem.startswith("binary"):
         return None
@@ -59,23 +67,29 @@ def document(path: str, raw: bytes) -> dict[str, Any] | None:
         body = parsed.body if not parsed.problem else parsed.doc.render()
     else:
         body = raw.decode("utf-8", "replace")
-    title = parsed.title or title_from_stem(Path(path).stem)
+    title = parsed.title_for(path)
     expanded: list[str] = []
-    for tag in parsed.tags:
+    tags = parsed.all_tags
+    for tag in tags:
         expanded.extend(t for t in tag_with_parents(tag) if t not in expanded)
+    created, modified = parsed.dates
+    if fallback is not None and (created is None or modified is None):
+        found = fallback(path)
+        created, modified = created or found[0], modified or found[1]
     fields: dict[str, Any] = {
         "path": path,
         "title": title,
         "title_sort": title.casefold(),
         "body": body[:MAX_INDEXED_CHARS],
         "tags": ",".join(t.replace(",", " ") for t in expanded),
-        "tag_list": list(parsed.tags),
-        "dates": [parsed.created, parsed.modified],
+        "tag_list": list(tags),
+        "folder": ",".join(tag_with_parents(folder)) if folder else "",
+        "dates": [created, modified],
         "_problem": parsed.problem,
         "_warnings": tuple(parsed.warnings),
     }
-    for key in DATE_FIELDS:
-        moment = _naive_utc(getattr(parsed, key))
+    for key, value in zip(DATE_FIELDS, (created, modified), strict=True):
+        moment = _naive_utc(value)
         if moment is not None:
             fields[key] = moment
     return fields

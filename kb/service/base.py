@@ -23,15 +23,25 @@ from kb.errors import (
     NoteNotFound,
     UsageError,
 )
+from kb.layout import SETTINGS_FILE
 from kb.notes import (
     ParsedNote,
     file_stem,
     format_timestamp,
     parse_note,
-    title_from_stem,
+    title_from_path,
     title_key,
 )
-from kb.store import ATTACHMENTS_DIR, INDEX_DIR, NOTES_DIR, Store, exclusive_lock, write_atomic
+from kb.store import (
+    ATTACHMENTS_DIR,
+    INDEX_DIR,
+    NOTE_SUFFIXES,
+    NOTES_DIR,
+    TEMP_PREFIX,
+    Store,
+    exclusive_lock,
+    write_atomic,
+)
 
 T = TypeVar("T")
 
@@ -62,7 +72,7 @@ class NoteInfo:
 
 
 def _is_kb(root: Path) -> bool:
-    return (root / NOTES_DIR).is_dir() or (root / ".git").exists()
+    return (root / NOTES_DIR).is_dir() or (root / ".git").exists() or (root / SETTINGS_FILE).is_file()
 
 
 def _prepare_root(root: Path, explicit: bool) -> None:
@@ -166,7 +176,11 @@ class _Tx:
 
 @contextlib.contextmanager
 def _transaction(
-    root: Path, explicit_init: bool = False, timeout: float | None = None, scan: bool = False
+    root: Path,
+    explicit_init: bool = False,
+    timeout: float | None = None,
+    scan: bool = False,
+    settings: bytes | None = None,
 ) -> Iterator[_Tx]:
     """The lock, then a repository kb may write in, with what an interrupted run left put right, and
     outside edits committed. A journal file in .git/ marks the run: if it dies, the next command knows.
@@ -187,8 +201,8 @@ def _transaction(
         # Temp files exist only while a change is being written: in notes/ only a run that died (and
         # left its journal) can have left one. The small folders are always looked at.
         tx.store.remove_temp_files(everywhere=dead_run)
-        _ensure_layout(tx)
-        pending = tx.history.pending_later([NOTES_DIR, ATTACHMENTS_DIR, ".gitignore"])
+        _ensure_layout(tx, settings)
+        pending = tx.history.pending_later(_watched(tx.store))
         if scan:
             tx.store.scan(keep=True)
         tx.external, tx.external_paths = _commit_external(tx, pending())
@@ -225,7 +239,16 @@ def _recover_journal(tx: _Tx, journal: Path) -> tuple[str, ...]:
             tx.history.commit(pending, f"{subject}\n\n{body}Kb-Recovered: completed after an interrupted run",
                               tx.now, tx.now)  # fmt: skip
     journal.unlink(missing_ok=True)
-    return tuple(p for p in paths if p.startswith(NOTES_DIR + "/"))
+    return tuple(p for p in paths if tx.store.is_note_path(p))
+
+
+def _watched(store: Store) -> list[str]:
+    """What kb commits of changes made by anything else: the notes (with attachments/ in Notable's
+    layout), .gitignore and kb.toml. In a folder used as it is, git is asked about the whole notes root and
+    only the note files among its answers are taken (see _commit_external)."""
+    if store.layout.in_place:
+        return [store.layout.notes or ".", ".gitignore", SETTINGS_FILE]
+    return [NOTES_DIR, ATTACHMENTS_DIR, ".gitignore", SETTINGS_FILE]
 
 
 def _wait_for_git_processes(root: Path, timeout: float = 10.0) -> None:
@@ -278,41 +301,61 @@ def _finish_interrupted_sync(history: Any) -> None:
     marker.unlink(missing_ok=True)
 
 
-def _ensure_layout(tx: _Tx) -> str | None:
-    """notes/ and a .gitignore with index/; a first commit of what is there. Idempotent."""
-    (tx.root / NOTES_DIR).mkdir(exist_ok=True)
+def _ensure_layout(tx: _Tx, settings: bytes | None = None) -> str | None:
+    """The notes root (notes/ in Notable's layout), a .gitignore with /index/, kb.toml when `settings` is
+    given; a first commit of what is there. Idempotent."""
+    if not tx.store.layout.in_place:
+        (tx.root / NOTES_DIR).mkdir(exist_ok=True)
     ignore = tx.root / ".gitignore"
     current = ignore.read_bytes() if ignore.exists() else b""
     lines = current.decode("utf-8", "replace").splitlines()
-    if not any(line.strip() in ("index/", "index", "/index/", "/index") for line in lines):
+    changed = []
+    if not any(line.strip() in ("index/", "/index/", "/index") for line in lines):
         sep = b"" if not current or current.endswith(b"\n") else b"\n"
-        write_atomic(ignore, current + sep + f"{INDEX_DIR}/\n".encode())
+        write_atomic(ignore, current + sep + f"/{INDEX_DIR}/\n".encode())
+        changed.append(".gitignore")
+    toml = tx.root / SETTINGS_FILE
+    if settings is not None and not toml.exists():
+        write_atomic(toml, settings)
+        changed.append(SETTINGS_FILE)
     if tx.history.has_commits():
-        if current == ignore.read_bytes():
+        if not changed:
             return None  # a change to .gitignore made outside kb is committed with the other outside edits
-        return tx.history.commit([".gitignore"], "Ignore index/", tx.now, tx.now)
-    count = len(tx.store.list_notes().paths)
+        what = " and ".join("kb's settings" if p == SETTINGS_FILE else "/index/ ignored" for p in changed)
+        return tx.history.commit(changed, f"Initialize knowledge base: {what}", tx.now, tx.now)
+    notes = tx.store.list_notes().paths
+    count = len(notes)
     plural = "note" if count == 1 else "notes"
     message = (
         f"Initialize knowledge base with {count} existing {plural}" if count else "Initialize knowledge base"
     )
-    paths = [".gitignore", NOTES_DIR] + ([ATTACHMENTS_DIR] if (tx.root / ATTACHMENTS_DIR).is_dir() else [])
-    if not any((tx.root / p).exists() for p in paths[1:]) or not tx.history.pending(paths[1:]):
-        paths = [".gitignore"]
+    base = [".gitignore"] + ([SETTINGS_FILE] if toml.exists() else [])
+    if tx.store.layout.in_place:
+        return tx.history.commit([*base, *notes], message, tx.now, tx.now)
+    paths = [*base, NOTES_DIR] + ([ATTACHMENTS_DIR] if (tx.root / ATTACHMENTS_DIR).is_dir() else [])
+    if not any((tx.root / p).exists() for p in paths[len(base) :]) or not tx.history.pending(
+        paths[len(base) :]
+    ):
+        paths = base
     return tx.history.commit(paths, message, tx.now, tx.now)
 
 
 def _commit_external(tx: _Tx, pending: list[Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Changes made under notes/ and attachments/ (and to .gitignore) by anything but kb become their
     own revision first. Returns their labels and paths."""
+    store = tx.store
+    own = (".gitignore", SETTINGS_FILE)
     changes = sorted(pending, key=lambda c: c.path)
+    if store.layout.in_place:
+        changes = [c for c in changes if c.path in own or store.is_note_path(c.path)]
+    changes = [c for c in changes if not c.path.rsplit("/", 1)[-1].startswith(TEMP_PREFIX)]
     if not changes:
         return (), ()
-    labels = [title_from_stem(Path(change.path).stem) for change in changes]
+    labels = [title_from_path(change.path) for change in changes]
     shown = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
     paths = [c.path for c in changes]
     tx.history.commit(paths, f"External edit: {shown}", tx.now, tx.now)
-    return tuple(labels), tuple(p for p in paths if p.startswith(NOTES_DIR + "/"))
+    return tuple(labels), tuple(p for p in paths if store.is_note_path(p))
 
 
 def _reindex_paths(tx: _Tx, paths: Iterable[str]) -> tuple[str, ...]:
@@ -334,11 +377,11 @@ def _reindex_paths(tx: _Tx, paths: Iterable[str]) -> tuple[str, ...]:
 
 def _info(path: str, parsed: ParsedNote) -> NoteInfo:
     return NoteInfo(
-        title=parsed.title or title_from_stem(Path(path).stem),
+        title=parsed.title_for(path),
         path=path,
-        tags=parsed.tags,
-        created=parsed.created,
-        modified=parsed.modified,
+        tags=parsed.all_tags,
+        created=parsed.dates[0],
+        modified=parsed.dates[1],
         problem=parsed.problem,
         warnings=parsed.warnings,
     )
@@ -404,31 +447,41 @@ def _parse_info(store: Store, path: str, warnings: list[str]) -> NoteInfo | None
 
 
 def _resolve(store: Store, ref: str) -> str:
-    """NOTE is a path, a file name, an exact title, or a unique case-insensitive prefix of a title."""
+    """NOTE is a path (from the root, or inside the notes root), a file name, an exact title, or a unique
+    case-insensitive prefix of a title. Two notes that share a title in different folders make it ambiguous:
+    the error lists both paths."""
     if not ref.strip():
         raise UsageError("NOTE is empty")
     if "\0" in ref:
         raise UsageError("NOTE contains a NUL byte")
-    if ref.endswith(".md") or "/" in ref:
-        for candidate in (ref, f"{NOTES_DIR}/{ref}", ref.removeprefix("./")):
+    if ref.endswith(NOTE_SUFFIXES) or "/" in ref:
+        plain = ref.removeprefix("./")
+        if Path(ref).is_absolute():
+            with contextlib.suppress(ValueError):
+                plain = Path(ref).absolute().relative_to(store.root.absolute()).as_posix()
+        for candidate in (plain, f"{store.prefix}{plain}"):
             try:
                 if store.exists(candidate) and store.is_safe_file(store.abs(candidate)):
                     return store.rel(store.abs(candidate))
             except UsageError:
                 continue
     key = title_key(ref)
-    direct = f"{NOTES_DIR}/{file_stem(ref)}.md"
+    direct = f"{store.prefix}{file_stem(ref)}.md"
     # The file named for this title, if it holds exactly this title, is the answer without a scan.
     if (
-        store.exists(direct)
+        not store.layout.in_place
+        and store.exists(direct)
         and store.is_safe_file(store.abs(direct))
         and _info(direct, _load(store, direct, with_extra=False)[1]).title == ref
     ):
         return direct
     infos, _ = _all_notes(store)
+    name_key = title_key(ref.rsplit("/", 1)[-1])
     for matcher in (
         lambda i: i.title == ref,
         lambda i: title_key(i.title) == key,
+        lambda i: title_key(title_from_path(i.path)) == name_key,
+        lambda i: title_key(i.path[len(store.prefix) :]).removesuffix(".md") == key,
         lambda i: title_key(i.title).startswith(key),
     ):
         found = [i for i in infos if matcher(i)]
@@ -437,27 +490,45 @@ def _resolve(store: Store, ref: str) -> str:
         if len(found) > 1:
             names = ", ".join(f"'{i.title}' ({i.path})" for i in found[:10])
             more = f" and {len(found) - 10} more" if len(found) > 10 else ""
-            raise AmbiguousNote(f"'{ref}' matches {len(found)} notes: {names}{more}")
+            raise AmbiguousNote(f"'{ref}' matches {len(found)} notes: {names}{more}; name one by its path")
     close = difflib.get_close_matches(ref, [i.title for i in infos], n=5, cutoff=0.5)
     hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
     raise NoteNotFound(f"no note matches '{ref}'{hint}")
 
 
-def _find_title(store: Store, title: str, except_path: str | None = None) -> NoteInfo | None:
-    """A note with this title (ignoring case), if any. The catalog answers through its title index for
-    notes unchanged since it saw them; only notes changed since are read."""
+def _find_title(
+    store: Store, title: str, except_path: str | None = None, folder: str | None = None
+) -> NoteInfo | None:
+    """A note with this title (ignoring case) that a new one would clash with, if any: anywhere in Notable's
+    layout (one flat namespace), in the same `folder` in a folder used as it is (where notes in different
+    folders may share a title). The catalog answers through its title index for notes unchanged since it
+    saw them; only notes changed since are read."""
+    if store.layout.in_place:
+        where = f"{store.prefix}{folder}/" if folder else store.prefix
+        return _find_title_anywhere(store, title, except_path, where)
+    return _find_title_anywhere(store, title, except_path, None)
+
+
+def _find_title_anywhere(
+    store: Store, title: str, except_path: str | None, where: str | None
+) -> NoteInfo | None:
+    def here(path: str) -> bool:
+        return where is None or (path.startswith(where) and "/" not in path[len(where) :])
+
     key = title_key(title)
     sigs, _ = store.scan()
     rows = _catalog_rows(store, lambda catalog: (catalog.signatures(), catalog.with_key(key)))
     if rows is None:
         infos, _ = _all_notes(store)
-        return next((i for i in infos if i.path != except_path and title_key(i.title) == key), None)
+        return next(
+            (i for i in infos if i.path != except_path and here(i.path) and title_key(i.title) == key), None
+        )
     known, same = rows
     for path, entry in sorted(same.items()):
-        if path != except_path and sigs.get(path) == entry.sig:
+        if path != except_path and sigs.get(path) == entry.sig and here(path):
             return _from_entry(path, entry)
     changed = [] if sigs == known else [p for p, sig in sigs.items() if known.get(p) != sig]
-    for path in sorted(p for p in changed if p != except_path):
+    for path in sorted(p for p in changed if p != except_path and here(p)):
         info = _parse_info(store, path, [])
         if info is not None and title_key(info.title) == key:
             return info
@@ -465,18 +536,25 @@ def _find_title(store: Store, title: str, except_path: str | None = None) -> Not
 
 
 def _free_path(
-    store: Store, title: str, except_path: str | None = None, taken: set[str] | None = None
+    store: Store,
+    title: str,
+    except_path: str | None = None,
+    taken: set[str] | None = None,
+    folder: str = "",
 ) -> str:
-    """notes/<stem>.md, or `<stem> (2).md`... when a file of that name (ignoring case) is taken.
-    `taken`: the title keys of the names in notes/, kept by the caller across many calls (the chosen
-    name is added to it)."""
+    """<notes root>/<folder>/<stem>.md, or `<stem> (2).md`... when a file of that name (ignoring case) is
+    taken. `taken`: the title keys of the names in that folder, kept by the caller across many calls (the
+    chosen name is added to it)."""
     stem = file_stem(title)
     keep = taken
+    where = f"{store.prefix}{folder}/" if folder else store.prefix
     if taken is None:
         try:
             # title_key of every name, in C: `title_key` called 100,000 times costs 0.1 s
             nfc = functools.partial(unicodedata.normalize, "NFC")
-            taken = set(map(str.casefold, map(nfc, os.listdir(store.notes))))
+            taken = set(
+                map(str.casefold, map(nfc, os.listdir(store.notes / folder if folder else store.notes)))
+            )
         except OSError:
             taken = set()
     else:
@@ -489,5 +567,5 @@ def _free_path(
         if title_key(name) not in taken:
             if keep is not None:
                 keep.add(title_key(name))
-            return f"{NOTES_DIR}/{name}"
+            return f"{where}{name}"
         n += 1

@@ -7,6 +7,7 @@ the touched paths with the note's `modified` as author date.
 from __future__ import annotations
 
 import contextlib
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,6 @@ from kb.notes import (
     parse_timestamp,
     set_fields,
     tag_with_parents,
-    title_from_stem,
     title_key,
     validate_tag,
     validate_text,
@@ -67,6 +67,10 @@ class InitResult:
     created: bool
     commit: str | None
     notes: int
+    folders: int = 0  # folders that hold notes, below the notes root
+    layout: str = ""  # how kb decided which files are notes
+    in_place: bool = False  # every Markdown file at any depth is a note
+    history: int = 0  # commits the folder already had (kept as the notes' history)
 
 
 @dataclass(frozen=True)
@@ -118,9 +122,20 @@ def show(root: Path, ref: str) -> ShowResult:
     return ShowResult(_info(path, parsed), raw, parsed.body, dict(parsed.extra))
 
 
-def list_notes(root: Path, tag: str | None = None, sort: str = "modified") -> ListResult:
+def list_notes(
+    root: Path, tag: str | None = None, sort: str = "modified", folder: str | None = None
+) -> ListResult:
     recover(root)
-    infos, warnings = _all_notes(Store(root))
+    store = Store(root)
+    infos, warnings = _all_notes(store)
+    if folder is not None:
+        wanted_folder = clean_folder(folder)
+        if wanted_folder:
+            infos = [
+                i
+                for i in infos
+                if (f := store.layout.folder_of(i.path)) == wanted_folder or f.startswith(wanted_folder + "/")
+            ]
     if tag:
         wanted = validate_tag(tag)
         infos = [i for i in infos if any(t == wanted or t.startswith(wanted + "/") for t in i.tags)]
@@ -157,17 +172,42 @@ def tags(root: Path) -> TagsResult:
 
 
 def init(root: Path, progress: Callable[[int, int], None] | None = None) -> InitResult:
-    """Create or adopt a knowledge base, and build its search index if it has none."""
+    """Create or adopt a knowledge base, and build its search index if it has none. A folder that already
+    holds Markdown outside notes/ is used as it is: kb writes its settings (kb.toml) and an anchored
+    `/index/` ignore line, and commits only those (or, in a folder that is not yet a repository, what is
+    there as the first revision)."""
     from kb.index import NoteIndex
+    from kb.layout import SETTINGS_FILE, detect, settings_text
 
     existed = root.exists()
-    with _transaction(root, explicit_init=True) as tx:
-        count = len(tx.store.list_notes().paths)
+    layout = detect(root) if root.is_dir() else None
+    settings = None
+    if layout is not None and layout.in_place and not (root / SETTINGS_FILE).exists():
+        settings = settings_text(layout).encode("utf-8")
+    history = _count_commits(root) if existed else 0
+    with _transaction(root, explicit_init=True, settings=settings) as tx:
+        notes = tx.store.list_notes().paths
+        folders = {tx.store.layout.folder_of(p) for p in notes} - {""}
         head = tx.history.head()
-        index = NoteIndex(root)
+        index = NoteIndex(root, tx.store)
         if not index.exists():
             index.rebuild(progress)
-    return InitResult(root, not existed, head, count)
+        layout = tx.store.layout
+    return InitResult(
+        root, not existed, head, len(notes), len(folders), layout.reason, layout.in_place, history
+    )
+
+
+def _count_commits(root: Path) -> int:
+    """Commits reachable from HEAD in the folder's repository (0 when it has none or is not one)."""
+    import subprocess
+
+    if not (root / ".git").exists():
+        return 0
+    proc = subprocess.run(
+        ["git", "rev-list", "--count", "HEAD"], cwd=root, capture_output=True, text=True, check=False
+    )
+    return int(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip().isdigit() else 0
 
 
 def _clean_tags(values: Sequence[str]) -> list[str]:
@@ -190,26 +230,48 @@ def _initial_body(title: str, text: str | None) -> str:
     return f"# {title}\n\n{text}"
 
 
-def add(root: Path, title: str, tags: Sequence[str] = (), body: str | None = None) -> ChangeResult:
+def clean_folder(folder: str | None) -> str:
+    """A folder for a note, relative to the notes root: no `..`, no hidden or absolute part, posix."""
+    if not folder:
+        return ""
+    if "\0" in folder:
+        raise UsageError("the folder contains a NUL byte")
+    parts = [p for p in folder.replace("\\", "/").split("/") if p not in ("", ".")]
+    if folder.startswith(("/", "~")) or any(p == ".." or p.startswith(".") for p in parts):
+        raise UsageError(f"the folder must be inside the knowledge base, not hidden: {folder!r}")
+    for part in parts:
+        if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs") for ch in part):
+            raise UsageError(f"the folder {folder!r} contains a control character")
+    return "/".join(parts)
+
+
+def add(
+    root: Path, title: str, tags: Sequence[str] = (), body: str | None = None, folder: str | None = None
+) -> ChangeResult:
     title = validate_title(title)
     tag_list = _clean_tags(tags)
+    where = clean_folder(folder)
     if body is not None:
         validate_text(body)
     with _transaction(root, scan=True) as tx:
-        existing = _find_title(tx.store, title)
+        existing = _find_title(tx.store, title, folder=where)
         if existing:
             raise NoteExists(f"a note titled '{existing.title}' already exists ({existing.path})")
-        path = _free_path(tx.store, title)
+        path = _free_path(tx.store, title, folder=where)
+        tx.store.abs(path)  # inside the notes root, not hidden
         text = new_note_text(title, tag_list, tx.stamp, tx.stamp, _initial_body(title, body))
         commit, warnings = tx.change_indexed({path: text.encode("utf-8")}, f"Add: {title}", tx.now, [path])
         info = _info(path, parse_note(text.encode("utf-8")))
         return ChangeResult("add", info, commit, external=tx.external, warnings=warnings)
 
 
-def add_with_editor(root: Path, title: str, tags: Sequence[str], editor: EditorFn) -> ChangeResult:
+def add_with_editor(
+    root: Path, title: str, tags: Sequence[str], editor: EditorFn, folder: str | None = None
+) -> ChangeResult:
     title = validate_title(title)
     _clean_tags(tags)
-    existing = _find_title(Store(root), title) if root.is_dir() else None
+    where = clean_folder(folder)
+    existing = _find_title(Store(root), title, folder=where) if root.is_dir() else None
     if existing:
         raise NoteExists(f"a note titled '{existing.title}' already exists ({existing.path})")
     template = f"# {title}\n\n"
@@ -220,7 +282,7 @@ def add_with_editor(root: Path, title: str, tags: Sequence[str], editor: EditorF
 
         raise EditorError("nothing saved: the note was left unchanged")
     with _keeping(draft):
-        result = add(root, title, tags, draft.text)
+        result = add(root, title, tags, draft.text, folder)
     return result
 
 
@@ -290,17 +352,28 @@ def edit(
             if content.strip() and not content.endswith(nl + nl):
                 content += nl
             content += _with_newline(append, nl)
-        warnings = [f"the note has no tag '{t}'" for t in removing if t not in old.tags]
-        new_tags = [t for t in old.tags if t not in removing] + [t for t in adding if t not in old.tags]
+        # Front matter tags only: inline #tags stay where they are in the body.
+        own = parsed.tags
+        warnings = [
+            f"the note has no tag '{t}'"
+            + (" in its front matter (an inline #tag stays)" if t in old.tags else "")
+            for t in removing
+            if t not in own
+        ]
+        new_tags = [t for t in own if t not in removing] + [t for t in adding if t not in own]
         updates: dict[str, str | list[str] | None] = {}
-        if tuple(new_tags) != old.tags:
+        if tuple(new_tags) != own:
             updates["tags"] = new_tags or None
         renamed = new_title is not None and new_title != old.title
         if renamed:
-            other = _find_title(tx.store, new_title or "", except_path=path)
+            folder = tx.store.layout.folder_of(path)
+            other = _find_title(tx.store, new_title or "", except_path=path, folder=folder)
             if other:
                 raise NoteExists(f"a note titled '{other.title}' already exists ({other.path})")
-            updates["title"] = new_title
+            # A file that takes its title from its name or heading (a vault's notes) is renamed without
+            # a title written into it.
+            if parsed.title is not None or not tx.store.layout.in_place:
+                updates["title"] = new_title
         from dataclasses import replace
 
         new_doc = replace(doc, body=sep + content)
@@ -310,7 +383,7 @@ def edit(
         updates["modified"] = tx.stamp
         new_doc = set_fields(new_doc, updates)
         rename_only = renamed and body is None and append is None and "tags" not in updates
-        return _save(tx, path, new_doc.render(), old.title, renamed, rename_only, tuple(warnings))
+        return _save(tx, path, new_doc.render(), old.title, renamed, rename_only, tuple(warnings), new_title)
 
 
 def _with_newline(text: str, nl: str) -> str:
@@ -329,11 +402,13 @@ def _save(
     renamed: bool,
     rename_only: bool,
     warnings: tuple[str, ...],
+    new_title: str | None = None,
 ) -> ChangeResult:
     data = text.encode("utf-8")
     parsed = parse_note(data)
-    title = parsed.title or title_from_stem(Path(path).stem)
-    new_path = _free_path(tx.store, title, except_path=path) if renamed else path
+    title = new_title if renamed and new_title else parsed.title_for(path)
+    folder = tx.store.layout.folder_of(path)
+    new_path = _free_path(tx.store, title, except_path=path, folder=folder) if renamed else path
     writes: dict[str, bytes | None] = {new_path: data}
     if new_path != path:
         writes[path] = None
@@ -405,8 +480,41 @@ def _require_kb(root: Path, ref: str) -> None:
         raise NoteNotFound(f"no note matches '{ref}' (there is no knowledge base at {root} yet)")
 
 
-def move(root: Path, ref: str, new_title: str) -> ChangeResult:
-    return edit(root, ref, title=new_title)
+def move(root: Path, ref: str, destination: str) -> ChangeResult:
+    """A new title (the file is renamed along), or a new place: `folder/` keeps the file name, a path
+    ending in `.md` names the file. The note's text is unchanged by a move between folders."""
+    if not destination.endswith(("/", ".md", ".markdown")):
+        return edit(root, ref, title=destination)
+    _require_kb(root, ref)
+    with _transaction(root, scan=True) as tx:
+        store = tx.store
+        path = _resolve(store, ref)
+        raw, parsed = _load(store, path)
+        name = path.rsplit("/", 1)[-1]
+        if destination.endswith("/"):
+            target = f"{store.prefix}{_join(clean_folder(destination), name)}"
+        else:
+            folder, _, file_name = destination.replace("\\", "/").rpartition("/")
+            if not file_name or file_name.startswith(".") or file_name in (".md", ".markdown"):
+                raise UsageError(f"not a note's file name: {destination!r}")
+            target = f"{store.prefix}{_join(clean_folder(folder), file_name)}"
+        store.abs(target)
+        if target == path:
+            return ChangeResult("unchanged", _info(path, parsed), None, external=tx.external)
+        if store.exists(target) and title_key(target) != title_key(path):
+            raise NoteExists(f"{target} already exists")
+        taken = {title_key(p) for p in store.scan()[0]}
+        if title_key(target) in taken and title_key(target) != title_key(path):
+            raise NoteExists(f"{target} already exists (its name differs only in case)")
+        info = _info(target, parsed)
+        message = f"Move: {_info(path, parsed).title} ({path} -> {target})\n\nKb-Renamed-From: {path}"
+        moment = tx.now
+        commit, warnings = tx.change_indexed({target: raw, path: None}, message, moment, {path, target})
+        return ChangeResult("move", info, commit, renamed_from=path, external=tx.external, warnings=warnings)
+
+
+def _join(folder: str, name: str) -> str:
+    return f"{folder}/{name}" if folder else name
 
 
 def remove(root: Path, ref: str) -> ChangeResult:

@@ -22,7 +22,7 @@ from kb.service.base import (
     recover,
 )
 from kb.service.core import ChangeResult, ShowResult
-from kb.store import NOTES_DIR, Store
+from kb.store import Store
 
 MAX_RENAME_HOPS = 200
 
@@ -112,12 +112,12 @@ def _locate(root: Path, ref: str) -> tuple[str, bool]:
         reader = _reader(root)
         key = title_key(ref)
         candidates: dict[str, str] = {}
-        for sha, path in reader.deleted_paths(NOTES_DIR):
-            if path in candidates or (root / path).exists():
+        for sha, path in reader.deleted_paths(store.layout.notes):
+            if path in candidates or (root / path).exists() or not store.is_note_path(path):
                 continue
             [blob] = reader.read_blobs([f"{sha}^:{path}"])
             parsed = parse_note(blob or b"")
-            candidates[path] = parsed.title or title_from_stem(Path(path).stem)
+            candidates[path] = parsed.title_for(path)
         for matcher in (
             lambda t: t == ref,
             lambda t: title_key(t) == key,
@@ -234,7 +234,11 @@ def recent(root: Path, limit: int = 20) -> RecentLog:
         return RecentLog(())
     recover(root)
     changes = []
-    for commit, paths in _reader(root).recent(limit, NOTES_DIR):
+    store = Store(root)
+    for commit, paths in _reader(root).recent(limit, store.layout.notes or "."):
+        paths = [(status, path) for status, path in paths if store.is_note_path(path)]
+        if not paths:
+            continue
         changes.append(
             Change(
                 commit.sha,
@@ -356,7 +360,7 @@ def restore(root: Path, ref: str, rev: str) -> ChangeResult:
     with _transaction(root, scan=True) as tx:
         current_path = log.path if tx.store.exists(log.path) else None
         current = parse_note(tx.store.read(current_path)) if current_path else None
-        title = old.title or title_from_stem(Path(revision.path).stem)
+        title = old.title_for(revision.path)
         other = _find_title(tx.store, title, except_path=current_path)
         if other:
             raise NoteExists(f"a note titled '{other.title}' already exists ({other.path}); rename it first")

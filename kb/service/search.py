@@ -12,7 +12,7 @@ from kb import config
 from kb.errors import KbError, UsageError
 from kb.notes import validate_tag
 from kb.service.base import _transaction, recover
-from kb.store import NOTES_DIR, exclusive_lock
+from kb.store import Store, exclusive_lock
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def search(
     if limit is not None and limit < 1:
         raise UsageError("-n must be at least 1")
     wanted_tag = validate_tag(tag) if tag else None
-    if not (root / NOTES_DIR).is_dir():
+    if not _has_notes_root(root):
         return SearchResult(query, 0, (), 0, False)
     recover(root)
     index = NoteIndex(root)
@@ -88,9 +88,13 @@ def reindex(root: Path, progress: Callable[[int, int], None] | None = None) -> R
     """Rebuild the search index from notes/."""
     from kb.index import NoteIndex
 
-    if not (root / NOTES_DIR).is_dir():
+    if not _has_notes_root(root):
         raise KbError(f"there is no knowledge base at {root}")
     start = time.perf_counter()
     with _transaction(root) as tx:
         count = NoteIndex(tx.root).rebuild(progress)
     return ReindexResult(count, round(time.perf_counter() - start, 2))
+
+
+def _has_notes_root(root: Path) -> bool:
+    return root.is_dir() and Store(root).notes.is_dir()

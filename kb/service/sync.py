@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kb.errors import GitError, UsageError
-from kb.notes import format_timestamp, parse_note, parse_timestamp, set_fields, title_from_stem
+from kb.notes import format_timestamp, parse_note, parse_timestamp, set_fields
 from kb.service.base import _free_path, _reindex_paths, _transaction, _Tx
-from kb.store import NOTES_DIR
 
 SYNC_MARKER = "kb-sync-merge"  # in .git/ while kb sync has a merge under way
 
@@ -100,7 +99,15 @@ def sync(root: Path, remote: str | None = None) -> SyncResult:
                     f"{exc}; the remote changed meanwhile or refused: run 'kb sync' again"
                 ) from None
             git.network("branch", "--quiet", f"--set-upstream-to=origin/{branch}")
-        received = tuple(git.changed_between(before, "HEAD", NOTES_DIR)) if head != before else ()
+        received = (
+            tuple(
+                p
+                for p in git.changed_between(before, "HEAD", tx.store.layout.notes or ".")
+                if tx.store.is_note_path(p)
+            )
+            if head != before
+            else ()
+        )
         if head != before:
             git.ensure_commit_graph(refresh=True)
         warnings = _reindex_paths(tx, received)
@@ -140,7 +147,7 @@ def _resolve(tx: _Tx, git: object) -> list[Conflict]:
 
 
 def _title(path: str, data: bytes) -> str:
-    return parse_note(data).title or title_from_stem(Path(path).stem)
+    return parse_note(data).title_for(path)
 
 
 def _merge_note(git: object, base: bytes | None, ours: bytes, theirs: bytes) -> bytes | None:
@@ -176,7 +183,7 @@ def _merge_note(git: object, base: bytes | None, ours: bytes, theirs: bytes) -> 
 def _conflict_copy(tx: _Tx, path: str, theirs: bytes) -> str:
     """The other side's version as a note of its own, titled so that it says what it is."""
     parsed = parse_note(theirs)
-    title = parsed.title or title_from_stem(Path(path).stem)
+    title = parsed.title_for(path)
     label = f"{title} (conflict {format_timestamp(tx.now)[:10]} {hostname()})"
     data = theirs
     if parsed.doc is not None and not parsed.problem:
