@@ -424,18 +424,27 @@ def import_(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say what would happen; change nothing.")
     ] = False,
+    history: Annotated[
+        bool,
+        typer.Option("--history", help="Bring a git repository's commits along as the notes' revisions."),
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
-    """Import a Notable data directory, an Obsidian vault, or loose .md/.markdown/.txt files.
+    """Import folders of Markdown (an Obsidian vault, a TIL repository...), Notable data directories, or
+    loose .md/.markdown/.txt files.
 
-    Title from the front matter, else the first '# ' heading, else the file name; dates from the front
-    matter, else the file's times. A file with the title and created date of a note already here (or of
-    another imported file) is a revision of it, committed in order of modified. Importing again changes
-    nothing.
+    A folder keeps its structure under the notes root, with the files its notes link to beside them;
+    every Markdown file comes along (exit 1 if any is skipped, each listed with its reason). A file with
+    the same path as a note here is a new revision of it (unchanged when the bytes are equal). A Notable
+    directory is imported by title: a file with the title and created date of a note here is a revision
+    of it. Dates come from the front matter, else git history, else the file's times.
     """
     from kb import render, service
 
-    render.imported(service.import_notes(_root(), paths, dry_run=dry_run, progress=render.progress()), json)
+    result = service.import_notes(
+        _root(), paths, dry_run=dry_run, history=history, progress=render.progress()
+    )
+    raise typer.Exit(render.imported(result, json))
 
 
 @app.command("sync")

@@ -478,8 +478,10 @@ def _styled_patch(patch: str, word_diff: bool) -> list[Any]:
     return out
 
 
-def imported(result: Any, json: bool) -> None:
+def imported(result: Any, json: bool) -> int:
+    """The import's report; returns the exit status: 1 when anything was skipped."""
     counts = {s: result.count(s) for s in ("imported", "revised", "unchanged", "skipped")}
+    status = 1 if counts["skipped"] else 0
     if json:
         _json(
             {
@@ -487,20 +489,34 @@ def imported(result: Any, json: bool) -> None:
                 "dry_run": result.dry_run,
                 **counts,
                 "attachments": result.attachments,
+                "folders": result.folders,
+                "history_revisions": result.revisions,
+                "left_out": list(result.left_out),
                 "items": [i.to_json() for i in result.items],
             }
         )
-        return
+        return status
     for item in result.items:
         if item.status == "skipped":
             warnings([f"skipped {item.source}: {item.reason}"])
     lines = [f"{i.status}\t{i.source}\t{i.path or ''}" for i in result.items if i.status != "skipped"]
     _out("".join(line + "\n" for line in lines))
     prefix = "Would import" if result.dry_run else "Imported"
+    where = f" into {result.notes_root}" if result.notes_root else ""
+    folders = f" ({_count(result.folders, 'folder')})" if result.folders else ""
+    history = f", {_count(result.revisions, 'revision')} from git history" if result.revisions else ""
+    attachments = _count(result.attachments, "attachment")
     _err(
-        f"{prefix}: {counts['imported']} new, {counts['revised']} revisions, "
-        f"{counts['unchanged']} unchanged, {counts['skipped']} skipped, {result.attachments} attachments."
+        f"{prefix}{where}: {counts['imported']} new{folders}, {counts['revised']} revisions, "
+        f"{counts['unchanged']} unchanged, {counts['skipped']} skipped, {attachments}{history}."
     )
+    if result.left_out:
+        shown = ", ".join(result.left_out[:3]) + (" ..." if len(result.left_out) > 3 else "")
+        _err(
+            f"Not copied: {_count(len(result.left_out), 'other file')} that no note links to "
+            f"(not Markdown): {shown}"
+        )
+    return status
 
 
 def synced(result: Any) -> int:

@@ -59,7 +59,7 @@ def assert_converged(root: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     for path in (root / "notes").iterdir():
         note = parse_note(path.read_bytes())
-        assert note.problem is None and note.title, (path, note.problem)
+        assert note.problem is None and note.title_for(path.name), (path, note.problem)
     assert git(root, "status", "--porcelain") == ""
     subprocess.run(
         ["git", "-C", str(root), "fsck", "--strict", "--no-progress"], check=True, capture_output=True
@@ -83,7 +83,7 @@ def quick_check(root: Path) -> None:
     for path in (root / "notes").iterdir():
         if not path.name.startswith("."):
             note = parse_note(path.read_bytes())
-            assert note.problem is None and note.title, (path, note.problem)
+            assert note.problem is None and note.title_for(path.name), (path, note.problem)
     subprocess.run(["git", "-C", str(root), "fsck", "--no-progress"], check=True, capture_output=True)
 
 

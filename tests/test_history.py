@@ -312,7 +312,7 @@ def _notable_folder(base: Path) -> Path:
 def test_import_a_notable_folder_with_attachments(kb, root, tmp_path):
     folder = _notable_folder(tmp_path)
     r = kb("import", str(folder), "--json")
-    assert r.exit_code == 0, r.stderr
+    assert r.exit_code == 1, r.stderr  # two files skipped (each listed with its reason)
     data = json.loads(r.stdout)
     assert (data["imported"], data["revised"], data["unchanged"], data["skipped"]) == (12, 0, 0, 2)
     assert data["attachments"] == 1
@@ -350,14 +350,15 @@ def test_import_an_obsidian_vault_and_loose_files(kb, root, tmp_path):
     assert r.exit_code == 0, r.stderr
     data = json.loads(r.stdout)
     assert data["imported"] == 3 and data["attachments"] == 1
-    names = sorted(p.name for p in (root / "notes").iterdir())
-    assert names == ["Daily.md", "The Plan.md", "loose.md"]
-    plan = (root / "notes" / "The Plan.md").read_text()
-    assert plan.startswith("---\ntitle: The Plan\ncreated: '") and plan.endswith(
-        "---\n\n# The Plan\n\nStep one.\n"
-    )
+    # The vault keeps its structure under notes/ (its attachments beside); the loose file is named by title.
+    names = sorted(p.relative_to(root / "notes").as_posix() for p in (root / "notes").rglob("*") if p.is_file())
+    assert names == ["Daily.markdown", "Projects/Plan.md", "attachments/photo.jpg", "loose.md"]
+    plan = (root / "notes" / "Projects" / "Plan.md").read_text()
+    assert plan.startswith("---\ncreated: '") and plan.endswith("---\n\n# The Plan\n\nStep one.\n")
     assert "tags: [x]\n" in (root / "notes" / "loose.md").read_text()
-    assert not (root / "notes" / "app.json").exists()
+    assert not list(root.rglob("app.json"))
+    listed = {n["path"]: n["title"] for n in json.loads(kb("list", "--json").stdout)["notes"]}
+    assert listed["notes/Projects/Plan.md"] == "The Plan" and listed["notes/Daily.markdown"] == "Daily"
     again = json.loads(kb("import", str(vault), str(loose), "--json").stdout)
     assert again["unchanged"] == 3
 

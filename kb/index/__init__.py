@@ -24,7 +24,16 @@ from kb.index.document import DatesFallback, document, schema, snippets_of, writ
 from kb.index.query import QueryError, body_terms, bound_notices, parse_query
 from kb.store import INDEX_DIR, Store
 
-__all__ = ["Hit", "NeedsRebuild", "NoteIndex", "QueryError", "RefreshReport", "SearchResult", "parse_query"]
+__all__ = [
+    "DatesLookup",
+    "Hit",
+    "NeedsRebuild",
+    "NoteIndex",
+    "QueryError",
+    "RefreshReport",
+    "SearchResult",
+    "parse_query",
+]
 
 WRITER_TIMEOUT = 10.0
 # Segments are written as separate files, not one compound file: whoosh3 reads a compound segment's term
@@ -42,6 +51,21 @@ def _entry(sig: Signature, doc: dict[str, Any]) -> Entry:
     return Entry(
         sig, doc["title"], tuple(doc["tag_list"]), created, modified, doc["_problem"], doc["_warnings"]
     )
+
+
+class DatesLookup:
+    """Dates of a note whose front matter has none: its first and last commit, else the file's times.
+    The history is read once, on the first note that needs it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._history: dict[str, tuple[str, str]] | None = None
+
+    def __call__(self, path: str) -> tuple[str | None, str | None]:
+        if self._history is None:
+            self._history = history_dates(self.root)
+        found = self._history.get(path)
+        return found if found is not None else file_dates(self.root / path)
 
 
 def history_dates(root: Path) -> dict[str, tuple[str, str]]:
@@ -123,16 +147,7 @@ class NoteIndex:
         self.root = root
         self.store = store if store is not None else Store(root)
         self.folder = root / INDEX_DIR
-        self._history_dates: dict[str, tuple[str, str]] | None = None
-
-    def _dates_of(self, path: str) -> tuple[str | None, str | None]:
-        """Dates of a note whose front matter has none: its first and last commit, else the file's times."""
-        if self._history_dates is None:
-            self._history_dates = history_dates(self.root)
-        found = self._history_dates.get(path)
-        if found is not None:
-            return found
-        return file_dates(self.root / path)
+        self._dates_of = DatesLookup(root)
 
     # ------------------------------------------------------------ state
 

@@ -33,7 +33,7 @@ def body_terms(parsed: Any, reader: Any, most: int = 5000) -> frozenset[str]:
 
 _DATE_VALUE = re.compile(r"\b(created|modified):(>=|<=|>|<)?(?=[^\s\['\"(])([^\s)]+)")
 _FUZZY = re.compile(r"~(\d+)")
-_EMPTY_FIELD = re.compile(r"\b(title|body|tag|tags|created|modified):(?=\s|$|\))")
+_EMPTY_FIELD = re.compile(r"\b(title|body|tag|tags|folder|created|modified):(?=\s|$|\))")
 _OPERATORS = {"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE"}
 
 

@@ -11,7 +11,7 @@ import json
 import os
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -395,16 +395,19 @@ def _load(store: Store, path: str, with_extra: bool = True) -> tuple[bytes, Pars
 def _all_notes(store: Store) -> tuple[list[NoteInfo], list[str]]:
     """Every note's catalog record. Notes unchanged since the search index last saw them come from the
     index's catalog (one stat each); only new or changed files are read and parsed."""
+    from kb.index import DatesLookup
+
     sigs, scan_warnings = store.scan()
     known = _catalog_rows(store, lambda catalog: catalog.entries()) or {}
     warnings = list(scan_warnings)
     infos: list[NoteInfo] = []
+    dates = DatesLookup(store.root)
     for path in sorted(sigs):
         entry = known.get(path)
         if entry is not None and entry.sig == sigs[path]:
             info = _from_entry(path, entry)
         else:
-            found = _parse_info(store, path, warnings)
+            found = _parse_info(store, path, warnings, dates)
             if found is None:
                 continue
             info = found
@@ -434,7 +437,13 @@ def _from_entry(path: str, entry: Any) -> NoteInfo:
     )
 
 
-def _parse_info(store: Store, path: str, warnings: list[str]) -> NoteInfo | None:
+def _parse_info(
+    store: Store,
+    path: str,
+    warnings: list[str],
+    dates: Callable[[str], tuple[str | None, str | None]] | None = None,
+) -> NoteInfo | None:
+    """A note's record from its file; `dates` fills in the dates its front matter does not give."""
     try:
         _, parsed = _load(store, path, with_extra=False)
     except KbError as exc:
@@ -443,7 +452,11 @@ def _parse_info(store: Store, path: str, warnings: list[str]) -> NoteInfo | None
     if parsed.problem and parsed.problem.startswith("binary"):
         warnings.append(f"{path}: skipped, {parsed.problem}")
         return None
-    return _info(path, parsed)
+    info = _info(path, parsed)
+    if dates is not None and (info.created is None or info.modified is None):
+        found = dates(path)
+        info = replace(info, created=info.created or found[0], modified=info.modified or found[1])
+    return info
 
 
 def _resolve(store: Store, ref: str) -> str:

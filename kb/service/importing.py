@@ -28,6 +28,9 @@ from kb.notes import (
     validate_title,
 )
 from kb.service.base import DATED_BY_MODIFIED, _all_notes, _free_path, _reindex_paths, _transaction, _Tx
+from kb.service.import_tree import ImportItem, TreeResult, import_tree, is_notable_dir
+
+__all__ = ["ImportItem", "ImportResult", "import_notes"]
 from kb.store import ATTACHMENTS_DIR, NOTES_DIR
 
 SUFFIXES = (".md", ".markdown", ".txt")
@@ -35,30 +38,14 @@ SKIP_DIRS = {".git", ".obsidian", ".trash", "node_modules", ".notable", "index"}
 
 
 @dataclass(frozen=True)
-class ImportItem:
-    source: str
-    status: str  # "imported", "revised", "unchanged", "skipped"
-    title: str | None = None
-    path: str | None = None
-    modified: str | None = None
-    reason: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "status": self.status,
-            "title": self.title,
-            "path": self.path,
-            "modified": self.modified,
-            "reason": self.reason,
-        }
-
-
-@dataclass(frozen=True)
 class ImportResult:
     items: tuple[ImportItem, ...]
     attachments: int
     dry_run: bool
+    folders: int = 0  # folders the imported notes are in, below the notes root
+    revisions: int = 0  # commits brought from the sources' git histories (--history)
+    left_out: tuple[str, ...] = ()  # files that are neither notes nor linked from one: not copied
+    notes_root: str = ""  # where the notes went ("notes/" or the knowledge base itself)
 
     def count(self, status: str) -> int:
         return sum(1 for item in self.items if item.status == status)
@@ -73,18 +60,23 @@ class _Candidate:
     data: bytes  # the text to store: the file, with the front matter it lacked added
 
 
-def _collect(sources: Sequence[str]) -> tuple[list[Path], list[Path], list[ImportItem]]:
+def _collect(sources: Sequence[str]) -> tuple[list[Path], list[Path], list[ImportItem], list[Path]]:
+    """Loose files and Notable data directories (imported by title, as Notable names files), the
+    attachments that come with them, what was skipped, and folders imported as they are (trees)."""
     files: list[Path] = []
     attachments: list[Path] = []
     skipped: list[ImportItem] = []
+    trees: list[Path] = []
     for source in sources:
         path = Path(source).expanduser()
         if path.is_symlink():
             skipped.append(ImportItem(source, "skipped", reason="a symbolic link; not followed"))
         elif path.is_file():
             files.append(path)
+        elif path.is_dir() and not is_notable_dir(path):
+            trees.append(path)
         elif path.is_dir():
-            base = path / NOTES_DIR if (path / NOTES_DIR).is_dir() else path
+            base = path / NOTES_DIR
             for dirpath, dirnames, filenames in os.walk(base):
                 dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
                 if Path(dirpath).name == ATTACHMENTS_DIR:
@@ -104,7 +96,7 @@ def _collect(sources: Sequence[str]) -> tuple[list[Path], list[Path], list[Impor
                 attachments.extend(p for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink())
         else:
             raise UsageError(f"{source} does not exist")
-    return files, attachments, skipped
+    return files, attachments, skipped, trees
 
 
 def _file_times(path: Path) -> tuple[str, str]:
@@ -166,11 +158,14 @@ def import_notes(
     sources: Sequence[str],
     *,
     dry_run: bool = False,
+    history: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportResult:
     if not sources:
         raise UsageError("name at least one file or folder to import")
-    files, attachments, items = _collect(sources)
+    files, attachments, items, trees = _collect(sources)
+    if history and not trees:
+        raise UsageError("--history imports a folder that is (in) a git repository; name one")
     candidates: list[_Candidate] = []
     for done, path in enumerate(files, 1):
         found = _candidate(path)
@@ -183,13 +178,20 @@ def import_notes(
     groups: dict[tuple[str, str], list[_Candidate]] = {}
     for candidate in candidates:
         groups.setdefault(_key(candidate.title, candidate.created), []).append(candidate)
+    tree = TreeResult()
     if dry_run and not (root / ".git").exists():
         for group in groups.values():
             for n, c in enumerate(sorted(group, key=lambda c: c.modified)):
                 items.append(
                     ImportItem(str(c.source), "revised" if n else "imported", c.title, None, c.modified)
                 )
-        return ImportResult(tuple(items), len(attachments), True)
+        if trees:
+            from kb.store import Store
+
+            store = Store(root)
+            for source in trees:
+                _dry_tree(store, source, tree)
+        return _result(items, tree, len(attachments) + tree.attachments, True, "")
     with _transaction(root, scan=True) as tx:
         known = _known_notes(tx)
         touched: set[str] = set()
@@ -215,10 +217,45 @@ def import_notes(
             message = f"Import: {len(batch)} {plural}\n\n{DATED_BY_MODIFIED}"
             tx.change(batch, message, tx.now, bulk=True)
         copied = 0 if dry_run else _copy_attachments(tx, attachments, items)
-        if touched:
+        if trees:
+            known_paths = {key: path for key, (path, _) in known.items()}
+            for source in trees:
+                import_tree(
+                    tx, source, tree, history=history, dry_run=dry_run, known=known_paths, progress=progress
+                )
+            touched.update(i.path for i in tree.items if i.path and i.status in ("imported", "revised"))
+        if touched and not dry_run:
             items_warnings = _reindex_paths(tx, touched)
             items.extend(ImportItem("(index)", "skipped", reason=w) for w in items_warnings)
-    return ImportResult(tuple(items), copied if not dry_run else len(attachments), dry_run)
+        where = tx.store.prefix
+    total = (copied if not dry_run else len(attachments)) + tree.attachments
+    return _result(items, tree, total, dry_run, where)
+
+
+def _result(
+    items: list[ImportItem], tree: TreeResult, attachments: int, dry_run: bool, where: str
+) -> ImportResult:
+    return ImportResult(
+        tuple(items + tree.items),
+        attachments,
+        dry_run,
+        folders=len(tree.folders - {""}),
+        revisions=tree.revisions,
+        left_out=tuple(tree.left_out),
+        notes_root=where,
+    )
+
+
+def _dry_tree(store: Any, source: Path, tree: TreeResult) -> None:
+    """What importing a folder into a knowledge base that does not exist yet would do."""
+    from kb.service.import_tree import scan_source
+
+    files = scan_source(source)
+    tree.left_out.extend(str(source / p) for p in files.others)
+    tree.attachments += len(files.attachments)
+    for rel in files.notes:
+        tree.folders.add(str(Path(rel).parent) if "/" in rel else "")
+        tree.items.append(ImportItem(str(source / rel), "imported", None, store.prefix + rel))
 
 
 class _Known(dict[tuple[str, str], tuple[str, str]]):
