@@ -351,7 +351,9 @@ def test_import_an_obsidian_vault_and_loose_files(kb, root, tmp_path):
     data = json.loads(r.stdout)
     assert data["imported"] == 3 and data["attachments"] == 1
     # The vault keeps its structure under notes/ (its attachments beside); the loose file is named by title.
-    names = sorted(p.relative_to(root / "notes").as_posix() for p in (root / "notes").rglob("*") if p.is_file())
+    names = sorted(
+        p.relative_to(root / "notes").as_posix() for p in (root / "notes").rglob("*") if p.is_file()
+    )
     assert names == ["Daily.markdown", "Projects/Plan.md", "attachments/photo.jpg", "loose.md"]
     plan = (root / "notes" / "Projects" / "Plan.md").read_text()
     assert plan.startswith("---\ncreated: '") and plan.endswith("---\n\n# The Plan\n\nStep one.\n")
