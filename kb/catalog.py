@@ -21,7 +21,7 @@ from urllib.parse import quote
 from kb.notes import title_key
 
 CATALOG = "kb-catalog.sqlite3"
-VERSION = 4  # bumped with the Whoosh schema (kb.index.document.schema) too: another version means a rebuild
+VERSION = 5  # bumped with the Whoosh schema (kb.index.document.schema) too: another version means a rebuild
 SEP = "\x1f"
 
 Signature = tuple[int, int, int]  # mtime_ns, size, inode

@@ -182,7 +182,7 @@ def heading_title(body: str) -> str | None:
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _INLINE_CODE = re.compile(r"(`+)(?:.+?)\1")
-_INLINE_TAG = re.compile(r"(?<![\w#/&\\])#([\w/-]*[^\W\d_][\w/-]*)")
+_INLINE_TAG = re.compile(r"(?<!\S)#([\w/-]*[^\W\d_][\w/-]*)")
 MAX_TAG_SCAN_CHARS = 1_000_000
 
 

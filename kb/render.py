@@ -507,7 +507,7 @@ def imported(result: Any, json: bool) -> int:
     history = f", {_count(result.revisions, 'revision')} from git history" if result.revisions else ""
     attachments = _count(result.attachments, "attachment")
     _err(
-        f"{prefix}{where}: {counts['imported']} new{folders}, {counts['revised']} revisions, "
+        f"{prefix}{where}: {counts['imported']} new{folders}, {counts['revised']} revised, "
         f"{counts['unchanged']} unchanged, {counts['skipped']} skipped, {attachments}{history}."
     )
     if result.left_out:

@@ -489,12 +489,12 @@ def _resolve(store: Store, ref: str) -> str:
     ):
         return direct
     infos, _ = _all_notes(store)
-    name_key = title_key(ref.rsplit("/", 1)[-1])
+    name_key = title_key(title_from_path(ref))
     for matcher in (
         lambda i: i.title == ref,
         lambda i: title_key(i.title) == key,
-        lambda i: title_key(title_from_path(i.path)) == name_key,
-        lambda i: title_key(i.path[len(store.prefix) :]).removesuffix(".md") == key,
+        # a bare file name (never a path: a path that is not there names no other note)
+        lambda i: "/" not in ref and title_key(title_from_path(i.path)) == name_key,
         lambda i: title_key(i.title).startswith(key),
     ):
         found = [i for i in infos if matcher(i)]

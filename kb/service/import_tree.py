@@ -342,6 +342,12 @@ def _replay(tx: _Tx, source: Path, files: SourceFiles) -> int:
     prefix = source.resolve().relative_to(top).as_posix()
     prefix = "" if prefix == "." else prefix + "/"
     wanted = {prefix + p for p in (*files.notes, *files.attachments)}
+    layout = read_settings(source) or Layout("")
+
+    def taken(path: str) -> bool:
+        """Imported: what is there now, and the notes the history had that are gone since."""
+        return path in wanted or (path.startswith(prefix) and layout.is_note_path(path[len(prefix) :]))
+
     fmt = "--format=%x1e%H%x1f%aI%x1f%s%x1f"
     out = _git(
         top, "log", "--reverse", "--topo-order", "--diff-merges=first-parent", "--no-renames", "--raw",
@@ -358,7 +364,7 @@ def _replay(tx: _Tx, source: Path, files: SourceFiles) -> int:
         parsed = parse_log(f"\x1e{sha}\x1f{date}\x1f{subject}\x1f\x1f{rest}")
         if not parsed:
             continue
-        changes = [(p, status, blob) for p, status, blob in parsed[0][4] if p in wanted]
+        changes = [(p, status, blob) for p, status, blob in parsed[0][4] if taken(p)]
         if not changes:
             continue
         blobs = [blob for _, status, blob in changes if status != "D"]

@@ -112,7 +112,12 @@ def _locate(root: Path, ref: str) -> tuple[str, bool]:
         reader = _reader(root)
         key = title_key(ref)
         candidates: dict[str, str] = {}
-        for sha, path in reader.deleted_paths(store.layout.notes):
+        deleted = reader.deleted_paths(store.layout.notes)
+        plain = ref.removeprefix("./")
+        for wanted in (plain, store.prefix + plain):
+            if any(path == wanted for _, path in deleted) and not (root / wanted).exists():
+                return wanted, False
+        for sha, path in deleted:
             if path in candidates or (root / path).exists() or not store.is_note_path(path):
                 continue
             [blob] = reader.read_blobs([f"{sha}^:{path}"])
