@@ -40,10 +40,10 @@ def _commit_all(folder: Path, message: str, date: str) -> None:
     env = {**os.environ, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
     import subprocess
 
+    who = ["-c", "user.name=Someone", "-c", "user.email=s@example.org"]
     subprocess.run(
-        ["git", "-C", str(folder), "-c", "user.name=Someone", "-c", "user.email=s@example.org", "commit", "-qm",
-         message], check=True, env=env, capture_output=True,
-    )  # fmt: skip
+        ["git", "-C", str(folder), *who, "commit", "-qm", message], check=True, env=env, capture_output=True
+    )
 
 
 def make_vault(folder: Path, repo: bool = True) -> Path:
