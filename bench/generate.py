@@ -125,14 +125,46 @@ def generate(folder: Path, notes: int, lo: int = 100, hi: int = 1500, seed: int 
     return titles
 
 
+def generate_vault(
+    folder: Path, notes: int, folders: int, lo: int = 100, hi: int = 1500, seed: int = 1
+) -> list[str]:
+    """The same notes as an Obsidian vault keeps them: `folders` topic folders, file names from titles, no
+    title or dates in the front matter (the title is the first-line heading), an inline #tag in some, and a
+    wiki link to another note in most. Returns the paths relative to `folder`."""
+    rng = random.Random(seed)
+    vocab = vocabulary(rng, 20000)
+    weights = zipf_cumulative(len(vocab))
+    topics = [f"{vocab[k * 7 + 3]}-{k}" for k in range(folders)]
+    paths: list[str] = []
+    titles: list[str] = []
+    for i in range(notes):
+        title, text = note_text(rng, i, vocab, weights, lo, hi)
+        body = text.split("---\n\n", 2)[-1]
+        if rng.random() < 0.3:
+            body += f"\n#{rng.choice(TAGS).lower()}\n"
+        if titles and rng.random() < 0.8:
+            body += f"\nSee [[{rng.choice(titles)}]].\n"
+        rel = f"{topics[i % folders]}/{title}.md"
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body)
+        paths.append(rel)
+        titles.append(title)
+    return paths
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("folder", type=Path)
     parser.add_argument("--notes", type=int, default=1000)
     parser.add_argument("--words", type=int, nargs=2, default=(100, 1500), metavar=("MIN", "MAX"))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--folders", type=int, default=0, help="an Obsidian-style vault in this many folders")
     args = parser.parse_args()
-    generate(args.folder, args.notes, args.words[0], args.words[1], args.seed)
+    if args.folders:
+        generate_vault(args.folder, args.notes, args.folders, args.words[0], args.words[1], args.seed)
+    else:
+        generate(args.folder, args.notes, args.words[0], args.words[1], args.seed)
 
 
 if __name__ == "__main__":

@@ -257,7 +257,7 @@ def import_tree(
         result.items.append(ImportItem(str(source / link), "skipped", reason="a symbolic link; not followed"))
     existed = {p for p in (*files.notes, *files.attachments) if store.exists(store.prefix + p)}
     if history and not dry_run:
-        result.revisions += _replay(tx, source, files)
+        result.revisions += _replay(tx, source, files, progress)
     dates = {} if history else _git_dates(source)
     batch: dict[str, bytes | None] = {}
     later: list[tuple[str, bytes, ImportItem]] = []
@@ -331,7 +331,9 @@ def import_tree(
             result.items.append(item)
 
 
-def _replay(tx: _Tx, source: Path, files: SourceFiles) -> int:
+def _replay(
+    tx: _Tx, source: Path, files: SourceFiles, progress: Callable[[int, int], None] | None = None
+) -> int:
     """The source repository's commits, oldest first, each as one commit of the files it changed among
     those being imported, with its author date and subject. Returns how many commits were made."""
     from datetime import datetime
@@ -359,7 +361,10 @@ def _replay(tx: _Tx, source: Path, files: SourceFiles) -> int:
 
     made = 0
     store = tx.store
-    for chunk in out.split("\x1e")[1:]:
+    chunks = out.split("\x1e")[1:]
+    for done, chunk in enumerate(chunks, 1):
+        if progress and (done % 20 == 0 or done == len(chunks)):
+            progress(done, len(chunks))
         sha, date, subject, rest = [*chunk.split("\x1f", 3), "", "", ""][:4]
         parsed = parse_log(f"\x1e{sha}\x1f{date}\x1f{subject}\x1f\x1f{rest}")
         if not parsed:
