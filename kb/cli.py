@@ -68,8 +68,9 @@ class KbGroup(TyperGroup):
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"Error: {message}\n")
-    sys.stderr.flush()
+    from kb import render  # light: rich is imported only where it draws
+
+    render.error(message)
 
 
 app = typer.Typer(

@@ -60,7 +60,7 @@ def test_broken_notes_are_listed_shown_and_never_rewritten(name, kb, with_note):
     assert listing.exit_code == 0
     assert f"notes/{name}" in listing.stdout
     assert problem in listing.stderr and "Warning:" in listing.stderr
-    shown = kb("show", f"notes/{name}")
+    shown = kb("show", f"notes/{name}", "--raw")
     assert shown.exit_code == 0 and shown.stdout_bytes == data
     assert problem in shown.stderr
     kb("list")  # commits nothing: reading never writes
@@ -453,3 +453,23 @@ def test_impossible_dates_are_kept_and_listing_still_sorts(kb, root):
     assert "not a valid date" in r.stderr
     assert kb("edit", "Feb30", "-a", "still editable").exit_code == 0
     assert "created: 2024-02-30\n" in (root / "notes" / "Feb30.md").read_text()
+
+
+# ---------------------------------------------------------------- untrusted content (issue 15)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("show", "Sneaky"), ("list",), ("log",), ("log", "Sneaky"), ("diff", "Sneaky"), ("search", "sneaky")],
+    ids=" ".join,
+)
+def test_control_sequences_and_markup_in_content_are_printed_visibly(args, kb, root):
+    assert kb("add", "Sneaky", "-b", "sneaky words").exit_code == 0
+    path = root / "notes" / "Sneaky.md"
+    git(root, "-c", "user.name=x", "-c", "user.email=x@x", "commit", "-q", "--allow-empty", "-m",
+        "Outside \x1b]0;title\x07 [link=file:///etc/passwd]x[/link]")  # fmt: skip
+    path.write_text(path.read_text() + "\nsneaky \x1b]52;c;cHduZWQ=\x07 \x1b[2J \x9b2J\n")
+    r = kb(*args)
+    assert r.exit_code == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert not any(ch in out for ch in "\x1b\x07\x9b"), out

@@ -1,0 +1,152 @@
+"""Untrusted content (notes, file names, commit messages, remotes, repositories, queries) cannot drive
+the terminal, run code, reach outside, hang kb or lose a change. Each test goes through the real CLI."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git
+
+# ---------------------------------------------------------------- output: control sequences and markup
+
+OSC52 = "\x1b]52;c;cHduZWQ=\x07"  # writes "pwned" to the clipboard
+OSC0 = "\x1b]0;window title\x1b\\"
+CLEAR = "\x1b[2J"
+OSC8 = "\x1b]8;;https://evil.example/\x1b\\click me\x1b]8;;\x1b\\"
+C1_CSI = "\x9b2J"
+HOSTILE = OSC52 + OSC0 + CLEAR + OSC8 + C1_CSI
+SGR = re.compile(rb"\x1b\[[0-9;]*m")  # colours: what kb's own rich output may contain
+
+
+def on_terminal(*args: str, root: Path) -> bytes:
+    """Run kb with stdout and stderr on a pseudo-terminal, as a user sees it; returns what it printed."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "KB_HOME": str(root), "TERM": "xterm-256color", "COLUMNS": "400"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kb", *args], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env
+    )
+    os.close(slave)
+    out = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 60)
+        if not ready:
+            proc.kill()
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the other side is closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    proc.wait(timeout=60)
+    return out
+
+
+def assert_inert(out: bytes) -> None:
+    """Nothing in the output can act on a terminal: no ESC but kb's own colours, no BEL, no C1 control."""
+    rest = SGR.sub(b"", out).decode("utf-8", "surrogateescape")
+    assert "\x1b" not in rest, rest[max(0, rest.find("\x1b") - 40) : rest.find("\x1b") + 40]
+    assert "\x07" not in rest
+    assert not re.search("[\x80-\x9f\udc80-\udc9f]", rest), rest  # C1 controls, encoded or as bytes
+
+
+@pytest.fixture
+def hostile_kb(kb, root: Path) -> Path:
+    """A knowledge base whose content came from elsewhere: control sequences in a title (read from the
+    file), a body, a file name, and a commit message made with git."""
+    assert kb("add", "Plain", "-b", "plain words").exit_code == 0
+    notes = root / "notes"
+    (notes / "Evil.md").write_text(
+        '---\ntitle: "Evil \\e]0;pwned\\a title"\ntags: [safe]\n---\n\n# Evil\n\nclipboard word '
+        + HOSTILE
+        + "\n"
+    )
+    (notes / f"Name {CLEAR} file.md").write_text("# Named\n\nclipboard in a file name\n")
+    git(root, "add", "-A")
+    subprocess.run(
+        ["git", "-C", str(root), "-c", "user.name=x", "-c", "user.email=x@x", "commit", "-q", "-m",
+         f"Outside {OSC52} commit {OSC0}"],
+        check=True,
+    )  # fmt: skip
+    (notes / "Evil.md").write_text((notes / "Evil.md").read_text() + f"\nsecond {CLEAR} line\n")
+    assert kb("search", "plain").exit_code == 0  # the index is built (no progress bar later)
+    return root
+
+
+READS = [
+    ("show", "Evil"),
+    ("show", "Evil", "--raw"),
+    ("list",),
+    ("tags",),
+    ("search", "clipboard"),
+    ("search", "clipboard", "-l"),
+    ("log",),
+    ("log", "Evil"),
+    ("diff", "Evil"),
+    ("diff", "Evil", "--stat"),
+    ("show", "notes/Name \x1b[2J file.md"),
+]
+
+
+@pytest.mark.parametrize("args", READS, ids=" ".join)
+def test_control_sequences_never_reach_the_terminal(args, hostile_kb):
+    out = on_terminal(*args, root=hostile_kb)
+    assert out.strip(), out
+    assert_inert(out)
+    if args[0] != "tags":
+        assert "␛".encode() in out  # made visible, not dropped
+
+
+@pytest.mark.parametrize("args", [a for a in READS if a != ("show", "Evil", "--raw")], ids=" ".join)
+def test_control_sequences_are_escaped_in_pipes_too(args, kb, hostile_kb):
+    r = kb(*args)
+    assert r.exit_code == 0, r.stderr
+    assert_inert(r.stdout_bytes + r.stderr.encode())
+
+
+def test_raw_show_into_a_pipe_is_byte_exact(kb, hostile_kb):
+    data = (hostile_kb / "notes" / "Evil.md").read_bytes()
+    assert kb("show", "Evil", "--raw").stdout_bytes == data
+    assert kb("show", "Evil").stdout_bytes != data
+
+
+def test_json_output_has_no_raw_control_characters(kb, hostile_kb):
+    for args in (("show", "Evil"), ("list",), ("search", "clipboard"), ("log", "Evil"), ("log",)):
+        r = kb(*args, "--json")
+        assert r.exit_code == 0
+        assert_inert(r.stdout_bytes)
+
+
+def test_error_messages_are_escaped(kb, hostile_kb):
+    r = kb("show", "Nothing \x1b]0;x\x07 here")
+    assert r.exit_code == 1
+    assert_inert(r.stderr.encode())
+    out = on_terminal("show", "Nothing \x1b]0;x\x07 here", root=hostile_kb)
+    assert_inert(out)
+
+
+MARKUP = "[link=file:///etc/passwd]x[/link] [red]red[/red] :smile:"
+
+
+def test_rich_markup_in_titles_tags_paths_and_messages_is_shown_literally(kb, root):
+    assert kb("add", MARKUP, "-t", "[bold]tag", "-b", "markup body").exit_code == 0
+    for args in (("list",), ("log", MARKUP), ("tags",), ("search", "markup"), ("show", MARKUP), ("log",)):
+        out = on_terminal(*args, root=root)
+        text = SGR.sub(b"", out).decode("utf-8", "replace")
+        assert b"\x1b]8;" not in out, args
+        if args[0] == "tags":
+            assert "[bold]tag" in text, text
+        else:
+            assert "[link=file:///etc/passwd]x[/link]" in text and "[red]red[/red]" in text, (args, text)
+            assert ":smile:" in text
