@@ -473,3 +473,20 @@ def test_control_sequences_and_markup_in_content_are_printed_visibly(args, kb, r
     assert r.exit_code == 0, r.stderr
     out = r.stdout + r.stderr
     assert not any(ch in out for ch in "\x1b\x07\x9b"), out
+
+
+@pytest.mark.parametrize("args", [("add", "Hooked", "-b", "x"), ("reindex",), ("list",)], ids=" ".join)
+def test_repository_hooks_and_fsmonitor_never_run(args, kb, with_note, tmp_path):
+    root = with_note
+    marker = tmp_path / "ran"
+    for name in ("post-commit", "prepare-commit-msg", "reference-transaction", "post-index-change"):
+        hook = root / ".git" / "hooks" / name
+        hook.write_text(f"#!/bin/sh\ntouch '{marker}'\n")
+        hook.chmod(0o755)
+    monitor = tmp_path / "monitor.sh"
+    monitor.write_text(f"#!/bin/sh\ntouch '{marker}'\nexit 1\n")
+    monitor.chmod(0o755)
+    git(root, "config", "core.fsmonitor", str(monitor))
+    (root / "notes" / "Outside.md").write_text("# Outside\n")  # so that even a read has work to do
+    assert kb(*args).exit_code == 0
+    assert not marker.exists()

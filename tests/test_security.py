@@ -150,3 +150,102 @@ def test_rich_markup_in_titles_tags_paths_and_messages_is_shown_literally(kb, ro
         else:
             assert "[link=file:///etc/passwd]x[/link]" in text and "[red]red[/red]" in text, (args, text)
             assert ":smile:" in text
+
+
+# ---------------------------------------------------------------- repository code never runs
+
+HOOKS = [
+    "pre-commit", "commit-msg", "prepare-commit-msg", "post-commit", "reference-transaction",
+    "post-index-change", "pre-push", "post-merge", "post-checkout", "pre-auto-gc", "post-rewrite",
+    "pre-merge-commit", "fsmonitor-watchman",
+]  # fmt: skip
+
+
+def booby_trap(repo: Path, markers: Path) -> None:
+    """Hooks, an fsmonitor and a filter in the repository's own configuration, each leaving a marker."""
+    markers.mkdir(exist_ok=True)
+    hooks = repo / ".git" / "hooks"
+    hooks.mkdir(parents=True, exist_ok=True)
+    for name in HOOKS:
+        script = hooks / name
+        script.write_text(f"#!/bin/sh\ntouch '{markers}/{name}'\ncat >/dev/null 2>&1 </dev/null\nexit 0\n")
+        script.chmod(0o755)
+    monitor = markers.parent / "fsmonitor.sh"
+    monitor.write_text(f"#!/bin/sh\ntouch '{markers}/fsmonitor'\nexit 1\n")
+    monitor.chmod(0o755)
+    git(repo, "config", "core.fsmonitor", str(monitor))
+    git(repo, "config", "filter.trap.clean", f"sh -c \"touch '{markers}/clean'; cat\"")
+    git(repo, "config", "filter.trap.smudge", f"sh -c \"touch '{markers}/smudge'; cat\"")
+    git(repo, "config", "filter.trap.required", "true")
+    (repo / ".git" / "info").mkdir(exist_ok=True)
+    (repo / ".git" / "info" / "attributes").write_text("* filter=trap\n")
+
+
+def test_kb_runs_no_hooks_fsmonitor_or_filters_of_the_repository(kb, root, tmp_path):
+    # Someone else's folder with a .git: kb init adopts it, then every command works on it.
+    root.mkdir()
+    (root / "notes").mkdir()
+    (root / "notes" / "Theirs.md").write_text("# Theirs\n\ntheir words\n")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    markers = tmp_path / "markers"
+    booby_trap(root, markers)
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    booby_trap(remote, markers)
+    steps = [
+        ("init", str(root)),
+        ("add", "Mine", "-b", "my words"),
+        ("edit", "Mine", "-a", "more"),
+        ("mv", "Mine", "Renamed"),
+        ("reindex",),
+        ("search", "words"),
+        ("list",),
+        ("log", "Renamed"),
+        ("diff", "Renamed"),
+        ("restore", "Renamed", "1"),
+        ("sync", "--remote", str(remote)),
+        ("rm", "Theirs"),
+        ("sync",),
+    ]
+    for args in steps:
+        r = kb("--debug", *args)
+        assert r.exit_code == 0, (args, r.stderr)
+        assert sorted(p.name for p in markers.iterdir()) == [], args
+    other = tmp_path / "other"
+    assert kb("--kb", str(other), "sync", "--remote", str(remote)).exit_code == 0
+    booby_trap(other, markers)
+    assert kb("--kb", str(other), "add", "From other", "-b", "x").exit_code == 0
+    assert kb("--kb", str(other), "sync").exit_code == 0
+    assert kb("sync").exit_code == 0
+    assert (root / "notes" / "From other.md").exists()
+    assert sorted(p.name for p in markers.iterdir()) == []
+
+
+def test_a_signing_requirement_is_refused_naming_the_setting(kb, root, tmp_path):
+    assert kb("add", "Note", "-b", "x").exit_code == 0
+    gpg = tmp_path / "gpg.sh"
+    gpg.write_text(f"#!/bin/sh\ntouch '{tmp_path}/gpg-ran'\nexit 1\n")
+    gpg.chmod(0o755)
+    git(root, "config", "commit.gpgSign", "true")
+    git(root, "config", "gpg.program", str(gpg))
+    head = git(root, "rev-parse", "HEAD")
+    r = kb("edit", "Note", "-a", "more")
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1
+    assert "commit.gpgSign" in r.stderr and "git -C" in r.stderr
+    assert git(root, "rev-parse", "HEAD") == head and git(root, "status", "--porcelain") == ""
+    assert not (tmp_path / "gpg-ran").exists()
+    git(root, "config", "commit.gpgSign", "false")
+    assert kb("edit", "Note", "-a", "more").exit_code == 0
+
+
+def test_repository_config_cannot_run_commands_through_the_remote(kb, root, tmp_path):
+    assert kb("add", "Note", "-b", "x").exit_code == 0
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    assert kb("sync", "--remote", str(remote)).exit_code == 0
+    marker = tmp_path / "ran"
+    git(root, "config", "remote.origin.uploadpack", f"touch '{marker}'; git-upload-pack")
+    git(root, "config", "remote.origin.receivepack", f"touch '{marker}'; git-receive-pack")
+    assert kb("add", "Second", "-b", "y").exit_code == 0
+    assert kb("sync").exit_code == 0
+    assert not marker.exists()

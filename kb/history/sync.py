@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from kb.errors import GitError
-from kb.history import GIT_ENV, History, _bytes, _git_date, _last_line
+from kb.history import GIT_ENV, History, _bytes, _git_date, _last_line, git_command
 
 SAFE_SCHEMES = ("https://", "http://", "ssh://", "git://", "file://")
 
@@ -52,7 +52,7 @@ class Syncing(History):
             return super()._run(args, data, env)
         try:
             status, out, err = self.repo.git.execute(
-                ["git", *args],
+                self._argv(args),
                 env={**GIT_ENV, **(env or {})},
                 with_extended_output=True,
                 with_exceptions=False,
@@ -83,6 +83,8 @@ class Syncing(History):
         env = {
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -oBatchMode=yes"),
+            # Set (even empty), it wins over a core.gitProxy command in the repository's configuration.
+            "GIT_PROXY_COMMAND": os.environ.get("GIT_PROXY_COMMAND", ""),
         }
         check_remote_url(self.remote_url() or "")
         return self._git(*SYNC_CONFIG, *args, env=env)
@@ -103,7 +105,7 @@ class Syncing(History):
     def merge_no_commit(self, ref: str) -> bool:
         """Start a merge of `ref`; True when git merged cleanly (still uncommitted)."""
         proc = subprocess.run(
-            ["git", "merge", "--no-ff", "--no-commit", "--allow-unrelated-histories", "--no-edit", ref],
+            self._argv(["merge", "--no-ff", "--no-commit", "--allow-unrelated-histories", "--no-edit", ref]),
             cwd=self.root, capture_output=True, env={**os.environ, **self._identity()},
         )  # fmt: skip
         if proc.returncode != 0 and not self.unmerged():
@@ -128,7 +130,7 @@ class Syncing(History):
                 path = Path(tmp) / name
                 path.write_bytes(data)
                 paths.append(str(path))
-            proc = subprocess.run(["git", "merge-file", "-p", *paths], capture_output=True)
+            proc = subprocess.run(git_command(["merge-file", "-p", *paths]), capture_output=True)
         return proc.stdout if proc.returncode == 0 else None
 
     def commit_merge(self, message: str, moment: datetime) -> str:
