@@ -7,8 +7,11 @@ import os
 import pty
 import re
 import select
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -249,3 +252,93 @@ def test_repository_config_cannot_run_commands_through_the_remote(kb, root, tmp_
     assert kb("add", "Second", "-b", "y").exit_code == 0
     assert kb("sync").exit_code == 0
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------- a signal during a commit
+
+
+def _default_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def slow_git(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A `git` first on PATH that runs the real one and, after a `git commit` has landed, waits before
+    exiting: the window in which kb is still waiting for git although its commit is in."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    landed = tmp_path / "commit-landed"
+    wrapper = bin_dir / "git"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"'{shutil.which('git')}' \"$@\"\nrc=$?\n"
+        f'for a in "$@"; do if [ "$a" = commit ]; then touch \'{landed}\'; sleep 1; break; fi; done\n'
+        "exit $rc\n"
+    )
+    wrapper.chmod(0o755)
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "KB_LOCK_TIMEOUT": "30"}, landed
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_git_commits_an_import_loses_nothing(sig, kb, root, tmp_path):
+    assert kb("add", "Seed", "-b", "seed").exit_code == 0
+    source = tmp_path / "to-import"
+    source.mkdir()
+    for i in range(60):
+        (source / f"Imported {i}.md").write_text(f"# Imported {i}\n\nimported text {i}\n")
+    env, landed = slow_git(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kb", "import", str(source)],
+        env={**os.environ, **env},
+        preexec_fn=_default_signals,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while not landed.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert landed.exists(), proc.communicate()[1]
+    proc.send_signal(sig)  # kb alone: git goes on
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (130, -sig, 128 + sig), (proc.returncode, err)
+    # The next commands: a read (which finishes what was left) and a write.
+    assert kb("list").exit_code == 0
+    assert kb("add", "After", "-b", "after").exit_code == 0
+    names = {p.name for p in (root / "notes").iterdir()}
+    assert {f"Imported {i}.md" for i in range(60)} <= names
+    tree = git(root, "ls-tree", "--name-only", "HEAD", "notes/")
+    assert all(f"notes/Imported {i}.md" in tree.splitlines() for i in range(60))
+    assert git(root, "log", "--diff-filter=D", "--name-only", "--format=").strip() == ""
+    assert git(root, "status", "--porcelain") == ""
+    assert "kb-tmp" not in git(root, "log", "--all", "--name-only", "--format=")
+    assert not (root / ".git" / "kb-journal").exists()
+
+
+def test_temp_files_of_an_interrupted_run_are_never_committed(kb, root):
+    assert kb("add", "Note", "-b", "x").exit_code == 0
+    (root / "notes" / ".kb-tmp-abc123").write_text("half a note")
+    (root / "notes" / "sub").mkdir()
+    (root / "notes" / "sub" / ".kb-tmp-def456").write_text("half another")
+    assert kb("add", "Second", "-b", "y").exit_code == 0
+    assert "kb-tmp" not in git(root, "log", "--all", "--name-only", "--format=")
+    assert not list(root.rglob(".kb-tmp-*"))
+    assert git(root, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_a_run_killed_while_putting_files_back_is_put_back(kb, root):
+    """The journal of a run that died during its roll-back: the next command restores HEAD's version,
+    it does not commit the half-restored state."""
+    import json
+
+    assert kb("add", "Note", "-b", "original").exit_code == 0
+    path = root / "notes" / "Note.md"
+    committed = path.read_bytes()
+    path.write_text(path.read_text().replace("original", "half written"))
+    (root / "notes" / "New.md").write_text("# New\n\nnot committed\n")
+    (root / ".git" / "kb-journal").write_text(
+        json.dumps({"pid": 1, "rollback": True, "paths": ["notes/Note.md", "notes/New.md"]})
+    )
+    head = git(root, "rev-parse", "HEAD")
+    assert kb("list").exit_code == 0
+    assert path.read_bytes() == committed and not (root / "notes" / "New.md").exists()
+    assert git(root, "rev-parse", "HEAD") == head
+    assert git(root, "status", "--porcelain") == ""
