@@ -490,3 +490,20 @@ def test_repository_hooks_and_fsmonitor_never_run(args, kb, with_note, tmp_path)
     (root / "notes" / "Outside.md").write_text("# Outside\n")  # so that even a read has work to do
     assert kb(*args).exit_code == 0
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        " ".join(f"NOT n{i}" for i in range(400)),
+        " OR ".join(f"*x{i}*" for i in range(50)),
+        " OR ".join(f"word{i}~2" for i in range(50)),
+        "(" * 3000 + "x" + ")" * 3000,
+        "created:>1",
+        "modified:[x to y]",
+    ],
+    ids=["400 NOT", "50 wildcards", "50 fuzzy", "3000 parentheses", "date comparison", "date range"],
+)
+def test_queries_built_to_be_slow_are_usage_errors(query, kb, with_note):
+    err = one_line_error(kb("search", "--", query), code=2)
+    assert "Recursion" not in err and "parseable" not in err

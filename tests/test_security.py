@@ -342,3 +342,66 @@ def test_a_run_killed_while_putting_files_back_is_put_back(kb, root):
     assert path.read_bytes() == committed and not (root / "notes" / "New.md").exists()
     assert git(root, "rev-parse", "HEAD") == head
     assert git(root, "status", "--porcelain") == ""
+
+
+# ---------------------------------------------------------------- hostile queries
+
+HOSTILE_QUERIES = {
+    "1000 NOT": (" ".join(f"NOT zz{i}" for i in range(1000)), "at most 256"),
+    "300 -word": ("word " + " ".join(f"-zz{i}" for i in range(300)), "at most 256"),
+    "200 wildcards": (
+        " OR ".join(f"*{chr(97 + i % 26)}{chr(97 + i // 26)}*" for i in range(200)),
+        "at most 16",
+    ),
+    "500 fuzzy": (" OR ".join(f"w{i}~2" for i in range(500)), "at most 256"),
+    "20 fuzzy": (" OR ".join(f"w{i}~2" for i in range(20)), "at most 16"),
+    "5000 parentheses": ("(" * 5000 + "word" + ")" * 5000, "more than 32 deep"),
+    "bad comparison date": ("created:>1", "cannot read the date '1'"),
+    "bad range date": ("modified:[1 to 2]", "cannot read the date '1'"),
+    "year zero": ("created:>0000-00-00", "cannot read a date"),
+    "fuzzy prefix": ("word~/2", "a fuzzy term is word~ or word~2"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_QUERIES))
+def test_hostile_queries_are_usage_errors_in_kbs_words(name, kb, root):
+    assert kb("add", "Note", "-b", "word other").exit_code == 0
+    query, expected = HOSTILE_QUERIES[name]
+    r = kb("search", "--", query)
+    assert r.exit_code == 2, (r.exit_code, r.stderr[:300])
+    assert r.stderr.startswith("Error: ") and r.stderr.count("\n") == 1, r.stderr[:300]
+    assert expected in r.stderr, r.stderr
+    for python_words in ("Recursion", "invalid literal", "parseable", "out of range", "Traceback"):
+        assert python_words not in r.stderr
+
+
+def test_many_negations_are_one_exclusion(kb, root):
+    from datetime import UTC, datetime
+
+    from whoosh import query as wq
+
+    from kb.index.query import parse_query
+
+    for i in range(3):
+        assert kb("add", f"Note {i}", "-b", f"common word{i}").exit_code == 0
+    text = " ".join(f"NOT zz{i}" for i in range(200))
+    parsed = parse_query(text, datetime.now(UTC))
+    assert isinstance(parsed, wq.Not) and isinstance(parsed.query, wq.Or)  # one matcher, not 200 nested
+    assert len(parsed.query.subqueries) == 200
+    r = kb("search", "-l", "--", text)
+    assert r.exit_code == 0 and len(r.stdout.splitlines()) == 3
+    r = kb("search", "-l", "--", "common -word0 -word1 " + " ".join(f"-zz{i}" for i in range(200)))
+    assert r.stdout.splitlines() == ["notes/Note 2.md"]
+
+
+def test_a_query_shares_one_budget_across_its_expanding_terms(kb, root, monkeypatch):
+    import kb.index.query as query_module
+
+    words = " ".join(f"alpha{i} beta{i}" for i in range(30))
+    assert kb("add", "Many", "-b", words).exit_code == 0
+    assert kb("add", "Other", "-b", "gamma").exit_code == 0
+    assert kb("search", "-l", "alpha*").exit_code == 0  # the index is built
+    monkeypatch.setattr(query_module, "QUERY_WORDS_BUDGET", 10)
+    r = kb("search", "-l", "alpha* OR beta*")
+    assert r.exit_code == 0 and r.stdout == "notes/Many.md\n"
+    assert "were not searched" in r.stderr
