@@ -562,8 +562,8 @@ def synced(result: Any) -> int:
     for c in result.conflicts:
         if c.kind == "both-edited":
             _err(
-                f"Conflict: '{c.title}' changed on both machines; kept this machine's version in {c.path}, "
-                f"the other is in {c.copy}. Compare them, keep what you want, then 'kb rm' the copy."
+                f"Conflict: '{c.title}' changed on both machines; {c.path} has the other machine's version, "
+                f"this machine's is in {c.copy}. Compare them, keep what you want, then 'kb rm' the copy."
             )
         elif c.kind == "edited-here-deleted-there":
             _err(f"Kept '{c.title}' ({c.path}): it was deleted on the other machine but edited here.")

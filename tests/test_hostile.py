@@ -6,6 +6,7 @@ import errno
 import fcntl
 import json
 import os
+import subprocess
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -507,3 +508,23 @@ def test_repository_hooks_and_fsmonitor_never_run(args, kb, with_note, tmp_path)
 def test_queries_built_to_be_slow_are_usage_errors(query, kb, with_note):
     err = one_line_error(kb("search", "--", query), code=2)
     assert "Recursion" not in err and "parseable" not in err
+
+
+def test_an_unreachable_or_unrelated_remote_changes_nothing(kb, with_note, tmp_path):
+    root = with_note
+    before = snapshot(root)
+    one_line_error(kb("sync", "--remote", str(tmp_path / "nowhere.git")))
+    assert snapshot(root) == before and git(root, "remote") == ""
+    other = tmp_path / "other"
+    assert (
+        kb(
+            "--kb", str(other), "add", "Theirs", "-b", "t", env={"KB_NOW": "2025-01-01T00:00:00.000Z"}
+        ).exit_code
+        == 0
+    )
+    bare = tmp_path / "other.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    assert kb("--kb", str(other), "sync", "--remote", str(bare)).exit_code == 0
+    err = one_line_error(kb("sync", "--remote", str(bare)))
+    assert "--allow-unrelated" in err
+    assert snapshot(root) == before and git(root, "remote") == ""

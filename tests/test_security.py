@@ -405,3 +405,83 @@ def test_a_query_shares_one_budget_across_its_expanding_terms(kb, root, monkeypa
     r = kb("search", "-l", "alpha* OR beta*")
     assert r.exit_code == 0 and r.stdout == "notes/Many.md\n"
     assert "were not searched" in r.stderr
+
+
+# ---------------------------------------------------------------- sync: deadlines, failed remotes
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP server on 127.0.0.1 that accepts connections and never says a word."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            held.append(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(timeout=5)
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+@pytest.mark.parametrize("scheme", ["ssh", "git"])
+def test_sync_to_a_remote_that_never_answers_gives_up_and_keeps_the_working_remote(
+    scheme, kb, root, tmp_path, silent_server
+):
+    if scheme == "ssh" and shutil.which("ssh") is None:
+        pytest.skip("no ssh client")
+    assert kb("add", "Note", "-b", "x").exit_code == 0
+    working = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(working)], check=True)
+    assert kb("sync", "--remote", str(working)).exit_code == 0
+    url = f"{scheme}://127.0.0.1:{silent_server}/x.git"
+    proc = subprocess.run(
+        [sys.executable, "-m", "kb", "sync", "--remote", url],
+        env={**os.environ, "KB_HOME": str(root), "KB_SYNC_TIMEOUT": "3"},
+        capture_output=True,
+        timeout=90,
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert err.startswith("Error: git fetch timed out") and url in err and "KB_SYNC_TIMEOUT" in err, err
+    assert err.count("\n") == 1
+    assert git(root, "remote", "get-url", "origin").strip() == str(working)
+    assert kb("add", "Later", "-b", "y").exit_code == 0
+    assert kb("sync").exit_code == 0
+
+
+def test_a_remote_that_fails_keeps_the_previous_one_and_the_error_is_gits_whole_message(kb, root, tmp_path):
+    assert kb("add", "Note", "-b", "x").exit_code == 0
+    working = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(working)], check=True)
+    assert kb("sync", "--remote", str(working)).exit_code == 0
+    r = kb("sync", "--remote", str(tmp_path / "missing.git"))
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("Error: git fetch failed: ")
+    assert "does not appear to be a git repository" in r.stderr and "and the repository exists." in r.stderr
+    assert git(root, "remote", "get-url", "origin").strip() == str(working)
+    fresh = tmp_path / "fresh"
+    r = kb("--kb", str(fresh), "sync", "--remote", str(tmp_path / "missing.git"))
+    assert r.exit_code == 1 and git(fresh, "remote") == ""
+
+
+def test_the_sync_deadline_must_be_a_number(kb, root):
+    r = kb("sync", env={"KB_SYNC_TIMEOUT": "soon"})
+    assert r.exit_code == 2 and "KB_SYNC_TIMEOUT" in r.stderr

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Sequence
 from datetime import datetime
@@ -80,14 +81,65 @@ class Syncing(History):
         return self._git("symbolic-ref", "--short", "HEAD").strip()
 
     def network(self, *args: str) -> str:
+        """A git command that talks to the remote, with a deadline (`$KB_SYNC_TIMEOUT`): ssh gives up on
+        a host that does not answer, and the whole step (git and its ssh) is stopped at the deadline."""
+        from kb import config
+
+        url = check_remote_url(self.remote_url() or "")
+        deadline = config.sync_timeout()
+        connect = max(1, min(30, int(deadline)))
+        ssh = (
+            f"ssh -oBatchMode=yes -oConnectTimeout={connect} "
+            f"-oServerAliveInterval={max(1, connect // 3)} -oServerAliveCountMax=3"
+        )
         env = {
+            **os.environ,
+            **GIT_ENV,
             "GIT_TERMINAL_PROMPT": "0",
-            "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -oBatchMode=yes"),
+            "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", ssh),
             # Set (even empty), it wins over a core.gitProxy command in the repository's configuration.
             "GIT_PROXY_COMMAND": os.environ.get("GIT_PROXY_COMMAND", ""),
         }
-        check_remote_url(self.remote_url() or "")
-        return self._git(*SYNC_CONFIG, *args, env=env)
+        command = args[0]
+        try:
+            proc = subprocess.Popen(
+                self._argv([*SYNC_CONFIG, *args]),
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,  # git and its ssh, stopped together
+            )
+        except OSError as exc:
+            raise GitError(f"cannot run git: {exc.strerror or exc}") from None
+        try:
+            out, err = proc.communicate(timeout=deadline)
+        except subprocess.TimeoutExpired:
+            _stop(proc)
+            raise GitError(
+                f"git {command} timed out: {url} did not answer within {deadline:g} s "
+                "(KB_SYNC_TIMEOUT sets the limit)"
+            ) from None
+        except BaseException:
+            _stop(proc)
+            raise
+        if proc.returncode != 0:
+            message = " ".join(
+                line.strip() for line in err.decode("utf-8", "replace").splitlines() if line.strip()
+            )
+            raise GitError(f"git {command} failed: {message or f'exit status {proc.returncode}'}")
+        return out.decode("utf-8", "replace")
+
+    def remove_remote(self, name: str = "origin") -> None:
+        self._git("remote", "remove", "--", name)
+
+    def has_notes(self, rev: str, pathspec: str) -> bool:
+        return bool(self._git("ls-tree", "--name-only", rev, "--", pathspec).strip())
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        proc = self._run(["merge-base", a, b])
+        return proc.stdout.decode("ascii", "replace").strip() or None if proc.returncode == 0 else None
 
     def rev(self, ref: str) -> str | None:
         try:
@@ -151,3 +203,12 @@ class Syncing(History):
         else:
             out = self._git("diff", "--name-only", "--no-renames", "-z", a, b, "--", pathspec)
         return [p for p in out.split("\0") if p]
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a network step's process group (git and the ssh it started) and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()
+    proc.communicate()
