@@ -528,3 +528,12 @@ def test_an_unreachable_or_unrelated_remote_changes_nothing(kb, with_note, tmp_p
     err = one_line_error(kb("sync", "--remote", str(bare)))
     assert "--allow-unrelated" in err
     assert snapshot(root) == before and git(root, "remote") == ""
+
+
+def test_an_editor_that_makes_the_title_not_text_saves_nothing(kb, with_note, tmp_path):
+    root = with_note
+    before = snapshot(root)
+    editor = write_editor(tmp_path, "sed -i 's/^title: .*/title: {a: 1}/' \"$1\"")
+    err = one_line_error(kb("edit", "Good", "--editor", env={"EDITOR": editor}), code=2)
+    assert "'title' is not text" in err
+    assert snapshot(root) == before

@@ -485,3 +485,53 @@ def test_a_remote_that_fails_keeps_the_previous_one_and_the_error_is_gits_whole_
 def test_the_sync_deadline_must_be_a_number(kb, root):
     r = kb("sync", env={"KB_SYNC_TIMEOUT": "soon"})
     assert r.exit_code == 2 and "KB_SYNC_TIMEOUT" in r.stderr
+
+
+# ---------------------------------------------------------------- the editor and large notes
+
+EDITS = {
+    "a list as title": ("sed -i 's/^title: .*/title: [a, b]/' \"$1\"", "'title' is not text"),
+    "created removed": ("sed -i '/^created:/d' \"$1\"", "'created' was removed"),
+    "created invalid": (
+        'sed -i "s/^created: .*/created: \'someday\'/" "$1"',
+        "'created' is not a valid date",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDITS))
+def test_the_editor_cannot_save_what_add_would_refuse(name, kb, root, tmp_path):
+    assert kb("add", "Mine", "-b", "x").exit_code == 0
+    before = (root / "notes" / "Mine.md").read_bytes()
+    head = git(root, "rev-parse", "HEAD")
+    script, expected = EDITS[name]
+    editor = tmp_path / "editor.sh"
+    editor.write_text("#!/bin/sh\n" + script + "\n")
+    editor.chmod(0o755)
+    r = kb("edit", "Mine", "--editor", env={"EDITOR": str(editor)})
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert expected in r.stderr and "your text is kept in" in r.stderr
+    assert (root / "notes" / "Mine.md").read_bytes() == before and git(root, "rev-parse", "HEAD") == head
+
+
+def test_the_editor_cannot_give_a_note_the_title_of_another(kb, root, tmp_path):
+    assert kb("add", "Taken", "-b", "x").exit_code == 0
+    (root / "notes" / "untitled.md").write_text("---\ntags: [a]\n---\n\nno title yet\n")
+    assert kb("add", "Other", "-b", "y").exit_code == 0  # commits the file above
+    editor = tmp_path / "editor.sh"
+    editor.write_text("#!/bin/sh\nsed -i 's/^tags: \\[a\\]/tags: [a]\\ntitle: taken/' \"$1\"\n")
+    editor.chmod(0o755)
+    r = kb("edit", "notes/untitled.md", "--editor", env={"EDITOR": str(editor)})
+    assert r.exit_code == 1 and "a note titled 'Taken' already exists" in r.stderr, r.stderr
+    assert "title:" not in (root / "notes" / "untitled.md").read_text()
+
+
+def test_a_very_large_note_is_edited_with_a_warning(kb, root):
+    assert kb("add", "Huge", "-b", "start").exit_code == 0
+    path = root / "notes" / "Huge.md"
+    with open(path, "a") as handle:
+        handle.write(("word " * 20 + "\n") * 110_000)  # 11 MB
+    r = kb("edit", "Huge", "-a", "appended")
+    assert r.exit_code == 0
+    assert "Warning: notes/Huge.md is 11 MB" in r.stderr
+    assert path.read_text().endswith("appended\n")
