@@ -68,8 +68,9 @@ class KbGroup(TyperGroup):
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"Error: {message}\n")
-    sys.stderr.flush()
+    from kb import render  # light: rich is imported only where it draws
+
+    render.error(message)
 
 
 app = typer.Typer(
@@ -453,15 +454,22 @@ def sync_(
         str | None,
         typer.Option("--remote", help="Set the remote (origin) first: a URL or a path.", metavar="URL"),
     ] = None,
+    allow_unrelated: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unrelated", help="Merge a remote whose history has nothing in common with this one."
+        ),
+    ] = False,
 ) -> None:
     """Commit pending changes, fetch, merge, push (never forced), and update the search index.
 
-    A note changed on both machines in the same lines keeps this machine's version; the other is saved
-    as a conflict copy beside it, and the exit code is 1. Nothing is ever deleted by a sync.
+    A note changed on both machines in the same lines keeps the other machine's version; this machine's is
+    saved beside it as a conflict copy named after this machine, and the exit code is 1. Nothing is ever
+    deleted by a sync. A remote with an unrelated history is refused unless --allow-unrelated.
     """
     from kb import render, service
 
-    raise typer.Exit(render.synced(service.sync(_root(), remote)))
+    raise typer.Exit(render.synced(service.sync(_root(), remote, allow_unrelated=allow_unrelated)))
 
 
 def main() -> None:

@@ -38,6 +38,23 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+SYNC_TIMEOUT_SECONDS = 120.0
+
+
+def sync_timeout() -> float:
+    """The deadline of each network step of `kb sync` (fetch, push): `$KB_SYNC_TIMEOUT` seconds."""
+    raw = os.environ.get("KB_SYNC_TIMEOUT")
+    if not raw:
+        return SYNC_TIMEOUT_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"KB_SYNC_TIMEOUT is not a number of seconds: {raw!r}") from None
+    if not value > 0:
+        raise UsageError(f"KB_SYNC_TIMEOUT must be more than 0 seconds: {raw!r}")
+    return value
+
+
 def lock_timeout() -> float:
     raw = os.environ.get("KB_LOCK_TIMEOUT")
     if not raw:

@@ -2,11 +2,18 @@
 
 On a terminal output is rich (tables, rendered Markdown); piped it is plain text; `--json` is one documented
 JSON document (see README.md, "JSON output").
+
+Everything printed comes from notes, file names and git, which are untrusted (synced, imported, edited
+elsewhere), so nothing reaches the terminal or a pipe unchecked: `visible()` turns every C0/C1 control
+character but tab and newline into a visible stand-in, on the plain paths (`_out`, `_err`) and in the rich
+console (whose strings are never read as markup). Only `kb show --raw` into a pipe or file is byte-exact.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -21,19 +28,65 @@ def _stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
+# C0 controls but tab and newline (a carriage return only where no newline follows it: CRLF is a line
+# end), DEL and the C1 controls. ESC starts every terminal escape sequence (OSC 52 clipboard writes, OSC 0
+# window titles, OSC 8 links, CSI 2J); the C1 controls are 8-bit forms of the same (0x9B is CSI).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
+_C1_IN_JSON = re.compile("[\x7f-\x9f]")
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=not stderr)
+
+def _stand_in(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Control Pictures block: ESC -> U+241B
+    if code == 0x7F:
+        return "\u2421"
+    return f"\\x{code:02x}"
+
+
+def visible(text: str) -> str:
+    """`text` with its control characters (other than tab and newline) made visible: C0 controls and DEL
+    as their Control Pictures (ESC as U+241B), C1 controls as `\\x9b`. Nothing else changes."""
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(_stand_in, text)
+
+
+@functools.cache
+def _console_class() -> type:
+    from rich.console import Console
+    from rich.text import Text
+
+    class SafeConsole(Console):
+        """A console for untrusted text: a string is never markup or emoji codes, and its control
+        characters are made visible. (kb's own styles are given as Text objects or style arguments.)"""
+
+        def render_str(self, text: str, **kwargs: Any) -> Text:
+            kwargs.update(markup=False, emoji=False, highlight=False)
+            result: Text = super().render_str(visible(text), **kwargs)
+            return result
+
+    return SafeConsole
+
+
+def _console(stderr: bool = False) -> Any:
+    return _console_class()(stderr=stderr, highlight=False, markup=False, emoji=False, soft_wrap=not stderr)
+
+
+def _text(text: str, style: str = "") -> Any:
+    """A rich Text of untrusted text."""
+    from rich.text import Text
+
+    return Text(visible(text), style=style)
 
 
 def _out(text: str) -> None:
-    sys.stdout.write(text)
+    sys.stdout.write(visible(text))
     sys.stdout.flush()
 
 
 def _err(text: str) -> None:
-    sys.stderr.write(text + "\n")
+    sys.stderr.write(visible(text) + "\n")
     sys.stderr.flush()
 
 
@@ -51,7 +104,10 @@ def hint(message: str) -> None:
 
 
 def _json(data: Any) -> None:
-    _out(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    """JSON escapes C0 controls itself; DEL and the C1 controls are written as \\u escapes too."""
+    text = json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"
+    sys.stdout.write(_C1_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
+    sys.stdout.flush()
 
 
 # ---------------------------------------------------------------- writes
@@ -112,15 +168,18 @@ def show(result: ShowResult, raw: bool, as_json: bool) -> None:
         _json(data)
         return
     warnings(([f"{note.path}: {note.problem}"] if note.problem else []) + list(note.warnings))
-    if raw or not _stdout_is_terminal():
-        sys.stdout.buffer.write(result.raw)
+    terminal = _stdout_is_terminal()
+    if raw and not terminal:
+        sys.stdout.buffer.write(result.raw)  # byte-exact, for files and pipes only
         sys.stdout.flush()
         return
+    if raw or not terminal:
+        _out(result.raw.decode("utf-8", "backslashreplace"))
+        return
     from rich.markdown import Markdown
-    from rich.text import Text
 
     console = _console()
-    header = Text(note.title, style="bold")
+    header = _text(note.title, style="bold")
     details = "  ".join(
         part
         for part in (
@@ -131,10 +190,11 @@ def show(result: ShowResult, raw: bool, as_json: bool) -> None:
         if part
     )
     console.print(header)
-    console.print(Text(details, style="dim"))
+    console.print(_text(details, style="dim"))
     console.print()
     body = result.body if not note.problem else result.raw.decode("utf-8", "replace")
-    console.print(Markdown(body))
+    # Links are shown with their targets, never as hidden clickable text.
+    console.print(Markdown(visible(body), hyperlinks=False))
 
 
 def _list_row(note: NoteInfo) -> tuple[str, str, str, str]:
@@ -263,23 +323,22 @@ def search(result: Any, json: bool, paths: bool) -> int:
 
 
 def _search_rich(result: Any) -> None:
-    from rich.markup import escape
     from rich.text import Text
 
     console = _console()
     for hit in result.hits:
         head = Text.assemble(
             (f"{hit.rank:>2}. ", "dim"),
-            (hit.title, "bold"),
-            ("  " + " ".join(f"#{t}" for t in hit.tags), "cyan"),
-            (f"  {(hit.modified or '')[:10]}  {hit.path}", "dim"),
+            (visible(hit.title), "bold"),
+            (visible("  " + " ".join(f"#{t}" for t in hit.tags)), "cyan"),
+            (visible(f"  {(hit.modified or '')[:10]}  {hit.path}"), "dim"),
         )
         console.print(head)
         for snippet in hit.snippets:
-            marked = escape(snippet)
-            parts = marked.split("**")
-            styled = "".join(f"[bold yellow]{p}[/]" if i % 2 else p for i, p in enumerate(parts))
-            console.print("    " + styled, highlight=False)
+            line = Text("    ")
+            for i, part in enumerate(visible(snippet).split("**")):
+                line.append(part, style="bold yellow" if i % 2 else "")
+            console.print(line)
 
 
 def reindex(result: Any) -> None:
@@ -322,8 +381,10 @@ def note_log(result: Any, limit: int | None, json: bool) -> None:
         ("Message", ""),
     ):
         table.add_column(column, style=style, justify="right" if column == "#" else "left")
+    from rich.text import Text
+
     for r in shown:
-        lines = f"[green]+{r.added}[/] [red]-{r.removed}[/]"
+        lines = Text.assemble((f"+{r.added}", "green"), " ", (f"-{r.removed}", "red"))
         table.add_row(str(r.number), r.date[:19].replace("T", " "), r.short, r.action, lines, r.message)
     _console().print(table)
     if not result.exists:
@@ -409,15 +470,13 @@ def diff(result: Any, stat: bool, word_diff: bool, plain: bool, json: bool) -> N
     if plain or not _stdout_is_terminal():
         _out(d.patch)
         return
-    from rich.markup import escape
-
     summary = _summary_lines(result)
     console = _console()
-    console.print(f"[bold]{escape(summary[0])}[/]")
+    console.print(_text(summary[0], style="bold"))
     for line in summary[1:]:
-        console.print(escape(line), style="cyan")
+        console.print(_text(line, style="cyan"))
     console.print()
-    for text in _styled_patch(d.patch, word_diff):
+    for text in _styled_patch(visible(d.patch), word_diff):
         console.print(text)
 
 
@@ -534,8 +593,8 @@ def synced(result: Any) -> int:
     for c in result.conflicts:
         if c.kind == "both-edited":
             _err(
-                f"Conflict: '{c.title}' changed on both machines; kept this machine's version in {c.path}, "
-                f"the other is in {c.copy}. Compare them, keep what you want, then 'kb rm' the copy."
+                f"Conflict: '{c.title}' changed on both machines; {c.path} has the other machine's version, "
+                f"this machine's is in {c.copy}. Compare them, keep what you want, then 'kb rm' the copy."
             )
         elif c.kind == "edited-here-deleted-there":
             _err(f"Kept '{c.title}' ({c.path}): it was deleted on the other machine but edited here.")

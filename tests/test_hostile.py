@@ -6,6 +6,7 @@ import errno
 import fcntl
 import json
 import os
+import subprocess
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -60,7 +61,7 @@ def test_broken_notes_are_listed_shown_and_never_rewritten(name, kb, with_note):
     assert listing.exit_code == 0
     assert f"notes/{name}" in listing.stdout
     assert problem in listing.stderr and "Warning:" in listing.stderr
-    shown = kb("show", f"notes/{name}")
+    shown = kb("show", f"notes/{name}", "--raw")
     assert shown.exit_code == 0 and shown.stdout_bytes == data
     assert problem in shown.stderr
     kb("list")  # commits nothing: reading never writes
@@ -453,3 +454,86 @@ def test_impossible_dates_are_kept_and_listing_still_sorts(kb, root):
     assert "not a valid date" in r.stderr
     assert kb("edit", "Feb30", "-a", "still editable").exit_code == 0
     assert "created: 2024-02-30\n" in (root / "notes" / "Feb30.md").read_text()
+
+
+# ---------------------------------------------------------------- untrusted content (issue 15)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("show", "Sneaky"), ("list",), ("log",), ("log", "Sneaky"), ("diff", "Sneaky"), ("search", "sneaky")],
+    ids=" ".join,
+)
+def test_control_sequences_and_markup_in_content_are_printed_visibly(args, kb, root):
+    assert kb("add", "Sneaky", "-b", "sneaky words").exit_code == 0
+    path = root / "notes" / "Sneaky.md"
+    git(root, "-c", "user.name=x", "-c", "user.email=x@x", "commit", "-q", "--allow-empty", "-m",
+        "Outside \x1b]0;title\x07 [link=file:///etc/passwd]x[/link]")  # fmt: skip
+    path.write_text(path.read_text() + "\nsneaky \x1b]52;c;cHduZWQ=\x07 \x1b[2J \x9b2J\n")
+    r = kb(*args)
+    assert r.exit_code == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert not any(ch in out for ch in "\x1b\x07\x9b"), out
+
+
+@pytest.mark.parametrize("args", [("add", "Hooked", "-b", "x"), ("reindex",), ("list",)], ids=" ".join)
+def test_repository_hooks_and_fsmonitor_never_run(args, kb, with_note, tmp_path):
+    root = with_note
+    marker = tmp_path / "ran"
+    for name in ("post-commit", "prepare-commit-msg", "reference-transaction", "post-index-change"):
+        hook = root / ".git" / "hooks" / name
+        hook.write_text(f"#!/bin/sh\ntouch '{marker}'\n")
+        hook.chmod(0o755)
+    monitor = tmp_path / "monitor.sh"
+    monitor.write_text(f"#!/bin/sh\ntouch '{marker}'\nexit 1\n")
+    monitor.chmod(0o755)
+    git(root, "config", "core.fsmonitor", str(monitor))
+    (root / "notes" / "Outside.md").write_text("# Outside\n")  # so that even a read has work to do
+    assert kb(*args).exit_code == 0
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        " ".join(f"NOT n{i}" for i in range(400)),
+        " OR ".join(f"*x{i}*" for i in range(50)),
+        " OR ".join(f"word{i}~2" for i in range(50)),
+        "(" * 3000 + "x" + ")" * 3000,
+        "created:>1",
+        "modified:[x to y]",
+    ],
+    ids=["400 NOT", "50 wildcards", "50 fuzzy", "3000 parentheses", "date comparison", "date range"],
+)
+def test_queries_built_to_be_slow_are_usage_errors(query, kb, with_note):
+    err = one_line_error(kb("search", "--", query), code=2)
+    assert "Recursion" not in err and "parseable" not in err
+
+
+def test_an_unreachable_or_unrelated_remote_changes_nothing(kb, with_note, tmp_path):
+    root = with_note
+    before = snapshot(root)
+    one_line_error(kb("sync", "--remote", str(tmp_path / "nowhere.git")))
+    assert snapshot(root) == before and git(root, "remote") == ""
+    other = tmp_path / "other"
+    assert (
+        kb(
+            "--kb", str(other), "add", "Theirs", "-b", "t", env={"KB_NOW": "2025-01-01T00:00:00.000Z"}
+        ).exit_code
+        == 0
+    )
+    bare = tmp_path / "other.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    assert kb("--kb", str(other), "sync", "--remote", str(bare)).exit_code == 0
+    err = one_line_error(kb("sync", "--remote", str(bare)))
+    assert "--allow-unrelated" in err
+    assert snapshot(root) == before and git(root, "remote") == ""
+
+
+def test_an_editor_that_makes_the_title_not_text_saves_nothing(kb, with_note, tmp_path):
+    root = with_note
+    before = snapshot(root)
+    editor = write_editor(tmp_path, "sed -i 's/^title: .*/title: {a: 1}/' \"$1\"")
+    err = one_line_error(kb("edit", "Good", "--editor", env={"EDITOR": editor}), code=2)
+    assert "'title' is not text" in err
+    assert snapshot(root) == before

@@ -69,14 +69,15 @@ def test_conflicting_edits_keep_both_versions(machines, kb):
     a, b, _ = machines
     run(kb, a, "edit", "Shared", "-b", "# Shared\n\nA's version\n", now="2026-05-01T00:00:00.000Z")
     run(kb, b, "edit", "Shared", "-b", "# Shared\n\nB's version\n", now="2026-05-02T00:00:00.000Z")
-    assert run(kb, a, "sync").exit_code == 0
-    r = run(kb, b, "sync", now="2026-05-03T00:00:00.000Z")
+    assert kb("--kb", str(a), "sync", env={"KB_HOSTNAME": "alpha"}).exit_code == 0
+    r = kb("--kb", str(b), "sync", env={"KB_HOSTNAME": "beta", "KB_NOW": "2026-05-03T00:00:00.000Z"})
     assert r.exit_code == 1
     assert "Conflict: 'Shared' changed on both machines" in r.stderr
-    assert "B's version" in body(b)
-    copy = b / "notes" / "Shared (conflict 2026-05-03 laptop).md"
-    assert "A's version" in copy.read_text()
-    assert "title: Shared (conflict 2026-05-03 laptop)\n" in copy.read_text()
+    assert "A's version" in body(b)
+    # The copy holds B's text, and is named after B, the machine whose text it holds.
+    copy = b / "notes" / "Shared (conflict 2026-05-03 beta).md"
+    assert "B's version" in copy.read_text()
+    assert "title: Shared (conflict 2026-05-03 beta)\n" in copy.read_text()
     assert git(b, "status", "--porcelain") == ""
     assert run(kb, a, "sync").exit_code == 0
     assert copy.read_text() == (a / "notes" / copy.name).read_text()
@@ -101,8 +102,16 @@ def test_an_unrelated_remote_deletes_nothing(tmp_path, kb):
     run(kb, other, "add", "Theirs", "-b", "t")
     run(kb, other, "sync", "--remote", str(remote))
     mine = tmp_path / "mine"
-    run(kb, mine, "add", "Mine", "-b", "m")
-    assert run(kb, mine, "sync", "--remote", str(remote)).exit_code == 0
+    run(kb, mine, "add", "Mine", "-b", "m", now="2026-03-04T00:00:00.000Z")  # not the same first commit
+    before = snapshot(mine)
+    refused = run(kb, mine, "sync", "--remote", str(remote))
+    assert (
+        refused.exit_code == 1
+        and "nothing in common" in refused.stderr
+        and "--allow-unrelated" in refused.stderr
+    )
+    assert snapshot(mine) == before and git(mine, "remote") == ""
+    assert run(kb, mine, "sync", "--remote", str(remote), "--allow-unrelated").exit_code == 0
     assert sorted(p.name for p in (mine / "notes").iterdir()) == ["Mine.md", "Theirs.md"]
 
 

@@ -4,6 +4,11 @@
 Writes use the real git (update-index, commit), never GitPython's own index writer. User text (paths,
 messages) always goes after `--` or as the value of `-m`/`-F`, never where git reads options, and paths are
 literal (GIT_LITERAL_PATHSPECS): a note named `Plan [v2].md` is never read as a pattern.
+
+No code from the repository runs on kb's git calls (a knowledge base may be someone else's folder, or a
+clone): every call goes through `git_command`, which turns hooks and fsmonitor off, and a repository's
+calls also turn off the clean/smudge filters its configuration defines. A repository that asks for signed
+commits (`commit.gpgSign`) is refused with a message naming the setting.
 """
 
 from __future__ import annotations
@@ -24,6 +29,18 @@ FALLBACK_NAME = "kb"
 FALLBACK_EMAIL = "kb@localhost"
 MIN_GIT = (2, 25)
 GIT_ENV = {"LANGUAGE": "C", "LC_ALL": "C", "GIT_LITERAL_PATHSPECS": "1"}
+# Hooks (all of them: prepare-commit-msg, post-commit, reference-transaction, post-index-change, ...; the
+# `--no-verify` of a commit skips only pre-commit and commit-msg) and the fsmonitor hook never run.
+SAFE_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+
+
+def git_command(args: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
+    """The argv of a git call of kb's: no hooks, no fsmonitor (`extra`: more `-c` settings)."""
+    return ["git", *SAFE_CONFIG, *extra, *args]
+
+
+def _is_true(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("true", "yes", "on", "1")
 
 
 @dataclass(frozen=True)
@@ -55,7 +72,9 @@ def init_repository(root: Path) -> None:
     """`git init` (idempotent) with the real git."""
     check_git()
     try:
-        subprocess.run(["git", "init", "-q", "--", str(root)], capture_output=True, text=True, check=True)
+        subprocess.run(
+            git_command(["init", "-q", "--", str(root)]), capture_output=True, text=True, check=True
+        )
     except subprocess.CalledProcessError as exc:
         raise GitError(f"git init failed: {(exc.stderr or '').strip()}") from None
 
@@ -71,6 +90,8 @@ class _Repository:
         self.root = root
         self.git_dir = _git_dir(root)
         self._identity_env: dict[str, str] | None = None
+        self._config_values: dict[str, str] | None = None
+        self._filter_off: list[str] | None = None
 
     # ------------------------------------------------------------ state checks
 
@@ -108,9 +129,15 @@ class _Repository:
             raise RepositoryStateError(
                 f"HEAD is detached in {self.root}; check out a branch with git first, kb has changed nothing"
             )
+        if _is_true(self._config().get("commit.gpgsign")):
+            raise RepositoryStateError(
+                "git's setting commit.gpgSign asks for signed commits, and kb does not sign (signing would "
+                "run the program gpg.program names); turn it off for this knowledge base with "
+                f"'git -C {self.root} config commit.gpgSign false'; kb has changed nothing"
+            )
 
     def abort_merge(self) -> None:
-        subprocess.run(["git", "merge", "--abort"], cwd=self.root, capture_output=True)
+        self._run(["merge", "--abort"])
 
     def has_commits(self) -> bool:
         return self.head() is not None
@@ -224,13 +251,7 @@ class _Repository:
         way. With many notes in one folder they make each commit write a small index instead of all of it,
         and `git status` skip re-reading unchanged folders."""
         if self._identity_env is None:
-            wanted = r"^(user\.(name|email)|core\.(splitindex|untrackedcache))$"
-            proc = self._run(["config", "-z", "--get-regexp", wanted])
-            found: dict[str, str] = {}
-            for item in proc.stdout.decode("utf-8", "replace").split("\0"):
-                key, _, value = item.partition("\n")
-                if value.strip():
-                    found[key.lower()] = value.strip()
+            found = self._config()
             for key in ("core.splitIndex", "core.untrackedCache"):
                 if key.lower() not in found:
                     self._run(["config", key, "true"])
@@ -243,13 +264,49 @@ class _Repository:
             self._identity_env = env
         return self._identity_env
 
+    def _config(self) -> dict[str, str]:
+        """The settings kb reads (identity, index options, signing, filters), in one `git config` call."""
+        if self._config_values is None:
+            wanted = r"^(user\.(name|email)|core\.(splitindex|untrackedcache)|commit\.gpgsign|filter\..+)$"
+            try:
+                proc = subprocess.run(
+                    git_command(["config", "-z", "--get-regexp", wanted]),
+                    cwd=self.root,
+                    capture_output=True,
+                    env={**os.environ, **GIT_ENV},
+                )
+            except OSError as exc:
+                raise GitError(f"cannot run git: {exc.strerror or exc}") from None
+            found: dict[str, str] = {}
+            for item in proc.stdout.decode("utf-8", "replace").split("\0"):
+                key, _, value = item.partition("\n")
+                if value.strip():
+                    found[key if key.startswith("filter.") else key.lower()] = value.strip()
+            self._config_values = found
+        return self._config_values
+
+    def _argv(self, args: Sequence[str]) -> list[str]:
+        """git_command(args), with every filter the configuration defines turned off: a filter's clean and
+        smudge commands run on add, status, diff and checkout of the paths .gitattributes gives it."""
+        if self._filter_off is None:
+            names = {
+                key[len("filter.") :].rsplit(".", 1)[0] for key in self._config() if key.startswith("filter.")
+            }
+            self._filter_off = [
+                arg
+                for name in sorted(names)
+                for var, value in (("clean", ""), ("smudge", ""), ("process", ""), ("required", "false"))
+                for arg in ("-c", f"filter.{name}.{var}={value}")
+            ]
+        return git_command(args, self._filter_off)
+
     def _run(
         self, args: Sequence[str], data: bytes | None = None, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[bytes]:
         full_env = {**os.environ, **GIT_ENV, **(env or {})}
         try:
             return subprocess.run(
-                ["git", *args], cwd=self.root, input=data, capture_output=True, env=full_env
+                self._argv(args), cwd=self.root, input=data, capture_output=True, env=full_env
             )
         except OSError as exc:
             raise GitError(f"cannot run git: {exc.strerror or exc}") from None
@@ -257,7 +314,7 @@ class _Repository:
     def _start(self, args: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         try:
             return subprocess.Popen(
-                ["git", *args],
+                self._argv(args),
                 cwd=self.root,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -413,11 +470,7 @@ class History(_Repository):
         present = (info / "commit-graph").exists() or (info / "commit-graphs").is_dir()
         if present and not refresh:
             return
-        subprocess.run(
-            ["git", "commit-graph", "write", "--reachable", "--changed-paths", "--split"],
-            cwd=self.root,
-            capture_output=True,
-        )
+        self._run(["commit-graph", "write", "--reachable", "--changed-paths", "--split"])
 
     def path_dates(self) -> dict[str, tuple[str, str]]:
         """Every committed path's first and last commit dates; empty where history cannot be read."""
@@ -465,12 +518,7 @@ class History(_Repository):
             return [None if spec is None else next(found) for spec in specs]
         if not specs:
             return []
-        proc = subprocess.run(
-            ["git", "cat-file", "--batch"],
-            cwd=self.root,
-            input="".join(spec + "\n" for spec in wanted).encode("utf-8"),
-            capture_output=True,
-        )
+        proc = self._run(["cat-file", "--batch"], "".join(spec + "\n" for spec in wanted).encode("utf-8"))
         if proc.returncode != 0:
             raise GitError(f"git cat-file failed: {_last_line(proc.stderr.decode('utf-8', 'replace'))}")
         out = proc.stdout

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from kb.errors import GitError
-from kb.history import GIT_ENV, History, _bytes, _git_date, _last_line
+from kb.history import GIT_ENV, History, _bytes, _git_date, _last_line, git_command
 
 SAFE_SCHEMES = ("https://", "http://", "ssh://", "git://", "file://")
 
@@ -52,7 +53,7 @@ class Syncing(History):
             return super()._run(args, data, env)
         try:
             status, out, err = self.repo.git.execute(
-                ["git", *args],
+                self._argv(args),
                 env={**GIT_ENV, **(env or {})},
                 with_extended_output=True,
                 with_exceptions=False,
@@ -80,12 +81,67 @@ class Syncing(History):
         return self._git("symbolic-ref", "--short", "HEAD").strip()
 
     def network(self, *args: str) -> str:
+        """A git command that talks to the remote, with a deadline (`$KB_SYNC_TIMEOUT`): ssh gives up on
+        a host that does not answer, and the whole step (git and its ssh) is stopped at the deadline."""
+        from kb import config
+
+        url = check_remote_url(self.remote_url() or "")
+        deadline = config.sync_timeout()
+        connect = max(1, min(30, int(deadline)))
+        ssh = (
+            f"ssh -oBatchMode=yes -oConnectTimeout={connect} "
+            f"-oServerAliveInterval={max(1, connect // 3)} -oServerAliveCountMax=3"
+        )
         env = {
+            **os.environ,
+            **GIT_ENV,
             "GIT_TERMINAL_PROMPT": "0",
-            "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -oBatchMode=yes"),
+            "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", ssh),
+            # Set (even empty), it wins over a core.gitProxy command in the repository's configuration.
+            "GIT_PROXY_COMMAND": os.environ.get("GIT_PROXY_COMMAND", ""),
         }
-        check_remote_url(self.remote_url() or "")
-        return self._git(*SYNC_CONFIG, *args, env=env)
+        command = args[0]
+        try:
+            proc = subprocess.Popen(
+                self._argv([*SYNC_CONFIG, *args]),
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,  # git and its ssh, stopped together
+            )
+        except OSError as exc:
+            raise GitError(f"cannot run git: {exc.strerror or exc}") from None
+        try:
+            out, err = proc.communicate(timeout=deadline)
+        except subprocess.TimeoutExpired:
+            _stop(proc)
+            raise GitError(
+                f"git {command} timed out: {url} did not answer within {deadline:g} s "
+                "(KB_SYNC_TIMEOUT sets the limit)"
+            ) from None
+        except BaseException:
+            _stop(proc)
+            raise
+        if proc.returncode != 0:
+            message = " ".join(
+                line.strip() for line in err.decode("utf-8", "replace").splitlines() if line.strip()
+            )
+            raise GitError(f"git {command} failed: {message or f'exit status {proc.returncode}'}")
+        return out.decode("utf-8", "replace")
+
+    def remove_remote(self, name: str = "origin") -> None:
+        self._git("remote", "remove", "--", name)
+
+    def has_notes(self, rev: str, pathspec: str, is_note: Callable[[str], bool]) -> bool:
+        """Whether `rev` holds any note under `pathspec`."""
+        out = self._git("ls-tree", "-r", "-z", "--name-only", rev, "--", pathspec)
+        return any(is_note(path) for path in out.split("\0") if path)
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        proc = self._run(["merge-base", a, b])
+        return proc.stdout.decode("ascii", "replace").strip() or None if proc.returncode == 0 else None
 
     def rev(self, ref: str) -> str | None:
         try:
@@ -103,7 +159,7 @@ class Syncing(History):
     def merge_no_commit(self, ref: str) -> bool:
         """Start a merge of `ref`; True when git merged cleanly (still uncommitted)."""
         proc = subprocess.run(
-            ["git", "merge", "--no-ff", "--no-commit", "--allow-unrelated-histories", "--no-edit", ref],
+            self._argv(["merge", "--no-ff", "--no-commit", "--allow-unrelated-histories", "--no-edit", ref]),
             cwd=self.root, capture_output=True, env={**os.environ, **self._identity()},
         )  # fmt: skip
         if proc.returncode != 0 and not self.unmerged():
@@ -128,7 +184,7 @@ class Syncing(History):
                 path = Path(tmp) / name
                 path.write_bytes(data)
                 paths.append(str(path))
-            proc = subprocess.run(["git", "merge-file", "-p", *paths], capture_output=True)
+            proc = subprocess.run(git_command(["merge-file", "-p", *paths]), capture_output=True)
         return proc.stdout if proc.returncode == 0 else None
 
     def commit_merge(self, message: str, moment: datetime) -> str:
@@ -149,3 +205,12 @@ class Syncing(History):
         else:
             out = self._git("diff", "--name-only", "--no-renames", "-z", a, b, "--", pathspec)
         return [p for p in out.split("\0") if p]
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a network step's process group (git and the ssh it started) and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()
+    proc.communicate()

@@ -1,5 +1,10 @@
 """kb's query language: checked, parsed into a Whoosh query (plain words without Whoosh's parser),
-prefix/wildcard/fuzzy terms read as bounded unions of postings, and the body terms a query matches."""
+prefix/wildcard/fuzzy terms read as bounded unions of postings, and the body terms a query matches.
+
+Every query is bounded before any work: at most MAX_TERMS words, MAX_DEPTH nested parentheses and
+MAX_EXPANDING prefix, wildcard or fuzzy terms (each of which reads the field's word list), or it is a usage
+error. Negations are folded into one matcher (`NOT a NOT b` excludes a OR b). The prefix, wildcard and
+fuzzy terms of one query share one budget of words and postings read, on top of each term's own."""
 
 from __future__ import annotations
 
@@ -35,6 +40,13 @@ _DATE_VALUE = re.compile(r"\b(created|modified):(>=|<=|>|<)?(?=[^\s\['\"(])([^\s
 _FUZZY = re.compile(r"~(\d+)")
 _EMPTY_FIELD = re.compile(r"\b(title|body|tag|tags|folder|created|modified):(?=\s|$|\))")
 _OPERATORS = {"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE"}
+_EXPANDING = re.compile(r"[*?]|~")
+_FUZZY_PREFIX = re.compile(r"~\d*/")
+_DATE_HINT = "try 2021-11-25, 2021-11, yesterday, or a range like [2021-11-01 to 2021-11-30]"
+
+MAX_TERMS = 256  # words in a query (phrases' words and excluded words too)
+MAX_DEPTH = 32  # nested parentheses
+MAX_EXPANDING = 16  # prefix, wildcard and fuzzy terms: each one reads the word list of its fields
 
 
 def _check_syntax(text: str) -> None:
@@ -42,11 +54,24 @@ def _check_syntax(text: str) -> None:
         raise QueryError("the query is empty")
     if text.count('"') % 2:
         raise QueryError('unbalanced " in the query')
+    words = [w for w in text.replace("(", " ").replace(")", " ").split() if w not in _OPERATORS]
+    if len(words) > MAX_TERMS:
+        raise QueryError(f"the query has {len(words):,} words; at most {MAX_TERMS} are searched at once")
     outside = re.sub(r'"[^"]*"', " ", text)
+    expanding = sum(1 for w in outside.split() if _EXPANDING.search(w))
+    if expanding > MAX_EXPANDING:
+        raise QueryError(
+            f"the query has {expanding} prefix, wildcard or fuzzy terms; at most {MAX_EXPANDING} "
+            "are searched at once"
+        )
+    if _FUZZY_PREFIX.search(outside):
+        raise QueryError("a fuzzy term is word~ or word~2 (no '/')")
     depth = 0
     for ch in outside:
         if ch == "(":
             depth += 1
+            if depth > MAX_DEPTH:
+                raise QueryError(f"the query nests parentheses more than {MAX_DEPTH} deep")
         elif ch == ")":
             depth -= 1
             if depth < 0:
@@ -73,21 +98,34 @@ def _check_syntax(text: str) -> None:
             raise QueryError("a fuzzy distance can be 1 or 2 (word~ or word~2)")
 
 
-def _constant_union(query: Any) -> Any:
-    """Prefix, wildcard and fuzzy queries as one constant-score list of documents per segment.
+def _constant_union(query: Any, budget: _Budget | None = None) -> Any:
+    """Prefix, wildcard and fuzzy queries as one constant-score list of documents per segment, all
+    drawing on one budget for the query.
 
     Whoosh ORs one scored matcher per expanded term; with hundreds of expansions its skipping logic
     takes seconds. Collecting the expansions' postings into one sorted list takes milliseconds."""
     from whoosh import query as wq
 
+    budget = budget if budget is not None else _Budget()
     if isinstance(query, (wq.Prefix, wq.Wildcard, wq.FuzzyTerm)) and not isinstance(query, _UnionOfPostings):
-        clone = query.copy()
+        clone: Any = query.copy()
         clone.__class__ = type(f"Union{type(query).__name__}", (_UnionOfPostings, type(query)), {})
+        clone.budget = budget
         return clone
-    return query.apply(_constant_union)
+    return query.apply(lambda q: _constant_union(q, budget))
 
 
 POSTINGS_BUDGET = 100_000  # postings one prefix, wildcard or fuzzy term may read per index segment
+QUERY_POSTINGS_BUDGET = 400_000  # postings all of a query's prefix, wildcard and fuzzy terms may read
+QUERY_WORDS_BUDGET = 20_000  # words all of them together may expand to (posting lists opened)
+
+
+class _Budget:
+    """What a query's prefix, wildcard and fuzzy terms may still read, all together."""
+
+    def __init__(self) -> None:
+        self.postings = QUERY_POSTINGS_BUDGET
+        self.words = QUERY_WORDS_BUDGET
 
 
 class _UnionOfPostings:
@@ -99,6 +137,7 @@ class _UnionOfPostings:
 
     unread = 0
     expansions = 0
+    budget: _Budget
 
     def matcher(self, searcher: Any, context: Any = None) -> Any:
         from whoosh.matching import ListMatcher, NullMatcher
@@ -113,14 +152,18 @@ class _UnionOfPostings:
         self.expansions = max(self.expansions, len(expansions))
         ids: set[int] = set()
         read = 0
+        budget = self.budget
         for n, (frequency, btext) in enumerate(expansions):
             if len(ids) >= every:
                 break
-            if read and read + frequency > POSTINGS_BUDGET:
+            over_term = read and read + frequency > POSTINGS_BUDGET
+            if over_term or budget.words <= 0 or (budget.postings < frequency and read):
                 self.unread = max(self.unread, len(expansions) - n)
                 break
             ids.update(_posting_ids(reader.postings(field, btext)))
             read += frequency
+            budget.postings -= frequency
+            budget.words -= 1
         if not ids:
             return NullMatcher()
         return ListMatcher(sorted(ids), all_weights=float(self.boost))  # type: ignore[attr-defined]
@@ -157,14 +200,40 @@ def bound_notices(parsed: Any) -> list[str]:
     return list(notices)
 
 
-def _without_andnot(query: Any) -> Any:
-    """`a -b` parses to AndNot(a, b), whose matcher returns excluded documents in some segment layouts
-    (seen with whoosh3 3.54); the equivalent And([a, Not(b)]) does not."""
+def _fold_negations(query: Any) -> Any:
+    """`a -b -c` and `NOT b NOT c` as one exclusion: And([a, Not(Or([b, c]))]).
+
+    The parser gives AndNot(AndNot(a, b), c) or And([Not(b), Not(c)]): one inverse matcher per negation,
+    nested, which costs seconds with a hundred negations (each walks every document of the others); and
+    AndNot's own matcher returns excluded documents in some segment layouts (seen with whoosh3 3.54).
+    Nested Ands and Ors are flattened on the way."""
     from whoosh import query as wq
 
     if isinstance(query, wq.AndNot):
-        return wq.And([_without_andnot(query.a), wq.Not(_without_andnot(query.b))])
-    return query.apply(_without_andnot)
+        query = wq.And([query.a, wq.Not(query.b)], boost=query.boost)
+    if isinstance(query, (wq.And, wq.Or)) and type(query) in (wq.And, wq.Or):
+        kind = type(query)
+        flat: list[Any] = []
+        pending = list(reversed(query.subqueries))
+        while pending:  # iterative: a long chain of operators is deep
+            sub = pending.pop()
+            if isinstance(sub, wq.AndNot) and kind is wq.And:
+                pending.extend([wq.Not(sub.b), sub.a])
+            elif type(sub) is kind and sub.boost == 1.0:
+                pending.extend(reversed(sub.subqueries))
+            else:
+                flat.append(_fold_negations(sub))
+        if kind is wq.And:
+            nots = [q for q in flat if isinstance(q, wq.Not)]
+            if len(nots) > 1:
+                rest = [q for q in flat if not isinstance(q, wq.Not)]
+                flat = [*rest, wq.Not(wq.Or([n.query for n in nots]))]
+        if len(flat) == 1 and query.boost == 1.0:
+            return flat[0]
+        return kind(flat, boost=query.boost)
+    if isinstance(query, wq.Not):
+        return wq.Not(_fold_negations(query.query), boost=query.boost)
+    return query.apply(_fold_negations)
 
 
 _PLAIN_WORD = re.compile(r"[^\W_]+")
@@ -214,14 +283,33 @@ def _parse_with_parser(text: str, now: datetime) -> Any:
             basedate=now.astimezone(UTC).replace(tzinfo=None), callback=bad_dates.append, free=False
         )
     )
+    from whoosh.qparser.common import QueryParserError
+    from whoosh.qparser.dateparse import DateParseError
+
+    errors = (QueryParserError, DateParseError, ValueError, TypeError, IndexError, KeyError, OverflowError,
+              RecursionError)  # fmt: skip
     try:
         query = parser.parse(prepared)
     except Exception as exc:
-        raise QueryError(f"cannot parse the query: {exc}") from None
-    query = _constant_union(_without_andnot(query))
+        # Whoosh's date field raises Exception itself for a value it cannot read; anything else unexpected
+        # goes on to cli's handler.
+        if type(exc) is not Exception and not isinstance(exc, errors):
+            raise
+        raise _parse_error(text, exc) from None
+    query = _constant_union(_fold_negations(query))
     if bad_dates:
-        raise QueryError(
-            f"cannot read the date '{bad_dates[0]}' (try 2021-11-25, 2021-11, yesterday, "
-            "or a range like [2021-11-01 to 2021-11-30])"
-        )
+        raise QueryError(f"cannot read the date '{bad_dates[0]}' ({_DATE_HINT})")
     return query
+
+
+_NOT_A_DATE = re.compile(r"'(.*)' is not a parseable date")
+
+
+def _parse_error(text: str, exc: BaseException) -> QueryError:
+    """kb's words for what went wrong in Whoosh's parser (never Python's own message)."""
+    found = _NOT_A_DATE.search(str(exc))
+    if found:
+        return QueryError(f"cannot read the date '{found.group(1)}' ({_DATE_HINT})")
+    if _DATE_VALUE.search(text) or re.search(r"\b(created|modified):\[", text):
+        return QueryError(f"cannot read a date in the query ({_DATE_HINT})")
+    return QueryError("cannot parse the query: check its quotes, brackets, operators and field names")

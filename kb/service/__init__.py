@@ -54,6 +54,10 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'kb.service' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"kb.service.{module}"), name)
+    loaded = importlib.import_module(f"kb.service.{module}")
+    value = getattr(loaded, name)
     globals()[name] = value
+    if _WHERE.get(module) == module:
+        # Importing kb.service.search bound the submodule to the name of its use case `search`.
+        globals()[module] = getattr(loaded, module)
     return value

@@ -9,6 +9,8 @@ import difflib
 import functools
 import json
 import os
+import signal
+import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -110,7 +112,12 @@ class _Tx:
     ) -> str | None:
         """Write (bytes) or delete (None) these files and commit exactly them, all or nothing: if the
         writing or the commit fails or is interrupted, every file is put back as it was. `bulk`: many
-        files, flushed to disk together before the commit instead of one by one."""
+        files, flushed to disk together before the commit instead of one by one.
+
+        The journal in .git/ covers the whole change: a run that dies while writing or committing is
+        completed by the next command, one that dies while putting files back is put back by it. Signals
+        (Ctrl-C, SIGTERM, SIGHUP) wait while git writes the commit and act once it has landed, so a
+        commit is never followed by a roll-back that deletes what it recorded."""
         journal = self.history.git_dir / JOURNAL
         journal.write_text(json.dumps({"pid": os.getpid(), "message": message, "paths": sorted(writes)}))
         old: dict[str, bytes | None] = {}
@@ -130,12 +137,18 @@ class _Tx:
                     self.store.remove(path)
             if bulk:
                 os.sync()
-            return self.history.commit(writes.keys(), message, author_date, self.now, meanwhile=meanwhile)
         except BaseException as exc:
-            self._roll_back(old)
-            if isinstance(exc, KbError):
-                exc.message = f"{exc.message}; nothing was changed"
+            self._roll_back(old, exc)
             raise
+        head = self.history.head()
+        with signals_deferred():
+            try:
+                return self.history.commit(writes.keys(), message, author_date, self.now, meanwhile=meanwhile)
+            except BaseException as exc:
+                if self.history.head() != head:
+                    raise  # the commit landed (git failed after writing it): nothing to put back
+                self._roll_back(old, exc)
+                raise
 
     def change_indexed(
         self, writes: dict[str, bytes | None], message: str, author_date: datetime, paths: Iterable[str]
@@ -161,17 +174,56 @@ class _Tx:
             warnings = _reindex_paths(self, paths)
         return commit, warnings
 
-    def _roll_back(self, old: dict[str, bytes | None]) -> None:
-        import contextlib
+    def _roll_back(self, old: dict[str, bytes | None], exc: BaseException) -> None:
+        """Put the files back as they were (as committed at HEAD: outside edits were committed first).
+        The journal says so first, so that a run killed meanwhile is put back, not completed."""
+        with signals_deferred():
+            journal = self.history.git_dir / JOURNAL
+            with contextlib.suppress(OSError):
+                journal.write_text(json.dumps({"pid": os.getpid(), "rollback": True, "paths": sorted(old)}))
+            for path, data in old.items():
+                with contextlib.suppress(KbError, OSError):
+                    if data is None:
+                        self.store.remove(path)
+                    else:
+                        self.store.write_atomic(path, data)
+            with contextlib.suppress(KbError, OSError):
+                self.history._git("reset", "-q", "--", *old)
+            with contextlib.suppress(OSError):
+                journal.write_text(json.dumps({"pid": os.getpid()}))
+        if isinstance(exc, KbError):
+            exc.message = f"{exc.message}; nothing was changed"
 
-        for path, data in old.items():
-            with contextlib.suppress(Exception):
-                if data is None:
-                    self.store.remove(path)
-                else:
-                    self.store.write_atomic(path, data)
-        with contextlib.suppress(Exception):
-            self.history._git("reset", "-q", "--", *old)
+
+_DEFERRED_SIGNALS = tuple(
+    sig
+    for sig in (getattr(signal, name, None) for name in ("SIGINT", "SIGTERM", "SIGHUP"))
+    if sig is not None
+)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP wait until the block is done, then act as they would have (a child
+    process such as git still gets them from a terminal). Only the main thread can hold signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous: dict[int, Any] = {}
+
+    def hold(signum: int, frame: Any) -> None:
+        caught.append(signum)
+
+    for sig in _DEFERRED_SIGNALS:
+        previous[sig] = signal.signal(sig, hold)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for sig in dict.fromkeys(caught):
+            signal.raise_signal(sig)
 
 
 @contextlib.contextmanager
@@ -199,8 +251,9 @@ def _transaction(
         dead_run = journal.exists()
         recovered = _recover_journal(tx, journal)
         # Temp files exist only while a change is being written: in notes/ only a run that died (and
-        # left its journal) can have left one. The small folders are always looked at.
-        tx.store.remove_temp_files(everywhere=dead_run)
+        # left its journal) can have left one, or one that was interrupted (git status reports those,
+        # see _commit_external). The small folders are always looked at.
+        tx.store.remove_temp_files(everywhere=dead_run or not history.has_commits())
         _ensure_layout(tx, settings)
         pending = tx.history.pending_later(_watched(tx.store))
         if scan:
@@ -228,9 +281,15 @@ def _recover_journal(tx: _Tx, journal: Path) -> tuple[str, ...]:
         data = json.loads(journal.read_text())
     except (OSError, ValueError):
         data = {}
+    if not isinstance(data, dict):
+        data = {}
     paths = [p for p in data.get("paths", []) if isinstance(p, str)]
     message = data.get("message")
     _wait_for_git_processes(tx.root)
+    if paths and data.get("rollback") is True:
+        _put_back(tx, paths)
+        journal.unlink(missing_ok=True)
+        return tuple(p for p in paths if p.startswith(NOTES_DIR + "/"))
     if paths and isinstance(message, str):
         pending = {c.path for c in tx.history.pending(paths)}
         if pending:
@@ -249,6 +308,19 @@ def _watched(store: Store) -> list[str]:
     if store.layout.in_place:
         return [store.layout.notes or ".", ".gitignore", SETTINGS_FILE]
     return [NOTES_DIR, ATTACHMENTS_DIR, ".gitignore", SETTINGS_FILE]
+
+
+def _put_back(tx: _Tx, paths: list[str]) -> None:
+    """Finish a roll-back that a killed run had begun: every path as it is at HEAD (absent if it is not
+    there), staged as at HEAD."""
+    committed = tx.history.read_blobs([f"HEAD:{p}" for p in paths]) if tx.history.has_commits() else []
+    for path, data in zip(paths, committed or [None] * len(paths), strict=True):
+        if data is None:
+            tx.store.remove(path)
+        elif not tx.store.exists(path) or tx.store.read(path) != data:
+            tx.store.write_atomic(path, data)
+    with contextlib.suppress(KbError):
+        tx.history._git("reset", "-q", "--", *paths)
 
 
 def _wait_for_git_processes(root: Path, timeout: float = 10.0) -> None:
@@ -345,10 +417,18 @@ def _commit_external(tx: _Tx, pending: list[Any]) -> tuple[tuple[str, ...], tupl
     own revision first. Returns their labels and paths."""
     store = tx.store
     own = (".gitignore", SETTINGS_FILE)
-    changes = sorted(pending, key=lambda c: c.path)
-    if store.layout.in_place:
-        changes = [c for c in changes if c.path in own or store.is_note_path(c.path)]
-    changes = [c for c in changes if not c.path.rsplit("/", 1)[-1].startswith(TEMP_PREFIX)]
+    changes = []
+    for change in sorted(pending, key=lambda c: c.path):
+        if Path(change.path).name.startswith(TEMP_PREFIX):
+            # A temp file of an interrupted kb run (we hold the lock, so none is being written): never
+            # committed, removed.
+            with contextlib.suppress(OSError):
+                if change.status == "??" and not (tx.root / change.path).is_symlink():
+                    (tx.root / change.path).unlink()
+            continue
+        if store.layout.in_place and change.path not in own and not store.is_note_path(change.path):
+            continue
+        changes.append(change)
     if not changes:
         return (), ()
     labels = [title_from_path(change.path) for change in changes]

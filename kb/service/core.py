@@ -48,6 +48,8 @@ from kb.service.base import (
 )
 from kb.store import Store
 
+LARGE_NOTE_BYTES = 10 * 1024 * 1024  # above this a note is worth a warning: every change rewrites it whole
+
 # ---------------------------------------------------------------- results
 
 
@@ -421,6 +423,11 @@ def _save(
     moment = parse_timestamp(parsed.modified or "") or tx.now
     commit, index_warnings = tx.change_indexed(writes, message, moment, {path, new_path})
     warnings += index_warnings
+    if len(data) > LARGE_NOTE_BYTES:
+        warnings += (
+            f"{new_path} is {len(data) / 1024 / 1024:.0f} MB; every change to it rewrites and commits it "
+            "whole (consider splitting it, or moving large content to attachments/)",
+        )
     return ChangeResult(
         action,
         _info(new_path, parsed),
@@ -453,15 +460,16 @@ def edit_with_editor(root: Path, ref: str, editor: EditorFn) -> ChangeResult:
         new = parse_note(draft.text.encode("utf-8"))
         if new.problem or new.doc is None:
             raise BrokenNote(f"not saved: {new.problem}")
+        _check_edited(parsed, new)
         old_title = _info(path, parsed).title
         title = new.title or old_title
         # A note whose title was unreadable (or absent) keeps its file name when a title is written.
         renamed = parsed.title is not None and title != old_title
-        if renamed:
+        if new.title is not None and new.title != parsed.title:
             validate_title(title)
             other = _find_title(tx.store, title, except_path=path)
             if other:
-                raise NoteExists(f"a note titled '{other.title}' already exists ({other.path})")
+                raise NoteExists(f"not saved: a note titled '{other.title}' already exists ({other.path})")
         new_doc = set_fields(new.doc, {"modified": tx.stamp})
         result = _save(tx, path, new_doc.render(), old_title, renamed, False, ())
     return ChangeResult(
@@ -472,6 +480,20 @@ def edit_with_editor(root: Path, ref: str, editor: EditorFn) -> ChangeResult:
         external + tx.external,
         result.warnings,
     )
+
+
+def _check_edited(old: ParsedNote, new: ParsedNote) -> None:
+    """What the editor saved must be a note `kb add` and `kb mv` would write: a text title, and the
+    `created` it had (when it had a valid one) neither removed nor made unreadable."""
+    if any(w.startswith("'title' is not text") for w in new.warnings):
+        raise UsageError("not saved: 'title' is not text (write it as a single line of text)")
+    if old.created and parse_timestamp(old.created) is not None:
+        if not new.created:
+            raise UsageError(f"not saved: 'created' was removed (it was '{old.created}')")
+        if parse_timestamp(new.created) is None:
+            raise UsageError(
+                f"not saved: 'created' is not a valid date: {new.created!r} (it was '{old.created}')"
+            )
 
 
 def _require_kb(root: Path, ref: str) -> None:

@@ -2,8 +2,9 @@
 
 Every sync commits pending changes, fetches, integrates and pushes (never forced). Edits to different
 notes, and edits to different parts of one note, merge; `modified` is merged to the later of the two.
-When both sides changed the same lines of a note, the note keeps this machine's version and the other
-side's is saved beside it as a conflict copy; both are committed and the sync reports it. A note edited
+When both sides changed the same lines of a note, the note takes the version already synced (the other
+machine's) and this machine's is saved beside it as a conflict copy named after this machine; both are
+committed and the sync reports it. A note edited
 on one side and deleted on the other is kept, edited.
 """
 
@@ -14,18 +15,19 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from kb.errors import GitError, UsageError
+from kb.errors import GitError, KbError, UsageError
 from kb.notes import format_timestamp, parse_note, parse_timestamp, set_fields
 from kb.service.base import _free_path, _reindex_paths, _transaction, _Tx
+from kb.store import Store
 
 SYNC_MARKER = "kb-sync-merge"  # in .git/ while kb sync has a merge under way
 
 
 @dataclass(frozen=True)
 class Conflict:
-    path: str  # the note, holding this machine's version
+    path: str  # the note, holding the other machine's version
     title: str
-    copy: str | None  # the conflict copy holding the other version
+    copy: str | None  # the conflict copy holding this machine's version, named after this machine
     kind: str  # "both-edited", "edited-here-deleted-there", "deleted-here-edited-there"
 
 
@@ -47,13 +49,16 @@ def hostname() -> str:
     return os.environ.get("KB_HOSTNAME") or socket.gethostname().split(".")[0] or "other"
 
 
-def sync(root: Path, remote: str | None = None) -> SyncResult:
+def sync(root: Path, remote: str | None = None, allow_unrelated: bool = False) -> SyncResult:
+    from kb import config
     from kb.history.sync import Syncing, check_remote_url
 
+    config.sync_timeout()  # a bad $KB_SYNC_TIMEOUT is a usage error before anything happens
     if remote is not None:
         check_remote_url(remote)
     with _transaction(root) as tx:
         git = Syncing(root)
+        previous = git.remote_url()
         if remote is not None:
             git.set_remote(remote)
         url = git.remote_url()
@@ -61,9 +66,21 @@ def sync(root: Path, remote: str | None = None) -> SyncResult:
             raise UsageError("this knowledge base has no remote yet: run 'kb sync --remote URL' once")
         check_remote_url(url)
         branch = git.branch()
-        git.network("fetch", "--quiet", "--no-tags", "origin")
-        theirs = git.rev(f"refs/remotes/origin/{branch}")
-        before = git.rev("HEAD")
+        try:
+            git.network("fetch", "--quiet", "--no-tags", "--upload-pack=git-upload-pack", "origin")
+            theirs = git.rev(f"refs/remotes/origin/{branch}")
+            before = git.rev("HEAD")
+            if theirs and before and not allow_unrelated and git.merge_base(theirs, before) is None:
+                _refuse_unrelated(git, url, before, tx.store)
+        except KbError:
+            if (
+                remote is not None and previous != url
+            ):  # a URL that does not work does not replace one that did
+                if previous is None:
+                    git.remove_remote()
+                else:
+                    git.set_remote(previous)
+            raise
         conflicts: list[Conflict] = []
         action = "up-to-date"
         if theirs is None:
@@ -93,7 +110,8 @@ def sync(root: Path, remote: str | None = None) -> SyncResult:
         head = git.rev("HEAD")
         if head is not None and (theirs is None or head != theirs):
             try:
-                git.network("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}")
+                git.network("push", "--quiet", "--no-verify", "--receive-pack=git-receive-pack", "origin",
+                            f"HEAD:refs/heads/{branch}")  # fmt: skip
             except GitError as exc:
                 raise GitError(
                     f"{exc}; the remote changed meanwhile or refused: run 'kb sync' again"
@@ -114,6 +132,20 @@ def sync(root: Path, remote: str | None = None) -> SyncResult:
         return SyncResult(url, action, received, tuple(conflicts), tx.external, warnings)
 
 
+def _refuse_unrelated(git: object, url: str, head: str, store: Store) -> None:
+    """Two histories with nothing in common are two knowledge bases (or a mistyped URL): merged only when
+    asked. A knowledge base without notes yet (a new machine joining) takes the remote's as it is."""
+    from kb.history.sync import Syncing
+
+    assert isinstance(git, Syncing)
+    if git.has_notes(head, store.layout.notes or ".", store.is_note_path):
+        raise KbError(
+            f"the history of {url} has nothing in common with this knowledge base's (is the URL right?); "
+            "nothing was merged. To merge the two knowledge bases, run "
+            "'kb sync --remote URL --allow-unrelated'"
+        )
+
+
 def _resolve(tx: _Tx, git: object) -> list[Conflict]:
     """Settle every unmerged path so that nothing is lost, and stage the result."""
     from kb.history.sync import Syncing
@@ -130,10 +162,12 @@ def _resolve(tx: _Tx, git: object) -> list[Conflict]:
             if merged is not None:
                 target.write_bytes(merged)
                 continue
-            target.write_bytes(ours)
-            copy = _conflict_copy(tx, path, theirs)
+            # The note stays as the other machines have it; this machine's text goes beside it, in a
+            # copy named after this machine (the one name kb knows for sure).
+            target.write_bytes(theirs)
+            copy = _conflict_copy(tx, path, ours)
             staged.add(copy)
-            conflicts.append(Conflict(path, _title(path, ours), copy, "both-edited"))
+            conflicts.append(Conflict(path, _title(path, theirs), copy, "both-edited"))
         elif ours is not None:  # deleted there, kept (and edited) here
             target.write_bytes(ours)
             conflicts.append(Conflict(path, _title(path, ours), None, "edited-here-deleted-there"))
@@ -180,14 +214,14 @@ def _merge_note(git: object, base: bytes | None, ours: bytes, theirs: bytes) -> 
     return git.merge_texts(texts[1], texts[0], texts[2])
 
 
-def _conflict_copy(tx: _Tx, path: str, theirs: bytes) -> str:
-    """The other side's version as a note of its own, titled so that it says what it is."""
-    parsed = parse_note(theirs)
+def _conflict_copy(tx: _Tx, path: str, ours: bytes) -> str:
+    """This machine's version as a note of its own, titled so that it says what it is and whose it is."""
+    parsed = parse_note(ours)
     title = parsed.title_for(path)
     label = f"{title} (conflict {format_timestamp(tx.now)[:10]} {hostname()})"
-    data = theirs
+    data = ours
     if parsed.doc is not None and not parsed.problem:
         data = set_fields(parsed.doc, {"title": label}).render().encode("utf-8")
-    copy = _free_path(tx.store, label)
+    copy = _free_path(tx.store, label, folder=tx.store.layout.folder_of(path))
     tx.store.write_atomic(copy, data)
     return copy
