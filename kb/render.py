@@ -551,10 +551,12 @@ def imported(result: Any, json: bool) -> int:
                 "folders": result.folders,
                 "history_revisions": result.revisions,
                 "left_out": list(result.left_out),
+                "warnings": list(result.warnings),
                 "items": [i.to_json() for i in result.items],
             }
         )
         return status
+    warnings(result.warnings)
     for item in result.items:
         if item.status == "skipped":
             warnings([f"skipped {item.source}: {item.reason}"])

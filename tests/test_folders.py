@@ -299,3 +299,19 @@ def test_import_of_a_folder_with_a_notes_subfolder_is_not_taken_for_notable(kb, 
     vault = make_vault(tmp_path / "vault", repo=False)
     data = json.loads(kb("import", str(vault), "--json").stdout)
     assert data["imported"] == 7
+
+
+def test_import_warns_of_what_it_cannot_read(kb, root, tmp_path):
+    loose = tmp_path / "odd.md"
+    loose.write_text("---\ntitle: [not, text]\ncreated: 2024-02-30\n---\n\n# Odd\n")
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "bad-date.md").write_text("---\nmodified: someday\n---\nbody\n")
+    r = kb("import", str(loose), str(vault), "--json")
+    assert r.exit_code == 0, r.stderr
+    found = json.loads(r.stdout)["warnings"]
+    assert any("odd.md" in w and "'title' is not text" in w for w in found)
+    assert any("odd.md" in w and "'created' is not a valid date" in w for w in found)
+    assert any("bad-date.md" in w and "'modified' is not a valid date" in w for w in found)
+    r = kb("import", str(loose), str(vault))
+    assert "Warning:" in r.stderr and "not a valid date" in r.stderr

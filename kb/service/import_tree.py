@@ -60,6 +60,7 @@ class TreeResult:
     folders: set[str] = field(default_factory=set)
     revisions: int = 0
     left_out: list[str] = field(default_factory=list)  # other files: not Markdown, not linked from a note
+    warnings: list[str] = field(default_factory=list)  # what kb cannot read in an imported note
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,9 @@ def import_tree(
         if parsed is not None and parsed.problem and parsed.problem.startswith("binary"):
             result.items.append(ImportItem(str(full), "skipped", reason=f"{parsed.problem}: not a text note"))
             continue
+        if parsed is not None:
+            found = ([parsed.problem] if parsed.problem else []) + list(parsed.warnings)
+            result.warnings.extend(f"{full}: {w} (imported as it is)" for w in found)
         if is_note and not history:
             raw = _with_dates(raw, dates.get(rel) or _file_times(full))
         title = parsed.title_for(rel) if parsed is not None else None

@@ -46,6 +46,7 @@ class ImportResult:
     revisions: int = 0  # commits brought from the sources' git histories (--history)
     left_out: tuple[str, ...] = ()  # files that are neither notes nor linked from one: not copied
     notes_root: str = ""  # where the notes went ("notes/" or the knowledge base itself)
+    warnings: tuple[str, ...] = ()  # what could not be read in imported notes (non-text titles, bad dates)
 
     def count(self, status: str) -> int:
         return sum(1 for item in self.items if item.status == status)
@@ -58,6 +59,7 @@ class _Candidate:
     created: str
     modified: str
     data: bytes  # the text to store: the file, with the front matter it lacked added
+    warnings: tuple[str, ...] = ()  # what of its front matter could not be read
 
 
 def _collect(sources: Sequence[str]) -> tuple[list[Path], list[Path], list[ImportItem], list[Path]]:
@@ -116,13 +118,7 @@ def _candidate(path: Path) -> _Candidate | ImportItem:
     parsed = parse_note(raw)
     if parsed.problem or parsed.doc is None:
         return ImportItem(str(path), "skipped", reason=parsed.problem or "cannot be read")
-    title = parsed.title
-    if not title:
-        for line in parsed.body.splitlines():
-            if line.startswith("# ") and line[2:].strip():
-                title = line[2:].strip()
-                break
-    title = title or title_from_stem(path.stem)
+    title = parsed.title or parsed.heading or title_from_stem(path.stem)
     try:
         title = validate_title(title)
     except UsageError as exc:
@@ -145,7 +141,10 @@ def _candidate(path: Path) -> _Candidate | ImportItem:
             data = set_fields(parsed.doc, updates).render().encode("utf-8")
         except KbError as exc:
             return ImportItem(str(path), "skipped", reason=str(exc))
-    return _Candidate(path, title, created, modified, data)
+    found = tuple(
+        f"{path}: {w}" + (", the file's time is used" if "date" in w else "") for w in parsed.warnings
+    )
+    return _Candidate(path, title, created, modified, data, found)
 
 
 def _key(title: str, created: str) -> tuple[str, str]:
@@ -164,6 +163,7 @@ def import_notes(
     if not sources:
         raise UsageError("name at least one file or folder to import")
     files, attachments, items, trees = _collect(sources)
+    notices: list[str] = []
     if history and not trees:
         raise UsageError("--history imports a folder that is (in) a git repository; name one")
     candidates: list[_Candidate] = []
@@ -173,6 +173,7 @@ def import_notes(
             items.append(found)
         else:
             candidates.append(found)
+            notices.extend(found.warnings)
         if progress and (done % 50 == 0 or done == len(files)):
             progress(done, len(files))
     groups: dict[tuple[str, str], list[_Candidate]] = {}
@@ -191,7 +192,7 @@ def import_notes(
             store = Store(root)
             for source in trees:
                 _dry_tree(store, source, tree)
-        return _result(items, tree, len(attachments) + tree.attachments, True, "")
+        return _result(items, tree, len(attachments) + tree.attachments, True, "", notices)
     with _transaction(root, scan=True) as tx:
         known = _known_notes(tx)
         touched: set[str] = set()
@@ -229,11 +230,16 @@ def import_notes(
             items.extend(ImportItem("(index)", "skipped", reason=w) for w in items_warnings)
         where = tx.store.prefix
     total = (copied if not dry_run else len(attachments)) + tree.attachments
-    return _result(items, tree, total, dry_run, where)
+    return _result(items, tree, total, dry_run, where, notices)
 
 
 def _result(
-    items: list[ImportItem], tree: TreeResult, attachments: int, dry_run: bool, where: str
+    items: list[ImportItem],
+    tree: TreeResult,
+    attachments: int,
+    dry_run: bool,
+    where: str,
+    notices: list[str] | None = None,
 ) -> ImportResult:
     return ImportResult(
         tuple(items + tree.items),
@@ -243,6 +249,7 @@ def _result(
         revisions=tree.revisions,
         left_out=tuple(tree.left_out),
         notes_root=where,
+        warnings=tuple((notices or []) + tree.warnings),
     )
 
 
