@@ -90,7 +90,7 @@ def _keyed(parts: list[tuple[str, int, list[str]]]) -> dict[tuple[str, int], tup
     return keyed
 
 
-def _counts(a: Sequence[str], b: Sequence[str]) -> tuple[int, int]:
+def shortest_counts(a: Sequence[str], b: Sequence[str]) -> tuple[int, int]:
     """Lines added and removed from a to b in a shortest diff (Myers' O((N+M)D) algorithm: fast when
     two versions differ in a few lines, as revisions of a note mostly do; difflib took 4-8 ms per pair of
     500-line notes, seconds for a log of 200 revisions)."""
@@ -143,7 +143,7 @@ def section_changes(a_body: str, b_body: str) -> list[SectionChange]:
         if key not in a:
             changes.append(SectionChange(key[0], level, "added", len([x for x in lines if x.strip()]), 0))
         elif a[key][1] != lines:
-            added, removed = _counts(a[key][1], lines)
+            added, removed = shortest_counts(a[key][1], lines)
             changes.append(SectionChange(key[0], level, "changed", added, removed))
     for key, (level, lines) in a.items():
         if key not in b:
@@ -221,7 +221,7 @@ def _line(mark: str, line: str) -> str:
 
 def line_counts(a: bytes, b: bytes) -> tuple[int, int]:
     """Lines added and removed from a to b."""
-    return _counts(lines_of(a.decode("utf-8", "replace")), lines_of(b.decode("utf-8", "replace")))
+    return shortest_counts(lines_of(a.decode("utf-8", "replace")), lines_of(b.decode("utf-8", "replace")))
 
 
 def note_diff(a: bytes, b: bytes, a_path: str, b_path: str, a_label: str, b_label: str) -> NoteDiff:
@@ -232,7 +232,9 @@ def note_diff(a: bytes, b: bytes, a_path: str, b_path: str, a_label: str, b_labe
         for key in dict.fromkeys([*a_fields, *b_fields])
         if a_fields.get(key) != b_fields.get(key)
     ]
-    added, removed = _counts(lines_of(a.decode("utf-8", "replace")), lines_of(b.decode("utf-8", "replace")))
+    added, removed = shortest_counts(
+        lines_of(a.decode("utf-8", "replace")), lines_of(b.decode("utf-8", "replace"))
+    )
     return NoteDiff(
         a_label=a_label,
         b_label=b_label,

@@ -146,7 +146,7 @@ def settings_text(layout: Layout) -> str:
     )
 
 
-def _has_markdown(root: Path, skip: frozenset[str]) -> bool:
+def has_markdown(root: Path, skip: frozenset[str]) -> bool:
     """Any Markdown file under `root` outside dot-folders and the top-level folders in `skip`."""
     seen = 0
     stack = [(root, True)]
@@ -203,11 +203,11 @@ def detect(root: Path) -> Layout:
         _check_inside(root, NOTABLE_NOTES)
         if notes.is_dir():
             skip = frozenset({NOTABLE_NOTES, INDEX_DIR, ATTACHMENTS_DIR})
-            if _has_markdown(root, skip):
+            if has_markdown(root, skip):
                 layout = Layout("", (), "Markdown files outside notes/")
             else:
                 layout = Layout(NOTABLE_NOTES, (), "a notes/ folder (Notable's layout)")
-        elif root.is_dir() and _has_markdown(root, frozenset({INDEX_DIR})):
+        elif root.is_dir() and has_markdown(root, frozenset({INDEX_DIR})):
             layout = Layout("", (), "Markdown files in the folder")
         else:
             layout = Layout(NOTABLE_NOTES, (), "a new knowledge base (Notable's layout)")

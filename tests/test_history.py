@@ -410,10 +410,10 @@ def _lcs(a: list[str], b: list[str]) -> int:
     st.lists(st.sampled_from(["a\n", "b\n", "\n", "c"]), max_size=14),
 )
 def test_line_counts_are_those_of_a_shortest_diff(a, b):
-    from kb.diff import _counts
+    from kb.diff import shortest_counts
 
     common = _lcs(a, b)
-    assert _counts(a, b) == (len(b) - common, len(a) - common)
+    assert shortest_counts(a, b) == (len(b) - common, len(a) - common)
 
 
 # ---------------------------------------------------------------- the revision cache
@@ -422,7 +422,7 @@ def test_line_counts_are_those_of_a_shortest_diff(a, b):
 @contextlib.contextmanager
 def _cache_off(monkeypatch):
     """History read from git alone, as when the revision cache cannot be used."""
-    from kb.revcache import CacheUnavailable, RevisionCache
+    from kb.history.revcache import CacheUnavailable, RevisionCache
 
     def unavailable(self, head):
         raise CacheUnavailable("off")

@@ -376,15 +376,15 @@ def test_recall_oracle(kb, root):
 def test_plain_words_are_parsed_as_the_parser_would(text):
     from datetime import UTC, datetime
 
-    from kb.index.query import _parse_with_parser, _plain_query
+    from kb.index.query import parse_with_parser, plain_query
 
-    fast = _plain_query(text)
+    fast = plain_query(text)
     assert fast is not None
-    assert fast == _parse_with_parser(text, datetime.now(UTC))
+    assert fast == parse_with_parser(text, datetime.now(UTC))
 
 
 @pytest.mark.parametrize("text", ["a AND b", "title:x", '"a b"', "x*", "-x", "e.g", "snake_case", "a~"])
 def test_anything_else_goes_to_the_parser(text):
-    from kb.index.query import _plain_query
+    from kb.index.query import plain_query
 
-    assert _plain_query(text) is None
+    assert plain_query(text) is None

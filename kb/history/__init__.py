@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from kb.errors import GitError, RepositoryStateError
-from kb.revcache import FIELD, RECORD, CacheUnavailable, RevisionCache, Row
+from kb.history.revcache import FIELD, RECORD, CacheUnavailable, RevisionCache, Row
 
 FALLBACK_NAME = "kb"
 FALLBACK_EMAIL = "kb@localhost"
@@ -178,7 +178,7 @@ class _Repository:
         def result() -> list[Change]:
             stdout, stderr = proc.communicate()
             if proc.returncode != 0:
-                raise GitError(f"git status failed: {_last_line(stderr.decode('utf-8', 'replace'))}")
+                raise GitError(f"git status failed: {last_line(stderr.decode('utf-8', 'replace'))}")
             return _changes(stdout.decode("utf-8", "replace"))
 
         return result
@@ -215,8 +215,8 @@ class _Repository:
         if not staged:
             return None
         env = dict(self._identity())
-        env["GIT_AUTHOR_DATE"] = _git_date(author_date)
-        env["GIT_COMMITTER_DATE"] = _git_date(committer_date)
+        env["GIT_AUTHOR_DATE"] = git_date(author_date)
+        env["GIT_COMMITTER_DATE"] = git_date(committer_date)
         # With nothing else staged, a plain commit records exactly these paths, and is about twice as fast
         # as `git commit -- paths` (which builds a second index). Anything staged by someone else stays
         # staged: then the paths are named.
@@ -236,7 +236,7 @@ class _Repository:
             meanwhile()
             _, err = proc.communicate()
             if proc.returncode != 0:
-                raise GitError(f"git commit failed: {_last_line(err.decode('utf-8', 'replace'))}")
+                raise GitError(f"git commit failed: {last_line(err.decode('utf-8', 'replace'))}")
         sha = self.head()
         if sha is None:
             raise GitError("git commit left no commit behind")
@@ -330,7 +330,7 @@ class _Repository:
     def _git_input(self, args: list[str], data: bytes | None, env: dict[str, str] | None = None) -> str:
         proc = self._run(args, data, env)
         if proc.returncode != 0:
-            raise GitError(f"git {args[0]} failed: {_last_line(proc.stderr.decode('utf-8', 'replace'))}")
+            raise GitError(f"git {args[0]} failed: {last_line(proc.stderr.decode('utf-8', 'replace'))}")
         return proc.stdout.decode("utf-8", "replace")
 
 
@@ -368,15 +368,15 @@ def _git_dir(root: Path) -> Path:
     raise GitError(f"{root} is not a git repository")
 
 
-def _bytes(value: object) -> bytes:
+def as_bytes(value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode("utf-8")
 
 
-def _git_date(moment: datetime) -> str:
+def git_date(moment: datetime) -> str:
     return f"@{int(moment.timestamp())} +0000"
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().strip("'").splitlines() if line.strip()]
     return lines[-1] if lines else "unknown error"
 
@@ -520,7 +520,7 @@ class History(_Repository):
             return []
         proc = self._run(["cat-file", "--batch"], "".join(spec + "\n" for spec in wanted).encode("utf-8"))
         if proc.returncode != 0:
-            raise GitError(f"git cat-file failed: {_last_line(proc.stderr.decode('utf-8', 'replace'))}")
+            raise GitError(f"git cat-file failed: {last_line(proc.stderr.decode('utf-8', 'replace'))}")
         out = proc.stdout
         results: list[bytes | None] = []
         pos = 0
@@ -596,7 +596,7 @@ class History(_Repository):
             self._git("read-tree", head, env=env)
             self._git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
             tree = self._git("write-tree", env=env).strip()
-        dates = {"GIT_AUTHOR_DATE": _git_date(author_date), "GIT_COMMITTER_DATE": _git_date(author_date)}
+        dates = {"GIT_AUTHOR_DATE": git_date(author_date), "GIT_COMMITTER_DATE": git_date(author_date)}
         env = {**self._identity(), **dates}
         side = self._git_input(["commit-tree", tree, "-p", head], message.encode(), env).strip()
         head_tree = self._git("rev-parse", "HEAD^{tree}").strip()

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from kb.errors import GitError
-from kb.history import GIT_ENV, History, _bytes, _git_date, _last_line, git_command
+from kb.history import GIT_ENV, History, as_bytes, git_command, git_date, last_line
 
 SAFE_SCHEMES = ("https://", "http://", "ssh://", "git://", "file://")
 
@@ -62,7 +62,7 @@ class Syncing(History):
             )
         except OSError as exc:
             raise GitError(f"cannot run git: {exc.strerror or exc}") from None
-        return subprocess.CompletedProcess(["git", *args], int(status or 0), _bytes(out), _bytes(err))
+        return subprocess.CompletedProcess(["git", *args], int(status or 0), as_bytes(out), as_bytes(err))
 
     def remote_url(self, name: str = "origin") -> str | None:
         try:
@@ -163,7 +163,7 @@ class Syncing(History):
             cwd=self.root, capture_output=True, env={**os.environ, **self._identity()},
         )  # fmt: skip
         if proc.returncode != 0 and not self.unmerged():
-            raise GitError(f"git merge failed: {_last_line(proc.stderr.decode('utf-8', 'replace'))}")
+            raise GitError(f"git merge failed: {last_line(proc.stderr.decode('utf-8', 'replace'))}")
         return proc.returncode == 0
 
     def unmerged(self) -> list[str]:
@@ -190,8 +190,8 @@ class Syncing(History):
     def commit_merge(self, message: str, moment: datetime) -> str:
         env = {
             **self._identity(),
-            "GIT_AUTHOR_DATE": _git_date(moment),
-            "GIT_COMMITTER_DATE": _git_date(moment),
+            "GIT_AUTHOR_DATE": git_date(moment),
+            "GIT_COMMITTER_DATE": git_date(moment),
         }
         self._git("commit", "-q", "--no-verify", "-m", message, env=env)
         sha = self.head()

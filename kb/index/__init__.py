@@ -1,11 +1,11 @@
 """The Whoosh index in index/: building, incremental updates, freshness, search. The schema and a note's
 fields are in kb.index.document, the query language in kb.index.query.
 
-The index is derived data: it can always be rebuilt from notes/. Next to Whoosh's files the catalog
-(kb.catalog) records, for every indexed note, the (mtime_ns, size, inode) it was indexed at; comparing that
-with notes/ tells what changed outside kb without reading unchanged files. A catalog row is written only
-after the index commit that covers it, so a failed or interrupted update simply leaves the note "changed"
-for next time.
+The index is derived data: it can always be rebuilt from the notes. Next to Whoosh's files the catalog
+(kb.index.catalog) records, for every indexed note, the (mtime_ns, size, inode) it was indexed at;
+comparing that with the notes tells what changed outside kb without reading unchanged files. A catalog
+row is written only after the index commit that covers it, so a failed or interrupted update simply
+leaves the note "changed" for next time.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kb.catalog import CATALOG, Catalog, CatalogError, Entry, Signature
 from kb.errors import KbError, UsageError
+from kb.index.catalog import CATALOG, Catalog, CatalogError, Entry, Signature
 from kb.index.document import DatesFallback, document, schema, snippets_of, writable
 from kb.index.query import QueryError, body_terms, bound_notices, parse_query
 from kb.store import INDEX_DIR, Store

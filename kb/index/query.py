@@ -239,7 +239,7 @@ def _fold_negations(query: Any) -> Any:
 _PLAIN_WORD = re.compile(r"[^\W_]+")
 
 
-def _plain_query(text: str) -> Any:
+def plain_query(text: str) -> Any:
     """The query for a few plain words (the common case), built directly: the same query the parser
     gives (a test checks that), without importing Whoosh's parser (~90 ms). None for anything else."""
     words = text.split()
@@ -260,11 +260,11 @@ def _plain_query(text: str) -> Any:
 def parse_query(text: str, now: datetime) -> Any:
     """Parse kb's query language into a Whoosh query, or raise QueryError."""
     _check_syntax(text)
-    plain = _plain_query(text)
-    return plain if plain is not None else _parse_with_parser(text, now)
+    plain = plain_query(text)
+    return plain if plain is not None else parse_with_parser(text, now)
 
 
-def _parse_with_parser(text: str, now: datetime) -> Any:
+def parse_with_parser(text: str, now: datetime) -> Any:
     from whoosh import qparser
     from whoosh.qparser.dateparse import DateParserPlugin
 

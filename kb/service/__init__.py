@@ -17,7 +17,7 @@ _WHERE = {
     "ImportResult": "importing",
     "InitResult": "core",
     "ListResult": "core",
-    "NoteInfo": "base",
+    "NoteInfo": "lookup",
     "NoteLog": "revisions",
     "RecentLog": "revisions",
     "ReindexResult": "search",

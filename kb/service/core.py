@@ -33,19 +33,8 @@ from kb.notes import (
     validate_text,
     validate_title,
 )
-from kb.service.base import (
-    NoteInfo,
-    _all_notes,
-    _find_title,
-    _free_path,
-    _info,
-    _load,
-    _reindex_paths,
-    _resolve,
-    _transaction,
-    _Tx,
-    recover,
-)
+from kb.service.lookup import NoteInfo, all_notes, find_title, free_path, load_note, note_info, resolve_note
+from kb.service.transaction import Transaction, recover, reindex_paths, transaction
 from kb.store import Store
 
 LARGE_NOTE_BYTES = 10 * 1024 * 1024  # above this a note is worth a warning: every change rewrites it whole
@@ -119,9 +108,9 @@ EditorFn = Callable[[str, str], Draft]  # (initial text, file stem) -> the edite
 def show(root: Path, ref: str) -> ShowResult:
     recover(root)
     store = Store(root)
-    path = _resolve(store, ref)
-    raw, parsed = _load(store, path)
-    return ShowResult(_info(path, parsed), raw, parsed.body, dict(parsed.extra))
+    path = resolve_note(store, ref)
+    raw, parsed = load_note(store, path)
+    return ShowResult(note_info(path, parsed), raw, parsed.body, dict(parsed.extra))
 
 
 def list_notes(
@@ -129,7 +118,7 @@ def list_notes(
 ) -> ListResult:
     recover(root)
     store = Store(root)
-    infos, warnings = _all_notes(store)
+    infos, warnings = all_notes(store)
     if folder is not None:
         wanted_folder = clean_folder(folder)
         if wanted_folder:
@@ -158,7 +147,7 @@ def list_notes(
 
 def tags(root: Path) -> TagsResult:
     recover(root)
-    infos, warnings = _all_notes(Store(root))
+    infos, warnings = all_notes(Store(root))
     counts: dict[str, int] = {}
     for info in infos:
         expanded: set[str] = set()
@@ -187,7 +176,7 @@ def init(root: Path, progress: Callable[[int, int], None] | None = None) -> Init
     if layout is not None and layout.in_place and not (root / SETTINGS_FILE).exists():
         settings = settings_text(layout).encode("utf-8")
     history = _count_commits(root) if existed else 0
-    with _transaction(root, explicit_init=True, settings=settings) as tx:
+    with transaction(root, explicit_init=True, settings=settings) as tx:
         notes = tx.store.list_notes().paths
         folders = {tx.store.layout.folder_of(p) for p in notes} - {""}
         head = tx.history.head()
@@ -255,15 +244,15 @@ def add(
     where = clean_folder(folder)
     if body is not None:
         validate_text(body)
-    with _transaction(root, scan=True) as tx:
-        existing = _find_title(tx.store, title, folder=where)
+    with transaction(root, scan=True) as tx:
+        existing = find_title(tx.store, title, folder=where)
         if existing:
             raise NoteExists(f"a note titled '{existing.title}' already exists ({existing.path})")
-        path = _free_path(tx.store, title, folder=where)
+        path = free_path(tx.store, title, folder=where)
         tx.store.abs(path)  # inside the notes root, not hidden
         text = new_note_text(title, tag_list, tx.stamp, tx.stamp, _initial_body(title, body))
         commit, warnings = tx.change_indexed({path: text.encode("utf-8")}, f"Add: {title}", tx.now, [path])
-        info = _info(path, parse_note(text.encode("utf-8")))
+        info = note_info(path, parse_note(text.encode("utf-8")))
         return ChangeResult("add", info, commit, external=tx.external, warnings=warnings)
 
 
@@ -273,7 +262,7 @@ def add_with_editor(
     title = validate_title(title)
     _clean_tags(tags)
     where = clean_folder(folder)
-    existing = _find_title(Store(root), title, folder=where) if root.is_dir() else None
+    existing = find_title(Store(root), title, folder=where) if root.is_dir() else None
     if existing:
         raise NoteExists(f"a note titled '{existing.title}' already exists ({existing.path})")
     template = f"# {title}\n\n"
@@ -332,12 +321,12 @@ def edit(
     adding = _clean_tags(add_tags)
     removing = _clean_tags(remove_tags)
     _require_kb(root, ref)
-    with _transaction(root, scan=new_title is not None) as tx:
-        path = _resolve(tx.store, ref)
-        _, parsed = _load(tx.store, path)
+    with transaction(root, scan=new_title is not None) as tx:
+        path = resolve_note(tx.store, ref)
+        _, parsed = load_note(tx.store, path)
         parsed = _editable(path, parsed)
         assert parsed.doc is not None
-        old = _info(path, parsed)
+        old = note_info(path, parsed)
         doc = parsed.doc
         nl = doc.newline
         sep, content = _body_parts(doc.body)
@@ -369,7 +358,7 @@ def edit(
         renamed = new_title is not None and new_title != old.title
         if renamed:
             folder = tx.store.layout.folder_of(path)
-            other = _find_title(tx.store, new_title or "", except_path=path, folder=folder)
+            other = find_title(tx.store, new_title or "", except_path=path, folder=folder)
             if other:
                 raise NoteExists(f"a note titled '{other.title}' already exists ({other.path})")
             # A file that takes its title from its name or heading (a vault's notes) is renamed without
@@ -380,7 +369,7 @@ def edit(
 
         new_doc = replace(doc, body=sep + content)
         if not updates and new_doc.render() == doc.render():
-            warnings.extend(_reindex_paths(tx, []) if tx.external_paths else ())
+            warnings.extend(reindex_paths(tx, []) if tx.external_paths else ())
             return ChangeResult("unchanged", old, None, external=tx.external, warnings=tuple(warnings))
         updates["modified"] = tx.stamp
         new_doc = set_fields(new_doc, updates)
@@ -397,7 +386,7 @@ def _with_newline(text: str, nl: str) -> str:
 
 
 def _save(
-    tx: _Tx,
+    tx: Transaction,
     path: str,
     text: str,
     old_title: str,
@@ -410,7 +399,7 @@ def _save(
     parsed = parse_note(data)
     title = new_title if renamed and new_title else parsed.title_for(path)
     folder = tx.store.layout.folder_of(path)
-    new_path = _free_path(tx.store, title, except_path=path, folder=folder) if renamed else path
+    new_path = free_path(tx.store, title, except_path=path, folder=folder) if renamed else path
     writes: dict[str, bytes | None] = {new_path: data}
     if new_path != path:
         writes[path] = None
@@ -430,7 +419,7 @@ def _save(
         )
     return ChangeResult(
         action,
-        _info(new_path, parsed),
+        note_info(new_path, parsed),
         commit,
         renamed_from=path if new_path != path else None,
         external=tx.external,
@@ -441,9 +430,9 @@ def _save(
 def edit_with_editor(root: Path, ref: str, editor: EditorFn) -> ChangeResult:
     """The whole file in the editor; saved only if the editor succeeds and the text changed."""
     _require_kb(root, ref)
-    with _transaction(root) as tx:
-        path = _resolve(tx.store, ref)
-        raw, parsed = _load(tx.store, path)
+    with transaction(root) as tx:
+        path = resolve_note(tx.store, ref)
+        raw, parsed = load_note(tx.store, path)
         external = tx.external
     if parsed.doc is None:
         raise BrokenNote(f"cannot edit {path}: {parsed.problem}")
@@ -451,8 +440,8 @@ def edit_with_editor(root: Path, ref: str, editor: EditorFn) -> ChangeResult:
     draft = editor(before, Path(path).stem)
     if draft.text == before:
         draft.discard()
-        return ChangeResult("unchanged", _info(path, parsed), None, external=external)
-    with _keeping(draft), _transaction(root) as tx:
+        return ChangeResult("unchanged", note_info(path, parsed), None, external=external)
+    with _keeping(draft), transaction(root) as tx:
         if not tx.store.exists(path):
             raise KbError(f"{path} was deleted while you were editing it; nothing saved")
         if tx.store.read(path) != raw:
@@ -461,13 +450,13 @@ def edit_with_editor(root: Path, ref: str, editor: EditorFn) -> ChangeResult:
         if new.problem or new.doc is None:
             raise BrokenNote(f"not saved: {new.problem}")
         _check_edited(parsed, new)
-        old_title = _info(path, parsed).title
+        old_title = note_info(path, parsed).title
         title = new.title or old_title
         # A note whose title was unreadable (or absent) keeps its file name when a title is written.
         renamed = parsed.title is not None and title != old_title
         if new.title is not None and new.title != parsed.title:
             validate_title(title)
-            other = _find_title(tx.store, title, except_path=path)
+            other = find_title(tx.store, title, except_path=path)
             if other:
                 raise NoteExists(f"not saved: a note titled '{other.title}' already exists ({other.path})")
         new_doc = set_fields(new.doc, {"modified": tx.stamp})
@@ -508,10 +497,10 @@ def move(root: Path, ref: str, destination: str) -> ChangeResult:
     if not destination.endswith(("/", ".md", ".markdown")):
         return edit(root, ref, title=destination)
     _require_kb(root, ref)
-    with _transaction(root, scan=True) as tx:
+    with transaction(root, scan=True) as tx:
         store = tx.store
-        path = _resolve(store, ref)
-        raw, parsed = _load(store, path)
+        path = resolve_note(store, ref)
+        raw, parsed = load_note(store, path)
         name = path.rsplit("/", 1)[-1]
         if destination.endswith("/"):
             target = f"{store.prefix}{_join(clean_folder(destination), name)}"
@@ -522,14 +511,14 @@ def move(root: Path, ref: str, destination: str) -> ChangeResult:
             target = f"{store.prefix}{_join(clean_folder(folder), file_name)}"
         store.abs(target)
         if target == path:
-            return ChangeResult("unchanged", _info(path, parsed), None, external=tx.external)
+            return ChangeResult("unchanged", note_info(path, parsed), None, external=tx.external)
         if store.exists(target) and title_key(target) != title_key(path):
             raise NoteExists(f"{target} already exists")
         taken = {title_key(p) for p in store.scan()[0]}
         if title_key(target) in taken and title_key(target) != title_key(path):
             raise NoteExists(f"{target} already exists (its name differs only in case)")
-        info = _info(target, parsed)
-        message = f"Move: {_info(path, parsed).title} ({path} -> {target})\n\nKb-Renamed-From: {path}"
+        info = note_info(target, parsed)
+        message = f"Move: {note_info(path, parsed).title} ({path} -> {target})\n\nKb-Renamed-From: {path}"
         moment = tx.now
         commit, warnings = tx.change_indexed({target: raw, path: None}, message, moment, {path, target})
         return ChangeResult("move", info, commit, renamed_from=path, external=tx.external, warnings=warnings)
@@ -541,9 +530,9 @@ def _join(folder: str, name: str) -> str:
 
 def remove(root: Path, ref: str) -> ChangeResult:
     _require_kb(root, ref)
-    with _transaction(root) as tx:
-        path = _resolve(tx.store, ref)
-        _, parsed = _load(tx.store, path)
-        info = _info(path, parsed)
+    with transaction(root) as tx:
+        path = resolve_note(tx.store, ref)
+        _, parsed = load_note(tx.store, path)
+        info = note_info(path, parsed)
         commit, warnings = tx.change_indexed({path: None}, f"Delete: {info.title}", tx.now, [path])
         return ChangeResult("delete", info, commit, external=tx.external, warnings=warnings)

@@ -23,7 +23,7 @@ from urllib.parse import unquote
 from kb.errors import KbError
 from kb.layout import MARKDOWN_SUFFIXES, SETTINGS_FILE, Layout, read_settings
 from kb.notes import format_timestamp, parse_note, parse_timestamp, set_fields, title_key
-from kb.service.base import _Tx
+from kb.service.transaction import Transaction
 
 ATTACHMENT_FOLDERS = frozenset({"attachments", "assets", "_resources", "images", "media", "files", "img"})
 _WIKI = re.compile(r"\[\[([^\]|#^\n]+)")
@@ -74,9 +74,9 @@ class SourceFiles:
 
 def is_notable_dir(path: Path) -> bool:
     """Exactly Notable's data directory: `notes/` (+ `attachments/`), with no Markdown anywhere else."""
-    from kb.layout import _has_markdown
+    from kb.layout import has_markdown
 
-    return (path / "notes").is_dir() and not _has_markdown(path, frozenset({"notes", "attachments"}))
+    return (path / "notes").is_dir() and not has_markdown(path, frozenset({"notes", "attachments"}))
 
 
 def scan_source(root: Path) -> SourceFiles:
@@ -241,7 +241,7 @@ def _unsafe_name(rel: str) -> str | None:
 
 
 def import_tree(
-    tx: _Tx,
+    tx: Transaction,
     source: Path,
     result: TreeResult,
     *,
@@ -325,7 +325,7 @@ def import_tree(
     if batch:
         count = sum(1 for p in batch if p.endswith(MARKDOWN_SUFFIXES))
         message = f"Import: {count} notes and {len(batch) - count} attachments from {source.name or source}"
-        from kb.service.base import DATED_BY_MODIFIED
+        from kb.service.transaction import DATED_BY_MODIFIED
 
         tx.change(batch, f"{message}\n\n{DATED_BY_MODIFIED}", tx.now, bulk=True)
     for target, raw, item in later:
@@ -336,7 +336,7 @@ def import_tree(
 
 
 def _replay(
-    tx: _Tx, source: Path, files: SourceFiles, progress: Callable[[int, int], None] | None = None
+    tx: Transaction, source: Path, files: SourceFiles, progress: Callable[[int, int], None] | None = None
 ) -> int:
     """The source repository's commits, oldest first, each as one commit of the files it changed among
     those being imported, with its author date and subject. Returns how many commits were made."""
@@ -361,7 +361,7 @@ def _replay(
     )  # fmt: skip
     if out is None:
         raise KbError(f"--history: cannot read the history of {source}")
-    from kb.revcache import parse_log
+    from kb.history.revcache import parse_log
 
     made = 0
     store = tx.store

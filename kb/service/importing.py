@@ -27,8 +27,9 @@ from kb.notes import (
     title_key,
     validate_title,
 )
-from kb.service.base import DATED_BY_MODIFIED, _all_notes, _free_path, _reindex_paths, _transaction, _Tx
 from kb.service.import_tree import ImportItem, TreeResult, import_tree, is_notable_dir
+from kb.service.lookup import all_notes, free_path
+from kb.service.transaction import DATED_BY_MODIFIED, Transaction, reindex_paths, transaction
 
 __all__ = ["ImportItem", "ImportResult", "import_notes"]
 from kb.store import ATTACHMENTS_DIR, NOTES_DIR
@@ -193,7 +194,7 @@ def import_notes(
             for source in trees:
                 _dry_tree(store, source, tree)
         return _result(items, tree, len(attachments) + tree.attachments, True, "", notices)
-    with _transaction(root, scan=True) as tx:
+    with transaction(root, scan=True) as tx:
         known = _known_notes(tx)
         touched: set[str] = set()
         taken = _taken_names(tx)
@@ -206,7 +207,7 @@ def import_notes(
             )
             if len(group) == 1 and key not in known and not dry_run and not known.titled(key[0]):
                 c = group[0]
-                target = _free_path(tx.store, c.title, taken=taken)
+                target = free_path(tx.store, c.title, taken=taken)
                 batch[target] = c.data
                 known.add(key, target, c.title)
                 touched.add(target)
@@ -226,7 +227,7 @@ def import_notes(
                 )
             touched.update(i.path for i in tree.items if i.path and i.status in ("imported", "revised"))
         if touched and not dry_run:
-            items_warnings = _reindex_paths(tx, touched)
+            items_warnings = reindex_paths(tx, touched)
             items.extend(ImportItem("(index)", "skipped", reason=w) for w in items_warnings)
         where = tx.store.prefix
     total = (copied if not dry_run else len(attachments)) + tree.attachments
@@ -280,9 +281,9 @@ class _Known(dict[tuple[str, str], tuple[str, str]]):
         return self.by_title.get(title_key, [])
 
 
-def _known_notes(tx: _Tx) -> _Known:
+def _known_notes(tx: Transaction) -> _Known:
     """Every note already in the knowledge base, by (title, created)."""
-    infos, _ = _all_notes(tx.store)
+    infos, _ = all_notes(tx.store)
     known = _Known()
     for i in infos:
         if i.created and not i.problem:
@@ -290,26 +291,26 @@ def _known_notes(tx: _Tx) -> _Known:
     return known
 
 
-def _taken_names(tx: _Tx) -> set[str]:
+def _taken_names(tx: Transaction) -> set[str]:
     try:
         return {title_key(name) for name in os.listdir(tx.store.notes)}
     except OSError:
         return set()
 
 
-def _modifieds(tx: _Tx, path: str) -> set[str]:
+def _modifieds(tx: Transaction, path: str) -> set[str]:
     """The `modified` of every revision the note has had."""
-    from kb.service.revisions import _revisions
+    from kb.service.revisions import revisions_of
 
     found = set()
-    for revision in _revisions(tx.root, path):
+    for revision in revisions_of(tx.root, path):
         moment = parse_timestamp(revision.date)
         found.add(format_timestamp(moment) if moment else revision.date)
     return found
 
 
 def _import_group(
-    tx: _Tx,
+    tx: Transaction,
     key: tuple[str, str],
     group: list[_Candidate],
     known: _Known,
@@ -347,7 +348,7 @@ def _import_group(
             continue
         moment = parse_timestamp(c.modified) or tx.now
         if path is None:
-            path = _free_path(tx.store, c.title, taken=taken)
+            path = free_path(tx.store, c.title, taken=taken)
             tx.change({path: c.data}, f"Import: {c.title}", moment)
             known.add(key, path, c.title)
         else:
@@ -363,7 +364,7 @@ def _import_group(
     return items
 
 
-def _copy_attachments(tx: _Tx, attachments: list[Path], items: list[ImportItem]) -> int:
+def _copy_attachments(tx: Transaction, attachments: list[Path], items: list[ImportItem]) -> int:
     copied: list[str] = []
     target_dir = tx.root / ATTACHMENTS_DIR
     for source in attachments:

@@ -12,16 +12,9 @@ from typing import Any
 from kb.diff import NoteDiff, line_counts, note_diff
 from kb.errors import KbError, NoteExists, NoteNotFound, UsageError
 from kb.notes import parse_note, parse_timestamp, set_fields, title_from_stem, title_key
-from kb.service.base import (
-    DATED_BY_MODIFIED,
-    _find_title,
-    _free_path,
-    _info,
-    _resolve,
-    _transaction,
-    recover,
-)
 from kb.service.core import ChangeResult, ShowResult
+from kb.service.lookup import find_title, free_path, note_info, resolve_note
+from kb.service.transaction import DATED_BY_MODIFIED, recover, transaction
 from kb.store import Store
 
 MAX_RENAME_HOPS = 200
@@ -107,7 +100,7 @@ def _locate(root: Path, ref: str) -> tuple[str, bool]:
     """The note's path, and whether it exists now. A deleted note is found by its title in history."""
     store = Store(root)
     try:
-        return _resolve(store, ref), True
+        return resolve_note(store, ref), True
     except NoteNotFound as missing:
         reader = _reader(root)
         key = title_key(ref)
@@ -150,7 +143,7 @@ def _version_spec(revision: Revision) -> str:
     return revision.blob or f"{revision.commit}:{revision.path}"
 
 
-def _revisions(root: Path, path: str) -> list[Revision]:
+def revisions_of(root: Path, path: str) -> list[Revision]:
     """Every revision of the note at `path`, oldest first, following renames back through history."""
     reader = _reader(root)
     commits: list[Any] = []
@@ -217,7 +210,7 @@ def _revisions(root: Path, path: str) -> list[Revision]:
 def note_log(root: Path, ref: str) -> NoteLog:
     recover(root)
     path, exists = _locate(root, ref)
-    revisions = _revisions(root, path)
+    revisions = revisions_of(root, path)
     if not revisions:
         raise NoteNotFound(f"{path} has no revisions yet (it is not committed)")
     title = title_from_stem(Path(path).stem)
@@ -314,7 +307,7 @@ def show_revision(root: Path, ref: str, rev: str) -> ShowResult:
     revision = pick(log.revisions, rev)
     raw = _content(root, revision)
     parsed = parse_note(raw)
-    return ShowResult(_info(revision.path, parsed), raw, parsed.body, dict(parsed.extra))
+    return ShowResult(note_info(revision.path, parsed), raw, parsed.body, dict(parsed.extra))
 
 
 def diff(root: Path, ref: str, a: str | None = None, b: str | None = None) -> DiffResult:
@@ -362,11 +355,11 @@ def restore(root: Path, ref: str, rev: str) -> ChangeResult:
     old = parse_note(old_raw)
     if old.problem or old.doc is None:
         raise KbError(f"revision {revision.number} cannot be restored: {old.problem}")
-    with _transaction(root, scan=True) as tx:
+    with transaction(root, scan=True) as tx:
         current_path = log.path if tx.store.exists(log.path) else None
         current = parse_note(tx.store.read(current_path)) if current_path else None
         title = old.title_for(revision.path)
-        other = _find_title(tx.store, title, except_path=current_path)
+        other = find_title(tx.store, title, except_path=current_path)
         if other:
             raise NoteExists(f"a note titled '{other.title}' already exists ({other.path}); rename it first")
         updates: dict[str, str | list[str] | None] = {"modified": tx.stamp}
@@ -377,9 +370,9 @@ def restore(root: Path, ref: str, rev: str) -> ChangeResult:
         if current_path and title_key(title) == title_key(current.title if current and current.title else ""):
             path = current_path
         elif current_path:
-            path = _free_path(tx.store, title, except_path=current_path)
+            path = free_path(tx.store, title, except_path=current_path)
         else:
-            path = revision.path if not tx.store.exists(revision.path) else _free_path(tx.store, title)
+            path = revision.path if not tx.store.exists(revision.path) else free_path(tx.store, title)
         writes: dict[str, bytes | None] = {path: data}
         message = f"Restore: {title} to revision {revision.number}"
         if current_path and current_path != path:
@@ -389,7 +382,7 @@ def restore(root: Path, ref: str, rev: str) -> ChangeResult:
         commit, warnings = tx.change_indexed(writes, message, tx.now, touched)
         return ChangeResult(
             "restore",
-            _info(path, parse_note(data)),
+            note_info(path, parse_note(data)),
             commit,
             renamed_from=current_path if current_path and current_path != path else None,
             external=tx.external,

@@ -11,7 +11,7 @@ from typing import Any
 from kb import config
 from kb.errors import KbError, UsageError
 from kb.notes import validate_tag
-from kb.service.base import _transaction, recover
+from kb.service.transaction import recover, transaction
 from kb.store import Store, exclusive_lock
 
 
@@ -91,7 +91,7 @@ def reindex(root: Path, progress: Callable[[int, int], None] | None = None) -> R
     if not _has_notes_root(root):
         raise KbError(f"there is no knowledge base at {root}")
     start = time.perf_counter()
-    with _transaction(root) as tx:
+    with transaction(root) as tx:
         count = NoteIndex(tx.root).rebuild(progress)
     return ReindexResult(count, round(time.perf_counter() - start, 2))
 

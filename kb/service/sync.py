@@ -17,7 +17,8 @@ from pathlib import Path
 
 from kb.errors import GitError, KbError, UsageError
 from kb.notes import format_timestamp, parse_note, parse_timestamp, set_fields
-from kb.service.base import _free_path, _reindex_paths, _transaction, _Tx
+from kb.service.lookup import free_path
+from kb.service.transaction import Transaction, reindex_paths, transaction
 from kb.store import Store
 
 SYNC_MARKER = "kb-sync-merge"  # in .git/ while kb sync has a merge under way
@@ -56,7 +57,7 @@ def sync(root: Path, remote: str | None = None, allow_unrelated: bool = False) -
     config.sync_timeout()  # a bad $KB_SYNC_TIMEOUT is a usage error before anything happens
     if remote is not None:
         check_remote_url(remote)
-    with _transaction(root) as tx:
+    with transaction(root) as tx:
         git = Syncing(root)
         previous = git.remote_url()
         if remote is not None:
@@ -96,7 +97,7 @@ def sync(root: Path, remote: str | None = None, allow_unrelated: bool = False) -
             clean = git.merge_no_commit(theirs)
             if not clean:
                 try:
-                    conflicts = _resolve(tx, git)
+                    conflicts = _settle(tx, git)
                 except BaseException:
                     git.abort_merge()
                     raise
@@ -128,7 +129,7 @@ def sync(root: Path, remote: str | None = None, allow_unrelated: bool = False) -
         )
         if head != before:
             git.ensure_commit_graph(refresh=True)
-        warnings = _reindex_paths(tx, received)
+        warnings = reindex_paths(tx, received)
         return SyncResult(url, action, received, tuple(conflicts), tx.external, warnings)
 
 
@@ -146,7 +147,7 @@ def _refuse_unrelated(git: object, url: str, head: str, store: Store) -> None:
         )
 
 
-def _resolve(tx: _Tx, git: object) -> list[Conflict]:
+def _settle(tx: Transaction, git: object) -> list[Conflict]:
     """Settle every unmerged path so that nothing is lost, and stage the result."""
     from kb.history.sync import Syncing
 
@@ -214,7 +215,7 @@ def _merge_note(git: object, base: bytes | None, ours: bytes, theirs: bytes) -> 
     return git.merge_texts(texts[1], texts[0], texts[2])
 
 
-def _conflict_copy(tx: _Tx, path: str, ours: bytes) -> str:
+def _conflict_copy(tx: Transaction, path: str, ours: bytes) -> str:
     """This machine's version as a note of its own, titled so that it says what it is and whose it is."""
     parsed = parse_note(ours)
     title = parsed.title_for(path)
@@ -222,6 +223,6 @@ def _conflict_copy(tx: _Tx, path: str, ours: bytes) -> str:
     data = ours
     if parsed.doc is not None and not parsed.problem:
         data = set_fields(parsed.doc, {"title": label}).render().encode("utf-8")
-    copy = _free_path(tx.store, label, folder=tx.store.layout.folder_of(path))
+    copy = free_path(tx.store, label, folder=tx.store.layout.folder_of(path))
     tx.store.write_atomic(copy, data)
     return copy

@@ -1,74 +1,40 @@
-"""What every use case stands on: the write transaction (lock, repository checks, recovery of an
-interrupted run, outside edits committed, all-or-nothing changes), the search index kept in step, and
-the catalog of notes (listing, NOTE lookup, title checks, file names)."""
+"""The all-or-nothing write: the lock, a repository kb may write in, recovery of an interrupted run (its
+journal), outside edits committed first, files written and committed together or put back, signals held
+while git commits, and the search index updated for exactly what changed."""
 
 from __future__ import annotations
 
 import contextlib
-import difflib
-import functools
 import json
 import os
 import signal
 import threading
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from kb import config
 from kb.errors import (
-    AmbiguousNote,
     KbError,
-    NoteNotFound,
     UsageError,
 )
 from kb.layout import SETTINGS_FILE
 from kb.notes import (
-    ParsedNote,
-    file_stem,
     format_timestamp,
-    parse_note,
     title_from_path,
     title_key,
 )
 from kb.store import (
     ATTACHMENTS_DIR,
     INDEX_DIR,
-    NOTE_SUFFIXES,
     NOTES_DIR,
     TEMP_PREFIX,
     Store,
     exclusive_lock,
     write_atomic,
 )
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class NoteInfo:
-    title: str
-    path: str
-    tags: tuple[str, ...]
-    created: str | None
-    modified: str | None
-    problem: str | None = None
-    warnings: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "title": self.title,
-            "path": self.path,
-            "tags": list(self.tags),
-            "created": self.created,
-            "modified": self.modified,
-            "problem": self.problem,
-            "warnings": list(self.warnings),
-        }
-
 
 # ---------------------------------------------------------------- opening and transactions
 
@@ -90,7 +56,7 @@ def _prepare_root(root: Path, explicit: bool) -> None:
 
 
 @dataclass
-class _Tx:
+class Transaction:
     root: Path
     store: Store
     history: Any  # kb.history.History, imported lazily
@@ -163,7 +129,7 @@ class _Tx:
         def index() -> None:
             nonlocal warnings
             try:
-                warnings = _reindex_paths(self, paths)
+                warnings = reindex_paths(self, paths)
             except BaseException as exc:  # Ctrl-C: raised once the commit has settled
                 stopped.append(exc)
 
@@ -171,7 +137,7 @@ class _Tx:
         if stopped:
             raise stopped[0]
         if warnings is None:  # nothing was committed, so nothing ran beside the commit
-            warnings = _reindex_paths(self, paths)
+            warnings = reindex_paths(self, paths)
         return commit, warnings
 
     def _roll_back(self, old: dict[str, bytes | None], exc: BaseException) -> None:
@@ -227,13 +193,13 @@ def signals_deferred() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _transaction(
+def transaction(
     root: Path,
     explicit_init: bool = False,
     timeout: float | None = None,
     scan: bool = False,
     settings: bytes | None = None,
-) -> Iterator[_Tx]:
+) -> Iterator[Transaction]:
     """The lock, then a repository kb may write in, with what an interrupted run left put right, and
     outside edits committed. A journal file in .git/ marks the run: if it dies, the next command knows.
     `scan`: the change will look notes up by title; notes/ is scanned while git looks for outside edits."""
@@ -246,7 +212,7 @@ def _transaction(
         history = History(root)
         _finish_interrupted_sync(history)
         history.check_writable_state(wait_for_index_lock=min(5.0, config.lock_timeout()))
-        tx = _Tx(root, Store(root), history, config.now())
+        tx = Transaction(root, Store(root), history, config.now())
         journal = history.git_dir / JOURNAL
         dead_run = journal.exists()
         recovered = _recover_journal(tx, journal)
@@ -273,7 +239,7 @@ JOURNAL = "kb-journal"
 DATED_BY_MODIFIED = "Kb-Dated-By: modified"
 
 
-def _recover_journal(tx: _Tx, journal: Path) -> tuple[str, ...]:
+def _recover_journal(tx: Transaction, journal: Path) -> tuple[str, ...]:
     """A kb run that died mid-change left its journal: commit what it had written, with its message."""
     if not journal.exists():
         return ()
@@ -310,7 +276,7 @@ def _watched(store: Store) -> list[str]:
     return [NOTES_DIR, ATTACHMENTS_DIR, ".gitignore", SETTINGS_FILE]
 
 
-def _put_back(tx: _Tx, paths: list[str]) -> None:
+def _put_back(tx: Transaction, paths: list[str]) -> None:
     """Finish a roll-back that a killed run had begun: every path as it is at HEAD (absent if it is not
     there), staged as at HEAD."""
     committed = tx.history.read_blobs([f"HEAD:{p}" for p in paths]) if tx.history.has_commits() else []
@@ -356,8 +322,8 @@ def recover(root: Path) -> None:
     if not ((git_dir / JOURNAL).exists() or (git_dir / "kb-sync-merge").exists()):
         return
     try:
-        with _transaction(root, timeout=0.0) as tx:
-            _reindex_paths(tx, [])
+        with transaction(root, timeout=0.0) as tx:
+            reindex_paths(tx, [])
     except (KbError, OSError):
         pass  # a read never fails for this; the journal stays and the next command tries again
 
@@ -373,7 +339,7 @@ def _finish_interrupted_sync(history: Any) -> None:
     marker.unlink(missing_ok=True)
 
 
-def _ensure_layout(tx: _Tx, settings: bytes | None = None) -> str | None:
+def _ensure_layout(tx: Transaction, settings: bytes | None = None) -> str | None:
     """The notes root (notes/ in Notable's layout), a .gitignore with /index/, kb.toml when `settings` is
     given; a first commit of what is there. Idempotent."""
     if not tx.store.layout.in_place:
@@ -412,7 +378,7 @@ def _ensure_layout(tx: _Tx, settings: bytes | None = None) -> str | None:
     return tx.history.commit(paths, message, tx.now, tx.now)
 
 
-def _commit_external(tx: _Tx, pending: list[Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _commit_external(tx: Transaction, pending: list[Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Changes made under notes/ and attachments/ (and to .gitignore) by anything but kb become their
     own revision first. Returns their labels and paths."""
     store = tx.store
@@ -438,7 +404,7 @@ def _commit_external(tx: _Tx, pending: list[Any]) -> tuple[tuple[str, ...], tupl
     return tuple(labels), tuple(p for p in paths if store.is_note_path(p))
 
 
-def _reindex_paths(tx: _Tx, paths: Iterable[str]) -> tuple[str, ...]:
+def reindex_paths(tx: Transaction, paths: Iterable[str]) -> tuple[str, ...]:
     """Update the search index for exactly these notes (and any outside edits just committed).
     A failure leaves those notes marked as changed; the next search indexes them."""
     from kb.index import NoteIndex
@@ -450,215 +416,3 @@ def _reindex_paths(tx: _Tx, paths: Iterable[str]) -> tuple[str, ...]:
     except Exception as exc:
         return (f"the search index was not updated ({type(exc).__name__}); the next search will catch up",)
     return ()
-
-
-# ---------------------------------------------------------------- reading notes
-
-
-def _info(path: str, parsed: ParsedNote) -> NoteInfo:
-    return NoteInfo(
-        title=parsed.title_for(path),
-        path=path,
-        tags=parsed.all_tags,
-        created=parsed.dates[0],
-        modified=parsed.dates[1],
-        problem=parsed.problem,
-        warnings=parsed.warnings,
-    )
-
-
-def _load(store: Store, path: str, with_extra: bool = True) -> tuple[bytes, ParsedNote]:
-    raw = store.read(path)
-    return raw, parse_note(raw, with_extra)
-
-
-def _all_notes(store: Store) -> tuple[list[NoteInfo], list[str]]:
-    """Every note's catalog record. Notes unchanged since the search index last saw them come from the
-    index's catalog (one stat each); only new or changed files are read and parsed."""
-    from kb.index import DatesLookup
-
-    sigs, scan_warnings = store.scan()
-    known = _catalog_rows(store, lambda catalog: catalog.entries()) or {}
-    warnings = list(scan_warnings)
-    infos: list[NoteInfo] = []
-    dates = DatesLookup(store.root)
-    for path in sorted(sigs):
-        entry = known.get(path)
-        if entry is not None and entry.sig == sigs[path]:
-            info = _from_entry(path, entry)
-        else:
-            found = _parse_info(store, path, warnings, dates)
-            if found is None:
-                continue
-            info = found
-        infos.append(info)
-        warnings.extend(f"{path}: {w}" for w in ((info.problem,) if info.problem else ()) + info.warnings)
-    return infos, warnings
-
-
-def _catalog_rows(store: Store, read: Callable[[Any], T]) -> T | None:
-    """What `read` takes from the index's catalog; None when there is no usable catalog."""
-    from kb.catalog import CatalogError
-    from kb.index import NoteIndex
-
-    catalog = NoteIndex(store.root).catalog()
-    if catalog is None:
-        return None
-    with catalog:
-        try:
-            return read(catalog)
-        except CatalogError:
-            return None
-
-
-def _from_entry(path: str, entry: Any) -> NoteInfo:
-    return NoteInfo(
-        entry.title, path, entry.tags, entry.created, entry.modified, entry.problem, entry.warnings
-    )
-
-
-def _parse_info(
-    store: Store,
-    path: str,
-    warnings: list[str],
-    dates: Callable[[str], tuple[str | None, str | None]] | None = None,
-) -> NoteInfo | None:
-    """A note's record from its file; `dates` fills in the dates its front matter does not give."""
-    try:
-        _, parsed = _load(store, path, with_extra=False)
-    except KbError as exc:
-        warnings.append(str(exc))
-        return None
-    if parsed.problem and parsed.problem.startswith("binary"):
-        warnings.append(f"{path}: skipped, {parsed.problem}")
-        return None
-    info = _info(path, parsed)
-    if dates is not None and (info.created is None or info.modified is None):
-        found = dates(path)
-        info = replace(info, created=info.created or found[0], modified=info.modified or found[1])
-    return info
-
-
-def _resolve(store: Store, ref: str) -> str:
-    """NOTE is a path (from the root, or inside the notes root), a file name, an exact title, or a unique
-    case-insensitive prefix of a title. Two notes that share a title in different folders make it ambiguous:
-    the error lists both paths."""
-    if not ref.strip():
-        raise UsageError("NOTE is empty")
-    if "\0" in ref:
-        raise UsageError("NOTE contains a NUL byte")
-    if ref.endswith(NOTE_SUFFIXES) or "/" in ref:
-        plain = ref.removeprefix("./")
-        if Path(ref).is_absolute():
-            with contextlib.suppress(ValueError):
-                plain = Path(ref).absolute().relative_to(store.root.absolute()).as_posix()
-        for candidate in (plain, f"{store.prefix}{plain}"):
-            try:
-                if store.exists(candidate) and store.is_safe_file(store.abs(candidate)):
-                    return store.rel(store.abs(candidate))
-            except UsageError:
-                continue
-    key = title_key(ref)
-    direct = f"{store.prefix}{file_stem(ref)}.md"
-    # The file named for this title, if it holds exactly this title, is the answer without a scan.
-    if (
-        not store.layout.in_place
-        and store.exists(direct)
-        and store.is_safe_file(store.abs(direct))
-        and _info(direct, _load(store, direct, with_extra=False)[1]).title == ref
-    ):
-        return direct
-    infos, _ = _all_notes(store)
-    name_key = title_key(title_from_path(ref))
-    for matcher in (
-        lambda i: i.title == ref,
-        lambda i: title_key(i.title) == key,
-        # a bare file name (never a path: a path that is not there names no other note)
-        lambda i: "/" not in ref and title_key(title_from_path(i.path)) == name_key,
-        lambda i: title_key(i.title).startswith(key),
-    ):
-        found = [i for i in infos if matcher(i)]
-        if len(found) == 1:
-            return found[0].path
-        if len(found) > 1:
-            names = ", ".join(f"'{i.title}' ({i.path})" for i in found[:10])
-            more = f" and {len(found) - 10} more" if len(found) > 10 else ""
-            raise AmbiguousNote(f"'{ref}' matches {len(found)} notes: {names}{more}; name one by its path")
-    close = difflib.get_close_matches(ref, [i.title for i in infos], n=5, cutoff=0.5)
-    hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
-    raise NoteNotFound(f"no note matches '{ref}'{hint}")
-
-
-def _find_title(
-    store: Store, title: str, except_path: str | None = None, folder: str | None = None
-) -> NoteInfo | None:
-    """A note with this title (ignoring case) that a new one would clash with, if any: anywhere in Notable's
-    layout (one flat namespace), in the same `folder` in a folder used as it is (where notes in different
-    folders may share a title). The catalog answers through its title index for notes unchanged since it
-    saw them; only notes changed since are read."""
-    if store.layout.in_place:
-        where = f"{store.prefix}{folder}/" if folder else store.prefix
-        return _find_title_anywhere(store, title, except_path, where)
-    return _find_title_anywhere(store, title, except_path, None)
-
-
-def _find_title_anywhere(
-    store: Store, title: str, except_path: str | None, where: str | None
-) -> NoteInfo | None:
-    def here(path: str) -> bool:
-        return where is None or (path.startswith(where) and "/" not in path[len(where) :])
-
-    key = title_key(title)
-    sigs, _ = store.scan()
-    rows = _catalog_rows(store, lambda catalog: (catalog.signatures(), catalog.with_key(key)))
-    if rows is None:
-        infos, _ = _all_notes(store)
-        return next(
-            (i for i in infos if i.path != except_path and here(i.path) and title_key(i.title) == key), None
-        )
-    known, same = rows
-    for path, entry in sorted(same.items()):
-        if path != except_path and sigs.get(path) == entry.sig and here(path):
-            return _from_entry(path, entry)
-    changed = [] if sigs == known else [p for p, sig in sigs.items() if known.get(p) != sig]
-    for path in sorted(p for p in changed if p != except_path and here(p)):
-        info = _parse_info(store, path, [])
-        if info is not None and title_key(info.title) == key:
-            return info
-    return None
-
-
-def _free_path(
-    store: Store,
-    title: str,
-    except_path: str | None = None,
-    taken: set[str] | None = None,
-    folder: str = "",
-) -> str:
-    """<notes root>/<folder>/<stem>.md, or `<stem> (2).md`... when a file of that name (ignoring case) is
-    taken. `taken`: the title keys of the names in that folder, kept by the caller across many calls (the
-    chosen name is added to it)."""
-    stem = file_stem(title)
-    keep = taken
-    where = f"{store.prefix}{folder}/" if folder else store.prefix
-    if taken is None:
-        try:
-            # title_key of every name, in C: `title_key` called 100,000 times costs 0.1 s
-            nfc = functools.partial(unicodedata.normalize, "NFC")
-            taken = set(
-                map(str.casefold, map(nfc, os.listdir(store.notes / folder if folder else store.notes)))
-            )
-        except OSError:
-            taken = set()
-    else:
-        taken = set(taken) if except_path else taken
-    if except_path:
-        taken.discard(title_key(Path(except_path).name))
-    n = 1
-    while True:
-        name = f"{stem}.md" if n == 1 else f"{stem} ({n}).md"
-        if title_key(name) not in taken:
-            if keep is not None:
-                keep.add(title_key(name))
-            return f"{where}{name}"
-        n += 1
