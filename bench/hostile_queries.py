@@ -1,4 +1,4 @@
-"""Time hostile queries as whole `kb search` processes on a generated corpus (issue 15, item 6).
+"""Time hostile queries as whole `kb search` processes on a generated corpus.
 
     .venv/bin/python bench/hostile_queries.py DIR [--notes 1000] [--timeout 120]
 
