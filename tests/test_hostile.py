@@ -456,7 +456,7 @@ def test_impossible_dates_are_kept_and_listing_still_sorts(kb, root):
     assert "created: 2024-02-30\n" in (root / "notes" / "Feb30.md").read_text()
 
 
-# ---------------------------------------------------------------- untrusted content (issue 15)
+# ---------------------------------------------------------------- untrusted content
 
 
 @pytest.mark.parametrize(
