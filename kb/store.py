@@ -1,4 +1,5 @@
-"""Files under notes/: atomic writes, the write lock, listing, and paths that never leave notes/."""
+"""The files of a knowledge base: its layout (kb.layout), listing the notes at any depth, atomic writes, the
+write lock, and paths that never leave the notes root."""
 
 from __future__ import annotations
 

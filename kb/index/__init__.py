@@ -108,6 +108,20 @@ class NeedsRebuild(Exception):
     """The index must be built anew."""
 
 
+def _damage() -> tuple[type[BaseException], ...]:
+    """The errors that mean the index on disk is missing, damaged or of another version (a file truncated,
+    deleted or overwritten, another process's half-written segment): the index is rebuilt. Anything else
+    is a bug and is raised."""
+    import pickle
+    import struct
+    import zlib
+
+    from whoosh.index import IndexError as WhooshIndexError
+
+    return (NeedsRebuild, CatalogError, WhooshIndexError, OSError, EOFError, struct.error,
+            pickle.UnpicklingError, zlib.error, UnicodeDecodeError)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Hit:
     rank: int
@@ -286,6 +300,68 @@ class NoteIndex:
             return any(name.endswith(".toc") for name in os.listdir(self.folder))
         except OSError:
             return False
+
+    # ------------------------------------------------------------ the front door
+
+    def ensure_fresh(self, progress: Progress | None = None, force: bool = False) -> RefreshReport:
+        """The index in step with the notes: outside edits indexed, or the whole index rebuilt when it is
+        missing or damaged (`force`: rebuilt in any case). Catching up needs no lock; a rebuild takes the
+        write lock, so only one process builds and one that waited finds it built."""
+        from kb import config
+        from kb.store import exclusive_lock
+
+        damage = _damage()
+        if not force:
+            try:
+                return self.refresh()
+            except damage:
+                pass
+        with exclusive_lock(self.root, config.lock_timeout()):
+            if not force:
+                try:
+                    return self.refresh()
+                except damage:
+                    pass
+            self.rebuild(progress)
+        return RefreshReport(0, 0, 0, True)
+
+    def fresh_search(
+        self,
+        parsed: Any,
+        *,
+        limit: int | None,
+        tag: str | None,
+        sort: str,
+        snippets: bool,
+        count: bool = False,
+        progress: Progress | None = None,
+    ) -> tuple[int | None, list[Hit], list[str], RefreshReport]:
+        """The one way to search: make the index fresh (repair it if damaged), then answer. An index that
+        opened but cannot be read (a truncated segment) is rebuilt once and asked again."""
+        report = self.ensure_fresh(progress)
+        try:
+            total, hits, notices = self.search(
+                parsed, limit=limit, tag=tag, sort=sort, snippets=snippets, count=count
+            )
+        except _damage():
+            report = self.ensure_fresh(progress, force=True)
+            total, hits, notices = self.search(
+                parsed, limit=limit, tag=tag, sort=sort, snippets=snippets, count=count
+            )
+        return total, hits, notices, report
+
+    def update_or_warn(self, paths: Iterable[str]) -> tuple[str, ...]:
+        """update(), for a change that is already committed: damage to the index is not the change's
+        failure, so it is reported as a warning (the next search repairs it). A bug is raised."""
+        try:
+            self.update(paths)
+        except KbError as exc:
+            return (f"the search index was not updated ({exc}); the next search will catch up",)
+        except _damage() as exc:
+            return (
+                f"the search index was not updated ({type(exc).__name__}); the next search will catch up",
+            )
+        return ()
 
     # ------------------------------------------------------------ searching
 

@@ -1,10 +1,10 @@
-"""Import what people already have: a Notable data directory, an Obsidian vault, loose Markdown or text
-files, and snapshots of one note as its revisions.
+"""`kb import`: folders of Markdown (kb.service.import_tree: structure kept, nothing dropped), and Notable
+data directories and loose Markdown or text files, imported by title as Notable names files.
 
-A file is a revision of a note when its title and `created` match that note (already in the knowledge
-base, or another file of the same import). Revisions are committed in order of `modified`, each with that
-date; one older than the note's current version becomes an earlier revision without changing the file.
-A revision whose `modified` the note already has changes nothing, so importing again is a no-op.
+A Notable file is a revision of a note when its title and `created` match that note (already in the
+knowledge base, or another file of the same import). Revisions are committed in order of `modified`, each
+with that date; one older than the note's current version becomes an earlier revision without changing the
+file. A revision whose `modified` the note already has changes nothing, so importing again is a no-op.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from kb import config
 from kb.errors import KbError, UsageError
 from kb.notes import validate_tag
 from kb.service.transaction import recover, transaction
-from kb.store import Store, exclusive_lock
+from kb.store import Store
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def search(
     progress: Callable[[int, int], None] | None = None,
 ) -> Any:
     """Bring the index up to date with notes/ (outside edits included), then answer the query."""
-    from kb.index import NoteIndex, QueryError, SearchResult, parse_query
+    from kb.index import NoteIndex, SearchResult, parse_query
 
     parsed = parse_query(query, config.now())  # a bad query is an error before any work
     if limit is not None and limit < 1:
@@ -42,46 +42,10 @@ def search(
     if not _has_notes_root(root):
         return SearchResult(query, 0, (), 0, False)
     recover(root)
-    index = NoteIndex(root)
-    report = _refresh(index, root, progress)
-    try:
-        total, hits, notices = index.search(
-            parsed, limit=limit, tag=wanted_tag, sort=sort, snippets=snippets, count=count
-        )
-    except (QueryError, UsageError):
-        raise
-    except Exception:
-        # An index that opened but cannot be read (a truncated segment): rebuild once and answer.
-        _refresh(index, root, progress, force=True)
-        total, hits, notices = index.search(
-            parsed, limit=limit, tag=wanted_tag, sort=sort, snippets=snippets, count=count
-        )
-        return SearchResult(query, total, tuple(hits), 0, True, tuple(notices))
+    total, hits, notices, report = NoteIndex(root).fresh_search(
+        parsed, limit=limit, tag=wanted_tag, sort=sort, snippets=snippets, count=count, progress=progress
+    )
     return SearchResult(query, total, tuple(hits), report.changed, report.rebuilt, tuple(notices))
-
-
-def _refresh(index: Any, root: Path, progress: Callable[[int, int], None] | None, force: bool = False) -> Any:
-    """Incremental catch-up needs no lock; a rebuild takes the write lock so only one process builds,
-    and a process that waited for it finds the index already rebuilt."""
-    from kb.index import RefreshReport
-
-    if not force:
-        try:
-            return index.refresh()
-        except KbError:
-            raise
-        except Exception:  # NeedsRebuild, or Whoosh failing on a damaged index
-            pass
-    with exclusive_lock(root, config.lock_timeout()):
-        if not force:
-            try:
-                return index.refresh()
-            except KbError:
-                raise
-            except Exception:
-                pass
-        index.rebuild(progress)
-    return RefreshReport(0, 0, 0, True)
 
 
 def reindex(root: Path, progress: Callable[[int, int], None] | None = None) -> ReindexResult:

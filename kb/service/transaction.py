@@ -409,10 +409,4 @@ def reindex_paths(tx: Transaction, paths: Iterable[str]) -> tuple[str, ...]:
     A failure leaves those notes marked as changed; the next search indexes them."""
     from kb.index import NoteIndex
 
-    try:
-        NoteIndex(tx.root).update({*paths, *tx.external_paths})
-    except KbError as exc:
-        return (f"the search index was not updated ({exc}); the next search will catch up",)
-    except Exception as exc:
-        return (f"the search index was not updated ({type(exc).__name__}); the next search will catch up",)
-    return ()
+    return NoteIndex(tx.root, tx.store).update_or_warn({*paths, *tx.external_paths})
