@@ -8,7 +8,7 @@ import difflib
 import functools
 import os
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -162,7 +162,6 @@ def resolve_note(store: Store, ref: str) -> str:
                     return store.rel(store.abs(candidate))
             except UsageError:
                 continue
-    key = title_key(ref)
     direct = f"{store.prefix}{file_stem(ref)}.md"
     # The file named for this title, if it holds exactly this title, is the answer without a scan.
     if (
@@ -173,24 +172,36 @@ def resolve_note(store: Store, ref: str) -> str:
     ):
         return direct
     infos, _ = all_notes(store)
-    name_key = title_key(title_from_path(ref))
-    for matcher in (
-        lambda i: i.title == ref,
-        lambda i: title_key(i.title) == key,
-        # a bare file name (never a path: a path that is not there names no other note)
-        lambda i: "/" not in ref and title_key(title_from_path(i.path)) == name_key,
-        lambda i: title_key(i.title).startswith(key),
-    ):
-        found = [i for i in infos if matcher(i)]
-        if len(found) == 1:
-            return found[0].path
-        if len(found) > 1:
-            names = ", ".join(f"'{i.title}' ({i.path})" for i in found[:10])
-            more = f" and {len(found) - 10} more" if len(found) > 10 else ""
-            raise AmbiguousNote(f"'{ref}' matches {len(found)} notes: {names}{more}; name one by its path")
+    found = match_title(ref, [(i.path, i.title) for i in infos])
+    if len(found) == 1:
+        return found[0][0]
+    if found:
+        names = ", ".join(f"'{title}' ({path})" for path, title in found[:10])
+        more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+        raise AmbiguousNote(f"'{ref}' matches {len(found)} notes: {names}{more}; name one by its path")
     close = difflib.get_close_matches(ref, [i.title for i in infos], n=5, cutoff=0.5)
     hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
     raise NoteNotFound(f"no note matches '{ref}'{hint}")
+
+
+def match_title(ref: str, notes: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (path, title) pairs NOTE names, by the first rule that matches any: the exact title, the title
+    ignoring case (and Unicode form), the file name (a bare name: a path that is not there names no other
+    note), a prefix of the title."""
+    key = title_key(ref)
+    name_key = title_key(title_from_path(ref))
+    bare = "/" not in ref
+    rules: tuple[Callable[[str, str], bool], ...] = (
+        lambda path, title: title == ref,
+        lambda path, title: title_key(title) == key,
+        lambda path, title: bare and title_key(title_from_path(path)) == name_key,
+        lambda path, title: title_key(title).startswith(key),
+    )
+    for rule in rules:
+        found = [(path, title) for path, title in notes if rule(path, title)]
+        if found:
+            return found
+    return []
 
 
 def find_title(

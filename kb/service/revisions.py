@@ -13,7 +13,7 @@ from kb.diff import NoteDiff, line_counts, note_diff
 from kb.errors import KbError, NoteExists, NoteNotFound, UsageError
 from kb.notes import parse_note, parse_timestamp, set_fields, title_from_stem, title_key
 from kb.service.core import ChangeResult, ShowResult
-from kb.service.lookup import find_title, free_path, note_info, resolve_note
+from kb.service.lookup import find_title, free_path, match_title, note_info, resolve_note
 from kb.service.transaction import DATED_BY_MODIFIED, recover, transaction
 from kb.store import Store
 
@@ -103,7 +103,6 @@ def _locate(root: Path, ref: str) -> tuple[str, bool]:
         return resolve_note(store, ref), True
     except NoteNotFound as missing:
         reader = _reader(root)
-        key = title_key(ref)
         candidates: dict[str, str] = {}
         deleted = reader.deleted_paths(store.layout.notes)
         plain = ref.removeprefix("./")
@@ -116,18 +115,13 @@ def _locate(root: Path, ref: str) -> tuple[str, bool]:
             [blob] = reader.read_blobs([f"{sha}^:{path}"])
             parsed = parse_note(blob or b"")
             candidates[path] = parsed.title_for(path)
-        for matcher in (
-            lambda t: t == ref,
-            lambda t: title_key(t) == key,
-            lambda t: title_key(t).startswith(key),
-        ):
-            found = [p for p, t in candidates.items() if matcher(t)]
-            if len(found) == 1:
-                return found[0], False
-            if len(found) > 1:
-                raise NoteNotFound(
-                    f"'{ref}' matches {len(found)} deleted notes: " + ", ".join(sorted(found)[:10])
-                ) from None
+        found = [path for path, _ in match_title(ref, list(candidates.items()))]
+        if len(found) == 1:
+            return found[0], False
+        if found:
+            raise NoteNotFound(
+                f"'{ref}' matches {len(found)} deleted notes: " + ", ".join(sorted(found)[:10])
+            ) from None
         raise missing
 
 
