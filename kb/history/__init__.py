@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from kb.errors import GitError, RepositoryStateError
-from kb.history.revcache import FIELD, RECORD, CacheUnavailable, RevisionCache, Row
+from kb.history.revcache import LOG_FORMAT, CacheUnavailable, RevisionCache, Row, parse_log
 
 FALLBACK_NAME = "kb"
 FALLBACK_EMAIL = "kb@localhost"
@@ -394,22 +394,8 @@ class CommitInfo:
     blob: str | None = None  # the path's blob id at this commit, where known ("" where it was deleted)
 
 
-def _parse_log(out: str, path: str) -> list[CommitInfo]:
-    commits = []
-    for record in out.split(RECORD):
-        record = record.strip("\n")
-        if not record:
-            continue
-        sha, date, subject, body = [*record.split(FIELD), "", "", "", ""][:4]
-        commits.append(CommitInfo(sha, datetime.fromisoformat(date), subject, body.strip(), path))
-    return commits
-
-
 def _commit(row: Row, path: str) -> CommitInfo:
     return CommitInfo(row.sha, datetime.fromisoformat(row.date), row.subject, row.body, path, row.blob or "")
-
-
-LOG_FORMAT = f"--format=%H{FIELD}%aI{FIELD}%s{FIELD}%b{RECORD}"
 
 
 class History(_Repository):
@@ -433,23 +419,24 @@ class History(_Repository):
             except CacheUnavailable:
                 pass
         self.ensure_commit_graph()
-        fmt = f"--format={RECORD}%H{FIELD}%aI{FIELD}%s{FIELD}%b{FIELD}"
-        args = ["log", "--full-history", "--diff-merges=combined", "--no-renames", "--name-status", "-z", fmt]
+        args = [
+            "log",
+            "--full-history",
+            "--diff-merges=combined",
+            "--no-renames",
+            "--raw",
+            "--no-abbrev",
+            "-z",
+        ]
         if until:
             args.append(until)
-        out = self._git(*args, "--", path)
+        out = self._git(*args, LOG_FORMAT, "--", path)
         result: list[tuple[CommitInfo, str]] = []
-        for chunk in out.split(RECORD)[1:]:
-            parts = chunk.split(FIELD)
-            if len(parts) < 5:
-                continue
-            fields = [f.strip("\n") for f in FIELD.join(parts[4:]).split("\0")]
-            fields = [f for f in fields if f]
-            if not fields:
+        for sha, date, subject, body, changes in parse_log(out):
+            status = next((status for changed, status, _ in changes if changed == path), None)
+            if status is None:
                 continue  # a merge that took this path from one of its parents
-            status = fields[0][:1]
-            commit = CommitInfo(parts[0], datetime.fromisoformat(parts[1]), parts[2], parts[3].strip(), path)
-            result.append((commit, status))
+            result.append((CommitInfo(sha, datetime.fromisoformat(date), subject, body, path), status))
         return result
 
     def _revision_cache(self) -> RevisionCache:
@@ -540,29 +527,14 @@ class History(_Repository):
         """The latest commits under `pathspec`, newest first, each with its (status, path) changes."""
         if not self.has_commits():
             return []
-        fmt = f"--format={RECORD}%H{FIELD}%aI{FIELD}%s{FIELD}%b{FIELD}"
-        out = self._git("log", f"-n{limit}", "--name-status", "-z", fmt, "--", pathspec)
-        result: list[tuple[CommitInfo, list[tuple[str, str]]]] = []
-        for chunk in out.split(RECORD)[1:]:
-            parts = chunk.split(FIELD)
-            if len(parts) < 5:
-                continue
-            sha, date, subject, body, changes = parts[0], parts[1], parts[2], parts[3], FIELD.join(parts[4:])
-            commit = CommitInfo(sha, datetime.fromisoformat(date), subject, body.strip(), "")
-            fields = [f.strip("\n") for f in changes.split("\0")]
-            fields = [f for f in fields if f]
-            pairs: list[tuple[str, str]] = []
-            i = 0
-            while i + 1 < len(fields):
-                status = fields[i]
-                if status[:1] in ("R", "C") and i + 2 < len(fields):
-                    pairs.append((status[0], fields[i + 2]))
-                    i += 3
-                else:
-                    pairs.append((status[:1], fields[i + 1]))
-                    i += 2
-            result.append((commit, pairs))
-        return result
+        out = self._git("log", f"-n{limit}", "-M", "--raw", "--no-abbrev", "-z", LOG_FORMAT, "--", pathspec)
+        return [
+            (
+                CommitInfo(sha, datetime.fromisoformat(date), subject, body, ""),
+                [(status, path) for path, status, _ in changes],
+            )
+            for sha, date, subject, body, changes in parse_log(out)
+        ]
 
     def deleted_paths(self, pathspec: str) -> list[tuple[str, str]]:
         """(commit, path) of every deletion under `pathspec`, newest first."""
@@ -574,14 +546,22 @@ class History(_Repository):
         except CacheUnavailable:
             pass
         out = self._git(
-            "log", "--diff-filter=D", "--name-only", "-z", "--format=%x1e%H", "--", pathspec or "."
+            "log",
+            "--diff-filter=D",
+            "--no-renames",
+            "--raw",
+            "--no-abbrev",
+            "-z",
+            LOG_FORMAT,
+            "--",
+            pathspec or ".",
         )
-        result: list[tuple[str, str]] = []
-        for record in out.split(RECORD):
-            parts = [p for p in record.replace("\n", "\0").split("\0") if p]
-            if len(parts) >= 2:
-                result.extend((parts[0], path) for path in parts[1:])
-        return result
+        return [
+            (sha, path)
+            for sha, _, _, _, changes in parse_log(out)
+            for path, status, _ in changes
+            if status == "D"
+        ]
 
     def commit_beside(self, path: str, content: bytes, message: str, author_date: datetime) -> str:
         """Record `content` as an earlier revision of `path` without touching the working tree or the

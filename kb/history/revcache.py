@@ -23,6 +23,7 @@ NAME = "kb-revisions.sqlite3"
 FIELD = "\x1f"
 RECORD = "\x1e"
 ZERO = "0" * 40
+LOG_FORMAT = f"--format={RECORD}%H{FIELD}%aI{FIELD}%s{FIELD}%b{FIELD}"
 LOG_ARGS = [
     "log",
     "--root",
@@ -34,7 +35,7 @@ LOG_ARGS = [
     "--raw",
     "--no-abbrev",
     "-z",
-    f"--format={RECORD}%H{FIELD}%aI{FIELD}%s{FIELD}%b{FIELD}",
+    LOG_FORMAT,
 ]
 
 
@@ -52,8 +53,8 @@ class CacheUnavailable(Exception):
 
 
 def parse_log(out: str) -> list[tuple[str, str, str, str, list[tuple[str, str, str]]]]:
-    """`git log` output in LOG_ARGS' format: (sha, date, subject, body, [(path, status, blob)]) newest
-    first."""
+    """`git log --raw -z` output in LOG_FORMAT: (sha, date, subject, body, [(path, status, blob)]) in the
+    log's order. The one parser of git's log in kb. A rename or copy gives its new path."""
     result = []
     for chunk in out.split(RECORD)[1:]:
         parts = chunk.split(FIELD, 4)
@@ -70,6 +71,10 @@ def parse_log(out: str) -> list[tuple[str, str, str, str, list[tuple[str, str, s
             parents = len(meta[0]) - len(meta[0].lstrip(":")) if meta else 0
             if parents == 1 and len(meta) >= 5:
                 blob, status = meta[3], meta[4][:1]
+                if status in ("R", "C") and i + 2 < len(tokens):
+                    changes.append((tokens[i + 2], status, blob))
+                    i += 3
+                    continue
                 changes.append((tokens[i + 1], status, blob))
             elif parents > 1 and len(meta) >= 2 * parents + 3:
                 # ::mode mode mode sha sha sha STATUS (one column per parent, then the result)

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import unquote
 
 from kb.errors import KbError
+from kb.history.revcache import LOG_FORMAT, parse_log
 from kb.layout import MARKDOWN_SUFFIXES, SETTINGS_FILE, Layout, read_settings
 from kb.notes import format_timestamp, parse_note, parse_timestamp, set_fields, title_key
 from kb.service.transaction import Transaction
@@ -157,20 +158,19 @@ def _git_dates(root: Path) -> dict[str, tuple[str, str]]:
         return {}
     prefix = root.resolve().relative_to(top).as_posix()
     prefix = "" if prefix == "." else prefix + "/"
-    proc = _git(
-        top, "log", "--no-renames", "--name-only", "-z", "--format=%x1e%aI", "--", root.resolve().as_posix()
+    out = _git(
+        top, "log", "--no-renames", "--raw", "--no-abbrev", "-z", LOG_FORMAT, "--", root.resolve().as_posix()
     )
-    if proc is None:
+    if out is None:
         return {}
     dates: dict[str, tuple[str, str]] = {}
-    for record in proc.split("\x1e")[1:]:
-        head, _, rest = record.partition("\n")
-        moment = parse_timestamp(head.strip())
+    for _, date, _, _, changes in parse_log(out):
+        moment = parse_timestamp(date)
         if moment is None:
             continue
         stamp = format_timestamp(moment)
-        for path in rest.replace("\n", "\0").split("\0"):
-            if not path or not path.startswith(prefix):
+        for path, _, _ in changes:
+            if not path.startswith(prefix):
                 continue
             rel = path[len(prefix) :]
             last = dates.get(rel, (stamp, stamp))[1]
@@ -354,26 +354,19 @@ def _replay(
         """Imported: what is there now, and the notes the history had that are gone since."""
         return path in wanted or (path.startswith(prefix) and layout.is_note_path(path[len(prefix) :]))
 
-    fmt = "--format=%x1e%H%x1f%aI%x1f%s%x1f"
     out = _git(
         top, "log", "--reverse", "--topo-order", "--diff-merges=first-parent", "--no-renames", "--raw",
-        "--no-abbrev", "-z", fmt, "--", source.resolve().as_posix(),
+        "--no-abbrev", "-z", LOG_FORMAT, "--", source.resolve().as_posix(),
     )  # fmt: skip
     if out is None:
         raise KbError(f"--history: cannot read the history of {source}")
-    from kb.history.revcache import parse_log
-
     made = 0
     store = tx.store
-    chunks = out.split("\x1e")[1:]
-    for done, chunk in enumerate(chunks, 1):
-        if progress and (done % 20 == 0 or done == len(chunks)):
-            progress(done, len(chunks))
-        sha, date, subject, rest = [*chunk.split("\x1f", 3), "", "", ""][:4]
-        parsed = parse_log(f"\x1e{sha}\x1f{date}\x1f{subject}\x1f\x1f{rest}")
-        if not parsed:
-            continue
-        changes = [(p, status, blob) for p, status, blob in parsed[0][4] if taken(p)]
+    commits = parse_log(out)
+    for done, (sha, date, subject, _, all_changes) in enumerate(commits, 1):
+        if progress and (done % 20 == 0 or done == len(commits)):
+            progress(done, len(commits))
+        changes = [(p, status, blob) for p, status, blob in all_changes if taken(p)]
         if not changes:
             continue
         blobs = [blob for _, status, blob in changes if status != "D"]
