@@ -52,9 +52,3 @@ class EditorError(KbError):
 
 class GitError(KbError):
     """git itself failed or is missing."""
-
-
-class Interrupted(KbError):
-    """Ctrl-C."""
-
-    exit_code = 130

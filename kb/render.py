@@ -37,10 +37,6 @@ def _err(text: str) -> None:
     sys.stderr.flush()
 
 
-def error(message: str) -> None:
-    _err(f"Error: {message}")
-
-
 def warnings(items: Iterable[str]) -> None:
     for item in items:
         _err(f"Warning: {item}")

@@ -30,7 +30,6 @@ GIT_ENV = {"LANGUAGE": "C", "LC_ALL": "C", "GIT_LITERAL_PATHSPECS": "1"}
 class Change:
     status: str  # two-letter porcelain status
     path: str
-    old_path: str | None = None
 
 
 def check_git() -> None:
@@ -337,22 +336,8 @@ class CommitInfo:
     blob: str | None = None  # the path's blob id at this commit, where known ("" where it was deleted)
 
 
-def _parse_log(out: str, path: str) -> list[CommitInfo]:
-    commits = []
-    for record in out.split(RECORD):
-        record = record.strip("\n")
-        if not record:
-            continue
-        sha, date, subject, body = [*record.split(FIELD), "", "", "", ""][:4]
-        commits.append(CommitInfo(sha, datetime.fromisoformat(date), subject, body.strip(), path))
-    return commits
-
-
 def _commit(row: Row, path: str) -> CommitInfo:
     return CommitInfo(row.sha, datetime.fromisoformat(row.date), row.subject, row.body, path, row.blob or "")
-
-
-LOG_FORMAT = f"--format=%H{FIELD}%aI{FIELD}%s{FIELD}%b{RECORD}"
 
 
 class History(_Repository):

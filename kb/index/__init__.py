@@ -65,7 +65,6 @@ class SearchResult:
     query: str
     total: int | None  # None: more than shown match, not counted
     hits: tuple[Hit, ...]
-    refreshed: int  # notes indexed because they changed outside kb
     rebuilt: bool
     warnings: tuple[str, ...] = ()
 
@@ -76,10 +75,6 @@ class RefreshReport:
     updated: int
     removed: int
     rebuilt: bool
-
-    @property
-    def changed(self) -> int:
-        return self.added + self.updated + self.removed
 
 
 class NoteIndex:

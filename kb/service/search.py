@@ -40,7 +40,7 @@ def search(
         raise UsageError("-n must be at least 1")
     wanted_tag = validate_tag(tag) if tag else None
     if not (root / NOTES_DIR).is_dir():
-        return SearchResult(query, 0, (), 0, False)
+        return SearchResult(query, 0, (), False)
     recover(root)
     index = NoteIndex(root)
     report = _refresh(index, root, progress)
@@ -56,8 +56,8 @@ def search(
         total, hits, notices = index.search(
             parsed, limit=limit, tag=wanted_tag, sort=sort, snippets=snippets, count=count
         )
-        return SearchResult(query, total, tuple(hits), 0, True, tuple(notices))
-    return SearchResult(query, total, tuple(hits), report.changed, report.rebuilt, tuple(notices))
+        return SearchResult(query, total, tuple(hits), True, tuple(notices))
+    return SearchResult(query, total, tuple(hits), report.rebuilt, tuple(notices))
 
 
 def _refresh(index: Any, root: Path, progress: Callable[[int, int], None] | None, force: bool = False) -> Any:
