@@ -10,7 +10,6 @@ A revision whose `modified` the note already has changes nothing, so importing a
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ from kb.notes import (
     validate_title,
 )
 from kb.service.base import DATED_BY_MODIFIED, _all_notes, _free_path, _reindex_paths, _transaction, _Tx
-from kb.store import ATTACHMENTS_DIR, NOTES_DIR
+from kb.store import ATTACHMENTS_DIR, NOTES_DIR, write_atomic
 
 SUFFIXES = (".md", ".markdown", ".txt")
 SKIP_DIRS = {".git", ".obsidian", ".trash", "node_modules", ".notable", "index"}
@@ -336,7 +335,7 @@ def _copy_attachments(tx: _Tx, attachments: list[Path], items: list[ImportItem])
                 )
             continue
         target_dir.mkdir(exist_ok=True)
-        shutil.copyfile(source, target)
+        write_atomic(target, data)
         copied.append(f"{ATTACHMENTS_DIR}/{source.name}")
     if copied:
         plural = "attachment" if len(copied) == 1 else "attachments"

@@ -17,7 +17,7 @@ from pathlib import Path
 from kb.errors import GitError, UsageError
 from kb.notes import format_timestamp, parse_note, parse_timestamp, set_fields, title_from_stem
 from kb.service.base import _free_path, _reindex_paths, _transaction, _Tx
-from kb.store import NOTES_DIR
+from kb.store import NOTES_DIR, write_atomic
 
 SYNC_MARKER = "kb-sync-merge"  # in .git/ while kb sync has a merge under way
 
@@ -121,18 +121,17 @@ def _resolve(tx: _Tx, git: object) -> list[Conflict]:
         if ours is not None and theirs is not None:
             merged = _merge_note(git, base, ours, theirs) if path.endswith(".md") else None
             if merged is not None:
-                target.write_bytes(merged)
+                write_atomic(target, merged)
                 continue
-            target.write_bytes(ours)
+            write_atomic(target, ours)
             copy = _conflict_copy(tx, path, theirs)
             staged.add(copy)
             conflicts.append(Conflict(path, _title(path, ours), copy, "both-edited"))
         elif ours is not None:  # deleted there, kept (and edited) here
-            target.write_bytes(ours)
+            write_atomic(target, ours)
             conflicts.append(Conflict(path, _title(path, ours), None, "edited-here-deleted-there"))
         elif theirs is not None:  # deleted here, edited there: the edited note comes back
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(theirs)
+            write_atomic(target, theirs)
             conflicts.append(Conflict(path, _title(path, theirs), None, "deleted-here-edited-there"))
     if staged:
         git._git("add", "-A", "--", *sorted(staged))
