@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from kb import __version__
-from kb.errors import KbError, UsageError
+from kb.errors import BadLimit, KbError, UsageError
 
 
 class _State:
@@ -249,7 +249,7 @@ def log(
     from kb import render, service
 
     if limit is not None and limit < 1:
-        raise UsageError("-n must be at least 1")
+        raise BadLimit()
     if note is None:
         render.recent(service.recent(_root(), limit or 20), json)
     else:

@@ -198,7 +198,7 @@ def add(root: Path, title: str, tags: Sequence[str] = (), body: str | None = Non
     with _transaction(root, scan=True) as tx:
         existing = _find_title(tx.store, title)
         if existing:
-            raise NoteExists(f"a note titled '{existing.title}' already exists ({existing.path})")
+            raise NoteExists(existing.title, existing.path)
         path = _free_path(tx.store, title)
         text = new_note_text(title, tag_list, tx.stamp, tx.stamp, _initial_body(title, body))
         commit, warnings = tx.change_indexed({path: text.encode("utf-8")}, f"Add: {title}", tx.now, [path])
@@ -211,7 +211,7 @@ def add_with_editor(root: Path, title: str, tags: Sequence[str], editor: EditorF
     _clean_tags(tags)
     existing = _find_title(Store(root), title) if root.is_dir() else None
     if existing:
-        raise NoteExists(f"a note titled '{existing.title}' already exists ({existing.path})")
+        raise NoteExists(existing.title, existing.path)
     template = f"# {title}\n\n"
     draft = editor(template, file_stem(title))
     if draft.text == template or not draft.text.strip():
@@ -299,7 +299,7 @@ def edit(
         if renamed:
             other = _find_title(tx.store, new_title or "", except_path=path)
             if other:
-                raise NoteExists(f"a note titled '{other.title}' already exists ({other.path})")
+                raise NoteExists(other.title, other.path)
             updates["title"] = new_title
         from dataclasses import replace
 
@@ -386,7 +386,7 @@ def edit_with_editor(root: Path, ref: str, editor: EditorFn) -> ChangeResult:
             validate_title(title)
             other = _find_title(tx.store, title, except_path=path)
             if other:
-                raise NoteExists(f"a note titled '{other.title}' already exists ({other.path})")
+                raise NoteExists(other.title, other.path)
         new_doc = set_fields(new.doc, {"modified": tx.stamp})
         result = _save(tx, path, new_doc.render(), old_title, renamed, False, ())
     return ChangeResult(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kb.diff import NoteDiff, line_counts, note_diff
-from kb.errors import KbError, NoteExists, NoteNotFound, UsageError
+from kb.errors import BadLimit, KbError, NoteExists, NoteNotFound, UsageError
 from kb.notes import parse_note, parse_timestamp, set_fields, title_from_stem, title_key
 from kb.service.base import (
     DATED_BY_MODIFIED,
@@ -229,7 +229,7 @@ def note_log(root: Path, ref: str) -> NoteLog:
 
 def recent(root: Path, limit: int = 20) -> RecentLog:
     if limit < 1:
-        raise UsageError("-n must be at least 1")
+        raise BadLimit()
     if not (root / ".git").exists():
         return RecentLog(())
     recover(root)
@@ -359,7 +359,7 @@ def restore(root: Path, ref: str, rev: str) -> ChangeResult:
         title = old.title or title_from_stem(Path(revision.path).stem)
         other = _find_title(tx.store, title, except_path=current_path)
         if other:
-            raise NoteExists(f"a note titled '{other.title}' already exists ({other.path}); rename it first")
+            raise NoteExists(other.title, other.path, "rename it first")
         updates: dict[str, str | list[str] | None] = {"modified": tx.stamp}
         if current is not None and current.created and current.created != old.created:
             updates["created"] = current.created

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kb import config
-from kb.errors import KbError, UsageError
+from kb.errors import BadLimit, KbError, UsageError
 from kb.notes import validate_tag
 from kb.service.base import _transaction, recover
 from kb.store import NOTES_DIR, exclusive_lock
@@ -37,7 +37,7 @@ def search(
 
     parsed = parse_query(query, config.now())  # a bad query is an error before any work
     if limit is not None and limit < 1:
-        raise UsageError("-n must be at least 1")
+        raise BadLimit()
     wanted_tag = validate_tag(tag) if tag else None
     if not (root / NOTES_DIR).is_dir():
         return SearchResult(query, 0, (), False)
