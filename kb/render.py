@@ -1,7 +1,7 @@
 """The only place that prints. Data goes to stdout, chatter (confirmations, warnings, hints) to stderr.
 
 On a terminal output is rich (tables, rendered Markdown); piped it is plain text; `--json` is one documented
-JSON document (see README.md, "JSON output").
+JSON document (kb.jsonshape; docs/json.md).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from kb.jsonshape import Json, document
+
 if TYPE_CHECKING:
     from kb.service.core import ChangeResult, InitResult, ListResult, NoteInfo, ShowResult, TagsResult
-
-JSON_VERSION = 1
 
 
 def _stdout_is_terminal() -> bool:
@@ -46,8 +46,8 @@ def hint(message: str) -> None:
     _err(message)
 
 
-def _json(data: Any) -> None:
-    _out(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+def _json(data: Json) -> None:
+    _out(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------- writes
@@ -87,10 +87,7 @@ def init(result: InitResult) -> None:
 def show(result: ShowResult, raw: bool, as_json: bool) -> None:
     note = result.note
     if as_json:
-        data = {"version": JSON_VERSION, **note.to_json(), "body": result.body, "extra": result.extra}
-        if note.problem and not result.body:
-            data["body"] = result.raw.decode("utf-8", "replace")
-        _json(data)
+        _json(document(result))
         return
     warnings(([f"{note.path}: {note.problem}"] if note.problem else []) + list(note.warnings))
     if raw or not _stdout_is_terminal():
@@ -125,7 +122,7 @@ def _list_row(note: NoteInfo) -> tuple[str, str, str, str]:
 def note_list(result: ListResult, as_json: bool) -> None:
     warnings(result.warnings)
     if as_json:
-        _json({"version": JSON_VERSION, "notes": [n.to_json() for n in result.notes]})
+        _json(document(result))
         return
     if not _stdout_is_terminal():
         _out("".join("\t".join(_list_row(n)) + "\n" for n in result.notes))
@@ -147,7 +144,7 @@ def note_list(result: ListResult, as_json: bool) -> None:
 def tag_list(result: TagsResult, as_json: bool) -> None:
     warnings(result.warnings)
     if as_json:
-        _json({"version": JSON_VERSION, "tags": [{"tag": t.tag, "count": t.count} for t in result.tags]})
+        _json(document(result))
         return
     if not _stdout_is_terminal():
         _out("".join(f"{t.tag}\t{t.count}\n" for t in result.tags))
@@ -194,33 +191,13 @@ def progress() -> Any:
     return update
 
 
-def _hit_json(hit: Any) -> dict[str, Any]:
-    return {
-        "rank": hit.rank,
-        "title": hit.title,
-        "path": hit.path,
-        "tags": list(hit.tags),
-        "created": hit.created,
-        "modified": hit.modified,
-        "score": hit.score,
-        "snippets": list(hit.snippets),
-    }
-
-
 def search(result: Any, json: bool, paths: bool) -> int:
     """Print search results; returns the exit code (1 when nothing matched, like grep)."""
     if result.rebuilt:
         _err("The search index was rebuilt.")
     warnings(result.warnings)
     if json:
-        _json(
-            {
-                "version": JSON_VERSION,
-                "query": result.query,
-                "total": result.total,
-                "hits": [_hit_json(h) for h in result.hits],
-            }
-        )
+        _json(document(result))
         return 0 if result.hits else 1
     if paths:
         _out("".join(hit.path + "\n" for hit in result.hits))
@@ -273,15 +250,7 @@ def reindex(result: Any) -> None:
 def note_log(result: Any, limit: int | None, json: bool) -> None:
     revisions = list(result.revisions)
     if json:
-        _json(
-            {
-                "version": JSON_VERSION,
-                "title": result.title,
-                "path": result.path,
-                "exists": result.exists,
-                "revisions": [r.to_json() for r in revisions],
-            }
-        )
+        _json(document(result))
         return
     shown = list(reversed(revisions))[: limit or None]
     if not _stdout_is_terminal():
@@ -313,21 +282,7 @@ def note_log(result: Any, limit: int | None, json: bool) -> None:
 
 def recent(result: Any, json: bool) -> None:
     if json:
-        _json(
-            {
-                "version": JSON_VERSION,
-                "changes": [
-                    {
-                        "commit": c.commit,
-                        "date": c.date,
-                        "action": c.action,
-                        "message": c.message,
-                        "paths": [{"status": s, "path": p} for s, p in c.paths],
-                    }
-                    for c in result.changes
-                ],
-            }
-        )
+        _json(document(result))
         return
     if not result.changes:
         hint("No changes yet.")
@@ -337,25 +292,6 @@ def recent(result: Any, json: bool) -> None:
         paths = ", ".join(p for _, p in c.paths)
         rows.append(f"{c.date[:19].replace('T', ' ')}\t{c.commit[:8]}\t{c.message}\t{paths}\n")
     _out("".join(rows))
-
-
-def _diff_json(result: Any) -> dict[str, Any]:
-    d = result.diff
-    return {
-        "version": JSON_VERSION,
-        "title": result.title,
-        "from": {"label": d.a_label, "path": d.a_path},
-        "to": {"label": d.b_label, "path": d.b_path},
-        "identical": d.identical,
-        "fields": [{"key": f.key, "old": f.old, "new": f.new} for f in d.fields],
-        "tags": {"added": list(d.tags_added), "removed": list(d.tags_removed)},
-        "sections": [
-            {"title": s.title, "level": s.level, "status": s.status, "added": s.added, "removed": s.removed}
-            for s in d.sections
-        ],
-        "lines": {"added": d.added, "removed": d.removed},
-        "patch": d.patch,
-    }
 
 
 def _summary_lines(result: Any) -> list[str]:
@@ -379,7 +315,7 @@ def _summary_lines(result: Any) -> list[str]:
 def diff(result: Any, stat: bool, word_diff: bool, plain: bool, json: bool) -> None:
     d = result.diff
     if json:
-        _json(_diff_json(result))
+        _json(document(result))
         return
     if d.identical:
         hint(f"No differences: {d.a_label} and {d.b_label} are the same.")
@@ -462,15 +398,7 @@ def _styled_patch(patch: str, word_diff: bool) -> list[Any]:
 def imported(result: Any, json: bool) -> None:
     counts = {s: result.count(s) for s in ("imported", "revised", "unchanged", "skipped")}
     if json:
-        _json(
-            {
-                "version": JSON_VERSION,
-                "dry_run": result.dry_run,
-                **counts,
-                "attachments": result.attachments,
-                "items": [i.to_json() for i in result.items],
-            }
-        )
+        _json(document(result))
         return
     for item in result.items:
         if item.status == "skipped":

@@ -51,8 +51,8 @@ class NeedsRebuild(Exception):
 @dataclass(frozen=True)
 class Hit:
     rank: int
-    path: str
     title: str
+    path: str
     tags: tuple[str, ...]
     created: str | None
     modified: str | None

@@ -46,17 +46,6 @@ class NoteInfo:
     problem: str | None = None
     warnings: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "title": self.title,
-            "path": self.path,
-            "tags": list(self.tags),
-            "created": self.created,
-            "modified": self.modified,
-            "problem": self.problem,
-            "warnings": list(self.warnings),
-        }
-
 
 # ---------------------------------------------------------------- opening and transactions
 

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from kb.errors import KbError, UsageError
 from kb.notes import (
@@ -41,16 +40,6 @@ class ImportItem:
     path: str | None = None
     modified: str | None = None
     reason: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "status": self.status,
-            "title": self.title,
-            "path": self.path,
-            "modified": self.modified,
-            "reason": self.reason,
-        }
 
 
 @dataclass(frozen=True)

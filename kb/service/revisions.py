@@ -4,7 +4,7 @@ diffs between any two versions, restoring an old version as a new revision."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,24 +38,11 @@ class Revision:
     added: int
     removed: int
     deleted: bool
-    blob: str | None = None  # the blob id of this version, where known
+    blob: str | None = field(default=None, metadata={"json": False})  # this version's blob id, where known
 
     @property
     def short(self) -> str:
         return self.commit[:8]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "commit": self.commit,
-            "date": self.date,
-            "action": self.action,
-            "message": self.message,
-            "path": self.path,
-            "added": self.added,
-            "removed": self.removed,
-            "deleted": self.deleted,
-        }
 
 
 @dataclass(frozen=True)
