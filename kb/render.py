@@ -14,14 +14,22 @@ from typing import TYPE_CHECKING, Any
 from kb.jsonshape import Json, document
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+    from kb.index import Progress, SearchResult
     from kb.service.core import ChangeResult, InitResult, ListResult, NoteInfo, ShowResult, TagsResult
+    from kb.service.importing import ImportResult
+    from kb.service.revisions import DiffResult, NoteLog, RecentLog
+    from kb.service.search import ReindexResult
+    from kb.service.sync import SyncResult
 
 
 def _stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def _console(stderr: bool = False) -> Any:
+def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=not stderr)
@@ -166,7 +174,7 @@ def tag_list(result: TagsResult, as_json: bool) -> None:
 # ---------------------------------------------------------------- search
 
 
-def progress() -> Any:
+def progress() -> Progress:
     """A progress callback that draws a rich bar on stderr, started on first use."""
     state: dict[str, Any] = {}
 
@@ -191,7 +199,7 @@ def progress() -> Any:
     return update
 
 
-def search(result: Any, json: bool, paths: bool) -> int:
+def search(result: SearchResult, json: bool, paths: bool) -> int:
     """Print search results; returns the exit code (1 when nothing matched, like grep)."""
     if result.rebuilt:
         _err("The search index was rebuilt.")
@@ -220,7 +228,7 @@ def search(result: Any, json: bool, paths: bool) -> int:
     return 0
 
 
-def _search_rich(result: Any) -> None:
+def _search_rich(result: SearchResult) -> None:
     from rich.markup import escape
     from rich.text import Text
 
@@ -240,14 +248,14 @@ def _search_rich(result: Any) -> None:
             console.print("    " + styled, highlight=False)
 
 
-def reindex(result: Any) -> None:
+def reindex(result: ReindexResult) -> None:
     _err(f"Indexed {result.notes} notes in {result.seconds:.1f} s.")
 
 
 # ---------------------------------------------------------------- history
 
 
-def note_log(result: Any, limit: int | None, json: bool) -> None:
+def note_log(result: NoteLog, limit: int | None, json: bool) -> None:
     revisions = list(result.revisions)
     if json:
         _json(document(result))
@@ -280,7 +288,7 @@ def note_log(result: Any, limit: int | None, json: bool) -> None:
         hint("This note is deleted; 'kb restore NOTE REV' brings it back.")
 
 
-def recent(result: Any, json: bool) -> None:
+def recent(result: RecentLog, json: bool) -> None:
     if json:
         _json(document(result))
         return
@@ -294,7 +302,7 @@ def recent(result: Any, json: bool) -> None:
     _out("".join(rows))
 
 
-def _summary_lines(result: Any) -> list[str]:
+def _summary_lines(result: DiffResult) -> list[str]:
     d = result.diff
     lines = [f"{result.title}: {d.a_label} -> {d.b_label}"]
     if d.a_path != d.b_path:
@@ -312,7 +320,7 @@ def _summary_lines(result: Any) -> list[str]:
     return lines
 
 
-def diff(result: Any, stat: bool, word_diff: bool, plain: bool, json: bool) -> None:
+def diff(result: DiffResult, stat: bool, word_diff: bool, plain: bool, json: bool) -> None:
     d = result.diff
     if json:
         _json(document(result))
@@ -338,7 +346,7 @@ def diff(result: Any, stat: bool, word_diff: bool, plain: bool, json: bool) -> N
         console.print(text)
 
 
-def _styled_patch(patch: str, word_diff: bool) -> list[Any]:
+def _styled_patch(patch: str, word_diff: bool) -> list[Text]:
     """Coloured lines; where - lines are followed by + lines, the changed words are highlighted
     (or, with word_diff, shown inline in one line)."""
     from rich.text import Text
@@ -346,7 +354,7 @@ def _styled_patch(patch: str, word_diff: bool) -> list[Any]:
     from kb.diff import inline_words, word_spans
 
     lines = patch.splitlines()
-    out: list[Any] = []
+    out: list[Text] = []
     i = 0
     while i < len(lines):
         line = lines[i]
@@ -395,7 +403,7 @@ def _styled_patch(patch: str, word_diff: bool) -> list[Any]:
     return out
 
 
-def imported(result: Any, json: bool) -> None:
+def imported(result: ImportResult, json: bool) -> None:
     counts = {s: result.count(s) for s in ("imported", "revised", "unchanged", "skipped")}
     if json:
         _json(document(result))
@@ -412,7 +420,7 @@ def imported(result: Any, json: bool) -> None:
     )
 
 
-def synced(result: Any) -> int:
+def synced(result: SyncResult) -> int:
     if result.external:
         _err(f"Committed changes made outside kb first: {', '.join(result.external[:5])}")
     warnings(result.warnings)

@@ -6,13 +6,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kb import config
 from kb.errors import BadLimit, KbError, UsageError
 from kb.notes import validate_tag
 from kb.service.base import _transaction, recover
 from kb.store import NOTES_DIR, exclusive_lock
+
+if TYPE_CHECKING:
+    from kb.index import NoteIndex, RefreshReport, SearchResult
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ def search(
     snippets: bool = True,
     count: bool = False,
     progress: Callable[[int, int], None] | None = None,
-) -> Any:
+) -> SearchResult:
     """Bring the index up to date with notes/ (outside edits included), then answer the query."""
     from kb.index import NoteIndex, QueryError, SearchResult, parse_query
 
@@ -60,7 +63,9 @@ def search(
     return SearchResult(query, total, tuple(hits), report.rebuilt, tuple(notices))
 
 
-def _refresh(index: Any, root: Path, progress: Callable[[int, int], None] | None, force: bool = False) -> Any:
+def _refresh(
+    index: NoteIndex, root: Path, progress: Callable[[int, int], None] | None, force: bool = False
+) -> RefreshReport:
     """Incremental catch-up needs no lock; a rebuild takes the write lock so only one process builds,
     and a process that waited for it finds the index already rebuilt."""
     from kb.index import RefreshReport
