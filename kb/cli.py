@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
 from kb import __version__
-from kb.errors import KbError, UsageError
+from kb.errors import BadLimit, KbError, UsageError
+
+if TYPE_CHECKING:
+    from kb.service import EditorFn
 
 
 class _State:
@@ -29,13 +33,20 @@ STATE = _State()
 class KbGroup(TyperGroup):
     """One exit point: KbError -> `Error: <message>` and its exit code; usage errors exit 2."""
 
-    def main(self, *args: Any, **kwargs: Any) -> NoReturn:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: object,
+    ) -> NoReturn:
         from typer import _click
 
-        kwargs["standalone_mode"] = False
-        STATE.kb, STATE.debug = None, "--debug" in (kwargs.get("args") or sys.argv[1:])
+        STATE.kb, STATE.debug = None, "--debug" in (args or sys.argv[1:])
         try:
-            rv = super().main(*args, **kwargs)
+            rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except KbError as exc:
             if STATE.debug:
                 raise
@@ -122,7 +133,7 @@ def _stdin_text() -> str | None:
         raise UsageError(f"stdin is not valid UTF-8 (byte offset {exc.start})") from None
 
 
-def _editor(root: Path) -> Any:
+def _editor(root: Path) -> EditorFn:
     from kb.editor import run_editor
 
     return lambda initial, stem: run_editor(initial, stem, root)
@@ -255,7 +266,7 @@ def log(
     from kb import render, service
 
     if limit is not None and limit < 1:
-        raise UsageError("-n must be at least 1")
+        raise BadLimit()
     if note is None:
         render.recent(service.recent(_root(), limit or 20), json)
     else:

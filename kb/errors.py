@@ -30,8 +30,19 @@ class AmbiguousNote(KbError):
     """NOTE matched more than one note."""
 
 
+class BadLimit(UsageError):
+    """-n N below 1."""
+
+    def __init__(self) -> None:
+        super().__init__("-n must be at least 1")
+
+
 class NoteExists(KbError):
     """A note with that title already exists."""
+
+    def __init__(self, title: str, path: str, advice: str = "") -> None:
+        more = f"; {advice}" if advice else ""
+        super().__init__(f"a note titled '{title}' already exists ({path}){more}")
 
 
 class BrokenNote(KbError):
@@ -52,9 +63,3 @@ class EditorError(KbError):
 
 class GitError(KbError):
     """git itself failed or is missing."""
-
-
-class Interrupted(KbError):
-    """Ctrl-C."""
-
-    exit_code = 130

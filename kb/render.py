@@ -1,7 +1,7 @@
 """The only place that prints. Data goes to stdout, chatter (confirmations, warnings, hints) to stderr.
 
 On a terminal output is rich (tables, rendered Markdown); piped it is plain text; `--json` is one documented
-JSON document (see README.md, "JSON output").
+JSON document (kb.jsonshape; docs/json.md).
 
 Everything printed comes from notes, file names and git, which are untrusted (synced, imported, edited
 elsewhere), so nothing reaches the terminal or a pipe unchecked: `visible()` turns every C0/C1 control
@@ -18,10 +18,18 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from kb.service.core import ChangeResult, InitResult, ListResult, NoteInfo, ShowResult, TagsResult
+from kb.jsonshape import Json, document
 
-JSON_VERSION = 1
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+    from kb.index import Progress, SearchResult
+    from kb.service.core import ChangeResult, InitResult, ListResult, NoteInfo, ShowResult, TagsResult
+    from kb.service.importing import ImportResult
+    from kb.service.revisions import DiffResult, NoteLog, RecentLog
+    from kb.service.search import ReindexResult
+    from kb.service.sync import SyncResult
 
 
 def _stdout_is_terminal() -> bool:
@@ -55,7 +63,6 @@ def visible(text: str) -> str:
 @functools.cache
 def _console_class() -> type:
     from rich.console import Console
-    from rich.text import Text
 
     class SafeConsole(Console):
         """A console for untrusted text: a string is never markup or emoji codes, and its control
@@ -69,11 +76,14 @@ def _console_class() -> type:
     return SafeConsole
 
 
-def _console(stderr: bool = False) -> Any:
-    return _console_class()(stderr=stderr, highlight=False, markup=False, emoji=False, soft_wrap=not stderr)
+def _console(stderr: bool = False) -> Console:
+    console: Console = _console_class()(
+        stderr=stderr, highlight=False, markup=False, emoji=False, soft_wrap=not stderr
+    )
+    return console
 
 
-def _text(text: str, style: str = "") -> Any:
+def _text(text: str, style: str = "") -> Text:
     """A rich Text of untrusted text."""
     from rich.text import Text
 
@@ -103,9 +113,9 @@ def hint(message: str) -> None:
     _err(message)
 
 
-def _json(data: Any) -> None:
+def _json(data: Json) -> None:
     """JSON escapes C0 controls itself; DEL and the C1 controls are written as \\u escapes too."""
-    text = json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"
+    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
     sys.stdout.write(_C1_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
     sys.stdout.flush()
 
@@ -162,10 +172,7 @@ def _count(n: int, word: str) -> str:
 def show(result: ShowResult, raw: bool, as_json: bool) -> None:
     note = result.note
     if as_json:
-        data = {"version": JSON_VERSION, **note.to_json(), "body": result.body, "extra": result.extra}
-        if note.problem and not result.body:
-            data["body"] = result.raw.decode("utf-8", "replace")
-        _json(data)
+        _json(document(result))
         return
     warnings(([f"{note.path}: {note.problem}"] if note.problem else []) + list(note.warnings))
     terminal = _stdout_is_terminal()
@@ -204,7 +211,7 @@ def _list_row(note: NoteInfo) -> tuple[str, str, str, str]:
 def note_list(result: ListResult, as_json: bool) -> None:
     warnings(result.warnings)
     if as_json:
-        _json({"version": JSON_VERSION, "notes": [n.to_json() for n in result.notes]})
+        _json(document(result))
         return
     if not _stdout_is_terminal():
         _out("".join("\t".join(_list_row(n)) + "\n" for n in result.notes))
@@ -226,7 +233,7 @@ def note_list(result: ListResult, as_json: bool) -> None:
 def tag_list(result: TagsResult, as_json: bool) -> None:
     warnings(result.warnings)
     if as_json:
-        _json({"version": JSON_VERSION, "tags": [{"tag": t.tag, "count": t.count} for t in result.tags]})
+        _json(document(result))
         return
     if not _stdout_is_terminal():
         _out("".join(f"{t.tag}\t{t.count}\n" for t in result.tags))
@@ -248,7 +255,7 @@ def tag_list(result: TagsResult, as_json: bool) -> None:
 # ---------------------------------------------------------------- search
 
 
-def progress() -> Any:
+def progress() -> Progress:
     """A progress callback that draws a rich bar on stderr, started on first use."""
     state: dict[str, Any] = {}
 
@@ -273,33 +280,13 @@ def progress() -> Any:
     return update
 
 
-def _hit_json(hit: Any) -> dict[str, Any]:
-    return {
-        "rank": hit.rank,
-        "title": hit.title,
-        "path": hit.path,
-        "tags": list(hit.tags),
-        "created": hit.created,
-        "modified": hit.modified,
-        "score": hit.score,
-        "snippets": list(hit.snippets),
-    }
-
-
-def search(result: Any, json: bool, paths: bool) -> int:
+def search(result: SearchResult, json: bool, paths: bool) -> int:
     """Print search results; returns the exit code (1 when nothing matched, like grep)."""
     if result.rebuilt:
         _err("The search index was rebuilt.")
     warnings(result.warnings)
     if json:
-        _json(
-            {
-                "version": JSON_VERSION,
-                "query": result.query,
-                "total": result.total,
-                "hits": [_hit_json(h) for h in result.hits],
-            }
-        )
+        _json(document(result))
         return 0 if result.hits else 1
     if paths:
         _out("".join(hit.path + "\n" for hit in result.hits))
@@ -322,7 +309,7 @@ def search(result: Any, json: bool, paths: bool) -> int:
     return 0
 
 
-def _search_rich(result: Any) -> None:
+def _search_rich(result: SearchResult) -> None:
     from rich.text import Text
 
     console = _console()
@@ -341,25 +328,17 @@ def _search_rich(result: Any) -> None:
             console.print(line)
 
 
-def reindex(result: Any) -> None:
+def reindex(result: ReindexResult) -> None:
     _err(f"Indexed {result.notes} notes in {result.seconds:.1f} s.")
 
 
 # ---------------------------------------------------------------- history
 
 
-def note_log(result: Any, limit: int | None, json: bool) -> None:
+def note_log(result: NoteLog, limit: int | None, json: bool) -> None:
     revisions = list(result.revisions)
     if json:
-        _json(
-            {
-                "version": JSON_VERSION,
-                "title": result.title,
-                "path": result.path,
-                "exists": result.exists,
-                "revisions": [r.to_json() for r in revisions],
-            }
-        )
+        _json(document(result))
         return
     shown = list(reversed(revisions))[: limit or None]
     if not _stdout_is_terminal():
@@ -391,23 +370,9 @@ def note_log(result: Any, limit: int | None, json: bool) -> None:
         hint("This note is deleted; 'kb restore NOTE REV' brings it back.")
 
 
-def recent(result: Any, json: bool) -> None:
+def recent(result: RecentLog, json: bool) -> None:
     if json:
-        _json(
-            {
-                "version": JSON_VERSION,
-                "changes": [
-                    {
-                        "commit": c.commit,
-                        "date": c.date,
-                        "action": c.action,
-                        "message": c.message,
-                        "paths": [{"status": s, "path": p} for s, p in c.paths],
-                    }
-                    for c in result.changes
-                ],
-            }
-        )
+        _json(document(result))
         return
     if not result.changes:
         hint("No changes yet.")
@@ -419,26 +384,7 @@ def recent(result: Any, json: bool) -> None:
     _out("".join(rows))
 
 
-def _diff_json(result: Any) -> dict[str, Any]:
-    d = result.diff
-    return {
-        "version": JSON_VERSION,
-        "title": result.title,
-        "from": {"label": d.a_label, "path": d.a_path},
-        "to": {"label": d.b_label, "path": d.b_path},
-        "identical": d.identical,
-        "fields": [{"key": f.key, "old": f.old, "new": f.new} for f in d.fields],
-        "tags": {"added": list(d.tags_added), "removed": list(d.tags_removed)},
-        "sections": [
-            {"title": s.title, "level": s.level, "status": s.status, "added": s.added, "removed": s.removed}
-            for s in d.sections
-        ],
-        "lines": {"added": d.added, "removed": d.removed},
-        "patch": d.patch,
-    }
-
-
-def _summary_lines(result: Any) -> list[str]:
+def _summary_lines(result: DiffResult) -> list[str]:
     d = result.diff
     lines = [f"{result.title}: {d.a_label} -> {d.b_label}"]
     if d.a_path != d.b_path:
@@ -456,10 +402,10 @@ def _summary_lines(result: Any) -> list[str]:
     return lines
 
 
-def diff(result: Any, stat: bool, word_diff: bool, plain: bool, json: bool) -> None:
+def diff(result: DiffResult, stat: bool, word_diff: bool, plain: bool, json: bool) -> None:
     d = result.diff
     if json:
-        _json(_diff_json(result))
+        _json(document(result))
         return
     if d.identical:
         hint(f"No differences: {d.a_label} and {d.b_label} are the same.")
@@ -480,7 +426,7 @@ def diff(result: Any, stat: bool, word_diff: bool, plain: bool, json: bool) -> N
         console.print(text)
 
 
-def _styled_patch(patch: str, word_diff: bool) -> list[Any]:
+def _styled_patch(patch: str, word_diff: bool) -> list[Text]:
     """Coloured lines; where - lines are followed by + lines, the changed words are highlighted
     (or, with word_diff, shown inline in one line)."""
     from rich.text import Text
@@ -488,7 +434,7 @@ def _styled_patch(patch: str, word_diff: bool) -> list[Any]:
     from kb.diff import inline_words, word_spans
 
     lines = patch.splitlines()
-    out: list[Any] = []
+    out: list[Text] = []
     i = 0
     while i < len(lines):
         line = lines[i]
@@ -537,24 +483,12 @@ def _styled_patch(patch: str, word_diff: bool) -> list[Any]:
     return out
 
 
-def imported(result: Any, json: bool) -> int:
+def imported(result: ImportResult, json: bool) -> int:
     """The import's report; returns the exit status: 1 when anything was skipped."""
     counts = {s: result.count(s) for s in ("imported", "revised", "unchanged", "skipped")}
     status = 1 if counts["skipped"] else 0
     if json:
-        _json(
-            {
-                "version": JSON_VERSION,
-                "dry_run": result.dry_run,
-                **counts,
-                "attachments": result.attachments,
-                "folders": result.folders,
-                "history_revisions": result.revisions,
-                "left_out": list(result.left_out),
-                "warnings": list(result.warnings),
-                "items": [i.to_json() for i in result.items],
-            }
-        )
+        _json(document(result))
         return status
     warnings(result.warnings)
     for item in result.items:
@@ -580,7 +514,7 @@ def imported(result: Any, json: bool) -> int:
     return status
 
 
-def synced(result: Any) -> int:
+def synced(result: SyncResult) -> int:
     if result.external:
         _err(f"Committed changes made outside kb first: {', '.join(result.external[:5])}")
     warnings(result.warnings)

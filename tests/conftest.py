@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +21,15 @@ SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 NOW = "2026-01-02T03:04:05.678Z"
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Point kb, git and $HOME at `tmp_path`, fix the clock, forget the machine's editor and git identity."""
     home = tmp_path / "home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
+    temp = tmp_path / "tmp"  # kb's drafts outside a knowledge base go here, not to the system's temp dir
+    temp.mkdir(exist_ok=True)
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     monkeypatch.setenv("KB_HOME", str(tmp_path / "kb"))
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / "no-gitconfig"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
@@ -34,6 +40,11 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for role in ("AUTHOR", "COMMITTER"):
         for part in ("NAME", "EMAIL", "DATE"):
             monkeypatch.delenv(f"GIT_{role}_{part}", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    isolate(monkeypatch, tmp_path)
     return tmp_path
 
 
@@ -96,8 +107,6 @@ def kb_subprocess(
     """The installed program, as a user runs it."""
     full = dict(os.environ)
     full.update(env or {})
-    import sys
-
     return subprocess.run(
         [sys.executable, "-m", "kb", *args], capture_output=True, env=full, input=input, timeout=timeout
     )

@@ -361,3 +361,10 @@ def test_every_command_has_help(kb):
 
 def test_version(kb):
     assert kb("--version").stdout.startswith("kb ")
+
+
+def test_a_limit_below_one_is_a_usage_error_everywhere(kb):
+    assert kb("add", "Limit", "-b", "word").exit_code == 0
+    for args in (["log", "-n", "0"], ["log", "Limit", "-n", "0"], ["search", "word", "-n", "0"]):
+        r = kb(*args)
+        assert (r.exit_code, r.stderr) == (2, "Error: -n must be at least 1\n"), args

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
-from tests.conftest import FIXTURES, SEEDS, git, log_subjects, snapshot
+from kb.cli import app
+from tests.conftest import FIXTURES, SEEDS, git, isolate, log_subjects, snapshot
 
 OLDER, NEWER = FIXTURES / "older.md", FIXTURES / "newer.md"
 
@@ -24,20 +26,31 @@ def revisions(kb, note: str) -> list[dict]:
     return json.loads(r.stdout)["revisions"]
 
 
+@pytest.fixture(scope="module")
+def built_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A note with five revisions: add, two edits, a rename, an edit. Built once per module."""
+    tmp = tmp_path_factory.mktemp("history")
+    runner = CliRunner()
+    with pytest.MonkeyPatch.context() as mp:
+        isolate(mp, tmp)
+        for i, (args, now) in enumerate(
+            [
+                (["add", "Alpha", "-t", "one", "-b", "first line"], "2026-01-01T10:00:00.000Z"),
+                (["edit", "Alpha", "-a", "second line"], "2026-01-02T10:00:00.000Z"),
+                (["edit", "Alpha", "-t", "two"], "2026-01-03T10:00:00.000Z"),
+                (["mv", "Alpha", "Beta"], "2026-01-04T10:00:00.000Z"),
+                (["edit", "Beta", "-a", "third line"], "2026-01-05T10:00:00.000Z"),
+            ]
+        ):
+            mp.setenv("KB_NOW", now)
+            assert runner.invoke(app, args).exit_code == 0, (i, args)
+    return tmp / "kb"
+
+
 @pytest.fixture
-def history(kb, monkeypatch):
-    """A note with five revisions: add, two edits, a rename, an edit."""
-    for i, (args, now) in enumerate(
-        [
-            (["add", "Alpha", "-t", "one", "-b", "first line"], "2026-01-01T10:00:00.000Z"),
-            (["edit", "Alpha", "-a", "second line"], "2026-01-02T10:00:00.000Z"),
-            (["edit", "Alpha", "-t", "two"], "2026-01-03T10:00:00.000Z"),
-            (["mv", "Alpha", "Beta"], "2026-01-04T10:00:00.000Z"),
-            (["edit", "Beta", "-a", "third line"], "2026-01-05T10:00:00.000Z"),
-        ]
-    ):
-        monkeypatch.setenv("KB_NOW", now)
-        assert kb(*args).exit_code == 0, (i, args)
+def history(built_history: Path, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test's own copy of the module's history, at `root`."""
+    shutil.copytree(built_history, root, symlinks=True)
     monkeypatch.setenv("KB_NOW", "2026-02-01T00:00:00.000Z")
 
 

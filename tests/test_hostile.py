@@ -190,8 +190,9 @@ def test_very_long_title(kb, root):
 
 
 @pytest.mark.parametrize("state", ["merge", "rebase", "detached", "index.lock"])
-def test_writes_refuse_in_unsafe_repository_states(state, kb, with_note):
+def test_writes_refuse_in_unsafe_repository_states(state, kb, with_note, monkeypatch):
     root = with_note
+    monkeypatch.setenv("KB_LOCK_TIMEOUT", "0.2")  # how long a stale index.lock is waited for
     git_dir = root / ".git"
     if state == "merge":
         (git_dir / "MERGE_HEAD").write_text(git(root, "rev-parse", "HEAD"))

@@ -6,16 +6,17 @@ import json
 import os
 import random
 import re
-import sys
+import shutil
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from tests.conftest import FIXTURES
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from generate import generate
+from kb.cli import app
+from tests.conftest import FIXTURES, NOW, isolate, snapshot
+from tests.generated import generate
 
 
 def paths(kb, *query: str) -> list[str]:
@@ -30,47 +31,72 @@ def titles(kb, *query: str) -> list[str]:
     return [h["title"] for h in json.loads(r.stdout)["hits"]]
 
 
+NOTES = [
+    (
+        "Machine Learning",
+        "Notebooks/Skills/Tech",
+        "2021-11-19T16:02:40.897Z",
+        "2021-12-02T10:37:55.243Z",
+        "The chain rule and backpropagation. He was learning about autoencoders.",
+    ),
+    (
+        "Cooking Pasta",
+        "Notebooks/Skills/Cooking",
+        "2021-11-05T08:00:00.000Z",
+        "2021-11-20T09:00:00.000Z",
+        "Boil water, add salt. Was he hungry? The sauce was learned from a café in Roma.",
+    ),
+    (
+        "Meeting notes",
+        "Notebooks/Work/Meetings",
+        "2022-03-01T10:00:00.000Z",
+        "2026-01-01T12:00:00.000Z",
+        "Discussed the roadmap; machine maintenance was postponed.",
+    ),
+    ("Zebra", "Animals", "2020-01-01T00:00:00.000Z", "2020-01-02T00:00:00.000Z", "Striped animal."),
+    (
+        "Savanna",
+        "Animals",
+        "2020-02-01T00:00:00.000Z",
+        "2020-02-02T00:00:00.000Z",
+        "Zebra herds, zebra foals and more zebra crossings: zebra zebra.",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def built_corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A small knowledge base with known words, tags and dates, built once per module. Tests that only
+    search use it in place (it is checked to be unchanged at the end); tests that change it get a copy."""
+    tmp = tmp_path_factory.mktemp("corpus")
+    runner = CliRunner()
+    with pytest.MonkeyPatch.context() as mp:
+        isolate(mp, tmp)
+        for title, tag, created, modified, body in NOTES:
+            mp.setenv("KB_NOW", created)
+            assert runner.invoke(app, ["add", title, "-t", tag, "-b", body]).exit_code == 0
+            mp.setenv("KB_NOW", modified)
+            assert runner.invoke(app, ["edit", title, "-a", "Edited."]).exit_code == 0
+        mp.setenv("KB_NOW", NOW)
+        assert runner.invoke(app, ["search", "zebra"]).exit_code == 0  # the index is built and current
+    root = tmp / "kb"
+    before = snapshot(root)
+    yield root
+    assert snapshot(root) == before, "a test changed the shared corpus: give it `corpus` instead"
+
+
 @pytest.fixture
-def corpus(kb, monkeypatch):
-    """A small knowledge base with known words, tags and dates."""
-    notes = [
-        (
-            "Machine Learning",
-            "Notebooks/Skills/Tech",
-            "2021-11-19T16:02:40.897Z",
-            "2021-12-02T10:37:55.243Z",
-            "The chain rule and backpropagation. He was learning about autoencoders.",
-        ),
-        (
-            "Cooking Pasta",
-            "Notebooks/Skills/Cooking",
-            "2021-11-05T08:00:00.000Z",
-            "2021-11-20T09:00:00.000Z",
-            "Boil water, add salt. Was he hungry? The sauce was learned from a café in Roma.",
-        ),
-        (
-            "Meeting notes",
-            "Notebooks/Work/Meetings",
-            "2022-03-01T10:00:00.000Z",
-            "2026-01-01T12:00:00.000Z",
-            "Discussed the roadmap; machine maintenance was postponed.",
-        ),
-        ("Zebra", "Animals", "2020-01-01T00:00:00.000Z", "2020-01-02T00:00:00.000Z", "Striped animal."),
-        (
-            "Savanna",
-            "Animals",
-            "2020-02-01T00:00:00.000Z",
-            "2020-02-02T00:00:00.000Z",
-            "Zebra herds, zebra foals and more zebra crossings: zebra zebra.",
-        ),
-    ]
-    for title, tag, created, modified, body in notes:
-        monkeypatch.setenv("KB_NOW", created)
-        assert kb("add", title, "-t", tag, "-b", body).exit_code == 0
-        monkeypatch.setenv("KB_NOW", modified)
-        assert kb("edit", title, "-a", "Edited.").exit_code == 0
-    monkeypatch.setenv("KB_NOW", "2026-01-02T03:04:05.678Z")
-    return notes
+def shared_corpus(built_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """The module's corpus in place, for tests that only search."""
+    monkeypatch.setenv("KB_HOME", str(built_corpus))
+    return NOTES
+
+
+@pytest.fixture
+def corpus(built_corpus: Path, root: Path) -> list[tuple[str, ...]]:
+    """A copy of the module's corpus at `root`, for tests that change notes or the index."""
+    shutil.copytree(built_corpus, root, symlinks=True)
+    return NOTES
 
 
 @pytest.mark.parametrize(
@@ -105,19 +131,19 @@ def corpus(kb, monkeypatch):
         (["modified:2026", "machine"], ["Meeting notes"]),
     ],
 )
-def test_query_forms(corpus, kb, query, expected):
+def test_query_forms(shared_corpus, kb, query, expected):
     assert sorted(titles(kb, *query)) == expected
 
 
-def test_tag_option_filters(corpus, kb):
+def test_tag_option_filters(shared_corpus, kb):
     assert titles(kb, "machine", "-t", "Notebooks/Work") == ["Meeting notes"]
 
 
-def test_a_title_match_outranks_body_matches(corpus, kb):
+def test_a_title_match_outranks_body_matches(shared_corpus, kb):
     assert titles(kb, "zebra")[:2] == ["Zebra", "Savanna"]
 
 
-def test_sorting(corpus, kb):
+def test_sorting(shared_corpus, kb):
     assert titles(kb, "tag:Notebooks", "--sort", "modified") == [
         "Meeting notes",
         "Machine Learning",
@@ -136,7 +162,7 @@ def test_sorting(corpus, kb):
     assert kb("search", "x", "--sort", "size").exit_code == 2
 
 
-def test_json_shape_and_snippets(corpus, kb):
+def test_json_shape_and_snippets(shared_corpus, kb):
     data = json.loads(kb("search", "chain", "--json").stdout)
     assert set(data) == {"version", "query", "total", "hits"}
     assert data["version"] == 1 and data["query"] == "chain" and data["total"] == 1
@@ -150,7 +176,7 @@ def test_json_shape_and_snippets(corpus, kb):
     assert any("**chain**" in s for s in hit["snippets"])
 
 
-def test_plain_output_limit_and_exit_codes(corpus, kb):
+def test_plain_output_limit_and_exit_codes(shared_corpus, kb):
     r = kb("search", "zebra")
     assert r.exit_code == 0
     assert r.stdout.startswith("1. Zebra\tnotes/Zebra.md\t2020-01-02\t#Animals\n")
@@ -182,13 +208,13 @@ def test_plain_output_limit_and_exit_codes(corpus, kb):
         "[2020 to",
     ],
 )
-def test_bad_queries_exit_2_in_one_line(corpus, kb, query):
+def test_bad_queries_exit_2_in_one_line(shared_corpus, kb, query):
     r = kb("search", query)
     assert r.exit_code == 2, (query, r.stdout, r.stderr)
     assert r.stderr.startswith("Error: ") and r.stderr.count("\n") == 1 and r.stdout == ""
 
 
-def test_bounded_wildcards(corpus, kb):
+def test_bounded_wildcards(shared_corpus, kb):
     assert len(paths(kb, "*")) == 5
     assert paths(kb, "z*") == ["notes/Savanna.md", "notes/Zebra.md"]
 

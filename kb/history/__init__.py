@@ -47,7 +47,6 @@ def _is_true(value: str | None) -> bool:
 class Change:
     status: str  # two-letter porcelain status
     path: str
-    old_path: str | None = None
 
 
 def check_git() -> None:

@@ -125,8 +125,8 @@ def _damage() -> tuple[type[BaseException], ...]:
 @dataclass(frozen=True)
 class Hit:
     rank: int
-    path: str
     title: str
+    path: str
     tags: tuple[str, ...]
     created: str | None
     modified: str | None
@@ -139,7 +139,6 @@ class SearchResult:
     query: str
     total: int | None  # None: more than shown match, not counted
     hits: tuple[Hit, ...]
-    refreshed: int  # notes indexed because they changed outside kb
     rebuilt: bool
     warnings: tuple[str, ...] = ()
 
@@ -150,10 +149,6 @@ class RefreshReport:
     updated: int
     removed: int
     rebuilt: bool
-
-    @property
-    def changed(self) -> int:
-        return self.added + self.updated + self.removed
 
 
 class NoteIndex:

@@ -1,12 +1,53 @@
 """The use cases, one call per command. Each returns a frozen dataclass; nothing here prints or prompts.
 
-Submodules are imported on first use, so a command loads only what it needs."""
+Submodules are imported on first use, so a command loads only what it needs; mypy follows the
+TYPE_CHECKING imports below, which name the same objects as the table (a test checks they agree)."""
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:  # what mypy sees: the real names, so every call from kb.cli is typed
+    from kb.service.core import ChangeResult as ChangeResult
+    from kb.service.core import Draft as Draft
+    from kb.service.core import EditorFn as EditorFn
+    from kb.service.core import InitResult as InitResult
+    from kb.service.core import ListResult as ListResult
+    from kb.service.core import ShowResult as ShowResult
+    from kb.service.core import TagCount as TagCount
+    from kb.service.core import TagsResult as TagsResult
+    from kb.service.core import add as add
+    from kb.service.core import add_with_editor as add_with_editor
+    from kb.service.core import edit as edit
+    from kb.service.core import edit_with_editor as edit_with_editor
+    from kb.service.core import init as init
+    from kb.service.core import list_notes as list_notes
+    from kb.service.core import move as move
+    from kb.service.core import remove as remove
+    from kb.service.core import show as show
+    from kb.service.core import tags as tags
+    from kb.service.importing import ImportItem as ImportItem
+    from kb.service.importing import ImportResult as ImportResult
+    from kb.service.importing import import_notes as import_notes
+    from kb.service.lookup import NoteInfo as NoteInfo
+    from kb.service.revisions import DiffResult as DiffResult
+    from kb.service.revisions import NoteLog as NoteLog
+    from kb.service.revisions import RecentLog as RecentLog
+    from kb.service.revisions import Revision as Revision
+    from kb.service.revisions import diff as diff
+    from kb.service.revisions import note_log as note_log
+    from kb.service.revisions import recent as recent
+    from kb.service.revisions import restore as restore
+    from kb.service.revisions import show_revision as show_revision
+    from kb.service.search import ReindexResult as ReindexResult
+    from kb.service.search import reindex as reindex
+    from kb.service.search import search as search
+    from kb.service.sync import Conflict as Conflict
+    from kb.service.sync import SyncResult as SyncResult
+    from kb.service.sync import sync as sync
+
+# At run time each name is imported from its module on first use (a command loads only what it needs).
 _WHERE = {
     "ChangeResult": "core",
     "Conflict": "sync",
@@ -55,9 +96,9 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'kb.service' has no attribute {name!r}")
     loaded = importlib.import_module(f"kb.service.{module}")
-    value = getattr(loaded, name)
-    globals()[name] = value
-    if _WHERE.get(module) == module:
-        # Importing kb.service.search bound the submodule to the name of its use case `search`.
-        globals()[module] = getattr(loaded, module)
-    return value
+    # Bind every name of that module now: importing kb.service.search (or .sync) the first time sets the
+    # package's attribute `search` to the submodule, which would hide the function of that name.
+    for other, where in _WHERE.items():
+        if where == module:
+            globals()[other] = getattr(loaded, other)
+    return globals()[name]

@@ -247,7 +247,7 @@ def add(
     with transaction(root, scan=True) as tx:
         existing = find_title(tx.store, title, folder=where)
         if existing:
-            raise NoteExists(f"a note titled '{existing.title}' already exists ({existing.path})")
+            raise NoteExists(existing.title, existing.path)
         path = free_path(tx.store, title, folder=where)
         tx.store.abs(path)  # inside the notes root, not hidden
         text = new_note_text(title, tag_list, tx.stamp, tx.stamp, _initial_body(title, body))
@@ -264,7 +264,7 @@ def add_with_editor(
     where = clean_folder(folder)
     existing = find_title(Store(root), title, folder=where) if root.is_dir() else None
     if existing:
-        raise NoteExists(f"a note titled '{existing.title}' already exists ({existing.path})")
+        raise NoteExists(existing.title, existing.path)
     template = f"# {title}\n\n"
     draft = editor(template, file_stem(title))
     if draft.text == template or not draft.text.strip():
@@ -360,7 +360,7 @@ def edit(
             folder = tx.store.layout.folder_of(path)
             other = find_title(tx.store, new_title or "", except_path=path, folder=folder)
             if other:
-                raise NoteExists(f"a note titled '{other.title}' already exists ({other.path})")
+                raise NoteExists(other.title, other.path)
             # A file that takes its title from its name or heading (a vault's notes) is renamed without
             # a title written into it.
             if parsed.title is not None or not tx.store.layout.in_place:
@@ -458,7 +458,7 @@ def edit_with_editor(root: Path, ref: str, editor: EditorFn) -> ChangeResult:
             validate_title(title)
             other = find_title(tx.store, title, except_path=path)
             if other:
-                raise NoteExists(f"not saved: a note titled '{other.title}' already exists ({other.path})")
+                raise NoteExists(other.title, other.path, "not saved")
         new_doc = set_fields(new.doc, {"modified": tx.stamp})
         result = _save(tx, path, new_doc.render(), old_title, renamed, False, ())
     return ChangeResult(
@@ -513,10 +513,10 @@ def move(root: Path, ref: str, destination: str) -> ChangeResult:
         if target == path:
             return ChangeResult("unchanged", note_info(path, parsed), None, external=tx.external)
         if store.exists(target) and title_key(target) != title_key(path):
-            raise NoteExists(f"{target} already exists")
+            raise KbError(f"{target} already exists")
         taken = {title_key(p) for p in store.scan()[0]}
         if title_key(target) in taken and title_key(target) != title_key(path):
-            raise NoteExists(f"{target} already exists (its name differs only in case)")
+            raise KbError(f"{target} already exists (its name differs only in case)")
         info = note_info(target, parsed)
         message = f"Move: {note_info(path, parsed).title} ({path} -> {target})\n\nKb-Renamed-From: {path}"
         moment = tx.now

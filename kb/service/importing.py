@@ -10,12 +10,10 @@ file. A revision whose `modified` the note already has changes nothing, so impor
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from kb.errors import KbError, UsageError
 from kb.notes import (
@@ -32,7 +30,7 @@ from kb.service.lookup import all_notes, free_path
 from kb.service.transaction import DATED_BY_MODIFIED, Transaction, reindex_paths, transaction
 
 __all__ = ["ImportItem", "ImportResult", "import_notes"]
-from kb.store import ATTACHMENTS_DIR, NOTES_DIR
+from kb.store import ATTACHMENTS_DIR, NOTES_DIR, Store, write_atomic
 
 SUFFIXES = (".md", ".markdown", ".txt")
 SKIP_DIRS = {".git", ".obsidian", ".trash", "node_modules", ".notable", "index"}
@@ -188,8 +186,6 @@ def import_notes(
                     ImportItem(str(c.source), "revised" if n else "imported", c.title, None, c.modified)
                 )
         if trees:
-            from kb.store import Store
-
             store = Store(root)
             for source in trees:
                 _dry_tree(store, source, tree)
@@ -254,7 +250,7 @@ def _result(
     )
 
 
-def _dry_tree(store: Any, source: Path, tree: TreeResult) -> None:
+def _dry_tree(store: Store, source: Path, tree: TreeResult) -> None:
     """What importing a folder into a knowledge base that does not exist yet would do."""
     from kb.service.import_tree import scan_source
 
@@ -381,7 +377,7 @@ def _copy_attachments(tx: Transaction, attachments: list[Path], items: list[Impo
                 )
             continue
         target_dir.mkdir(exist_ok=True)
-        shutil.copyfile(source, target)
+        write_atomic(target, data)
         copied.append(f"{ATTACHMENTS_DIR}/{source.name}")
     if copied:
         plural = "attachment" if len(copied) == 1 else "attachments"

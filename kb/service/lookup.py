@@ -44,17 +44,6 @@ class NoteInfo:
     problem: str | None = None
     warnings: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "title": self.title,
-            "path": self.path,
-            "tags": list(self.tags),
-            "created": self.created,
-            "modified": self.modified,
-            "problem": self.problem,
-            "warnings": list(self.warnings),
-        }
-
 
 # ---------------------------------------------------------------- reading notes
 

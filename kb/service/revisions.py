@@ -4,13 +4,13 @@ diffs between any two versions, restoring an old version as a new revision."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from kb.diff import NoteDiff, line_counts, note_diff
-from kb.errors import KbError, NoteExists, NoteNotFound, UsageError
+from kb.errors import BadLimit, KbError, NoteExists, NoteNotFound, UsageError
 from kb.notes import parse_note, parse_timestamp, set_fields, title_from_stem, title_key
 from kb.service.core import ChangeResult, ShowResult
 from kb.service.lookup import find_title, free_path, match_title, note_info, resolve_note
@@ -31,24 +31,11 @@ class Revision:
     added: int
     removed: int
     deleted: bool
-    blob: str | None = None  # the blob id of this version, where known
+    blob: str | None = field(default=None, metadata={"json": False})  # this version's blob id, where known
 
     @property
     def short(self) -> str:
         return self.commit[:8]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "commit": self.commit,
-            "date": self.date,
-            "action": self.action,
-            "message": self.message,
-            "path": self.path,
-            "added": self.added,
-            "removed": self.removed,
-            "deleted": self.deleted,
-        }
 
 
 @dataclass(frozen=True)
@@ -221,7 +208,7 @@ def note_log(root: Path, ref: str) -> NoteLog:
 
 def recent(root: Path, limit: int = 20) -> RecentLog:
     if limit < 1:
-        raise UsageError("-n must be at least 1")
+        raise BadLimit()
     if not (root / ".git").exists():
         return RecentLog(())
     recover(root)
@@ -355,7 +342,7 @@ def restore(root: Path, ref: str, rev: str) -> ChangeResult:
         title = old.title_for(revision.path)
         other = find_title(tx.store, title, except_path=current_path)
         if other:
-            raise NoteExists(f"a note titled '{other.title}' already exists ({other.path}); rename it first")
+            raise NoteExists(other.title, other.path, "rename it first")
         updates: dict[str, str | list[str] | None] = {"modified": tx.stamp}
         if current is not None and current.created and current.created != old.created:
             updates["created"] = current.created

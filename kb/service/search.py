@@ -6,13 +6,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kb import config
-from kb.errors import KbError, UsageError
+from kb.errors import BadLimit, KbError
 from kb.notes import validate_tag
 from kb.service.transaction import recover, transaction
 from kb.store import Store
+
+if TYPE_CHECKING:
+    from kb.index import SearchResult
 
 
 @dataclass(frozen=True)
@@ -31,21 +34,21 @@ def search(
     snippets: bool = True,
     count: bool = False,
     progress: Callable[[int, int], None] | None = None,
-) -> Any:
+) -> SearchResult:
     """Bring the index up to date with notes/ (outside edits included), then answer the query."""
     from kb.index import NoteIndex, SearchResult, parse_query
 
     parsed = parse_query(query, config.now())  # a bad query is an error before any work
     if limit is not None and limit < 1:
-        raise UsageError("-n must be at least 1")
+        raise BadLimit()
     wanted_tag = validate_tag(tag) if tag else None
     if not _has_notes_root(root):
-        return SearchResult(query, 0, (), 0, False)
+        return SearchResult(query, 0, (), False)
     recover(root)
     total, hits, notices, report = NoteIndex(root).fresh_search(
         parsed, limit=limit, tag=wanted_tag, sort=sort, snippets=snippets, count=count, progress=progress
     )
-    return SearchResult(query, total, tuple(hits), report.changed, report.rebuilt, tuple(notices))
+    return SearchResult(query, total, tuple(hits), report.rebuilt, tuple(notices))
 
 
 def reindex(root: Path, progress: Callable[[int, int], None] | None = None) -> ReindexResult:

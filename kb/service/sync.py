@@ -19,7 +19,7 @@ from kb.errors import GitError, KbError, UsageError
 from kb.notes import format_timestamp, parse_note, parse_timestamp, set_fields
 from kb.service.lookup import free_path
 from kb.service.transaction import Transaction, reindex_paths, transaction
-from kb.store import Store
+from kb.store import Store, write_atomic
 
 SYNC_MARKER = "kb-sync-merge"  # in .git/ while kb sync has a merge under way
 
@@ -161,20 +161,19 @@ def _settle(tx: Transaction, git: object) -> list[Conflict]:
         if ours is not None and theirs is not None:
             merged = _merge_note(git, base, ours, theirs) if path.endswith(".md") else None
             if merged is not None:
-                target.write_bytes(merged)
+                write_atomic(target, merged)
                 continue
             # The note stays as the other machines have it; this machine's text goes beside it, in a
             # copy named after this machine (the one name kb knows for sure).
-            target.write_bytes(theirs)
+            write_atomic(target, theirs)
             copy = _conflict_copy(tx, path, ours)
             staged.add(copy)
             conflicts.append(Conflict(path, _title(path, theirs), copy, "both-edited"))
         elif ours is not None:  # deleted there, kept (and edited) here
-            target.write_bytes(ours)
+            write_atomic(target, ours)
             conflicts.append(Conflict(path, _title(path, ours), None, "edited-here-deleted-there"))
         elif theirs is not None:  # deleted here, edited there: the edited note comes back
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(theirs)
+            write_atomic(target, theirs)
             conflicts.append(Conflict(path, _title(path, theirs), None, "deleted-here-edited-there"))
     if staged:
         git._git("add", "-A", "--", *sorted(staged))
