@@ -149,7 +149,8 @@ def test_writes_in_place_keep_folders_and_add_nothing_unasked(kb, tmp_path):
     kb("--kb", str(vault), "init")
     r = kb("--kb", str(vault), "add", "Autovacuum", "--folder", "postgres", "-b", "Tuning.")
     assert r.exit_code == 0, r.stderr
-    assert (vault / "postgres" / "Autovacuum.md").is_file()
+    # Like its neighbours: the heading gives the title, git the dates; no front matter.
+    assert (vault / "postgres" / "Autovacuum.md").read_text() == "# Autovacuum\n\nTuning.\n"
     # Two notes may share a title in different folders; not in the same one.
     assert kb("--kb", str(vault), "add", "Autovacuum", "--folder", "vim", "-b", "x").exit_code == 0
     assert kb("--kb", str(vault), "add", "Autovacuum", "--folder", "postgres").exit_code == 1
@@ -159,8 +160,17 @@ def test_writes_in_place_keep_folders_and_add_nothing_unasked(kb, tmp_path):
     r = kb("--kb", str(vault), "edit", "vim/index.md", "--title", "Vim basics")
     assert r.exit_code == 0, r.stderr
     renamed = vault / "vim" / "Vim basics.md"
-    assert renamed.read_text().splitlines()[0:1] == ["---"] and "title:" not in renamed.read_text()
-    assert "# Vim basics\n" in renamed.read_text()
+    assert renamed.read_text() == "# Vim basics\n\nModal editing. See [pg](../postgres/vacuum-full.md#why).\n"
+    # A note titled by its file name is renamed too; an edit adds no front matter to a plain file.
+    r = kb("--kb", str(vault), "mv", "README", "Read me first")
+    assert r.exit_code == 0 and "Renamed" in r.stderr, r.stderr
+    assert (vault / "Read me first.md").read_text() == "Just a readme without a heading\n"
+    assert kb("--kb", str(vault), "edit", "Read me first", "-a", "More.").exit_code == 0
+    assert (vault / "Read me first.md").read_text() == "Just a readme without a heading\n\nMore.\n"
+    # A note that has kb's `modified` key gets it updated.
+    (vault / "dated.md").write_text("---\nmodified: '2020-01-01T00:00:00.000Z'\n---\nA dated note.\n")
+    kb("--kb", str(vault), "edit", "dated.md", "-a", "x")
+    assert "modified: '2026-01-02T03:04:05.678Z'" in (vault / "dated.md").read_text()
     # A move between folders keeps the bytes.
     before = (vault / "dated.md").read_bytes()
     r = kb("--kb", str(vault), "mv", "dated.md", "archive/")
@@ -168,7 +178,7 @@ def test_writes_in_place_keep_folders_and_add_nothing_unasked(kb, tmp_path):
     assert (vault / "archive" / "dated.md").read_bytes() == before and not (vault / "dated.md").exists()
     assert log_subjects(vault)[0].startswith("Move: dated (dated.md -> archive/dated.md)")
     log = json.loads(kb("--kb", str(vault), "log", "archive/dated.md", "--json").stdout)
-    assert len(log["revisions"]) == 2  # through the move
+    assert len(log["revisions"]) == 4  # first commit, outside edit, edit, move: through the move
     assert git(vault, "status", "--porcelain") == ""
 
 

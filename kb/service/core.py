@@ -32,6 +32,7 @@ from kb.notes import (
     validate_tag,
     validate_text,
     validate_title,
+    yaml_value,
 )
 from kb.service.lookup import NoteInfo, all_notes, find_title, free_path, load_note, note_info, resolve_note
 from kb.service.transaction import Transaction, recover, reindex_paths, transaction
@@ -250,7 +251,13 @@ def add(
             raise NoteExists(existing.title, existing.path)
         path = free_path(tx.store, title, folder=where)
         tx.store.abs(path)  # inside the notes root, not hidden
-        text = new_note_text(title, tag_list, tx.stamp, tx.stamp, _initial_body(title, body))
+        if tx.store.layout.in_place:
+            # Like the files around it: a heading gives the title and git the dates; front matter only
+            # for tags.
+            head = f"---\ntags: {yaml_value('tags', tag_list)}\n---\n\n" if tag_list else ""
+            text = head + _initial_body(title, body)
+        else:
+            text = new_note_text(title, tag_list, tx.stamp, tx.stamp, _initial_body(title, body))
         commit, warnings = tx.change_indexed({path: text.encode("utf-8")}, f"Add: {title}", tx.now, [path])
         info = note_info(path, parse_note(text.encode("utf-8")))
         return ChangeResult("add", info, commit, external=tx.external, warnings=warnings)
@@ -368,13 +375,21 @@ def edit(
         from dataclasses import replace
 
         new_doc = replace(doc, body=sep + content)
-        if not updates and new_doc.render() == doc.render():
+        if not updates and not renamed and new_doc.body == doc.body:
             warnings.extend(reindex_paths(tx, []) if tx.external_paths else ())
             return ChangeResult("unchanged", old, None, external=tx.external, warnings=tuple(warnings))
-        updates["modified"] = tx.stamp
-        new_doc = set_fields(new_doc, updates)
+        if _keeps_modified(tx, parsed):
+            updates["modified"] = tx.stamp
+        if updates:
+            new_doc = set_fields(new_doc, updates)
         rename_only = renamed and body is None and append is None and "tags" not in updates
         return _save(tx, path, new_doc.render(), old.title, renamed, rename_only, tuple(warnings), new_title)
+
+
+def _keeps_modified(tx: Transaction, parsed: ParsedNote) -> bool:
+    """Whether a change sets the note's `modified`: always in Notable's layout; in a folder used as it is,
+    only in a note that has the key (kb adds no front matter, nor a date git already knows, to a file)."""
+    return not tx.store.layout.in_place or parsed.modified is not None
 
 
 def _with_newline(text: str, nl: str) -> str:
@@ -459,7 +474,7 @@ def edit_with_editor(root: Path, ref: str, editor: EditorFn) -> ChangeResult:
             other = find_title(tx.store, title, except_path=path)
             if other:
                 raise NoteExists(other.title, other.path, "not saved")
-        new_doc = set_fields(new.doc, {"modified": tx.stamp})
+        new_doc = set_fields(new.doc, {"modified": tx.stamp}) if _keeps_modified(tx, new) else new.doc
         result = _save(tx, path, new_doc.render(), old_title, renamed, False, ())
     return ChangeResult(
         result.action,

@@ -74,10 +74,40 @@ class SourceFiles:
 
 
 def is_notable_dir(path: Path) -> bool:
-    """Exactly Notable's data directory: `notes/` (+ `attachments/`), with no Markdown anywhere else."""
+    """Exactly Notable's data directory: a flat `notes/` (+ `attachments/`), no Markdown anywhere else, and
+    every note written by Notable (front matter with its `title` and `created`). Anything else is imported
+    as a folder, structure kept."""
     from kb.layout import has_markdown
 
-    return (path / "notes").is_dir() and not has_markdown(path, frozenset({"notes", "attachments"}))
+    notes = path / "notes"
+    if not notes.is_dir() or has_markdown(path, frozenset({"notes", "attachments"})):
+        return False
+    try:
+        entries = list(os.scandir(notes))
+    except OSError:
+        return False
+    found = False
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            if has_markdown(Path(entry.path), frozenset()):
+                return False  # Notable keeps no sub-folders
+            continue
+        if not entry.name.lower().endswith(MARKDOWN_SUFFIXES) or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            with open(entry.path, "rb") as handle:
+                head = handle.read(4096)
+        except OSError:
+            continue
+        parsed = parse_note(head, with_extra=False)
+        if parsed.problem:
+            continue  # unreadable front matter (or longer than looked at) decides nothing
+        if not (parsed.title and parsed.created):
+            return False
+        found = True
+    return found
 
 
 def scan_source(root: Path) -> SourceFiles:
