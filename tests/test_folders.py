@@ -325,3 +325,30 @@ def test_import_warns_of_what_it_cannot_read(kb, root, tmp_path):
     assert any("bad-date.md" in w and "'modified' is not a valid date" in w for w in found)
     r = kb("import", str(loose), str(vault))
     assert "Warning:" in r.stderr and "not a valid date" in r.stderr
+
+
+def test_importing_again_never_overwrites_a_change_made_here(kb, root, tmp_path):
+    vault = make_vault(tmp_path / "vault")
+    assert kb("import", str(vault)).exit_code == 0
+    assert kb("edit", "notes/vim/index.md", "-a", "Written in kb.").exit_code == 0
+    (vault / "vim" / "index.md").write_text("# Vim\n\nChanged at the source.\n")
+    (vault / "dated.md").write_text("---\ncreated-at: 2020-01-02T03:04:05Z\n---\nChanged too.\n")
+    r = kb("import", str(vault), "--json")
+    data = json.loads(r.stdout)
+    assert r.exit_code == 1
+    skipped = {Path(i["source"]).name: i["reason"] for i in data["items"] if i["status"] == "skipped"}
+    assert "changed here since it was imported" in skipped["index.md"]
+    assert "Written in kb." in (root / "notes" / "vim" / "index.md").read_text()
+    assert data["revised"] == 1 and (root / "notes" / "dated.md").read_text().endswith("Changed too.\n")
+
+
+def test_a_folder_whose_notes_notable_did_not_write_keeps_its_structure(kb, root, tmp_path):
+    source = tmp_path / "proj"
+    for sub, text in (("x", "monday"), ("y", "tuesday")):
+        (source / "notes" / sub).mkdir(parents=True)
+        (source / "notes" / sub / "meeting.md").write_text(f"# Meeting\n\n{text}\n")
+    r = kb("import", str(source), "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["imported"] == 2
+    assert "tuesday" in (root / "notes" / "notes" / "y" / "meeting.md").read_text()
+    assert "monday" in (root / "notes" / "notes" / "x" / "meeting.md").read_text()

@@ -359,7 +359,17 @@ def import_tree(
 
         tx.change(batch, f"{message}\n\n{DATED_BY_MODIFIED}", tx.now, bulk=True)
     for target, raw, item in later:
+        log = tx.history.path_log(target)
+        if log and not log[0][0].subject.startswith("Import"):
+            # Changed here since it came in (or a note of kb's own at that path): kept, not overwritten.
+            reason = f"{target} was changed here since it was imported; kb's version is kept"
+            result.items.append(ImportItem(item.source, "skipped", item.title, target, item.modified, reason))
+            continue
         moment = parse_timestamp(item.modified or "") or tx.now
+        last = parse_note(store.read(target), with_extra=False).dates[1] if item.title is not None else None
+        before = parse_timestamp(last or "")
+        if before is not None and moment < before:
+            moment = tx.now  # never dated before the version it replaces
         tx.change({target: raw}, f"Import: {item.title or target} (revised)", moment)
         if item.title is not None:
             result.items.append(item)
