@@ -302,6 +302,10 @@ def test_import_with_history_brings_revisions_and_dates(kb, root, tmp_path):
     assert (root / "notes" / "vim" / "index.md").read_bytes() == note.read_bytes()
     deleted = kb("show", "notes/postgres/index.md", "--rev", "1", "--raw")
     assert deleted.exit_code == 0 and "See [vacuum]" in deleted.stdout
+    head = git(root, "rev-parse", "HEAD")
+    again = json.loads(kb("import", str(vault), "--history", "--json").stdout)
+    assert again["history_revisions"] == 0 and again["unchanged"] == 6
+    assert git(root, "rev-parse", "HEAD") == head
 
 
 @pytest.mark.parametrize("layout", ["unrelated-notes-folder"])

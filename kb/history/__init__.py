@@ -458,6 +458,13 @@ class History(_Repository):
             return
         self._run(["commit-graph", "write", "--reachable", "--changed-paths", "--split"])
 
+    def trailer_values(self, key: str) -> set[str]:
+        """Every value of a commit-message trailer (`Key: value`) in the history."""
+        if not self.has_commits():
+            return set()
+        out = self._git("log", f"--format=%(trailers:key={key},valueonly,separator=%x00)%x00")
+        return {value.strip() for value in out.split("\0") if value.strip()}
+
     def path_dates(self) -> dict[str, tuple[str, str]]:
         """Every committed path's first and last commit dates; empty where history cannot be read."""
         head = self.head()

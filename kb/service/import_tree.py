@@ -31,6 +31,7 @@ _WIKI = re.compile(r"\[\[([^\]|#^\n]+)")
 _MD_LINK = re.compile(r"\]\(\s*<?([^)>\n]+?)>?(?:\s+[\"'][^)\n]*)?\)")
 _ANGLE = re.compile(r"<([^<>\n]+\.[A-Za-z0-9]{1,8})>")
 _NOTABLE = re.compile(r"@attachment/([^\s)\]]+)")
+IMPORTED_FROM = "Kb-Imported-From"  # trailer naming the source commit a revision was imported from
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
@@ -402,7 +403,8 @@ def _replay(
         raise KbError(f"--history: cannot read the history of {source}")
     made = 0
     store = tx.store
-    commits = parse_log(out)
+    done_before = tx.history.trailer_values(IMPORTED_FROM)  # importing again brings only what is new
+    commits = [c for c in parse_log(out) if c[0] not in done_before]
     for done, (sha, date, subject, _, all_changes) in enumerate(commits, 1):
         if progress and (done % 20 == 0 or done == len(commits)):
             progress(done, len(commits))
@@ -424,7 +426,7 @@ def _replay(
         if not writes:
             continue
         moment = datetime.fromisoformat(date)
-        tx.change(writes, f"Import: {subject.strip() or sha[:12]}\n\nKb-Imported-From: {sha}", moment)
+        tx.change(writes, f"Import: {subject.strip() or sha[:12]}\n\n{IMPORTED_FROM}: {sha}", moment)
         made += 1
     return made
 
