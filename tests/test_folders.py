@@ -356,3 +356,18 @@ def test_a_folder_whose_notes_notable_did_not_write_keeps_its_structure(kb, root
     assert json.loads(r.stdout)["imported"] == 2
     assert "tuesday" in (root / "notes" / "notes" / "y" / "meeting.md").read_text()
     assert "monday" in (root / "notes" / "notes" / "x" / "meeting.md").read_text()
+
+
+def test_init_of_a_plain_folder_keeps_the_files_dates_and_attachments(kb, tmp_path):
+    folder = make_vault(tmp_path / "plain", repo=False)
+    old = 1514862245  # 2018-01-02T03:04:05Z
+    for path in folder.rglob("*.md"):
+        os.utime(path, (old, old))
+    assert kb("--kb", str(folder), "init").exit_code == 0
+    committed = git(folder, "ls-files").split()
+    assert "Attachments/diagram.png" in committed and ".obsidian/app.json" not in committed
+    listed = {n["path"]: n for n in json.loads(kb("--kb", str(folder), "list", "--json").stdout)["notes"]}
+    assert listed["vim/index.md"]["modified"] == "2018-01-02T03:04:05.000Z"
+    shown = json.loads(kb("--kb", str(folder), "show", "vim/index.md", "--json").stdout)
+    assert shown["modified"] == "2018-01-02T03:04:05.000Z"
+    assert listed["dated.md"]["created"] == "2020-01-02T03:04:05.000Z"

@@ -209,7 +209,10 @@ class RevisionCache:
 
     def path_dates(self, head: str) -> dict[str, tuple[str, str]]:
         """Every path's first and last commit dates (author dates, ISO 8601)."""
-        spans = "SELECT path, MIN(n) lo, MAX(n) hi FROM changes GROUP BY path"
+        # Commits whose date is not their files' (kb's adoption of existing files, an import dated by the
+        # notes' own front matter) do not count.
+        dated = "SELECT n FROM commits WHERE body NOT LIKE '%Kb-Dated-By:%'"
+        spans = f"SELECT path, MIN(n) lo, MAX(n) hi FROM changes WHERE n IN ({dated}) GROUP BY path"
         ends = "JOIN commits a ON a.n = p.lo JOIN commits b ON b.n = p.hi"
         sql = f"SELECT p.path, a.date, b.date FROM ({spans}) p {ends}"
         rows = self._query(head, sql, ())

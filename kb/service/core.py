@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -111,7 +111,13 @@ def show(root: Path, ref: str) -> ShowResult:
     store = Store(root)
     path = resolve_note(store, ref)
     raw, parsed = load_note(store, path)
-    return ShowResult(note_info(path, parsed), raw, parsed.body, dict(parsed.extra))
+    info = note_info(path, parsed)
+    if info.created is None or info.modified is None:
+        from kb.index import DatesLookup
+
+        created, modified = DatesLookup(root)(path)
+        info = replace(info, created=info.created or created, modified=info.modified or modified)
+    return ShowResult(info, raw, parsed.body, dict(parsed.extra))
 
 
 def list_notes(
@@ -372,8 +378,6 @@ def edit(
             # a title written into it.
             if parsed.title is not None or not tx.store.layout.in_place:
                 updates["title"] = new_title
-        from dataclasses import replace
-
         new_doc = replace(doc, body=sep + content)
         if not updates and not renamed and new_doc.body == doc.body:
             warnings.extend(reindex_paths(tx, []) if tx.external_paths else ())

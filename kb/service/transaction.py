@@ -237,6 +237,9 @@ JOURNAL = "kb-journal"
 # In a commit message: the commit holds many notes at once (an import), each revision dated by its own
 # `modified` rather than by the commit's author date.
 DATED_BY_MODIFIED = "Kb-Dated-By: modified"
+# In a commit message: the commit adopted files that existed before it (a first revision of a folder); its
+# date is not theirs, so their dates come from the files' times.
+DATED_BY_FILES = "Kb-Dated-By: files"
 
 
 def _recover_journal(tx: Transaction, journal: Path) -> tuple[str, ...]:
@@ -365,11 +368,17 @@ def _ensure_layout(tx: Transaction, settings: bytes | None = None) -> str | None
     count = len(notes)
     plural = "note" if count == 1 else "notes"
     message = (
-        f"Initialize knowledge base with {count} existing {plural}" if count else "Initialize knowledge base"
+        f"Initialize knowledge base with {count} existing {plural}\n\n{DATED_BY_FILES}"
+        if count
+        else "Initialize knowledge base"
     )
     base = [".gitignore"] + ([SETTINGS_FILE] if toml.exists() else [])
     if tx.store.layout.in_place:
-        return tx.history.commit([*base, *notes], message, tx.now, tx.now)
+        from kb.service.import_tree import scan_source
+
+        # The notes and the files they link to (images, attachments): what a first revision must keep.
+        found = scan_source(tx.root)
+        return tx.history.commit([*base, *found.notes, *found.attachments], message, tx.now, tx.now)
     paths = [*base, NOTES_DIR] + ([ATTACHMENTS_DIR] if (tx.root / ATTACHMENTS_DIR).is_dir() else [])
     if not any((tx.root / p).exists() for p in paths[len(base) :]) or not tx.history.pending(
         paths[len(base) :]
