@@ -181,6 +181,7 @@ def heading_title(body: str) -> str | None:
 
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_QUOTE = re.compile(r"^(?: {0,3}>)+ ?")
 _INLINE_CODE = re.compile(r"(`+)(?:.+?)\1")
 _INLINE_TAG = re.compile(r"(?<!\S)#([\w/-]*[^\W\d_][\w/-]*)")
 MAX_TAG_SCAN_CHARS = 1_000_000
@@ -194,6 +195,7 @@ def inline_tags(body: str) -> tuple[str, ...]:
     found: list[str] = []
     fence: str | None = None
     for line in body[:MAX_TAG_SCAN_CHARS].splitlines():
+        line = _QUOTE.sub("", line)  # inside a blockquote or callout, code fences work the same
         opening = _FENCE.match(line)
         if fence is not None:
             if opening and opening.group(1)[0] == fence[0] and len(opening.group(1)) >= len(fence):

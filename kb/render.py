@@ -123,10 +123,14 @@ def _json(data: Json) -> None:
 # ---------------------------------------------------------------- writes
 
 
-def change(result: ChangeResult) -> None:
-    if result.external:
-        shown = ", ".join(result.external[:5]) + (" ..." if len(result.external) > 5 else "")
+def _external(labels: tuple[str, ...]) -> None:
+    if labels:
+        shown = ", ".join(labels[:5]) + (" ..." if len(labels) > 5 else "")
         _err(f"Committed changes made outside kb first: {shown}")
+
+
+def change(result: ChangeResult) -> None:
+    _external(result.external)
     warnings(result.warnings)
     note = result.note
     short = f" [{result.commit[:8]}]" if result.commit else ""
@@ -329,6 +333,7 @@ def _search_rich(result: SearchResult) -> None:
 
 
 def reindex(result: ReindexResult) -> None:
+    _external(result.external)
     _err(f"Indexed {result.notes} notes in {result.seconds:.1f} s.")
 
 

@@ -88,6 +88,7 @@ def test_inline_tags_outside_code_and_headings():
         "`#incode` #2024 #fff1\n```\n#fenced\n```\n    #indented-code\n"
     )
     assert inline_tags(body) == ("tag-one", "nested/tag", "fff1")
+    assert inline_tags("> [!note]\n> ```css\n> color: #ff0000;\n> ```\n> #quoted\n") == ("quoted",)
 
 
 def test_init_in_place_sees_every_note_and_commits_only_settings(kb, tmp_path):
@@ -371,3 +372,19 @@ def test_init_of_a_plain_folder_keeps_the_files_dates_and_attachments(kb, tmp_pa
     shown = json.loads(kb("--kb", str(folder), "show", "vim/index.md", "--json").stdout)
     assert shown["modified"] == "2018-01-02T03:04:05.000Z"
     assert listed["dated.md"]["created"] == "2020-01-02T03:04:05.000Z"
+
+
+def test_settings_change_reaches_search_and_list(kb, tmp_path):
+    vault = make_vault(tmp_path / "vault")
+    kb("--kb", str(vault), "init")
+    assert kb("--kb", str(vault), "search", "folder:notes", "-l").stdout.split() != []
+    (vault / "kb.toml").write_text('notes = "."\nignore = ["notes"]\n')
+    r = kb("--kb", str(vault), "search", "folder:notes", "-l")
+    assert r.exit_code == 1 and r.stdout == ""
+    assert kb("--kb", str(vault), "list", "--folder", "NOTES").stdout == ""
+    r = kb("--kb", str(vault), "list", "--folder", "Postgres/")
+    assert len(r.stdout.splitlines()) == 2
+    r = kb("--kb", str(vault), "show", "vim/index", "--raw")  # a path without its .md
+    assert r.exit_code == 0 and r.stdout.startswith("# Vim")
+    log = json.loads(kb("--kb", str(vault), "log", "vim/index.md", "--json").stdout)
+    assert log["title"] == "Vim"

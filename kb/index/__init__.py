@@ -246,7 +246,9 @@ class NoteIndex:
         try:
             for path in sorted(paths):
                 full = self.root / path
-                st = os.lstat(full) if full.exists() and not full.is_symlink() else None
+                # gone, a link, or no longer a note (kb.toml now ignores it): out of the index
+                note = full.exists() and not full.is_symlink() and self.store.is_note_path(path)
+                st = os.lstat(full) if note else None
                 doc = self._read_document(path) if st is not None else None
                 if doc is None:
                     writer.delete_by_term("path", path)

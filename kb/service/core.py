@@ -127,13 +127,18 @@ def list_notes(
     store = Store(root)
     infos, warnings = all_notes(store)
     if folder is not None:
-        wanted_folder = clean_folder(folder)
-        if wanted_folder:
+        wanted = clean_folder(folder)
+        if store.layout.notes and wanted.startswith(store.layout.notes + "/"):
+            wanted = wanted[len(store.layout.notes) + 1 :]  # given from the root
+        key = wanted.casefold()
+        if key:
             infos = [
                 i
                 for i in infos
-                if (f := store.layout.folder_of(i.path)) == wanted_folder or f.startswith(wanted_folder + "/")
+                if (f := store.layout.folder_of(i.path).casefold()) == key or f.startswith(key + "/")
             ]
+            if not infos:
+                warnings.append(f"no notes in a folder '{wanted}' (kb list shows the paths)")
     if tag:
         wanted = validate_tag(tag)
         infos = [i for i in infos if any(t == wanted or t.startswith(wanted + "/") for t in i.tags)]

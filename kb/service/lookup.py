@@ -145,7 +145,8 @@ def resolve_note(store: Store, ref: str) -> str:
         if Path(ref).is_absolute():
             with contextlib.suppress(ValueError):
                 plain = Path(ref).absolute().relative_to(store.root.absolute()).as_posix()
-        for candidate in (plain, f"{store.prefix}{plain}"):
+        named = (plain,) if plain.endswith(NOTE_SUFFIXES) else (plain, f"{plain}.md")
+        for candidate in (*named, *(f"{store.prefix}{n}" for n in named)):
             try:
                 if store.exists(candidate) and store.is_safe_file(store.abs(candidate)):
                     return store.rel(store.abs(candidate))

@@ -11,7 +11,7 @@ from typing import Any
 
 from kb.diff import NoteDiff, line_counts, note_diff
 from kb.errors import BadLimit, KbError, NoteExists, NoteNotFound, UsageError
-from kb.notes import parse_note, parse_timestamp, set_fields, title_from_stem, title_key
+from kb.notes import parse_note, parse_timestamp, set_fields, title_from_path, title_key
 from kb.service.core import ChangeResult, ShowResult
 from kb.service.lookup import find_title, free_path, match_title, note_info, resolve_note
 from kb.service.transaction import DATED_BY_MODIFIED, recover, transaction
@@ -194,15 +194,15 @@ def note_log(root: Path, ref: str) -> NoteLog:
     revisions = revisions_of(root, path)
     if not revisions:
         raise NoteNotFound(f"{path} has no revisions yet (it is not committed)")
-    title = title_from_stem(Path(path).stem)
+    title = title_from_path(path)
     blob_title = None
     if exists:
-        blob_title = parse_note(Store(root).read(path)).title
+        blob_title = parse_note(Store(root).read(path)).title_for(path)
     else:
         last_content = [r for r in revisions if not r.deleted]
         if last_content:
             [blob] = _reader(root).read_blobs([_version_spec(last_content[-1])])
-            blob_title = parse_note(blob or b"").title
+            blob_title = parse_note(blob or b"").title_for(path)
     return NoteLog(blob_title or title, path, exists, tuple(revisions))
 
 

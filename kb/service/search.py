@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 class ReindexResult:
     notes: int
     seconds: float
+    external: tuple[str, ...] = ()  # outside edits committed first
 
 
 def search(
@@ -60,7 +61,7 @@ def reindex(root: Path, progress: Callable[[int, int], None] | None = None) -> R
     start = time.perf_counter()
     with transaction(root) as tx:
         count = NoteIndex(tx.root).rebuild(progress)
-    return ReindexResult(count, round(time.perf_counter() - start, 2))
+    return ReindexResult(count, round(time.perf_counter() - start, 2), tx.external)
 
 
 def _has_notes_root(root: Path) -> bool:

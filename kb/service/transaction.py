@@ -403,6 +403,9 @@ def _commit_external(tx: Transaction, pending: list[Any]) -> tuple[tuple[str, ..
             continue
         if store.layout.in_place and change.path not in own and not store.is_note_path(change.path):
             continue
+        if os.path.islink(tx.root / change.path):
+            continue  # a link kb does not follow is not kb's to commit
+
         changes.append(change)
     if not changes:
         return (), ()
