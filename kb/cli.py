@@ -424,7 +424,7 @@ def search(
 
 @app.command()
 def reindex() -> None:
-    """Rebuild the search index from notes/ (it is also rebuilt automatically when missing or damaged)."""
+    """Rebuild the search index from the notes (it is also rebuilt automatically when missing or damaged)."""
     from kb import render, service
 
     render.reindex(service.reindex(_root(), progress=render.progress()))

@@ -499,11 +499,12 @@ def imported(result: ImportResult, json: bool) -> int:
     for item in result.items:
         if item.status == "skipped":
             warnings([f"skipped {item.source}: {item.reason}"])
-    lines = [f"{i.status}\t{i.source}\t{i.path or ''}" for i in result.items if i.status != "skipped"]
+    would = "would be " if result.dry_run else ""
+    lines = [f"{would}{i.status}\t{i.source}\t{i.path or ''}" for i in result.items if i.status != "skipped"]
     _out("".join(line + "\n" for line in lines))
     prefix = "Would import" if result.dry_run else "Imported"
     where = f" into {result.notes_root}" if result.notes_root else ""
-    folders = f" ({_count(result.folders, 'folder')})" if result.folders else ""
+    folders = f" in {_count(result.folders, 'folder')}" if result.folders else ""
     history = f", {_count(result.revisions, 'revision')} from git history" if result.revisions else ""
     attachments = _count(result.attachments, "attachment")
     _err(

@@ -257,7 +257,21 @@ def _dry_tree(store: Store, source: Path, tree: TreeResult) -> None:
     files = scan_source(source)
     tree.left_out.extend(str(source / p) for p in files.others)
     tree.attachments += len(files.attachments)
+    for link in files.links:
+        tree.items.append(ImportItem(str(source / link), "skipped", reason="a symbolic link; not followed"))
     for rel in files.notes:
+        try:
+            with open(source / rel, "rb") as handle:
+                head = handle.read(8192)
+        except OSError as exc:
+            tree.items.append(
+                ImportItem(str(source / rel), "skipped", reason=f"cannot read it: {exc.strerror}")
+            )
+            continue
+        if b"\0" in head:
+            reason = "binary file (contains NUL bytes): not a text note"
+            tree.items.append(ImportItem(str(source / rel), "skipped", reason=reason))
+            continue
         tree.folders.add(str(Path(rel).parent) if "/" in rel else "")
         tree.items.append(ImportItem(str(source / rel), "imported", None, store.prefix + rel))
 

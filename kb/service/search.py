@@ -53,7 +53,7 @@ def search(
 
 
 def reindex(root: Path, progress: Callable[[int, int], None] | None = None) -> ReindexResult:
-    """Rebuild the search index from notes/."""
+    """Rebuild the search index from the notes."""
     from kb.index import NoteIndex
 
     if not _has_notes_root(root):
