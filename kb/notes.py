@@ -21,6 +21,9 @@ from kb.errors import BrokenNote, UsageError
 BOM = "\ufeff"
 _SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
 MAX_FRONT_MATTER_BYTES = 64 * 1024
+# What is read of a note to list or index it: its front matter and the first 4 MiB of its body (the index
+# holds at most a million characters of a body). A huge note is not read whole for that.
+HEAD_BYTES = MAX_FRONT_MATTER_BYTES + 4 * 1024 * 1024
 MAX_YAML_ALIASES = 8  # real notes use none; each one can double what the front matter expands to
 MAX_YAML_DEPTH = 32
 MAX_TITLE_CHARS = 1024
@@ -457,6 +460,18 @@ def _scalar_text(node: yaml.Node) -> str | None:
             return None
         return str(node.value)
     return None
+
+
+def head_of(raw: bytes, limit: int = HEAD_BYTES) -> bytes:
+    """The first `limit` bytes of a file, without a UTF-8 character cut in two at the end."""
+    if len(raw) <= limit:
+        return raw
+    end = limit
+    while end > limit - 4 and end > 0 and (raw[end - 1] & 0xC0) == 0x80:
+        end -= 1
+    if end > 0 and raw[end - 1] >= 0xC0:
+        end -= 1  # the first byte of the character that was cut
+    return raw[:end]
 
 
 def parse_note(raw: bytes, with_extra: bool = True) -> ParsedNote:

@@ -206,6 +206,21 @@ class Store:
         except OSError as exc:
             raise KbError(f"cannot read {rel}: {exc.strerror}") from None
 
+    def read_head(self, rel: str, limit: int) -> bytes:
+        """At most the first `limit` bytes of a note (a huge one is not read whole to list or index it)."""
+        from kb.notes import head_of
+
+        path = self.abs(rel)
+        if path.is_symlink():
+            raise KbError(f"{rel} is a symbolic link; kb does not follow links")
+        try:
+            with open(path, "rb") as handle:
+                return head_of(handle.read(limit + 4), limit)
+        except FileNotFoundError:
+            raise KbError(f"{rel} does not exist") from None
+        except OSError as exc:
+            raise KbError(f"cannot read {rel}: {exc.strerror}") from None
+
     def exists(self, rel: str) -> bool:
         path = self.abs(rel)
         return path.exists() or path.is_symlink()

@@ -22,6 +22,7 @@ from kb.errors import KbError, UsageError
 from kb.index.catalog import CATALOG, Catalog, CatalogError, Entry, Signature
 from kb.index.document import DatesFallback, document, schema, snippets_of, writable
 from kb.index.query import QueryError, body_terms, bound_notices, parse_query
+from kb.notes import HEAD_BYTES
 from kb.store import INDEX_DIR, Store
 
 __all__ = [
@@ -207,7 +208,7 @@ class NoteIndex:
 
     def _read_document(self, path: str) -> dict[str, Any] | None:
         try:
-            raw = self.store.read(path)
+            raw = self.store.read_head(path, HEAD_BYTES)
         except KbError:
             return None
         fallback: DatesFallback = self._dates_of
@@ -421,7 +422,7 @@ class NoteIndex:
 
     def _snippets(self, path: str, terms: frozenset[str]) -> tuple[str, ...]:
         try:
-            raw = self.store.read(path)
+            raw = self.store.read_head(path, HEAD_BYTES)
         except KbError:
             return ()
         doc = document(path, raw)

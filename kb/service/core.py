@@ -23,6 +23,7 @@ from kb.errors import (
 from kb.notes import (
     ParsedNote,
     file_stem,
+    head_of,
     new_note_text,
     parse_note,
     parse_timestamp,
@@ -341,8 +342,7 @@ def edit(
     _require_kb(root, ref)
     with transaction(root, scan=new_title is not None) as tx:
         path = resolve_note(tx.store, ref)
-        _, parsed = load_note(tx.store, path)
-        parsed = _editable(path, parsed)
+        parsed = _editable(path, load_note(tx.store, path)[1])  # the file's bytes are not kept
         assert parsed.doc is not None
         old = note_info(path, parsed)
         doc = parsed.doc
@@ -384,6 +384,7 @@ def edit(
             if parsed.title is not None or not tx.store.layout.in_place:
                 updates["title"] = new_title
         new_doc = replace(doc, body=sep + content)
+        del content  # a huge note is held as few times as can be
         if not updates and not renamed and new_doc.body == doc.body:
             warnings.extend(reindex_paths(tx, []) if tx.external_paths else ())
             return ChangeResult("unchanged", old, None, external=tx.external, warnings=tuple(warnings))
@@ -420,7 +421,7 @@ def _save(
     new_title: str | None = None,
 ) -> ChangeResult:
     data = text.encode("utf-8")
-    parsed = parse_note(data)
+    parsed = parse_note(head_of(data))  # its title, tags and dates: a huge note is not parsed whole again
     title = new_title if renamed and new_title else parsed.title_for(path)
     folder = tx.store.layout.folder_of(path)
     new_path = free_path(tx.store, title, except_path=path, folder=folder) if renamed else path

@@ -20,6 +20,7 @@ from kb.errors import (
     UsageError,
 )
 from kb.notes import (
+    HEAD_BYTES,
     ParsedNote,
     file_stem,
     parse_note,
@@ -118,7 +119,7 @@ def _parse_info(
 ) -> NoteInfo | None:
     """A note's record from its file; `dates` fills in the dates its front matter does not give."""
     try:
-        _, parsed = load_note(store, path, with_extra=False)
+        parsed = parse_note(store.read_head(path, HEAD_BYTES), with_extra=False)
     except KbError as exc:
         warnings.append(str(exc))
         return None
