@@ -388,3 +388,13 @@ def test_settings_change_reaches_search_and_list(kb, tmp_path):
     assert r.exit_code == 0 and r.stdout.startswith("# Vim")
     log = json.loads(kb("--kb", str(vault), "log", "vim/index.md", "--json").stdout)
     assert log["title"] == "Vim"
+
+
+def test_head_of_a_huge_note_never_cuts_a_character():
+    from kb.notes import head_of
+
+    raw = ("é" * 10).encode()
+    for limit in range(1, 21):
+        head = head_of(raw, limit)
+        assert head.decode("utf-8") == "é" * (len(head) // 2) and len(head) <= limit
+    assert head_of(b"short", 100) == b"short"
