@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from kb.errors import (
     AmbiguousNote,
@@ -33,6 +33,9 @@ from kb.store import (
 )
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from kb.index.catalog import Catalog, Entry
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def all_notes(store: Store) -> tuple[list[NoteInfo], list[str]]:
     return infos, warnings
 
 
-def catalog_rows(store: Store, read: Callable[[Any], T]) -> T | None:
+def catalog_rows(store: Store, read: Callable[[Catalog], T]) -> T | None:
     """What `read` takes from the index's catalog; None when there is no usable catalog."""
     from kb.index import NoteIndex
     from kb.index.catalog import CatalogError
@@ -105,7 +108,7 @@ def catalog_rows(store: Store, read: Callable[[Any], T]) -> T | None:
             return None
 
 
-def _from_entry(path: str, entry: Any) -> NoteInfo:
+def _from_entry(path: str, entry: Entry) -> NoteInfo:
     return NoteInfo(
         entry.title, path, entry.tags, entry.created, entry.modified, entry.problem, entry.warnings
     )

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kb.diff import NoteDiff, line_counts, note_diff
 from kb.errors import BadLimit, KbError, NoteExists, NoteNotFound, UsageError
@@ -18,6 +18,9 @@ from kb.service.transaction import DATED_BY_MODIFIED, recover, transaction
 from kb.store import Store
 
 MAX_RENAME_HOPS = 200
+
+if TYPE_CHECKING:
+    from kb.history import CommitInfo, History
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ def _action(subject: str) -> str:
     return head.strip().lower() if sep and head.strip().lower() in known else "commit"
 
 
-def _reader(root: Path) -> Any:
+def _reader(root: Path) -> History:
     from kb.history import History
 
     if not (root / ".git").exists():
@@ -112,7 +115,7 @@ def _locate(root: Path, ref: str) -> tuple[str, bool]:
         raise missing
 
 
-def _spec(commit: Any) -> str | None:
+def _spec(commit: CommitInfo) -> str | None:
     """What to read for a commit's version of its note: the blob id where known, None where it deleted
     the note, else the `commit:path` git resolves."""
     if commit.blob is None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kb import config
 from kb.errors import (
@@ -38,6 +38,11 @@ from kb.store import (
 
 # ---------------------------------------------------------------- opening and transactions
 
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from kb.history import Change, History
+
 
 def _is_kb(root: Path) -> bool:
     return (root / NOTES_DIR).is_dir() or (root / ".git").exists() or (root / SETTINGS_FILE).is_file()
@@ -59,7 +64,7 @@ def _prepare_root(root: Path, explicit: bool) -> None:
 class Transaction:
     root: Path
     store: Store
-    history: Any  # kb.history.History, imported lazily
+    history: History  # imported when a transaction starts
     now: datetime
     external: tuple[str, ...] = ()
     external_paths: tuple[str, ...] = ()
@@ -178,7 +183,7 @@ def signals_deferred() -> Iterator[None]:
     caught: list[int] = []
     previous: dict[int, Any] = {}
 
-    def hold(signum: int, frame: Any) -> None:
+    def hold(signum: int, frame: FrameType | None) -> None:
         caught.append(signum)
 
     for sig in _DEFERRED_SIGNALS:
@@ -331,7 +336,7 @@ def recover(root: Path) -> None:
         pass  # a read never fails for this; the journal stays and the next command tries again
 
 
-def _finish_interrupted_sync(history: Any) -> None:
+def _finish_interrupted_sync(history: History) -> None:
     """A merge that a killed `kb sync` left behind is kb's own: abort it (the state before it was fully
     committed), so the next sync starts again. A merge started by anyone else is left alone."""
     marker = history.git_dir / "kb-sync-merge"
@@ -387,7 +392,7 @@ def _ensure_layout(tx: Transaction, settings: bytes | None = None) -> str | None
     return tx.history.commit(paths, message, tx.now, tx.now)
 
 
-def _commit_external(tx: Transaction, pending: list[Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _commit_external(tx: Transaction, pending: list[Change]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Changes made under notes/ and attachments/ (and to .gitignore) by anything but kb become their
     own revision first. Returns their labels and paths."""
     store = tx.store
