@@ -62,15 +62,29 @@ def visible(text: str) -> str:
 
 @functools.cache
 def _console_class() -> type:
-    from rich.console import Console
+    from rich.console import Console, HighlighterType, JustifyMethod, OverflowMethod
+    from rich.style import Style
 
     class SafeConsole(Console):
         """A console for untrusted text: a string is never markup or emoji codes, and its control
         characters are made visible. (kb's own styles are given as Text objects or style arguments.)"""
 
-        def render_str(self, text: str, **kwargs: Any) -> Text:
-            kwargs.update(markup=False, emoji=False, highlight=False)
-            result: Text = super().render_str(visible(text), **kwargs)
+        def render_str(
+            self,
+            text: str,
+            *,
+            style: str | Style = "",
+            justify: JustifyMethod | None = None,
+            overflow: OverflowMethod | None = None,
+            emoji: bool | None = None,
+            markup: bool | None = None,
+            highlight: bool | None = None,
+            highlighter: HighlighterType | None = None,
+        ) -> Text:
+            result: Text = super().render_str(
+                visible(text), style=style, justify=justify, overflow=overflow, emoji=False, markup=False,
+                highlight=False, highlighter=highlighter,
+            )  # fmt: skip
             return result
 
     return SafeConsole
@@ -259,7 +273,7 @@ def tag_list(result: TagsResult, as_json: bool) -> None:
 # ---------------------------------------------------------------- search
 
 
-def progress() -> Progress:
+def progress(label: str = "Indexing notes") -> Progress:
     """A progress callback that draws a rich bar on stderr, started on first use."""
     state: dict[str, Any] = {}
 
@@ -268,7 +282,7 @@ def progress() -> Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             bar = Progress(
-                TextColumn("Indexing notes"),
+                TextColumn(label),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
