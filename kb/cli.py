@@ -454,7 +454,7 @@ def import_(
     from kb import render, service
 
     result = service.import_notes(
-        _root(), paths, dry_run=dry_run, history=history, progress=render.progress()
+        _root(), paths, dry_run=dry_run, history=history, progress=render.progress("Importing")
     )
     raise typer.Exit(render.imported(result, json))
 
