@@ -280,7 +280,11 @@ class Document:
 
     @property
     def newline(self) -> str:
-        return "\r\n" if self.open_line.endswith("\r\n") else "\n"
+        """The file's line ending: its front matter's, else its first line's."""
+        if self.open_line:
+            return "\r\n" if self.open_line.endswith("\r\n") else "\n"
+        end = self.body.find("\n")
+        return "\r\n" if end > 0 and self.body[end - 1] == "\r" else "\n"
 
     def render(self) -> str:
         return self.bom + self.open_line + self.fm_text + self.close_line + self.body

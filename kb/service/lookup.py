@@ -173,8 +173,12 @@ def resolve_note(store: Store, ref: str) -> str:
         names = ", ".join(f"'{title}' ({path})" for path, title in found[:10])
         more = f" and {len(found) - 10} more" if len(found) > 10 else ""
         raise AmbiguousNote(f"'{ref}' matches {len(found)} notes: {names}{more}; name one by its path")
-    close = difflib.get_close_matches(ref, [i.title for i in infos], n=5, cutoff=0.5)
-    hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
+    paths: dict[str, list[str]] = {}
+    for i in infos:
+        paths.setdefault(i.title, []).append(i.path)
+    close = difflib.get_close_matches(ref, list(paths), n=5, cutoff=0.5)
+    shown = [repr(c) if len(paths[c]) == 1 else f"{c!r} ({', '.join(paths[c][:3])})" for c in close]
+    hint = f"; did you mean: {', '.join(shown)}?" if close else ""
     raise NoteNotFound(f"no note matches '{ref}'{hint}")
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from kb.diff import NoteDiff, line_counts, note_diff
 from kb.errors import BadLimit, KbError, NoteExists, NoteNotFound, UsageError
-from kb.notes import parse_note, parse_timestamp, set_fields, title_from_path, title_key
+from kb.notes import format_timestamp, parse_note, parse_timestamp, set_fields, title_from_path, title_key
 from kb.service.core import ChangeResult, ShowResult
 from kb.service.lookup import find_title, free_path, match_title, note_info, resolve_note
 from kb.service.transaction import DATED_BY_MODIFIED, recover, transaction
@@ -74,7 +74,7 @@ def _action(subject: str) -> str:
     if subject.startswith("Initialize knowledge base"):
         return "init"
     head, sep, _ = subject.partition(":")
-    known = {"add", "edit", "rename", "delete", "external edit", "restore", "import", "merge", "sync"}
+    known = {"add", "edit", "rename", "move", "delete", "external edit", "restore", "import", "merge", "sync"}
     return head.strip().lower() if sep and head.strip().lower() in known else "commit"
 
 
@@ -171,7 +171,10 @@ def revisions_of(root: Path, path: str) -> list[Revision]:
         commit, blob = unique[i], blobs[i]
         deleted = blob is None
         parsed = parsed_blobs[i]
-        moment = parsed.modified if parsed and parsed.modified else commit.author_date.isoformat()
+        # The note's own `modified`, else the commit's date (also for a move, which leaves the text as it
+        # was); one form for all: UTC with milliseconds.
+        own = parse_timestamp(parsed.modified) if parsed and parsed.modified and blob != previous else None
+        moment = format_timestamp(own or commit.author_date)
         added, removed = line_counts(previous, blob or b"")
         revisions.append(
             Revision(
