@@ -398,3 +398,15 @@ def test_head_of_a_huge_note_never_cuts_a_character():
         head = head_of(raw, limit)
         assert head.decode("utf-8") == "é" * (len(head) // 2) and len(head) <= limit
     assert head_of(b"short", 100) == b"short"
+
+
+def test_dates_added_on_import_follow_the_files_line_endings(kb, root, tmp_path):
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "crlf.md").write_bytes(b"\xef\xbb\xbf# Windows\r\n\r\nText.\r\n")
+    assert kb("import", str(vault)).exit_code == 0
+    data = (root / "notes" / "crlf.md").read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf---\r\ncreated: '") and data.endswith(
+        b"---\r\n\r\n# Windows\r\n\r\nText.\r\n"
+    )
+    assert b"\n" not in data.replace(b"\r\n", b"")
