@@ -405,9 +405,13 @@ def search(
     paths: Annotated[
         bool, typer.Option("-l", "--paths", help="Print only the paths of matching notes.")
     ] = False,
+    null: Annotated[
+        bool, typer.Option("-0", "--null", help="With -l: end each path with a NUL byte (for xargs -0).")
+    ] = False,
 ) -> None:
     from kb import render, service
 
+    paths = paths or null
     n = limit if limit is not None else (None if paths else 10)
     result = service.search(
         _root(),
@@ -419,7 +423,7 @@ def search(
         count=json,
         progress=render.progress(),
     )
-    raise typer.Exit(render.search(result, json=json, paths=paths))
+    raise typer.Exit(render.search(result, json=json, paths=paths, null=null))
 
 
 @app.command()

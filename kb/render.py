@@ -298,7 +298,7 @@ def progress(label: str = "Indexing notes") -> Progress:
     return update
 
 
-def search(result: SearchResult, json: bool, paths: bool) -> int:
+def search(result: SearchResult, json: bool, paths: bool, null: bool = False) -> int:
     """Print search results; returns the exit code (1 when nothing matched, like grep)."""
     if result.rebuilt:
         _err("The search index was rebuilt.")
@@ -307,7 +307,12 @@ def search(result: SearchResult, json: bool, paths: bool) -> int:
         _json(document(result))
         return 0 if result.hits else 1
     if paths:
-        _out("".join(hit.path + "\n" for hit in result.hits))
+        end = "\0" if null else "\n"
+        if null and not _stdout_is_terminal():  # exact for xargs -0: a path's characters are its name
+            sys.stdout.write("".join(hit.path + end for hit in result.hits))
+            sys.stdout.flush()
+        else:
+            _out("".join(hit.path + end for hit in result.hits))
         return 0 if result.hits else 1
     if not result.hits:
         _err(f"No notes match {result.query!r}.")

@@ -40,6 +40,9 @@ _DATE_VALUE = re.compile(r"\b(created|modified):(>=|<=|>|<)?(?=[^\s\['\"(])([^\s
 _FUZZY = re.compile(r"~(\d+)")
 _EMPTY_FIELD = re.compile(r"\b(title|body|tag|tags|folder|created|modified):(?=\s|$|\))")
 _OPERATORS = {"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE"}
+FIELDS = ("title", "body", "tag", "tags", "folder", "created", "modified")
+# name: before a value (not a URL's scheme, not a time like 10:30)
+_FIELD = re.compile(r"(?:^|(?<=[\s(]))-?([A-Za-z_][\w-]*):(?!//)(?=\S)")
 _EXPANDING = re.compile(r"[*?]|~")
 _FUZZY_PREFIX = re.compile(r"~\d*/")
 _DATE_HINT = "try 2021-11-25, 2021-11, yesterday, or a range like [2021-11-01 to 2021-11-30]"
@@ -90,9 +93,15 @@ def _check_syntax(text: str) -> None:
                 raise QueryError(f"'{word}' needs a word after it")
             if needs_before and (before is None or before in _OPERATORS or before == "("):
                 raise QueryError(f"'{word}' needs a word before it")
-    empty = _EMPTY_FIELD.search(outside)
+    # A quoted value is a value: `title:"Note 007"`.
+    fields = re.sub(r'"[^"]*"', "Q", text)
+    empty = _EMPTY_FIELD.search(fields)
     if empty:
         raise QueryError(f"'{empty.group(1)}:' needs a value")
+    for match in _FIELD.finditer(fields):
+        name = match.group(1)
+        if name not in FIELDS:
+            raise QueryError(f"unknown field '{name}:' (the fields are {', '.join(f + ':' for f in FIELDS)})")
     for match in _FUZZY.finditer(outside):
         if int(match.group(1)) > 2:
             raise QueryError("a fuzzy distance can be 1 or 2 (word~ or word~2)")
@@ -274,7 +283,8 @@ def parse_with_parser(text: str, now: datetime) -> Any:
     bad_dates: list[str] = []
     parser = qparser.MultifieldParser(["title", "body"], schema(), group=qparser.AndGroup)
     parser.remove_plugin_class(qparser.PlusMinusPlugin)
-    parser.add_plugin(qparser.PlusMinusPlugin(minusexpr=r"(?:(?<=\s)|(?<=\()|^)-(?=\S)"))
+    # `-word` excludes; a word people paste that starts with `--` (`--force`) is searched for.
+    parser.add_plugin(qparser.PlusMinusPlugin(minusexpr=r"(?:(?<=\s)|(?<=\()|^)-(?=[^\s-])"))
     parser.add_plugin(qparser.FuzzyTermPlugin())
     parser.add_plugin(qparser.GtLtPlugin())
     parser.add_plugin(qparser.FieldAliasPlugin({"tags": ["tag"]}))

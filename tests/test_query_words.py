@@ -1,0 +1,35 @@
+"""Words people type and paste into a search."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def notes(kb):
+    kb("add", "Note 007", "-b", "Use git push --force with care.")
+    kb("add", "Other", "-b", "Nothing about shoving here.")
+    kb("add", "Drafty", "-b", "A draft.")
+    return kb
+
+
+def test_a_quoted_field_value_is_a_value(notes):
+    r = notes("search", 'title:"Note 007"', "-l")
+    assert r.exit_code == 0 and r.stdout == "notes/Note 007.md\n"
+
+
+def test_an_unknown_field_is_a_usage_error_that_lists_the_fields(notes):
+    r = notes("search", "colour:red")
+    assert r.exit_code == 2 and "unknown field 'colour:'" in r.stderr and "title:" in r.stderr
+
+
+def test_a_pasted_double_dash_word_is_searched_not_excluded(notes):
+    r = notes("search", "push --force", "-l")
+    assert r.exit_code == 0 and r.stdout == "notes/Note 007.md\n"
+    r = notes("search", "push -force", "-l")  # a single dash still excludes
+    assert r.exit_code == 1
+
+
+def test_nul_separated_paths(notes):
+    r = notes("search", "push", "-l", "-0")
+    assert r.exit_code == 0 and r.stdout_bytes == b"notes/Note 007.md\0"
