@@ -315,7 +315,8 @@ def search(result: SearchResult, json: bool, paths: bool, null: bool = False) ->
             _out("".join(hit.path + end for hit in result.hits))
         return 0 if result.hits else 1
     if not result.hits:
-        _err(f"No notes match {result.query!r}.")
+        hint = f"; did you mean {result.suggestion!r}?" if result.suggestion else ""
+        _err(f"No notes match {result.query!r}{hint}")
         return 1
     if _stdout_is_terminal():
         _search_rich(result)

@@ -33,3 +33,9 @@ def test_a_pasted_double_dash_word_is_searched_not_excluded(notes):
 def test_nul_separated_paths(notes):
     r = notes("search", "push", "-l", "-0")
     assert r.exit_code == 0 and r.stdout_bytes == b"notes/Note 007.md\0"
+
+
+def test_no_match_suggests_a_word_the_notes_have(kb):
+    kb("add", "Databases", "-b", "PostgreSQL and javascript notes.")
+    r = kb("search", "javascirpt")
+    assert r.exit_code == 1 and "did you mean 'javascript'?" in r.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -20,7 +21,15 @@ from typing import Any
 
 from kb.errors import KbError, UsageError
 from kb.index.catalog import CATALOG, Catalog, CatalogError, Entry, Signature
-from kb.index.document import DatesFallback, document, schema, snippets_of, writable
+from kb.index.document import (
+    WORD_PATTERN,
+    DatesFallback,
+    document,
+    normal_word,
+    schema,
+    snippets_of,
+    writable,
+)
 from kb.index.query import QueryError, body_terms, bound_notices, parse_query
 from kb.notes import HEAD_BYTES
 from kb.store import INDEX_DIR, Store
@@ -105,6 +114,9 @@ def file_dates(path: Path) -> tuple[str | None, str | None]:
     )
 
 
+_WORDS = re.compile(WORD_PATTERN)
+
+
 class NeedsRebuild(Exception):
     """The index must be built anew."""
 
@@ -142,6 +154,7 @@ class SearchResult:
     hits: tuple[Hit, ...]
     rebuilt: bool
     warnings: tuple[str, ...] = ()
+    suggestion: str | None = None  # when nothing matched: the query with its unknown words corrected
 
 
 @dataclass(frozen=True)
@@ -419,6 +432,52 @@ class NoteIndex:
                 )
             notices = bound_notices(parsed)
         return total, hits, notices
+
+    def suggest(self, text: str) -> str | None:
+        """For a query of plain words that matched nothing: the same words with each one the index does not
+        hold replaced by the closest word it does (within two edits), or None."""
+        words = text.split()
+        if not words or len(words) > 8 or not all(w.isalnum() for w in words):
+            return None
+        from whoosh import query as wq
+
+        from kb.index.document import analyzer
+
+        analyze = analyzer()
+        ix = self._open()
+        changed = False
+        out = []
+        with ix.searcher() as searcher:
+            reader = searcher.reader()
+            corrector = searcher.corrector("body")
+            for word in words:
+                tokens = [t.text for t in analyze(word)]
+                if tokens and all(
+                    reader.frequency("body", t) or reader.frequency("title", t) for t in tokens
+                ):
+                    out.append(word)
+                    continue
+                found = corrector.suggest(normal_word(word), limit=1, maxdist=2)
+                if not found:
+                    out.append(word)
+                    continue
+                # The index holds stems ("postgr"): show the word as a note has it ("postgres").
+                stem = found[0]
+                hit = searcher.search(wq.Term("body", stem), limit=1)
+                real = stem
+                if hit.scored_length():
+                    body = self._body_text(hit[0]["path"])
+                    real = next((w for w in _WORDS.findall(body) if normal_word(w) == stem), stem)
+                out.append(real.lower())
+                changed = True
+        return " ".join(out) if changed else None
+
+    def _body_text(self, path: str) -> str:
+        try:
+            raw = self.store.read_head(path, HEAD_BYTES)
+        except KbError:
+            return ""
+        return raw.decode("utf-8", "replace")
 
     def _snippets(self, path: str, terms: frozenset[str]) -> tuple[str, ...]:
         try:

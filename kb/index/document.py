@@ -103,7 +103,7 @@ _WORD = re.compile(WORD_PATTERN)
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _normal(word: str) -> str:
+def normal_word(word: str) -> str:
     """A word as the index stores it: lower case, accents folded, stemmed (the analyzer's steps)."""
     from whoosh.lang.porter import stem
     from whoosh.support.charset import accent_map
@@ -112,7 +112,7 @@ def _normal(word: str) -> str:
 
 
 def _first_letter(word: str) -> str:
-    """The first letter of _normal(word) (stemming only changes endings), without stemming."""
+    """The first letter of normal_word(word) (stemming only changes endings), without stemming."""
     from whoosh.support.charset import accent_map
 
     table: Any = accent_map
@@ -127,7 +127,7 @@ def snippets_of(body: str, terms: frozenset[str], top: int = 2, width: int = 160
     firsts = {term[:1] for term in terms}
     for match in _WORD.finditer(body):
         word = match.group()
-        if _first_letter(word) not in firsts or _normal(word) not in terms:
+        if _first_letter(word) not in firsts or normal_word(word) not in terms:
             continue
         start, end = match.span()
         if fragments and start < fragments[-1][1]:

@@ -46,10 +46,12 @@ def search(
     if not _has_notes_root(root):
         return SearchResult(query, 0, (), False)
     recover(root)
-    total, hits, notices, report = NoteIndex(root).fresh_search(
+    index = NoteIndex(root)
+    total, hits, notices, report = index.fresh_search(
         parsed, limit=limit, tag=wanted_tag, sort=sort, snippets=snippets, count=count, progress=progress
     )
-    return SearchResult(query, total, tuple(hits), report.rebuilt, tuple(notices))
+    suggestion = index.suggest(query) if not hits and not wanted_tag else None
+    return SearchResult(query, total, tuple(hits), report.rebuilt, tuple(notices), suggestion)
 
 
 def reindex(root: Path, progress: Callable[[int, int], None] | None = None) -> ReindexResult:
