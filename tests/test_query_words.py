@@ -39,3 +39,11 @@ def test_no_match_suggests_a_word_the_notes_have(kb):
     kb("add", "Databases", "-b", "PostgreSQL and javascript notes.")
     r = kb("search", "javascirpt")
     assert r.exit_code == 1 and "did you mean 'javascript'?" in r.stderr
+
+
+def test_tags_differing_only_in_case_are_one(kb):
+    kb("add", "A", "-t", "Work", "-b", "x")
+    kb("add", "B", "-t", "work", "-b", "y")
+    kb("add", "C", "-t", "Work/Meetings", "-b", "z")
+    assert kb("tags").stdout.splitlines() == ["Work\t3", "Work/Meetings\t1"]
+    assert len(kb("search", "tag:WORK", "-l").stdout.split()) == 3

@@ -161,15 +161,22 @@ def list_notes(
 def tags(root: Path) -> TagsResult:
     recover(root)
     infos, warnings = all_notes(Store(root))
+    # Tags that differ only in case (`Work`, `work`) are one tag, as `tag:` finds them: counted together,
+    # shown in the form most notes use.
     counts: dict[str, int] = {}
+    forms: dict[str, dict[str, int]] = {}
     for info in infos:
-        expanded: set[str] = set()
+        expanded: dict[str, str] = {}
         for tag in info.tags:
-            expanded.update(tag_with_parents(tag))
-        for tag in expanded:
-            counts[tag] = counts.get(tag, 0) + 1
-    ordered = sorted(counts.items(), key=lambda item: item[0].casefold())
-    return TagsResult(tuple(TagCount(t, c) for t, c in ordered), tuple(warnings))
+            for part in tag_with_parents(tag):
+                expanded.setdefault(part.casefold(), part)
+        for key, form in expanded.items():
+            counts[key] = counts.get(key, 0) + 1
+            seen = forms.setdefault(key, {})
+            seen[form] = seen.get(form, 0) + 1
+    shown = {key: max(sorted(seen), key=lambda f: seen[f]) for key, seen in forms.items()}
+    ordered = sorted(counts.items(), key=lambda item: item[0])
+    return TagsResult(tuple(TagCount(shown[k], c) for k, c in ordered), tuple(warnings))
 
 
 # ---------------------------------------------------------------- use cases: writing
