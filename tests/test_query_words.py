@@ -47,3 +47,15 @@ def test_tags_differing_only_in_case_are_one(kb):
     kb("add", "C", "-t", "Work/Meetings", "-b", "z")
     assert kb("tags").stdout.splitlines() == ["Work\t3", "Work/Meetings\t1"]
     assert len(kb("search", "tag:WORK", "-l").stdout.split()) == 3
+
+
+def test_a_deleted_note_says_when_and_how_to_restore_it(kb):
+    kb("add", "Machine Learning", "-b", "text")
+    kb("edit", "Machine Learning", "-a", "more")
+    kb("rm", "Machine Learning")
+    for args in (("show", "Machine Learning"), ("edit", "Machine Learning", "-a", "x")):
+        r = kb(*args)
+        assert r.exit_code == 1
+        assert "was deleted in revision 3" in r.stderr and "kb restore 'Machine Learning' 2" in r.stderr
+    assert kb("restore", "Machine Learning", "2").exit_code == 0
+    assert "more" in kb("show", "Machine Learning", "--raw").stdout

@@ -107,10 +107,23 @@ EditorFn = Callable[[str, str], Draft]  # (initial text, file stem) -> the edite
 # ---------------------------------------------------------------- use cases: reading
 
 
+def _resolve_or_deleted(store: Store, ref: str) -> str:
+    """resolve_note, with a note deleted since named as such (and how to restore it)."""
+    try:
+        return resolve_note(store, ref)
+    except NoteNotFound:
+        from kb.service.revisions import deleted_note
+
+        gone = deleted_note(store.root, ref)
+        if gone is not None:
+            raise gone from None
+        raise
+
+
 def show(root: Path, ref: str) -> ShowResult:
     recover(root)
     store = Store(root)
-    path = resolve_note(store, ref)
+    path = _resolve_or_deleted(store, ref)
     raw, parsed = load_note(store, path)
     info = note_info(path, parsed)
     if info.created is None or info.modified is None:
@@ -348,7 +361,7 @@ def edit(
     removing = _clean_tags(remove_tags)
     _require_kb(root, ref)
     with transaction(root, scan=new_title is not None) as tx:
-        path = resolve_note(tx.store, ref)
+        path = _resolve_or_deleted(tx.store, ref)
         parsed = _editable(path, load_note(tx.store, path)[1])  # the file's bytes are not kept
         assert parsed.doc is not None
         old = note_info(path, parsed)
@@ -463,7 +476,7 @@ def edit_with_editor(root: Path, ref: str, editor: EditorFn) -> ChangeResult:
     """The whole file in the editor; saved only if the editor succeeds and the text changed."""
     _require_kb(root, ref)
     with transaction(root) as tx:
-        path = resolve_note(tx.store, ref)
+        path = _resolve_or_deleted(tx.store, ref)
         raw, parsed = load_note(tx.store, path)
         external = tx.external
     if parsed.doc is None:

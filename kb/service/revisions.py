@@ -194,6 +194,26 @@ def revisions_of(root: Path, path: str) -> list[Revision]:
     return revisions
 
 
+def deleted_note(root: Path, ref: str) -> NoteNotFound | None:
+    """For a NOTE that names no note now but a deleted one: an error that says when it was deleted and
+    the command that brings it back. None when it names no deleted note either."""
+    if not (root / ".git").exists():
+        return None
+    try:
+        log = note_log(root, ref)
+    except KbError:
+        return None
+    if log.exists or not log.revisions or not log.revisions[-1].deleted:
+        return None
+    gone = log.revisions[-1]
+    last = gone.number - 1
+    quoted = "'" + log.title.replace("'", "'\\''") + "'"
+    return NoteNotFound(
+        f"'{log.title}' ({log.path}) was deleted in revision {gone.number} on {gone.date[:10]}; "
+        f"bring it back with: kb restore {quoted} {last}"
+    )
+
+
 def note_log(root: Path, ref: str) -> NoteLog:
     recover(root)
     path, exists = _locate(root, ref)
