@@ -325,7 +325,7 @@ def search(result: SearchResult, json: bool, paths: bool, null: bool = False) ->
         for hit in result.hits:
             tags = " ".join(f"#{t}" for t in hit.tags)
             lines.append(f"{hit.rank}. {hit.title}\t{hit.path}\t{(hit.modified or '')[:10]}\t{tags}".rstrip())
-            lines.extend(f"    {snippet}" for snippet in hit.snippets)
+            lines.extend(f"    {snippet.text}" for snippet in hit.snippets)
         _out("\n".join(lines) + "\n")
     if result.total is None:
         shown = len(result.hits)
@@ -347,8 +347,12 @@ def _search_rich(result: SearchResult) -> None:
         console.print(head)
         for snippet in hit.snippets:
             line = Text("    ")
-            for i, part in enumerate(visible(snippet).split("**")):
-                line.append(part, style="bold yellow" if i % 2 else "")
+            pos = 0
+            for start, end in snippet.matches:
+                line.append(visible(snippet.text[pos:start]))
+                line.append(visible(snippet.text[start:end]), style="bold yellow")
+                pos = end
+            line.append(visible(snippet.text[pos:]))
             console.print(line)
 
 

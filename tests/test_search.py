@@ -173,7 +173,7 @@ def test_json_shape_and_snippets(shared_corpus, kb):
     assert hit["created"] == "2021-11-19T16:02:40.897Z"
     assert hit["modified"] == "2021-12-02T10:37:55.243Z"
     assert hit["score"] > 0
-    assert any("**chain**" in s for s in hit["snippets"])
+    assert any(s["text"][a:b].lower() == "chain" for s in hit["snippets"] for a, b in s["matches"])
 
 
 def test_plain_output_limit_and_exit_codes(shared_corpus, kb):

@@ -24,6 +24,7 @@ from kb.index.catalog import CATALOG, Catalog, CatalogError, Entry, Signature
 from kb.index.document import (
     WORD_PATTERN,
     DatesFallback,
+    Snippet,
     document,
     normal_word,
     schema,
@@ -144,7 +145,7 @@ class Hit:
     created: str | None
     modified: str | None
     score: float | None  # None when sorted by something other than relevance
-    snippets: tuple[str, ...]  # matched words marked with ** (Markdown bold)
+    snippets: tuple[Snippet, ...]  # passages with the offsets of the matched words
 
 
 @dataclass(frozen=True)
@@ -479,7 +480,7 @@ class NoteIndex:
             return ""
         return raw.decode("utf-8", "replace")
 
-    def _snippets(self, path: str, terms: frozenset[str]) -> tuple[str, ...]:
+    def _snippets(self, path: str, terms: frozenset[str]) -> tuple[Snippet, ...]:
         try:
             raw = self.store.read_head(path, HEAD_BYTES)
         except KbError:
@@ -492,4 +493,4 @@ class NoteIndex:
         if found:
             return found
         lines = [line for line in body.splitlines() if line.strip() and not line.startswith("#")]
-        return (" ".join(lines[0].split())[:160],) if lines else ()
+        return (Snippet(" ".join(lines[0].split())[:160], ()),) if lines else ()

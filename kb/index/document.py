@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -119,9 +120,21 @@ def _first_letter(word: str) -> str:
     return word[:1].lower().translate(table)[:1]
 
 
-def snippets_of(body: str, terms: frozenset[str], top: int = 2, width: int = 160) -> tuple[str, ...]:
-    """Up to `top` fragments of about `width` characters around the first matches, matched words in **.
-    Scans only as far as it needs to."""
+@dataclass(frozen=True)
+class Snippet:
+    """A passage of a note around matches: its text as the note has it (white space folded, `…` where it
+    is cut) and the [start, end) character offsets of the matched words in that text."""
+
+    text: str
+    matches: tuple[tuple[int, int], ...]
+
+
+_SPACE = re.compile(r"\s+")
+
+
+def snippets_of(body: str, terms: frozenset[str], top: int = 2, width: int = 160) -> tuple[Snippet, ...]:
+    """Up to `top` passages of about `width` characters around the first matches. Scans only as far as
+    it needs to."""
     spans: list[tuple[int, int]] = []
     fragments: list[tuple[int, int]] = []
     firsts = {term[:1] for term in terms}
@@ -142,12 +155,17 @@ def snippets_of(body: str, terms: frozenset[str], top: int = 2, width: int = 160
         spans.append((start, end))
     out = []
     for begin, finish in fragments:
-        pieces, pos = [], begin
+        text = "…" if begin else ""
+        matches: list[tuple[int, int]] = []
+        pos = begin
         for start, end in spans:
             if start >= begin and end <= finish and start >= pos:
-                pieces += [body[pos:start], "**", body[start:end], "**"]
+                gap = _SPACE.sub(" ", body[pos:start])
+                text += gap.lstrip() if pos == begin else gap
+                matches.append((len(text), len(text) + end - start))
+                text += body[start:end]
                 pos = end
-        pieces.append(body[pos:finish])
-        text = " ".join("".join(pieces).split())
-        out.append(("…" if begin else "") + text + ("…" if finish < len(body) else ""))
+        tail = _SPACE.sub(" ", body[pos:finish])
+        text += (tail.lstrip() if pos == begin else tail).rstrip()
+        out.append(Snippet(text + ("…" if finish < len(body) else ""), tuple(matches)))
     return tuple(out)
