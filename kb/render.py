@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from kb.index import Progress, SearchResult
     from kb.service.core import ChangeResult, InitResult, ListResult, NoteInfo, ShowResult, TagsResult
     from kb.service.importing import ImportResult
-    from kb.service.revisions import DiffResult, NoteLog, RecentLog
+    from kb.service.revisions import Change, DiffResult, NoteLog, RecentLog
     from kb.service.search import ReindexResult
     from kb.service.sync import SyncResult
 
@@ -406,11 +406,33 @@ def recent(result: RecentLog, json: bool) -> None:
     if not result.changes:
         hint("No changes yet.")
         return
-    rows = []
-    for c in result.changes:
-        paths = ", ".join(p for _, p in c.paths)
-        rows.append(f"{c.date[:19].replace('T', ' ')}\t{c.commit[:8]}\t{c.message}\t{paths}\n")
-    _out("".join(rows))
+
+    def paths(change: Change) -> str:
+        # a commit of 1,870 notes is one line with a count, not a line of every path
+        shown = ", ".join(p for _, p in change.paths[:3])
+        more = len(change.paths) - 3
+        return shown + (f" and {more:,} more" if more > 0 else "")
+
+    if _stdout_is_terminal():
+        from rich.table import Table
+
+        table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+        for name in ("date", "commit", "change", "notes"):
+            table.add_column(name, overflow="ellipsis", no_wrap=name != "notes")
+        for c in result.changes:
+            table.add_row(
+                _text(c.date[:16].replace("T", " "), "dim"), _text(c.commit[:8], "yellow"), _text(c.message),
+                _text(paths(c)),
+            )  # fmt: skip
+        _console().print(table)
+    else:
+        rows = [
+            f"{c.date[:19].replace('T', ' ')}\t{c.commit[:8]}\t{c.message}\t{paths(c)}\n"
+            for c in result.changes
+        ]
+        _out("".join(rows))
+    if result.total > len(result.changes):
+        hint(f"{len(result.changes)} of {result.total:,} commits; -n N shows more.")
 
 
 def _summary_lines(result: DiffResult) -> list[str]:

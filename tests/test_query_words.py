@@ -59,3 +59,16 @@ def test_a_deleted_note_says_when_and_how_to_restore_it(kb):
         assert "was deleted in revision 3" in r.stderr and "kb restore 'Machine Learning' 2" in r.stderr
     assert kb("restore", "Machine Learning", "2").exit_code == 0
     assert "more" in kb("show", "Machine Learning", "--raw").stdout
+
+
+def test_recent_changes_say_what_is_left_out_and_fold_big_commits(kb, tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"n{i}.md").write_text(f"# N{i}\n")
+    kb("import", str(folder))
+    kb("add", "Later", "-b", "x")
+    r = kb("log", "-n", "2")
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2 and "Add: Later" in lines[0]
+    assert lines[1].endswith("and 3 more") and "2 of 3 commits; -n N shows more." in r.stderr

@@ -458,6 +458,13 @@ class History(_Repository):
             return
         self._run(["commit-graph", "write", "--reachable", "--changed-paths", "--split"])
 
+    def commit_count(self) -> int:
+        """Commits reachable from HEAD."""
+        if not self.has_commits():
+            return 0
+        out = self._git("rev-list", "--count", "HEAD").strip()
+        return int(out) if out.isdigit() else 0
+
     def trailer_values(self, key: str) -> set[str]:
         """Every value of a commit-message trailer (`Key: value`) in the history."""
         if not self.has_commits():

@@ -61,6 +61,7 @@ class Change:
 @dataclass(frozen=True)
 class RecentLog:
     changes: tuple[Change, ...]  # newest first
+    total: int = 0  # commits in the history (what -n could show)
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,7 @@ def recent(root: Path, limit: int = 20) -> RecentLog:
                 tuple(paths),
             )
         )
-    return RecentLog(tuple(changes))
+    return RecentLog(tuple(changes), _reader(root).commit_count())
 
 
 # ---------------------------------------------------------------- revision references
