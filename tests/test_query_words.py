@@ -72,3 +72,24 @@ def test_recent_changes_say_what_is_left_out_and_fold_big_commits(kb, tmp_path):
     lines = r.stdout.splitlines()
     assert len(lines) == 2 and "Add: Later" in lines[0]
     assert lines[1].endswith("and 3 more") and "2 of 3 commits; -n N shows more." in r.stderr
+
+
+def test_an_editor_that_drops_the_front_matter_is_told_what_happened(kb, tmp_path):
+    from .conftest import git, write_editor
+
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "x.md").write_text("---\ntags: [a]\n---\n# X\n\nBody.\n")
+    git(tmp_path, "init", "-q", str(vault))
+    kb("--kb", str(vault), "init")
+    editor = write_editor(tmp_path, "sed -i '1,3d' \"$1\"")
+    r = kb("--kb", str(vault), "edit", "X", "--editor", env={"EDITOR": editor})
+    assert r.exit_code == 0, r.stderr
+    assert "front matter was removed in the editor" in r.stderr and "('X')" in r.stderr
+    assert (vault / "x.md").read_text() == "# X\n\nBody.\n"
+    # In Notable's layout, removing `created` with the front matter is refused, the text kept.
+    kb("add", "Fenced", "-b", "Body text.")
+    r = kb(
+        "edit", "Fenced", "--editor", env={"EDITOR": write_editor(tmp_path, "sed -i '1,5d' \"$1\"", "e2.sh")}
+    )
+    assert r.exit_code == 2 and "'created' was removed" in r.stderr and "your text is kept" in r.stderr

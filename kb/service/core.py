@@ -504,8 +504,16 @@ def edit_with_editor(root: Path, ref: str, editor: EditorFn) -> ChangeResult:
             other = find_title(tx.store, title, except_path=path)
             if other:
                 raise NoteExists(other.title, other.path, "not saved")
+        notes: tuple[str, ...] = ()
+        if parsed.doc.has_front_matter and not new.doc.has_front_matter:
+            kept = "its `modified` was added back" if _keeps_modified(tx, new) else "it was saved as you left it"
+            notes = (
+                f"the front matter was removed in the editor: {kept}; the title now comes from the first "
+                f"heading or the file name ('{new.title_for(path)}'), and its tags and dates are no longer "
+                "in the file (they stay in its history)",
+            )
         new_doc = set_fields(new.doc, {"modified": tx.stamp}) if _keeps_modified(tx, new) else new.doc
-        result = _save(tx, path, new_doc.render(), old_title, renamed, False, ())
+        result = _save(tx, path, new_doc.render(), old_title, renamed, False, notes)
     return ChangeResult(
         result.action,
         result.note,
