@@ -506,7 +506,9 @@ def edit_with_editor(root: Path, ref: str, editor: EditorFn) -> ChangeResult:
                 raise NoteExists(other.title, other.path, "not saved")
         notes: tuple[str, ...] = ()
         if parsed.doc.has_front_matter and not new.doc.has_front_matter:
-            kept = "its `modified` was added back" if _keeps_modified(tx, new) else "it was saved as you left it"
+            kept = "it was saved as you left it"
+            if _keeps_modified(tx, new):
+                kept = "its `modified` was added back"
             notes = (
                 f"the front matter was removed in the editor: {kept}; the title now comes from the first "
                 f"heading or the file name ('{new.title_for(path)}'), and its tags and dates are no longer "
