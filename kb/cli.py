@@ -472,6 +472,24 @@ def sync_(
     raise typer.Exit(render.synced(service.sync(_root(), remote, allow_unrelated=allow_unrelated)))
 
 
+@app.command()
+def links(note: NoteArg, json: JsonOpt = False) -> None:
+    """The links written in a note: line, target as written, and the note or file it leads to, or
+    'dead' (nothing there) or 'ambiguous' (several notes have that name; name one by its path)."""
+    from kb import render, service
+
+    render.links(service.outgoing(_root(), note), json)
+
+
+@app.command()
+def backlinks(note: NoteArg, json: JsonOpt = False) -> None:
+    """The notes that link to a note (wiki links, Markdown links, embeds): path:line and the link as
+    written. Answered from the index, without reading every note."""
+    from kb import render, service
+
+    render.backlinks(service.backlinks(_root(), note), json)
+
+
 def main() -> None:
     os.environ.setdefault("GIT_TERMINAL_PROMPT", "0")
     app()

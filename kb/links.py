@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from kb.notes import title_key
+from kb.notes import ParsedNote, title_key
 
 WIKI = "wiki"
 MARKDOWN = "markdown"
@@ -431,3 +431,13 @@ def replace_spans(text: str, edits: Iterable[tuple[int, int, str]]) -> str:
         pos = end
     out.append(text[pos:])
     return "".join(out)
+
+
+def note_links(parsed: ParsedNote) -> tuple[Link, ...]:
+    """The links in a note's body (never its front matter), with line numbers counted in the whole file and
+    offsets in the body."""
+    doc = parsed.doc
+    if doc is None:
+        return ()
+    head = doc.bom + doc.open_line + doc.fm_text + doc.close_line
+    return parse_links(doc.body, head.count("\n") + 1)

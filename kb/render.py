@@ -603,3 +603,47 @@ def synced(result: Any) -> int:
         else:
             _err(f"Restored '{c.title}' ({c.path}): it was deleted here but edited on the other machine.")
     return 1 if result.has_conflicts else 0
+
+
+# ---------------------------------------------------------------- links
+
+
+def _leads_to(row: Any) -> str:
+    if row.status == "ok":
+        return str(row.path)
+    if row.status == "ambiguous":
+        return "ambiguous: " + ", ".join(row.candidates)
+    return "dead"
+
+
+def _written(row: Any) -> str:
+    fragment = f"#{row.fragment}" if row.fragment is not None else ""
+    return ("!" if row.embed else "") + row.target + fragment
+
+
+def links(result: Any, as_json: bool) -> None:
+    """A note's outgoing links: line, target as written, where it leads (a path, dead, ambiguous)."""
+    warnings(result.warnings)
+    if as_json:
+        _json(
+            {"version": JSON_VERSION, "note": result.note.path, "links": [r.to_json() for r in result.links]}
+        )
+        return
+    if not result.links:
+        hint(f"No links in {result.note.path}.")
+        return
+    _out("".join(f"{r.line}\t{_written(r)}\t{_leads_to(r)}\n" for r in result.links))
+
+
+def backlinks(result: Any, as_json: bool) -> None:
+    """The links that lead to a note: the linking note and line, and the target as written."""
+    warnings(result.warnings)
+    if as_json:
+        _json(
+            {"version": JSON_VERSION, "note": result.note.path, "links": [r.to_json() for r in result.links]}
+        )
+        return
+    if not result.links:
+        hint(f"No note links to {result.note.path}.")
+        return
+    _out("".join(f"{r.source}:{r.line}\t{_written(r)}\n" for r in result.links))

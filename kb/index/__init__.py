@@ -49,7 +49,14 @@ Progress = Callable[[int, int], None]  # (done, total)
 def _entry(sig: Signature, doc: dict[str, Any]) -> Entry:
     created, modified = doc["dates"]
     return Entry(
-        sig, doc["title"], tuple(doc["tag_list"]), created, modified, doc["_problem"], doc["_warnings"]
+        sig,
+        doc["title"],
+        tuple(doc["tag_list"]),
+        created,
+        modified,
+        doc["_problem"],
+        doc["_warnings"],
+        doc["_links"],
     )
 
 
