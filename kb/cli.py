@@ -190,6 +190,9 @@ def edit(
         str | None, typer.Option("--append", "-a", help="Append a paragraph.", metavar="TEXT")
     ] = None,
     editor: Annotated[bool, typer.Option("--editor", "-e", help="Open the whole file in $EDITOR.")] = False,
+    no_links: Annotated[
+        bool, typer.Option("--no-links", help="With --title: leave the links to the note as they are.")
+    ] = False,
 ) -> None:
     """Change a note. Without options: piped stdin replaces the body, else the file opens in $EDITOR.
 
@@ -213,7 +216,14 @@ def edit(
         return
     render.change(
         service.edit(
-            root, note, title=title, add_tags=tag or [], remove_tags=untag or [], body=body, append=append
+            root,
+            note,
+            title=title,
+            add_tags=tag or [],
+            remove_tags=untag or [],
+            body=body,
+            append=append,
+            update_links=not no_links,
         )
     )
 
@@ -340,6 +350,11 @@ def rm(
     render.change(service.remove(_root(), note))
 
 
+NoLinksOpt = Annotated[
+    bool, typer.Option("--no-links", help="Leave the links to the note as they are (they may break).")
+]
+
+
 @app.command()
 def mv(
     note: Annotated[
@@ -353,11 +368,14 @@ def mv(
             metavar="NEW_TITLE|DIR/|PATH.md",
         ),
     ],
+    no_links: NoLinksOpt = False,
 ) -> None:
-    """Rename a note (title and file), or move it to another folder."""
+    """Rename a note (title and file), or move it to another folder. Every link to it in other notes is
+    rewritten in the same revision, keeping its form (alias, heading, relative path, encoding); so are
+    the note's own relative links when it changes folder."""
     from kb import render, service
 
-    render.change(service.move(_root(), note, new_title))
+    render.change(service.move(_root(), note, new_title, update_links=not no_links))
 
 
 SEARCH_HELP = """Search every note through the full-text index (kept in step with notes/ automatically).

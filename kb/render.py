@@ -135,6 +135,8 @@ def change(result: ChangeResult) -> None:
         _err(f"Deleted: {note.title} ({note.path}){short}; it stays in the history")
     else:
         _err(f"No changes: {note.title} ({note.path})")
+    if result.links_updated:
+        _err(f"{_count(result.links_updated, 'link')} in {_count(result.link_notes, 'note')} updated")
 
 
 def init(result: InitResult) -> None:

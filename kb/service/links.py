@@ -107,13 +107,21 @@ def vault_of(store: Store, infos: list[NoteInfo], with_files: bool = True) -> Va
 
 
 def fresh_catalog(root: Path) -> Any:
-    """The catalog, brought up to date with the notes first (rebuilt when missing or of another version)."""
+    """The catalog, brought up to date with the notes first (rebuilt, under the lock, when it is missing or
+    of another version), as a search does it."""
+    from kb import config
     from kb.index import NoteIndex
-    from kb.service.search import refresh_index
+    from kb.store import exclusive_lock
 
     recover(root)
     index = NoteIndex(root)
-    refresh_index(index, root, None)
+    try:
+        index.refresh()
+    except KbError:
+        raise
+    except Exception:  # NeedsRebuild, or Whoosh failing on a damaged index
+        with exclusive_lock(root, config.lock_timeout()):
+            catalog_in_tx(root, index.store).close()
     catalog = index.catalog()
     if catalog is None:
         raise KbError(f"the search catalog in {root / INDEX_DIR} cannot be opened; run 'kb reindex'")
@@ -187,3 +195,153 @@ def backlinks(root: Path, ref: str) -> LinksResult:
             raise KbError(f"cannot read the search catalog: {exc}; run 'kb reindex'") from None
     rows = tuple(row(source, link, resolved) for source, link, resolved in found)
     return LinksResult(info, tuple(sorted(rows, key=lambda r: (r.source, r.line))), ())
+
+
+# ---------------------------------------------------------------- keeping links through a rename
+
+
+@dataclass(frozen=True)
+class LinkUpdates:
+    """What a rename rewrites in the notes that link to the renamed one (and in the renamed note itself)."""
+
+    writes: dict[str, bytes]  # path (after the rename) -> new bytes
+    links: int  # links rewritten
+    notes: int  # notes whose text changed for it
+    warnings: tuple[str, ...] = ()
+
+
+def catalog_in_tx(root: Path, store: Store) -> Any:
+    """The catalog brought up to date inside a transaction (the lock is held: no waiting for it)."""
+    from kb.index import NoteIndex
+
+    index = NoteIndex(root, store)
+    try:
+        index.refresh()
+    except KbError:
+        raise
+    except Exception:  # NeedsRebuild, or Whoosh failing on a damaged index
+        index.rebuild()
+    catalog = index.catalog()
+    if catalog is None:
+        raise KbError(f"the search catalog in {root / INDEX_DIR} cannot be opened; run 'kb reindex'")
+    return catalog
+
+
+def plan_link_updates(
+    root: Path,
+    store: Store,
+    old_path: str,
+    new_path: str,
+    new_title: str,
+    new_data: bytes,
+    stamp: str,
+) -> LinkUpdates:
+    """The rewrites that keep every link to the note at `old_path` leading to it at `new_path` (with
+    `new_title`), each in the form it had, and keep the renamed note's own links leading where they did
+    from its new folder. `new_data`: the renamed note's text after the rename. A linking note gets a new
+    `modified` (`stamp`) when it has front matter; nothing else of it changes."""
+    from dataclasses import replace as replace_in
+
+    from kb.index.catalog import CatalogError
+    from kb.links import note_links, replace_spans
+    from kb.notes import parse_note, set_fields
+
+    with catalog_in_tx(root, store) as catalog:
+        infos, _ = all_notes(store)
+        old_vault = vault_of(store, infos, with_files=False)
+        old_title = old_vault.notes.get(old_path, new_title)
+        try:
+            sources = {source for source, _, _ in incoming_links(catalog, old_vault, old_path, old_title)}
+        except CatalogError as exc:
+            raise KbError(f"cannot read the search catalog: {exc}; run 'kb reindex'") from None
+    moved = posixpath_dir(old_path) != posixpath_dir(new_path)
+    if moved:
+        sources.add(old_path)  # its relative links are written from another folder now
+    new_notes = {p: t for p, t in old_vault.notes.items() if p != old_path}
+    new_notes[new_path] = new_title
+    files: list[str] = []
+    if moved:
+        files = other_files(store)
+        old_vault = Vault(old_vault.notes, files, store.prefix)
+    new_vault = Vault(new_notes, files, store.prefix)
+    writes: dict[str, bytes] = {}
+    warnings: list[str] = []
+    count = 0
+    for source in sorted(sources):
+        is_renamed = source == old_path
+        raw = new_data if is_renamed else store.read(source)
+        parsed = parse_note(raw)
+        if parsed.doc is None or parsed.problem:
+            warnings.append(f"links in {source} not updated: {parsed.problem}")
+            continue
+        target_source = new_path if is_renamed else source
+        body = parsed.doc.body
+        edits: list[tuple[int, int, str]] = []
+        for link in note_links(parsed):
+            before = old_vault.resolve(link, source)
+            if before.status != "ok" or before.path is None:
+                continue
+            leads_to = new_path if before.path == old_path else before.path
+            if before.path != old_path and not is_renamed:
+                continue
+            new_text = _retarget(
+                link, body, before, old_vault, new_vault, target_source, leads_to, store.prefix
+            )
+            if new_text is None:
+                warnings.append(
+                    f"{source}:{link.line}: the link to {leads_to} could not be rewritten; check it"
+                )
+                continue
+            if new_text != body[link.start : link.end]:
+                edits.append((link.start, link.end, new_text))
+        if not edits:
+            continue
+        count += len(edits)
+        doc = replace_in(parsed.doc, body=replace_spans(body, edits))
+        if doc.has_front_matter:
+            doc = set_fields(doc, {"modified": stamp})
+        writes[target_source] = doc.render().encode("utf-8")
+    return LinkUpdates(writes, count, len(writes), tuple(warnings))
+
+
+def posixpath_dir(path: str) -> str:
+    return path.rsplit("/", 1)[0] if "/" in path else ""
+
+
+def _retarget(
+    link: Link,
+    body: str,
+    before: Resolved,
+    old_vault: Vault,
+    new_vault: Vault,
+    source: str,
+    leads_to: str,
+    prefix: str,
+) -> str | None:
+    """The text of the link's target that leads to `leads_to` from `source` in the new vault: in its own
+    form when that works, else as a path from the root, else relative; None when nothing does."""
+    from dataclasses import replace as replace_in
+    from urllib.parse import unquote
+
+    from kb.links import MARKDOWN, NOTABLE, WIKI, new_target_text
+
+    raw = body[link.start : link.end]
+    now = new_vault.resolve(link, source)
+    if now.path == leads_to and before.path == leads_to and (now.how == before.how or before.how == "name"):
+        return raw  # still leads there as written, the same way (a relative path still relative)
+    angled = body[link.start - 1 : link.start] == "<" and link.kind == MARKDOWN
+    title = new_vault.notes.get(leads_to, "")
+    old_target = before.path or leads_to
+    forms = [before.how]
+    if link.kind == WIKI and "/" not in link.target.strip("/"):
+        forms = ["name"]
+    forms += [f for f in ("name", "root", "relative") if f not in forms and link.kind != NOTABLE]
+    for how in forms:
+        text = new_target_text(link, raw, how, old_target, source, leads_to, title, prefix, angled)
+        if text is None:
+            continue
+        decoded = unquote(text) if link.kind in (MARKDOWN, NOTABLE) else text
+        candidate = replace_in(link, target=decoded)
+        if new_vault.resolve(candidate, source).path == leads_to:
+            return text
+    return None

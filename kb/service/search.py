@@ -43,7 +43,7 @@ def search(
         return SearchResult(query, 0, (), 0, False)
     recover(root)
     index = NoteIndex(root)
-    report = refresh_index(index, root, progress)
+    report = _refresh(index, root, progress)
     try:
         total, hits, notices = index.search(
             parsed, limit=limit, tag=wanted_tag, sort=sort, snippets=snippets, count=count
@@ -52,7 +52,7 @@ def search(
         raise
     except Exception:
         # An index that opened but cannot be read (a truncated segment): rebuild once and answer.
-        refresh_index(index, root, progress, force=True)
+        _refresh(index, root, progress, force=True)
         total, hits, notices = index.search(
             parsed, limit=limit, tag=wanted_tag, sort=sort, snippets=snippets, count=count
         )
@@ -60,9 +60,7 @@ def search(
     return SearchResult(query, total, tuple(hits), report.changed, report.rebuilt, tuple(notices))
 
 
-def refresh_index(
-    index: Any, root: Path, progress: Callable[[int, int], None] | None, force: bool = False
-) -> Any:
+def _refresh(index: Any, root: Path, progress: Callable[[int, int], None] | None, force: bool = False) -> Any:
     """Incremental catch-up needs no lock; a rebuild takes the write lock so only one process builds,
     and a process that waited for it finds the index already rebuilt."""
     from kb.index import RefreshReport
