@@ -508,6 +508,25 @@ def backlinks(note: NoteArg, json: JsonOpt = False) -> None:
     render.backlinks(service.backlinks(_root(), note), json)
 
 
+@app.command()
+def check(
+    fix: Annotated[
+        bool,
+        typer.Option(
+            "--fix",
+            help="Make the safe repairs: rebuild a broken index; rewrite dead links to notes renamed since.",
+        ),
+    ] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Find what is wrong, one line each (path:line): dead and ambiguous links, missing embeds and
+    attachments, attachments no note links to, front matter that cannot be read, duplicate titles, files
+    kb cannot see (symbolic links, binary files), an index out of step. Exit 1 when anything is found."""
+    from kb import render, service
+
+    raise typer.Exit(render.checked(service.check(_root(), fix=fix), json))
+
+
 def main() -> None:
     os.environ.setdefault("GIT_TERMINAL_PROMPT", "0")
     app()

@@ -236,10 +236,15 @@ class Resolved:
 DEAD = Resolved("dead", None)
 
 
+_EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,10})$")
+
+
 def is_note_target(target: str) -> bool:
-    """Whether a link names a note (no extension, or a Markdown one) rather than an attachment."""
+    """Whether a link names a note (no extension, or a Markdown one) rather than an attachment: `v1.2 notes`
+    and `Dr. Who` name notes, `file.png` a file."""
     name = target.rsplit("/", 1)[-1]
-    return name.lower().endswith(NOTE_EXTENSIONS) or "." not in name.lstrip(".")
+    found = _EXTENSION.search(name)
+    return name.lower().endswith(NOTE_EXTENSIONS) or found is None or found.start() == 0
 
 
 def name_key(target: str) -> str:
@@ -280,10 +285,9 @@ class Vault:
         return found[0] if len(found) == 1 else None
 
     def _path_candidates(self, target: str, note: bool) -> list[str]:
-        names = [target]
-        if note and not target.lower().endswith(NOTE_EXTENSIONS):
-            names = [f"{target}.md", target]
-        return names
+        if target.lower().endswith(NOTE_EXTENSIONS):
+            return [target]
+        return [f"{target}.md", target] if note else [target, f"{target}.md"]
 
     def resolve(self, link: Link, source: str) -> Resolved:
         """Where `link`, written in the note at `source`, leads."""
@@ -310,7 +314,10 @@ class Vault:
                 found = self._exists(normal)
                 if found is not None:
                     return Resolved("ok", found, how)
-        return self._by_file_name(target, note)
+        by_name = self._by_file_name(target, note)
+        if by_name.status == "dead" and not note:
+            return self._by_file_name(target, True)  # [[node.js]]: a note of that name, when no file is
+        return by_name
 
     def _by_file_name(self, target: str, note: bool) -> Resolved:
         clean = target.strip("/")

@@ -649,3 +649,28 @@ def backlinks(result: Any, as_json: bool) -> None:
         hint(f"No note links to {result.note.path}.")
         return
     _out("".join(f"{r.source}:{r.line}\t{_written(r)}\n" for r in result.links))
+
+
+def checked(result: Any, as_json: bool) -> int:
+    """kb check's findings, one line each (path:line: what); returns the exit status, 1 when any."""
+    status = 1 if result.findings else 0
+    if as_json:
+        _json(
+            {
+                "version": JSON_VERSION,
+                "notes": result.notes,
+                "links": result.links,
+                "fixed": list(result.fixed),
+                "problems": [f.to_json() for f in result.findings],
+            }
+        )
+        return status
+    for item in result.fixed:
+        _err(f"Fixed: {item}")
+    lines = [
+        f"{f.path}:{f.line}: {f.message}" if f.line else f"{f.path}: {f.message}" for f in result.findings
+    ]
+    _out("".join(line + "\n" for line in lines))
+    found = _count(len(result.findings), "problem") if result.findings else "no problems"
+    _err(f"Checked {_count(result.notes, 'note')} and {_count(result.links, 'link')}: {found}.")
+    return status

@@ -9,6 +9,7 @@ from typing import Any
 
 _WHERE = {
     "ChangeResult": "core",
+    "CheckResult": "check",
     "Conflict": "sync",
     "DiffResult": "revisions",
     "Draft": "core",
@@ -31,6 +32,7 @@ _WHERE = {
     "add": "core",
     "add_with_editor": "core",
     "backlinks": "links",
+    "check": "check",
     "diff": "revisions",
     "edit": "core",
     "edit_with_editor": "core",

@@ -345,3 +345,75 @@ def _retarget(
         if new_vault.resolve(candidate, source).path == leads_to:
             return text
     return None
+
+
+def repair_renamed_links(root: Path) -> tuple[list[str], str | None]:
+    """Dead links that named a note since renamed (by kb or in git, followed to its current path) are
+    rewritten to lead to it, each in its form, in one revision. Returns what was repaired and the commit."""
+    from dataclasses import replace as replace_in
+
+    from kb.links import note_links, replace_spans
+    from kb.notes import parse_note, set_fields, title_from_path
+    from kb.service.transaction import transaction
+
+    with transaction(root, scan=True) as tx:
+        store = tx.store
+        renames = tx.history.renames()
+        later = {a: b for _, a, b in renames}
+        if not later:
+            return [], None
+        infos, _ = all_notes(store)
+        vault = vault_of(store, infos, with_files=True)
+        gone = [(sha, a) for sha, a, _ in renames if a not in vault.notes]
+        blobs = tx.history.read_blobs([f"{sha}^:{a}" for sha, a in gone])
+        old_titles = {}
+        for (_, path), blob in zip(gone, blobs, strict=True):
+            old_titles[path] = parse_note(blob).title_for(path) if blob is not None else title_from_path(path)
+        old = Vault(old_titles, (), store.prefix)
+
+        def now(path: str) -> str:
+            seen = {path}
+            while path in later and later[path] not in seen:
+                path = later[path]
+                seen.add(path)
+            return path
+
+        with catalog_in_tx(root, store) as catalog:
+            sources = sorted(
+                {s for s, link in catalog.all_links() if vault.resolve(link, s).status == "dead"}
+            )
+        writes: dict[str, bytes | None] = {}
+        repaired: list[str] = []
+        for source in sources:
+            parsed = parse_note(store.read(source))
+            if parsed.doc is None or parsed.problem:
+                continue
+            body = parsed.doc.body
+            edits: list[tuple[int, int, str]] = []
+            for link in note_links(parsed):
+                if vault.resolve(link, source).status != "dead":
+                    continue
+                before = old.resolve(link, source)
+                if before.status == "ambiguous" and len({now(p) for p in before.candidates}) == 1:
+                    before = Resolved("ok", before.candidates[0], before.how)  # one note, renamed twice
+                if before.status != "ok" or before.path is None or now(before.path) not in vault.notes:
+                    continue
+                target = now(before.path)
+                text = _retarget(link, body, before, old, vault, source, target, store.prefix)
+                if text is not None and text != body[link.start : link.end]:
+                    edits.append((link.start, link.end, text))
+                    repaired.append(f"{source}:{link.line}: {link.target} -> {target}")
+            if edits:
+                doc = replace_in(parsed.doc, body=replace_spans(body, edits))
+                if doc.has_front_matter:
+                    doc = set_fields(doc, {"modified": tx.stamp})
+                writes[source] = doc.render().encode("utf-8")
+        if not writes:
+            return [], None
+        count = len(repaired)
+        message = (
+            f"Fix links: {count} link{'s' if count != 1 else ''} to renamed notes "
+            f"in {len(writes)} note{'s' if len(writes) != 1 else ''}"
+        )
+        commit, _ = tx.change_indexed(writes, message, tx.now, set(writes))
+        return repaired, commit
