@@ -323,11 +323,25 @@ def list_(
         typer.Option("--folder", help="Only notes in this folder or its sub-folders.", metavar="DIR"),
     ] = None,
     json: JsonOpt = False,
+    orphans: Annotated[bool, typer.Option("--orphans", help="Only notes no other note links to.")] = False,
+    links_to: Annotated[
+        str | None, typer.Option("--links-to", help="Only notes that link to this note.", metavar="NOTE")
+    ] = None,
+    linked_by: Annotated[
+        str | None, typer.Option("--linked-by", help="Only notes this note links to.", metavar="NOTE")
+    ] = None,
+    dead_links: Annotated[bool, typer.Option("--dead-links", help="Only notes with a dead link.")] = False,
 ) -> None:
     """List notes."""
     from kb import render, service
 
-    render.note_list(service.list_notes(_root(), tag, sort, folder), json)
+    root = _root()
+    paths = None
+    if orphans or links_to is not None or linked_by is not None or dead_links:
+        paths = service.link_filter(
+            root, orphans=orphans, links_to=links_to, linked_by=linked_by, dead_links=dead_links
+        )
+    render.note_list(service.list_notes(root, tag, sort, folder, paths), json)
 
 
 @app.command()
@@ -343,11 +357,27 @@ def rm(
     note: Annotated[
         str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
     ],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask, even when other notes link to it.")
+    ] = False,
 ) -> None:
-    """Delete a note. The deletion is a revision: the note stays in the history."""
+    """Delete a note. The deletion is a revision: the note stays in the history.
+
+    The notes that link to it are listed first; on a terminal kb asks before deleting (--yes does not ask;
+    with stdin piped it never waits for an answer)."""
     from kb import render, service
 
-    render.change(service.remove(_root(), note))
+    root = _root()
+    if not yes and root.is_dir():
+        try:
+            linking = service.backlinks(root, note)
+        except KbError:
+            linking = None  # the deletion says what is wrong
+        if linking is not None and render.linked_before_delete(linking):
+            stdin = sys.stdin
+            if stdin is not None and stdin.isatty() and not typer.confirm("Delete it anyway?", err=True):
+                raise KbError("nothing deleted")
+    render.change(service.remove(root, note))
 
 
 NoLinksOpt = Annotated[

@@ -674,3 +674,15 @@ def checked(result: Any, as_json: bool) -> int:
     found = _count(len(result.findings), "problem") if result.findings else "no problems"
     _err(f"Checked {_count(result.notes, 'note')} and {_count(result.links, 'link')}: {found}.")
     return status
+
+
+def linked_before_delete(result: Any) -> bool:
+    """Before a deletion: the other notes that link to the note, on stderr. Returns whether there are any."""
+    rows = [r for r in result.links if r.source != result.note.path]
+    if not rows:
+        return False
+    notes = sorted({r.source for r in rows})
+    _err(f"{_count(len(notes), 'note')} link to {result.note.path}; their links will be dead:")
+    for r in rows:
+        _err(f"  {r.source}:{r.line}\t{_written(r)}")
+    return True

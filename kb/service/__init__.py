@@ -38,6 +38,7 @@ _WHERE = {
     "edit_with_editor": "core",
     "import_notes": "importing",
     "init": "core",
+    "link_filter": "links",
     "list_notes": "core",
     "move": "core",
     "note_log": "revisions",

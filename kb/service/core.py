@@ -117,11 +117,18 @@ def show(root: Path, ref: str) -> ShowResult:
 
 
 def list_notes(
-    root: Path, tag: str | None = None, sort: str = "modified", folder: str | None = None
+    root: Path,
+    tag: str | None = None,
+    sort: str = "modified",
+    folder: str | None = None,
+    paths: frozenset[str] | None = None,
 ) -> ListResult:
+    """Every note, or those with the tag, in the folder, among `paths` (see kb.service.links.link_filter)."""
     recover(root)
     store = Store(root)
     infos, warnings = all_notes(store)
+    if paths is not None:
+        infos = [i for i in infos if i.path in paths]
     if folder is not None:
         wanted_folder = clean_folder(folder)
         if wanted_folder:

@@ -417,3 +417,48 @@ def repair_renamed_links(root: Path) -> tuple[list[str], str | None]:
         )
         commit, _ = tx.change_indexed(writes, message, tx.now, set(writes))
         return repaired, commit
+
+
+def link_filter(
+    root: Path,
+    *,
+    orphans: bool = False,
+    links_to: str | None = None,
+    linked_by: str | None = None,
+    dead_links: bool = False,
+) -> frozenset[str]:
+    """The notes that meet every condition given: no other note links to them (orphans), they link to
+    the note `links_to`, the note `linked_by` links to them, they hold a dead link. From the catalog."""
+    from kb.index.catalog import CatalogError
+
+    _require(root)
+    with fresh_catalog(root) as catalog:
+        store = Store(root)
+        infos, _ = all_notes(store)
+        vault = vault_of(store, infos, with_files=dead_links)
+        wanted = set(vault.notes)
+        try:
+            if links_to is not None:
+                target = resolve_note(store, links_to)
+                found = incoming_links(catalog, vault, target, vault.notes.get(target, ""))
+                wanted &= {source for source, _, _ in found}
+            if linked_by is not None:
+                source = resolve_note(store, linked_by)
+                leads = {vault.resolve(link, source).path for link in catalog.links_from(source)}
+                wanted &= {p for p in leads if p is not None}
+            if orphans or dead_links:
+                linked: set[str] = set()
+                dead: set[str] = set()
+                for source, link in catalog.all_links():
+                    found_one = vault.resolve(link, source)
+                    if found_one.status == "ok" and found_one.path != source:
+                        linked.add(str(found_one.path))
+                    elif found_one.status == "dead":
+                        dead.add(source)
+                if orphans:
+                    wanted -= linked
+                if dead_links:
+                    wanted &= dead
+        except CatalogError as exc:
+            raise KbError(f"cannot read the search catalog: {exc}; run 'kb reindex'") from None
+    return frozenset(wanted)
