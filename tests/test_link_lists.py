@@ -72,3 +72,18 @@ def test_rm_asks_on_a_terminal(vault):
     accepted = run(b"y\n")
     assert accepted.returncode == 0, accepted.stderr
     assert not (vault / "b.md").exists()
+
+
+def test_search_fields_links_and_linkedby(vault, kb):
+    def found(query: str) -> list[str]:
+        return sorted(kb("search", query, "-l").stdout.split())
+
+    assert found("links:b") == ["a.md", "hub.md"]
+    assert found('links:"b" hub') == ["hub.md"]
+    assert found("linkedby:hub") == ["a.md", "b.md", "hub.md"]
+    assert found("linkedby:hub links:b") == ["a.md", "hub.md"]
+    assert found("links:lonely") == []
+    assert kb("search", "links:lonely").exit_code == 1
+    assert kb("search", "-links:b").exit_code == 2
+    assert kb("search", "links:b OR x").exit_code == 2
+    assert kb("search", "links:no-such-note").exit_code == 1
