@@ -172,7 +172,7 @@ def _resolved(root: Path) -> set[tuple[str, int, str]]:
     return out
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.integers(0, 10_000), st.integers(0, 3))
 def test_random_vaults_keep_their_resolved_links_through_renames(tmp_path_factory, seed, moves):
     rng = random.Random(seed)
@@ -208,18 +208,27 @@ def test_random_vaults_keep_their_resolved_links_through_renames(tmp_path_factor
     for step in range(moves + 1):
         before = _resolved(root)
         old = rng.choice(sorted(current.values()))
-        if rng.random() < 0.5:
+        folder = old.rsplit("/", 1)[0] + "/" if "/" in old else ""
+        # a fresh name, or the name of a note in another folder (whose links must not be taken over)
+        new_name = rng.choice([f"r{seed}x{step}", *sorted({Path(p).stem for p in current.values()})])
+        kind = rng.randrange(3)
+        if kind == 0:
             dest = rng.choice(["a/", "c/", "d/e/"])
             new = dest + old.rsplit("/", 1)[-1]
             args = ["mv", old, dest]
-        else:
-            new_name = f"r{seed}x{step}"
-            new = (old.rsplit("/", 1)[0] + "/" if "/" in old else "") + new_name + ".md"
+        elif kind == 1:
+            new = folder + new_name + ".md"
             args = ["mv", old, new]
+        else:
+            new = folder + new_name + ".md"  # a new title: the file is named after it
+            args = ["edit", old, "--title", new_name]
         if (root / new).exists() or new == old:
             continue
         result = runner.invoke(app, args, env=env)
+        if kind == 2 and result.exit_code == 1 and "already exists" in result.stderr:
+            continue  # another note in the folder has that title: refused, nothing changed
         assert result.exit_code == 0, result.stderr
+        assert (root / new).exists()
         for key, value in list(current.items()):
             if value == old:
                 current[key] = new
@@ -229,3 +238,12 @@ def test_random_vaults_keep_their_resolved_links_through_renames(tmp_path_factor
             ["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True
         )
         assert status.stdout == ""
+
+
+def test_a_rename_does_not_take_over_links_to_another_note(root, kb):
+    write_vault(root, {"a/X.md": "# X\n", "b/Foo.md": "# Foo\n", "c/linker.md": "[[Foo]] and [[X]]\n"})
+    kb("init")
+    out = kb("mv", "a/X.md", "Foo")
+    assert out.exit_code == 0, out.stderr
+    assert (root / "c/linker.md").read_text() == "[[b/Foo]] and [[a/Foo]]\n"
+    assert "dead" not in kb("links", "c/linker.md").stdout

@@ -237,8 +237,9 @@ def plan_link_updates(
     stamp: str,
 ) -> LinkUpdates:
     """The rewrites that keep every link to the note at `old_path` leading to it at `new_path` (with
-    `new_title`), each in the form it had, and keep the renamed note's own links leading where they did
-    from its new folder. `new_data`: the renamed note's text after the rename. A linking note gets a new
+    `new_title`), each in the form it had; keep the renamed note's own links leading where they did from
+    its new folder; and keep a link to another note that the new name would take over (or make ambiguous)
+    leading to that note. `new_data`: the renamed note's text after the rename. A linking note gets a new
     `modified` (`stamp`) when it has front matter; nothing else of it changes."""
     from dataclasses import replace as replace_in
 
@@ -252,6 +253,9 @@ def plan_link_updates(
         old_title = old_vault.notes.get(old_path, new_title)
         try:
             sources = {source for source, _, _ in incoming_links(catalog, old_vault, old_path, old_title)}
+            # links to other notes that the new name could take over (`[[Foo]]` when the note becomes Foo)
+            keys = {name_key(new_path), name_key(new_title), title_key(new_title)}
+            sources |= {source for source, _ in catalog.links_named(keys)}
         except CatalogError as exc:
             raise KbError(f"cannot read the search catalog: {exc}; run 'kb reindex'") from None
     moved = posixpath_dir(old_path) != posixpath_dir(new_path)
@@ -282,8 +286,6 @@ def plan_link_updates(
             if before.status != "ok" or before.path is None:
                 continue
             leads_to = new_path if before.path == old_path else before.path
-            if before.path != old_path and not is_renamed:
-                continue
             new_text = _retarget(
                 link, body, before, old_vault, new_vault, target_source, leads_to, store.prefix
             )
