@@ -80,6 +80,7 @@ def test_index_out_of_step_is_found_and_fixed(kb, root):
     fixed = kb("check", "--fix")
     assert fixed.exit_code == 0, fixed.stdout
     assert "Fixed: index: rebuilt" in fixed.stderr
+    assert kb("search", "A", "-l").stdout == "a.md\n"  # and search still works in the same process
 
 
 def test_fix_rewrites_links_to_notes_renamed_since(kb, root):

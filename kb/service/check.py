@@ -100,9 +100,11 @@ def check(root: Path, fix: bool = False) -> CheckResult:
     commit: str | None = None
     findings = _index_findings(root)
     if findings and fix:
-        from kb.service.search import reindex
+        from kb.index import NoteIndex
+        from kb.service.transaction import transaction
 
-        reindex(root)
+        with transaction(root) as tx:
+            NoteIndex(tx.root).rebuild()
         fixed.append("index: rebuilt")
         findings = _index_findings(root)
     if fix:
