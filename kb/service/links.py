@@ -106,7 +106,7 @@ def vault_of(store: Store, infos: list[NoteInfo], with_files: bool = True) -> Va
     return Vault({i.path: i.title for i in infos}, other_files(store) if with_files else (), store.prefix)
 
 
-def fresh_catalog(root: Path) -> Any:
+def fresh_catalog(root: Path, store: Store | None = None) -> Any:
     """The catalog, brought up to date with the notes first (rebuilt, under the lock, when it is missing or
     of another version), as a search does it."""
     from kb import config
@@ -114,7 +114,7 @@ def fresh_catalog(root: Path) -> Any:
     from kb.store import exclusive_lock
 
     recover(root)
-    index = NoteIndex(root)
+    index = NoteIndex(root, store)
     try:
         index.refresh()
     except KbError:
@@ -181,8 +181,8 @@ def backlinks(root: Path, ref: str) -> LinksResult:
     from kb.index.catalog import CatalogError
 
     _require(root)
-    with fresh_catalog(root) as catalog:
-        store = Store(root)
+    store = Store(root)
+    with fresh_catalog(root, store) as catalog:
         path = resolve_note(store, ref)
         infos, _ = all_notes(store)
         info = next((i for i in infos if i.path == path), None)
@@ -434,8 +434,8 @@ def link_filter(
     from kb.index.catalog import CatalogError
 
     _require(root)
-    with fresh_catalog(root) as catalog:
-        store = Store(root)
+    store = Store(root)
+    with fresh_catalog(root, store) as catalog:
         infos, _ = all_notes(store)
         vault = vault_of(store, infos, with_files=dead_links)
         wanted = set(vault.notes)
