@@ -115,8 +115,11 @@ def _line_links(line: str, base: int, number: int) -> list[Link]:
         link = _wiki(match, base, number)
         if link is not None:
             out.append(link)
-    for match in _MD_OPEN.finditer(line):
-        if any(a <= match.start() < b for a, b in taken):
+    wiki = list(taken)
+    pos = 0
+    while (match := _MD_OPEN.search(line, pos)) is not None:
+        pos = match.start() + 1
+        if any(a <= match.start() < b for a, b in wiki):
             continue
         parsed = _markdown(line, match, base, number)
         if parsed is None:
@@ -125,6 +128,7 @@ def _line_links(line: str, base: int, number: int) -> list[Link]:
         taken.append((match.start(), end))
         if link is not None:
             out.append(link)
+        pos = match.start(2)  # a link inside the text: [![diagram](d.png)](page.md)
     for match in _BARE_ANGLE.finditer(line):
         if any(a <= match.start() < b for a, b in taken):
             continue

@@ -197,3 +197,12 @@ def test_rewriting_every_wiki_target_changes_only_the_targets(pieces, new: str):
 def test_link_to_json():
     link = parse_links("[[A|b]]")[0]
     assert Link(**{k: v for k, v in link.to_json().items()}) == link  # type: ignore[arg-type]
+
+
+def test_an_image_inside_a_link_is_two_links():
+    text = "[![diagram](d.png)](page.md) and [a [nested] text](x.md)"
+    assert [(link.target, link.embed) for link in parse_links(text)] == [
+        ("d.png", True),
+        ("page.md", False),
+        ("x.md", False),
+    ]
