@@ -117,18 +117,18 @@ def _line_links(line: str, base: int, number: int) -> list[Link]:
             out.append(link)
     wiki = list(taken)
     pos = 0
-    while (match := _MD_OPEN.search(line, pos)) is not None:
-        pos = match.start() + 1
-        if any(a <= match.start() < b for a, b in wiki):
+    while (opening := _MD_OPEN.search(line, pos)) is not None:
+        pos = opening.start() + 1
+        if any(a <= opening.start() < b for a, b in wiki):
             continue
-        parsed = _markdown(line, match, base, number)
+        parsed = _markdown(line, opening, base, number)
         if parsed is None:
             continue
         link, end = parsed
-        taken.append((match.start(), end))
+        taken.append((opening.start(), end))
         if link is not None:
             out.append(link)
-        pos = match.start(2)  # a link inside the text: [![diagram](d.png)](page.md)
+        pos = opening.start(2)  # a link inside the text: [![diagram](d.png)](page.md)
     for match in _BARE_ANGLE.finditer(line):
         if any(a <= match.start() < b for a, b in taken):
             continue
