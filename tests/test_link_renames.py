@@ -247,3 +247,11 @@ def test_a_rename_does_not_take_over_links_to_another_note(root, kb):
     assert out.exit_code == 0, out.stderr
     assert (root / "c/linker.md").read_text() == "[[b/Foo]] and [[a/Foo]]\n"
     assert "dead" not in kb("links", "c/linker.md").stdout
+
+
+def test_bom_crlf_and_odd_bytes_stay(root, kb):
+    linker = "\ufeff# Linker\r\n\r\nSee [[Old]] \u2013 and [x](Old.md)\r\nEnd without newline"
+    write_vault(root, {"Old.md": "# Old\n", "linker.md": linker})
+    kb("init")
+    assert kb("mv", "Old", "New").exit_code == 0
+    assert (root / "linker.md").read_bytes() == linker.replace("Old", "New").encode("utf-8")
