@@ -255,3 +255,15 @@ def test_bom_crlf_and_odd_bytes_stay(root, kb):
     kb("init")
     assert kb("mv", "Old", "New").exit_code == 0
     assert (root / "linker.md").read_bytes() == linker.replace("Old", "New").encode("utf-8")
+
+
+def test_a_title_changed_in_the_editor_keeps_links(kb, root, tmp_path):
+    from .conftest import write_editor
+
+    kb("add", "Target", "-b", "text")
+    kb("add", "Source", "-b", "See [[Target]].")
+    editor = write_editor(tmp_path, "sed -i 's/^title: Target$/title: Goal/' \"$1\"")
+    out = kb("edit", "Target", "--editor", env={"EDITOR": editor})
+    assert out.exit_code == 0, out.stderr
+    assert "1 link in 1 note updated" in out.stderr
+    assert "See [[Goal]]." in (root / "notes/Source.md").read_text()

@@ -518,6 +518,8 @@ def edit_with_editor(root: Path, ref: str, editor: EditorFn) -> ChangeResult:
         result.renamed_from,
         external + tx.external,
         result.warnings,
+        result.links_updated,
+        result.link_notes,
     )
 
 
