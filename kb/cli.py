@@ -201,6 +201,9 @@ def edit(
         str | None, typer.Option("--append", "-a", help="Append a paragraph.", metavar="TEXT")
     ] = None,
     editor: Annotated[bool, typer.Option("--editor", "-e", help="Open the whole file in $EDITOR.")] = False,
+    no_links: Annotated[
+        bool, typer.Option("--no-links", help="With --title: leave the links to the note as they are.")
+    ] = False,
 ) -> None:
     """Change a note. Without options: piped stdin replaces the body, else the file opens in $EDITOR.
 
@@ -224,7 +227,14 @@ def edit(
         return
     render.change(
         service.edit(
-            root, note, title=title, add_tags=tag or [], remove_tags=untag or [], body=body, append=append
+            root,
+            note,
+            title=title,
+            add_tags=tag or [],
+            remove_tags=untag or [],
+            body=body,
+            append=append,
+            update_links=not no_links,
         )
     )
 
@@ -324,11 +334,25 @@ def list_(
         typer.Option("--folder", help="Only notes in this folder or its sub-folders.", metavar="DIR"),
     ] = None,
     json: JsonOpt = False,
+    orphans: Annotated[bool, typer.Option("--orphans", help="Only notes no other note links to.")] = False,
+    links_to: Annotated[
+        str | None, typer.Option("--links-to", help="Only notes that link to this note.", metavar="NOTE")
+    ] = None,
+    linked_by: Annotated[
+        str | None, typer.Option("--linked-by", help="Only notes this note links to.", metavar="NOTE")
+    ] = None,
+    dead_links: Annotated[bool, typer.Option("--dead-links", help="Only notes with a dead link.")] = False,
 ) -> None:
     """List notes."""
     from kb import render, service
 
-    render.note_list(service.list_notes(_root(), tag, sort, folder), json)
+    root = _root()
+    paths = None
+    if orphans or links_to is not None or linked_by is not None or dead_links:
+        paths = service.link_filter(
+            root, orphans=orphans, links_to=links_to, linked_by=linked_by, dead_links=dead_links
+        )
+    render.note_list(service.list_notes(root, tag, sort, folder, paths), json)
 
 
 @app.command()
@@ -344,11 +368,32 @@ def rm(
     note: Annotated[
         str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
     ],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask, even when other notes link to it.")
+    ] = False,
 ) -> None:
-    """Delete a note. The deletion is a revision: the note stays in the history."""
+    """Delete a note. The deletion is a revision: the note stays in the history.
+
+    The notes that link to it are listed first; on a terminal kb asks before deleting (--yes does not ask;
+    with stdin piped it never waits for an answer)."""
     from kb import render, service
 
-    render.change(service.remove(_root(), note))
+    root = _root()
+    if not yes and root.is_dir():
+        try:
+            linking = service.backlinks(root, note)
+        except KbError:
+            linking = None  # the deletion says what is wrong
+        if linking is not None and render.linked_before_delete(linking):
+            stdin = sys.stdin
+            if stdin is not None and stdin.isatty() and not typer.confirm("Delete it anyway?", err=True):
+                raise KbError("nothing deleted")
+    render.change(service.remove(root, note))
+
+
+NoLinksOpt = Annotated[
+    bool, typer.Option("--no-links", help="Leave the links to the note as they are (they may break).")
+]
 
 
 @app.command()
@@ -364,11 +409,14 @@ def mv(
             metavar="NEW_TITLE|DIR/|PATH.md",
         ),
     ],
+    no_links: NoLinksOpt = False,
 ) -> None:
-    """Rename a note (title and file), or move it to another folder."""
+    """Rename a note (title and file), or move it to another folder. Every link to it in other notes is
+    rewritten in the same revision, keeping its form (alias, heading, relative path, encoding); so are
+    the note's own relative links when it changes folder."""
     from kb import render, service
 
-    render.change(service.move(_root(), note, new_title))
+    render.change(service.move(_root(), note, new_title, update_links=not no_links))
 
 
 SEARCH_HELP = """Search every note through the full-text index (kept in step with notes/ automatically).
@@ -383,6 +431,7 @@ Query language:
   title:word  body:word  tag:Notebooks/Skills   one field (a tag finds its children too)
   created:2021-11  modified:>2021-11-25  modified:yesterday
   created:[2021-11-01 to 2021-11-30]      dates, comparisons and ranges
+  links:NOTE  linkedby:NOTE   notes that link to NOTE, notes NOTE links to (AND only)
 
 No match: exit 1 and nothing on stdout. A query that cannot be parsed: exit 2.
 """
@@ -485,6 +534,43 @@ def sync_(
     from kb import render, service
 
     raise typer.Exit(render.synced(service.sync(_root(), remote, allow_unrelated=allow_unrelated)))
+
+
+@app.command()
+def links(note: NoteArg, json: JsonOpt = False) -> None:
+    """The links written in a note: line, target as written, and the note or file it leads to, or
+    'dead' (nothing there) or 'ambiguous' (several notes have that name; name one by its path)."""
+    from kb import render, service
+
+    render.links(service.outgoing(_root(), note), json)
+
+
+@app.command()
+def backlinks(note: NoteArg, json: JsonOpt = False) -> None:
+    """The notes that link to a note (wiki links, Markdown links, embeds): path:line and the link as
+    written. Answered from the index, without reading every note."""
+    from kb import render, service
+
+    render.backlinks(service.backlinks(_root(), note), json)
+
+
+@app.command()
+def check(
+    fix: Annotated[
+        bool,
+        typer.Option(
+            "--fix",
+            help="Make the safe repairs: rebuild a broken index; rewrite dead links to notes renamed since.",
+        ),
+    ] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Find what is wrong, one line each (path:line): dead and ambiguous links, missing embeds and
+    attachments, attachments no note links to, front matter that cannot be read, duplicate titles, files
+    kb cannot see (symbolic links, binary files), an index out of step. Exit 1 when anything is found."""
+    from kb import render, service
+
+    raise typer.Exit(render.checked(service.check(_root(), fix=fix), json))
 
 
 def main() -> None:

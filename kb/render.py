@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from kb.jsonshape import Json, document
+from kb.jsonshape import JSON_VERSION, Json, document
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -163,6 +163,8 @@ def change(result: ChangeResult) -> None:
         _err(f"Deleted: {note.title} ({note.path}){short}; it stays in the history")
     else:
         _err(f"No changes: {note.title} ({note.path})")
+    if result.links_updated:
+        _err(f"{_count(result.links_updated, 'link')} in {_count(result.link_notes, 'note')} updated")
 
 
 def init(result: InitResult) -> None:
@@ -589,3 +591,84 @@ def synced(result: SyncResult) -> int:
         else:
             _err(f"Restored '{c.title}' ({c.path}): it was deleted here but edited on the other machine.")
     return 1 if result.has_conflicts else 0
+
+
+# ---------------------------------------------------------------- links
+
+
+def _leads_to(row: Any) -> str:
+    if row.status == "ok":
+        return str(row.path)
+    if row.status == "ambiguous":
+        return "ambiguous: " + ", ".join(row.candidates)
+    return "dead"
+
+
+def _written(row: Any) -> str:
+    fragment = f"#{row.fragment}" if row.fragment is not None else ""
+    return ("!" if row.embed else "") + row.target + fragment
+
+
+def links(result: Any, as_json: bool) -> None:
+    """A note's outgoing links: line, target as written, where it leads (a path, dead, ambiguous)."""
+    warnings(result.warnings)
+    if as_json:
+        _json(
+            {"version": JSON_VERSION, "note": result.note.path, "links": [r.to_json() for r in result.links]}
+        )
+        return
+    if not result.links:
+        hint(f"No links in {result.note.path}.")
+        return
+    _out("".join(f"{r.line}\t{_written(r)}\t{_leads_to(r)}\n" for r in result.links))
+
+
+def backlinks(result: Any, as_json: bool) -> None:
+    """The links that lead to a note: the linking note and line, and the target as written."""
+    warnings(result.warnings)
+    if as_json:
+        _json(
+            {"version": JSON_VERSION, "note": result.note.path, "links": [r.to_json() for r in result.links]}
+        )
+        return
+    if not result.links:
+        hint(f"No note links to {result.note.path}.")
+        return
+    _out("".join(f"{r.source}:{r.line}\t{_written(r)}\n" for r in result.links))
+
+
+def checked(result: Any, as_json: bool) -> int:
+    """kb check's findings, one line each (path:line: what); returns the exit status, 1 when any."""
+    status = 1 if result.findings else 0
+    if as_json:
+        _json(
+            {
+                "version": JSON_VERSION,
+                "notes": result.notes,
+                "links": result.links,
+                "fixed": list(result.fixed),
+                "problems": [f.to_json() for f in result.findings],
+            }
+        )
+        return status
+    for item in result.fixed:
+        _err(f"Fixed: {item}")
+    lines = [
+        f"{f.path}:{f.line}: {f.message}" if f.line else f"{f.path}: {f.message}" for f in result.findings
+    ]
+    _out("".join(line + "\n" for line in lines))
+    found = _count(len(result.findings), "problem") if result.findings else "no problems"
+    _err(f"Checked {_count(result.notes, 'note')} and {_count(result.links, 'link')}: {found}.")
+    return status
+
+
+def linked_before_delete(result: Any) -> bool:
+    """Before a deletion: the other notes that link to the note, on stderr. Returns whether there are any."""
+    rows = [r for r in result.links if r.source != result.note.path]
+    if not rows:
+        return False
+    notes = sorted({r.source for r in rows})
+    _err(f"{_count(len(notes), 'note')} link to {result.note.path}; their links will be dead:")
+    for r in rows:
+        _err(f"  {r.source}:{r.line}\t{_written(r)}")
+    return True

@@ -509,6 +509,40 @@ class History(_Repository):
                 i += 2
         return None
 
+    def renames(self) -> list[tuple[str, str, str]]:
+        """Every rename in the history of HEAD, oldest first, as (commit, from, to): kb's own (its
+        Kb-Renamed-From trailer and the one file the commit added) and those git's rename detection finds."""
+        if self.head() is None:
+            return []
+        out = self._git(
+            "log", "--reverse", "-M", "--name-status", "-z",
+            "--format=%x1e%H%x1f%(trailers:key=Kb-Renamed-From,valueonly)%x1f",
+        )  # fmt: skip
+        found: list[tuple[str, str, str]] = []
+        for record in out.split("\x1e")[1:]:
+            parts = record.split("\x1f", 2)
+            if len(parts) < 3:
+                continue
+            trailer = parts[1].strip().splitlines()
+            fields = [f for f in parts[2].lstrip("\0\n").split("\0")]
+            renamed: list[tuple[str, str]] = []
+            added: list[str] = []
+            i = 0
+            while i < len(fields) and fields[i]:
+                status = fields[i]
+                if status.startswith(("R", "C")) and i + 2 < len(fields):
+                    if status.startswith("R"):
+                        renamed.append((fields[i + 1], fields[i + 2]))
+                    i += 3
+                    continue
+                if status.startswith("A") and i + 1 < len(fields):
+                    added.append(fields[i + 1])
+                i += 2
+            if trailer and not renamed and len(added) == 1:
+                renamed.append((trailer[0].strip(), added[0]))
+            found.extend((parts[0], a, b) for a, b in renamed)
+        return found
+
     def read_blobs(self, specs: Sequence[str | None]) -> list[bytes | None]:
         """Contents of `REV:path` specs (or blob ids) through one `git cat-file --batch`; None where there
         is none, and for a None spec."""

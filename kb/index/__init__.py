@@ -60,7 +60,14 @@ Progress = Callable[[int, int], None]  # (done, total)
 def _entry(sig: Signature, doc: dict[str, Any]) -> Entry:
     created, modified = doc["dates"]
     return Entry(
-        sig, doc["title"], tuple(doc["tag_list"]), created, modified, doc["_problem"], doc["_warnings"]
+        sig,
+        doc["title"],
+        tuple(doc["tag_list"]),
+        created,
+        modified,
+        doc["_problem"],
+        doc["_warnings"],
+        doc["_links"],
     )
 
 
@@ -347,18 +354,19 @@ class NoteIndex:
         snippets: bool,
         count: bool = False,
         progress: Progress | None = None,
+        paths: frozenset[str] | None = None,
     ) -> tuple[int | None, list[Hit], list[str], RefreshReport]:
         """The one way to search: make the index fresh (repair it if damaged), then answer. An index that
         opened but cannot be read (a truncated segment) is rebuilt once and asked again."""
         report = self.ensure_fresh(progress)
         try:
             total, hits, notices = self.search(
-                parsed, limit=limit, tag=tag, sort=sort, snippets=snippets, count=count
+                parsed, limit=limit, tag=tag, sort=sort, snippets=snippets, count=count, paths=paths
             )
         except _damage():
             report = self.ensure_fresh(progress, force=True)
             total, hits, notices = self.search(
-                parsed, limit=limit, tag=tag, sort=sort, snippets=snippets, count=count
+                parsed, limit=limit, tag=tag, sort=sort, snippets=snippets, count=count, paths=paths
             )
         return total, hits, notices, report
 
@@ -386,14 +394,19 @@ class NoteIndex:
         sort: str,
         snippets: bool,
         count: bool = False,
+        paths: frozenset[str] | None = None,
     ) -> tuple[int | None, list[Hit], list[str]]:
-        """Run a query made by parse_query. Snippets come from the note files of the hits shown. Returns
+        """Run a query made by parse_query (among `paths` only, when given). Snippets come from the note
+        files of the hits shown. Returns
         the count (None: more than `limit`, not counted), the hits, and notices about the query."""
         from whoosh import query as wq
 
         ix = self._open()
         with ix.searcher() as searcher:
-            filter_q = wq.Term("tags", tag.lower()) if tag else None
+            filter_q: Any = wq.Term("tags", tag.lower()) if tag else None
+            if paths is not None:
+                among = wq.Or([wq.Term("path", p) for p in sorted(paths)])
+                filter_q = among if filter_q is None else wq.And([filter_q, among])
             sortedby: Any = None
             reverse = False
             if sort in ("modified", "created"):

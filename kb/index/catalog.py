@@ -1,5 +1,6 @@
 """The catalog in index/: one SQLite row per indexed note with the (mtime_ns, size, inode) it was indexed at
-and the fields commands list by (title, tags, dates, problems).
+and the fields commands list by (title, tags, dates, problems), and the links in each note (kb.links), so
+"who links here" is a query, never a scan of the notes.
 
 Comparing the rows' signatures with one lstat per file tells what changed outside kb without reading any
 unchanged file; a title is found through an index on its case-folded key; a change rewrites only its own
@@ -18,10 +19,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
+from kb.links import Link, name_key
 from kb.notes import title_key
 
 CATALOG = "kb-catalog.sqlite3"
-VERSION = 5  # bumped with the Whoosh schema (kb.index.document.schema) too: another version means a rebuild
+VERSION = 6  # bumped with the Whoosh schema (kb.index.document.schema) too: another version means a rebuild
 SEP = "\x1f"
 
 Signature = tuple[int, int, int]  # mtime_ns, size, inode
@@ -38,6 +40,7 @@ class Entry(NamedTuple):
     modified: str | None
     problem: str | None
     warnings: tuple[str, ...]
+    links: tuple[Link, ...] = ()  # written with the row; read back only by the link queries
 
 
 def _pack(items: Iterable[str]) -> str:
@@ -71,6 +74,22 @@ def _entry(row: tuple[Any, ...]) -> tuple[str, Entry]:
         raise TypeError(f"unexpected values in the row of {path!r}")
     sig = (mtime, size, ino)
     return path, Entry(sig, title, _unpack(tags), created, modified, problem, _unpack(warnings))
+
+
+_LINK_COLUMNS = "src, line, kind, target, fragment, alias, embed, start, end_, key"
+
+
+def _link_rows(path: str, links: Iterable[Link]) -> Iterator[tuple[object, ...]]:
+    for link in links:
+        yield (path, link.line, link.kind, link.target, link.fragment, link.alias, int(link.embed),
+               link.start, link.end, name_key(link.target))  # fmt: skip
+
+
+def _link(row: tuple[Any, ...]) -> tuple[str, Link]:
+    src, line, kind, target, fragment, alias, embed, start, end = row
+    if not isinstance(target, str) or not isinstance(line, int):
+        raise TypeError(f"unexpected values in a link row of {src!r}")
+    return src, Link(kind, target, fragment, alias, bool(embed), line, start, end)
 
 
 class CatalogError(Exception):
@@ -119,12 +138,19 @@ class Catalog:
                 " title TEXT, tkey TEXT, tags TEXT, created TEXT, modified TEXT, problem TEXT,"
                 " warnings TEXT) WITHOUT ROWID;"
                 "CREATE INDEX notes_tkey ON notes (tkey);"
+                f"CREATE TABLE links ({_LINK_COLUMNS});"
+                "CREATE INDEX links_src ON links (src);"
+                "CREATE INDEX links_key ON links (key);"
             )
             db.execute("BEGIN")
             db.execute("INSERT INTO meta VALUES ('version', ?)", (str(VERSION),))
             db.executemany(
                 f"INSERT INTO notes ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (_row(path, entry) for path, entry in entries.items()),
+            )
+            db.executemany(
+                f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (row for path, entry in entries.items() for row in _link_rows(path, entry.links)),
             )
             db.execute("COMMIT")
             db.close()
@@ -177,6 +203,37 @@ class Catalog:
         """Entries whose title has this case-folded key (notes.title_key)."""
         return dict(self._select("WHERE tkey = ?", (key,)))
 
+    def links_from(self, path: str) -> list[Link]:
+        """The links in one note, in order."""
+        return [link for _, link in self._links("WHERE src = ?", (path,))]
+
+    def links_named(self, keys: Iterable[str]) -> list[tuple[str, Link]]:
+        """(source, link) of every link filed under one of these keys (kb.links.name_key): the links that
+        may lead to a note of that file name or title."""
+        wanted = sorted(set(keys))
+        found: list[tuple[str, Link]] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            found.extend(self._links(f"WHERE key IN ({','.join('?' * len(chunk))})", tuple(chunk)))
+        return found
+
+    def all_links(self) -> list[tuple[str, Link]]:
+        return self._links("", ())
+
+    def _links(self, where: str, args: tuple[object, ...]) -> list[tuple[str, Link]]:
+        try:
+            rows = self.db.execute(
+                f"SELECT src, line, kind, target, fragment, alias, embed, start, end_ FROM links {where}"
+                " ORDER BY src, start",
+                args,
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise CatalogError(str(exc)) from None
+        try:
+            return [_link(row) for row in rows]
+        except (TypeError, ValueError) as exc:
+            raise CatalogError(f"a damaged link row: {exc}") from None
+
     def _select(self, where: str, args: tuple[object, ...]) -> Iterator[tuple[str, Entry]]:
         try:
             rows = self.db.execute(f"SELECT {_READ} FROM notes {where}", args).fetchall()
@@ -194,10 +251,16 @@ class Catalog:
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
+                gone = [*drop, *put]
                 self.db.executemany("DELETE FROM notes WHERE path = ?", ((p,) for p in drop))
+                self.db.executemany("DELETE FROM links WHERE src = ?", ((p,) for p in gone))
                 self.db.executemany(
                     f"INSERT OR REPLACE INTO notes ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (_row(path, entry) for path, entry in put.items()),
+                )
+                self.db.executemany(
+                    f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (row for path, entry in put.items() for row in _link_rows(path, entry.links)),
                 )
                 self.db.execute("COMMIT")
             except BaseException:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from kb.links import note_links
 from kb.notes import parse_note, parse_timestamp, tag_with_parents
 
 MAX_INDEXED_CHARS = 1_000_000  # of one note's text; the rest of a huge note is not searchable
@@ -88,6 +89,7 @@ def document(
         "dates": [created, modified],
         "_problem": parsed.problem,
         "_warnings": tuple(parsed.warnings),
+        "_links": note_links(parsed),
     }
     for key, value in zip(DATE_FIELDS, (created, modified), strict=True):
         moment = _naive_utc(value)

@@ -9,6 +9,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what mypy sees: the real names, so every call from kb.cli is typed
+    from kb.service.check import CheckResult as CheckResult
+    from kb.service.check import check as check
     from kb.service.core import ChangeResult as ChangeResult
     from kb.service.core import Draft as Draft
     from kb.service.core import EditorFn as EditorFn
@@ -30,6 +32,11 @@ if TYPE_CHECKING:  # what mypy sees: the real names, so every call from kb.cli i
     from kb.service.importing import ImportItem as ImportItem
     from kb.service.importing import ImportResult as ImportResult
     from kb.service.importing import import_notes as import_notes
+    from kb.service.links import LinkRow as LinkRow
+    from kb.service.links import LinksResult as LinksResult
+    from kb.service.links import backlinks as backlinks
+    from kb.service.links import link_filter as link_filter
+    from kb.service.links import outgoing as outgoing
     from kb.service.lookup import NoteInfo as NoteInfo
     from kb.service.revisions import DiffResult as DiffResult
     from kb.service.revisions import NoteLog as NoteLog
@@ -50,6 +57,7 @@ if TYPE_CHECKING:  # what mypy sees: the real names, so every call from kb.cli i
 # At run time each name is imported from its module on first use (a command loads only what it needs).
 _WHERE = {
     "ChangeResult": "core",
+    "CheckResult": "check",
     "Conflict": "sync",
     "DiffResult": "revisions",
     "Draft": "core",
@@ -57,6 +65,8 @@ _WHERE = {
     "ImportItem": "importing",
     "ImportResult": "importing",
     "InitResult": "core",
+    "LinkRow": "links",
+    "LinksResult": "links",
     "ListResult": "core",
     "NoteInfo": "lookup",
     "NoteLog": "revisions",
@@ -69,14 +79,18 @@ _WHERE = {
     "TagsResult": "core",
     "add": "core",
     "add_with_editor": "core",
+    "backlinks": "links",
+    "check": "check",
     "diff": "revisions",
     "edit": "core",
     "edit_with_editor": "core",
     "import_notes": "importing",
     "init": "core",
+    "link_filter": "links",
     "list_notes": "core",
     "move": "core",
     "note_log": "revisions",
+    "outgoing": "links",
     "recent": "revisions",
     "reindex": "search",
     "remove": "core",

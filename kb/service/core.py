@@ -35,6 +35,7 @@ from kb.notes import (
     validate_title,
     yaml_value,
 )
+from kb.service.links import LinkUpdates, plan_link_updates
 from kb.service.lookup import NoteInfo, all_notes, find_title, free_path, load_note, note_info, resolve_note
 from kb.service.transaction import Transaction, recover, reindex_paths, transaction
 from kb.store import Store
@@ -52,6 +53,8 @@ class ChangeResult:
     renamed_from: str | None = None
     external: tuple[str, ...] = ()  # outside edits committed first
     warnings: tuple[str, ...] = ()
+    links_updated: int = 0  # links rewritten by a rename or move so that they still lead to the note
+    link_notes: int = 0  # notes those links are in
 
 
 @dataclass(frozen=True)
@@ -135,11 +138,18 @@ def show(root: Path, ref: str) -> ShowResult:
 
 
 def list_notes(
-    root: Path, tag: str | None = None, sort: str = "modified", folder: str | None = None
+    root: Path,
+    tag: str | None = None,
+    sort: str = "modified",
+    folder: str | None = None,
+    paths: frozenset[str] | None = None,
 ) -> ListResult:
+    """Every note, or those with the tag, in the folder, among `paths` (see kb.service.links.link_filter)."""
     recover(root)
     store = Store(root)
     infos, warnings = all_notes(store)
+    if paths is not None:
+        infos = [i for i in infos if i.path in paths]
     if folder is not None:
         wanted = clean_folder(folder)
         if store.layout.notes and wanted.startswith(store.layout.notes + "/"):
@@ -352,6 +362,7 @@ def edit(
     remove_tags: Sequence[str] = (),
     body: str | None = None,
     append: str | None = None,
+    update_links: bool = True,
 ) -> ChangeResult:
     new_title = validate_title(title) if title is not None else None
     for text in (body, append):
@@ -413,7 +424,17 @@ def edit(
         if updates:
             new_doc = set_fields(new_doc, updates)
         rename_only = renamed and body is None and append is None and "tags" not in updates
-        return _save(tx, path, new_doc.render(), old.title, renamed, rename_only, tuple(warnings), new_title)
+        return _save(
+            tx,
+            path,
+            new_doc.render(),
+            old.title,
+            renamed,
+            rename_only,
+            tuple(warnings),
+            new_title,
+            update_links,
+        )
 
 
 def _keeps_modified(tx: Transaction, parsed: ParsedNote) -> bool:
@@ -439,6 +460,7 @@ def _save(
     rename_only: bool,
     warnings: tuple[str, ...],
     new_title: str | None = None,
+    update_links: bool = True,
 ) -> ChangeResult:
     data = text.encode("utf-8")
     parsed = parse_note(head_of(data))  # its title, tags and dates: a huge note is not parsed whole again
@@ -454,8 +476,15 @@ def _save(
         message += f"\n\nKb-Renamed-From: {path}"
     else:
         action, message = "edit", f"Edit: {title}"
+    updates = _link_updates(tx, path, new_path, title, data) if renamed and update_links else None
+    if updates is not None:
+        writes.update(updates.writes)
+        data = writes[new_path] or data
+        parsed = parse_note(data)
+        message = _with_links_line(message, updates)
+        warnings += updates.warnings
     moment = parse_timestamp(parsed.modified or "") or tx.now
-    commit, index_warnings = tx.change_indexed(writes, message, moment, {path, new_path})
+    commit, index_warnings = tx.change_indexed(writes, message, moment, set(writes))
     warnings += index_warnings
     if len(data) > LARGE_NOTE_BYTES:
         warnings += (
@@ -469,7 +498,28 @@ def _save(
         renamed_from=path if new_path != path else None,
         external=tx.external,
         warnings=warnings,
+        links_updated=updates.links if updates else 0,
+        link_notes=updates.notes if updates else 0,
     )
+
+
+def _link_updates(tx: Transaction, path: str, new_path: str, title: str, data: bytes) -> LinkUpdates | None:
+    """The rewrites that keep links to a renamed note leading to it; None when there are none."""
+    updates = plan_link_updates(tx.root, tx.store, path, new_path, title, data, tx.stamp)
+    return updates if updates.writes or updates.warnings else None
+
+
+def _with_links_line(message: str, updates: LinkUpdates) -> str:
+    """The commit message with a line saying how many links were rewritten, before its trailers."""
+    if not updates.links:
+        return message
+    subject, _, trailers = message.partition("\n\n")
+    line = f"{_plural(updates.links, 'link')} in {_plural(updates.notes, 'note')} updated"
+    return f"{subject}\n\n{line}" + (f"\n\n{trailers}" if trailers else "")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def edit_with_editor(root: Path, ref: str, editor: EditorFn) -> ChangeResult:
@@ -523,6 +573,8 @@ def edit_with_editor(root: Path, ref: str, editor: EditorFn) -> ChangeResult:
         result.renamed_from,
         external + tx.external,
         result.warnings,
+        result.links_updated,
+        result.link_notes,
     )
 
 
@@ -546,11 +598,13 @@ def _require_kb(root: Path, ref: str) -> None:
         raise NoteNotFound(f"no note matches '{ref}' (there is no knowledge base at {root} yet)")
 
 
-def move(root: Path, ref: str, destination: str) -> ChangeResult:
+def move(root: Path, ref: str, destination: str, update_links: bool = True) -> ChangeResult:
     """A new title (the file is renamed along), or a new place: `folder/` keeps the file name, a path
-    ending in `.md` names the file. The note's text is unchanged by a move between folders."""
+    ending in `.md` names the file. The note's text is unchanged by a move between folders, but for its
+    relative links, rewritten to lead where they did (unless `update_links` is off, as for the links of
+    other notes to it)."""
     if not destination.endswith(("/", ".md", ".markdown")):
-        return edit(root, ref, title=destination)
+        return edit(root, ref, title=destination, update_links=update_links)
     _require_kb(root, ref)
     with transaction(root, scan=True) as tx:
         store = tx.store
@@ -575,8 +629,22 @@ def move(root: Path, ref: str, destination: str) -> ChangeResult:
         info = note_info(target, parsed)
         message = f"Move: {note_info(path, parsed).title} ({path} -> {target})\n\nKb-Renamed-From: {path}"
         moment = tx.now
-        commit, warnings = tx.change_indexed({target: raw, path: None}, message, moment, {path, target})
-        return ChangeResult("move", info, commit, renamed_from=path, external=tx.external, warnings=warnings)
+        writes: dict[str, bytes | None] = {target: raw, path: None}
+        updates = _link_updates(tx, path, target, info.title, raw) if update_links else None
+        if updates is not None:
+            writes.update(updates.writes)
+            message = _with_links_line(message, updates)
+        commit, warnings = tx.change_indexed(writes, message, moment, set(writes))
+        return ChangeResult(
+            "move",
+            note_info(target, parse_note(writes[target] or raw)),
+            commit,
+            renamed_from=path,
+            external=tx.external,
+            warnings=(updates.warnings if updates else ()) + warnings,
+            links_updated=updates.links if updates else 0,
+            link_notes=updates.notes if updates else 0,
+        )
 
 
 def _join(folder: str, name: str) -> str:
