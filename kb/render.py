@@ -609,6 +609,8 @@ def synced(result: Any) -> int:
 
 # ---------------------------------------------------------------- links
 
+LINKS_JSON_VERSION = 1  # the links, backlinks and check documents (README, "JSON output")
+
 
 def _leads_to(row: Any) -> str:
     if row.status == "ok":
@@ -628,7 +630,11 @@ def links(result: Any, as_json: bool) -> None:
     warnings(result.warnings)
     if as_json:
         _json(
-            {"version": JSON_VERSION, "note": result.note.path, "links": [r.to_json() for r in result.links]}
+            {
+                "version": LINKS_JSON_VERSION,
+                "note": result.note.path,
+                "links": [r.to_json() for r in result.links],
+            }
         )
         return
     if not result.links:
@@ -642,7 +648,11 @@ def backlinks(result: Any, as_json: bool) -> None:
     warnings(result.warnings)
     if as_json:
         _json(
-            {"version": JSON_VERSION, "note": result.note.path, "links": [r.to_json() for r in result.links]}
+            {
+                "version": LINKS_JSON_VERSION,
+                "note": result.note.path,
+                "links": [r.to_json() for r in result.links],
+            }
         )
         return
     if not result.links:
@@ -657,7 +667,7 @@ def checked(result: Any, as_json: bool) -> int:
     if as_json:
         _json(
             {
-                "version": JSON_VERSION,
+                "version": LINKS_JSON_VERSION,
                 "notes": result.notes,
                 "links": result.links,
                 "fixed": list(result.fixed),
