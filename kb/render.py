@@ -609,8 +609,6 @@ def synced(result: Any) -> int:
 
 # ---------------------------------------------------------------- links
 
-LINKS_JSON_VERSION = 1  # the links, backlinks and check documents (README, "JSON output")
-
 
 def _leads_to(row: Any) -> str:
     if row.status == "ok":
@@ -630,11 +628,7 @@ def links(result: Any, as_json: bool) -> None:
     warnings(result.warnings)
     if as_json:
         _json(
-            {
-                "version": LINKS_JSON_VERSION,
-                "note": result.note.path,
-                "links": [r.to_json() for r in result.links],
-            }
+            {"version": JSON_VERSION, "note": result.note.path, "links": [r.to_json() for r in result.links]}
         )
         return
     if not result.links:
@@ -648,11 +642,7 @@ def backlinks(result: Any, as_json: bool) -> None:
     warnings(result.warnings)
     if as_json:
         _json(
-            {
-                "version": LINKS_JSON_VERSION,
-                "note": result.note.path,
-                "links": [r.to_json() for r in result.links],
-            }
+            {"version": JSON_VERSION, "note": result.note.path, "links": [r.to_json() for r in result.links]}
         )
         return
     if not result.links:
@@ -667,7 +657,7 @@ def checked(result: Any, as_json: bool) -> int:
     if as_json:
         _json(
             {
-                "version": LINKS_JSON_VERSION,
+                "version": JSON_VERSION,
                 "notes": result.notes,
                 "links": result.links,
                 "fixed": list(result.fixed),

@@ -305,14 +305,19 @@ class NoteIndex:
         sort: str,
         snippets: bool,
         count: bool = False,
+        paths: frozenset[str] | None = None,
     ) -> tuple[int | None, list[Hit], list[str]]:
-        """Run a query made by parse_query. Snippets come from the note files of the hits shown. Returns
+        """Run a query made by parse_query (among `paths` only, when given). Snippets come from the note
+        files of the hits shown. Returns
         the count (None: more than `limit`, not counted), the hits, and notices about the query."""
         from whoosh import query as wq
 
         ix = self._open()
         with ix.searcher() as searcher:
-            filter_q = wq.Term("tags", tag.lower()) if tag else None
+            filter_q: Any = wq.Term("tags", tag.lower()) if tag else None
+            if paths is not None:
+                among = wq.Or([wq.Term("path", p) for p in sorted(paths)])
+                filter_q = among if filter_q is None else wq.And([filter_q, among])
             sortedby: Any = None
             reverse = False
             if sort in ("modified", "created"):

@@ -5,14 +5,12 @@ that are not notes (what embeds and attachment links lead to)."""
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kb.errors import KbError, UsageError
+from kb.errors import KbError
 from kb.layout import INDEX_DIR, SKIPPED_FOLDERS
 from kb.links import Link, Resolved, Vault, name_key
 from kb.notes import title_key
@@ -466,54 +464,3 @@ def link_filter(
         except CatalogError as exc:
             raise KbError(f"cannot read the search catalog: {exc}; run 'kb reindex'") from None
     return frozenset(wanted)
-
-
-# ---------------------------------------------------------------- links in a search
-
-_LINK_FIELD = re.compile(r'(?<![\w:])(-|NOT\s+)?(links|linkedby):(?:"([^"]*)"|([^\s()"]+))')
-
-
-def split_link_fields(query: str) -> tuple[str, list[tuple[str, str]]]:
-    """The query without its `links:NOTE` and `linkedby:NOTE` terms, and those terms as (field, NOTE). They
-    narrow the search to the notes that link to NOTE, or that NOTE links to; they combine with the rest of
-    the query by AND only."""
-    found: list[tuple[str, str]] = []
-
-    def take(match: re.Match[str]) -> str:
-        if match.group(1):
-            raise UsageError(f"'{match.group(2)}:' cannot be negated; it narrows the search to linked notes")
-        value = match.group(3) if match.group(3) is not None else match.group(4)
-        if not value.strip():
-            raise UsageError(f"'{match.group(2)}:' needs a note")
-        found.append((match.group(2), value))
-        return " "
-
-    rest = _LINK_FIELD.sub(take, query)
-    if found and re.search(r"(^|\s)OR(\s|$)", rest):
-        raise UsageError("links: and linkedby: combine with the rest of the query by AND only (no OR)")
-    return rest, found
-
-
-def has_link_fields(query: str) -> bool:
-    return _LINK_FIELD.search(query) is not None
-
-
-def link_query(root: Path, query: str, now: datetime) -> Any:
-    """kb.index.parse_query, with `links:NOTE` and `linkedby:NOTE` terms turned into the notes they name:
-    the rest of the query, AND one of those notes. The rest is parsed first (a bad query fails before any
-    work); the notes come from the catalog."""
-    from kb.index import parse_query
-
-    rest, fields = split_link_fields(query)
-    if not fields:
-        return parse_query(query, now)
-    from whoosh import query as wq
-
-    parsed = parse_query(rest, now) if rest.strip() else wq.Every()
-    paths: frozenset[str] | None = None
-    for field, note in fields:
-        found = link_filter(root, links_to=note) if field == "links" else link_filter(root, linked_by=note)
-        paths = found if paths is None else paths & found
-    if not paths:
-        return wq.NullQuery
-    return wq.And([parsed, wq.Or([wq.Term("path", p) for p in sorted(paths)])])

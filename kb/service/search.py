@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +12,6 @@ from typing import Any
 from kb import config
 from kb.errors import KbError, UsageError
 from kb.notes import validate_tag
-from kb.service.links import has_link_fields, link_query
 from kb.service.transaction import recover, transaction
 from kb.store import Store, exclusive_lock
 
@@ -36,9 +36,15 @@ def search(
     """Bring the index up to date with notes/ (outside edits included), then answer the query."""
     from kb.index import NoteIndex, QueryError, SearchResult, parse_query
 
-    parsed = (  # a bad query is an error before any work
-        link_query(root, query, config.now()) if has_link_fields(query) else parse_query(query, config.now())
-    )
+    rest, link_fields = split_link_fields(query)
+    if link_fields and not rest.strip():
+        from whoosh import query as wq
+
+        parsed: Any = wq.Every()
+    else:
+        parsed = parse_query(
+            rest if link_fields else query, config.now()
+        )  # a bad query fails before any work
     if limit is not None and limit < 1:
         raise UsageError("-n must be at least 1")
     wanted_tag = validate_tag(tag) if tag else None
@@ -47,9 +53,12 @@ def search(
     recover(root)
     index = NoteIndex(root)
     report = _refresh(index, root, progress)
+    paths = _linked_paths(root, link_fields) if link_fields else None
+    if paths is not None and not paths:
+        return SearchResult(query, 0, (), report.changed, report.rebuilt)
     try:
         total, hits, notices = index.search(
-            parsed, limit=limit, tag=wanted_tag, sort=sort, snippets=snippets, count=count
+            parsed, limit=limit, tag=wanted_tag, sort=sort, snippets=snippets, count=count, paths=paths
         )
     except (QueryError, UsageError):
         raise
@@ -57,10 +66,44 @@ def search(
         # An index that opened but cannot be read (a truncated segment): rebuild once and answer.
         _refresh(index, root, progress, force=True)
         total, hits, notices = index.search(
-            parsed, limit=limit, tag=wanted_tag, sort=sort, snippets=snippets, count=count
+            parsed, limit=limit, tag=wanted_tag, sort=sort, snippets=snippets, count=count, paths=paths
         )
         return SearchResult(query, total, tuple(hits), 0, True, tuple(notices))
     return SearchResult(query, total, tuple(hits), report.changed, report.rebuilt, tuple(notices))
+
+
+_LINK_FIELD = re.compile(r'(?<![\w:])(-|NOT\s+)?(links|linkedby):(?:"([^"]*)"|([^\s()"]+))')
+
+
+def split_link_fields(query: str) -> tuple[str, list[tuple[str, str]]]:
+    """The query without its `links:NOTE` and `linkedby:NOTE` terms, and those terms as (field, NOTE). They
+    narrow the search to the notes that link to NOTE, or that NOTE links to; they combine with the rest of
+    the query by AND only."""
+    found: list[tuple[str, str]] = []
+
+    def take(match: re.Match[str]) -> str:
+        if match.group(1):
+            raise UsageError(f"'{match.group(2)}:' cannot be negated; it narrows the search to linked notes")
+        value = match.group(3) if match.group(3) is not None else match.group(4)
+        if not value.strip():
+            raise UsageError(f"'{match.group(2)}:' needs a note")
+        found.append((match.group(2), value))
+        return " "
+
+    rest = _LINK_FIELD.sub(take, query)
+    if found and re.search(r"(^|\s)OR(\s|$)", rest):
+        raise UsageError("links: and linkedby: combine with the rest of the query by AND only (no OR)")
+    return rest, found
+
+
+def _linked_paths(root: Path, fields: list[tuple[str, str]]) -> frozenset[str]:
+    from kb.service.links import link_filter
+
+    paths: frozenset[str] | None = None
+    for field, note in fields:
+        found = link_filter(root, links_to=note) if field == "links" else link_filter(root, linked_by=note)
+        paths = found if paths is None else paths & found
+    return paths or frozenset()
 
 
 def _refresh(index: Any, root: Path, progress: Callable[[int, int], None] | None, force: bool = False) -> Any:
