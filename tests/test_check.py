@@ -73,10 +73,9 @@ def test_every_kind_of_problem_one_line_each(kb, root):
 def test_index_out_of_step_is_found_and_fixed(kb, root):
     write_vault(root, {"a.md": "# A\n"})
     kb("init")
-    shutil.rmtree(root / "index")
-    (root / "index").mkdir()
+    (root / "index" / "kb-catalog.sqlite3").write_bytes(b"not a database")
     out = kb("check")
-    assert out.exit_code == 1 and "index/: the search index is missing" in out.stdout
+    assert out.exit_code == 1 and "index/: the search index is damaged" in out.stdout
     fixed = kb("check", "--fix")
     assert fixed.exit_code == 0, fixed.stdout
     assert "Fixed: index: rebuilt" in fixed.stderr
@@ -104,6 +103,15 @@ def test_fix_rewrites_links_to_notes_renamed_since(kb, root):
     head = git(root, "rev-parse", "HEAD")
     assert kb("check", "--fix").exit_code == 0
     assert git(root, "rev-parse", "HEAD") == head  # nothing left to fix
+
+
+def test_an_index_not_built_yet_is_no_problem(kb, root):
+    kb("add", "A", "-b", "[[B]]")
+    kb("add", "B", "-b", "text")
+    shutil.rmtree(root / "index", ignore_errors=True)
+    out = kb("check", "--json")
+    assert out.exit_code == 0, out.stdout
+    assert json.loads(out.stdout)["links"] == 1
 
 
 def test_check_needs_a_knowledge_base(kb, tmp_path):

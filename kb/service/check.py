@@ -66,14 +66,14 @@ def _written(link: Link) -> str:
 def _index_findings(root: Path) -> list[Finding]:
     """The index is there, readable, and holds as many notes as its catalog."""
     from kb.index import NoteIndex
-    from kb.index.catalog import CatalogError
+    from kb.index.catalog import CATALOG, CatalogError
 
     index = NoteIndex(root)
+    if not (index.folder / CATALOG).exists():
+        return []  # not built yet: built when first needed (as here, for the links), nothing is wrong
     catalog = index.catalog()
     if catalog is None:
-        return [
-            Finding("index", "index/", None, "the search index is missing, damaged or of another version")
-        ]
+        return [Finding("index", "index/", None, "the search index is damaged or of another version")]
     with catalog:
         try:
             count = catalog.count()
