@@ -15,12 +15,23 @@ from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
     from kb.index import SearchResult
+    from kb.service.check import CheckResult
     from kb.service.core import ListResult, ShowResult, TagsResult
     from kb.service.importing import ImportResult
+    from kb.service.links import LinksResult
     from kb.service.revisions import DiffResult, NoteLog, RecentLog
 
     JsonResult: TypeAlias = (
-        ShowResult | ListResult | TagsResult | SearchResult | NoteLog | RecentLog | DiffResult | ImportResult
+        ShowResult
+        | ListResult
+        | TagsResult
+        | SearchResult
+        | NoteLog
+        | RecentLog
+        | DiffResult
+        | ImportResult
+        | LinksResult
+        | CheckResult
     )
 
 JSON_VERSION = 1
@@ -124,6 +135,21 @@ def _shape(result: JsonResult) -> dict[str, Json]:
                 "left_out": list(result.left_out),
                 "warnings": list(result.warnings),
                 "items": record(result.items),
+            }
+    elif module == "kb.service.links":
+        from kb.service.links import LinksResult
+
+        if isinstance(result, LinksResult):
+            return {"note": result.note.path, "links": record(result.links)}
+    elif module == "kb.service.check":
+        from kb.service.check import CheckResult
+
+        if isinstance(result, CheckResult):
+            return {
+                "notes": result.notes,
+                "links": result.links,
+                "fixed": list(result.fixed),
+                "problems": record(result.findings),
             }
     raise TypeError(f"no JSON shape for {type(result).__name__}")
 

@@ -18,15 +18,17 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from kb.jsonshape import JSON_VERSION, Json, document
+from kb.jsonshape import Json, document
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
     from kb.index import Progress, SearchResult
+    from kb.service.check import CheckResult
     from kb.service.core import ChangeResult, InitResult, ListResult, NoteInfo, ShowResult, TagsResult
     from kb.service.importing import ImportResult
+    from kb.service.links import LinkRow, LinksResult
     from kb.service.revisions import Change, DiffResult, NoteLog, RecentLog
     from kb.service.search import ReindexResult
     from kb.service.sync import SyncResult
@@ -596,7 +598,7 @@ def synced(result: SyncResult) -> int:
 # ---------------------------------------------------------------- links
 
 
-def _leads_to(row: Any) -> str:
+def _leads_to(row: LinkRow) -> str:
     if row.status == "ok":
         return str(row.path)
     if row.status == "ambiguous":
@@ -604,18 +606,16 @@ def _leads_to(row: Any) -> str:
     return "dead"
 
 
-def _written(row: Any) -> str:
+def _written(row: LinkRow) -> str:
     fragment = f"#{row.fragment}" if row.fragment is not None else ""
     return ("!" if row.embed else "") + row.target + fragment
 
 
-def links(result: Any, as_json: bool) -> None:
+def links(result: LinksResult, as_json: bool) -> None:
     """A note's outgoing links: line, target as written, where it leads (a path, dead, ambiguous)."""
     warnings(result.warnings)
     if as_json:
-        _json(
-            {"version": JSON_VERSION, "note": result.note.path, "links": [r.to_json() for r in result.links]}
-        )
+        _json(document(result))
         return
     if not result.links:
         hint(f"No links in {result.note.path}.")
@@ -623,13 +623,11 @@ def links(result: Any, as_json: bool) -> None:
     _out("".join(f"{r.line}\t{_written(r)}\t{_leads_to(r)}\n" for r in result.links))
 
 
-def backlinks(result: Any, as_json: bool) -> None:
+def backlinks(result: LinksResult, as_json: bool) -> None:
     """The links that lead to a note: the linking note and line, and the target as written."""
     warnings(result.warnings)
     if as_json:
-        _json(
-            {"version": JSON_VERSION, "note": result.note.path, "links": [r.to_json() for r in result.links]}
-        )
+        _json(document(result))
         return
     if not result.links:
         hint(f"No note links to {result.note.path}.")
@@ -637,19 +635,11 @@ def backlinks(result: Any, as_json: bool) -> None:
     _out("".join(f"{r.source}:{r.line}\t{_written(r)}\n" for r in result.links))
 
 
-def checked(result: Any, as_json: bool) -> int:
+def checked(result: CheckResult, as_json: bool) -> int:
     """kb check's findings, one line each (path:line: what); returns the exit status, 1 when any."""
     status = 1 if result.findings else 0
     if as_json:
-        _json(
-            {
-                "version": JSON_VERSION,
-                "notes": result.notes,
-                "links": result.links,
-                "fixed": list(result.fixed),
-                "problems": [f.to_json() for f in result.findings],
-            }
-        )
+        _json(document(result))
         return status
     for item in result.fixed:
         _err(f"Fixed: {item}")
@@ -662,7 +652,7 @@ def checked(result: Any, as_json: bool) -> int:
     return status
 
 
-def linked_before_delete(result: Any) -> bool:
+def linked_before_delete(result: LinksResult) -> bool:
     """Before a deletion: the other notes that link to the note, on stderr. Returns whether there are any."""
     rows = [r for r in result.links if r.source != result.note.path]
     if not rows:

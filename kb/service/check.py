@@ -11,7 +11,6 @@ import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from kb.errors import KbError
 from kb.links import Link, Vault, is_note_target
@@ -36,9 +35,6 @@ class Finding:
     path: str
     line: int | None
     message: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "path": self.path, "line": self.line, "message": self.message}
 
 
 @dataclass(frozen=True)

@@ -44,16 +44,6 @@ class ImportItem:
     modified: str | None = None
     reason: str | None = None
 
-    def to_json(self) -> dict[str, str | None]:
-        return {
-            "source": self.source,
-            "status": self.status,
-            "title": self.title,
-            "path": self.path,
-            "modified": self.modified,
-            "reason": self.reason,
-        }
-
 
 @dataclass
 class TreeResult:

@@ -36,20 +36,6 @@ class LinkRow:
     path: str | None  # where it leads, when ok
     candidates: tuple[str, ...] = ()  # what an ambiguous link could mean
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "line": self.line,
-            "kind": self.kind,
-            "target": self.target,
-            "fragment": self.fragment,
-            "alias": self.alias,
-            "embed": self.embed,
-            "status": self.status,
-            "path": self.path,
-            "candidates": list(self.candidates),
-        }
-
 
 @dataclass(frozen=True)
 class LinksResult:
