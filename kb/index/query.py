@@ -40,7 +40,7 @@ _DATE_VALUE = re.compile(r"\b(created|modified):(>=|<=|>|<)?(?=[^\s\['\"(])([^\s
 _FUZZY = re.compile(r"~(\d+)")
 _EMPTY_FIELD = re.compile(r"\b(title|body|tag|tags|folder|created|modified):(?=\s|$|\))")
 _OPERATORS = {"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE"}
-FIELDS = ("title", "body", "tag", "tags", "folder", "created", "modified")
+FIELDS = ("title", "body", "tag", "tags", "folder", "created", "modified", "links", "linkedby")
 # name: before a value (not a URL's scheme, not a time like 10:30)
 _FIELD = re.compile(r"(?:^|(?<=[\s(]))-?([A-Za-z_][\w-]*):(?!//)(?=\S)")
 _EXPANDING = re.compile(r"[*?]|~")
