@@ -153,9 +153,15 @@ def resolve_note(store: Store, ref: str) -> str:
         for candidate in (*named, *(f"{store.prefix}{n}" for n in named)):
             try:
                 if store.exists(candidate) and store.is_safe_file(store.abs(candidate)):
-                    return store.rel(store.abs(candidate))
+                    note = store.rel(store.abs(candidate))
+                    if store.is_note_path(note):
+                        return note
             except UsageError:
                 continue
+        if not plain.endswith(NOTE_SUFFIXES) and (store.root / plain).is_file():
+            raise UsageError(
+                f"{plain} is not a note (kb's notes are Markdown files); kb does not move or edit it"
+            )
     direct = f"{store.prefix}{file_stem(ref)}.md"
     # The file named for this title, if it holds exactly this title, is the answer without a scan.
     if (
