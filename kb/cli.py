@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from kb import __version__
+from kb import __version__, terminal
 from kb.errors import BadLimit, KbError, UsageError
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class KbGroup(TyperGroup):
         from typer import _click
 
         STATE.kb, STATE.debug = None, "--debug" in (args or sys.argv[1:])
+        terminal.configure()
         try:
             rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except KbError as exc:
@@ -110,9 +111,26 @@ def _global(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
+    color: Annotated[
+        str,
+        typer.Option(
+            "--color",
+            help="Colour: auto (on a terminal, unless $NO_COLOR; $FORCE_COLOR forces it), always, never.",
+            metavar="WHEN",
+        ),
+    ] = "auto",
+    no_pager: Annotated[
+        bool, typer.Option("--no-pager", help="Never page output ($KB_PAGER, $PAGER, else less -FRX).")
+    ] = False,
 ) -> None:
     STATE.kb = kb
     STATE.debug = debug
+    for mode in terminal.COLOR_MODES:
+        if color == mode:
+            terminal.configure(color=mode, pager=not no_pager)
+            break
+    else:
+        raise UsageError(f"--color must be auto, always or never, not {color!r}")
 
 
 def _root() -> Path:

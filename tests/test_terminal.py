@@ -1,0 +1,133 @@
+"""Daily use in a terminal: colour, the pager, help, the editor fallback. Through the real CLI, and on a
+real pseudo-terminal where the terminal matters."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.conftest import kb_subprocess
+
+ESC = "\x1b["
+
+
+@pytest.fixture
+def one_note(kb) -> None:
+    assert kb("add", "Colours", "-t", "paint", "-b", "First line.").exit_code == 0
+    assert kb("edit", "Colours", "-a", "Second line.").exit_code == 0
+
+
+# ---------------------------------------------------------------- colour
+
+
+def test_auto_colour_is_off_in_a_pipe(kb, one_note):
+    for args in (("list",), ("diff", "Colours"), ("log", "Colours"), ("search", "line")):
+        r = kb(*args)
+        assert r.exit_code == 0, r.stderr
+        assert ESC not in r.stdout, args
+
+
+def test_always_colours_a_pipe(kb, one_note):
+    for args in (("list",), ("diff", "Colours"), ("log", "Colours"), ("search", "line"), ("show", "Colours")):
+        r = kb("--color", "always", *args)
+        assert r.exit_code == 0, r.stderr
+        assert ESC in r.stdout, args
+
+
+def test_force_color_colours_a_pipe_and_no_color_or_never_wins(kb, one_note):
+    assert ESC in kb("diff", "Colours", env={"FORCE_COLOR": "1"}).stdout
+    assert ESC not in kb("diff", "Colours", env={"FORCE_COLOR": "1", "NO_COLOR": "1"}).stdout
+    assert ESC not in kb("--color", "never", "diff", "Colours", env={"FORCE_COLOR": "1"}).stdout
+    assert ESC in kb("--color", "always", "diff", "Colours", env={"NO_COLOR": "1"}).stdout
+
+
+def test_a_bad_colour_mode_is_a_usage_error(kb, one_note):
+    r = kb("--color", "sometimes", "list")
+    assert r.exit_code == 2
+    assert "--color" in r.stderr
+
+
+# ---------------------------------------------------------------- on a pseudo-terminal
+
+
+def spawn(
+    args: list[str], env: dict[str, str], rows: int = 20, cols: int = 100, pager: bool = True
+) -> tuple[str, int]:
+    """Run kb on a pseudo-terminal of rows x cols; returns what it printed and its exit status."""
+    full = {**os.environ, "TERM": "xterm-256color", **env}
+    for name in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "LINES", "PAGER", "LESS"):
+        if name not in env:
+            full.pop(name, None)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "kb", *args],
+        env=full,
+        dimensions=(rows, cols),
+        encoding="utf-8",
+        timeout=60,
+    )
+    out = child.read()
+    child.close()
+    return out, child.exitstatus if child.exitstatus is not None else -1
+
+
+@pytest.fixture
+def tall(kb, root: Path, tmp_path: Path) -> dict[str, str]:
+    """A note taller than a 20-line terminal, and a $KB_PAGER that records it ran and prints its input."""
+    body = "\n\n".join(f"Paragraph {i}." for i in range(60))
+    assert kb("add", "Tall", "-b", body).exit_code == 0
+    assert kb("edit", "Tall", "-b", body.replace("Paragraph 5.", "Changed 5.")).exit_code == 0
+    marker = tmp_path / "pager-ran"
+    script = tmp_path / "pager.sh"
+    script.write_text(f'#!/bin/sh\necho ran >> "{marker}"\ncat\n')
+    script.chmod(0o755)
+    return {"KB_HOME": str(root), "KB_PAGER": str(script), "MARKER": str(marker)}
+
+
+@pytest.mark.parametrize(
+    "args", [["show", "Tall"], ["diff", "Tall"], ["list"], ["log"], ["search", "paragraph", "-n", "50"]]
+)
+def test_tall_output_on_a_terminal_goes_through_the_pager(args, tall, kb):
+    if args[0] in ("list", "log", "search"):  # make these tall too
+        for i in range(30):
+            assert kb("add", f"Short {i}", "-b", "paragraph").exit_code == 0
+    out, code = spawn(args, tall)
+    assert code == 0, out
+    assert Path(tall["MARKER"]).read_text() == "ran\n", out
+    assert "Tall" in out or "Short" in out
+
+
+def test_short_output_and_no_pager_and_pipes_are_not_paged(tall, kb):
+    marker = Path(tall["MARKER"])
+    assert kb("add", "Small", "-b", "tiny").exit_code == 0
+    out, code = spawn(["show", "Small"], tall)
+    assert code == 0 and "tiny" in out and not marker.exists()
+    out, code = spawn(["--no-pager", "show", "Tall"], tall)
+    assert code == 0 and "Paragraph 59" in out and not marker.exists()
+    proc = kb_subprocess("show", "Tall", env=tall)  # stdout is a pipe
+    assert proc.returncode == 0 and b"Paragraph 59" in proc.stdout and not marker.exists()
+
+
+def test_the_pager_falls_back_to_pager_and_to_printing(tall):
+    marker = Path(tall["MARKER"])
+    env = {k: v for k, v in tall.items() if k != "KB_PAGER"}
+    out, code = spawn(["show", "Tall"], {**env, "PAGER": tall["KB_PAGER"]})
+    assert code == 0 and marker.read_text() == "ran\n"
+    out, code = spawn(["show", "Tall"], {**tall, "KB_PAGER": "no-such-pager-here"})
+    assert code == 0 and "Paragraph 59" in out
+    out, code = spawn(["show", "Tall"], {**tall, "KB_PAGER": "cat"})
+    assert code == 0 and "Paragraph 59" in out and marker.read_text() == "ran\n"
+
+
+def test_colour_on_a_terminal_follows_no_color_and_never(one_note, root: Path):
+    env = {"KB_HOME": str(root), "KB_PAGER": "cat"}
+    out, _ = spawn(["diff", "Colours"], env)
+    assert ESC in out
+    out, _ = spawn(["diff", "Colours"], {**env, "NO_COLOR": "1"})
+    assert ESC not in out and "Second line." in out
+    out, _ = spawn(["--color", "never", "list"], env)
+    assert ESC not in out and "Colours" in out
