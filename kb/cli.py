@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from kb import __version__, terminal
+from kb import __version__, helptext, terminal
 from kb.errors import BadLimit, KbError, UsageError
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def _error(message: str) -> None:
 
 app = typer.Typer(
     cls=KbGroup,
-    no_args_is_help=True,
+    no_args_is_help=False,
     add_completion=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -101,8 +101,9 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _global(
+    ctx: typer.Context,
     kb: Annotated[
         str | None,
         typer.Option("--kb", help="Knowledge base folder (default: $KB_HOME, else ~/.kb).", metavar="PATH"),
@@ -131,6 +132,11 @@ def _global(
             break
     else:
         raise UsageError(f"--color must be auto, always or never, not {color!r}")
+    if ctx.invoked_subcommand is None:
+        from kb import render
+
+        render.help_page(helptext.USAGE)
+        raise typer.Exit(0)
 
 
 def _root() -> Path:
@@ -163,7 +169,7 @@ TagOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("init"))
 def init(
     path: Annotated[
         str | None, typer.Argument(help="Folder (default: --kb, $KB_HOME or ~/.kb).", metavar="[PATH]")
@@ -176,7 +182,7 @@ def init(
     render.init(service.init(config.resolve_root(path) if path else _root(), progress=render.progress()))
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("add"))
 def add(
     title: Annotated[str, typer.Argument(help="The note's title.", metavar="TITLE")],
     tag: TagOpt = None,
@@ -200,7 +206,7 @@ def add(
         render.change(service.add(root, title, tag or [], text, folder))
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("edit"))
 def edit(
     note: Annotated[
         str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
@@ -253,7 +259,7 @@ NoteArg = Annotated[
 REV_HELP = "A revision: 2 (1 = oldest), -1 (the one before the latest), a commit id, or a date."
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("show"))
 def show(
     note: NoteArg,
     rev: Annotated[str | None, typer.Option("--rev", "-r", help=REV_HELP, metavar="REV")] = None,
@@ -269,7 +275,7 @@ def show(
     render.show(result, raw, json)
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("log"))
 def log(
     note: Annotated[
         str | None, typer.Argument(help="A note (default: recent changes to all notes).", metavar="[NOTE]")
@@ -291,7 +297,7 @@ def log(
         render.note_log(service.note_log(_root(), note), limit, json)
 
 
-@app.command(context_settings={"ignore_unknown_options": True})
+@app.command(context_settings={"ignore_unknown_options": True}, epilog=helptext.epilog("diff"))
 def diff(
     note: NoteArg,
     a: Annotated[
@@ -319,7 +325,7 @@ def diff(
     render.diff(service.diff(_root(), note, a, b), stat=stat, word_diff=word_diff, plain=no_color, json=json)
 
 
-@app.command(context_settings={"ignore_unknown_options": True})
+@app.command(context_settings={"ignore_unknown_options": True}, epilog=helptext.epilog("restore"))
 def restore(note: NoteArg, rev: Annotated[str, typer.Argument(help=REV_HELP, metavar="REV")]) -> None:
     """Make an old revision the current version, as a new revision (nothing is lost). Brings back a
     deleted note too (name it by its title)."""
@@ -328,7 +334,7 @@ def restore(note: NoteArg, rev: Annotated[str, typer.Argument(help=REV_HELP, met
     render.change(service.restore(_root(), note, rev))
 
 
-@app.command("list")
+@app.command("list", epilog=helptext.epilog("list"))
 def list_(
     tag: Annotated[
         str | None,
@@ -349,7 +355,7 @@ def list_(
     render.note_list(service.list_notes(_root(), tag, sort, folder), json)
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("tags"))
 def tags(json: JsonOpt = False) -> None:
     """List tags with how many notes carry each; a parent tag counts its children's notes."""
     from kb import render, service
@@ -357,7 +363,7 @@ def tags(json: JsonOpt = False) -> None:
     render.tag_list(service.tags(_root()), json)
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("rm"))
 def rm(
     note: Annotated[
         str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
@@ -369,7 +375,7 @@ def rm(
     render.change(service.remove(_root(), note))
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("mv"))
 def mv(
     note: Annotated[
         str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
@@ -406,7 +412,7 @@ No match: exit 1 and nothing on stdout. A query that cannot be parsed: exit 2.
 """
 
 
-@app.command(help=SEARCH_HELP)
+@app.command(help=SEARCH_HELP, epilog=helptext.epilog("search"))
 def search(
     query: Annotated[list[str], typer.Argument(help="The query (words are joined).", metavar="QUERY...")],
     limit: Annotated[
@@ -440,7 +446,7 @@ def search(
     raise typer.Exit(render.search(result, json=json, paths=paths))
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("reindex"))
 def reindex() -> None:
     """Rebuild the search index from the notes (it is also rebuilt automatically when missing or damaged)."""
     from kb import render, service
@@ -448,7 +454,7 @@ def reindex() -> None:
     render.reindex(service.reindex(_root(), progress=render.progress()))
 
 
-@app.command("import")
+@app.command("import", epilog=helptext.epilog("import"))
 def import_(
     paths: Annotated[list[str], typer.Argument(help="Files and folders to import.", metavar="PATH...")],
     dry_run: Annotated[
@@ -477,7 +483,7 @@ def import_(
     raise typer.Exit(render.imported(result, json))
 
 
-@app.command("sync")
+@app.command("sync", epilog=helptext.epilog("sync"))
 def sync_(
     remote: Annotated[
         str | None,
@@ -499,6 +505,33 @@ def sync_(
     from kb import render, service
 
     raise typer.Exit(render.synced(service.sync(_root(), remote, allow_unrelated=allow_unrelated)))
+
+
+@app.command("help", epilog=helptext.epilog("help"))
+def help_(
+    ctx: typer.Context,
+    topic: Annotated[
+        str | None,
+        typer.Argument(help="A command, or a topic: dates, search, revisions.", metavar="[COMMAND|TOPIC]"),
+    ] = None,
+) -> None:
+    """Help on a command, or a topic page: dates, search (the query language), revisions."""
+    from kb import render
+
+    group = ctx.parent
+    assert group is not None and isinstance(group.command, TyperGroup)
+    commands = group.command
+    if topic is None:
+        render.help_page(group.get_help() + "\n")
+    elif topic in helptext.TOPICS:
+        render.help_page(helptext.TOPICS[topic])
+    else:
+        command = commands.get_command(group, topic)
+        if command is None:
+            names = ", ".join([*helptext.TOPICS, *commands.list_commands(group)])
+            raise UsageError(f"no command or help topic {topic!r}; one of: {names}")
+        with typer.Context(command, info_name=topic, parent=group) as sub:
+            render.help_page(command.get_help(sub) + "\n")
 
 
 def main() -> None:

@@ -207,6 +207,11 @@ def error(message: str) -> None:
     _err(f"Error: {message}")
 
 
+def help_page(text: str) -> None:
+    """kb's own help text (kb.helptext, click's --help)."""
+    _out(text)
+
+
 def warnings(items: Iterable[str]) -> None:
     for item in items:
         _err(f"Warning: {item}")

@@ -131,3 +131,41 @@ def test_colour_on_a_terminal_follows_no_color_and_never(one_note, root: Path):
     assert ESC not in out and "Second line." in out
     out, _ = spawn(["--color", "never", "list"], env)
     assert ESC not in out and "Colours" in out
+
+
+# ---------------------------------------------------------------- help
+
+
+def test_kb_alone_prints_a_short_usage_and_exits_0(kb):
+    r = kb()
+    assert r.exit_code == 0
+    assert "Most used:" in r.stdout and "kb add TITLE" in r.stdout and "kb search" in r.stdout
+    assert len(r.stdout.splitlines()) < 25
+
+
+def test_help_on_commands_and_topics(kb):
+    r = kb("help")
+    assert r.exit_code == 0 and "Commands:" in r.stdout and "completion" not in r.stderr
+    r = kb("help", "edit")
+    assert r.exit_code == 0 and "--append" in r.stdout and "Examples:" in r.stdout
+    for topic, words in (("dates", "yesterday"), ("search", '"chain rule"'), ("revisions", "oldest")):
+        r = kb("help", topic)
+        assert r.exit_code == 0 and words in r.stdout, topic
+    r = kb("help", "nope")
+    assert r.exit_code == 2 and "dates" in r.stderr and "edit" in r.stderr
+
+
+def test_every_command_help_ends_with_examples(kb):
+    from typer.main import get_command
+
+    from kb.cli import app
+
+    group = get_command(app)
+    names = group.list_commands(None)  # type: ignore[arg-type]
+    assert "show" in names
+    for name in names:
+        r = kb(name, "--help")
+        assert r.exit_code == 0, name
+        tail = r.stdout.rstrip().split("Examples:")[-1].strip().splitlines()
+        assert "Examples:" in r.stdout and 1 <= len(tail) <= 3, (name, r.stdout)
+        assert all(line.strip().startswith("kb ") or "| kb " in line for line in tail), (name, tail)
