@@ -169,3 +169,44 @@ def test_every_command_help_ends_with_examples(kb):
         tail = r.stdout.rstrip().split("Examples:")[-1].strip().splitlines()
         assert "Examples:" in r.stdout and 1 <= len(tail) <= 3, (name, r.stdout)
         assert all(line.strip().startswith("kb ") or "| kb " in line for line in tail), (name, tail)
+
+
+# ---------------------------------------------------------------- the editor without $EDITOR
+
+
+def fake_bin(tmp_path: Path, *editors: str) -> str:
+    """A PATH of git and fake editors that append a line to the file they are given."""
+    import shutil
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "git").symlink_to(shutil.which("git") or "git")
+    for name in editors:
+        script = bin_dir / name
+        script.write_text(f'#!/bin/sh\nfor f; do :; done\nprintf "written by {name}\\n" >> "$f"\n')
+        script.chmod(0o755)
+    return str(bin_dir)
+
+
+def test_without_editor_kb_falls_back_to_nano_and_says_so(kb, root, tmp_path):
+    r = kb("add", "Fallback", "--editor", env={"PATH": fake_bin(tmp_path, "nano", "vi")})
+    assert r.exit_code == 0, r.stderr
+    assert "using nano" in r.stderr
+    assert "written by nano" in (root / "notes" / "Fallback.md").read_text()
+
+
+def test_the_editor_alternative_comes_first_and_vi_last(kb, root, tmp_path):
+    path = fake_bin(tmp_path, "editor", "nano", "vi")
+    r = kb("add", "First", "--editor", env={"PATH": path})
+    assert r.exit_code == 0 and "using editor" in r.stderr
+    only_vi = fake_bin(tmp_path / "other", "vi") if (tmp_path / "other").mkdir() is None else ""
+    r = kb("add", "Last", "--editor", env={"PATH": only_vi})
+    assert r.exit_code == 0 and "using vi" in r.stderr
+    assert "written by vi" in (root / "notes" / "Last.md").read_text()
+
+
+def test_editor_setting_wins_over_the_fallback(kb, root, tmp_path):
+    path = fake_bin(tmp_path, "nano", "myedit")
+    r = kb("add", "Chosen", "--editor", env={"PATH": path, "EDITOR": "myedit"})
+    assert r.exit_code == 0 and "using" not in r.stderr
+    assert "written by myedit" in (root / "notes" / "Chosen.md").read_text()
