@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from kb import __version__, helptext, terminal
+from kb import __version__, completion, helptext, terminal
 from kb.errors import BadLimit, KbError, UsageError
 
 if TYPE_CHECKING:
@@ -164,7 +164,10 @@ def _editor(root: Path) -> EditorFn:
 
 
 TagOpt = Annotated[
-    list[str] | None, typer.Option("--tag", "-t", help="A tag (repeatable); '/' nests.", metavar="TAG")
+    list[str] | None,
+    typer.Option(
+        "--tag", "-t", help="A tag (repeatable); '/' nests.", metavar="TAG", autocompletion=completion.tags
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -209,14 +212,22 @@ def add(
 @app.command(epilog=helptext.epilog("edit"))
 def edit(
     note: Annotated[
-        str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
+        str,
+        typer.Argument(
+            help="Title, unique title prefix, file name or path.",
+            metavar="NOTE",
+            autocompletion=completion.notes,
+        ),
     ],
     title: Annotated[
         str | None, typer.Option("--title", help="Rename the note (and its file).", metavar="NEW")
     ] = None,
     tag: TagOpt = None,
     untag: Annotated[
-        list[str] | None, typer.Option("--untag", help="Remove a tag (repeatable).", metavar="TAG")
+        list[str] | None,
+        typer.Option(
+            "--untag", help="Remove a tag (repeatable).", metavar="TAG", autocompletion=completion.tags
+        ),
     ] = None,
     body: Annotated[
         str | None, typer.Option("--body", "-b", help="Replace the body.", metavar="TEXT")
@@ -254,7 +265,10 @@ def edit(
 
 
 NoteArg = Annotated[
-    str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
+    str,
+    typer.Argument(
+        help="Title, unique title prefix, file name or path.", metavar="NOTE", autocompletion=completion.notes
+    ),
 ]
 REV_HELP = "A revision: 2 (1 = oldest), -1 (the one before the latest), a commit id, or a date."
 
@@ -278,7 +292,12 @@ def show(
 @app.command(epilog=helptext.epilog("log"))
 def log(
     note: Annotated[
-        str | None, typer.Argument(help="A note (default: recent changes to all notes).", metavar="[NOTE]")
+        str | None,
+        typer.Argument(
+            help="A note (default: recent changes to all notes).",
+            metavar="[NOTE]",
+            autocompletion=completion.notes,
+        ),
     ] = None,
     limit: Annotated[
         int | None, typer.Option("-n", "--limit", help="Only the latest N.", metavar="N")
@@ -338,7 +357,13 @@ def restore(note: NoteArg, rev: Annotated[str, typer.Argument(help=REV_HELP, met
 def list_(
     tag: Annotated[
         str | None,
-        typer.Option("--tag", "-t", help="Only notes with this tag or its children.", metavar="TAG"),
+        typer.Option(
+            "--tag",
+            "-t",
+            help="Only notes with this tag or its children.",
+            metavar="TAG",
+            autocompletion=completion.tags,
+        ),
     ] = None,
     sort: Annotated[
         str, typer.Option("--sort", help="title, created or modified (newest first).", metavar="ORDER")
@@ -366,7 +391,12 @@ def tags(json: JsonOpt = False) -> None:
 @app.command(epilog=helptext.epilog("rm"))
 def rm(
     note: Annotated[
-        str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
+        str,
+        typer.Argument(
+            help="Title, unique title prefix, file name or path.",
+            metavar="NOTE",
+            autocompletion=completion.notes,
+        ),
     ],
 ) -> None:
     """Delete a note. The deletion is a revision: the note stays in the history."""
@@ -378,7 +408,12 @@ def rm(
 @app.command(epilog=helptext.epilog("mv"))
 def mv(
     note: Annotated[
-        str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
+        str,
+        typer.Argument(
+            help="Title, unique title prefix, file name or path.",
+            metavar="NOTE",
+            autocompletion=completion.notes,
+        ),
     ],
     new_title: Annotated[
         str,
@@ -420,7 +455,10 @@ def search(
         typer.Option("-n", "--limit", help="At most N results (default 10; -l: all).", metavar="N"),
     ] = None,
     tag: Annotated[
-        str | None, typer.Option("--tag", "-t", help="Only notes with this tag.", metavar="TAG")
+        str | None,
+        typer.Option(
+            "--tag", "-t", help="Only notes with this tag.", metavar="TAG", autocompletion=completion.tags
+        ),
     ] = None,
     sort: Annotated[
         str, typer.Option("--sort", help="relevance, modified, created or title.", metavar="ORDER")
@@ -534,6 +572,21 @@ def help_(
             render.help_page(command.get_help(sub) + "\n")
 
 
+@app.command("completion", epilog=helptext.epilog("completion"))
+def completion_(
+    shell: Annotated[str, typer.Argument(help="bash, zsh or fish.", metavar="SHELL")],
+) -> None:
+    """Print the shell completion script for bash, zsh or fish (commands, options, note titles and paths,
+    tags). See README, "Terminal", for where to put it."""
+    from kb import render
+
+    if shell not in completion.SHELLS:
+        raise UsageError(f"no completion for {shell!r}; one of: {', '.join(completion.SHELLS)}")
+    render.help_page(completion.script(shell))
+
+
 def main() -> None:
     os.environ.setdefault("GIT_TERMINAL_PROMPT", "0")
-    app()
+    if os.environ.get(completion.COMPLETE_VAR):
+        completion.enable()
+    app(prog_name="kb")
