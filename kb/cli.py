@@ -145,6 +145,17 @@ def _root() -> Path:
     return config.resolve_root(STATE.kb)
 
 
+def _reading_root() -> Path:
+    """The knowledge base a reading command reads: it must be one already (reading creates nothing)."""
+    from kb.layout import is_knowledge_base
+
+    root = _root()
+    if not is_knowledge_base(root):
+        state = "does not exist" if not root.exists() else "is not a knowledge base"
+        raise KbError(f"{root} {state}; 'kb init' or 'kb add' makes one (or give --kb PATH)")
+    return root
+
+
 def _stdin_text() -> str | None:
     """Piped stdin as text; None on a terminal."""
     stream = sys.stdin
@@ -249,6 +260,8 @@ def edit(
         raise UsageError("--editor cannot be combined with other changes")
     if body is not None and append is not None:
         raise UsageError("--body and --append cannot be used together")
+    if append is not None and not append.strip():
+        raise UsageError("--append needs text: an empty paragraph would change nothing")
     if not options and not editor:
         body = _stdin_text()
         if body is not None and not body:
@@ -285,7 +298,11 @@ def show(
     """Show a note or one of its revisions: rendered on a terminal, the raw file when piped or with --raw."""
     from kb import render, service
 
-    result = service.show(_root(), note) if rev is None else service.show_revision(_root(), note, rev)
+    result = (
+        service.show(_reading_root(), note)
+        if rev is None
+        else service.show_revision(_reading_root(), note, rev)
+    )
     render.show(result, raw, json)
 
 
@@ -311,9 +328,9 @@ def log(
     if limit is not None and limit < 1:
         raise BadLimit()
     if note is None:
-        render.recent(service.recent(_root(), limit or 20), json)
+        render.recent(service.recent(_reading_root(), limit or 20), json)
     else:
-        render.note_log(service.note_log(_root(), note), limit, json)
+        render.note_log(service.note_log(_reading_root(), note), limit, json)
 
 
 @app.command(context_settings={"ignore_unknown_options": True}, epilog=helptext.epilog("diff"))
@@ -341,7 +358,9 @@ def diff(
     for value in (a, b):
         if value is not None and value.startswith("--"):
             raise UsageError(f"no such option: {value}")
-    render.diff(service.diff(_root(), note, a, b), stat=stat, word_diff=word_diff, plain=no_color, json=json)
+    render.diff(
+        service.diff(_reading_root(), note, a, b), stat=stat, word_diff=word_diff, plain=no_color, json=json
+    )
 
 
 @app.command(context_settings={"ignore_unknown_options": True}, epilog=helptext.epilog("restore"))
@@ -377,7 +396,7 @@ def list_(
     """List notes."""
     from kb import render, service
 
-    render.note_list(service.list_notes(_root(), tag, sort, folder), json)
+    render.note_list(service.list_notes(_reading_root(), tag, sort, folder), json)
 
 
 @app.command(epilog=helptext.epilog("tags"))
@@ -385,7 +404,7 @@ def tags(json: JsonOpt = False) -> None:
     """List tags with how many notes carry each; a parent tag counts its children's notes."""
     from kb import render, service
 
-    render.tag_list(service.tags(_root()), json)
+    render.tag_list(service.tags(_reading_root()), json)
 
 
 @app.command(epilog=helptext.epilog("rm"))
@@ -472,7 +491,7 @@ def search(
 
     n = limit if limit is not None else (None if paths else 10)
     result = service.search(
-        _root(),
+        _reading_root(),
         " ".join(query),
         limit=n,
         tag=tag,

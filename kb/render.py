@@ -313,8 +313,18 @@ def show(result: ShowResult, raw: bool, as_json: bool) -> None:
     console.print(_text(details, style="dim"))
     console.print()
     body = result.body if not note.problem else result.raw.decode("utf-8", "replace")
+    body = _without_title_heading(body, note.title)
     # Links are shown with their targets, never as hidden clickable text.
     console.print(Markdown(visible(body), hyperlinks=False))
+
+
+def _without_title_heading(body: str, title: str) -> str:
+    """The body without a first-line `# Title` that repeats the title the header already shows."""
+    stripped = body.lstrip("\r\n")
+    first, _, rest = stripped.partition("\n")
+    if first.startswith("# ") and first[2:].strip().strip("#").strip() == title.strip():
+        return rest.lstrip("\r\n")
+    return body
 
 
 def _list_row(note: NoteInfo) -> tuple[str, str, str, str]:
@@ -333,15 +343,27 @@ def note_list(result: ListResult, as_json: bool) -> None:
     if not result.notes:
         hint("No notes.")
         return
+    from rich.cells import cell_len
     from rich.table import Table
 
-    table = Table(box=None, pad_edge=False)
-    for column, style in (("Modified", "dim"), ("Title", "bold"), ("Tags", "cyan"), ("Path", "dim")):
-        table.add_column(column, style=style, overflow="fold")
+    console = _console()
+    rows = []
     for note in result.notes:
         modified, title, tag_text, path = _list_row(note)
-        table.add_row(modified[:16].replace("T", " "), title, tag_text, path)
-    _console().print(table)
+        rows.append((modified[:16].replace("T", " "), visible(title), visible(tag_text), visible(path)))
+    heads = ("Modified", "Title", "Tags", "Path")
+    widths = [max(cell_len(row[i]) for row in [heads, *rows]) for i in range(4)]
+    # One line per note: long cells are cut with an ellipsis (never wrapped mid-word), widest first.
+    room = console.width - 2 * 3
+    while sum(widths) > room and max(widths[1:]) > 6:
+        widest = max(range(1, 4), key=lambda i: widths[i])
+        widths[widest] -= 1
+    table = Table(box=None, pad_edge=False)
+    for head, style, width in zip(heads, ("dim", "bold", "cyan", "dim"), widths, strict=True):
+        table.add_column(head, style=style, no_wrap=True, overflow="ellipsis", width=width)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 def tag_list(result: TagsResult, as_json: bool) -> None:

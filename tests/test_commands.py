@@ -226,8 +226,8 @@ def test_list_sorting_filtering_and_json(kb, root, monkeypatch):
 
 
 def test_list_on_a_knowledge_base_that_does_not_exist_yet(kb, root):
-    r = kb("list")
-    assert r.exit_code == 0 and r.stdout == ""
+    r = kb("list")  # an error naming the folder (a mistyped --kb is not an empty knowledge base)
+    assert r.exit_code == 1 and r.stdout == "" and str(root) in r.stderr
     assert not root.exists()
 
 

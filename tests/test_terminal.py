@@ -210,3 +210,58 @@ def test_editor_setting_wins_over_the_fallback(kb, root, tmp_path):
     r = kb("add", "Chosen", "--editor", env={"PATH": path, "EDITOR": "myedit"})
     assert r.exit_code == 0 and "using" not in r.stderr
     assert "written by myedit" in (root / "notes" / "Chosen.md").read_text()
+
+
+# ---------------------------------------------------------------- smaller things
+
+
+def test_show_on_a_terminal_prints_the_title_once(kb, root):
+    assert kb("add", "Heading Note", "-b", "# Heading Note\n\nThe text.").exit_code == 0
+    assert kb("add", "Other Heading", "-b", "# Something else\n\nMore.").exit_code == 0
+    out, code = spawn(["show", "Heading Note"], {"KB_HOME": str(root), "KB_PAGER": "cat"})
+    assert code == 0 and "The text." in out
+    assert out.count("Heading Note") == 2  # the header and the path line; not the body's heading again
+    out, _ = spawn(["show", "Other Heading"], {"KB_HOME": str(root), "KB_PAGER": "cat"})
+    assert "Something else" in out  # a different first heading is the body's own
+    assert "# Heading Note" in kb("show", "Heading Note").stdout  # piped: the file as it is
+
+
+def test_list_on_a_terminal_cuts_long_cells_with_an_ellipsis(kb, root):
+    long_title = "An extraordinarily long title with many words that cannot possibly fit the window"
+    assert kb("add", long_title, "-t", "Projects/Long/Tag", "-b", "x").exit_code == 0
+    assert kb("add", "Short", "-b", "y").exit_code == 0
+    out, code = spawn(["--color", "never", "list"], {"KB_HOME": str(root)}, cols=70)
+    assert code == 0
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 3, out  # a header and one line per note: nothing wrapped
+    assert all(len(line.rstrip()) <= 70 for line in lines), out
+    assert "…" in lines[1] and "Projects" in lines[1] and "2026-01-02" in lines[1]
+    assert "Short" in lines[2] and "notes/Short.md" in lines[2]
+
+
+@pytest.mark.parametrize("args", [["list"], ["tags"], ["log"], ["search", "x"], ["show", "X"], ["diff", "X"]])
+def test_reading_a_folder_that_is_no_knowledge_base_is_an_error(kb, tmp_path, args):
+    missing = tmp_path / "no" / "such" / "folder"
+    r = kb("--kb", str(missing), *args)
+    assert r.exit_code == 1 and str(missing) in r.stderr and "does not exist" in r.stderr
+    assert not missing.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = kb("--kb", str(empty), *args)
+    assert r.exit_code == 1 and "is not a knowledge base" in r.stderr
+    assert list(empty.iterdir()) == []
+
+
+def test_an_empty_knowledge_base_still_lists_nothing(kb, root):
+    assert kb("init").exit_code == 0
+    r = kb("list")
+    assert r.exit_code == 0 and r.stdout == ""
+
+
+@pytest.mark.parametrize("text", ["", "  ", "\n\n"])
+def test_appending_nothing_is_a_usage_error(kb, root, text):
+    assert kb("add", "Note", "-b", "body").exit_code == 0
+    before = (root / "notes" / "Note.md").read_bytes()
+    r = kb("edit", "Note", "-a", text)
+    assert r.exit_code == 2 and "--append" in r.stderr
+    assert (root / "notes" / "Note.md").read_bytes() == before
