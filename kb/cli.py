@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from kb import __version__
+from kb import __version__, completion, helptext, terminal
 from kb.errors import BadLimit, KbError, UsageError
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class KbGroup(TyperGroup):
         from typer import _click
 
         STATE.kb, STATE.debug = None, "--debug" in (args or sys.argv[1:])
+        terminal.configure()
         try:
             rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except KbError as exc:
@@ -86,7 +87,7 @@ def _error(message: str) -> None:
 
 app = typer.Typer(
     cls=KbGroup,
-    no_args_is_help=True,
+    no_args_is_help=False,
     add_completion=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -100,8 +101,9 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _global(
+    ctx: typer.Context,
     kb: Annotated[
         str | None,
         typer.Option("--kb", help="Knowledge base folder (default: $KB_HOME, else ~/.kb).", metavar="PATH"),
@@ -110,15 +112,48 @@ def _global(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
+    color: Annotated[
+        str,
+        typer.Option(
+            "--color",
+            help="Colour: auto (on a terminal, unless $NO_COLOR; $FORCE_COLOR forces it), always, never.",
+            metavar="WHEN",
+        ),
+    ] = "auto",
+    no_pager: Annotated[
+        bool, typer.Option("--no-pager", help="Never page output ($KB_PAGER, $PAGER, else less -FRX).")
+    ] = False,
 ) -> None:
     STATE.kb = kb
     STATE.debug = debug
+    for mode in terminal.COLOR_MODES:
+        if color == mode:
+            terminal.configure(color=mode, pager=not no_pager)
+            break
+    else:
+        raise UsageError(f"--color must be auto, always or never, not {color!r}")
+    if ctx.invoked_subcommand is None:
+        from kb import render
+
+        render.help_page(helptext.USAGE)
+        raise typer.Exit(0)
 
 
 def _root() -> Path:
     from kb import config
 
     return config.resolve_root(STATE.kb)
+
+
+def _reading_root() -> Path:
+    """The knowledge base a reading command reads: it must be one already (reading creates nothing)."""
+    from kb.layout import is_knowledge_base
+
+    root = _root()
+    if not is_knowledge_base(root):
+        state = "does not exist" if not root.exists() else "is not a knowledge base"
+        raise KbError(f"{root} {state}; 'kb init' or 'kb add' makes one (or give --kb PATH)")
+    return root
 
 
 def _stdin_text() -> str | None:
@@ -140,12 +175,15 @@ def _editor(root: Path) -> EditorFn:
 
 
 TagOpt = Annotated[
-    list[str] | None, typer.Option("--tag", "-t", help="A tag (repeatable); '/' nests.", metavar="TAG")
+    list[str] | None,
+    typer.Option(
+        "--tag", "-t", help="A tag (repeatable); '/' nests.", metavar="TAG", autocompletion=completion.tags
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("init"))
 def init(
     path: Annotated[
         str | None, typer.Argument(help="Folder (default: --kb, $KB_HOME or ~/.kb).", metavar="[PATH]")
@@ -158,7 +196,7 @@ def init(
     render.init(service.init(config.resolve_root(path) if path else _root(), progress=render.progress()))
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("add"))
 def add(
     title: Annotated[str, typer.Argument(help="The note's title.", metavar="TITLE")],
     tag: TagOpt = None,
@@ -182,17 +220,25 @@ def add(
         render.change(service.add(root, title, tag or [], text, folder))
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("edit"))
 def edit(
     note: Annotated[
-        str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
+        str,
+        typer.Argument(
+            help="Title, unique title prefix, file name or path.",
+            metavar="NOTE",
+            autocompletion=completion.notes,
+        ),
     ],
     title: Annotated[
         str | None, typer.Option("--title", help="Rename the note (and its file).", metavar="NEW")
     ] = None,
     tag: TagOpt = None,
     untag: Annotated[
-        list[str] | None, typer.Option("--untag", help="Remove a tag (repeatable).", metavar="TAG")
+        list[str] | None,
+        typer.Option(
+            "--untag", help="Remove a tag (repeatable).", metavar="TAG", autocompletion=completion.tags
+        ),
     ] = None,
     body: Annotated[
         str | None, typer.Option("--body", "-b", help="Replace the body.", metavar="TEXT")
@@ -217,6 +263,8 @@ def edit(
         raise UsageError("--editor cannot be combined with other changes")
     if body is not None and append is not None:
         raise UsageError("--body and --append cannot be used together")
+    if append is not None and not append.strip():
+        raise UsageError("--append needs text: an empty paragraph would change nothing")
     if not options and not editor:
         body = _stdin_text()
         if body is not None and not body:
@@ -240,12 +288,15 @@ def edit(
 
 
 NoteArg = Annotated[
-    str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
+    str,
+    typer.Argument(
+        help="Title, unique title prefix, file name or path.", metavar="NOTE", autocompletion=completion.notes
+    ),
 ]
 REV_HELP = "A revision: 2 (1 = oldest), -1 (the one before the latest), a commit id, or a date."
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("show"))
 def show(
     note: NoteArg,
     rev: Annotated[str | None, typer.Option("--rev", "-r", help=REV_HELP, metavar="REV")] = None,
@@ -257,14 +308,23 @@ def show(
     """Show a note or one of its revisions: rendered on a terminal, the raw file when piped or with --raw."""
     from kb import render, service
 
-    result = service.show(_root(), note) if rev is None else service.show_revision(_root(), note, rev)
+    result = (
+        service.show(_reading_root(), note)
+        if rev is None
+        else service.show_revision(_reading_root(), note, rev)
+    )
     render.show(result, raw, json)
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("log"))
 def log(
     note: Annotated[
-        str | None, typer.Argument(help="A note (default: recent changes to all notes).", metavar="[NOTE]")
+        str | None,
+        typer.Argument(
+            help="A note (default: recent changes to all notes).",
+            metavar="[NOTE]",
+            autocompletion=completion.notes,
+        ),
     ] = None,
     limit: Annotated[
         int | None, typer.Option("-n", "--limit", help="Only the latest N.", metavar="N")
@@ -278,12 +338,12 @@ def log(
     if limit is not None and limit < 1:
         raise BadLimit()
     if note is None:
-        render.recent(service.recent(_root(), limit or 20), json)
+        render.recent(service.recent(_reading_root(), limit or 20), json)
     else:
-        render.note_log(service.note_log(_root(), note), limit, json)
+        render.note_log(service.note_log(_reading_root(), note), limit, json)
 
 
-@app.command(context_settings={"ignore_unknown_options": True})
+@app.command(context_settings={"ignore_unknown_options": True}, epilog=helptext.epilog("diff"))
 def diff(
     note: NoteArg,
     a: Annotated[
@@ -308,10 +368,12 @@ def diff(
     for value in (a, b):
         if value is not None and value.startswith("--"):
             raise UsageError(f"no such option: {value}")
-    render.diff(service.diff(_root(), note, a, b), stat=stat, word_diff=word_diff, plain=no_color, json=json)
+    render.diff(
+        service.diff(_reading_root(), note, a, b), stat=stat, word_diff=word_diff, plain=no_color, json=json
+    )
 
 
-@app.command(context_settings={"ignore_unknown_options": True})
+@app.command(context_settings={"ignore_unknown_options": True}, epilog=helptext.epilog("restore"))
 def restore(note: NoteArg, rev: Annotated[str, typer.Argument(help=REV_HELP, metavar="REV")]) -> None:
     """Make an old revision the current version, as a new revision (nothing is lost). Brings back a
     deleted note too (name it by its title)."""
@@ -320,11 +382,17 @@ def restore(note: NoteArg, rev: Annotated[str, typer.Argument(help=REV_HELP, met
     render.change(service.restore(_root(), note, rev))
 
 
-@app.command("list")
+@app.command("list", epilog=helptext.epilog("list"))
 def list_(
     tag: Annotated[
         str | None,
-        typer.Option("--tag", "-t", help="Only notes with this tag or its children.", metavar="TAG"),
+        typer.Option(
+            "--tag",
+            "-t",
+            help="Only notes with this tag or its children.",
+            metavar="TAG",
+            autocompletion=completion.tags,
+        ),
     ] = None,
     sort: Annotated[
         str, typer.Option("--sort", help="title, created or modified (newest first).", metavar="ORDER")
@@ -346,7 +414,7 @@ def list_(
     """List notes."""
     from kb import render, service
 
-    root = _root()
+    root = _reading_root()
     paths = None
     if orphans or links_to is not None or linked_by is not None or dead_links:
         paths = service.link_filter(
@@ -355,18 +423,23 @@ def list_(
     render.note_list(service.list_notes(root, tag, sort, folder, paths), json)
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("tags"))
 def tags(json: JsonOpt = False) -> None:
     """List tags with how many notes carry each; a parent tag counts its children's notes."""
     from kb import render, service
 
-    render.tag_list(service.tags(_root()), json)
+    render.tag_list(service.tags(_reading_root()), json)
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("rm"))
 def rm(
     note: Annotated[
-        str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
+        str,
+        typer.Argument(
+            help="Title, unique title prefix, file name or path.",
+            metavar="NOTE",
+            autocompletion=completion.notes,
+        ),
     ],
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Do not ask, even when other notes link to it.")
@@ -396,10 +469,15 @@ NoLinksOpt = Annotated[
 ]
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("mv"))
 def mv(
     note: Annotated[
-        str, typer.Argument(help="Title, unique title prefix, file name or path.", metavar="NOTE")
+        str,
+        typer.Argument(
+            help="Title, unique title prefix, file name or path.",
+            metavar="NOTE",
+            autocompletion=completion.notes,
+        ),
     ],
     new_title: Annotated[
         str,
@@ -437,7 +515,7 @@ No match: exit 1 and nothing on stdout. A query that cannot be parsed: exit 2.
 """
 
 
-@app.command(help=SEARCH_HELP)
+@app.command(help=SEARCH_HELP, epilog=helptext.epilog("search"))
 def search(
     query: Annotated[list[str], typer.Argument(help="The query (words are joined).", metavar="QUERY...")],
     limit: Annotated[
@@ -445,7 +523,10 @@ def search(
         typer.Option("-n", "--limit", help="At most N results (default 10; -l: all).", metavar="N"),
     ] = None,
     tag: Annotated[
-        str | None, typer.Option("--tag", "-t", help="Only notes with this tag.", metavar="TAG")
+        str | None,
+        typer.Option(
+            "--tag", "-t", help="Only notes with this tag.", metavar="TAG", autocompletion=completion.tags
+        ),
     ] = None,
     sort: Annotated[
         str, typer.Option("--sort", help="relevance, modified, created or title.", metavar="ORDER")
@@ -463,7 +544,7 @@ def search(
     paths = paths or null
     n = limit if limit is not None else (None if paths else 10)
     result = service.search(
-        _root(),
+        _reading_root(),
         " ".join(query),
         limit=n,
         tag=tag,
@@ -475,7 +556,7 @@ def search(
     raise typer.Exit(render.search(result, json=json, paths=paths, null=null))
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("reindex"))
 def reindex() -> None:
     """Rebuild the search index from the notes (it is also rebuilt automatically when missing or damaged)."""
     from kb import render, service
@@ -483,7 +564,7 @@ def reindex() -> None:
     render.reindex(service.reindex(_root(), progress=render.progress()))
 
 
-@app.command("import")
+@app.command("import", epilog=helptext.epilog("import"))
 def import_(
     paths: Annotated[list[str], typer.Argument(help="Files and folders to import.", metavar="PATH...")],
     dry_run: Annotated[
@@ -512,7 +593,7 @@ def import_(
     raise typer.Exit(render.imported(result, json))
 
 
-@app.command("sync")
+@app.command("sync", epilog=helptext.epilog("sync"))
 def sync_(
     remote: Annotated[
         str | None,
@@ -536,7 +617,7 @@ def sync_(
     raise typer.Exit(render.synced(service.sync(_root(), remote, allow_unrelated=allow_unrelated)))
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("links"))
 def links(note: NoteArg, json: JsonOpt = False) -> None:
     """The links written in a note: line, target as written, and the note or file it leads to, or
     'dead' (nothing there) or 'ambiguous' (several notes have that name; name one by its path)."""
@@ -545,7 +626,7 @@ def links(note: NoteArg, json: JsonOpt = False) -> None:
     render.links(service.outgoing(_root(), note), json)
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("backlinks"))
 def backlinks(note: NoteArg, json: JsonOpt = False) -> None:
     """The notes that link to a note (wiki links, Markdown links, embeds): path:line and the link as
     written. Answered from the index, without reading every note."""
@@ -554,7 +635,7 @@ def backlinks(note: NoteArg, json: JsonOpt = False) -> None:
     render.backlinks(service.backlinks(_root(), note), json)
 
 
-@app.command()
+@app.command(epilog=helptext.epilog("check"))
 def check(
     fix: Annotated[
         bool,
@@ -573,6 +654,48 @@ def check(
     raise typer.Exit(render.checked(service.check(_root(), fix=fix), json))
 
 
+@app.command("help", epilog=helptext.epilog("help"))
+def help_(
+    ctx: typer.Context,
+    topic: Annotated[
+        str | None,
+        typer.Argument(help="A command, or a topic: dates, search, revisions.", metavar="[COMMAND|TOPIC]"),
+    ] = None,
+) -> None:
+    """Help on a command, or a topic page: dates, search (the query language), revisions."""
+    from kb import render
+
+    group = ctx.parent
+    assert group is not None and isinstance(group.command, TyperGroup)
+    commands = group.command
+    if topic is None:
+        render.help_page(group.get_help() + "\n")
+    elif topic in helptext.TOPICS:
+        render.help_page(helptext.TOPICS[topic])
+    else:
+        command = commands.get_command(group, topic)
+        if command is None:
+            names = ", ".join([*helptext.TOPICS, *commands.list_commands(group)])
+            raise UsageError(f"no command or help topic {topic!r}; one of: {names}")
+        with typer.Context(command, info_name=topic, parent=group) as sub:
+            render.help_page(command.get_help(sub) + "\n")
+
+
+@app.command("completion", epilog=helptext.epilog("completion"))
+def completion_(
+    shell: Annotated[str, typer.Argument(help="bash, zsh or fish.", metavar="SHELL")],
+) -> None:
+    """Print the shell completion script for bash, zsh or fish (commands, options, note titles and paths,
+    tags). See README, "Terminal", for where to put it."""
+    from kb import render
+
+    if shell not in completion.SHELLS:
+        raise UsageError(f"no completion for {shell!r}; one of: {', '.join(completion.SHELLS)}")
+    render.help_page(completion.script(shell))
+
+
 def main() -> None:
     os.environ.setdefault("GIT_TERMINAL_PROMPT", "0")
-    app()
+    if os.environ.get(completion.COMPLETE_VAR):
+        completion.enable()
+    app(prog_name="kb")

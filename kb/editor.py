@@ -26,10 +26,23 @@ class FileDraft:
             self.path.parent.rmdir()
 
 
+# As git does without $VISUAL and $EDITOR: Debian's `editor` alternative, then the usual two.
+FALLBACK_EDITORS = ("editor", "nano", "vi")
+
+
 def editor_command() -> list[str]:
     raw = os.environ.get("VISUAL") or os.environ.get("EDITOR")
     if not raw or not raw.strip():
-        raise UsageError("no editor: set $EDITOR (or $VISUAL), or give the text with -b or on stdin")
+        for name in FALLBACK_EDITORS:
+            if shutil.which(name):
+                from kb import render
+
+                render.hint(f"No $VISUAL or $EDITOR set; using {name}.")
+                return [name]
+        raise UsageError(
+            "no editor: set $EDITOR (or $VISUAL), or give the text with -b or on stdin "
+            f"(none of {', '.join(FALLBACK_EDITORS)} was found)"
+        )
     try:
         argv = shlex.split(raw)
     except ValueError as exc:

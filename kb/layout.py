@@ -214,3 +214,9 @@ def detect(root: Path) -> Layout:
     _check_inside(root, layout.notes)
     _check_inside(root, ATTACHMENTS_DIR)
     return layout
+
+
+def is_knowledge_base(root: Path) -> bool:
+    """Whether `root` is a knowledge base already: a folder with notes/, a git repository or kb.toml
+    (reading commands need one; the first writing command makes one)."""
+    return (root / NOTABLE_NOTES).is_dir() or (root / ".git").exists() or (root / SETTINGS_FILE).is_file()

@@ -12,12 +12,17 @@ console (whose strings are never read as markup). Only `kb show --raw` into a pi
 from __future__ import annotations
 
 import functools
+import io
 import json
+import os
 import re
+import shutil
+import subprocess
 import sys
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
 
+from kb import terminal
 from kb.jsonshape import Json, document
 
 if TYPE_CHECKING:
@@ -35,7 +40,82 @@ if TYPE_CHECKING:
 
 
 def _stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()
+    """Whether stdout gets the terminal form (kb.terminal decides: a terminal, or colour forced)."""
+    return terminal.styled()
+
+
+# While a paged command runs, what it prints to stdout is collected here (kb.terminal says when).
+_SINK: list[io.StringIO] = []
+
+
+def _stdout() -> TextIO:
+    return _SINK[-1] if _SINK else sys.stdout
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_SGR = re.compile("\x1b\\[[0-9;]*m")
+
+
+def _screen_lines(text: str, width: int) -> int:
+    from rich.cells import cell_len
+
+    return sum(max(1, -(-cell_len(_SGR.sub("", line)) // max(width, 1))) for line in text.splitlines())
+
+
+def _paged(func: Callable[P, R]) -> Callable[P, R]:
+    """Output taller than the terminal goes through the pager (kb.terminal.pager_command), as git's does."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        pager = terminal.pager_command()
+        lines = terminal.terminal_lines()
+        if pager is None or lines <= 0:
+            return func(*args, **kwargs)
+        buffer = io.StringIO()
+        _SINK.append(buffer)
+        try:
+            result = func(*args, **kwargs)
+        except BaseException:
+            _SINK.pop()
+            sys.stdout.write(buffer.getvalue())
+            raise
+        _SINK.pop()
+        text = buffer.getvalue()
+        width = shutil.get_terminal_size().columns
+        if _screen_lines(text, width) < lines or not _run_pager(pager, text):
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        return result
+
+    return wrapper
+
+
+def _run_pager(argv: list[str], text: str) -> bool:
+    """Pipe `text` into the pager; False when it cannot be started (the caller prints instead)."""
+    exe = shutil.which(argv[0])
+    if exe is None:
+        return False
+    env = dict(os.environ)
+    env.setdefault("LESS", "FRX")  # as git sets them
+    env.setdefault("LV", "-c")
+    sys.stdout.flush()
+    try:
+        proc = subprocess.Popen([exe, *argv[1:]], stdin=subprocess.PIPE, env=env)
+    except OSError:
+        return False
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(text.encode("utf-8", "replace"))
+        proc.stdin.close()
+    except (BrokenPipeError, OSError):  # the user quit the pager early
+        pass
+    while True:
+        try:
+            proc.wait()
+            return True
+        except KeyboardInterrupt:  # Ctrl-C belongs to the pager while it runs
+            continue
 
 
 # C0 controls but tab and newline (a carriage return only where no newline follows it: CRLF is a line
@@ -93,8 +173,16 @@ def _console_class() -> type:
 
 
 def _console(stderr: bool = False) -> Console:
+    coloured = terminal.color(sys.stderr if stderr else sys.stdout)
     console: Console = _console_class()(
-        stderr=stderr, highlight=False, markup=False, emoji=False, soft_wrap=not stderr
+        file=None if stderr else _stdout(),
+        stderr=stderr,
+        highlight=False,
+        markup=False,
+        emoji=False,
+        soft_wrap=not stderr,
+        force_terminal=coloured,
+        no_color=not coloured,
     )
     return console
 
@@ -107,8 +195,9 @@ def _text(text: str, style: str = "") -> Text:
 
 
 def _out(text: str) -> None:
-    sys.stdout.write(visible(text))
-    sys.stdout.flush()
+    out = _stdout()
+    out.write(visible(text))
+    out.flush()
 
 
 def _err(text: str) -> None:
@@ -118,6 +207,11 @@ def _err(text: str) -> None:
 
 def error(message: str) -> None:
     _err(f"Error: {message}")
+
+
+def help_page(text: str) -> None:
+    """kb's own help text (kb.helptext, click's --help)."""
+    _out(text)
 
 
 def warnings(items: Iterable[str]) -> None:
@@ -191,18 +285,19 @@ def _count(n: int, word: str) -> str:
 # ---------------------------------------------------------------- reads
 
 
+@_paged
 def show(result: ShowResult, raw: bool, as_json: bool) -> None:
     note = result.note
     if as_json:
         _json(document(result))
         return
     warnings(([f"{note.path}: {note.problem}"] if note.problem else []) + list(note.warnings))
-    terminal = _stdout_is_terminal()
-    if raw and not terminal:
+    on_terminal = _stdout_is_terminal()
+    if raw and not terminal.is_terminal(sys.stdout):
         sys.stdout.buffer.write(result.raw)  # byte-exact, for files and pipes only
         sys.stdout.flush()
         return
-    if raw or not terminal:
+    if raw or not on_terminal:
         _out(result.raw.decode("utf-8", "backslashreplace"))
         return
     from rich.markdown import Markdown
@@ -222,14 +317,25 @@ def show(result: ShowResult, raw: bool, as_json: bool) -> None:
     console.print(_text(details, style="dim"))
     console.print()
     body = result.body if not note.problem else result.raw.decode("utf-8", "replace")
+    body = _without_title_heading(body, note.title)
     # Links are shown with their targets, never as hidden clickable text.
     console.print(Markdown(visible(body), hyperlinks=False))
+
+
+def _without_title_heading(body: str, title: str) -> str:
+    """The body without a first-line `# Title` that repeats the title the header already shows."""
+    stripped = body.lstrip("\r\n")
+    first, _, rest = stripped.partition("\n")
+    if first.startswith("# ") and first[2:].strip().strip("#").strip() == title.strip():
+        return rest.lstrip("\r\n")
+    return body
 
 
 def _list_row(note: NoteInfo) -> tuple[str, str, str, str]:
     return (note.modified or "", note.title, ", ".join(note.tags), note.path)
 
 
+@_paged
 def note_list(result: ListResult, as_json: bool) -> None:
     warnings(result.warnings)
     if as_json:
@@ -241,15 +347,27 @@ def note_list(result: ListResult, as_json: bool) -> None:
     if not result.notes:
         hint("No notes.")
         return
+    from rich.cells import cell_len
     from rich.table import Table
 
-    table = Table(box=None, pad_edge=False)
-    for column, style in (("Modified", "dim"), ("Title", "bold"), ("Tags", "cyan"), ("Path", "dim")):
-        table.add_column(column, style=style, overflow="fold")
+    console = _console()
+    rows = []
     for note in result.notes:
         modified, title, tag_text, path = _list_row(note)
-        table.add_row(modified[:16].replace("T", " "), title, tag_text, path)
-    _console().print(table)
+        rows.append((modified[:16].replace("T", " "), visible(title), visible(tag_text), visible(path)))
+    heads = ("Modified", "Title", "Tags", "Path")
+    widths = [max(cell_len(row[i]) for row in [heads, *rows]) for i in range(4)]
+    # One line per note: long cells are cut with an ellipsis (never wrapped mid-word), widest first.
+    room = console.width - 2 * 3
+    while sum(widths) > room and max(widths[1:]) > 6:
+        widest = max(range(1, 4), key=lambda i: widths[i])
+        widths[widest] -= 1
+    table = Table(box=None, pad_edge=False)
+    for head, style, width in zip(heads, ("dim", "bold", "cyan", "dim"), widths, strict=True):
+        table.add_column(head, style=style, no_wrap=True, overflow="ellipsis", width=width)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 def tag_list(result: TagsResult, as_json: bool) -> None:
@@ -302,6 +420,7 @@ def progress(label: str = "Indexing notes") -> Progress:
     return update
 
 
+@_paged
 def search(result: SearchResult, json: bool, paths: bool, null: bool = False) -> int:
     """Print search results; returns the exit code (1 when nothing matched, like grep)."""
     if result.rebuilt:
@@ -368,6 +487,7 @@ def reindex(result: ReindexResult) -> None:
 # ---------------------------------------------------------------- history
 
 
+@_paged
 def note_log(result: NoteLog, limit: int | None, json: bool) -> None:
     revisions = list(result.revisions)
     if json:
@@ -403,6 +523,7 @@ def note_log(result: NoteLog, limit: int | None, json: bool) -> None:
         hint("This note is deleted; 'kb restore NOTE REV' brings it back.")
 
 
+@_paged
 def recent(result: RecentLog, json: bool) -> None:
     if json:
         _json(document(result))
@@ -457,6 +578,7 @@ def _summary_lines(result: DiffResult) -> list[str]:
     return lines
 
 
+@_paged
 def diff(result: DiffResult, stat: bool, word_diff: bool, plain: bool, json: bool) -> None:
     d = result.diff
     if json:

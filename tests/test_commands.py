@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -102,8 +103,11 @@ def test_editor_failure_keeps_the_typed_text(kb, root, tmp_path):
     assert not note_path(root, "Crash").exists()
 
 
-def test_no_editor_is_a_usage_error(kb, root):
-    r = kb("add", "No Editor", "--editor")
+def test_no_editor_is_a_usage_error(kb, root, tmp_path):
+    bin_dir = tmp_path / "bin"  # git, and no editor kb would fall back to
+    bin_dir.mkdir()
+    (bin_dir / "git").symlink_to(shutil.which("git") or "git")
+    r = kb("add", "No Editor", "--editor", env={"PATH": str(bin_dir)})
     assert r.exit_code == 2
     assert "set $EDITOR" in r.stderr
 
@@ -222,8 +226,8 @@ def test_list_sorting_filtering_and_json(kb, root, monkeypatch):
 
 
 def test_list_on_a_knowledge_base_that_does_not_exist_yet(kb, root):
-    r = kb("list")
-    assert r.exit_code == 0 and r.stdout == ""
+    r = kb("list")  # an error naming the folder (a mistyped --kb is not an empty knowledge base)
+    assert r.exit_code == 1 and r.stdout == "" and str(root) in r.stderr
     assert not root.exists()
 
 

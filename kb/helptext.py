@@ -1,0 +1,124 @@
+"""The help kb prints beyond each option's line: the short usage of a bare `kb`, the topic pages of
+`kb help TOPIC`, and the examples that end every command's --help. Plain text, kept in one place (pure: no
+imports, so `kb --help` stays fast)."""
+
+from __future__ import annotations
+
+USAGE = """\
+kb: a versioned personal knowledge base. Markdown notes, every change a git revision.
+
+Usage: kb [--kb PATH] COMMAND [ARGS]...
+
+Most used:
+  kb add TITLE -b TEXT       add a note (or pipe the body, or write it in $EDITOR)
+  kb edit NOTE               change a note in $EDITOR; -a TEXT appends, -t TAG tags
+  kb show NOTE               show a note; --rev REV an old revision
+  kb list                    list notes; -t TAG, --folder DIR, --sort title
+  kb search QUERY...         full-text search, ranked
+  kb log [NOTE]              a note's revisions, or recent changes
+  kb diff NOTE [A [B]]       what changed between revisions
+
+More: kb --help (every command), kb help COMMAND, kb help dates|search|revisions.
+"""
+
+TOPICS: dict[str, str] = {
+    "dates": """\
+Dates in kb
+
+A note's dates are its front matter's `created` and `modified`, written as '2021-11-19T16:02:40.897Z'
+(UTC). Notes from other tools: `date`, `created-at`, `updated`, `last_modified`... are read too, else the
+file's first and last commit in git, else the file's times. `created` never changes; `modified` changes
+only when a command changes something.
+
+Where a command takes a date (a revision, a search field):
+  2021-11-19                 a day (as a revision: the version current at the end of that day, UTC)
+  2021-11                    a month (search)
+  2021-11-19T16:02           a time
+  today, yesterday           (search)
+  modified:>2021-11-25       after; < before (search)
+  created:[2021-11-01 to 2021-11-30]   a range (search)
+
+Examples:
+  kb search modified:yesterday
+  kb show "Machine Learning" --rev 2021-11-19
+""",
+    "search": """\
+Searching with kb search
+
+  machine learning        notes with both words (stemmed: learning = learn = learned)
+  vae OR autoencoder      either word;  NOT word  or  -word  excludes
+  "chain rule"            the exact phrase
+  back*   backprop~   backprop~2    a prefix; within 1 or 2 edits
+  (a OR b) c              grouping
+  title:word  body:word  tag:Notebooks/Skills  folder:postgres   one field (a tag finds its children)
+  created:2021-11  modified:>2021-11-25  modified:yesterday      dates (kb help dates)
+
+Results are ranked, the title weighted above the body; --sort modified|created|title sorts instead.
+-n N limits (default 10), -t TAG filters, -l prints only paths (for xargs), --json prints objects.
+No match exits 1 with nothing on stdout, like grep; a query that cannot be parsed exits 2.
+
+Examples:
+  kb search chain rule
+  kb search '"chain rule" OR backprop*' -n 5
+  kb search tag:Study modified:>2021-11-01 -l | xargs wc -l
+""",
+    "revisions": """\
+Revisions
+
+Every change is a git commit; a note's revisions are numbered 1 (the oldest) to n, through renames and
+deletion. Where a command takes REV:
+  2          revision 2 (1 is the oldest)
+  -1  ~1     the one before the latest (0: the latest)
+  5ed210c0   a commit id or prefix
+  2021-11-19 the version current at the end of that day (UTC); a date-time works too
+
+Examples:
+  kb log "Machine Learning"
+  kb diff "Machine Learning" 1 2 --stat
+  kb restore "Machine Learning" -1
+""",
+}
+
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "init": ("kb init", "kb --kb ~/vault init"),
+    "add": (
+        'kb add "Machine Learning" -t Study -b "Definitions and tips."',
+        'pbpaste | kb add "Clipping" --folder inbox',
+        'kb add "Journal 2026-01-02" --editor',
+    ),
+    "edit": (
+        'kb edit machine -a "A new paragraph."',
+        'kb edit "Machine Learning" --title ML -t Study --untag Drafts',
+        "kb edit ML",
+    ),
+    "show": ("kb show ML", "kb show ML --rev 1", "kb show ML --raw > ml.md"),
+    "log": ("kb log", 'kb log "Machine Learning" -n 5', "kb log ML --json"),
+    "diff": ("kb diff ML", "kb diff ML 1 2 --stat", "kb diff ML -1 --word-diff"),
+    "restore": ("kb restore ML 1", 'kb restore "Deleted note" -1'),
+    "list": ("kb list", "kb list -t Study --sort title", "kb list --folder postgres --json"),
+    "tags": ("kb tags", "kb tags --json"),
+    "rm": ('kb rm "Old note"', "kb rm notes/old.md"),
+    "mv": ('kb mv ML "Machine Learning"', "kb mv Autovacuum archive/"),
+    "search": (
+        "kb search chain rule",
+        "kb search '\"chain rule\" OR backprop*' -n 5",
+        "kb search tag:Study -l",
+    ),
+    "reindex": ("kb reindex",),
+    "import": ("kb import ~/Notable", "kb import --history ~/src/til", "kb import notes.md --dry-run"),
+    "sync": ("kb sync --remote git@example.org:me/notes.git", "kb sync"),
+    "help": ("kb help", "kb help search", "kb help edit"),
+    "links": ('kb links "Machine Learning"', "kb links postgres/index.md --json"),
+    "backlinks": ('kb backlinks "Machine Learning"', "kb backlinks ML --json"),
+    "check": ("kb check", "kb check --fix", "kb check --json | jq '.problems[]'"),
+    "completion": (
+        "kb completion bash > ~/.local/share/bash-completion/completions/kb",
+        "kb completion fish",
+    ),
+}
+
+
+def epilog(command: str) -> str:
+    """The examples that end a command's --help (\\b keeps click from rewrapping them)."""
+    lines = "\n".join(f"  {example}" for example in EXAMPLES.get(command, ()))
+    return f"\b\nExamples:\n{lines}"
