@@ -21,29 +21,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import generate, generate_vault
-from run import GNU_TIME, _timed, kb_cmd
+from run import GNU_TIME, Figure, _timed, kb_cmd
 
 
-@dataclass
-class Row:
-    name: str
-    command: str
-    median_ms: float
-    min_ms: float
-    max_ms: float
-    peak_rss_mib: float
-    runs: int
-
-
-def once(name: str, argv: list[str], env: dict[str, str]) -> Row:
+def once(name: str, argv: list[str], env: dict[str, str]) -> Figure:
     seconds, rss = _timed(argv, None, env)
     ms = round(seconds * 1000, 1)
-    return Row(name, " ".join(argv[2:]), ms, ms, ms, round(rss, 1), 1)
+    return Figure(name, " ".join(argv[2:]), ms, ms, ms, round(rss, 1), 1)
 
 
 def rare_word(path: Path) -> str:
@@ -91,7 +80,8 @@ def main() -> None:
     for key, samples in times.items():
         ms = [s * 1000 for s, _ in samples]
         rows.append(
-            Row(key, " ".join(commands[key][2:]).replace(str(work), "$TMP"), round(statistics.median(ms), 1),
+            Figure(key, " ".join(commands[key][2:]).replace(str(work), "$TMP"),
+                round(statistics.median(ms), 1),
                 round(min(ms), 1), round(max(ms), 1), round(max(r for _, r in samples), 1), len(samples))
         )  # fmt: skip
     for row in rows:

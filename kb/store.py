@@ -27,7 +27,16 @@ from kb.layout import (
 NOTES_DIR = NOTABLE_NOTES
 NOTE_SUFFIXES = MARKDOWN_SUFFIXES
 TEMP_PREFIX = ".kb-tmp-"
-__all__ = ["ATTACHMENTS_DIR", "INDEX_DIR", "NOTES_DIR", "NOTE_SUFFIXES", "Layout", "Listing", "Store"]
+__all__ = [
+    "ATTACHMENTS_DIR",
+    "INDEX_DIR",
+    "NOTES_DIR",
+    "NOTE_SUFFIXES",
+    "Layout",
+    "Listing",
+    "Store",
+    "file_times",
+]
 
 
 @dataclass(frozen=True)
@@ -266,6 +275,21 @@ class Store:
                         entry.unlink()
                         removed.append(self.rel(entry))
         return removed
+
+
+def file_times(path: Path) -> tuple[str, str]:
+    """(created, modified) from a file's times: the earliest of them (birth where the system records it),
+    and its modification time. Raises OSError when the file cannot be read."""
+    from datetime import UTC, datetime
+
+    from kb.notes import format_timestamp
+
+    st = path.stat()
+    born = getattr(st, "st_birthtime", None) or min(st.st_mtime, st.st_ctime)
+    return (
+        format_timestamp(datetime.fromtimestamp(born, UTC)),
+        format_timestamp(datetime.fromtimestamp(st.st_mtime, UTC)),
+    )
 
 
 def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:

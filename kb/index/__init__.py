@@ -106,20 +106,13 @@ def history_dates(root: Path) -> dict[str, tuple[str, str]]:
 
 
 def file_dates(path: Path) -> tuple[str | None, str | None]:
-    """(created, modified) from a file's times: the earliest of its times, and its modification time."""
-    from datetime import UTC, datetime
-
-    from kb.notes import format_timestamp
+    """(created, modified) from a file's times; (None, None) when it cannot be read."""
+    from kb.store import file_times
 
     try:
-        st = path.stat()
+        return file_times(path)
     except OSError:
         return None, None
-    born = getattr(st, "st_birthtime", None) or min(st.st_mtime, st.st_ctime)
-    return (
-        format_timestamp(datetime.fromtimestamp(born, UTC)),
-        format_timestamp(datetime.fromtimestamp(st.st_mtime, UTC)),
-    )
 
 
 _WORDS = re.compile(WORD_PATTERN)

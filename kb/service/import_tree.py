@@ -25,6 +25,7 @@ from kb.history.revcache import LOG_FORMAT, parse_log
 from kb.layout import MARKDOWN_SUFFIXES, SETTINGS_FILE, Layout, read_settings
 from kb.notes import format_timestamp, parse_note, parse_timestamp, set_fields, title_key
 from kb.service.transaction import Transaction
+from kb.store import file_times
 
 ATTACHMENT_FOLDERS = frozenset({"attachments", "assets", "_resources", "images", "media", "files", "img"})
 _WIKI = re.compile(r"\[\[([^\]|#^\n]+)")
@@ -219,17 +220,6 @@ def _git(cwd: Path, *args: str) -> str | None:
     return proc.stdout.decode("utf-8", "replace") if proc.returncode == 0 else None
 
 
-def _file_times(path: Path) -> tuple[str, str]:
-    from datetime import UTC, datetime
-
-    st = path.stat()
-    born = getattr(st, "st_birthtime", None) or min(st.st_mtime, st.st_ctime)
-    return (
-        format_timestamp(datetime.fromtimestamp(born, UTC)),
-        format_timestamp(datetime.fromtimestamp(st.st_mtime, UTC)),
-    )
-
-
 def _with_dates(raw: bytes, dates: tuple[str, str]) -> bytes:
     """The file with `created` and `modified` added where it has no such date under any key kb reads (from
     the source's git history, else its times), so the import keeps them; a date key it has stays as it is."""
@@ -307,7 +297,7 @@ def import_tree(
             found = ([parsed.problem] if parsed.problem else []) + list(parsed.warnings)
             result.warnings.extend(f"{full}: {w} (imported as it is)" for w in found)
         if is_note and not history:
-            raw = _with_dates(raw, dates.get(rel) or _file_times(full))
+            raw = _with_dates(raw, dates.get(rel) or file_times(full))
         title = parsed.title_for(rel) if parsed is not None else None
         modified = parsed.dates[1] if parsed is not None else None
         if parsed is not None and not store.exists(target) and parsed.title and parsed.created:
@@ -391,6 +381,9 @@ def _replay(
     )  # fmt: skip
     if out is None:
         raise KbError(f"--history: cannot read the history of {source}")
+    from kb.history import History
+
+    source_repo = History(top)
     made = 0
     store = tx.store
     done_before = tx.history.trailer_values(IMPORTED_FROM)  # importing again brings only what is new
@@ -402,7 +395,7 @@ def _replay(
         if not changes:
             continue
         blobs = [blob for _, status, blob in changes if status != "D"]
-        contents = dict(zip(blobs, _cat_blobs(top, blobs), strict=True))
+        contents = dict(zip(blobs, source_repo.read_blobs(blobs), strict=True))
         writes: dict[str, bytes | None] = {}
         for path, status, blob in changes:
             target = store.prefix + path[len(prefix) :]
@@ -419,28 +412,3 @@ def _replay(
         tx.change(writes, f"Import: {subject.strip() or sha[:12]}\n\n{IMPORTED_FROM}: {sha}", moment)
         made += 1
     return made
-
-
-def _cat_blobs(top: Path, blobs: list[str]) -> list[bytes | None]:
-    if not blobs:
-        return []
-    proc = subprocess.run(
-        ["git", "cat-file", "--batch"],
-        cwd=top,
-        input="".join(b + "\n" for b in blobs).encode(),
-        capture_output=True,
-    )
-    out = proc.stdout
-    results: list[bytes | None] = []
-    pos = 0
-    for _ in blobs:
-        end = out.index(b"\n", pos)
-        header = out[pos:end].split()
-        pos = end + 1
-        if len(header) == 3 and header[1] == b"blob":
-            size = int(header[2])
-            results.append(out[pos : pos + size])
-            pos += size + 1
-        else:
-            results.append(None)
-    return results

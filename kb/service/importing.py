@@ -30,7 +30,7 @@ from kb.service.lookup import all_notes, free_path
 from kb.service.transaction import DATED_BY_MODIFIED, Transaction, reindex_paths, transaction
 
 __all__ = ["ImportItem", "ImportResult", "import_notes"]
-from kb.store import ATTACHMENTS_DIR, NOTES_DIR, Store, write_atomic
+from kb.store import ATTACHMENTS_DIR, NOTES_DIR, Store, file_times, write_atomic
 
 SUFFIXES = (".md", ".markdown", ".txt")
 SKIP_DIRS = {".git", ".obsidian", ".trash", "node_modules", ".notable", "index"}
@@ -100,15 +100,6 @@ def _collect(sources: Sequence[str]) -> tuple[list[Path], list[Path], list[Impor
     return files, attachments, skipped, trees
 
 
-def _file_times(path: Path) -> tuple[str, str]:
-    st = path.stat()
-    born = getattr(st, "st_birthtime", None) or min(st.st_mtime, st.st_ctime)
-    return (
-        format_timestamp(datetime.fromtimestamp(born, UTC)),
-        format_timestamp(datetime.fromtimestamp(st.st_mtime, UTC)),
-    )
-
-
 def _candidate(path: Path) -> _Candidate | ImportItem:
     try:
         raw = path.read_bytes()
@@ -122,7 +113,7 @@ def _candidate(path: Path) -> _Candidate | ImportItem:
         title = validate_title(title)
     except UsageError as exc:
         return ImportItem(str(path), "skipped", reason=str(exc))
-    born, changed = _file_times(path)
+    born, changed = file_times(path)
     created = parsed.created if parsed.created and parse_timestamp(parsed.created) else None
     modified = parsed.modified if parsed.modified and parse_timestamp(parsed.modified) else None
     updates: dict[str, str | list[str] | None] = {}
