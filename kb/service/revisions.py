@@ -241,7 +241,8 @@ def recent(root: Path, limit: int = 20) -> RecentLog:
     recover(root)
     changes = []
     store = Store(root)
-    for commit, paths in _reader(root).recent(limit, store.layout.notes or "."):
+    # a few more than asked: commits that touched no note (kb's settings, other files) are passed over
+    for commit, paths in _reader(root).recent(limit + 10, store.layout.notes or "."):
         paths = [(status, path) for status, path in paths if store.is_note_path(path)]
         if not paths:
             continue
@@ -254,7 +255,7 @@ def recent(root: Path, limit: int = 20) -> RecentLog:
                 tuple(paths),
             )
         )
-    return RecentLog(tuple(changes), _reader(root).commit_count())
+    return RecentLog(tuple(changes[:limit]), _reader(root).commit_count())
 
 
 # ---------------------------------------------------------------- revision references
