@@ -43,6 +43,7 @@ __all__ = [
     "QueryError",
     "RefreshReport",
     "SearchResult",
+    "damage_errors",
     "parse_query",
 ]
 
@@ -122,7 +123,7 @@ class NeedsRebuild(Exception):
     """The index must be built anew."""
 
 
-def _damage() -> tuple[type[BaseException], ...]:
+def damage_errors() -> tuple[type[BaseException], ...]:
     """The errors that mean the index on disk is missing, damaged or of another version (a file truncated,
     deleted or overwritten, another process's half-written segment): the index is rebuilt. Anything else
     is a bug and is raised."""
@@ -315,20 +316,24 @@ class NoteIndex:
 
     # ------------------------------------------------------------ the front door
 
-    def ensure_fresh(self, progress: Progress | None = None, force: bool = False) -> RefreshReport:
+    def ensure_fresh(
+        self, progress: Progress | None = None, force: bool = False, lock_held: bool = False
+    ) -> RefreshReport:
         """The index in step with the notes: outside edits indexed, or the whole index rebuilt when it is
         missing or damaged (`force`: rebuilt in any case). Catching up needs no lock; a rebuild takes the
-        write lock, so only one process builds and one that waited finds it built."""
+        write lock (unless the caller holds it), so only one process builds and one that waited finds it
+        built."""
         from kb import config
         from kb.store import exclusive_lock
 
-        damage = _damage()
+        damage = damage_errors()
         if not force:
             try:
                 return self.refresh()
             except damage:
                 pass
-        with exclusive_lock(self.root, config.lock_timeout()):
+        lock = contextlib.nullcontext() if lock_held else exclusive_lock(self.root, config.lock_timeout())
+        with lock:
             if not force:
                 try:
                     return self.refresh()
@@ -356,7 +361,7 @@ class NoteIndex:
             total, hits, notices = self.search(
                 parsed, limit=limit, tag=tag, sort=sort, snippets=snippets, count=count, paths=paths
             )
-        except _damage():
+        except damage_errors():
             report = self.ensure_fresh(progress, force=True)
             total, hits, notices = self.search(
                 parsed, limit=limit, tag=tag, sort=sort, snippets=snippets, count=count, paths=paths
@@ -370,7 +375,7 @@ class NoteIndex:
             self.update(paths)
         except KbError as exc:
             return (f"the search index was not updated ({exc}); the next search will catch up",)
-        except _damage() as exc:
+        except damage_errors() as exc:
             return (
                 f"the search index was not updated ({type(exc).__name__}); the next search will catch up",
             )

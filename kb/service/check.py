@@ -75,11 +75,13 @@ def _index_findings(root: Path) -> list[Finding]:
             count = catalog.count()
         except CatalogError as exc:
             return [Finding("index", "index/", None, f"the search catalog cannot be read: {exc}")]
+    from kb.index import damage_errors
+
     try:
         from whoosh import index as windex
 
         docs = windex.open_dir(str(index.folder)).doc_count()
-    except Exception as exc:  # Whoosh raises many kinds on a damaged index
+    except damage_errors() as exc:
         return [Finding("index", "index/", None, f"the search index cannot be read ({type(exc).__name__})")]
     if docs != count:
         return [Finding("index", "index/", None, f"the search index holds {docs} notes, its catalog {count}")]

@@ -95,19 +95,11 @@ def vault_of(store: Store, infos: list[NoteInfo], with_files: bool = True) -> Va
 def fresh_catalog(root: Path, store: Store | None = None) -> Any:
     """The catalog, brought up to date with the notes first (rebuilt, under the lock, when it is missing or
     of another version), as a search does it."""
-    from kb import config
     from kb.index import NoteIndex
-    from kb.store import exclusive_lock
 
     recover(root)
     index = NoteIndex(root, store)
-    try:
-        index.refresh()
-    except KbError:
-        raise
-    except Exception:  # NeedsRebuild, or Whoosh failing on a damaged index
-        with exclusive_lock(root, config.lock_timeout()):
-            catalog_in_tx(root, index.store).close()
+    index.ensure_fresh()
     catalog = index.catalog()
     if catalog is None:
         raise KbError(f"the search catalog in {root / INDEX_DIR} cannot be opened; run 'kb reindex'")
@@ -201,12 +193,7 @@ def catalog_in_tx(root: Path, store: Store) -> Any:
     from kb.index import NoteIndex
 
     index = NoteIndex(root, store)
-    try:
-        index.refresh()
-    except KbError:
-        raise
-    except Exception:  # NeedsRebuild, or Whoosh failing on a damaged index
-        index.rebuild()
+    index.ensure_fresh(lock_held=True)
     catalog = index.catalog()
     if catalog is None:
         raise KbError(f"the search catalog in {root / INDEX_DIR} cannot be opened; run 'kb reindex'")
