@@ -41,26 +41,24 @@ def now() -> datetime:
 SYNC_TIMEOUT_SECONDS = 120.0
 
 
+def _seconds(name: str, default: float) -> float:
+    """A number of seconds from the environment variable `name`, else `default`."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise UsageError(f"{name} is not a number of seconds: {raw!r}") from None
+
+
 def sync_timeout() -> float:
     """The deadline of each network step of `kb sync` (fetch, push): `$KB_SYNC_TIMEOUT` seconds."""
-    raw = os.environ.get("KB_SYNC_TIMEOUT")
-    if not raw:
-        return SYNC_TIMEOUT_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        raise UsageError(f"KB_SYNC_TIMEOUT is not a number of seconds: {raw!r}") from None
+    value = _seconds("KB_SYNC_TIMEOUT", SYNC_TIMEOUT_SECONDS)
     if not value > 0:
-        raise UsageError(f"KB_SYNC_TIMEOUT must be more than 0 seconds: {raw!r}")
+        raise UsageError(f"KB_SYNC_TIMEOUT must be more than 0 seconds: {os.environ['KB_SYNC_TIMEOUT']!r}")
     return value
 
 
 def lock_timeout() -> float:
-    raw = os.environ.get("KB_LOCK_TIMEOUT")
-    if not raw:
-        return LOCK_TIMEOUT_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        raise UsageError(f"KB_LOCK_TIMEOUT is not a number of seconds: {raw!r}") from None
-    return max(0.0, value)
+    return max(0.0, _seconds("KB_LOCK_TIMEOUT", LOCK_TIMEOUT_SECONDS))
