@@ -169,11 +169,11 @@ def _parse(raw: str, low: str, now: datetime) -> When | None:
         year = int(year_only.group(1))
         return When(datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC), raw)
     if _DAY.match(raw):
-        moment = _iso(raw)
-        return _span_of_day(moment, raw) if moment else None
+        day = _iso(raw)
+        return _span_of_day(day, raw) if day else None
     if re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d", raw):
-        moment = _iso(raw)
-        return When(moment, moment, raw) if moment else None
+        instant = _iso(raw)
+        return When(instant, instant, raw) if instant else None
     return None
 
 
