@@ -30,17 +30,28 @@ A note's dates are its front matter's `created` and `modified`, written as '2021
 file's first and last commit in git, else the file's times. `created` never changes; `modified` changes
 only when a command changes something.
 
-Where a command takes a date (a revision, a search field):
-  2021-11-19                 a day (as a revision: the version current at the end of that day, UTC)
-  2021-11                    a month (search)
-  2021-11-19T16:02           a time
-  today, yesterday           (search)
-  modified:>2021-11-25       after; < before (search)
-  created:[2021-11-01 to 2021-11-30]   a range (search)
+Wherever kb takes a date (--rev, --as-of, --since, --until, the created: and modified: search fields),
+it reads one set of forms. Each names a span of time; days are UTC days, as the notes' dates are UTC:
+  2021-11-19                 that day
+  2021-11-19T16:02, 2021-11-19 16:02:40Z, ...+02:00   a moment
+  2021-11, 2021              a month, a year
+  today, yesterday, now
+  monday, last monday        the most recent such day before today
+  3 days ago, 2 weeks ago, a month ago, 1 year ago    that day;  2 hours ago: that moment
+  last week, last 3 days, last month                  from then until now
+  this week, this month, this year                    from its start until now
+  5ed210c0                   a commit id (--rev, --as-of, --since, --until): the moment of that commit
+--since takes the start of the span, --until, --as-of and --rev its end (the version current at the end of
+that day); a search field matches the whole span, and compares with it:
+  modified:>2021-11-25       after that day;  >= from it; < before it; <= up to its end
+  created:[2021-11-01 to 2021-11-30]   a range; either end may be left out: [2021-11 to], [to yesterday]
+  modified:"last week"       quote a date that has spaces
+A date kb cannot read is an error (exit 2) that lists these forms.
 
 Examples:
-  kb search modified:yesterday
+  kb search 'modified:"last week"' postgres
   kb show "Machine Learning" --rev 2021-11-19
+  kb show "Machine Learning" --rev "2 weeks ago"
 """,
     "search": """\
 Searching with kb search
@@ -70,7 +81,7 @@ deletion. Where a command takes REV:
   2          revision 2 (1 is the oldest)
   -1  ~1     the one before the latest (0: the latest)
   5ed210c0   a commit id or prefix
-  2021-11-19 the version current at the end of that day (UTC); a date-time works too
+  2021-11-19 the version current at the end of that day (UTC); any date of kb help dates works too
 
 Examples:
   kb log "Machine Learning"

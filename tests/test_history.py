@@ -92,6 +92,10 @@ def test_log_follows_a_rename_made_outside_kb(history, kb, root):
         ("2026-01-02", 2),
         ("2026-01-03T09:00:00Z", 2),
         ("2026-03-01", 5),
+        ("31 days ago", 1),  # KB_NOW is 2026-02-01: the version current at the end of the day
+        ("30 days ago", 2),
+        ("yesterday", 5),
+        ("2026-01", 5),
     ],
 )
 def test_rev_forms(history, kb, rev, number):

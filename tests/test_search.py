@@ -129,6 +129,15 @@ def corpus(built_corpus: Path, root: Path) -> list[tuple[str, ...]]:
         (["created:[2021-11-01 to 2021-11-30]"], ["Cooking Pasta", "Machine Learning"]),
         (["modified:yesterday"], ["Meeting notes"]),  # KB_NOW is 2026-01-02
         (["modified:2026", "machine"], ["Meeting notes"]),
+        # the dates people type, read by the one date reader (kb help dates)
+        (['modified:"a day ago"'], ["Meeting notes"]),
+        (['modified:"2 days ago"'], []),
+        (['modified:"last week"'], ["Meeting notes"]),
+        (["modified:'this month' OR created:2020-02"], ["Meeting notes", "Savanna"]),
+        (["created:[2021-11 to 2021-11-05]"], ["Cooking Pasta"]),
+        (["created:[to 2020-01]"], ["Zebra"]),
+        (["created:>=2021-11-05", "NOT tag:Notebooks/Skills"], ["Meeting notes"]),
+        (["modified:<=2020-02-02"], ["Savanna", "Zebra"]),
     ],
 )
 def test_query_forms(shared_corpus, kb, query, expected):

@@ -278,8 +278,8 @@ def parse_with_parser(text: str, now: datetime) -> Any:
     from whoosh.qparser.dateparse import DateParserPlugin
 
     _check_syntax(text)
-    # Dates contain '-', which the parser would read as "not": quote bare date values.
-    prepared = _DATE_VALUE.sub(lambda m: f"{m.group(1)}:{m.group(2) or ''}'{m.group(3)}'", text)
+    # Dates are read by kb.when (the one date reader) and handed to Whoosh as absolute ranges.
+    prepared = absolute_dates(text, now)
     bad_dates: list[str] = []
     parser = qparser.MultifieldParser(["title", "body"], schema(), group=qparser.AndGroup)
     parser.remove_plugin_class(qparser.PlusMinusPlugin)
@@ -310,6 +310,60 @@ def parse_with_parser(text: str, now: datetime) -> Any:
     if bad_dates:
         raise QueryError(f"cannot read the date '{bad_dates[0]}' ({_DATE_HINT})")
     return query
+
+
+_DATE_RANGE = re.compile(r"\b(created|modified):\[([^\]]*)\]")
+_DATE_TERM = re.compile(r"\b(created|modified):(>=|<=|>|<)?(\"[^\"]*\"|'[^']*'|[^\s\[\"'()][^\s()]*)")
+_ISO = "%Y-%m-%dT%H:%M:%S.%f"
+# Whoosh's date parser fails on an open-ended range: the ends are written out instead.
+_EARLIEST = "1000-01-01T00:00:00.000000"
+_LATEST = "9999-12-31T23:59:59.999999"
+
+
+def absolute_dates(text: str, now: datetime) -> str:
+    """The query with every `created:`/`modified:` value read by kb.when and written as an absolute
+    range Whoosh reads: `modified:"last week"` -> `modified:[2026-11-23T... to 2026-11-30T...]`."""
+    from datetime import timedelta
+
+    from kb.when import parse_when
+
+    tick = timedelta(microseconds=1)
+
+    def stamp(moment: datetime) -> str:
+        return moment.astimezone(UTC).strftime(_ISO)
+
+    def value(raw: str) -> str:
+        return raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'" else raw
+
+    def one_range(match: re.Match[str]) -> str:
+        field, inside = match.group(1), match.group(2)
+        low, _, high = _split_range(inside)
+        start = stamp(parse_when(value(low), now).start) if low else _EARLIEST
+        end = stamp(parse_when(value(high), now).last) if high else _LATEST
+        return f"{field}:[{start} to {end}]"
+
+    def one_term(match: re.Match[str]) -> str:
+        field, op, raw = match.group(1), match.group(2) or "", match.group(3)
+        when = parse_when(value(raw), now)
+        if op == ">":
+            return f"{field}:[{stamp(when.last + tick)} to {_LATEST}]"
+        if op == ">=":
+            return f"{field}:[{stamp(when.start)} to {_LATEST}]"
+        if op == "<":
+            return f"{field}:[{_EARLIEST} to {stamp(when.start - tick)}]"
+        if op == "<=":
+            return f"{field}:[{_EARLIEST} to {stamp(when.last)}]"
+        return f"{field}:[{stamp(when.start)} to {stamp(when.last)}]"
+
+    return _DATE_TERM.sub(one_term, _DATE_RANGE.sub(one_range, text))
+
+
+def _split_range(inside: str) -> tuple[str, str, str]:
+    """`A to B`, `A to`, `to B` -> (A, "to", B) with either side possibly empty."""
+    found = re.search(r"(?i)(?:^|\s)to(?:\s|$)", inside)
+    if found is None:
+        return inside.strip(), "", ""
+    return inside[: found.start()].strip(), "to", inside[found.end() :].strip()
 
 
 _NOT_A_DATE = re.compile(r"'(.*)' is not a parseable date")

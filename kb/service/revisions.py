@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kb.config import now
 from kb.diff import NoteDiff, line_counts, note_diff
 from kb.errors import BadLimit, KbError, NoteExists, NoteNotFound, UsageError
 from kb.notes import format_timestamp, parse_note, parse_timestamp, set_fields, title_from_path, title_key
@@ -16,6 +17,7 @@ from kb.service.core import ChangeResult, ShowResult
 from kb.service.lookup import find_title, free_path, match_title, note_info, resolve_note
 from kb.service.transaction import DATED_BY_MODIFIED, recover, transaction
 from kb.store import Store
+from kb.when import BadDate, parse_when
 
 MAX_RENAME_HOPS = 200
 
@@ -272,7 +274,7 @@ def _range_text(revisions: tuple[Revision, ...] | list[Revision]) -> str:
 
 def pick(revisions: tuple[Revision, ...] | list[Revision], rev: str) -> Revision:
     """REV: a number (1 = oldest), a negative offset (-1 = the one before the latest; ~1 the same),
-    a commit id or prefix, or a date or date-time (the version current then; a date means its end)."""
+    a commit id or prefix, or a date kb.when reads (the version current at the end of it)."""
     text = rev.strip()
     n = len(revisions)
     if _NUMBER.match(text):
@@ -287,10 +289,11 @@ def pick(revisions: tuple[Revision, ...] | list[Revision], rev: str) -> Revision
             return found[0]
         if len(found) > 1:
             raise UsageError(f"'{text}' matches {len(found)} revisions; give more of the commit id")
-    moment = parse_timestamp(text)
+    try:
+        moment = parse_when(text, now()).last
+    except BadDate:
+        moment = None
     if moment is not None:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            moment = moment + timedelta(days=1) - timedelta(microseconds=1)
         current = [
             r for r in revisions if (parse_timestamp(r.date) or datetime.min.replace(tzinfo=UTC)) <= moment
         ]
@@ -299,7 +302,7 @@ def pick(revisions: tuple[Revision, ...] | list[Revision], rev: str) -> Revision
         raise UsageError(
             f"the note did not exist yet on {text}; its first revision is dated {revisions[0].date}"
         )
-    raise UsageError(f"unknown revision '{text}': use {_range_text(revisions)}")
+    raise UsageError(f"unknown revision '{text}': use {_range_text(revisions)} (kb help dates)")
 
 
 def _content(root: Path, revision: Revision) -> bytes:
