@@ -374,12 +374,18 @@ def diff(
 
 
 @app.command(context_settings={"ignore_unknown_options": True}, epilog=helptext.epilog("restore"))
-def restore(note: NoteArg, rev: Annotated[str, typer.Argument(help=REV_HELP, metavar="REV")]) -> None:
-    """Make an old revision the current version, as a new revision (nothing is lost). Brings back a
-    deleted note too (name it by its title)."""
+def restore(
+    note: NoteArg,
+    rev: Annotated[str, typer.Argument(help=REV_HELP, metavar="REV")],
+    title_too: Annotated[
+        bool, typer.Option("--title-too", help="Take that revision's title (and file name) back too.")
+    ] = False,
+) -> None:
+    """Make an old revision the current version, as a new revision (nothing is lost). The note keeps its
+    current title; brings back a deleted note too (name it by its title)."""
     from kb import render, service
 
-    render.change(service.restore(_root(), note, rev))
+    render.change(service.restore(_root(), note, rev, title_too=title_too))
 
 
 @app.command("list", epilog=helptext.epilog("list"))

@@ -105,7 +105,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "show": ("kb show ML", "kb show ML --rev 1", "kb show ML --raw > ml.md"),
     "log": ("kb log", 'kb log "Machine Learning" -n 5', "kb log ML --json"),
     "diff": ("kb diff ML", "kb diff ML 1 2 --stat", "kb diff ML -1 --word-diff"),
-    "restore": ("kb restore ML 1", 'kb restore "Deleted note" -1'),
+    "restore": ("kb restore ML 1", 'kb restore "Deleted note" -1', 'kb restore ML "2 weeks ago" --title-too'),
     "list": ("kb list", "kb list -t Study --sort title", "kb list --folder postgres --json"),
     "tags": ("kb tags", "kb tags --json"),
     "rm": ('kb rm "Old note"', "kb rm notes/old.md"),

@@ -225,16 +225,44 @@ def test_restore_makes_an_old_revision_current_and_keeps_everything(history, kb,
     before = kb("show", "Beta", "--raw").stdout
     r = kb("restore", "Beta", "2")
     assert r.exit_code == 0, r.stderr
+    # revision 2 was titled Alpha: its content comes back under today's title and file
+    assert log_subjects(root)[0] == "Restore: Beta to revision 2"
+    assert not (root / "notes" / "Alpha.md").exists()
+    text = (root / "notes" / "Beta.md").read_text()
+    assert "title: Beta\n" in text and "tags: [one]\n" in text and "second line" in text
+    assert "third line" not in text
+    assert "modified: '2026-03-01T00:00:00.000Z'" in text and "created: '2026-01-01T10:00:00.000Z'" in text
+    revs = revisions(kb, "Beta")
+    assert len(revs) == 6 and revs[-1]["action"] == "restore"
+    assert [r["path"] for r in revs] == ["notes/Alpha.md"] * 3 + ["notes/Beta.md"] * 3  # one line
+    assert kb("show", "Beta", "--rev", "5").stdout == before
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_restore_title_too_takes_the_old_title_back(history, kb, root, monkeypatch):
+    monkeypatch.setenv("KB_NOW", "2026-03-01T00:00:00.000Z")
+    r = kb("restore", "Beta", "2", "--title-too")
+    assert r.exit_code == 0, r.stderr
     assert log_subjects(root)[0] == "Restore: Alpha to revision 2"
     assert not (root / "notes" / "Beta.md").exists()
     text = (root / "notes" / "Alpha.md").read_text()
-    assert "title: Alpha\n" in text and "tags: [one]\n" in text and "second line" in text
-    assert "third line" not in text
-    assert "modified: '2026-03-01T00:00:00.000Z'" in text and "created: '2026-01-01T10:00:00.000Z'" in text
+    assert "title: Alpha\n" in text and "second line" in text
     revs = revisions(kb, "Alpha")
     assert len(revs) == 6 and revs[-1]["action"] == "restore"
-    assert kb("show", "Alpha", "--rev", "5").stdout == before
-    assert git(root, "status", "--porcelain") == ""
+
+
+def test_restore_keeps_a_heading_title_in_a_vault(kb, tmp_path):
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "plan.md").write_text("# Old plan\n\nfirst idea\n")
+    assert kb("--kb", str(vault), "init").exit_code == 0
+    assert kb("--kb", str(vault), "edit", "Old plan", "--title", "New plan").exit_code == 0
+    assert kb("--kb", str(vault), "edit", "New plan", "-a", "second idea").exit_code == 0
+    r = kb("--kb", str(vault), "restore", "New plan", "1")
+    assert r.exit_code == 0, r.stderr
+    files = sorted(p.name for p in vault.glob("*.md"))
+    assert len(files) == 1
+    assert (vault / files[0]).read_text() == "# New plan\n\nfirst idea\n"  # no front matter added
 
 
 def test_restore_brings_back_a_deleted_note(history, kb, root):

@@ -4,7 +4,7 @@ diffs between any two versions, restoring an old version as a new revision."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 from kb.config import now
 from kb.diff import NoteDiff, line_counts, note_diff
 from kb.errors import BadLimit, KbError, NoteExists, NoteNotFound, UsageError
-from kb.notes import format_timestamp, parse_note, parse_timestamp, set_fields, title_from_path, title_key
+from kb.notes import (
+    Document,
+    format_timestamp,
+    parse_note,
+    parse_timestamp,
+    set_fields,
+    title_from_path,
+    title_key,
+)
 from kb.service.core import ChangeResult, ShowResult
 from kb.service.lookup import find_title, free_path, match_title, note_info, resolve_note
 from kb.service.transaction import DATED_BY_MODIFIED, recover, transaction
@@ -358,9 +366,11 @@ def diff(root: Path, ref: str, a: str | None = None, b: str | None = None) -> Di
 # ---------------------------------------------------------------- restore
 
 
-def restore(root: Path, ref: str, rev: str) -> ChangeResult:
-    """The note becomes that revision's content (title, tags, body), `created` kept and `modified` now,
-    as a new revision. Brings back a deleted note too."""
+def restore(root: Path, ref: str, rev: str, title_too: bool = False) -> ChangeResult:
+    """The note becomes that revision's content (tags, body), `created` kept and `modified` now, as a new
+    revision. The note keeps its current title and file (a revision from before a rename is restored under
+    today's name, so its log stays one line); `title_too` takes that revision's title (and file name) back
+    as well. Brings back a deleted note too, under its last title."""
     log = note_log(root, ref)
     revision = pick(log.revisions, rev)
     old_raw = _content(root, revision)
@@ -370,21 +380,37 @@ def restore(root: Path, ref: str, rev: str) -> ChangeResult:
     with transaction(root, scan=True) as tx:
         current_path = log.path if tx.store.exists(log.path) else None
         current = parse_note(tx.store.read(current_path)) if current_path else None
-        title = old.title_for(revision.path)
-        other = find_title(tx.store, title, except_path=current_path)
-        if other:
-            raise NoteExists(other.title, other.path, "rename it first")
+        old_title = old.title_for(revision.path)
+        doc = old.doc
         updates: dict[str, str | list[str] | None] = {"modified": tx.stamp}
+        if current is not None and current_path is not None and not title_too:
+            title = current.title_for(current_path)
+            if title_key(title) != title_key(old_title):
+                if old.title is not None:
+                    updates["title"] = title
+                elif old.heading is not None:
+                    doc = _with_heading(doc, old.heading, title)
+            path = current_path
+        else:
+            title = old_title
+            other = find_title(tx.store, title, except_path=current_path)
+            if other:
+                raise NoteExists(other.title, other.path, "rename it first, or restore without --title-too")
+            same = current is not None and title_key(title) == title_key(
+                current.title_for(current_path or "")
+            )
+            if current_path and same:
+                path = current_path
+            elif current_path:
+                path = free_path(tx.store, title, except_path=current_path)
+            else:
+                path = revision.path if not tx.store.exists(revision.path) else free_path(tx.store, title)
         if current is not None and current.created and current.created != old.created:
             updates["created"] = current.created
-        doc = set_fields(old.doc, updates)
+        if not old.modified and tx.store.layout.in_place:
+            del updates["modified"]  # a vault's note without dates gets none
+        doc = set_fields(doc, updates) if updates else doc
         data = doc.render().encode("utf-8")
-        if current_path and title_key(title) == title_key(current.title if current and current.title else ""):
-            path = current_path
-        elif current_path:
-            path = free_path(tx.store, title, except_path=current_path)
-        else:
-            path = revision.path if not tx.store.exists(revision.path) else free_path(tx.store, title)
         writes: dict[str, bytes | None] = {path: data}
         message = f"Restore: {title} to revision {revision.number}"
         if current_path and current_path != path:
@@ -400,3 +426,14 @@ def restore(root: Path, ref: str, rev: str) -> ChangeResult:
             external=tx.external,
             warnings=warnings,
         )
+
+
+def _with_heading(doc: Document, old: str, new: str) -> Document:
+    """The document with its first-line `# old` heading reading `# new`."""
+    lead = len(doc.body) - len(doc.body.lstrip("\r\n\t "))
+    lead = doc.body.rfind("\n", 0, lead) + 1  # from the start of that line
+    first, nl, rest = doc.body[lead:].partition("\n")
+    found = re.match(r"^([ \t]*#[ \t]+)(.*?)([ \t]*#*[ \t]*\r?)$", first)
+    if found is None or found.group(2).strip() != old:
+        return doc
+    return replace(doc, body=doc.body[:lead] + found.group(1) + new + found.group(3) + nl + rest)
