@@ -294,6 +294,14 @@ NoteArg = Annotated[
     ),
 ]
 REV_HELP = "A revision: 2 (1 = oldest), -1 (the one before the latest), a commit id, or a date."
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="The knowledge base as it was then: a date (kb help dates) or a commit id. Read-only.",
+        metavar="WHEN",
+    ),
+]
 
 
 @app.command(epilog=helptext.epilog("show"))
@@ -304,12 +312,15 @@ def show(
         bool, typer.Option("--raw", help="Print the file as it is, front matter included.")
     ] = False,
     json: JsonOpt = False,
+    as_of: AsOfOpt = None,
 ) -> None:
     """Show a note or one of its revisions: rendered on a terminal, the raw file when piped or with --raw."""
     from kb import render, service
 
+    if rev is not None and as_of is not None:
+        raise UsageError("--rev and --as-of both choose a version; give one of them")
     result = (
-        service.show(_reading_root(), note)
+        service.show(_reading_root(), note, as_of)
         if rev is None
         else service.show_revision(_reading_root(), note, rev)
     )
@@ -341,6 +352,46 @@ def log(
         render.recent(service.recent(_reading_root(), limit or 20), json)
     else:
         render.note_log(service.note_log(_reading_root(), note), limit, json)
+
+
+@app.command(epilog=helptext.epilog("changes"))
+def changes(
+    notes: Annotated[
+        list[str] | None,
+        typer.Argument(help="Only these notes.", metavar="[NOTE]...", autocompletion=completion.notes),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="From this date or commit (default: 7 days ago; kb help dates).", metavar="WHEN"
+        ),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Up to this date or commit (default: now).", metavar="WHEN")
+    ] = None,
+    patch: Annotated[bool, typer.Option("--patch", "-p", help="Show each note's diff too.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """What changed: one entry per note (added, edited, renamed, moved, deleted, restored) with its
+    revisions, lines and sections changed in the window, grouped by day, newest first."""
+    from kb import render, service
+
+    render.changes(service.changes(_reading_root(), since, until, notes or (), patch), patch, json)
+
+
+@app.command(epilog=helptext.epilog("blame"))
+def blame(
+    note: NoteArg,
+    rev: Annotated[
+        str | None, typer.Argument(help="At this revision (default: the latest).", metavar="[REV]")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Every line of a note (front matter included) with the revision that last changed it, its date
+    and commit, through renames."""
+    from kb import render, service
+
+    render.blame(service.blame(_reading_root(), note, rev), json)
 
 
 @app.command(context_settings={"ignore_unknown_options": True}, epilog=helptext.epilog("diff"))
@@ -416,6 +467,7 @@ def list_(
         str | None, typer.Option("--linked-by", help="Only notes this note links to.", metavar="NOTE")
     ] = None,
     dead_links: Annotated[bool, typer.Option("--dead-links", help="Only notes with a dead link.")] = False,
+    as_of: AsOfOpt = None,
 ) -> None:
     """List notes."""
     from kb import render, service
@@ -423,18 +475,20 @@ def list_(
     root = _reading_root()
     paths = None
     if orphans or links_to is not None or linked_by is not None or dead_links:
+        if as_of is not None:
+            raise UsageError("--as-of does not combine with the link filters yet")
         paths = service.link_filter(
             root, orphans=orphans, links_to=links_to, linked_by=linked_by, dead_links=dead_links
         )
-    render.note_list(service.list_notes(root, tag, sort, folder, paths), json)
+    render.note_list(service.list_notes(root, tag, sort, folder, paths, as_of), json)
 
 
 @app.command(epilog=helptext.epilog("tags"))
-def tags(json: JsonOpt = False) -> None:
+def tags(json: JsonOpt = False, as_of: AsOfOpt = None) -> None:
     """List tags with how many notes carry each; a parent tag counts its children's notes."""
     from kb import render, service
 
-    render.tag_list(service.tags(_reading_root()), json)
+    render.tag_list(service.tags(_reading_root(), as_of), json)
 
 
 @app.command(epilog=helptext.epilog("rm"))

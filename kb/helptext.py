@@ -105,6 +105,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "show": ("kb show ML", "kb show ML --rev 1", "kb show ML --raw > ml.md"),
     "log": ("kb log", 'kb log "Machine Learning" -n 5', "kb log ML --json"),
     "diff": ("kb diff ML", "kb diff ML 1 2 --stat", "kb diff ML -1 --word-diff"),
+    "changes": (
+        "kb changes",
+        "kb changes --since 'last monday' --patch",
+        'kb changes --since 2021-11 --until 2021-12 "Machine Learning"',
+    ),
+    "blame": ('kb blame "Machine Learning"', 'kb blame "Machine Learning" 3', "kb blame ML --json"),
     "restore": ("kb restore ML 1", 'kb restore "Deleted note" -1', 'kb restore ML "2 weeks ago" --title-too'),
     "list": ("kb list", "kb list -t Study --sort title", "kb list --folder postgres --json"),
     "tags": ("kb tags", "kb tags --json"),

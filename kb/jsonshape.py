@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from kb.service.importing import ImportResult
     from kb.service.links import LinksResult
     from kb.service.revisions import DiffResult, NoteLog, RecentLog
+    from kb.service.timeline import BlameResult, ChangesResult
 
     JsonResult: TypeAlias = (
         ShowResult
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
         | ImportResult
         | LinksResult
         | CheckResult
+        | ChangesResult
+        | BlameResult
     )
 
 JSON_VERSION = 1
@@ -151,6 +154,13 @@ def _shape(result: JsonResult) -> dict[str, Json]:
                 "fixed": list(result.fixed),
                 "problems": record(result.findings),
             }
+    elif module == "kb.service.timeline":
+        from kb.service.timeline import BlameResult, ChangesResult
+
+        if isinstance(result, ChangesResult):
+            return {"since": result.since, "until": result.until, "changes": record(result.changes)}
+        if isinstance(result, BlameResult):
+            return _object(result)
     raise TypeError(f"no JSON shape for {type(result).__name__}")
 
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from kb.service.revisions import Change, DiffResult, NoteLog, RecentLog
     from kb.service.search import ReindexResult
     from kb.service.sync import SyncResult
+    from kb.service.timeline import BlameResult, ChangesResult
 
 
 def _stdout_is_terminal() -> bool:
@@ -784,3 +785,98 @@ def linked_before_delete(result: LinksResult) -> bool:
     for r in rows:
         _err(f"  {r.source}:{r.line}\t{_written(r)}")
     return True
+
+
+@_paged
+def changes(result: ChangesResult, patch: bool, json: bool) -> None:
+    """One entry per note, grouped by the day of its last change, newest first."""
+    if json:
+        _json(document(result))
+        return
+    if not result.changes:
+        since, until = (moment[:16].replace("T", " ") for moment in (result.since, result.until))
+        hint(f"No notes changed between {since} and {until}.")
+        return
+    terminal_out = _stdout_is_terminal()
+    if not terminal_out:
+        rows = []
+        for c in result.changes:
+            was = f"\t(was {c.old_path})" if c.old_path else ""
+            rows.append(
+                f"{c.last[:10]}\t{c.kind}\t{c.title}\t{c.path}\t{_count(c.revisions, 'revision')}"
+                f"\t+{c.added} -{c.removed}{was}\n"
+            )
+            if patch and c.patch:
+                rows.append(c.patch if c.patch.endswith("\n") else c.patch + "\n")
+        _out("".join(rows))
+        return
+    console = _console()
+    from rich.text import Text
+
+    day = ""
+    styles = {
+        "added": "green",
+        "deleted": "red",
+        "restored": "magenta",
+        "renamed": "yellow",
+        "moved": "yellow",
+    }
+    for c in result.changes:
+        if c.last[:10] != day:
+            day = c.last[:10]
+            console.print(_text(day, "bold"))
+        line = Text("  ")
+        line.append(f"{c.kind:<9}", style=styles.get(c.kind, "cyan"))
+        line.append(" ")
+        line.append(visible(c.title), style="bold")
+        line.append(f"  {visible(c.path)}", style="dim")
+        if c.old_path:
+            line.append(f" (was {visible(c.old_path)})", style="dim")
+        line.append(f"  {_count(c.revisions, 'revision')}  ")
+        line.append(f"+{c.added}", style="green")
+        line.append(" ")
+        line.append(f"-{c.removed}", style="red")
+        console.print(line)
+        if c.sections:
+            shown = ", ".join(visible(s) for s in c.sections[:5])
+            more = f" and {len(c.sections) - 5} more" if len(c.sections) > 5 else ""
+            console.print(_text(f"            sections: {shown}{more}", "dim"))
+        if patch and c.patch:
+            for text in _styled_patch(visible(c.patch), False):
+                console.print(text)
+
+
+_AGE_STYLES = ("bright_green", "green", "yellow", "dark_orange", "red", "bright_black")
+
+
+@_paged
+def blame(result: BlameResult, json: bool) -> None:
+    """Each line with its revision, date and commit; on a terminal a gutter coloured by age."""
+    if json:
+        _json(document(result))
+        return
+    width = len(str(max((line.revision for line in result.lines), default=0)))
+    if not _stdout_is_terminal():
+        _out(
+            "".join(
+                f"{line.revision:>{width}} {line.date[:10] or '?':10} {line.commit[:8]} "
+                f"{line.line:>4}) {visible(line.text)}\n"
+                for line in result.lines
+            )
+        )
+        return
+    from rich.text import Text
+
+    dates = sorted({line.date for line in result.lines if line.date})
+    console = _console()
+    console.print(_text(f"{result.title} ({result.path}), revision {result.revision}", "bold"))
+    for line in result.lines:
+        age = dates.index(line.date) if line.date in dates else -1
+        # newest lines brightest: the rank among the note's dates, in len(_AGE_STYLES) steps
+        step = 0 if age < 0 else (len(dates) - 1 - age) * (len(_AGE_STYLES) - 1) // max(len(dates) - 1, 1)
+        gutter = Text(
+            f"{line.revision:>{width}} {line.date[:10] or '?':10} {line.commit[:8]} ", style=_AGE_STYLES[step]
+        )
+        gutter.append(f"{line.line:>4}│ ", style="dim")
+        gutter.append(visible(line.text))
+        console.print(gutter, soft_wrap=True)

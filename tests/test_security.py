@@ -358,7 +358,7 @@ HOSTILE_QUERIES = {
     "5000 parentheses": ("(" * 5000 + "word" + ")" * 5000, "more than 32 deep"),
     "bad comparison date": ("created:>1", "cannot read the date '1'"),
     "bad range date": ("modified:[1 to 2]", "cannot read the date '1'"),
-    "year zero": ("created:>0000-00-00", "cannot read a date"),
+    "year zero": ("created:>0000-00-00", "cannot read the date '0000-00-00'"),
     "fuzzy prefix": ("word~/2", "a fuzzy term is word~ or word~2"),
 }
 

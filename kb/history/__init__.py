@@ -472,15 +472,30 @@ class History(_Repository):
         out = self._git("log", f"--format=%(trailers:key={key},valueonly,separator=%x00)%x00")
         return {value.strip() for value in out.split("\0") if value.strip()}
 
-    def path_dates(self) -> dict[str, tuple[str, str]]:
-        """Every committed path's first and last commit dates; empty where history cannot be read."""
+    def path_dates(self, until: str | None = None) -> dict[str, tuple[str, str]]:
+        """Every committed path's first and last commit dates (up to the commit `until`, when given);
+        empty where history cannot be read."""
         head = self.head()
         if head is None:
             return {}
         try:
-            return self._revision_cache().path_dates(head)
+            return self._revision_cache().path_dates(head, until)
         except CacheUnavailable:
             return {}
+
+    def commit_rows(self) -> list[tuple[int, str, str, str, str]]:
+        """Every commit reachable from HEAD as (n, sha, author date, subject, body), oldest first, n its
+        place in the revision cache (changes_between and blob_before take it)."""
+        head = self.head()
+        return [] if head is None else self._revision_cache().commits(head)
+
+    def changes_between(self, low: int, high: int) -> list[tuple[int, str, str, str | None]]:
+        head = self.head()
+        return [] if head is None else self._revision_cache().changes_between(head, low, high)
+
+    def blob_before(self, path: str, n: int) -> tuple[bool, str | None]:
+        head = self.head()
+        return (False, None) if head is None else self._revision_cache().blob_before(head, path, n)
 
     def renamed_from(self, commit: CommitInfo) -> str | None:
         """The path this commit renamed its note from: kb's trailer, else git's rename detection."""
@@ -609,6 +624,67 @@ class History(_Repository):
             for path, status, _ in changes
             if status == "D"
         ]
+
+    def first_parent_dates(self) -> list[tuple[str, datetime]]:
+        """HEAD and its first parents, newest first, each with its author date (the notes' own time:
+        kb dates a commit by the note's `modified`, an import replays its source's dates)."""
+        if self.head() is None:
+            return []
+        out = self._git("log", "--first-parent", "--format=%H %aI")
+        result = []
+        for line in out.splitlines():
+            sha, _, date = line.partition(" ")
+            try:
+                result.append((sha, datetime.fromisoformat(date)))
+            except ValueError:
+                continue
+        return result
+
+    def commit_of(self, text: str) -> tuple[str, datetime] | None:
+        """The commit a commit id or prefix names (reachable or not), with its author date; None if none."""
+        proc = self._run(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{text}^{{commit}}"])
+        sha = proc.stdout.decode("ascii", "replace").strip()
+        if proc.returncode != 0 or not sha:
+            return None
+        date = self._git("show", "-s", "--format=%aI", sha, "--").strip()
+        try:
+            return sha, datetime.fromisoformat(date)
+        except ValueError:
+            return None
+
+    def tree(self, sha: str, prefix: str = "") -> list[tuple[str, str]]:
+        """(path, blob id) of every file in the commit's tree (under `prefix`/, when given)."""
+        args = ["ls-tree", "-r", "-z", "--full-tree", sha]
+        if prefix:
+            args += ["--", prefix + "/"]
+        out = self._git(*args)
+        files = []
+        for entry in out.split("\0"):
+            meta, tab, path = entry.partition("\t")
+            parts = meta.split()
+            if tab and len(parts) == 3 and parts[1] == "blob":
+                files.append((path, parts[2]))
+        return files
+
+    def blame(self, sha: str, path: str) -> list[tuple[str, str, bytes]]:
+        """Every line of `path` at commit `sha`: (the commit that last changed it, its path in that commit,
+        the line's bytes), following renames as git blame does."""
+        proc = self._run(["blame", "--porcelain", sha, "--", path])
+        if proc.returncode != 0:
+            raise GitError(f"git blame failed: {last_line(proc.stderr.decode('utf-8', 'replace'))}")
+        lines: list[tuple[str, str, bytes]] = []
+        paths: dict[str, str] = {}
+        current = ""
+        for raw in proc.stdout.split(b"\n"):
+            if raw.startswith(b"\t"):
+                lines.append((current, paths.get(current, path), raw[1:]))
+                continue
+            head = raw.split(b" ", 1)
+            if len(head[0]) == 40 and all(c in b"0123456789abcdef" for c in head[0]):
+                current = head[0].decode("ascii")
+            elif head[0] == b"filename" and len(head) == 2:
+                paths[current] = head[1].decode("utf-8", "surrogateescape")
+        return lines
 
     def commit_beside(self, path: str, content: bytes, message: str, author_date: datetime) -> str:
         """Record `content` as an earlier revision of `path` without touching the working tree or the

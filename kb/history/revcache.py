@@ -207,16 +207,48 @@ class RevisionCache:
         )
         return [Row(*row) for row in rows]
 
-    def path_dates(self, head: str) -> dict[str, tuple[str, str]]:
-        """Every path's first and last commit dates (author dates, ISO 8601)."""
+    def path_dates(self, head: str, until: str | None = None) -> dict[str, tuple[str, str]]:
+        """Every path's first and last commit dates (author dates, ISO 8601); with `until`, counting only
+        the commits up to that one in the log's order."""
         # Commits whose date is not their files' (kb's adoption of existing files, an import dated by the
         # notes' own front matter) do not count.
         dated = "SELECT n FROM commits WHERE body NOT LIKE '%Kb-Dated-By:%'"
+        params: tuple[str, ...] = ()
+        if until is not None:
+            dated += " AND n <= (SELECT n FROM commits WHERE sha = ?)"
+            params = (until,)
         spans = f"SELECT path, MIN(n) lo, MAX(n) hi FROM changes WHERE n IN ({dated}) GROUP BY path"
         ends = "JOIN commits a ON a.n = p.lo JOIN commits b ON b.n = p.hi"
         sql = f"SELECT p.path, a.date, b.date FROM ({spans}) p {ends}"
-        rows = self._query(head, sql, ())
+        rows = self._query(head, sql, params)
         return {path: (first, last) for path, first, last in rows}
+
+    def commits(self, head: str) -> list[tuple[int, str, str, str, str]]:
+        """Every commit reachable from `head` as (n, sha, date, subject, body), oldest first."""
+        return [
+            tuple(row)
+            for row in self._query(head, "SELECT n, sha, date, subject, body FROM commits ORDER BY n", ())
+        ]
+
+    def changes_between(self, head: str, low: int, high: int) -> list[tuple[int, str, str, str | None]]:
+        """(n, path, status, blob) of every change made by the commits low..high, in that order."""
+        return [
+            tuple(row)
+            for row in self._query(
+                head,
+                "SELECT n, path, status, blob FROM changes WHERE n >= ? AND n <= ? ORDER BY n",
+                (str(low), str(high)),
+            )
+        ]
+
+    def blob_before(self, head: str, path: str, n: int) -> tuple[bool, str | None]:
+        """(whether `path` had been changed before commit n, its blob after the last such change)."""
+        rows = self._query(
+            head,
+            "SELECT blob FROM changes WHERE path = ? AND n < ? ORDER BY n DESC LIMIT 1",
+            (path, str(n)),
+        )
+        return (bool(rows), rows[0][0] if rows else None)
 
     def deleted(self, head: str, prefix: str) -> list[tuple[str, str]]:
         """(commit, path) of every deletion of a path under `prefix`/, newest first."""

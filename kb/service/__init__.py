@@ -53,9 +53,21 @@ if TYPE_CHECKING:  # what mypy sees: the real names, so every call from kb.cli i
     from kb.service.sync import Conflict as Conflict
     from kb.service.sync import SyncResult as SyncResult
     from kb.service.sync import sync as sync
+    from kb.service.timeline import BlameLine as BlameLine
+    from kb.service.timeline import BlameResult as BlameResult
+    from kb.service.timeline import ChangesResult as ChangesResult
+    from kb.service.timeline import NoteChange as NoteChange
+    from kb.service.timeline import blame as blame
+    from kb.service.timeline import changes as changes
 
 # At run time each name is imported from its module on first use (a command loads only what it needs).
 _WHERE = {
+    "BlameLine": "timeline",
+    "BlameResult": "timeline",
+    "ChangesResult": "timeline",
+    "NoteChange": "timeline",
+    "blame": "timeline",
+    "changes": "timeline",
     "ChangeResult": "core",
     "CheckResult": "check",
     "Conflict": "sync",

@@ -123,8 +123,14 @@ def _resolve_or_deleted(store: Store, ref: str) -> str:
         raise
 
 
-def show(root: Path, ref: str) -> ShowResult:
+def show(root: Path, ref: str, as_of: str | None = None) -> ShowResult:
     recover(root)
+    if as_of is not None:
+        from kb.service.timeline import note_as_of
+
+        old = note_as_of(root, ref, as_of)
+        parsed = parse_note(old.raw)
+        return ShowResult(old.info, old.raw, parsed.body, dict(parsed.extra))
     store = Store(root)
     path = _resolve_or_deleted(store, ref)
     raw, parsed = load_note(store, path)
@@ -143,11 +149,13 @@ def list_notes(
     sort: str = "modified",
     folder: str | None = None,
     paths: frozenset[str] | None = None,
+    as_of: str | None = None,
 ) -> ListResult:
-    """Every note, or those with the tag, in the folder, among `paths` (see kb.service.links.link_filter)."""
+    """Every note, or those with the tag, in the folder, among `paths` (see kb.service.links.link_filter);
+    `as_of`: the notes as they were at the end of that WHEN."""
     recover(root)
     store = Store(root)
-    infos, warnings = all_notes(store)
+    infos, warnings = _infos(root, store, as_of)
     if paths is not None:
         infos = [i for i in infos if i.path in paths]
     if folder is not None:
@@ -181,9 +189,17 @@ def list_notes(
     return ListResult(tuple(infos), tuple(warnings))
 
 
-def tags(root: Path) -> TagsResult:
+def _infos(root: Path, store: Store, as_of: str | None) -> tuple[list[NoteInfo], list[str]]:
+    if as_of is None:
+        return all_notes(store)
+    from kb.service.timeline import infos_as_of
+
+    return infos_as_of(root, as_of), []
+
+
+def tags(root: Path, as_of: str | None = None) -> TagsResult:
     recover(root)
-    infos, warnings = all_notes(Store(root))
+    infos, warnings = _infos(root, Store(root), as_of)
     # Tags that differ only in case (`Work`, `work`) are one tag, as `tag:` finds them: counted together,
     # shown in the form most notes use.
     counts: dict[str, int] = {}

@@ -80,7 +80,7 @@ class DiffResult:
     diff: NoteDiff
 
 
-def _action(subject: str) -> str:
+def action_of(subject: str) -> str:
     """What a commit did, from kb's message: "Add: T" -> "add"; another tool's message -> "commit"."""
     if subject.startswith("Initialize knowledge base"):
         return "init"
@@ -192,7 +192,7 @@ def revisions_of(root: Path, path: str) -> list[Revision]:
                 number,
                 commit.sha,
                 moment,
-                _action(commit.subject),
+                action_of(commit.subject),
                 commit.subject,
                 commit.path,
                 added,
@@ -260,7 +260,7 @@ def recent(root: Path, limit: int = 20) -> RecentLog:
             Change(
                 commit.sha,
                 commit.author_date.isoformat(),
-                _action(commit.subject),
+                action_of(commit.subject),
                 commit.subject,
                 tuple(paths),
             )

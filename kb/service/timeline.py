@@ -1,0 +1,464 @@
+"""The knowledge base in time: WHEN read (a date or a commit id), the notes as they were at a moment
+(`--as-of`), what changed in a window (`kb changes`), and who wrote each line (`kb blame`).
+
+The state at a moment is the tree of a commit: the newest commit on HEAD's first-parent line whose author
+date (the notes' own time) is not after the moment. Its notes are read from git by blob id; what kb lists of
+a version (title, tags, dates) is kept per blob in `index/versions.sqlite3` (derived, rebuildable), so a
+second look at the same moment parses nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kb.config import now
+from kb.errors import AmbiguousNote, KbError, NoteNotFound, UsageError
+from kb.notes import format_timestamp, parse_note, title_from_path
+from kb.service.lookup import NoteInfo, match_title
+from kb.store import Store
+from kb.when import When, looks_like_commit, parse_when
+
+if TYPE_CHECKING:
+    from kb.history import History
+
+VERSIONS_DB = "versions.sqlite3"
+VERSIONS_FORMAT = "1"
+_SEP = "\x1f"
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """A resolved moment: the commit whose tree was the knowledge base then."""
+
+    text: str  # what the user typed
+    commit: str
+    date: str  # that commit's date (UTC, as kb writes dates)
+
+
+def _history(root: Path) -> History:
+    from kb.history import History
+
+    if not (root / ".git").exists():
+        raise NoteNotFound(f"there is no history at {root} yet")
+    return History(root)
+
+
+def read_when(root: Path, text: str, what: str = "date") -> When:
+    """A WHEN: a date kb.when reads, or a commit id (the moment of that commit)."""
+    if looks_like_commit(text) and (root / ".git").exists():
+        found = _history(root).commit_of(text.strip())
+        if found is not None:
+            return When(found[1], found[1], text)
+    return parse_when(text, now(), what)
+
+
+def as_of(root: Path, text: str) -> AsOf:
+    """The commit that was the knowledge base at the end of WHEN (a commit id: that commit)."""
+    if not text.strip():
+        raise UsageError("--as-of needs a date or a commit id (kb help dates)")
+    history = _history(root)
+    if looks_like_commit(text):
+        found = history.commit_of(text.strip())
+        if found is not None:
+            return AsOf(text, found[0], format_timestamp(found[1]))
+    moment = parse_when(text, now(), "date").last
+    line = history.first_parent_dates()
+    for sha, date in line:
+        if date <= moment:
+            return AsOf(text, sha, format_timestamp(date))
+    if not line:
+        raise NoteNotFound("the knowledge base has no revisions yet")
+    first = format_timestamp(min(date for _, date in line))
+    raise NoteNotFound(f"the knowledge base had no revisions yet on {text}; its first is dated {first}")
+
+
+# ---------------------------------------------------------------- the notes at a moment
+
+
+@dataclass(frozen=True)
+class Version:
+    """One note as it was at a moment."""
+
+    info: NoteInfo
+    blob: str
+
+
+def notes_at(root: Path, moment: AsOf) -> list[Version]:
+    """Every note in the commit's tree, with its title, tags and dates as they were."""
+    store = Store(root)
+    history = _history(root)
+    files = [
+        (path, blob)
+        for path, blob in history.tree(moment.commit, store.layout.notes)
+        if store.is_note_path(path)
+    ]
+    meta = _versions(root, history, [blob for _, blob in files])
+    spans = _git_dates(history, moment.commit)
+    result = []
+    for path, blob in files:
+        title, heading, tags, created, modified, problem = meta[blob]
+        first, last = spans.get(path, (None, None))
+        info = NoteInfo(
+            title=title or heading or title_from_path(path),
+            path=path,
+            tags=tuple(t for t in tags.split(_SEP) if t),
+            created=created or first,
+            modified=modified or last,
+            problem=problem,
+        )
+        result.append(Version(info, blob))
+    return result
+
+
+Meta = tuple[str | None, str | None, str, str | None, str | None, str | None]
+
+
+def _versions(root: Path, history: History, blobs: Sequence[str]) -> dict[str, Meta]:
+    """What kb lists of each blob (title, heading, tags, created, modified, problem), from the cache or
+    parsed now (and kept)."""
+    wanted = sorted(set(blobs))
+    found: dict[str, Meta] = {}
+    db = _open_versions(root)
+    try:
+        if db is not None:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in db.execute(f"SELECT * FROM versions WHERE blob IN ({marks})", chunk):
+                    found[row[0]] = tuple(row[1:])
+        missing = [b for b in wanted if b not in found]
+        fresh: list[tuple[str, Meta]] = []
+        for start in range(0, len(missing), 1000):
+            chunk = missing[start : start + 1000]
+            for blob, raw in zip(chunk, history.read_blobs(chunk), strict=True):
+                parsed = parse_note(raw or b"", with_extra=False)
+                created, modified = parsed.dates
+                meta: Meta = (
+                    parsed.title,
+                    parsed.heading,
+                    _SEP.join(parsed.all_tags),
+                    created,
+                    modified,
+                    parsed.problem,
+                )
+                found[blob] = meta
+                fresh.append((blob, meta))
+        if db is not None and fresh:
+            try:
+                db.executemany(
+                    "INSERT OR REPLACE INTO versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    ((b, *m) for b, m in fresh),
+                )
+                db.commit()
+            except sqlite3.Error:
+                pass  # a cache that cannot be written is simply not kept
+    finally:
+        if db is not None:
+            db.close()
+    return found
+
+
+def _open_versions(root: Path) -> sqlite3.Connection | None:
+    folder = root / "index"
+    try:
+        folder.mkdir(exist_ok=True)
+        db = sqlite3.connect(folder / VERSIONS_DB, timeout=10)
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        if row is None or row[0] != VERSIONS_FORMAT:
+            db.execute("DROP TABLE IF EXISTS versions")
+            db.execute(
+                "CREATE TABLE versions (blob TEXT PRIMARY KEY, title TEXT, heading TEXT, tags TEXT,"
+                " created TEXT, modified TEXT, problem TEXT)"
+            )
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (VERSIONS_FORMAT,))
+            db.commit()
+        return db
+    except (sqlite3.Error, OSError):
+        return None
+
+
+def _git_dates(history: History, commit: str) -> dict[str, tuple[str, str]]:
+    """Each path's first and last commit dates up to `commit`, for notes that carry no dates."""
+    return {
+        path: (format_timestamp(datetime.fromisoformat(a)), format_timestamp(datetime.fromisoformat(b)))
+        for path, (a, b) in history.path_dates(until=commit).items()
+    }
+
+
+def find_at(notes: Sequence[Version], ref: str, moment: AsOf, prefix: str = "") -> Version:
+    """NOTE among the notes of a moment: a path (with or without .md, from the root or the notes root), a
+    file name, a title, a prefix of a title."""
+    if not ref.strip():
+        raise UsageError("NOTE is empty")
+    plain = ref.removeprefix("./")
+    by_path = {v.info.path: v for v in notes}
+    for candidate in (plain, f"{plain}.md", f"{prefix}{plain}", f"{prefix}{plain}.md"):
+        if candidate in by_path:
+            return by_path[candidate]
+    found = match_title(ref, [(v.info.path, v.info.title) for v in notes])
+    if len(found) == 1:
+        return by_path[found[0][0]]
+    if found:
+        names = ", ".join(f"'{title}' ({path})" for path, title in found[:10])
+        raise AmbiguousNote(
+            f"'{ref}' matched {len(found)} notes on {moment.text}: {names}; name one by its path"
+        )
+    raise NoteNotFound(
+        f"no note matched '{ref}' on {moment.text} (as of revision {moment.commit[:8]}, {moment.date})"
+    )
+
+
+def infos_as_of(root: Path, text: str) -> list[NoteInfo]:
+    """The notes' records as they were at the end of WHEN (for kb list and kb tags)."""
+    return [version.info for version in notes_at(root, as_of(root, text))]
+
+
+@dataclass(frozen=True)
+class OldNote:
+    """A note as it was at a moment (for kb show --as-of)."""
+
+    info: NoteInfo
+    raw: bytes
+    moment: AsOf
+
+
+def note_as_of(root: Path, ref: str, text: str) -> OldNote:
+    moment = as_of(root, text)
+    version = find_at(notes_at(root, moment), ref, moment, Store(root).prefix)
+    [raw] = _history(root).read_blobs([version.blob])
+    return OldNote(version.info, raw or b"", moment)
+
+
+# ---------------------------------------------------------------- what changed
+
+
+@dataclass(frozen=True)
+class NoteChange:
+    """One note's changes in a window."""
+
+    title: str
+    kind: str  # added, edited, renamed, moved, deleted, restored
+    path: str  # its path at the end of the window (the last one, if deleted)
+    old_path: str | None  # its path before, when renamed or moved
+    revisions: int  # kb's revisions of it in the window
+    added: int  # lines, the window's first version against its last
+    removed: int
+    sections: tuple[str, ...]  # sections added, removed or changed
+    first: str  # the first and last change's dates in the window
+    last: str
+    commits: tuple[str, ...]
+    patch: str = ""  # the diff, with --patch
+
+
+@dataclass(frozen=True)
+class ChangesResult:
+    since: str
+    until: str
+    changes: tuple[NoteChange, ...]  # newest last change first
+
+
+def _renames_in(
+    body: str, added: list[str], deleted: list[tuple[str, str | None]], blobs: dict[str, str | None]
+) -> dict[str, str]:
+    """new path -> old path for the renames a commit made: kb's trailer, else a deleted file whose blob an
+    added one has."""
+    found: dict[str, str] = {}
+    for line in body.splitlines():
+        if line.startswith("Kb-Renamed-From: ") and len(added) == 1:
+            found[added[0]] = line.split(": ", 1)[1].strip()
+    gone = {blob: path for path, blob in deleted if blob}
+    for path in added:
+        if path not in found and blobs.get(path) in gone:
+            found[path] = gone[blobs[path] or ""]
+    return found
+
+
+def changes(
+    root: Path,
+    since: str | None = None,
+    until: str | None = None,
+    refs: Sequence[str] = (),
+    patch: bool = False,
+) -> ChangesResult:
+    """Every note changed between `since` (default: 7 days ago) and `until` (default: now), one entry each,
+    newest first."""
+    from datetime import timedelta
+
+    from kb.diff import note_diff
+    from kb.history.revcache import CacheUnavailable
+    from kb.service.revisions import action_of
+    from kb.service.transaction import recover
+
+    recover(root)
+    start = read_when(root, since, "--since").start if since else now() - timedelta(days=7)
+    end = read_when(root, until, "--until").last if until else now()
+    if end < start:
+        raise UsageError(f"--until ({format_timestamp(end)}) is before --since ({format_timestamp(start)})")
+    window = ChangesResult(format_timestamp(start), format_timestamp(end), ())
+    if not (root / ".git").exists():
+        return window
+    store = Store(root)
+    history = _history(root)
+    try:
+        rows = [r for r in history.commit_rows() if start <= datetime.fromisoformat(r[2]) <= end]
+        if not rows:
+            return window
+        low, high = rows[0][0], rows[-1][0]
+        inside = {r[0]: r for r in rows}
+        by_commit: dict[int, list[tuple[str, str, str | None]]] = {}
+        for n, path, status, blob in history.changes_between(low, high):
+            if n in inside and store.is_note_path(path):
+                by_commit.setdefault(n, []).append((path, status, blob))
+        wanted = _wanted_paths(root, refs) if refs else None
+        # follow each note through the window, keyed by its path when the window opens
+        key_of: dict[str, str] = {}
+        notes: dict[str, _Track] = {}
+        for n in sorted(by_commit):
+            _, sha, date, subject, body = inside[n]
+            entries = by_commit[n]
+            added = [p for p, s, _ in entries if s == "A"]
+            deleted = [(p, history.blob_before(p, n)[1]) for p, s, _ in entries if s == "D"]
+            renames = _renames_in(body, added, deleted, {p: b for p, _, b in entries})
+            moved_away = set(renames.values())
+            for path, status, blob in entries:
+                if status == "D" and path in moved_away:
+                    continue
+                origin = renames.get(path)
+                key = key_of.pop(origin, origin) if origin else key_of.get(path, path)
+                key_of[path] = key
+                track = notes.setdefault(key, _Track(first_n=n))
+                track.path, track.status, track.blob = path, status, blob
+                track.renamed = track.renamed or origin is not None
+                track.commits.append(sha)
+                track.actions.append(action_of(subject))
+                track.dates.append(format_timestamp(datetime.fromisoformat(date)))
+        results = []
+        for key, track in notes.items():
+            path = track.path
+            if wanted is not None and not ({path, key} & wanted):
+                continue
+            existed, before = history.blob_before(key, track.first_n)
+            after = track.blob if track.status != "D" else None
+            old_raw, new_raw = history.read_blobs([before if existed else None, after])
+            kind = _kind(
+                before is not None, track.status == "D", track.renamed, key, path, track.actions, store
+            )
+            shown = new_raw if new_raw is not None else old_raw
+            title = parse_note(shown or b"", with_extra=False).title_for(path if new_raw is not None else key)
+            d = note_diff(old_raw or b"", new_raw or b"", key, path, "before", "after")
+            results.append(
+                NoteChange(
+                    title=title,
+                    kind=kind,
+                    path=path,
+                    old_path=key if key != path else None,
+                    revisions=len(track.commits),
+                    added=d.added,
+                    removed=d.removed,
+                    sections=tuple(s.title for s in d.sections),
+                    first=min(track.dates),
+                    last=max(track.dates),
+                    commits=tuple(track.commits),
+                    patch=d.patch if patch else "",
+                )
+            )
+    except CacheUnavailable as exc:
+        raise KbError(f"cannot read the history: {exc}") from None
+    results.sort(key=lambda c: (c.last, c.title), reverse=True)
+    return replace(window, changes=tuple(results))
+
+
+@dataclass
+class _Track:
+    """A note followed through the commits of a window."""
+
+    first_n: int
+    path: str = ""
+    status: str = ""
+    blob: str | None = None
+    renamed: bool = False
+    commits: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    dates: list[str] = field(default_factory=list)
+
+
+def _kind(
+    existed: bool, deleted: bool, renamed: bool, old: str, new: str, actions: list[str], store: Store
+) -> str:
+    if deleted:
+        return "deleted"  # also a note added and deleted inside the window: it is gone
+    if "restore" in actions and not existed:
+        return "restored"
+    if not existed:
+        return "added"
+    if renamed and old != new:
+        return "moved" if store.layout.folder_of(old) != store.layout.folder_of(new) else "renamed"
+    if "restore" in actions:
+        return "restored"
+    return "edited"
+
+
+def _wanted_paths(root: Path, refs: Sequence[str]) -> set[str]:
+    """Every path each NOTE has had (through renames)."""
+    from kb.service.revisions import note_log
+
+    paths: set[str] = set()
+    for ref in refs:
+        log = note_log(root, ref)
+        paths.update(r.path for r in log.revisions)
+        paths.add(log.path)
+    return paths
+
+
+# ---------------------------------------------------------------- blame
+
+
+@dataclass(frozen=True)
+class BlameLine:
+    line: int
+    revision: int  # kb's revision number of the note (0 where the line is not committed yet)
+    date: str
+    commit: str
+    text: str
+
+
+@dataclass(frozen=True)
+class BlameResult:
+    title: str
+    path: str
+    revision: int  # the revision shown (the latest by default)
+    lines: tuple[BlameLine, ...]
+
+
+def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
+    """Every line of the note (front matter included) at REV (default: the latest revision) with the
+    revision that last changed it, through renames."""
+    from kb.service.revisions import note_log, pick
+
+    log = note_log(root, ref)
+    with_content = [r for r in log.revisions if not r.deleted]
+    if not with_content:
+        raise KbError(f"'{log.title}' has no revision with content")
+    chosen = pick(log.revisions, rev) if rev is not None else with_content[-1]
+    if chosen.deleted:
+        raise KbError(f"revision {chosen.number} is the deletion of the note; it has no lines")
+    number_of = {r.commit: r for r in log.revisions}
+    lines = []
+    for i, (sha, _path, text) in enumerate(_history(root).blame(chosen.commit, chosen.path), 1):
+        revision = number_of.get(sha)
+        lines.append(
+            BlameLine(
+                line=i,
+                revision=revision.number if revision else 0,
+                date=revision.date if revision else "",
+                commit=sha,
+                text=text.decode("utf-8", "replace"),
+            )
+        )
+    return BlameResult(log.title, chosen.path, chosen.number, tuple(lines))

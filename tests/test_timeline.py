@@ -1,0 +1,195 @@
+"""The knowledge base in time, through the real CLI: --as-of views at several dates, kb changes windows,
+kb blame through a rename. KB_NOW fixes each step's time."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kb.cli import app
+from tests.conftest import git, isolate, snapshot
+
+STEPS = [
+    ("2026-01-01T10:00:00.000Z", ["add", "Alpha", "-t", "one", "-b", "first alpha"]),
+    ("2026-01-05T10:00:00.000Z", ["add", "Beta", "-t", "two", "-b", "beta text"]),
+    ("2026-01-10T10:00:00.000Z", ["mv", "Alpha", "Gamma"]),
+    ("2026-01-12T10:00:00.000Z", ["edit", "Gamma", "-a", "more gamma", "-t", "three"]),
+    ("2026-01-14T10:00:00.000Z", ["add", "Delta", "-b", "delta"]),
+    ("2026-01-15T10:00:00.000Z", ["mv", "Delta", "archive/"]),
+    ("2026-01-15T11:00:00.000Z", ["rm", "Beta", "--yes"]),
+    ("2026-01-17T10:00:00.000Z", ["restore", "Beta", "1"]),
+]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("timeline")
+    runner = CliRunner()
+    with pytest.MonkeyPatch.context() as mp:
+        isolate(mp, tmp)
+        for now, args in STEPS:
+            mp.setenv("KB_NOW", now)
+            result = runner.invoke(app, args)
+            assert result.exit_code == 0, (args, result.output)
+    return tmp / "kb"
+
+
+@pytest.fixture
+def timeline(built: Path, root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copytree(built, root, symlinks=True)
+    monkeypatch.setenv("KB_NOW", "2026-01-18T00:00:00.000Z")
+    return root
+
+
+def listed(kb, *args: str) -> list[tuple[str, str, list[str]]]:
+    r = kb("list", "--sort", "title", "--json", *args)
+    assert r.exit_code == 0, r.stderr
+    return [(n["title"], n["path"], n["tags"]) for n in json.loads(r.stdout)["notes"]]
+
+
+# ---------------------------------------------------------------- --as-of
+
+
+def test_list_and_tags_as_of_several_dates(timeline, kb):
+    assert listed(kb, "--as-of", "2026-01-06") == [
+        ("Alpha", "notes/Alpha.md", ["one"]),
+        ("Beta", "notes/Beta.md", ["two"]),
+    ]
+    assert listed(kb, "--as-of", "2026-01-12") == [
+        ("Beta", "notes/Beta.md", ["two"]),
+        ("Gamma", "notes/Gamma.md", ["one", "three"]),
+    ]
+    assert [t for t, _, _ in listed(kb, "--as-of", "2026-01-16")] == ["Delta", "Gamma"]  # Beta deleted then
+    assert [t for t, _, _ in listed(kb)] == ["Beta", "Delta", "Gamma"]
+    r = kb("tags", "--as-of", "2026-01-06", "--json")
+    assert [(t["tag"], t["count"]) for t in json.loads(r.stdout)["tags"]] == [("one", 1), ("two", 1)]
+    assert listed(kb, "--as-of", "2026-01-06", "-t", "two") == [("Beta", "notes/Beta.md", ["two"])]
+    assert [t for t, _, _ in listed(kb, "--as-of", "2026-01-16", "--folder", "archive")] == ["Delta"]
+
+
+def test_as_of_a_commit_and_human_dates(timeline, kb, root):
+    second = git(root, "log", "--format=%H", "--reverse").split()[2]  # init, Alpha, Beta
+    assert listed(kb, "--as-of", second[:10]) == listed(kb, "--as-of", "2026-01-06")
+    assert listed(kb, "--as-of", "yesterday") == listed(kb, "--as-of", "2026-01-17")
+    assert listed(kb, "--as-of", "8 days ago") == listed(kb, "--as-of", "2026-01-10")
+
+
+def test_show_as_of_finds_notes_by_their_title_of_that_day(timeline, kb):
+    r = kb("show", "Alpha", "--as-of", "2026-01-06", "--raw")
+    assert r.exit_code == 0, r.stderr
+    assert "title: Alpha\n" in r.stdout and "first alpha" in r.stdout and "more gamma" not in r.stdout
+    assert kb("show", "Alpha").exit_code == 1  # renamed since
+    gamma = kb("show", "Gamma", "--as-of", "2026-01-13", "--json")
+    assert json.loads(gamma.stdout)["tags"] == ["one", "three"]
+    gone = kb("show", "Beta", "--as-of", "2026-01-16")
+    assert gone.exit_code == 1 and "no note matched 'Beta' on 2026-01-16" in gone.stderr
+
+
+def test_as_of_is_read_only_and_checks_its_date(timeline, kb, root):
+    before = snapshot(root)
+    bad = kb("list", "--as-of", "soon")
+    assert bad.exit_code == 2 and "3 days ago" in bad.stderr and bad.stderr.count("\n") == 1
+    early = kb("list", "--as-of", "2025-06-01")
+    assert early.exit_code == 1 and "no revisions yet on 2025-06-01" in early.stderr
+    assert kb("show", "Gamma", "--rev", "1", "--as-of", "2026-01-06").exit_code == 2
+    assert kb("edit", "Gamma", "-a", "x", "--as-of", "2026-01-06").exit_code == 2
+    assert kb("list", "--orphans", "--as-of", "2026-01-06").exit_code == 2
+    assert snapshot(root) == before
+
+
+# ---------------------------------------------------------------- kb changes
+
+
+def changes(kb, *args: str) -> list[dict]:
+    r = kb("changes", "--json", *args)
+    assert r.exit_code == 0, r.stderr
+    return json.loads(r.stdout)["changes"]
+
+
+def test_changes_default_window_is_the_last_seven_days(timeline, kb):
+    found = {c["title"]: c for c in changes(kb)}  # 2026-01-11 to 2026-01-18
+    assert set(found) == {"Beta", "Delta", "Gamma"}
+    assert found["Gamma"]["kind"] == "edited" and found["Gamma"]["revisions"] == 1
+    assert found["Gamma"]["added"] == 4 and found["Gamma"]["removed"] == 2  # tags, modified, a paragraph
+    assert found["Delta"]["kind"] == "added" and found["Delta"]["path"] == "notes/archive/Delta.md"
+    assert found["Beta"]["kind"] == "restored" and found["Beta"]["revisions"] == 2
+    assert [c["title"] for c in changes(kb)] == ["Beta", "Delta", "Gamma"]  # newest first
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "expected"),
+    [
+        ("2026-01-09", "2026-01-11", {"Gamma": ("renamed", "notes/Alpha.md")}),
+        ("2026-01-15", "2026-01-15", {"Delta": ("moved", "notes/Delta.md"), "Beta": ("deleted", None)}),
+        ("2026-01-01", "2026-01-05", {"Alpha": ("added", None), "Beta": ("added", None)}),
+        ("2025-01-01", "2025-12-31", {}),
+    ],
+)
+def test_changes_windows(timeline, kb, since, until, expected):
+    found = {c["title"]: (c["kind"], c["old_path"]) for c in changes(kb, "--since", since, "--until", until)}
+    assert found == expected
+
+
+def test_changes_of_named_notes_and_patches(timeline, kb):
+    only = changes(kb, "--since", "2026-01-01", "Gamma")
+    assert [(c["title"], c["kind"], c["old_path"], c["revisions"]) for c in only] == [
+        ("Gamma", "added", "notes/Alpha.md", 3)
+    ]
+    plain = kb("changes", "--since", "2026-01-12", "--until", "2026-01-12", "--patch")
+    assert plain.exit_code == 0
+    assert plain.stdout.startswith("2026-01-12\tedited\tGamma\tnotes/Gamma.md\t1 revision\t+4 -2\n")
+    assert "+more gamma\n" in plain.stdout
+
+
+def test_changes_made_outside_kb_count(timeline, kb, root):
+    path = root / "notes" / "Gamma.md"
+    path.write_text(path.read_text() + "\nby hand\n")
+    git(root, "-c", "user.name=o", "-c", "user.email=o@o", "commit", "-qam", "by hand")
+    found = {c["title"]: c for c in changes(kb, "--since", "today")}
+    # KB_NOW fixes kb's clock, not git's: the commit is dated now, which is after KB_NOW's day
+    assert found == {} or found["Gamma"]["kind"] == "edited"
+    found = {c["title"]: c for c in changes(kb, "--since", "2026-01-12", "--until", "2100-01-01")}
+    assert found["Gamma"]["revisions"] == 2 and found["Gamma"]["kind"] == "edited"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since", "soon"], "cannot read the --since 'soon'"),
+        (["--since", "2026-01-10", "--until", "2026-01-01"], "is before --since"),
+    ],
+)
+def test_changes_refuses_bad_windows(timeline, kb, args, message):
+    r = kb("changes", *args)
+    assert r.exit_code == 2 and message in r.stderr and r.stderr.count("\n") == 1
+
+
+# ---------------------------------------------------------------- kb blame
+
+
+def test_blame_follows_the_note_through_its_rename(timeline, kb):
+    r = kb("blame", "Gamma", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["title"] == "Gamma" and doc["revision"] == 3
+    by_text = {line["text"]: line for line in doc["lines"]}
+    assert by_text["first alpha"]["revision"] == 1 and by_text["first alpha"]["date"].startswith("2026-01-01")
+    assert by_text["title: Gamma"]["revision"] == 2
+    assert by_text["more gamma"]["revision"] == 3
+    assert by_text["---"]["revision"] == 1
+    assert [line["line"] for line in doc["lines"]] == list(range(1, len(doc["lines"]) + 1))
+    old = json.loads(kb("blame", "Gamma", "1", "--json").stdout)
+    assert old["revision"] == 1 and {line["revision"] for line in old["lines"]} == {1}
+    assert "title: Alpha" in [line["text"] for line in old["lines"]]
+    plain = kb("blame", "Gamma").stdout.splitlines()
+    assert plain[-1].startswith("3 2026-01-12 ") and plain[-1].endswith(") more gamma")
+
+
+def test_blame_of_a_deleted_revision_or_unknown_note(timeline, kb):
+    assert kb("blame", "Nothing here").exit_code == 1
+    assert kb("blame", "Beta", "2").exit_code == 1  # revision 2 deleted it
+    assert kb("blame", "Beta", "99").exit_code == 2
