@@ -224,6 +224,17 @@ def line_counts(a: bytes, b: bytes) -> tuple[int, int]:
     return shortest_counts(lines_of(a.decode("utf-8", "replace")), lines_of(b.decode("utf-8", "replace")))
 
 
+def change_summary(a: bytes, b: bytes) -> tuple[int, int, tuple[str, ...]]:
+    """Lines added and removed from a to b, and the sections added, removed or changed: note_diff's
+    counts without reading the front matter's YAML or writing a patch."""
+    from kb.notes import split_document
+
+    a_text, b_text = a.decode("utf-8", "replace"), b.decode("utf-8", "replace")
+    added, removed = shortest_counts(lines_of(a_text), lines_of(b_text))
+    a_body, b_body = split_document(a_text)[0].body, split_document(b_text)[0].body
+    return added, removed, tuple(s.title for s in section_changes(a_body, b_body))
+
+
 def note_diff(a: bytes, b: bytes, a_path: str, b_path: str, a_label: str, b_label: str) -> NoteDiff:
     a_fields, a_tags, a_body = _fields(a)
     b_fields, b_tags, b_body = _fields(b)

@@ -118,9 +118,11 @@ def notes_at(root: Path, moment: AsOf) -> list[Version]:
 Meta = tuple[str | None, str | None, str, str | None, str | None, str | None]
 
 
-def _versions(root: Path, history: History, blobs: Sequence[str]) -> dict[str, Meta]:
+def _versions(
+    root: Path, history: History, blobs: Sequence[str], known: dict[str, bytes | None] | None = None
+) -> dict[str, Meta]:
     """What kb lists of each blob (title, heading, tags, created, modified, problem), from the cache or
-    parsed now (and kept)."""
+    parsed now (and kept); `known` holds contents already read."""
     wanted = sorted(set(blobs))
     found: dict[str, Meta] = {}
     db = _open_versions(root)
@@ -135,7 +137,11 @@ def _versions(root: Path, history: History, blobs: Sequence[str]) -> dict[str, M
         fresh: list[tuple[str, Meta]] = []
         for start in range(0, len(missing), 1000):
             chunk = missing[start : start + 1000]
-            for blob, raw in zip(chunk, history.read_blobs(chunk), strict=True):
+            if known is not None and all(b in known for b in chunk):
+                contents = [known[b] for b in chunk]
+            else:
+                contents = history.read_blobs(chunk)
+            for blob, raw in zip(chunk, contents, strict=True):
                 parsed = parse_note(raw or b"", with_extra=False)
                 created, modified = parsed.dates
                 meta: Meta = (
@@ -290,7 +296,7 @@ def changes(
     newest first."""
     from datetime import timedelta
 
-    from kb.diff import note_diff
+    from kb.diff import change_summary, unified
     from kb.history.revcache import CacheUnavailable
     from kb.service.revisions import action_of
     from kb.service.transaction import recover
@@ -339,19 +345,27 @@ def changes(
                 track.actions.append(action_of(subject))
                 track.dates.append(format_timestamp(datetime.fromisoformat(date)))
         results = []
-        for key, track in notes.items():
-            path = track.path
-            if wanted is not None and not ({path, key} & wanted):
-                continue
-            existed, before = history.blob_before(key, track.first_n)
-            after = track.blob if track.status != "D" else None
-            old_raw, new_raw = history.read_blobs([before if existed else None, after])
+        chosen = [(key, t) for key, t in notes.items() if wanted is None or {t.path, key} & wanted]
+        befores = [history.blob_before(key, t.first_n)[1] for key, t in chosen]
+        after_blobs = [t.blob if t.status != "D" else None for _, t in chosen]
+        contents = history.read_blobs([*befores, *after_blobs])
+        blobs = [*befores, *after_blobs]
+        known = {b: c for b, c in zip(blobs, contents, strict=True) if b}
+        meta = _versions(root, history, [b for b in blobs if b], known)
+        for i, (key, track) in enumerate(chosen):
+            path, before = track.path, befores[i]
+            old_raw, new_raw = contents[i], contents[len(chosen) + i]
             kind = _kind(
                 before is not None, track.status == "D", track.renamed, key, path, track.actions, store
             )
-            shown = new_raw if new_raw is not None else old_raw
-            title = parse_note(shown or b"", with_extra=False).title_for(path if new_raw is not None else key)
-            d = note_diff(old_raw or b"", new_raw or b"", key, path, "before", "after")
+            if new_raw is not None:
+                title, heading = meta[after_blobs[i] or ""][:2]
+                title = title or heading or title_from_path(path)
+            else:
+                old_meta = meta.get(befores[i] or "")
+                title = (old_meta[0] or old_meta[1] if old_meta else None) or title_from_path(key)
+            added_lines, removed_lines, sections = change_summary(old_raw or b"", new_raw or b"")
+            patch_text = unified(old_raw or b"", new_raw or b"", key, path) if patch else ""
             results.append(
                 NoteChange(
                     title=title,
@@ -359,13 +373,13 @@ def changes(
                     path=path,
                     old_path=key if key != path else None,
                     revisions=len(track.commits),
-                    added=d.added,
-                    removed=d.removed,
-                    sections=tuple(s.title for s in d.sections),
+                    added=added_lines,
+                    removed=removed_lines,
+                    sections=sections,
                     first=min(track.dates),
                     last=max(track.dates),
                     commits=tuple(track.commits),
-                    patch=d.patch if patch else "",
+                    patch=patch_text,
                 )
             )
     except CacheUnavailable as exc:
