@@ -678,20 +678,26 @@ def sync_(
 
 
 @app.command(epilog=helptext.epilog("links"))
-def links(note: NoteArg, json: JsonOpt = False) -> None:
+def links(note: NoteArg, json: JsonOpt = False, as_of: AsOfOpt = None) -> None:
     """The links written in a note: line, target as written, and the note or file it leads to, or
     'dead' (nothing there) or 'ambiguous' (several notes have that name; name one by its path)."""
     from kb import render, service
 
+    if as_of is not None:
+        render.links(service.links_as_of(_reading_root(), note, as_of, incoming=False), json)
+        return
     render.links(service.outgoing(_root(), note), json)
 
 
 @app.command(epilog=helptext.epilog("backlinks"))
-def backlinks(note: NoteArg, json: JsonOpt = False) -> None:
+def backlinks(note: NoteArg, json: JsonOpt = False, as_of: AsOfOpt = None) -> None:
     """The notes that link to a note (wiki links, Markdown links, embeds): path:line and the link as
     written. Answered from the index, without reading every note."""
     from kb import render, service
 
+    if as_of is not None:
+        render.backlinks(service.links_as_of(_reading_root(), note, as_of, incoming=True), json)
+        return
     render.backlinks(service.backlinks(_root(), note), json)
 
 

@@ -15,6 +15,7 @@ from tests.conftest import git, isolate, snapshot
 
 STEPS = [
     ("2026-01-01T10:00:00.000Z", ["add", "Alpha", "-t", "one", "-b", "first alpha"]),
+    ("2026-01-02T10:00:00.000Z", ["add", "Hub", "-b", "See [[Alpha]] and [[Nowhere]]."]),
     ("2026-01-05T10:00:00.000Z", ["add", "Beta", "-t", "two", "-b", "beta text"]),
     ("2026-01-10T10:00:00.000Z", ["mv", "Alpha", "Gamma"]),
     ("2026-01-12T10:00:00.000Z", ["edit", "Gamma", "-a", "more gamma", "-t", "three"]),
@@ -58,13 +59,15 @@ def test_list_and_tags_as_of_several_dates(timeline, kb):
     assert listed(kb, "--as-of", "2026-01-06") == [
         ("Alpha", "notes/Alpha.md", ["one"]),
         ("Beta", "notes/Beta.md", ["two"]),
+        ("Hub", "notes/Hub.md", []),
     ]
     assert listed(kb, "--as-of", "2026-01-12") == [
         ("Beta", "notes/Beta.md", ["two"]),
         ("Gamma", "notes/Gamma.md", ["one", "three"]),
+        ("Hub", "notes/Hub.md", []),
     ]
-    assert [t for t, _, _ in listed(kb, "--as-of", "2026-01-16")] == ["Delta", "Gamma"]  # Beta deleted then
-    assert [t for t, _, _ in listed(kb)] == ["Beta", "Delta", "Gamma"]
+    assert [t for t, _, _ in listed(kb, "--as-of", "2026-01-16")] == ["Delta", "Gamma", "Hub"]  # no Beta then
+    assert [t for t, _, _ in listed(kb)] == ["Beta", "Delta", "Gamma", "Hub"]
     r = kb("tags", "--as-of", "2026-01-06", "--json")
     assert [(t["tag"], t["count"]) for t in json.loads(r.stdout)["tags"]] == [("one", 1), ("two", 1)]
     assert listed(kb, "--as-of", "2026-01-06", "-t", "two") == [("Beta", "notes/Beta.md", ["two"])]
@@ -72,8 +75,8 @@ def test_list_and_tags_as_of_several_dates(timeline, kb):
 
 
 def test_as_of_a_commit_and_human_dates(timeline, kb, root):
-    second = git(root, "log", "--format=%H", "--reverse").split()[2]  # init, Alpha, Beta
-    assert listed(kb, "--as-of", second[:10]) == listed(kb, "--as-of", "2026-01-06")
+    third = git(root, "log", "--format=%H", "--reverse").split()[3]  # init, Alpha, Hub, Beta
+    assert listed(kb, "--as-of", third[:10]) == listed(kb, "--as-of", "2026-01-06")
     assert listed(kb, "--as-of", "yesterday") == listed(kb, "--as-of", "2026-01-17")
     assert listed(kb, "--as-of", "8 days ago") == listed(kb, "--as-of", "2026-01-10")
 
@@ -101,6 +104,19 @@ def test_as_of_is_read_only_and_checks_its_date(timeline, kb, root):
     assert snapshot(root) == before
 
 
+def test_links_and_backlinks_as_of(timeline, kb):
+    then = json.loads(kb("links", "Hub", "--as-of", "2026-01-06", "--json").stdout)["links"]
+    assert [(link["target"], link["status"], link["path"]) for link in then] == [
+        ("Alpha", "ok", "notes/Alpha.md"),
+        ("Nowhere", "dead", None),
+    ]
+    now = json.loads(kb("links", "Hub", "--json").stdout)["links"]
+    assert now[0]["path"] == "notes/Gamma.md"  # the rename rewrote the link
+    back = json.loads(kb("backlinks", "Alpha", "--as-of", "2026-01-06", "--json").stdout)["links"]
+    assert [(link["source"], link["line"]) for link in back] == [("notes/Hub.md", 9)]
+    assert json.loads(kb("backlinks", "Beta", "--as-of", "2026-01-06", "--json").stdout)["links"] == []
+
+
 # ---------------------------------------------------------------- kb changes
 
 
@@ -123,9 +139,13 @@ def test_changes_default_window_is_the_last_seven_days(timeline, kb):
 @pytest.mark.parametrize(
     ("since", "until", "expected"),
     [
-        ("2026-01-09", "2026-01-11", {"Gamma": ("renamed", "notes/Alpha.md")}),
+        ("2026-01-09", "2026-01-11", {"Gamma": ("renamed", "notes/Alpha.md"), "Hub": ("edited", None)}),
         ("2026-01-15", "2026-01-15", {"Delta": ("moved", "notes/Delta.md"), "Beta": ("deleted", None)}),
-        ("2026-01-01", "2026-01-05", {"Alpha": ("added", None), "Beta": ("added", None)}),
+        (
+            "2026-01-01",
+            "2026-01-05",
+            {"Alpha": ("added", None), "Beta": ("added", None), "Hub": ("added", None)},
+        ),
         ("2025-01-01", "2025-12-31", {}),
     ],
 )

@@ -59,6 +59,7 @@ if TYPE_CHECKING:  # what mypy sees: the real names, so every call from kb.cli i
     from kb.service.timeline import NoteChange as NoteChange
     from kb.service.timeline import blame as blame
     from kb.service.timeline import changes as changes
+    from kb.service.timeline import links_as_of as links_as_of
 
 # At run time each name is imported from its module on first use (a command loads only what it needs).
 _WHERE = {
@@ -68,6 +69,7 @@ _WHERE = {
     "NoteChange": "timeline",
     "blame": "timeline",
     "changes": "timeline",
+    "links_as_of": "timeline",
     "ChangeResult": "core",
     "CheckResult": "check",
     "Conflict": "sync",

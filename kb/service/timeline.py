@@ -25,6 +25,7 @@ from kb.when import When, looks_like_commit, parse_when
 
 if TYPE_CHECKING:
     from kb.history import History
+    from kb.service.links import LinksResult
 
 VERSIONS_DB = "versions.sqlite3"
 VERSIONS_FORMAT = "1"
@@ -476,3 +477,43 @@ def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
             )
         )
     return BlameResult(log.title, chosen.path, chosen.number, tuple(lines))
+
+
+# ---------------------------------------------------------------- links as of a moment
+
+
+def links_as_of(root: Path, ref: str, text: str, incoming: bool) -> LinksResult:
+    """kb links / kb backlinks as the knowledge base was at the end of WHEN: the notes and files of that
+    commit's tree, each link resolved among them."""
+    from kb.links import Vault, name_key, note_links
+    from kb.notes import title_key
+    from kb.service.links import LinksResult, row
+
+    store = Store(root)
+    moment = as_of(root, text)
+    notes = notes_at(root, moment)
+    version = find_at(notes, ref, moment, store.prefix)
+    history = _history(root)
+    files = [p for p, _ in history.tree(moment.commit) if not store.is_note_path(p)]
+    vault = Vault({v.info.path: v.info.title for v in notes}, files, store.prefix)
+    if not incoming:
+        [raw] = history.read_blobs([version.blob])
+        links = note_links(parse_note(raw or b"", with_extra=False))
+        return LinksResult(
+            version.info,
+            tuple(row(version.info.path, link, vault.resolve(link, version.info.path)) for link in links),
+        )
+    # Only the notes whose text names the note (its file name or title, any case) can link to it.
+    path, title = version.info.path, version.info.title
+    names = {name_key(path), title_key(title), title_key(path.rsplit("/", 1)[-1])}
+    contents = history.read_blobs([v.blob for v in notes])
+    rows = []
+    for source, raw in zip(notes, contents, strict=True):
+        folded = (raw or b"").decode("utf-8", "replace").casefold()
+        if not any(name and name.casefold() in folded for name in names):
+            continue
+        for link in note_links(parse_note(raw or b"", with_extra=False)):
+            found = vault.resolve(link, source.info.path)
+            if found.status == "ok" and found.path == path:
+                rows.append(row(source.info.path, link, found))
+    return LinksResult(version.info, tuple(sorted(rows, key=lambda r: (r.source, r.line))))
