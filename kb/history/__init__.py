@@ -19,7 +19,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from kb.errors import GitError, RepositoryStateError
@@ -666,24 +666,24 @@ class History(_Repository):
                 files.append((path, parts[2]))
         return files
 
-    def blame(self, sha: str, path: str) -> list[tuple[str, str, bytes]]:
-        """Every line of `path` at commit `sha`: (the commit that last changed it, its path in that commit,
-        the line's bytes), following renames as git blame does."""
+    def blame(self, sha: str, path: str) -> list[tuple[str, datetime | None, bytes]]:
+        """Every line of `path` at commit `sha`: (the commit that last changed it, that commit's author
+        date, the line's bytes), following renames as git blame does."""
         proc = self._run(["blame", "--porcelain", sha, "--", path])
         if proc.returncode != 0:
             raise GitError(f"git blame failed: {last_line(proc.stderr.decode('utf-8', 'replace'))}")
-        lines: list[tuple[str, str, bytes]] = []
-        paths: dict[str, str] = {}
+        lines: list[tuple[str, datetime | None, bytes]] = []
+        dates: dict[str, datetime] = {}
         current = ""
         for raw in proc.stdout.split(b"\n"):
             if raw.startswith(b"\t"):
-                lines.append((current, paths.get(current, path), raw[1:]))
+                lines.append((current, dates.get(current), raw[1:]))
                 continue
             head = raw.split(b" ", 1)
             if len(head[0]) == 40 and all(c in b"0123456789abcdef" for c in head[0]):
                 current = head[0].decode("ascii")
-            elif head[0] == b"filename" and len(head) == 2:
-                paths[current] = head[1].decode("utf-8", "surrogateescape")
+            elif head[0] == b"author-time" and len(head) == 2 and head[1].strip().isdigit():
+                dates[current] = datetime.fromtimestamp(int(head[1]), UTC)
         return lines
 
     def commit_beside(self, path: str, content: bytes, message: str, author_date: datetime) -> str:

@@ -465,13 +465,14 @@ def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
         raise KbError(f"revision {chosen.number} is the deletion of the note; it has no lines")
     number_of = {r.commit: r for r in log.revisions}
     lines = []
-    for i, (sha, _path, text) in enumerate(_history(root).blame(chosen.commit, chosen.path), 1):
+    for i, (sha, when, text) in enumerate(_history(root).blame(chosen.commit, chosen.path), 1):
         revision = number_of.get(sha)
+        date = revision.date if revision else format_timestamp(when) if when else ""
         lines.append(
             BlameLine(
                 line=i,
                 revision=revision.number if revision else 0,
-                date=revision.date if revision else "",
+                date=date,
                 commit=sha,
                 text=text.decode("utf-8", "replace"),
             )
