@@ -213,3 +213,15 @@ def test_blame_of_a_deleted_revision_or_unknown_note(timeline, kb):
     assert kb("blame", "Nothing here").exit_code == 1
     assert kb("blame", "Beta", "2").exit_code == 1  # revision 2 deleted it
     assert kb("blame", "Beta", "99").exit_code == 2
+
+
+def test_blame_on_a_terminal_colours_the_gutter_by_age(timeline, root):
+    from tests.test_terminal import spawn
+
+    out, status = spawn(["--kb", str(root), "blame", "Gamma"], {"KB_PAGER": "cat"}, rows=40)
+    assert status == 0, out
+    assert "Gamma (notes/Gamma.md), revision 3" in out
+    lines = [line for line in out.splitlines() if "│" in line]
+    assert len(lines) == 12
+    colours = {line.split("\x1b[", 2)[1].split("m", 1)[0] for line in lines if "\x1b[" in line}
+    assert len(colours) == 3  # three revisions, three ages
