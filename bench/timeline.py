@@ -62,7 +62,9 @@ def main() -> None:
     ).stdout.split()
     newest, oldest = dates[0], dates[-1]
     middle = dates[len(dates) // 2]
-    subprocess.run(kb_cmd(root, "list"), check=True, capture_output=True, env=env)  # revision cache, index
+    # the revision cache, and the index's catalog brought up to the files fast-import rewrote
+    subprocess.run(kb_cmd(root, "search", "zzzz"), capture_output=True, env=env)
+    subprocess.run(kb_cmd(root, "log", target), check=True, capture_output=True, env=env)
     figures: list[Figure] = []
 
     def add(name: str, argv: list[str], shown: str | None = None) -> None:

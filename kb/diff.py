@@ -64,11 +64,17 @@ def _fields(raw: bytes) -> tuple[dict[str, Any], tuple[str, ...], str]:
     return values, note.tags, body
 
 
+_MARKS = ("#", "`", "~")
+
+
 def sections(body: str) -> list[tuple[str, int, list[str]]]:
     """(heading, level, lines) for the text before the first heading and each heading's section."""
     result: list[tuple[str, int, list[str]]] = [(TOP, 0, [])]
     fenced = False
     for line in (ln.rstrip("\r\n") for ln in lines_of(body)):
+        if line.lstrip(" ")[:1] not in _MARKS:  # neither a fence nor a heading: most lines
+            result[-1][2].append(line)
+            continue
         if _FENCE.match(line):
             fenced = not fenced
         match = None if fenced else _HEADING.match(line)

@@ -493,6 +493,10 @@ class History(_Repository):
         head = self.head()
         return [] if head is None else self._revision_cache().changes_between(head, low, high)
 
+    def blobs_before(self, paths: list[str], n: int) -> dict[str, str | None]:
+        head = self.head()
+        return {} if head is None else self._revision_cache().blobs_before(head, paths, n)
+
     def blob_before(self, path: str, n: int) -> tuple[bool, str | None]:
         head = self.head()
         return (False, None) if head is None else self._revision_cache().blob_before(head, path, n)

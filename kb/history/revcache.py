@@ -241,6 +241,23 @@ class RevisionCache:
             )
         ]
 
+    def blobs_before(self, head: str, paths: list[str], n: int) -> dict[str, str | None]:
+        """Each path's blob after its last change before commit n (None: deleted then); paths never
+        changed before n are left out."""
+        found: dict[str, str | None] = {}
+        for start in range(0, len(paths), 500):
+            chunk = paths[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(
+                head,
+                "SELECT ch.path, ch.blob FROM changes ch JOIN (SELECT path, MAX(n) AS n FROM changes"
+                f" WHERE n < ? AND path IN ({marks}) GROUP BY path) last"
+                " ON ch.path = last.path AND ch.n = last.n",
+                (str(n), *chunk),
+            )
+            found.update((path, blob) for path, blob in rows)
+        return found
+
     def blob_before(self, head: str, path: str, n: int) -> tuple[bool, str | None]:
         """(whether `path` had been changed before commit n, its blob after the last such change)."""
         rows = self._query(

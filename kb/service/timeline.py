@@ -347,7 +347,10 @@ def changes(
                 track.dates.append(format_timestamp(datetime.fromisoformat(date)))
         results = []
         chosen = [(key, t) for key, t in notes.items() if wanted is None or {t.path, key} & wanted]
-        befores = [history.blob_before(key, t.first_n)[1] for key, t in chosen]
+        # a note's first change in the window is its path's first there too: its version before the
+        # window is its path's last change before the window
+        before_window = history.blobs_before([key for key, _ in chosen], low)
+        befores = [before_window.get(key) for key, _ in chosen]
         after_blobs = [t.blob if t.status != "D" else None for _, t in chosen]
         contents = history.read_blobs([*befores, *after_blobs])
         blobs = [*befores, *after_blobs]
