@@ -17,6 +17,7 @@ Most used:
   kb search QUERY...         full-text search, ranked
   kb log [NOTE]              a note's revisions, or recent changes
   kb diff NOTE [A [B]]       what changed between revisions
+  kb changes [--since WHEN]  what changed in the whole knowledge base (default: the last 7 days)
 
 More: kb --help (every command), kb help COMMAND, kb help dates|search|revisions.
 """
