@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from kb.errors import UsageError
+from kb.notes import parse_timestamp
 
 FORMS = (
     "2021-11-25, 2021-11-25T10:30, 2021-11, 2021, today, yesterday, monday, last monday, "
@@ -77,22 +78,6 @@ def _next_month(year: int, month: int) -> datetime:
 def _span_of_day(moment: datetime, text: str) -> When:
     start = _day(moment)
     return When(start, start + timedelta(days=1), text)
-
-
-def _iso(text: str) -> datetime | None:
-    raw = text.strip()
-    if raw.endswith(("Z", "z")):
-        raw = raw[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    try:
-        return parsed.astimezone(UTC)
-    except (OverflowError, ValueError):
-        return None
 
 
 def parse_when(text: str, now: datetime, what: str = "date") -> When:
@@ -169,10 +154,10 @@ def _parse(raw: str, low: str, now: datetime) -> When | None:
         year = int(year_only.group(1))
         return When(datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC), raw)
     if _DAY.match(raw):
-        day = _iso(raw)
+        day = parse_timestamp(raw)
         return _span_of_day(day, raw) if day else None
     if re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d", raw):
-        instant = _iso(raw)
+        instant = parse_timestamp(raw)
         return When(instant, instant, raw) if instant else None
     return None
 
