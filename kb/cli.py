@@ -590,6 +590,8 @@ Query language:
   created:[2021-11-01 to 2021-11-30]      dates, comparisons and ranges
   links:NOTE  linkedby:NOTE   notes that link to NOTE, notes NOTE links to (AND only)
 
+Snippets are cut to the terminal's width ($COLUMNS in a pipe), without Markdown's marks; -C N shows
+numbered lines as grep -C does, --count how many lines of each note match (kb help search).
 No match: exit 1 and nothing on stdout. A query that cannot be parsed: exit 2.
 """
 
@@ -617,9 +619,23 @@ def search(
     null: Annotated[
         bool, typer.Option("-0", "--null", help="With -l: end each path with a NUL byte (for xargs -0).")
     ] = False,
+    context: Annotated[
+        int | None,
+        typer.Option(
+            "-C",
+            "--context",
+            help="The matching lines with N lines around each, numbered (as grep -C).",
+            metavar="N",
+        ),
+    ] = None,
+    count_lines: Annotated[
+        bool, typer.Option("--count", help="How many lines of each note match (path:count).")
+    ] = False,
 ) -> None:
     from kb import render, service
 
+    if (context is not None or count_lines) and (json or paths or null):
+        raise UsageError("-C and --count print lines of text; they do not combine with --json or -l")
     paths = paths or null
     n = limit if limit is not None else (None if paths else 10)
     result = service.search(
@@ -631,8 +647,11 @@ def search(
         snippets=not paths,
         count=json,
         progress=render.progress(),
+        line_counts=count_lines,
+        context=context,
     )
-    raise typer.Exit(render.search(result, json=json, paths=paths, null=null))
+    lines = "count" if count_lines else "context" if context is not None else None
+    raise typer.Exit(render.search(result, json=json, paths=paths, null=null, lines=lines))
 
 
 @app.command(epilog=helptext.epilog("reindex"))

@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,10 @@ from kb.index.catalog import CATALOG, Catalog, CatalogError, Entry, Signature
 from kb.index.document import (
     WORD_PATTERN,
     DatesFallback,
+    Line,
     Snippet,
     document,
+    matching_lines,
     normal_word,
     schema,
     snippets_of,
@@ -147,6 +149,9 @@ class Hit:
     modified: str | None
     score: float | None  # None when sorted by something other than relevance
     snippets: tuple[Snippet, ...]  # passages with the offsets of the matched words
+    # kb search -C N and --count (text only): the lines around the matching ones, the matching lines' count
+    lines: tuple[Line, ...] = field(default=(), metadata={"json": False})
+    matching: int | None = field(default=None, metadata={"json": False})
 
 
 @dataclass(frozen=True)
@@ -353,18 +358,33 @@ class NoteIndex:
         count: bool = False,
         progress: Progress | None = None,
         paths: frozenset[str] | None = None,
+        lines: tuple[bool, int | None] = (False, None),
     ) -> tuple[int | None, list[Hit], list[str], RefreshReport]:
         """The one way to search: make the index fresh (repair it if damaged), then answer. An index that
         opened but cannot be read (a truncated segment) is rebuilt once and asked again."""
         report = self.ensure_fresh(progress)
         try:
             total, hits, notices = self.search(
-                parsed, limit=limit, tag=tag, sort=sort, snippets=snippets, count=count, paths=paths
+                parsed,
+                limit=limit,
+                tag=tag,
+                sort=sort,
+                snippets=snippets,
+                count=count,
+                paths=paths,
+                lines=lines,
             )
         except damage_errors():
             report = self.ensure_fresh(progress, force=True)
             total, hits, notices = self.search(
-                parsed, limit=limit, tag=tag, sort=sort, snippets=snippets, count=count, paths=paths
+                parsed,
+                limit=limit,
+                tag=tag,
+                sort=sort,
+                snippets=snippets,
+                count=count,
+                paths=paths,
+                lines=lines,
             )
         return total, hits, notices, report
 
@@ -393,9 +413,11 @@ class NoteIndex:
         snippets: bool,
         count: bool = False,
         paths: frozenset[str] | None = None,
+        lines: tuple[bool, int | None] = (False, None),
     ) -> tuple[int | None, list[Hit], list[str]]:
         """Run a query made by parse_query (among `paths` only, when given). Snippets come from the note
-        files of the hits shown. Returns
+        files of the hits shown; `lines` (count them, the context around them or None) asks for each
+        hit's matching lines too (kb.index.document.matching_lines). Returns
         the count (None: more than `limit`, not counted), the hits, and notices about the query."""
         from whoosh import query as wq
 
@@ -425,11 +447,19 @@ class NoteIndex:
             else:
                 total = len(results) if count else None
             shown = min(found, limit) if limit is not None else found
-            terms = body_terms(parsed, searcher.reader()) if snippets and shown else frozenset()
+            want_lines = lines[0] or lines[1] is not None
+            terms = (
+                body_terms(parsed, searcher.reader()) if (snippets or want_lines) and shown else frozenset()
+            )
             hits = []
             for rank, hit in enumerate(results[:shown], 1):
                 stored = hit.fields()
                 created, modified = (stored.get("dates") or [None, None])[:2]
+                matching, around = (
+                    matching_lines(self._body_text(stored["path"]), terms, lines[1])
+                    if want_lines
+                    else (None, ())
+                )
                 hits.append(
                     Hit(
                         rank=rank,
@@ -440,6 +470,8 @@ class NoteIndex:
                         modified=modified,
                         score=round(float(hit.score or 0.0), 4) if sortedby is None else None,
                         snippets=self._snippets(stored["path"], terms) if snippets else (),
+                        lines=around,
+                        matching=matching,
                     )
                 )
             notices = bound_notices(parsed)
