@@ -581,6 +581,7 @@ SEARCH_HELP = """Search every note through the full-text index (kept in step wit
 \b
 Query language:
   machine learning        notes with both words (stemmed: learning = learn = learned)
+  postgres                also longer words it begins (PostgreSQL), ranked below the word itself
   vae OR autoencoder      either word;  NOT word  or  -word  excludes
   "chain rule"            the exact phrase
   back*   backprop~   backprop~2    prefix; fuzzy within 1 or 2 edits

@@ -46,6 +46,7 @@ Examples:
 Searching with kb search
 
   machine learning        notes with both words (stemmed: learning = learn = learned)
+  postgres                also longer words it begins (PostgreSQL), ranked below the word itself
   vae OR autoencoder      either word;  NOT word  or  -word  excludes
   "chain rule"            the exact phrase
   back*   backprop~   backprop~2    a prefix; within 1 or 2 edits

@@ -33,7 +33,7 @@ from kb.index.document import (
     snippets_of,
     writable,
 )
-from kb.index.query import QueryError, body_terms, bound_notices, parse_query
+from kb.index.query import QueryError, body_terms, bound_notices, parse_query, without_longer_words
 from kb.notes import HEAD_BYTES
 from kb.store import INDEX_DIR, Store
 
@@ -162,6 +162,22 @@ class SearchResult:
     rebuilt: bool
     warnings: tuple[str, ...] = ()
     suggestion: str | None = None  # when nothing matched: the query with its unknown words corrected
+
+
+def _one_edit_away(word: str, reader: Any) -> str | None:
+    """The word one letter deleted or two neighbours swapped (`postgress` -> `postgres`, `javascirpt` ->
+    `javascript`) that the most notes hold, or None. Tried before the index's corrector, which compares
+    stems (`postgres` is stored as `postgr`, further from `postgress` than `postgresql` is)."""
+    typed = word.lower()
+    variants = {typed[:i] + typed[i + 1 :] for i in range(len(typed))}
+    variants |= {typed[:i] + typed[i + 1] + typed[i] + typed[i + 2 :] for i in range(len(typed) - 1)}
+    best: tuple[int, str] | None = None
+    for variant in sorted(variants - {typed, ""}):
+        stem = normal_word(variant)
+        frequency = reader.doc_frequency("body", stem) + reader.doc_frequency("title", stem)
+        if frequency and (best is None or frequency > best[0]):
+            best = (frequency, variant)
+    return best[1] if best else None
 
 
 @dataclass(frozen=True)
@@ -438,9 +454,18 @@ class NoteIndex:
             # One more than asked tells whether there are more without counting them all (an exact count
             # costs a second pass over every match: slow for phrases and prefixes). `count` asks for it.
             wanted = None if limit is None else limit + 1
-            results = searcher.search(
-                parsed, limit=wanted, filter=filter_q, sortedby=sortedby, reverse=reverse
-            )
+            results = None
+            narrow = without_longer_words(parsed)
+            if narrow is not None and sortedby is None and wanted is not None and not count:
+                # The notes with the words themselves rank first: when they fill the page, the longer
+                # words (which would cost scoring every note that has one) cannot change it.
+                first = searcher.search(narrow, limit=wanted, filter=filter_q)
+                if first.scored_length() >= wanted:
+                    results = first
+            if results is None:
+                results = searcher.search(
+                    parsed, limit=wanted, filter=filter_q, sortedby=sortedby, reverse=reverse
+                )
             found = results.scored_length()
             if limit is None or found <= limit:
                 total: int | None = found
@@ -500,6 +525,11 @@ class NoteIndex:
                     reader.frequency("body", t) or reader.frequency("title", t) for t in tokens
                 ):
                     out.append(word)
+                    continue
+                near = _one_edit_away(word, reader)
+                if near is not None:
+                    out.append(near)
+                    changed = True
                     continue
                 found = corrector.suggest(normal_word(word), limit=1, maxdist=2)
                 if not found:
