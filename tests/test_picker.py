@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-from pathlib import Path
 
-import pexpect
-import pyte
 import pytest
 
 from kb.picker import Choice, filtered, fuzzy_score
 from tests.conftest import snapshot
+from tests.screen import Terminal
 
 # ---------------------------------------------------------------- scoring
 
@@ -62,61 +59,6 @@ def test_filtered_keeps_matches_best_first_and_ties_in_the_given_order():
 
 
 # ---------------------------------------------------------------- on a pseudo-terminal
-
-
-class Terminal:
-    """kb on a pseudo-terminal, its output drawn on a pyte screen."""
-
-    def __init__(self, args: list[str], root: Path, rows: int = 24, cols: int = 90) -> None:
-        env = {**os.environ, "TERM": "xterm-256color", "KB_HOME": str(root), "KB_PAGER": "cat"}
-        for name in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "LINES", "PAGER"):
-            env.pop(name, None)
-        self.screen = pyte.Screen(cols, rows)
-        self.stream = pyte.ByteStream(self.screen)
-        self.child = pexpect.spawn(sys.executable, ["-m", "kb", *args], env=env, dimensions=(rows, cols))
-        self.output = b""
-
-    def _read(self, wait: float) -> None:
-        try:
-            data = self.child.read_nonblocking(65536, timeout=wait)
-        except pexpect.TIMEOUT:
-            return
-        except pexpect.EOF:
-            time.sleep(wait)
-            return
-        self.output += data
-        self.stream.feed(data)
-
-    def text(self) -> str:
-        return "\n".join(line.rstrip() for line in self.screen.display)
-
-    def wait_for(self, words: str, seconds: float = 30) -> str:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            if words in self.text():
-                return self.text()
-            self._read(0.1)
-        raise AssertionError(f"{words!r} never appeared on the screen:\n{self.text()}")
-
-    def settle(self) -> str:
-        """The screen once kb has stopped drawing for a moment."""
-        before = None
-        while before != self.output:
-            before = self.output
-            self._read(0.3)
-        return self.text()
-
-    def send(self, keys: str) -> None:
-        self.child.send(keys)
-
-    def finish(self) -> tuple[str, int]:
-        while self.child.isalive() or not self.child.eof():
-            self._read(0.2)
-            if not self.child.isalive() and self.child.eof():
-                break
-        self.child.close()
-        code = self.child.exitstatus if self.child.exitstatus is not None else -1
-        return self.output.decode("utf-8", "replace"), code
 
 
 def list_lines(screen: str) -> list[str]:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from kb.display import cells, fit, strip_markdown
-from tests.test_picker import Terminal
+from tests.screen import Terminal
 
 # ---------------------------------------------------------------- pure
 
