@@ -18,10 +18,15 @@ from kb.errors import KbError
 
 # Scoring: every matched character scores 1; one that follows the previous match directly scores
 # CONTIGUOUS more; one at the start of a word (the text's start, or after a space, '/', '-', '_', '.')
-# scores WORD_START more. A match that starts later in the text loses a little (GAP per skipped char,
-# at most MAX_GAP_PENALTY), so "ab" prefers "about" to "a tab".
-CONTIGUOUS = 4
+# scores WORD_START more. Each gap between two matched characters costs GAP_OPEN plus GAP_EXTEND per
+# character skipped after the first (at most MAX_GAP a gap), so letters found together beat letters
+# gathered from word starts all over the line; a match that starts later loses a little (GAP per skipped
+# char, at most MAX_GAP_PENALTY), so "ab" prefers "about" to "a tab".
+CONTIGUOUS = 5
 WORD_START = 6
+GAP_OPEN = 3
+GAP_EXTEND = 1
+MAX_GAP = 12
 GAP = 1
 MAX_GAP_PENALTY = 10
 _SEPARATORS = frozenset(" /-_.:([")
@@ -59,6 +64,8 @@ def _match_from(q: str, t: str, start: int) -> tuple[int, tuple[int, ...]] | Non
         score += 1
         if positions and at == positions[-1] + 1:
             score += CONTIGUOUS
+        elif positions:
+            score -= min(MAX_GAP, GAP_OPEN + GAP_EXTEND * (at - positions[-1] - 2))
         if at == 0 or t[at - 1] in _SEPARATORS:
             score += WORD_START
         positions.append(at)
