@@ -190,3 +190,12 @@ def test_a_command_that_opens_no_picker_does_not_load_prompt_toolkit(notes, root
         [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "KB_HOME": str(root)}
     )
     assert "c++ and node.js." in proc.stdout and proc.stderr.strip().endswith("False")
+
+
+def test_letters_found_together_beat_word_starts_gathered_across_the_line():
+    together = fuzzy_score("gitstash", "Clear Entries From Git Stash  git/clear-entries-from-git-stash.md")
+    scattered = fuzzy_score(
+        "gitstash",
+        "Generate Inferred Type From Zod Schema  typescript/generate-inferred-type-from-zod-schema.md",
+    )
+    assert together is not None and scattered is not None and together[0] > scattered[0]
