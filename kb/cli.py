@@ -185,6 +185,9 @@ def _missing(name: str) -> NoReturn:
     raise _click.exceptions.UsageError(f"Missing argument {name!r}.", get_current_context(silent=True))
 
 
+PREVIEW_LINES = 40  # of the highlighted note, below the picker's list
+
+
 def _picked(root: Path, paths: tuple[str, ...] | None = None) -> str:
     """The note chosen in the picker (kb.picker) among every note, most recently modified first, or among
     `paths`."""
@@ -197,9 +200,6 @@ def _picked(root: Path, paths: tuple[str, ...] | None = None) -> str:
         return "\n".join(service.show(root, choice.path).body.strip("\n").splitlines()[:PREVIEW_LINES])
 
     return picker.pick(choices, preview).path
-
-
-PREVIEW_LINES = 40
 
 
 def _on_note(root: Path, note: str | None, call: Callable[[str], T], name: str = "NOTE") -> T:
@@ -238,6 +238,13 @@ TagOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+PICK_HELP = (
+    "Title, unique title prefix, file name or path. Left out (or naming several notes) on a terminal: "
+    "choose in a list."
+)
+PickArg = Annotated[
+    str | None, typer.Argument(help=PICK_HELP, metavar="[NOTE]", autocompletion=completion.notes)
+]
 
 
 @app.command(epilog=helptext.epilog("init"))
@@ -353,13 +360,6 @@ NoteArg = Annotated[
     typer.Argument(
         help="Title, unique title prefix, file name or path.", metavar="NOTE", autocompletion=completion.notes
     ),
-]
-PICK_HELP = (
-    "Title, unique title prefix, file name or path. Left out (or naming several notes) on a terminal: "
-    "choose in a list."
-)
-PickArg = Annotated[
-    str | None, typer.Argument(help=PICK_HELP, metavar="[NOTE]", autocompletion=completion.notes)
 ]
 REV_HELP = "A revision: 2 (1 = oldest), -1 (the one before the latest), a commit id, or a date."
 
