@@ -25,10 +25,10 @@ from generate import generate
 
 CASES = [
     ("`kb show Bri` (a common prefix)", "kb show Bri"),
-    ("`kb show Bricorzal` (a rarer prefix)", "kb show Bricorzal"),
+    ("`kb show Zalfen` (one note)", "kb show Zalfen"),
     ("`kb show ` (nothing typed)", "kb show "),
     ("`kb edit -a text Bri` (after an option's value)", "kb edit -a text Bri"),
-    ("`kb list -t Bri` (tags)", "kb list -t Bri"),
+    ("`kb list -t Notebooks/` (tags)", "kb list -t Notebooks/"),
     ("`kb sh` (a command: typer answers)", "kb sh"),
 ]
 
@@ -69,7 +69,7 @@ def main() -> None:
             quick.append(seconds * 1000)
             seconds, out_slow = run(through_typer, words, env)
             slow.append(seconds * 1000)
-        count = len(out_quick.decode().split("\n")) - 1
+        count = len([line for line in out_quick.decode().split("\n") if line])
         print(
             f"| {label} | {statistics.median(quick):.0f} ({min(quick):.0f}-{max(quick):.0f}) "
             f"| {statistics.median(slow):.0f} ({min(slow):.0f}-{max(slow):.0f}) | {count} "
