@@ -1,3 +1,3 @@
-from kb.cli import main
+from kb.entry import main
 
 main()

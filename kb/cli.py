@@ -10,16 +10,20 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from typer.core import TyperGroup
 
 from kb import __version__, completion, helptext, terminal
-from kb.errors import BadLimit, KbError, UsageError
+from kb.errors import AmbiguousNote, BadLimit, KbError, UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from kb.service import EditorFn
+
+T = TypeVar("T")
 
 
 class _State:
@@ -174,6 +178,59 @@ def _editor(root: Path) -> EditorFn:
     return lambda initial, stem: run_editor(initial, stem, root)
 
 
+def _missing(name: str) -> NoReturn:
+    from typer import _click
+    from typer._click.globals import get_current_context
+
+    raise _click.exceptions.UsageError(f"Missing argument {name!r}.", get_current_context(silent=True))
+
+
+PREVIEW_LINES = 40  # of the highlighted note, below the picker's list
+
+
+def _picked(root: Path, paths: tuple[str, ...] | None = None) -> str:
+    """The note chosen in the picker (kb.picker) among every note, most recently modified first, or among
+    `paths`."""
+    from kb import picker, service
+
+    listed = service.list_notes(root, paths=frozenset(paths) if paths is not None else None)
+    choices = [picker.Choice(n.title, n.path, n.modified) for n in listed.notes]
+
+    def preview(choice: picker.Choice) -> str:
+        return "\n".join(service.show(root, choice.path).body.strip("\n").splitlines()[:PREVIEW_LINES])
+
+    return picker.pick(choices, preview).path
+
+
+def _on_note(root: Path, note: str | None, call: Callable[[str], T], name: str = "NOTE") -> T:
+    """`call` on NOTE. On a terminal (stdin and stdout), NOTE left out opens the picker on every note, and
+    a NOTE that names several notes opens it on those; elsewhere both stay the errors they are."""
+    from kb import picker
+
+    if note is None:
+        if not picker.interactive():
+            _missing(name)
+        note = _picked(root)
+    try:
+        return call(note)
+    except AmbiguousNote as exc:
+        if not exc.paths or not picker.interactive():
+            raise
+        return call(_picked(root, exc.paths))
+
+
+def _note_and(note: str | None, second: str | None, name: str) -> tuple[str | None, str]:
+    """NOTE and the argument after it; on a terminal, one argument alone is the second (the picker asks
+    for NOTE)."""
+    from kb import picker
+
+    if second is not None:
+        return note, second
+    if note is None or not picker.interactive():
+        _missing("NOTE" if note is None else name)
+    return None, note
+
+
 TagOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -181,6 +238,13 @@ TagOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+PICK_HELP = (
+    "Title, unique title prefix, file name or path. Left out (or naming several notes) on a terminal: "
+    "choose in a list."
+)
+PickArg = Annotated[
+    str | None, typer.Argument(help=PICK_HELP, metavar="[NOTE]", autocompletion=completion.notes)
+]
 
 
 @app.command(epilog=helptext.epilog("init"))
@@ -223,13 +287,13 @@ def add(
 @app.command(epilog=helptext.epilog("edit"))
 def edit(
     note: Annotated[
-        str,
+        str | None,
         typer.Argument(
-            help="Title, unique title prefix, file name or path.",
-            metavar="NOTE",
+            help=PICK_HELP,
+            metavar="[NOTE]",
             autocompletion=completion.notes,
         ),
-    ],
+    ] = None,
     title: Annotated[
         str | None, typer.Option("--title", help="Rename the note (and its file).", metavar="NEW")
     ] = None,
@@ -271,18 +335,22 @@ def edit(
             raise UsageError("stdin was empty; to clear the body say so with -b ''")
         editor = body is None
     if editor:
-        render.change(service.edit_with_editor(root, note, _editor(root)))
+        render.change(_on_note(root, note, lambda ref: service.edit_with_editor(root, ref, _editor(root))))
         return
     render.change(
-        service.edit(
+        _on_note(
             root,
             note,
-            title=title,
-            add_tags=tag or [],
-            remove_tags=untag or [],
-            body=body,
-            append=append,
-            update_links=not no_links,
+            lambda ref: service.edit(
+                root,
+                ref,
+                title=title,
+                add_tags=tag or [],
+                remove_tags=untag or [],
+                body=body,
+                append=append,
+                update_links=not no_links,
+            ),
         )
     )
 
@@ -306,7 +374,7 @@ AsOfOpt = Annotated[
 
 @app.command(epilog=helptext.epilog("show"))
 def show(
-    note: NoteArg,
+    note: PickArg = None,
     rev: Annotated[str | None, typer.Option("--rev", "-r", help=REV_HELP, metavar="REV")] = None,
     raw: Annotated[
         bool, typer.Option("--raw", help="Print the file as it is, front matter included.")
@@ -319,10 +387,11 @@ def show(
 
     if rev is not None and as_of is not None:
         raise UsageError("--rev and --as-of both choose a version; give one of them")
-    result = (
-        service.show(_reading_root(), note, as_of)
-        if rev is None
-        else service.show_revision(_reading_root(), note, rev)
+    root = _reading_root()
+    result = _on_note(
+        root,
+        note,
+        lambda ref: service.show(root, ref, as_of) if rev is None else service.show_revision(root, ref, rev),
     )
     render.show(result, raw, json)
 
@@ -332,7 +401,8 @@ def log(
     note: Annotated[
         str | None,
         typer.Argument(
-            help="A note (default: recent changes to all notes).",
+            help="A note (default: recent changes to all notes); naming several notes on a terminal: "
+            "choose in a list.",
             metavar="[NOTE]",
             autocompletion=completion.notes,
         ),
@@ -351,7 +421,8 @@ def log(
     if note is None:
         render.recent(service.recent(_reading_root(), limit or 20), json)
     else:
-        render.note_log(service.note_log(_reading_root(), note), limit, json)
+        root = _reading_root()
+        render.note_log(_on_note(root, note, lambda ref: service.note_log(root, ref)), limit, json)
 
 
 @app.command(epilog=helptext.epilog("changes"))
@@ -381,7 +452,7 @@ def changes(
 
 @app.command(epilog=helptext.epilog("blame"))
 def blame(
-    note: NoteArg,
+    note: PickArg = None,
     rev: Annotated[
         str | None, typer.Argument(help="At this revision (default: the latest).", metavar="[REV]")
     ] = None,
@@ -391,12 +462,13 @@ def blame(
     and commit, through renames."""
     from kb import render, service
 
-    render.blame(service.blame(_reading_root(), note, rev), json)
+    root = _reading_root()
+    render.blame(_on_note(root, note, lambda ref: service.blame(root, ref, rev)), json)
 
 
 @app.command(context_settings={"ignore_unknown_options": True}, epilog=helptext.epilog("diff"))
 def diff(
-    note: NoteArg,
+    note: PickArg = None,
     a: Annotated[
         str | None, typer.Argument(help="From this revision (default: the previous one).", metavar="[A]")
     ] = None,
@@ -419,24 +491,34 @@ def diff(
     for value in (a, b):
         if value is not None and value.startswith("--"):
             raise UsageError(f"no such option: {value}")
+    if note is not None and note.startswith("--"):
+        raise UsageError(f"no such option: {note}")
+    root = _reading_root()
     render.diff(
-        service.diff(_reading_root(), note, a, b), stat=stat, word_diff=word_diff, plain=no_color, json=json
+        _on_note(root, note, lambda ref: service.diff(root, ref, a, b)),
+        stat=stat,
+        word_diff=word_diff,
+        plain=no_color,
+        json=json,
     )
 
 
 @app.command(context_settings={"ignore_unknown_options": True}, epilog=helptext.epilog("restore"))
 def restore(
-    note: NoteArg,
-    rev: Annotated[str, typer.Argument(help=REV_HELP, metavar="REV")],
+    note: PickArg = None,
+    rev: Annotated[str | None, typer.Argument(help=REV_HELP, metavar="REV")] = None,
     title_too: Annotated[
         bool, typer.Option("--title-too", help="Take that revision's title (and file name) back too.")
     ] = False,
 ) -> None:
     """Make an old revision the current version, as a new revision (nothing is lost). The note keeps its
-    current title; brings back a deleted note too (name it by its title)."""
+    current title; brings back a deleted note too (name it by its title). On a terminal, `kb restore REV`
+    asks which note."""
     from kb import render, service
 
-    render.change(service.restore(_root(), note, rev, title_too=title_too))
+    note, wanted = _note_and(note, rev, "REV")
+    root = _root()
+    render.change(_on_note(root, note, lambda ref: service.restore(root, ref, wanted, title_too=title_too)))
 
 
 @app.command("list", epilog=helptext.epilog("list"))
@@ -493,14 +575,7 @@ def tags(json: JsonOpt = False, as_of: AsOfOpt = None) -> None:
 
 @app.command(epilog=helptext.epilog("rm"))
 def rm(
-    note: Annotated[
-        str,
-        typer.Argument(
-            help="Title, unique title prefix, file name or path.",
-            metavar="NOTE",
-            autocompletion=completion.notes,
-        ),
-    ],
+    note: PickArg = None,
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Do not ask, even when other notes link to it.")
     ] = False,
@@ -512,16 +587,22 @@ def rm(
     from kb import render, service
 
     root = _root()
-    if not yes and root.is_dir():
-        try:
-            linking = service.backlinks(root, note)
-        except KbError:
-            linking = None  # the deletion says what is wrong
-        if linking is not None and render.linked_before_delete(linking):
-            stdin = sys.stdin
-            if stdin is not None and stdin.isatty() and not typer.confirm("Delete it anyway?", err=True):
-                raise KbError("nothing deleted")
-    render.change(service.remove(root, note))
+
+    def remove(ref: str) -> service.ChangeResult:
+        if not yes and root.is_dir():
+            try:
+                linking = service.backlinks(root, ref)
+            except AmbiguousNote:
+                raise
+            except KbError:
+                linking = None  # the deletion says what is wrong
+            if linking is not None and render.linked_before_delete(linking):
+                stdin = sys.stdin
+                if stdin is not None and stdin.isatty() and not typer.confirm("Delete it anyway?", err=True):
+                    raise KbError("nothing deleted")
+        return service.remove(root, ref)
+
+    render.change(_on_note(root, note, remove))
 
 
 NoLinksOpt = Annotated[
@@ -531,30 +612,27 @@ NoLinksOpt = Annotated[
 
 @app.command(epilog=helptext.epilog("mv"))
 def mv(
-    note: Annotated[
-        str,
-        typer.Argument(
-            help="Title, unique title prefix, file name or path.",
-            metavar="NOTE",
-            autocompletion=completion.notes,
-        ),
-    ],
+    note: PickArg = None,
     new_title: Annotated[
-        str,
+        str | None,
         typer.Argument(
             help="A new title (the file is renamed to match), or a place: 'folder/' keeps the file name, "
             "'folder/name.md' names the file.",
             metavar="NEW_TITLE|DIR/|PATH.md",
         ),
-    ],
+    ] = None,
     no_links: NoLinksOpt = False,
 ) -> None:
     """Rename a note (title and file), or move it to another folder. Every link to it in other notes is
     rewritten in the same revision, keeping its form (alias, heading, relative path, encoding); so are
-    the note's own relative links when it changes folder."""
+    the note's own relative links when it changes folder. On a terminal, `kb mv NEW_TITLE` asks which note."""
     from kb import render, service
 
-    render.change(service.move(_root(), note, new_title, update_links=not no_links))
+    note, target = _note_and(note, new_title, "NEW_TITLE|DIR/|PATH.md")
+    root = _root()
+    render.change(
+        _on_note(root, note, lambda ref: service.move(root, ref, target, update_links=not no_links))
+    )
 
 
 SEARCH_HELP = """Search every note through the full-text index (kept in step with notes/ automatically).
@@ -562,6 +640,7 @@ SEARCH_HELP = """Search every note through the full-text index (kept in step wit
 \b
 Query language:
   machine learning        notes with both words (stemmed: learning = learn = learned)
+  postgres                also longer words it begins (PostgreSQL), ranked below the word itself
   vae OR autoencoder      either word;  NOT word  or  -word  excludes
   "chain rule"            the exact phrase
   back*   backprop~   backprop~2    prefix; fuzzy within 1 or 2 edits
@@ -571,6 +650,8 @@ Query language:
   created:[2021-11-01 to 2021-11-30]      dates, comparisons and ranges
   links:NOTE  linkedby:NOTE   notes that link to NOTE, notes NOTE links to (AND only)
 
+Snippets are cut to the terminal's width ($COLUMNS in a pipe), without Markdown's marks; -C N shows
+numbered lines as grep -C does, --count how many lines of each note match (kb help search).
 No match: exit 1 and nothing on stdout. A query that cannot be parsed: exit 2.
 """
 
@@ -598,9 +679,23 @@ def search(
     null: Annotated[
         bool, typer.Option("-0", "--null", help="With -l: end each path with a NUL byte (for xargs -0).")
     ] = False,
+    context: Annotated[
+        int | None,
+        typer.Option(
+            "-C",
+            "--context",
+            help="The matching lines with N lines around each, numbered (as grep -C).",
+            metavar="N",
+        ),
+    ] = None,
+    count_lines: Annotated[
+        bool, typer.Option("--count", help="How many lines of each note match (path:count).")
+    ] = False,
 ) -> None:
     from kb import render, service
 
+    if (context is not None or count_lines) and (json or paths or null):
+        raise UsageError("-C and --count print lines of text; they do not combine with --json or -l")
     paths = paths or null
     n = limit if limit is not None else (None if paths else 10)
     result = service.search(
@@ -612,8 +707,11 @@ def search(
         snippets=not paths,
         count=json,
         progress=render.progress(),
+        line_counts=count_lines,
+        context=context,
     )
-    raise typer.Exit(render.search(result, json=json, paths=paths, null=null))
+    lines = "count" if count_lines else "context" if context is not None else None
+    raise typer.Exit(render.search(result, json=json, paths=paths, null=null, lines=lines))
 
 
 @app.command(epilog=helptext.epilog("reindex"))

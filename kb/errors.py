@@ -27,7 +27,11 @@ class NoteNotFound(KbError):
 
 
 class AmbiguousNote(KbError):
-    """NOTE matched more than one note."""
+    """NOTE matched more than one note; `paths` are the notes it matched (a picker offers them)."""
+
+    def __init__(self, message: str, paths: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.paths = paths
 
 
 class BadLimit(UsageError):

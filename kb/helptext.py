@@ -58,6 +58,7 @@ Examples:
 Searching with kb search
 
   machine learning        notes with both words (stemmed: learning = learn = learned)
+  postgres                also longer words it begins (PostgreSQL), ranked below the word itself
   vae OR autoencoder      either word;  NOT word  or  -word  excludes
   "chain rule"            the exact phrase
   back*   backprop~   backprop~2    a prefix; within 1 or 2 edits
@@ -66,7 +67,11 @@ Searching with kb search
   created:2021-11  modified:>2021-11-25  modified:yesterday      dates (kb help dates)
 
 Results are ranked, the title weighted above the body; --sort modified|created|title sorts instead.
--n N limits (default 10), -t TAG filters, -l prints only paths (for xargs), --json prints objects.
+-n N limits (default 10), -t TAG filters, -l prints only paths (for xargs; -l -0 ends each with a
+NUL byte, for xargs -0), --json prints objects (the notes' own text and the matches' offsets).
+Snippets are shown without Markdown's marks, cut to the terminal's width ($COLUMNS in a pipe) around
+their matches. -C N prints the matching lines with N lines around each, numbered as in the file
+(path:N:line, as grep -n -C does); --count prints how many lines of each note match (path:count).
 No match exits 1 with nothing on stdout, like grep; a query that cannot be parsed exits 2.
 
 Examples:

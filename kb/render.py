@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
     from kb.index import Progress, SearchResult
+    from kb.index.document import Snippet
     from kb.service.check import CheckResult
     from kb.service.core import ChangeResult, InitResult, ListResult, NoteInfo, ShowResult, TagsResult
     from kb.service.importing import ImportResult
@@ -422,8 +423,11 @@ def progress(label: str = "Indexing notes") -> Progress:
 
 
 @_paged
-def search(result: SearchResult, json: bool, paths: bool, null: bool = False) -> int:
-    """Print search results; returns the exit code (1 when nothing matched, like grep)."""
+def search(
+    result: SearchResult, json: bool, paths: bool, null: bool = False, lines: str | None = None
+) -> int:
+    """Print search results; returns the exit code (1 when nothing matched, like grep). `lines`: "count"
+    (kb search --count) or "context" (-C N) prints lines of the notes instead of snippets."""
     if result.rebuilt:
         _err("The search index was rebuilt.")
     warnings(result.warnings)
@@ -442,19 +446,102 @@ def search(result: SearchResult, json: bool, paths: bool, null: bool = False) ->
         hint = f"; did you mean {result.suggestion!r}?" if result.suggestion else ""
         _err(f"No notes match {result.query!r}{hint}")
         return 1
-    if _stdout_is_terminal():
+    if lines == "count":
+        _line_counts(result)
+    elif lines == "context":
+        _context_lines(result)
+    elif _stdout_is_terminal():
         _search_rich(result)
     else:
-        lines = []
+        width = _columns()
+        out = []
         for hit in result.hits:
             tags = " ".join(f"#{t}" for t in hit.tags)
-            lines.append(f"{hit.rank}. {hit.title}\t{hit.path}\t{(hit.modified or '')[:10]}\t{tags}".rstrip())
-            lines.extend(f"    {snippet.text}" for snippet in hit.snippets)
-        _out("\n".join(lines) + "\n")
+            out.append(f"{hit.rank}. {hit.title}\t{hit.path}\t{(hit.modified or '')[:10]}\t{tags}".rstrip())
+            out.extend(f"    {_shown_snippet(snippet, width - 4)[0]}" for snippet in hit.snippets)
+        _out("\n".join(out) + "\n")
     if result.total is None:
         shown = len(result.hits)
         _err(f"{shown} note{'s' if shown != 1 else ''} shown, more match; -n N shows more.")
     return 0
+
+
+def _columns() -> int:
+    """The width snippets are cut to in a pipe: $COLUMNS when set, else none (0)."""
+    raw = os.environ.get("COLUMNS", "")
+    return int(raw) if raw.isdigit() else 0
+
+
+def _shown_snippet(snippet: Snippet, width: int) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """A snippet as it is read: Markdown's marks out, cut to `width` columns (0: not cut) around its
+    matches, with the matches' spans on that text. (--json keeps the note's own text.)"""
+    from kb.display import fit, strip_markdown
+
+    text, spans = strip_markdown(snippet.text, snippet.matches)
+    return fit(text, spans, width) if width > 0 else (text, spans)
+
+
+def _highlighted(text: str, spans: Iterable[tuple[int, int]], style: str = "") -> Text:
+    from rich.text import Text
+
+    line = Text(style=style)
+    pos = 0
+    for start, end in spans:
+        line.append(visible(text[pos:start]))
+        line.append(visible(text[start:end]), style="bold yellow")
+        pos = end
+    line.append(visible(text[pos:]))
+    return line
+
+
+def _line_counts(result: SearchResult) -> None:
+    if not _stdout_is_terminal():
+        _out("".join(f"{hit.path}:{hit.matching or 0}\n" for hit in result.hits))
+        return
+    from rich.text import Text
+
+    console = _console()
+    width = max(len(str(hit.matching or 0)) for hit in result.hits)
+    for hit in result.hits:
+        console.print(
+            Text.assemble(
+                (f"{hit.matching or 0:>{width}}  ", "bold"),
+                (visible(hit.title), ""),
+                (visible(f"  {hit.path}"), "dim"),
+            )
+        )
+
+
+def _context_lines(result: SearchResult) -> None:
+    """As grep -n -C does: path:N:line for a matching line, path-N-line around it, -- between groups."""
+    if not _stdout_is_terminal():
+        out: list[str] = []
+        for hit in result.hits:
+            previous = None
+            for line in hit.lines:
+                if out and (previous is None or line.number != previous + 1):
+                    out.append("--")
+                mark = ":" if line.matches else "-"
+                out.append(f"{hit.path}{mark}{line.number}{mark}{line.text}")
+                previous = line.number
+        _out("".join(row + "\n" for row in out))
+        return
+    from rich.text import Text
+
+    console = _console()
+    for n, hit in enumerate(result.hits):
+        if n:
+            console.print()
+        console.print(Text.assemble((visible(hit.title), "bold"), (visible(f"  {hit.path}"), "dim")))
+        width = max((len(str(line.number)) for line in hit.lines), default=1)
+        previous = None
+        for line in hit.lines:
+            if previous is not None and line.number != previous + 1:
+                console.print(Text(" " * width + " ⋮", style="dim"))
+            number = Text(f"{line.number:>{width}}", style="green" if line.matches else "dim")
+            sep = Text(":" if line.matches else "-", style="dim")
+            console.print(Text.assemble(number, sep, " ", _highlighted(line.text, line.matches)))
+            previous = line.number
 
 
 def _search_rich(result: SearchResult) -> None:
@@ -470,14 +557,8 @@ def _search_rich(result: SearchResult) -> None:
         )
         console.print(head)
         for snippet in hit.snippets:
-            line = Text("    ")
-            pos = 0
-            for start, end in snippet.matches:
-                line.append(visible(snippet.text[pos:start]))
-                line.append(visible(snippet.text[start:end]), style="bold yellow")
-                pos = end
-            line.append(visible(snippet.text[pos:]))
-            console.print(line)
+            text, spans = _shown_snippet(snippet, console.width - 4)
+            console.print(Text("    ").append_text(_highlighted(text, spans)))
 
 
 def reindex(result: ReindexResult) -> None:

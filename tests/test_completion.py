@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kb import completion
+from kb import completion, quickcomplete
 from kb.index import catalog
 from kb.store import INDEX_DIR
 
@@ -38,7 +38,7 @@ def complete(root: Path, words: str, shell: str = "bash", **env: str) -> list[st
 
 
 def test_the_catalog_layout_is_the_one_completion_reads():
-    assert (completion.CATALOG, completion.SEP, completion.INDEX_DIR) == (
+    assert (quickcomplete.CATALOG, quickcomplete.SEP, quickcomplete.INDEX_DIR) == (
         catalog.CATALOG,
         catalog.SEP,
         INDEX_DIR,
@@ -78,11 +78,11 @@ def test_without_a_catalog_the_files_are_offered(kb, root):
     assert "Fresh\\ Note" in complete(root, "kb show Fr")
 
 
-def test_completing_loads_neither_the_search_engine_nor_the_service(notes):
+def test_completing_a_note_loads_neither_the_search_engine_nor_the_command_line(notes):
     code = (
-        "import sys\nimport kb.cli\n"
-        "try:\n    kb.cli.main()\nexcept SystemExit:\n    pass\n"
-        "heavy = ('whoosh', 'kb.service', 'kb.index', 'kb.notes', 'git')\n"
+        "import sys\nimport kb.entry\n"
+        "try:\n    kb.entry.main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('whoosh', 'kb.service', 'kb.index', 'kb.notes', 'git', 'typer', 'rich', 'kb.cli')\n"
         "print(' '.join(m for m in heavy if m in sys.modules), file=sys.stderr)"
     )
     env = {**os.environ, "KB_HOME": str(notes), "_KB_COMPLETE": "complete_bash", "COMP_WORDS": "kb show Ma"}
@@ -104,3 +104,92 @@ def test_the_bash_script_completes_in_bash(kb, notes):
         pytest.skip("kb is not installed beside this Python")
     proc = subprocess.run(["bash", "-c", shell], env=env, capture_output=True, text=True, timeout=60)
     assert proc.stdout.splitlines() == ["Machine\\ Learning", "Macros"], proc.stderr
+
+
+# ---------------------------------------------------------------- the quick path against typer's
+
+
+def _typer_values(args: list[str], incomplete: str) -> list[str]:
+    from typer._completion_classes import BashComplete
+    from typer.main import get_command
+
+    from kb.cli import app
+
+    completion.enable()
+    complete = BashComplete(get_command(app), {}, "kb", completion.COMPLETE_VAR)
+    return [item.value for item in complete.get_completions(args, incomplete)]
+
+
+def test_the_quick_table_is_the_commands_own(notes, monkeypatch):
+    """Which options take a value, which of them take a tag, and whether the first argument is a NOTE:
+    kb.quickcomplete.COMMANDS says it without importing the commands; here it is checked against them."""
+    from typer.core import TyperOption as Option
+    from typer.main import get_command
+
+    from kb.cli import app
+
+    monkeypatch.setenv(completion.COMPLETE_VAR, "complete_bash")
+    monkeypatch.setenv("KB_HOME", str(notes))
+    group = get_command(app)
+    all_notes = quickcomplete.note_values(notes, "")
+    all_tags = quickcomplete.tag_values(notes, "")
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        value_options = {
+            opt
+            for p in command.params
+            if isinstance(p, Option) and not p.is_flag
+            for opt in (*p.opts, *p.secondary_opts)
+        }
+        note_first = _typer_values([name], "") == completion.for_shell(all_notes) and bool(all_notes)
+        tag_options = {o for o in value_options if _typer_values([name, o], "") == all_tags}
+        if name not in quickcomplete.COMMANDS:
+            assert not note_first and not tag_options, name  # a command the quick path should know
+            continue
+        values, tags, first = quickcomplete.COMMANDS[name]
+        assert (values, tags, first) == (value_options, tag_options, note_first), name
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        "kb show Mac",
+        "kb show ",
+        "kb --kb {root} show Mac",
+        "kb --color never --no-pager edit M",
+        "kb edit -a text Mac",
+        "kb edit --title New Mac",
+        "kb edit Macros --tag C",
+        "kb edit Macros --untag ",
+        "kb list -t S",
+        "kb search x --tag Study/",
+        "kb search -n 3 -C 2 x -t S",
+        "kb rm notes/",
+        "kb mv Mac",
+        "kb mv Macros Ne",
+        "kb show -r ",
+        "kb diff Macros 1",
+        "kb sh",
+        "kb list --so",
+        "kb links Vac",
+    ],
+)
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_the_quick_path_answers_as_typer_does(notes, words, shell):
+    words = words.replace("{root}", str(notes))
+    quick = complete(notes, words, shell)
+    env = {**os.environ, "KB_HOME": str(notes), completion.COMPLETE_VAR: f"complete_{shell}"}
+    if shell == "bash":
+        env.update(COMP_WORDS=words, COMP_CWORD=str(len(words.split(" ")) - 1))
+    else:
+        env.update(_TYPER_COMPLETE_ARGS=words, _TYPER_COMPLETE_FISH_ACTION="get-args")
+    code = "from kb.cli import main; main()"
+    slow = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert quick == slow.stdout.splitlines()
+
+
+def test_a_title_with_spaces_completes_after_a_typed_space(notes):
+    # bash passes the word as typed (`Machine\ L`); typer's own path offered nothing here
+    env = {**os.environ, "KB_HOME": str(notes), completion.COMPLETE_VAR: "complete_bash"}
+    env.update(COMP_WORDS="kb show Machine\\ L", COMP_CWORD="2")
+    proc = subprocess.run([sys.executable, "-m", "kb"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.splitlines() == ["Machine\\ Learning"]

@@ -40,7 +40,8 @@ def test_help_loads_neither_the_service_nor_heavy_libraries():
         "import sys; sys.argv = ['kb', '--help']\n"
         "import kb.cli\n"
         "try:\n    kb.cli.main()\nexcept SystemExit:\n    pass\n"
-        "print(' '.join(m for m in ('kb.service', 'kb.render', 'git', 'whoosh', 'rich.markdown', 'yaml')"
+        "print(' '.join(m for m in ('kb.service', 'kb.render', 'git', 'whoosh', 'rich.markdown', 'yaml',"
+        " 'prompt_toolkit')"
         " if m in sys.modules))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -93,3 +93,57 @@ def test_an_editor_that_drops_the_front_matter_is_told_what_happened(kb, tmp_pat
         "edit", "Fenced", "--editor", env={"EDITOR": write_editor(tmp_path, "sed -i '1,5d' \"$1\"", "e2.sh")}
     )
     assert r.exit_code == 2 and "'created' was removed" in r.stderr and "your text is kept" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("query", "title"),
+    [
+        ("git push --force-with-lease", "Pasted"),
+        ("c++", "Languages"),
+        ("node.js", "Languages"),
+        ("React.useState", "Languages"),
+    ],
+)
+def test_pasted_words_find_the_notes_that_hold_them(kb, query, title):
+    kb("add", "Pasted", "-b", "Run git push --force-with-lease after a rebase.")
+    kb("add", "Languages", "-b", "Mostly c++ and node.js; hooks like React.useState.")
+    kb("add", "Unrelated", "-b", "Gardening and soup.")
+    r = kb("search", query, "--json")
+    assert r.exit_code == 0, r.stderr
+    import json
+
+    assert json.loads(r.stdout)["hits"][0]["title"] == title
+
+
+def test_a_word_finds_longer_words_it_begins_ranked_below_the_word_itself(kb):
+    long_body = " ".join(["filler text about databases"] * 200) + " postgres"
+    kb("add", "Long", "-b", long_body)  # the word once in a long note: a low score
+    kb("add", "Engine", "-b", "PostgreSQL is the engine.")
+    kb("add", "Short", "-b", "postgres and postgres again")
+    import json
+
+    r = kb("search", "postgres", "--json")
+    titles = [h["title"] for h in json.loads(r.stdout)["hits"]]
+    assert titles[-1] == "Engine" and set(titles) == {"Long", "Engine", "Short"}
+    # the longer word is highlighted in its snippet
+    snippet = json.loads(r.stdout)["hits"][-1]["snippets"][0]
+    assert [snippet["text"][a:b] for a, b in snippet["matches"]] == ["PostgreSQL"]
+    # when the word itself fills the page, the longer words are not needed for it
+    r = kb("search", "postgres", "-n", "2", "--sort", "relevance")
+    assert "Engine" not in r.stdout and "more match" in r.stderr
+    assert paths_of(kb, "postgres") == ["notes/Engine.md", "notes/Long.md", "notes/Short.md"]
+    # in a query the parser reads too, and never for an excluded word or a short one
+    assert paths_of(kb, "postgres OR nothing") == ["notes/Engine.md", "notes/Long.md", "notes/Short.md"]
+    kb("add", "Drafty", "-b", "A drafty postgres window.")
+    assert "notes/Drafty.md" in paths_of(kb, "postgres -draft")
+    assert paths_of(kb, "eng") == []
+
+
+def paths_of(kb, query: str) -> list[str]:
+    return sorted(kb("search", query, "-l").stdout.split())
+
+
+def test_a_misspelt_word_suggests_the_index_own_word(kb):
+    kb("add", "Databases", "-b", "PostgreSQL and postgres notes.")
+    r = kb("search", "postgress")
+    assert r.exit_code == 1 and "did you mean 'postgres'?" in r.stderr

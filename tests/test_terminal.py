@@ -11,6 +11,7 @@ import pexpect
 import pytest
 
 from tests.conftest import kb_subprocess
+from tests.screen import Terminal
 
 ESC = "\x1b["
 
@@ -268,3 +269,60 @@ def test_appending_nothing_is_a_usage_error(kb, root, text):
     r = kb("edit", "Note", "-a", text)
     assert r.exit_code == 2 and "--append" in r.stderr
     assert (root / "notes" / "Note.md").read_bytes() == before
+
+
+# ---------------------------------------------------------------- what the screen shows (pyte)
+
+
+def test_the_default_pager_shows_one_screen_and_q_quits(tall, root):
+    term = Terminal(["show", "Tall"], root, rows=20, cols=80, env={"KB_PAGER": ""})  # less -FRX
+    screen = term.wait_for("Paragraph 3.")
+    screen = term.settle()
+    assert "Paragraph 59." not in screen  # one screenful, the rest waits
+    assert screen.splitlines()[-1].startswith(":")  # less's prompt on the last line
+    term.send(" ")  # the next page
+    assert "Paragraph 3." not in term.wait_for("Paragraph 12.")
+    term.send("G")  # the end
+    term.wait_for("Paragraph 59.")
+    term.send("q")
+    _, code = term.finish()
+    assert code == 0
+
+
+def test_short_output_is_drawn_without_waiting_for_a_key(kb, root):
+    assert kb("add", "Small", "-b", "tiny body").exit_code == 0
+    term = Terminal(["show", "Small"], root, rows=20, cols=80, env={"KB_PAGER": ""})
+    _, code = term.finish()  # less -F quits by itself: nothing to press
+    assert code == 0 and "tiny body" in term.text()
+
+
+def _row_of(term: Terminal, words: str) -> int:
+    rows = term.text().splitlines()
+    return next(i for i, line in enumerate(rows) if words in line)
+
+
+def test_colours_on_the_screen_follow_no_color_and_never(one_note, root):
+    term = Terminal(["diff", "Colours"], root)
+    term.finish()
+    row = _row_of(term, "+Second line.")
+    col = term.text().splitlines()[row].index("+Second")
+    assert term.screen.buffer[row][col].fg == "green"
+    for settings in ({"NO_COLOR": "1"}, {}):
+        args = ["diff", "Colours"] if settings else ["--color", "never", "diff", "Colours"]
+        plain = Terminal(args, root, env=settings)
+        plain.finish()
+        row = _row_of(plain, "+Second line.")
+        line = plain.screen.buffer[row]
+        assert all(line[c].fg == "default" and not line[c].bold for c in range(len("+Second line."))), (
+            settings
+        )
+
+
+def test_search_highlights_are_drawn_bold_and_coloured(one_note, root):
+    term = Terminal(["search", "second"], root)
+    term.finish()
+    row = _row_of(term, "Second line.")
+    col = term.text().splitlines()[row].index("Second")
+    cell = term.screen.buffer[row][col]
+    assert cell.bold and cell.fg in ("yellow", "brown")  # pyte names ANSI 33 "brown"
+    assert not term.screen.buffer[row][col + len("Second") + 1].bold

@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,16 @@ from kb.index.catalog import CATALOG, Catalog, CatalogError, Entry, Signature
 from kb.index.document import (
     WORD_PATTERN,
     DatesFallback,
+    Line,
     Snippet,
     document,
+    matching_lines,
     normal_word,
     schema,
     snippets_of,
     writable,
 )
-from kb.index.query import QueryError, body_terms, bound_notices, parse_query
+from kb.index.query import QueryError, body_terms, bound_notices, parse_query, without_longer_words
 from kb.notes import HEAD_BYTES
 from kb.store import INDEX_DIR, Store
 
@@ -147,6 +149,9 @@ class Hit:
     modified: str | None
     score: float | None  # None when sorted by something other than relevance
     snippets: tuple[Snippet, ...]  # passages with the offsets of the matched words
+    # kb search -C N and --count (text only): the lines around the matching ones, the matching lines' count
+    lines: tuple[Line, ...] = field(default=(), metadata={"json": False})
+    matching: int | None = field(default=None, metadata={"json": False})
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,22 @@ class SearchResult:
     rebuilt: bool
     warnings: tuple[str, ...] = ()
     suggestion: str | None = None  # when nothing matched: the query with its unknown words corrected
+
+
+def _one_edit_away(word: str, reader: Any) -> str | None:
+    """The word one letter deleted or two neighbours swapped (`postgress` -> `postgres`, `javascirpt` ->
+    `javascript`) that the most notes hold, or None. Tried before the index's corrector, which compares
+    stems (`postgres` is stored as `postgr`, further from `postgress` than `postgresql` is)."""
+    typed = word.lower()
+    variants = {typed[:i] + typed[i + 1 :] for i in range(len(typed))}
+    variants |= {typed[:i] + typed[i + 1] + typed[i] + typed[i + 2 :] for i in range(len(typed) - 1)}
+    best: tuple[int, str] | None = None
+    for variant in sorted(variants - {typed, ""}):
+        stem = normal_word(variant)
+        frequency = reader.doc_frequency("body", stem) + reader.doc_frequency("title", stem)
+        if frequency and (best is None or frequency > best[0]):
+            best = (frequency, variant)
+    return best[1] if best else None
 
 
 @dataclass(frozen=True)
@@ -353,18 +374,33 @@ class NoteIndex:
         count: bool = False,
         progress: Progress | None = None,
         paths: frozenset[str] | None = None,
+        lines: tuple[bool, int | None] = (False, None),
     ) -> tuple[int | None, list[Hit], list[str], RefreshReport]:
         """The one way to search: make the index fresh (repair it if damaged), then answer. An index that
         opened but cannot be read (a truncated segment) is rebuilt once and asked again."""
         report = self.ensure_fresh(progress)
         try:
             total, hits, notices = self.search(
-                parsed, limit=limit, tag=tag, sort=sort, snippets=snippets, count=count, paths=paths
+                parsed,
+                limit=limit,
+                tag=tag,
+                sort=sort,
+                snippets=snippets,
+                count=count,
+                paths=paths,
+                lines=lines,
             )
         except damage_errors():
             report = self.ensure_fresh(progress, force=True)
             total, hits, notices = self.search(
-                parsed, limit=limit, tag=tag, sort=sort, snippets=snippets, count=count, paths=paths
+                parsed,
+                limit=limit,
+                tag=tag,
+                sort=sort,
+                snippets=snippets,
+                count=count,
+                paths=paths,
+                lines=lines,
             )
         return total, hits, notices, report
 
@@ -393,9 +429,11 @@ class NoteIndex:
         snippets: bool,
         count: bool = False,
         paths: frozenset[str] | None = None,
+        lines: tuple[bool, int | None] = (False, None),
     ) -> tuple[int | None, list[Hit], list[str]]:
         """Run a query made by parse_query (among `paths` only, when given). Snippets come from the note
-        files of the hits shown. Returns
+        files of the hits shown; `lines` (count them, the context around them or None) asks for each
+        hit's matching lines too (kb.index.document.matching_lines). Returns
         the count (None: more than `limit`, not counted), the hits, and notices about the query."""
         from whoosh import query as wq
 
@@ -416,20 +454,37 @@ class NoteIndex:
             # One more than asked tells whether there are more without counting them all (an exact count
             # costs a second pass over every match: slow for phrases and prefixes). `count` asks for it.
             wanted = None if limit is None else limit + 1
-            results = searcher.search(
-                parsed, limit=wanted, filter=filter_q, sortedby=sortedby, reverse=reverse
-            )
+            results = None
+            narrow = without_longer_words(parsed)
+            if narrow is not None and sortedby is None and wanted is not None and not count:
+                # The notes with the words themselves rank first: when they fill the page, the longer
+                # words (which would cost scoring every note that has one) cannot change it.
+                first = searcher.search(narrow, limit=wanted, filter=filter_q)
+                if first.scored_length() >= wanted:
+                    results = first
+            if results is None:
+                results = searcher.search(
+                    parsed, limit=wanted, filter=filter_q, sortedby=sortedby, reverse=reverse
+                )
             found = results.scored_length()
             if limit is None or found <= limit:
                 total: int | None = found
             else:
                 total = len(results) if count else None
             shown = min(found, limit) if limit is not None else found
-            terms = body_terms(parsed, searcher.reader()) if snippets and shown else frozenset()
+            want_lines = lines[0] or lines[1] is not None
+            terms = (
+                body_terms(parsed, searcher.reader()) if (snippets or want_lines) and shown else frozenset()
+            )
             hits = []
             for rank, hit in enumerate(results[:shown], 1):
                 stored = hit.fields()
                 created, modified = (stored.get("dates") or [None, None])[:2]
+                matching, around = (
+                    matching_lines(self._body_text(stored["path"]), terms, lines[1])
+                    if want_lines
+                    else (None, ())
+                )
                 hits.append(
                     Hit(
                         rank=rank,
@@ -440,6 +495,8 @@ class NoteIndex:
                         modified=modified,
                         score=round(float(hit.score or 0.0), 4) if sortedby is None else None,
                         snippets=self._snippets(stored["path"], terms) if snippets else (),
+                        lines=around,
+                        matching=matching,
                     )
                 )
             notices = bound_notices(parsed)
@@ -468,6 +525,11 @@ class NoteIndex:
                     reader.frequency("body", t) or reader.frequency("title", t) for t in tokens
                 ):
                     out.append(word)
+                    continue
+                near = _one_edit_away(word, reader)
+                if near is not None:
+                    out.append(near)
+                    changed = True
                     continue
                 found = corrector.suggest(normal_word(word), limit=1, maxdist=2)
                 if not found:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kb.links import note_links
-from kb.notes import parse_note, parse_timestamp, tag_with_parents
+from kb.notes import parse_note, parse_timestamp, split_document, tag_with_parents
 
 MAX_INDEXED_CHARS = 1_000_000  # of one note's text; the rest of a huge note is not searchable
 DATE_FIELDS = ("created", "modified")
@@ -171,3 +171,38 @@ def snippets_of(body: str, terms: frozenset[str], top: int = 2, width: int = 160
         text += (tail.lstrip() if pos == begin else tail).rstrip()
         out.append(Snippet(text + ("…" if finish < len(body) else ""), tuple(matches)))
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class Line:
+    """A line of a note's file shown with a search hit: its number in the file (from 1), its text, and the
+    [start, end) offsets of the matched words in it (none: a context line)."""
+
+    number: int
+    text: str
+    matches: tuple[tuple[int, int], ...]
+
+
+def matching_lines(text: str, terms: frozenset[str], context: int | None) -> tuple[int, tuple[Line, ...]]:
+    """How many lines of the note's body hold a matched word, and (with `context`, as grep -C does) those
+    lines with `context` lines before and after each, in order. Front matter is not searched; line numbers
+    are the file's."""
+    doc, _ = split_document(text)
+    first = 1 + (doc.open_line + doc.fm_text + doc.close_line).count("\n")
+    lines = doc.body.splitlines()
+    firsts = {term[:1] for term in terms}
+    found: dict[int, tuple[tuple[int, int], ...]] = {}
+    for n, line in enumerate(lines):
+        spans = tuple(
+            m.span()
+            for m in _WORD.finditer(line)
+            if _first_letter(m.group()) in firsts and normal_word(m.group()) in terms
+        )
+        if spans:
+            found[n] = spans
+    if context is None:
+        return len(found), ()
+    shown: set[int] = set()
+    for n in found:
+        shown.update(range(max(0, n - context), min(len(lines), n + context + 1)))
+    return len(found), tuple(Line(first + n, lines[n], found.get(n, ())) for n in sorted(shown))

@@ -8,6 +8,7 @@ fuzzy terms of one query share one budget of words and postings read, on top of 
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -118,10 +119,44 @@ def _constant_union(query: Any, budget: _Budget | None = None) -> Any:
     budget = budget if budget is not None else _Budget()
     if isinstance(query, (wq.Prefix, wq.Wildcard, wq.FuzzyTerm)) and not isinstance(query, _UnionOfPostings):
         clone: Any = query.copy()
-        clone.__class__ = type(f"Union{type(query).__name__}", (_UnionOfPostings, type(query)), {})
+        kind: Any = type(query)
+        clone.__class__ = _union_class(kind)
         clone.budget = budget
         return clone
     return query.apply(lambda q: _constant_union(q, budget))
+
+
+@functools.cache
+def _union_class(kind: Any) -> type:
+    """One class per kind of query (queries of the same class compare equal)."""
+    return type(f"Union{kind.__name__}", (_UnionOfPostings, kind), {})
+
+
+PREFIX_BOOST = 0.001  # a note that holds only a longer word ranks below every note that holds the word
+MIN_PREFIX = 4  # letters of a word (as indexed) before it finds longer words too
+MAX_PREFIXED = 8  # words of a query that find longer words
+LONGER_WORDS_POSTINGS = 20_000  # postings the longer words of one word may read (the most frequent first)
+
+
+def _also_longer_words(query: Any) -> Any:
+    """Each title or body word of the query (not an excluded one, not in a phrase) finds the longer words
+    it begins as well (`postgres` finds `PostgreSQL`), scored far below the word itself."""
+    from whoosh import query as wq
+
+    count = [0]
+
+    def widen(q: Any) -> Any:
+        if isinstance(q, wq.Not):
+            return q
+        if type(q) is wq.Term and q.fieldname in ("title", "body"):
+            text = str(q.text)
+            if len(text) < MIN_PREFIX or count[0] >= 2 * MAX_PREFIXED:
+                return q
+            count[0] += 1
+            return wq.Or([q, _longer_words()(q.fieldname, text, boost=PREFIX_BOOST)], boost=q.boost)
+        return q.apply(widen)
+
+    return widen(query)
 
 
 POSTINGS_BUDGET = 100_000  # postings one prefix, wildcard or fuzzy term may read per index segment
@@ -137,6 +172,37 @@ class _Budget:
         self.words = QUERY_WORDS_BUDGET
 
 
+def without_longer_words(query: Any) -> Any:
+    """The query as it was before `_also_longer_words`, or None when that added nothing. Search runs it
+    first: when the words themselves fill the page, the longer words (ranked below) need not be scored."""
+    from whoosh import query as wq
+
+    found = [False]
+
+    def narrow(q: Any) -> Any:
+        if isinstance(q, wq.Or) and len(q.subqueries) == 2 and isinstance(q.subqueries[1], _longer_words()):
+            found[0] = True
+            return q.subqueries[0]
+        return q.apply(narrow)
+
+    narrowed = narrow(query)
+    return narrowed if found[0] else None
+
+
+@functools.cache
+def _longer_words() -> type:
+    from whoosh import query as wq
+
+    class LongerWords(wq.Prefix):
+        """The words a query's word begins, but the word itself: implicit, so never named in a notice, and
+        with a smaller budget of postings (its notes rank below the word's anyway)."""
+
+        own_budget = LONGER_WORDS_POSTINGS
+        skip_own_text = True
+
+    return LongerWords
+
+
 class _UnionOfPostings:
     """Mixed into a Whoosh multi-term query: its matcher lists every document of every expansion.
 
@@ -147,6 +213,8 @@ class _UnionOfPostings:
     unread = 0
     expansions = 0
     budget: _Budget
+    own_budget: int | None = None  # postings this term may read (None: POSTINGS_BUDGET)
+    skip_own_text = False  # leave the term's own text out (it is searched beside it)
 
     def matcher(self, searcher: Any, context: Any = None) -> Any:
         from whoosh.matching import ListMatcher, NullMatcher
@@ -154,8 +222,13 @@ class _UnionOfPostings:
         reader = searcher.reader()
         field = self.field()  # type: ignore[attr-defined]
         every = reader.doc_count_all()
+        own = self.text.encode("utf-8") if self.skip_own_text else None  # type: ignore[attr-defined]
         expansions = sorted(
-            ((reader.doc_frequency(field, btext), btext) for btext in self._btexts(reader)),  # type: ignore[attr-defined]
+            (
+                (reader.doc_frequency(field, btext), btext)
+                for btext in self._btexts(reader)  # type: ignore[attr-defined]
+                if btext != own
+            ),
             reverse=True,
         )
         self.expansions = max(self.expansions, len(expansions))
@@ -165,7 +238,8 @@ class _UnionOfPostings:
         for n, (frequency, btext) in enumerate(expansions):
             if len(ids) >= every:
                 break
-            over_term = read and read + frequency > POSTINGS_BUDGET
+            most = self.own_budget if self.own_budget is not None else POSTINGS_BUDGET
+            over_term = read and read + frequency > most
             if over_term or budget.words <= 0 or (budget.postings < frequency and read):
                 self.unread = max(self.unread, len(expansions) - n)
                 break
@@ -197,7 +271,7 @@ def bound_notices(parsed: Any) -> list[str]:
 
     notices: dict[str, None] = {}
     for leaf in parsed.leaves():
-        if isinstance(leaf, _UnionOfPostings) and leaf.unread:
+        if isinstance(leaf, _UnionOfPostings) and leaf.unread and not isinstance(leaf, _longer_words()):
             text: str = getattr(leaf, "text", "")
             shown = text + (
                 "*" if isinstance(leaf, wq.Prefix) else "~" if isinstance(leaf, wq.FuzzyTerm) else ""
@@ -263,7 +337,7 @@ def plain_query(text: str) -> Any:
         if len(tokens) != 1:
             return None
         parts.append(wq.Or([wq.Term("title", tokens[0]), wq.Term("body", tokens[0])]))
-    return parts[0] if len(parts) == 1 else wq.And(parts)
+    return _constant_union(_also_longer_words(parts[0] if len(parts) == 1 else wq.And(parts)))
 
 
 def parse_query(text: str, now: datetime) -> Any:
@@ -306,7 +380,7 @@ def parse_with_parser(text: str, now: datetime) -> Any:
         if type(exc) is not Exception and not isinstance(exc, errors):
             raise
         raise _parse_error(text, exc) from None
-    query = _constant_union(_fold_negations(query))
+    query = _constant_union(_also_longer_words(_fold_negations(query)))
     if bad_dates:
         raise QueryError(f"cannot read the date '{bad_dates[0]}' ({_DATE_HINT})")
     return query

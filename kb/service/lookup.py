@@ -178,7 +178,10 @@ def resolve_note(store: Store, ref: str) -> str:
     if found:
         names = ", ".join(f"'{title}' ({path})" for path, title in found[:10])
         more = f" and {len(found) - 10} more" if len(found) > 10 else ""
-        raise AmbiguousNote(f"'{ref}' matches {len(found)} notes: {names}{more}; name one by its path")
+        raise AmbiguousNote(
+            f"'{ref}' matches {len(found)} notes: {names}{more}; name one by its path",
+            tuple(path for path, _ in found),
+        )
     paths: dict[str, list[str]] = {}
     for i in infos:
         paths.setdefault(i.title, []).append(i.path)

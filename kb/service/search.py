@@ -36,8 +36,12 @@ def search(
     snippets: bool = True,
     count: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    line_counts: bool = False,
+    context: int | None = None,
 ) -> SearchResult:
-    """Bring the index up to date with notes/ (outside edits included), then answer the query."""
+    """Bring the index up to date with notes/ (outside edits included), then answer the query. With
+    `line_counts` each hit counts its matching lines; with `context` it lists them with that many lines
+    around each (grep -C)."""
     from kb.index import NoteIndex, SearchResult, parse_query
 
     rest, link_fields = split_link_fields(query)
@@ -51,6 +55,8 @@ def search(
         )  # a bad query fails before any work
     if limit is not None and limit < 1:
         raise BadLimit()
+    if context is not None and context < 0:
+        raise UsageError("-C must be 0 or more")
     wanted_tag = validate_tag(tag) if tag else None
     if not _has_notes_root(root):
         return SearchResult(query, 0, (), False)
@@ -71,6 +77,7 @@ def search(
         count=count,
         progress=progress,
         paths=paths,
+        lines=(line_counts, context),
     )
     suggestion = index.suggest(query) if not hits and not wanted_tag and not link_fields else None
     return SearchResult(query, total, tuple(hits), report.rebuilt, tuple(notices), suggestion)

@@ -1,0 +1,22 @@
+"""The program's entry point. A Tab on a NOTE or a tag is answered here before the command line (typer,
+rich) is imported (kb.quickcomplete.quick: a Tab is one process, and most of its time was importing);
+everything else runs kb.cli."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main() -> None:
+    if os.environ.get("_KB_COMPLETE"):
+        from kb.quickcomplete import quick
+
+        answer = quick()
+        if answer is not None:
+            sys.stdout.write(answer[0])
+            sys.stdout.flush()
+            sys.exit(answer[1])
+    from kb.cli import main as run
+
+    run()

@@ -1,0 +1,143 @@
+"""How search results read: snippets without Markdown's marks, cut to the width around their matches with the
+highlights kept; grep's -C N and --count. --json keeps the note's own text."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kb.display import cells, fit, strip_markdown
+from tests.screen import Terminal
+
+# ---------------------------------------------------------------- pure
+
+
+def spans_text(text: str, spans: tuple[tuple[int, int], ...]) -> list[str]:
+    return [text[a:b] for a, b in spans]
+
+
+def test_markdown_marks_are_taken_out_and_spans_follow_the_text():
+    raw = "# Setup Use **postgres** and [the guide](http://x.org/pg) or [[Databases|my db notes]] `psql`"
+    wanted = ("postgres", "guide", "db", "psql")
+    spans = tuple((raw.index(w), raw.index(w) + len(w)) for w in wanted)
+    text, moved = strip_markdown(raw, spans)
+    assert text == "Setup Use postgres and the guide or my db notes psql"
+    assert spans_text(text, moved) == list(wanted)
+
+
+def test_wiki_links_images_and_what_is_not_markdown():
+    assert (
+        strip_markdown("[[Plain]] and ![a cat](cat.png) and [[Note#Part]]")[0] == "Plain and a cat and Note"
+    )
+    for same in ("snake_case_name", "2 * 3 = 6", "#tag and #nested/tag", "a_b", "C# and F#"):
+        assert strip_markdown(same)[0] == same
+    assert strip_markdown("_it_ and __b__ and *x*")[0] == "it and b and x"
+
+
+def test_a_match_inside_a_url_disappears_with_it():
+    raw = "[guide](http://postgres.org)"
+    start = raw.index("postgres")
+    text, moved = strip_markdown(raw, ((start, start + 8),))
+    assert text == "guide" and moved == ()
+
+
+def test_fit_keeps_short_text_as_it_is():
+    assert fit("short text", ((0, 5),), 40) == ("short text", ((0, 5),))
+
+
+def test_fit_cuts_around_the_first_match_never_through_one():
+    text = " ".join(f"word{i}" for i in range(40)) + " TARGET " + " ".join(f"tail{i}" for i in range(40))
+    start = text.index("TARGET")
+    out, spans = fit(text, ((start, start + 6),), 50)
+    assert cells(out) <= 50 and out.startswith("…") and out.endswith("…")
+    assert spans_text(out, spans) == ["TARGET"]
+    # a second match that would be cut at the end is left out whole, never cut
+    second = text.index("tail3")
+    out, spans = fit(text, ((start, start + 6), (second, second + 5)), 30)
+    assert spans_text(out, spans) in (["TARGET"], ["TARGET", "tail3"])
+    assert out.rstrip("…").split()[-1] in text.split()  # cut between words
+
+
+def test_fit_counts_wide_characters_as_two_columns():
+    text = "漢字" * 40 + "TARGET" + "漢字" * 40
+    start = text.index("TARGET")
+    out, spans = fit(text, ((start, start + 6),), 30)
+    assert cells(out) <= 30 and spans_text(out, spans) == ["TARGET"]
+
+
+# ---------------------------------------------------------------- through the CLI
+
+
+@pytest.fixture
+def notes(kb):
+    body = (
+        "Intro line.\n\n## Setup\n\nInstall **postgres** with [the guide](http://example.org/x).\n"
+        "line after\none\ntwo\nthree\npostgres again, " + "filler words " * 30 + "\n"
+    )
+    assert kb("add", "Database", "-b", body).exit_code == 0
+    assert kb("add", "Other", "-b", "Nothing postgres here.").exit_code == 0
+    return kb
+
+
+def test_piped_snippets_lose_markdown_and_fit_columns(notes):
+    r = notes("search", "postgres", "--sort", "title")
+    assert r.exit_code == 0
+    assert "Install postgres with the guide." in r.stdout and "**" not in r.stdout and "## " not in r.stdout
+    r = notes("search", "postgres", "--sort", "title", env={"COLUMNS": "50"})
+    snippets = [line for line in r.stdout.splitlines() if line.startswith("    ")]
+    assert snippets and all(cells(line) <= 50 for line in snippets)
+    assert "postgres" in snippets[0]
+
+
+def test_json_keeps_the_notes_own_text_and_spans(notes):
+    r = notes("search", "postgres", "--sort", "title", "--json")
+    snippet = json.loads(r.stdout)["hits"][0]["snippets"][0]
+    assert "**postgres**" in snippet["text"]
+    start, end = snippet["matches"][0]
+    assert snippet["text"][start:end] == "postgres"
+
+
+def test_context_lines_as_grep_does(notes):
+    r = notes("search", "postgres", "-C", "1", "--sort", "title")
+    assert r.exit_code == 0
+    lines = r.stdout.splitlines()
+    # the file's line numbers: front matter (5 lines) and the `# Database` heading come first
+    assert "notes/Database.md:13:Install **postgres** with [the guide](http://example.org/x)." in lines
+    assert "notes/Database.md-12-" in lines and "notes/Database.md-14-line after" in lines
+    assert "--" in lines
+    assert any(line.startswith("notes/Database.md:18:postgres again") for line in lines)
+    assert "notes/Database.md-15-one" not in lines  # only one line of context
+    assert lines[-1] == "notes/Other.md:9:Nothing postgres here."
+    r = notes("search", "postgres", "-C", "0", "--sort", "title")
+    assert [line.split(":")[1] for line in r.stdout.splitlines() if line != "--"] == ["13", "18", "9"]
+
+
+def test_count_of_matching_lines(notes):
+    r = notes("search", "postgres", "--count", "--sort", "title")
+    assert r.exit_code == 0 and r.stdout == "notes/Database.md:2\nnotes/Other.md:1\n"
+    assert notes("search", "nothinglikethis", "--count").exit_code == 1
+
+
+@pytest.mark.parametrize("args", [["-C", "1", "--json"], ["--count", "-l"], ["-C", "-1"]])
+def test_lines_do_not_combine_with_json_or_paths(notes, args):
+    r = notes("search", "postgres", *args)
+    assert r.exit_code == 2 and r.stdout == ""
+
+
+def test_on_a_narrow_terminal_every_snippet_fits_its_line(notes, root):
+    assert notes("search", "postgres").exit_code == 0  # the index is built
+    term = Terminal(["search", "postgres", "--sort", "title"], root, rows=20, cols=50)
+    _, code = term.finish()
+    assert code == 0
+    screen = term.text().splitlines()
+    snippets = [line for line in screen if line.startswith("    ")]
+    assert len(snippets) == 2, term.text()
+    assert "…" in snippets[0] and "postgres" in snippets[0] and "**" not in snippets[0]
+    # nothing wrapped: every line of output is one line of the screen
+    assert screen[screen.index(snippets[0]) + 1].startswith(" 2. Other"), term.text()
+    buffer = term.screen.buffer
+    row = screen.index(snippets[0])
+    start = snippets[0].index("postgres")
+    assert all(buffer[row][start + i].bold for i in range(8))  # the match is highlighted
+    assert not buffer[row][start - 2].bold
