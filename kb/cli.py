@@ -754,8 +754,73 @@ def completion_(
     render.help_page(completion.script(shell))
 
 
-def main() -> None:
+server_app = typer.Typer(
+    cls=TyperGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    help="The knowledge base's warm server (started and stopped on its own; see README, 'Speed').",
+)
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Whether this knowledge base's server runs: its pid, mode (warm, or cold and why), requests, memory."""
+    from kb import render, server
+
+    render.server_status(server.status(_root()))
+
+
+@server_app.command("start")
+def server_start(
+    foreground: Annotated[
+        bool, typer.Option("--foreground", help="Run it in this process (Ctrl-C stops it).")
+    ] = False,
+) -> None:
+    """Start this knowledge base's server (commands start it on their own when it is not running)."""
+    from kb import render, server
+
+    root = _reading_root()
+    if foreground:
+        raise typer.Exit(server.serve(root, foreground=True, announce=render.note))
+    result = server.start(root)
+    render.server_status(result)
+    if not result.running:
+        raise KbError("the server did not start")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop this knowledge base's server (the next command runs cold and starts it again)."""
+    from kb import render, server
+
+    render.note("Stopped the server." if server.stop(_root()) else "No server was running.")
+
+
+def run(argv: list[str]) -> int:
+    """Run one command line; its exit status, with stdout and stderr flushed (the cold path and the warm
+    server's worker both come through here)."""
     os.environ.setdefault("GIT_TERMINAL_PROMPT", "0")
     if os.environ.get(completion.COMPLETE_VAR):
         completion.enable()
-    app(prog_name="kb")
+    try:
+        app(args=argv, prog_name="kb")
+        code: int = 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            sys.stderr.write(f"{exc.code}\n")
+            code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None and not stream.closed:
+                stream.flush()
+        except (OSError, ValueError):
+            code = 120  # as the interpreter exits when it cannot flush
+    return code
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
