@@ -798,6 +798,19 @@ def server_stop() -> None:
     render.note("Stopped the server." if server.stop(_root()) else "No server was running.")
 
 
+_PREPARED: list[typer.core.TyperGroup] = []
+
+
+def prepare() -> None:
+    """For the warm server: build the click command from the typer app once; the workers it forks use it
+    (the cold path builds it on each run, as typer does)."""
+    from typer.main import get_command
+
+    command = get_command(app)
+    assert isinstance(command, TyperGroup)
+    _PREPARED[:] = [command]
+
+
 def run(argv: list[str]) -> int:
     """Run one command line; its exit status, with stdout and stderr flushed (the cold path and the warm
     server's worker both come through here)."""
@@ -805,7 +818,10 @@ def run(argv: list[str]) -> int:
     if os.environ.get(completion.COMPLETE_VAR):
         completion.enable()
     try:
-        app(args=argv, prog_name="kb")
+        if _PREPARED:
+            _PREPARED[0].main(args=argv, prog_name="kb")
+        else:
+            app(args=argv, prog_name="kb")
         code: int = 0
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):

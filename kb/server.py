@@ -231,6 +231,20 @@ class Freshness:
         kb_store.settle(self.root, scan)
         return True
 
+    def notes(self) -> None:
+        """Every note's record, worked out here once while the notes stay as they are (kb list, tags and
+        NOTE lookups read it; the workers inherit it)."""
+        from kb import store as kb_store
+        from kb.errors import KbError
+        from kb.service.lookup import all_notes
+
+        with contextlib.suppress(KbError):
+            all_notes(kb_store.Store(self.root))
+
+
+# Commands that read every note's record (kb.service.lookup.all_notes).
+_LISTING = frozenset({"list", "tags", "show", "log", "links", "backlinks"})
+
 
 def _read(path: Path) -> bytes:
     try:
@@ -297,17 +311,31 @@ class Server:
         for name in PRELOAD:
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)
-        from kb import render, service
+        from kb import cli, render, service
 
         for name in service.__all__:
             # through the package's own loader: importing kb.service.search directly would hide the
             # function `search` behind the submodule of that name
             service.__getattr__(name)
         render.warm_up()
+        cli.prepare()
         assert self.freshness is not None
-        self.freshness.check()
+        if self.freshness.check():
+            self.freshness.notes()
+            self._rehearse(cli.run)
         gc.collect()
         gc.freeze()
+
+    def _rehearse(self, run: Callable[[list[str]], int]) -> None:
+        """Run a few reading commands here once, their output thrown away: what they make on first use
+        (compiled patterns, the libraries' caches, rich's styles) is then inherited by every worker."""
+        saved = sys.stdout, sys.stderr
+        for args in (["search", "kb"], ["--color", "always", "search", "kb"], ["tags"], ["list", "-t", "kb"]):
+            sys.stdout = sys.stderr = io.StringIO()
+            try:
+                run(["--no-pager", "--kb", str(self.root), *args])
+            finally:
+                sys.stdout, sys.stderr = saved
 
     def serve(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
@@ -406,6 +434,8 @@ class Server:
             return
         assert self.freshness is not None
         known = self.freshness.check()
+        if known and client.command_of(argv)[0] in _LISTING:
+            self.freshness.notes()
         self.requests += 1
         pid = os.fork()
         if pid == 0:

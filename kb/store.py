@@ -85,8 +85,24 @@ def settle(root: Path, scan: tuple[dict[str, tuple[int, int, int]], tuple[str, .
     """For the warm server: `scan` is what Store(root).scan() would find (None: forget it)."""
     key = _folder_id(root)
     _SETTLED.clear()
+    _SETTLED_VALUES.clear()
     if key is not None and scan is not None:
         _SETTLED[key] = scan
+
+
+_SETTLED_VALUES: dict[str, object] = {}
+
+
+def settled_value(root: Path, name: str) -> object | None:
+    """What was worked out from the settled notes of `root` under `name` (lookup.all_notes keeps every
+    note's record here), or None."""
+    return _SETTLED_VALUES.get(name) if settled(root) is not None else None
+
+
+def settle_value(root: Path, name: str, value: object) -> None:
+    """Keep `value`, worked out from the notes while they are settled, until they change."""
+    if settled(root) is not None:
+        _SETTLED_VALUES[name] = value
 
 
 def settled(root: Path) -> tuple[dict[str, tuple[int, int, int]], tuple[str, ...]] | None:
@@ -379,6 +395,7 @@ def exclusive_lock(root: Path, timeout: float) -> Iterator[None]:
     """One writer at a time: an flock on the knowledge base folder itself (no lock file to leave behind;
     the kernel releases it when the process dies). Waits up to `timeout` seconds, then fails clearly."""
     _SETTLED.clear()  # a writer reads the disk, not the warm server's last scan
+    _SETTLED_VALUES.clear()
     try:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
