@@ -341,6 +341,7 @@ class Server:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         watch = [self.sock] + ([self.watcher] if self.watcher is not None else [])
+        self.last = time.monotonic()  # idle from now, not from before the warm-up
         while True:
             self._reap()
             if self.stopping and not self.children:

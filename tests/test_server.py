@@ -290,7 +290,7 @@ def test_another_build_or_interpreter_setting_runs_cold(warm: Warm):
 
 
 def test_an_idle_server_exits(warm: Warm):
-    warm.env["KB_SERVER_IDLE"] = "1"
+    warm.env["KB_SERVER_IDLE"] = "2"
     warm.start()
     pid = warm.pid()
     deadline = time.monotonic() + 20
