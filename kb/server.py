@@ -434,15 +434,14 @@ class Server:
             conn.sendall(client.frame(b"C", why.encode()))
             return
         assert self.freshness is not None
-        known = self.freshness.check()
-        if known and client.command_of(argv)[0] in _LISTING:
+        if self.freshness.check() and client.command_of(argv)[0] in _LISTING:
             self.freshness.notes()
         self.requests += 1
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                _Worker(self, conn, fds, known).run(cwd, argv, env)
+                _Worker(self, conn, fds).run(cwd, argv, env)
                 code = 0
             finally:
                 os._exit(code)
@@ -507,11 +506,10 @@ _KEPT: list[object] = []  # the server's own streams: never closed (their descri
 class _Worker:
     """A forked copy of the server running one command line on the client's descriptors."""
 
-    def __init__(self, server: Server, conn: socket.socket, fds: list[int], known: bool) -> None:
+    def __init__(self, server: Server, conn: socket.socket, fds: list[int]) -> None:
         self.server = server
         self.conn = conn
         self.fds = fds
-        self.known = known
 
     def run(self, cwd: bytes, argv: list[str], env: dict[str, str]) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
