@@ -16,9 +16,11 @@ next time.
 
 from __future__ import annotations
 
-import _socket
-import posix
 import sys
+
+if sys.platform != "win32":  # elsewhere main() runs the command line at once
+    import _socket
+    import posix
 
 PROTOCOL = b"kb-warm-2"
 # Reading commands: they never prompt or run an editor; the pager runs here, on the worker's request.
@@ -367,6 +369,11 @@ def spawn(root: bytes, folder: bytes, key: bytes) -> None:
 
 def main() -> None:
     argv = sys.argv[1:]
+    if sys.platform != "linux":
+        from kb.cli import main as cold
+
+        cold()
+        return
     try:
         code = _warm(argv, dict(posix.environ))
     except _Cold:
