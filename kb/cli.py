@@ -191,8 +191,10 @@ PREVIEW_LINES = 40  # of the highlighted note, below the picker's list
 def _picked(root: Path, paths: tuple[str, ...] | None = None) -> str:
     """The note chosen in the picker (kb.picker) among every note, most recently modified first, or among
     `paths`."""
-    from kb import picker, service
+    from kb import picker, service, terminal
 
+    if terminal.SETTINGS.before_terminal is not None:
+        terminal.SETTINGS.before_terminal()
     listed = service.list_notes(root, paths=frozenset(paths) if paths is not None else None)
     choices = [picker.Choice(n.title, n.path, n.modified) for n in listed.notes]
 
@@ -858,8 +860,101 @@ def completion_(
     render.help_page(completion.script(shell))
 
 
-def main() -> None:
+server_app = typer.Typer(
+    cls=TyperGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    help="The knowledge base's warm server (started and stopped on its own; see README, 'Speed').",
+)
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Whether this knowledge base's server runs: its pid, mode (warm, or cold and why), requests, memory."""
+    from kb import render, server
+
+    render.server_status(server.status(_root()))
+
+
+@server_app.command("start")
+def server_start(
+    foreground: Annotated[
+        bool, typer.Option("--foreground", help="Run it in this process (Ctrl-C stops it).")
+    ] = False,
+) -> None:
+    """Start this knowledge base's server (commands start it on their own when it is not running)."""
+    from kb import render, server
+
+    root = _reading_root()
+    if foreground:
+        raise typer.Exit(server.serve(root, foreground=True, announce=render.note))
+    result = server.start(root)
+    render.server_status(result)
+    if not result.running:
+        raise KbError("the server did not start")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop this knowledge base's server (the next command runs cold and starts it again)."""
+    from kb import render, server
+
+    render.note("Stopped the server." if server.stop(_root()) else "No server was running.")
+
+
+_PREPARED: list[typer.core.TyperGroup] = []
+
+
+def prepare() -> None:
+    """For the warm server: build the click command from the typer app once; the workers it forks use it
+    (the cold path builds it on each run, as typer does)."""
+    from typer.main import get_command
+
+    command = get_command(app)
+    assert isinstance(command, TyperGroup)
+    _PREPARED[:] = [command]
+
+
+def run(argv: list[str]) -> int:
+    """Run one command line; its exit status, with stdout and stderr flushed (the cold path and the warm
+    server's worker both come through here)."""
     os.environ.setdefault("GIT_TERMINAL_PROMPT", "0")
     if os.environ.get(completion.COMPLETE_VAR):
         completion.enable()
-    app(prog_name="kb")
+    try:
+        if _PREPARED:
+            _PREPARED[0].main(args=argv, prog_name="kb")
+        else:
+            app(args=argv, prog_name="kb")
+        code: int = 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            sys.stderr.write(f"{exc.code}\n")
+            code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None and not stream.closed:
+                stream.flush()
+        except (OSError, ValueError):
+            code = 120  # as the interpreter exits when it cannot flush
+    return code
+
+
+def main() -> None:
+    import atexit
+
+    handlers = getattr(atexit, "_ncallbacks", None)
+    before = handlers() if handlers is not None else None
+    code = run(sys.argv[1:])
+    # The interpreter's teardown (freeing every object: ~10% of a search's time) is skipped when it has
+    # nothing else to do: streams flushed by run(), no exit handler registered since the start (logging,
+    # multiprocessing and tempfile register theirs), no other thread.
+    threading = sys.modules.get("threading")
+    alone = threading is None or threading.active_count() == 1
+    if handlers is not None and handlers() == before and alone and "multiprocessing" not in sys.modules:
+        os._exit(code)
+    sys.exit(code)

@@ -1,6 +1,6 @@
 """The program's entry point. A Tab on a NOTE or a tag is answered here before the command line (typer,
 rich) is imported (kb.quickcomplete.quick: a Tab is one process, and most of its time was importing);
-everything else runs kb.cli."""
+everything else goes to kb.client (the warm server, else the whole command line)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,6 @@ def main() -> None:
             sys.stdout.write(answer[0])
             sys.stdout.flush()
             sys.exit(answer[1])
-    from kb.cli import main as run
+    from kb.client import main as run
 
     run()

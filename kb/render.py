@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from kb.index import Progress, SearchResult
     from kb.index.document import Snippet
+    from kb.server import ServerStatus
     from kb.service.check import CheckResult
     from kb.service.core import ChangeResult, InitResult, ListResult, NoteInfo, ShowResult, TagsResult
     from kb.service.importing import ImportResult
@@ -102,6 +103,8 @@ def _run_pager(argv: list[str], text: str) -> bool:
     env.setdefault("LESS", "FRX")  # as git sets them
     env.setdefault("LV", "-c")
     sys.stdout.flush()
+    if terminal.SETTINGS.run_pager is not None:
+        return terminal.SETTINGS.run_pager([exe, *argv[1:]], env, text.encode("utf-8", "replace"))
     try:
         proc = subprocess.Popen([exe, *argv[1:]], stdin=subprocess.PIPE, env=env)
     except OSError:
@@ -174,6 +177,11 @@ def _console_class() -> type:
     return SafeConsole
 
 
+def warm_up() -> None:
+    """For the warm server: make what every rich command makes first (the console class)."""
+    _console_class()
+
+
 def _console(stderr: bool = False) -> Console:
     coloured = terminal.color(sys.stderr if stderr else sys.stdout)
     console: Console = _console_class()(
@@ -209,6 +217,23 @@ def _err(text: str) -> None:
 
 def error(message: str) -> None:
     _err(f"Error: {message}")
+
+
+def note(message: str) -> None:
+    """A line of kb's own chatter on stderr."""
+    _err(message)
+
+
+def server_status(result: ServerStatus) -> None:
+    """`kb server status`: one `name: value` line each, on stdout."""
+    _out(f"knowledge base: {result.root}\n")
+    _out(f"socket: {result.socket or '-'}\n")
+    _out(f"running: {'yes' if result.running else 'no'}\n")
+    for name, value in result.details:
+        if name != "knowledge base":
+            _out(f"{name}: {value}\n")
+    if result.note:
+        _out(f"note: {result.note}\n")
 
 
 def help_page(text: str) -> None:

@@ -67,6 +67,52 @@ def _stat_all(folder: str, names: list[str]) -> list[tuple[int, int, int] | None
     return out
 
 
+# The warm server's promise (kb.server), per knowledge base folder (device, inode): nothing under it changed
+# since this scan, and the index's catalog agrees with it. Never set on the cold path; anything that takes
+# the write lock forgets it, so a process that writes always sees the disk.
+_SETTLED: dict[tuple[int, int], tuple[dict[str, tuple[int, int, int]], tuple[str, ...]]] = {}
+
+
+def _folder_id(root: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(root)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def settle(root: Path, scan: tuple[dict[str, tuple[int, int, int]], tuple[str, ...]] | None) -> None:
+    """For the warm server: `scan` is what Store(root).scan() would find (None: forget it)."""
+    key = _folder_id(root)
+    _SETTLED.clear()
+    _SETTLED_VALUES.clear()
+    if key is not None and scan is not None:
+        _SETTLED[key] = scan
+
+
+_SETTLED_VALUES: dict[str, object] = {}
+
+
+def settled_value(root: Path, name: str) -> object | None:
+    """What was worked out from the settled notes of `root` under `name` (lookup.all_notes keeps every
+    note's record here), or None."""
+    return _SETTLED_VALUES.get(name) if settled(root) is not None else None
+
+
+def settle_value(root: Path, name: str, value: object) -> None:
+    """Keep `value`, worked out from the notes while they are settled, until they change."""
+    if settled(root) is not None:
+        _SETTLED_VALUES[name] = value
+
+
+def settled(root: Path) -> tuple[dict[str, tuple[int, int, int]], tuple[str, ...]] | None:
+    """The scan the warm server vouches for (see settle), or None: scan the disk."""
+    if not _SETTLED:
+        return None
+    key = _folder_id(root)
+    return _SETTLED.get(key) if key is not None else None
+
+
 class Store:
     def __init__(self, root: Path, layout: Layout | None = None) -> None:
         self.root = root
@@ -127,11 +173,17 @@ class Store:
         unless this Store writes or deletes a file first (used while holding the lock)."""
         if self._kept is not None:
             found = self._kept
+        elif (known := settled(self.root)) is not None:
+            found = known
         else:
             paths, stats, warnings = self._walk(with_stat=True)
             found = dict(zip(paths, stats, strict=True)), tuple(warnings)
         self._kept = found if keep else None
         return (dict(found[0]) if keep else found[0]), found[1]
+
+    def settled(self) -> bool:
+        """Whether the warm server vouches that nothing changed since its last scan (see settle)."""
+        return self._kept is None and settled(self.root) is not None
 
     def _walk(self, with_stat: bool) -> tuple[list[str], list[tuple[int, int, int]], list[str]]:
         paths: list[str] = []
@@ -342,6 +394,8 @@ def _fsync_dir(folder: Path) -> None:
 def exclusive_lock(root: Path, timeout: float) -> Iterator[None]:
     """One writer at a time: an flock on the knowledge base folder itself (no lock file to leave behind;
     the kernel releases it when the process dies). Waits up to `timeout` seconds, then fails clearly."""
+    _SETTLED.clear()  # a writer reads the disk, not the warm server's last scan
+    _SETTLED_VALUES.clear()
     try:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:

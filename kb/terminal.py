@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from typing import Literal, TextIO
 
 ColorMode = Literal["auto", "always", "never"]
@@ -22,9 +23,19 @@ COLOR_MODES: tuple[ColorMode, ...] = ("auto", "always", "never")
 DEFAULT_PAGER = "less -FRX"
 
 
+# Runs the pager (argv with its executable resolved, environment, text): True when it ran. Set in the warm
+# server's worker, whose pager runs in the client on the user's terminal; None: kb.render starts it here.
+PagerRunner = Callable[[list[str], dict[str, str], bytes], bool]
+
+
 class _Settings:
     color: ColorMode = "auto"
     pager: bool = True
+    run_pager: PagerRunner | None = None
+    # Called before anything needs the terminal itself (the note picker). Set in the warm server's worker,
+    # where it hands the command back to the client to run cold (nothing has been printed yet); it does
+    # not return there.
+    before_terminal: Callable[[], None] | None = None
 
 
 SETTINGS = _Settings()

@@ -35,6 +35,10 @@ def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("KB_NOW", NOW)
     monkeypatch.setenv("KB_LOCK_TIMEOUT", "2")
+    # Every command runs cold unless a test of the warm server says otherwise (tests/test_server.py); its
+    # sockets would go under tmp_path, never to the user's runtime folder.
+    monkeypatch.setenv("KB_SERVER", "0")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
     for name in ("EDITOR", "VISUAL", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
         monkeypatch.delenv(name, raising=False)
     for role in ("AUTHOR", "COMMITTER"):

@@ -181,9 +181,9 @@ def test_a_command_that_opens_no_picker_does_not_load_prompt_toolkit(notes, root
     import subprocess
 
     code = (
-        "import sys; sys.argv = ['kb', 'show', 'Langs']\n"
+        "import sys\n"
         "import kb.cli\n"
-        "try:\n    kb.cli.main()\nexcept SystemExit:\n    pass\n"
+        "kb.cli.run(['show', 'Langs'])\n"
         "print('prompt_toolkit' in sys.modules, file=sys.stderr)"
     )
     proc = subprocess.run(

@@ -429,3 +429,25 @@ def test_anything_else_goes_to_the_parser(text):
     from kb.index.query import plain_query
 
     assert plain_query(text) is None
+
+
+def test_a_copied_knowledge_base_is_not_indexed_again(kb, root, tmp_path):
+    from kb.index import NoteIndex
+
+    for i in range(5):
+        assert kb("add", f"Note {i}", "-b", f"body {i}").exit_code == 0
+    assert kb("search", "body").exit_code == 0  # the index is built
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy, symlinks=True)  # as cp -a: times kept, new inodes
+    report = NoteIndex(copy).refresh()
+    assert (report.added, report.updated, report.removed) == (0, 0, 0)
+    assert kb("--kb", str(copy), "search", "body", "-l").stdout.count("notes/") == 5
+    # In place, a file renamed over another of the same size and mtime is still a change.
+    a, b = copy / "notes" / "Note 1.md", copy / "notes" / "Note 2.md"
+    same = os.stat(a).st_mtime_ns
+    os.utime(b, ns=(same, same))
+    NoteIndex(copy).refresh()
+    assert os.stat(a).st_size == os.stat(b).st_size
+    os.replace(a, b)
+    report = NoteIndex(copy).refresh()
+    assert (report.updated, report.removed) == (1, 1)

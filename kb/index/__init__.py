@@ -313,6 +313,9 @@ class NoteIndex:
         catalog = self.catalog()
         if catalog is None or not self._has_toc():
             raise NeedsRebuild("the search index is missing, unreadable or of another version")
+        if self.store.settled():  # the warm server saw nothing change since the catalog agreed with a scan
+            catalog.close()
+            return RefreshReport(0, 0, 0, False)
         with catalog:
             try:
                 known = catalog.signatures()

@@ -120,7 +120,43 @@ class Catalog:
         except sqlite3.Error:
             db.close()
             return None
-        return cls(db)
+        catalog = cls(db)
+        try:
+            catalog._follow_copy(folder.parent)
+        except (sqlite3.Error, OSError):
+            catalog.close()
+            return None
+        return catalog
+
+    def _follow_copy(self, root: Path) -> None:
+        """A knowledge base copied (`cp -a`) or restored elsewhere has new inodes but the same files: when
+        the root folder is not the one this catalog was written in, the inode of every note whose mtime and
+        size are unchanged is taken over (one lstat each, nothing parsed), so the copy is not re-indexed.
+        In place, a different inode still means a changed file (one renamed over another of the same size
+        and mtime)."""
+        st = os.stat(root)
+        here = f"{st.st_dev}:{st.st_ino}"
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'folder'").fetchone()
+        if row is not None and row[0] == here:
+            return
+        updates = []
+        if row is not None:
+            for path, mtime, size in self.db.execute("SELECT path, mtime_ns, size FROM notes").fetchall():
+                try:
+                    now = os.lstat(root / path)
+                except OSError:
+                    continue
+                if now.st_mtime_ns == mtime and now.st_size == size:
+                    updates.append((now.st_ino, path))
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.executemany("UPDATE notes SET ino = ? WHERE path = ?", updates)
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('folder', ?)", (here,))
+            self.db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            raise
 
     @classmethod
     def create(cls, folder: Path, entries: dict[str, Entry]) -> None:
@@ -144,6 +180,8 @@ class Catalog:
             )
             db.execute("BEGIN")
             db.execute("INSERT INTO meta VALUES ('version', ?)", (str(VERSION),))
+            root = os.stat(folder.parent)
+            db.execute("INSERT INTO meta VALUES ('folder', ?)", (f"{root.st_dev}:{root.st_ino}",))
             db.executemany(
                 f"INSERT INTO notes ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (_row(path, entry) for path, entry in entries.items()),

@@ -73,7 +73,11 @@ def all_notes(store: Store) -> tuple[list[NoteInfo], list[str]]:
     """Every note's catalog record. Notes unchanged since the search index last saw them come from the
     index's catalog (one stat each); only new or changed files are read and parsed."""
     from kb.index import DatesLookup
+    from kb.store import settle_value, settled_value
 
+    kept = settled_value(store.root, "all_notes") if store.settled() else None
+    if isinstance(kept, tuple):
+        return list(kept[0]), list(kept[1])
     sigs, scan_warnings = store.scan()
     known = catalog_rows(store, lambda catalog: catalog.entries()) or {}
     warnings = list(scan_warnings)
@@ -90,6 +94,8 @@ def all_notes(store: Store) -> tuple[list[NoteInfo], list[str]]:
             info = found
         infos.append(info)
         warnings.extend(f"{path}: {w}" for w in ((info.problem,) if info.problem else ()) + info.warnings)
+    if store.settled():
+        settle_value(store.root, "all_notes", (tuple(infos), tuple(warnings)))
     return infos, warnings
 
 

@@ -1,0 +1,720 @@
+"""The warm server of one knowledge base: kb's modules already imported, the notes watched with inotify.
+
+    python -m kb.server serve ROOT [--foreground]      (kb.client starts it; `kb server start` too)
+
+One server per knowledge base, listening on a Unix socket in the user's runtime folder (kb.client.
+runtime_dir: mode 0700, the socket 0600, the peer's uid checked on every connection; never TCP, never inside
+the knowledge base), holding `<key>.lock` for as long as it lives (so ten clients starting it at once start
+one). It exits after `$KB_SERVER_IDLE` seconds (default 900) without a request, when stopped, or when a
+client of another build of kb connects.
+
+A request is a command line of kb.client.WARM with the client's working folder, environment and its stdin,
+stdout and stderr (file descriptors). Before each request the server drains the inotify events of every
+folder of the knowledge base and compares a few files of git and the index (HEAD, its ref, the catalog, the
+journal of a dead run); when anything moved, it runs the full freshness check of the cold path
+(NoteIndex.refresh, outside edits indexed) and remembers that scan (kb.store.settle). It then forks a worker
+that runs exactly the cold command line (kb.cli.run) on the client's descriptors; the worker inherits the
+remembered scan, so an unchanged knowledge base is not scanned again. Nothing lives only in the server: the
+notes, git and the index on disk are the state; the worker takes the same write lock, journal and commits
+as any cold process.
+
+On a file system without inotify semantics (NFS, SMB, FUSE, 9p...), without inotify, or when the watches
+cannot be set, the server answers every request "run it yourself" and `kb server status` says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import gc
+import io
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from kb import client
+
+IDLE_SECONDS = 900.0
+REQUEST_TIMEOUT = 2.0
+# File systems whose changes made elsewhere inotify does not see.
+UNWATCHABLE = frozenset(
+    {"nfs", "nfs4", "cifs", "smb", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs", "lustre", "virtiofs",
+     "vboxsf", "sshfs", "davfs", "ncpfs", "coda", "gpfs", "beegfs", "orangefs"}
+)  # fmt: skip
+# What a worker must have imported before it forks: everything a reading command imports.
+PRELOAD = (
+    "kb.cli", "kb.render", "kb.jsonshape", "kb.index",
+    "kb.index.query", "kb.index.document", "kb.index.catalog", "kb.history", "kb.notes", "kb.links",
+    "kb.when", "whoosh.index", "whoosh.query", "whoosh.searching", "whoosh.highlight", "whoosh.sorting",
+    "whoosh.filedb.filestore", "whoosh.codec.whoosh3", "whoosh.qparser", "sqlite3", "difflib", "yaml",
+    "frontmatter", "rich.console", "rich.text", "rich.table", "rich.markdown", "rich.markup",
+    "rich.syntax", "rich.progress", "shlex", "subprocess", "json",
+)  # fmt: skip
+
+
+def idle_seconds() -> float:
+    raw = os.environ.get("KB_SERVER_IDLE")
+    try:
+        return float(raw) if raw else IDLE_SECONDS
+    except ValueError:
+        return IDLE_SECONDS
+
+
+def fs_type(path: str) -> str | None:
+    """The type of the file system `path` is on (/proc/self/mountinfo), None when unknown."""
+    real = os.path.realpath(path)
+    best, found = -1, None
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as lines:
+            for line in lines:
+                left, _, right = line.partition(" - ")
+                parts = left.split()
+                if len(parts) < 5 or not right:
+                    continue
+                mount = _unescape(parts[4])
+                inside = real == mount or real.startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) >= best:
+                    best, found = len(mount), right.split()[0]
+    except OSError:
+        return None
+    return found
+
+
+def _unescape(text: str) -> str:
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and text[i + 1 : i + 4].isdigit():
+            out.append(chr(int(text[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def cold_reason(root: Path) -> str | None:
+    """Why the server cannot keep this knowledge base fresh (its requests then run cold), or None."""
+    if sys.platform != "linux":
+        return f"no inotify on {sys.platform}"
+    kind = fs_type(str(root))
+    if kind is not None and (kind in UNWATCHABLE or kind.startswith("fuse")):
+        return f"on a {kind} file system, whose changes made elsewhere inotify does not see"
+    try:
+        import inotify_simple  # noqa: F401
+    except (ImportError, OSError) as exc:
+        return f"inotify_simple cannot be used ({exc})"
+    return None
+
+
+# ------------------------------------------------------------------ watching
+
+
+class Watcher:
+    """inotify watches on every folder of the knowledge base but .git, dot-folders and index/."""
+
+    def __init__(self, root: Path) -> None:
+        from inotify_simple import INotify, flags
+
+        self.root = root
+        self.flags = flags
+        self.mask = (
+            flags.CREATE | flags.DELETE | flags.MODIFY | flags.ATTRIB | flags.MOVED_FROM | flags.MOVED_TO
+            | flags.DELETE_SELF | flags.MOVE_SELF | flags.CLOSE_WRITE
+        )  # fmt: skip
+        self.inotify = INotify(nonblocking=True)
+        self.watches = 0
+        self.rewatch()
+
+    def fileno(self) -> int:
+        return self.inotify.fileno()
+
+    def rewatch(self) -> None:
+        """Watch every folder (again: adding a watch twice is harmless). OSError when the limit is hit."""
+        count = 0
+        stack = [(str(self.root), True)]
+        while stack:
+            folder, top = stack.pop()
+            try:
+                self.inotify.add_watch(folder, self.mask)
+            except OSError as exc:
+                if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
+                    continue
+                raise
+            count += 1
+            try:
+                with os.scandir(folder) as entries:
+                    for entry in entries:
+                        name = entry.name
+                        if name.startswith(".") or name == "node_modules" or (top and name == "index"):
+                            continue
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append((entry.path, False))
+            except OSError:
+                continue
+        self.watches = count
+
+    def drain(self) -> bool:
+        """Read every pending event; True when there was any (new folders are watched)."""
+        events = self.inotify.read(timeout=0)
+        if not events:
+            return False
+        flags = self.flags
+        if any(e.mask & (flags.Q_OVERFLOW | flags.ISDIR) for e in events):
+            self.rewatch()
+        return True
+
+    def close(self) -> None:
+        self.inotify.close()
+
+
+class Freshness:
+    """What the server knows about the notes: whether anything may have changed since its last full check."""
+
+    def __init__(self, root: Path, watcher: Watcher) -> None:
+        self.root = root
+        self.watcher = watcher
+        self.dirty = True
+        self.outside: tuple[object, ...] | None = None
+        self.checks = 0
+
+    def signature(self) -> tuple[object, ...]:
+        """What git and the index look like: HEAD and its ref, packed refs, the catalog, a dead run."""
+        from kb.index.catalog import CATALOG
+        from kb.store import INDEX_DIR
+
+        git = self.root / ".git"
+        head = _read(git / "HEAD")
+        ref = head[5:].strip().decode("utf-8", "surrogateescape") if head.startswith(b"ref: ") else ""
+        parts: list[object] = [head]
+        for path in (git / ref if ref else None, git / "packed-refs", self.root / INDEX_DIR / CATALOG,
+                     self.root / INDEX_DIR, git / "kb-journal", git / "kb-sync-merge"):  # fmt: skip
+            parts.append(_stat(path) if path is not None else None)
+        return tuple(parts)
+
+    def check(self) -> bool:
+        """Drain the events; after any, the cold path's full check (outside edits indexed). True when the
+        notes are known to be exactly the remembered scan, which the catalog agrees with."""
+        from kb import store as kb_store
+        from kb.errors import KbError
+        from kb.index import NoteIndex, damage_errors
+
+        if self.watcher.drain():
+            self.dirty = True
+        signature = self.signature()
+        if signature != self.outside:
+            self.dirty = True
+        if not self.dirty:
+            return True
+        kb_store.settle(self.root, None)
+        self.outside = signature
+        git = self.root / ".git"
+        if (git / "kb-journal").exists() or (git / "kb-sync-merge").exists():
+            return False  # a dead run: the worker recovers it, as the cold path does
+        self.dirty = False  # events from here on make it dirty again
+        self.checks += 1
+        try:
+            notes = kb_store.Store(self.root)
+            scan = notes.scan(keep=True)
+            NoteIndex(self.root, notes).refresh()
+        except (KbError, *damage_errors()):  # type: ignore[misc]
+            self.dirty = True  # the worker repairs it the cold way (with its progress bar)
+            return False
+        self.outside = self.signature()
+        kb_store.settle(self.root, scan)
+        return True
+
+    def notes(self) -> None:
+        """Every note's record, worked out here once while the notes stay as they are (kb list, tags and
+        NOTE lookups read it; the workers inherit it)."""
+        from kb import store as kb_store
+        from kb.errors import KbError
+        from kb.service.lookup import all_notes
+
+        with contextlib.suppress(KbError):
+            all_notes(kb_store.Store(self.root))
+
+
+# Commands that read every note's record (kb.service.lookup.all_notes).
+_LISTING = frozenset({"list", "tags", "show", "log", "links", "backlinks"})
+
+
+def _read(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4096)
+    except OSError:
+        return b""
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+# ------------------------------------------------------------------ serving
+
+
+_IDENTITY_PREFIXES = ("LANG", "LC_", "PYTHON")
+_NOT_IDENTITY = frozenset({"PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX", "PYTHONHASHSEED"})
+
+
+def identity(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The environment the interpreter reads when it starts (locale, PYTHON*): a worker forked from this
+    server has the streams and flags a cold process would have only when these agree."""
+    return tuple(
+        sorted((k, v) for k, v in env.items() if k.startswith(_IDENTITY_PREFIXES) and k not in _NOT_IDENTITY)
+    )
+
+
+class Server:
+    def __init__(self, root: Path, sock: socket.socket, lock_fd: int, reason: str | None) -> None:
+        self.root = root
+        self.real = os.path.realpath(root)
+        self.sock = sock
+        self.lock_fd = lock_fd
+        self.reason = reason
+        self.build = client.build_id()
+        self.identity = identity(dict(os.environ))
+        self.idle = idle_seconds()
+        self.started = time.time()
+        self.last = time.monotonic()
+        self.requests = 0
+        self.children: set[int] = set()
+        self.stopping = False
+        self.watcher: Watcher | None = None
+        self.freshness: Freshness | None = None
+        if reason is None:
+            try:
+                self.watcher = Watcher(root)
+            except OSError as exc:
+                self.reason = f"the folders cannot be watched ({exc.strerror})"
+            else:
+                self.freshness = Freshness(root, self.watcher)
+
+    def warm_up(self) -> None:
+        """Import what the commands import, check the notes once, and freeze what is shared with workers."""
+        if self.reason is not None:
+            return
+        import importlib
+
+        for name in PRELOAD:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
+        from kb import cli, render, service
+
+        for name in service.__all__:
+            # through the package's own loader: importing kb.service.search directly would hide the
+            # function `search` behind the submodule of that name
+            service.__getattr__(name)
+        render.warm_up()
+        cli.prepare()
+        assert self.freshness is not None
+        if self.freshness.check():
+            self.freshness.notes()
+            self._rehearse(cli.run)
+        gc.collect()
+        gc.freeze()
+
+    def _rehearse(self, run: Callable[[list[str]], int]) -> None:
+        """Run a few reading commands here once, their output thrown away: what they make on first use
+        (compiled patterns, the libraries' caches, rich's styles) is then inherited by every worker."""
+        saved = sys.stdout, sys.stderr
+        for args in (["search", "kb"], ["--color", "always", "search", "kb"], ["tags"], ["list", "-t", "kb"]):
+            sys.stdout = sys.stderr = io.StringIO()
+            try:
+                run(["--no-pager", "--kb", str(self.root), *args])
+            finally:
+                sys.stdout, sys.stderr = saved
+
+    def serve(self) -> None:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        watch = [self.sock] + ([self.watcher] if self.watcher is not None else [])
+        self.last = time.monotonic()  # idle from now, not from before the warm-up
+        while True:
+            self._reap()
+            if self.stopping and not self.children:
+                return
+            idle = self.idle - (time.monotonic() - self.last)
+            if idle <= 0 and not self.children:
+                return
+            try:
+                ready, _, _ = select.select([] if self.stopping else watch, [], [], max(0.05, min(idle, 1.0)))
+            except InterruptedError:
+                continue
+            if self.watcher is not None and self.watcher in ready and self.freshness is not None:
+                try:
+                    if self.watcher.drain():
+                        self.freshness.dirty = True
+                except OSError:
+                    self.freshness.dirty = True
+            if self.sock in ready:
+                self._accept()
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.stopping = True
+
+    def _reap(self) -> None:
+        for pid in list(self.children):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.children.discard(pid)
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        fds: list[int] = []
+        try:
+            conn.settimeout(REQUEST_TIMEOUT)
+            if client.peer_uid(conn) != os.getuid():
+                return  # another user's process: refused
+            data, fds = _receive(conn)
+            self._handle(conn, data, fds)
+        except (OSError, EOFError, ValueError):
+            pass
+        finally:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            conn.close()
+
+    def _handle(self, conn: socket.socket, data: bytes, fds: list[int]) -> None:
+        parts = data.split(b"\0")
+        if len(parts) < 2 or parts[0] != client.PROTOCOL:
+            conn.sendall(client.frame(b"C", b"protocol"))
+            return
+        kind = parts[1]
+        if kind == b"status":
+            conn.sendall(client.frame(b"I", self.status().encode("utf-8", "surrogateescape")))
+            return
+        if kind == b"stop":
+            self.stopping = True
+            conn.sendall(client.frame(b"I", b"stopping"))
+            return
+        if kind != b"run" or len(parts) < 7:
+            conn.sendall(client.frame(b"C", b"request"))
+            return
+        self.last = time.monotonic()
+        build, root, cwd = parts[2], parts[3], parts[4]
+        n = int(parts[5])
+        argv = [os.fsdecode(a) for a in parts[6 : 6 + n]]
+        env: dict[str, str] = {}
+        for item in parts[6 + n : -1]:
+            name, sep, value = item.partition(b"=")
+            if sep:
+                env[os.fsdecode(name)] = os.fsdecode(value)
+        if build != self.build:
+            self.stopping = True  # kb was changed: this server is out of date
+            conn.sendall(client.frame(b"C", b"build"))
+            return
+        why = self.reason
+        if why is None and os.path.realpath(os.fsdecode(root)) != self.real:
+            why = "root"
+        if why is None and identity(env) != self.identity:
+            why = "environment"
+        if why is None and len(fds) != 3:
+            why = "descriptors"
+        if why is not None:
+            conn.sendall(client.frame(b"C", why.encode()))
+            return
+        assert self.freshness is not None
+        if self.freshness.check() and client.command_of(argv)[0] in _LISTING:
+            self.freshness.notes()
+        self.requests += 1
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                _Worker(self, conn, fds).run(cwd, argv, env)
+                code = 0
+            finally:
+                os._exit(code)
+        self.children.add(pid)
+        self.last = time.monotonic()
+
+    def status(self) -> str:
+        rss = ""
+        with contextlib.suppress(OSError), open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = f"{int(line.split()[1]) // 1024} MiB"
+        rows = [
+            ("pid", str(os.getpid())),
+            ("knowledge base", self.real),
+            ("mode", "warm" if self.reason is None else f"cold: {self.reason}"),
+            ("started", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))),
+            ("requests", str(self.requests)),
+            ("folders watched", str(self.watcher.watches if self.watcher else 0)),
+            ("full checks", str(self.freshness.checks if self.freshness else 0)),
+            ("idle exit after", f"{self.idle:g} s"),
+            ("memory (RSS)", rss),
+        ]
+        return "".join(f"{k}\t{v}\n" for k, v in rows)
+
+
+def _receive(conn: socket.socket) -> tuple[bytes, list[int]]:
+    """One request frame and the descriptors sent with it."""
+    fds: list[int] = []
+    data, ancillary, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(3 * 4))
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(payload) - len(payload) % 4
+            fds.extend(
+                int.from_bytes(payload[i : i + 4], sys.byteorder, signed=True) for i in range(0, usable, 4)
+            )
+    try:
+        while len(data) < 5:
+            more = conn.recv(65536)
+            if not more:
+                raise EOFError
+            data += more
+        if data[:1] != b"Q":
+            raise ValueError("not a request")
+        size = int.from_bytes(data[1:5], "big")
+        while len(data) < 5 + size:
+            more = conn.recv(65536)
+            if not more:
+                raise EOFError
+            data += more
+    except BaseException:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        raise
+    return data[5 : 5 + size], fds
+
+
+_KEPT: list[object] = []  # the server's own streams: never closed (their descriptors are the client's now)
+
+
+class _Worker:
+    """A forked copy of the server running one command line on the client's descriptors."""
+
+    def __init__(self, server: Server, conn: socket.socket, fds: list[int]) -> None:
+        self.server = server
+        self.conn = conn
+        self.fds = fds
+
+    def run(self, cwd: bytes, argv: list[str], env: dict[str, str]) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        server = self.server
+        with contextlib.suppress(OSError):
+            server.sock.close()
+            os.close(server.lock_fd)
+            if server.watcher is not None:
+                server.watcher.close()
+        conn = self.conn
+        try:
+            os.chdir(cwd)
+        except OSError:
+            conn.sendall(client.frame(b"C", b"cwd"))
+            return
+        conn.sendall(client.frame(b"R", str(os.getpid()).encode()))
+        kind, _ = client.recv_frame(conn)
+        if kind != b"G":
+            return  # the client gave up waiting and runs the command itself
+        conn.settimeout(None)
+        os.environ.clear()
+        os.environ.update(env)
+        for target, fd in enumerate(self.fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        _streams()
+        from kb import cli, terminal
+
+        terminal.SETTINGS.run_pager = self.page
+        terminal.SETTINGS.before_terminal = self.hand_back
+        sys.argv = ["kb", *argv]
+        code = cli.run(argv)
+        conn.sendall(client.frame(b"X", str(code).encode()))
+
+    def hand_back(self) -> None:
+        """The command needs the user's terminal (the picker): the client runs it cold. Nothing has been
+        printed and reading commands change nothing, so running it again there is the same command."""
+        with contextlib.suppress(OSError):
+            self.conn.sendall(client.frame(b"K"))
+        os._exit(0)
+
+    def page(self, argv: list[str], env: dict[str, str], data: bytes) -> bool:
+        """The pager runs in the client, on its terminal (this process has none)."""
+        head = f"{len(argv)}\0{len(env)}\0".encode()
+        items = [os.fsencode(a) for a in argv] + [os.fsencode(f"{k}={v}") for k, v in env.items()]
+        self.conn.sendall(client.frame(b"P", head + client.fields(items) + data))
+        kind, payload = client.recv_frame(self.conn)
+        return kind == b"D" and payload == b"1"
+
+
+def _streams() -> None:
+    """sys.stdin, stdout and stderr made anew on descriptors 0, 1 and 2 as the interpreter makes them at
+    start (encoding and errors of this environment, line buffering on a terminal, stderr always)."""
+    unbuffered = bool(getattr(sys.flags, "unbuffered", 0))
+    made: list[TextIO] = []
+    for fd, old in ((0, sys.stdin), (1, sys.stdout), (2, sys.stderr)):
+        _KEPT.append(old)
+        mode = "rb" if fd == 0 else "wb"
+        buffered = fd == 0 or not unbuffered
+        raw: Any = open(fd, mode, buffering=-1 if buffered else 0, closefd=False)  # noqa: SIM115
+        tty = os.isatty(fd)
+        stream = io.TextIOWrapper(
+            raw,
+            encoding=old.encoding if old is not None else "utf-8",
+            errors=old.errors if old is not None else "strict",
+            newline="\n",
+            line_buffering=buffered and (tty or fd == 2),
+            write_through=not buffered,
+        )
+        made.append(stream)
+    sys.stdin, sys.stdout, sys.stderr = made
+    for name, made_stream in zip(("__stdin__", "__stdout__", "__stderr__"), made, strict=True):
+        setattr(sys, name, made_stream)
+
+
+# ------------------------------------------------------------------ starting, asking, stopping
+
+
+def paths(root: Path) -> tuple[bytes, bytes, bytes] | None:
+    """(runtime folder, socket, lock file) of the knowledge base at `root`; None when it does not exist."""
+    env = {os.fsencode(k): os.fsencode(v) for k, v in os.environ.items()}
+    key = client.key_of(os.fsencode(root))
+    if key is None:
+        return None
+    folder = client.runtime_dir(env)
+    return folder, folder + b"/" + key + b".sock", folder + b"/" + key + b".lock"
+
+
+def serve(root: Path, foreground: bool = False, announce: Callable[[str], None] | None = None) -> int:
+    """Run the server of `root` until it is idle, stopped or out of date. 0; 1 when it cannot start."""
+    where = paths(root)
+    if where is None:
+        return 1
+    folder, sock_path, lock_path = where
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, 0o700)
+    if not client.private_dir(folder) or len(sock_path) > 100:
+        return 1
+    lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(lock_fd)
+        return 0  # another server is starting or running
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(sock_path)  # a dead server's socket (a live one would hold the lock)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(sock_path)
+    finally:
+        os.umask(old)
+    os.chmod(sock_path, 0o600)
+    ours = os.stat(sock_path).st_ino
+    server = Server(Path(os.path.realpath(root)), sock, lock_fd, cold_reason(root))
+    try:
+        server.warm_up()
+        sock.listen(64)
+        if announce is not None:
+            announce(f"kb server for {server.real} on {os.fsdecode(sock_path)} (pid {os.getpid()})")
+        server.serve()
+    finally:
+        with contextlib.suppress(OSError):
+            if os.stat(sock_path).st_ino == ours:
+                os.unlink(sock_path)
+        sock.close()
+        os.close(lock_fd)
+    return 0
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    root: str
+    socket: str
+    running: bool
+    details: tuple[tuple[str, str], ...]
+    note: str  # why there is none, or why it runs cold
+
+
+def _ask(sock_path: bytes, what: bytes, timeout: float = 2.0) -> str | None:
+    sock = client.connect(sock_path, timeout)
+    if sock is None:
+        return None
+    try:
+        sock.sendall(client.frame(b"Q", client.fields([client.PROTOCOL, what])))
+        kind, payload = client.recv_frame(sock)
+    except (OSError, EOFError):
+        return None
+    finally:
+        sock.close()
+    return payload.decode("utf-8", "surrogateescape") if kind == b"I" else None
+
+
+def status(root: Path) -> ServerStatus:
+    where = paths(root)
+    if where is None:
+        return ServerStatus(str(root), "", False, (), f"{root} does not exist")
+    sock_path = where[1]
+    disabled = os.environ.get("KB_SERVER", "") in ("0", "off", "no", "false")
+    answer = _ask(sock_path, b"status")
+    if answer is None:
+        note = "KB_SERVER=0: every command runs cold" if disabled else "no server running"
+        reason = cold_reason(root)
+        if reason is not None:
+            note += f"; commands run cold here: {reason}"
+        return ServerStatus(str(root), os.fsdecode(sock_path), False, (), note)
+    rows = tuple(tuple(line.split("\t", 1)) for line in answer.splitlines() if "\t" in line)
+    details = tuple((k, v) for k, v in rows)
+    note = "KB_SERVER=0 in this environment: commands run cold" if disabled else ""
+    return ServerStatus(str(root), os.fsdecode(sock_path), True, details, note)
+
+
+def stop(root: Path, wait: float = 5.0) -> bool:
+    """Ask the server to stop; True when one was running (it is gone when this returns, or after `wait`)."""
+    where = paths(root)
+    if where is None or _ask(where[1], b"stop") is None:
+        return False
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and client.connect(where[1], 0.2) is not None:
+        time.sleep(0.02)
+    return True
+
+
+def start(root: Path, wait: float = 10.0) -> ServerStatus:
+    """Start the server in the background (unless one runs) and wait until it answers."""
+    where = paths(root)
+    if where is not None and _ask(where[1], b"status") is None:
+        client.spawn(os.fsencode(root), where[0], os.path.basename(where[1])[:-5])
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _ask(where[1], b"status", 0.5) is None:
+            time.sleep(0.05)
+    return status(root)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[0] != "serve":
+        sys.stderr.write("usage: python -m kb.server serve ROOT [--foreground]\n")
+        return 2
+    foreground = "--foreground" in argv[2:]
+    if not foreground:
+        os.chdir("/")
+    announce = (lambda line: print(line, file=sys.stderr, flush=True)) if foreground else None
+    return serve(Path(argv[1]).absolute(), foreground, announce)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,407 @@
+"""The warm server and its thin client: real server processes in tmp_path, the client as a user runs it.
+
+Every test that starts a server stops it (and kills what is left of it) in teardown; servers here exit
+after 60 s without a request in any case."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from kb import client, server
+from tests.conftest import git
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the warm server needs inotify (Linux)")
+
+CLIENT = [sys.executable, "-c", "from kb.client import main; main()"]
+
+
+def _server_pids(root: Path) -> list[int]:
+    """The processes running a server (or its workers) of `root`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"kb.server" in cmdline and os.fsencode(root) in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@dataclass
+class Warm:
+    root: Path
+    env: dict[str, str]
+
+    def run(
+        self, *args: str, cold: bool = False, env: dict[str, str] | None = None, input: bytes | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        full = {**self.env, **(env or {})}
+        if cold:
+            full["KB_SERVER"] = "0"
+        return subprocess.run([*CLIENT, *args], capture_output=True, env=full, input=input, timeout=60)
+
+    def status(self) -> server.ServerStatus:
+        return server.status(self.root)
+
+    def requests(self) -> int:
+        return int(dict(self.status().details).get("requests", "-1"))
+
+    def pid(self) -> int:
+        return int(dict(self.status().details)["pid"])
+
+    def start(self) -> None:
+        proc = self.run("server", "start")
+        assert proc.returncode == 0, proc.stderr
+        assert self.status().running
+
+    def wait_running(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.status().running:
+                return
+            time.sleep(0.05)
+        raise AssertionError("the server did not start")
+
+    def stop(self) -> None:
+        server.stop(self.root, wait=5.0)
+        for pid in _server_pids(self.root):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def warm(kb, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Warm]:
+    """A knowledge base of a few linked notes, kb's warm server allowed, the runtime folder in tmp_path."""
+    runtime = tmp_path / "run"
+    made = None
+    if len(os.fsencode(runtime)) > 60:  # a Unix socket's path is short; pytest's tmp_path may not be
+        made = tempfile.mkdtemp(prefix="kbr", dir="/tmp")
+        runtime = Path(made)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.delenv("KB_SERVER", raising=False)
+    monkeypatch.setenv("KB_SERVER_IDLE", "60")
+    assert (
+        kb("add", "Alpha note", "-t", "greek", "-b", "The zebra crossing. See [[Beta note]].").exit_code == 0
+    )
+    assert kb("add", "Beta note", "-t", "greek/letters", "-b", "Quiet words about a giraffe.").exit_code == 0
+    assert kb("edit", "Alpha note", "-a", "A second paragraph with zebra again.").exit_code == 0
+    assert kb("search", "zebra").exit_code == 0  # the index is built
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR")}
+    handle = Warm(root, env)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
+
+
+COMMANDS = [
+    ("search", "zebra"),
+    ("search", "zebra", "--json"),
+    ("search", "-l", "greek"),
+    ("search", "nothingmatchesthis"),
+    ("search", "bad("),
+    ("list",),
+    ("list", "--json"),
+    ("--color", "always", "list"),
+    ("show", "Alpha note"),
+    ("show", "Alpha note", "--raw"),
+    ("show", "No such note"),
+    ("log", "Alpha note"),
+    ("log", "--json"),
+    ("tags",),
+    ("tags", "--json"),
+    ("links", "Alpha note"),
+    ("backlinks", "Beta note"),
+    ("changes", "--since", "2020-01-01"),
+    ("changes", "--since", "2020-01-01", "--json"),
+    ("blame", "Alpha note"),
+    ("list", "--as-of", "2026-01-02"),
+    ("list", "--as-of", "soon"),
+]
+
+
+def test_warm_and_cold_print_the_same_bytes_and_exit_the_same(warm: Warm):
+    warm.start()
+    before = warm.requests()
+    for args in COMMANDS:
+        cold = warm.run(*args, cold=True)
+        hot = warm.run(*args)
+        assert (hot.returncode, hot.stdout, hot.stderr) == (cold.returncode, cold.stdout, cold.stderr), args
+    assert warm.requests() == before + len(COMMANDS)  # every one of them was answered by the server
+    codes = {args: warm.run(*args).returncode for args in COMMANDS}
+    assert codes[("search", "bad(")] == 2
+    assert codes[("show", "No such note")] == 1
+    assert codes[("search", "nothingmatchesthis")] == 1
+
+
+def _on_terminal(warm: Warm, args: list[str], env: dict[str, str], rows: int = 30) -> tuple[str, int]:
+    full = {**warm.env, "TERM": "xterm-256color", **env}
+    child = pexpect.spawn(
+        CLIENT[0], [*CLIENT[1:], *args], env=full, dimensions=(rows, 100), encoding="utf-8", timeout=60
+    )
+    out = child.read()
+    child.close()
+    return out, child.exitstatus if child.exitstatus is not None else -1
+
+
+def test_on_a_terminal_warm_and_cold_agree_and_the_pager_runs_in_the_client(warm: Warm, kb, tmp_path: Path):
+    body = "\n\n".join(f"Paragraph {i} of zebra." for i in range(60))
+    assert kb("add", "Tall", "-b", body).exit_code == 0
+    warm.start()
+    before = warm.requests()
+    for args in (["search", "zebra"], ["list"], ["show", "Alpha note"], ["tags"], ["log", "Alpha note"]):
+        assert _on_terminal(warm, args, {}) == _on_terminal(warm, args, {"KB_SERVER": "0"}), args
+    assert warm.requests() == before + 5
+    marker = tmp_path / "pager-ran"
+    pager = tmp_path / "pager.sh"
+    pager.write_text(f'#!/bin/sh\necho ran >> "{marker}"\ncat\n')
+    pager.chmod(0o755)
+    hot = _on_terminal(warm, ["show", "Tall"], {"KB_PAGER": str(pager)}, rows=10)
+    assert marker.read_text() == "ran\n"
+    cold = _on_terminal(warm, ["show", "Tall"], {"KB_PAGER": str(pager), "KB_SERVER": "0"}, rows=10)
+    assert marker.read_text() == "ran\nran\n"
+    assert hot == cold and "Paragraph 59" in hot[0]
+
+
+def test_a_command_that_opens_the_picker_is_handed_back_to_run_cold(warm: Warm):
+    warm.start()
+    before = warm.requests()
+    full = {**warm.env, "TERM": "xterm-256color"}
+    child = pexpect.spawn(CLIENT[0], [*CLIENT[1:], "show"], env=full, dimensions=(30, 100), timeout=60)
+    child.expect("note>")  # the picker, drawn by the client itself on its terminal
+    child.send("Beta")
+    child.expect("Beta note")
+    child.send("\r")
+    child.expect("giraffe")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert warm.requests() == before + 1  # asked once, handed back, never run twice
+
+
+def test_piped_stdin_and_a_closed_stdout_behave_as_cold(warm: Warm):
+    warm.start()
+    hot = warm.run("search", "zebra", input=b"ignored")
+    cold = warm.run("search", "zebra", input=b"ignored", cold=True)
+    assert hot.stdout == cold.stdout and hot.returncode == cold.returncode == 0
+    full = {**warm.env}
+    script = f"{' '.join(CLIENT[:2])} '{CLIENT[2]}' search zebra | head -c 1 >/dev/null; echo $?"
+    proc = subprocess.run(["sh", "-c", script], capture_output=True, env=full, timeout=60)
+    assert proc.stdout.strip() == b"0"
+
+
+def test_outside_edits_are_found_at_once(warm: Warm, root: Path):
+    warm.start()
+    notes = root / "notes"
+    assert warm.run("search", "zebra").returncode == 0
+    with open(notes / "Beta note.md", "a") as f:  # appended in place
+        f.write("\nAn okapi walks by.\n")
+    assert b"Beta note" in warm.run("search", "okapi").stdout
+    (notes / "Gamma.md").write_text("---\ntitle: Gamma\n---\n\nA narwhal swims.\n")  # created
+    assert b"Gamma" in warm.run("search", "narwhal").stdout
+    assert b"Gamma" in warm.run("list").stdout
+    os.rename(notes / "Gamma.md", notes / "Delta.md")  # renamed
+    found = warm.run("search", "narwhal").stdout
+    assert b"Delta.md" in found and b"Gamma.md" not in found
+    (notes / "Delta.md").unlink()  # deleted
+    assert warm.run("search", "narwhal").returncode == 1
+    (notes / "deep" / "er").mkdir(parents=True)  # a new folder, then a note in it
+    assert warm.run("list").returncode == 0
+    (notes / "deep" / "er" / "Inner.md").write_text("# Inner\n\nA quokka.\n")
+    assert b"Inner" in warm.run("search", "quokka").stdout
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=Someone", "-c", "user.email=someone@example.org", "commit", "-qm", "outside")
+    git(root, "checkout", "-q", "HEAD~1", "--", "notes")  # an older version, by hand
+    assert warm.run("search", "okapi").returncode == 1
+    assert warm.run("search", "quokka").returncode == 0  # not in that commit: still there
+    assert warm.requests() >= 9  # answered by the server, not by cold runs
+
+
+def test_a_cold_reindex_and_a_deleted_index_are_noticed(warm: Warm, root: Path):
+    warm.start()
+    assert warm.run("reindex", cold=True).returncode == 0
+    assert warm.run("search", "giraffe").returncode == 0
+    shutil.rmtree(root / "index")
+    hot = warm.run("search", "giraffe")
+    assert hot.returncode == 0 and b"Beta note" in hot.stdout
+
+
+def test_cold_writers_and_the_server_at_once(warm: Warm, root: Path):
+    warm.start()
+    patient = {"KB_LOCK_TIMEOUT": "60"}
+
+    def write(i: int) -> int:
+        proc = warm.run("add", f"Parallel {i}", "-b", f"word{i} shared", cold=True, env=patient)
+        return proc.returncode
+
+    def read(_: int) -> int:
+        return warm.run("search", "shared", "-n", "100", env=patient).returncode
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        writes = [pool.submit(write, i) for i in range(6)]
+        reads = [pool.submit(read, i) for i in range(8)]
+        assert [f.result() for f in writes] == [0] * 6
+        assert all(f.result() in (0, 1) for f in reads)
+    found = warm.run("search", "shared", "-n", "100", "-l")
+    assert found.returncode == 0
+    assert (
+        sorted(found.stdout.decode().split()) == sorted(f"notes/Parallel {i}.md" for i in range(6))
+        or len(found.stdout.splitlines()) == 6
+    )
+    assert git(root, "status", "--porcelain") == ""
+    fsck = subprocess.run(["git", "-C", str(root), "fsck", "--no-progress"], capture_output=True, timeout=60)
+    assert fsck.returncode == 0
+
+
+def test_after_kill_9_the_next_command_works_and_starts_another(warm: Warm):
+    warm.start()
+    pid = warm.pid()
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.02)
+    proc = warm.run("search", "zebra")  # a stale socket: refused, run cold, start a new server
+    assert proc.returncode == 0 and b"Alpha note" in proc.stdout
+    warm.wait_running()
+    assert warm.pid() != pid
+    assert warm.run("search", "zebra").stdout == proc.stdout
+
+
+def test_another_build_or_interpreter_setting_runs_cold(warm: Warm):
+    warm.start()
+    before = warm.requests()
+    cold = warm.run("search", "zebra", cold=True)
+    other = warm.run("search", "zebra", env={"PYTHONWARNINGS": "ignore"})  # another interpreter start
+    assert (other.returncode, other.stdout, other.stderr) == (cold.returncode, cold.stdout, cold.stderr)
+    assert warm.requests() == before
+    where = server.paths(warm.root)
+    assert where is not None
+    sock = client.connect(where[1])
+    assert sock is not None
+    request = client.fields([client.PROTOCOL, b"run", b"another-build", os.fsencode(warm.root), b"/", b"0"])
+    sock.sendmsg(
+        [client.frame(b"Q", request)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, client.descriptors(0, 1, 2))]
+    )
+    assert client.recv_frame(sock)[0] == b"C"
+    sock.close()
+    deadline = time.monotonic() + 10  # a server of another build leaves
+    while time.monotonic() < deadline and warm.status().running:
+        time.sleep(0.05)
+    assert not warm.status().running
+
+
+def test_an_idle_server_exits(warm: Warm):
+    warm.env["KB_SERVER_IDLE"] = "2"
+    warm.start()
+    pid = warm.pid()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists() or b"kb.server" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    where = server.paths(warm.root)
+    assert where is not None and not os.path.exists(where[1])
+
+
+def test_ten_first_calls_at_once_start_one_server(warm: Warm):
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        runs = list(pool.map(lambda _: warm.run("search", "zebra"), range(10)))
+    assert all(r.returncode == 0 and b"Alpha note" in r.stdout for r in runs)
+    warm.wait_running()
+    time.sleep(1.0)  # any second server would have started by now
+    servers = [
+        pid for pid in _server_pids(warm.root) if b"serve" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    assert len(servers) == 1, servers
+
+
+def test_server_status_start_stop(warm: Warm):
+    proc = warm.run("server", "status")
+    assert b"running: no" in proc.stdout
+    warm.start()
+    proc = warm.run("server", "status")
+    assert b"running: yes" in proc.stdout and b"mode: warm" in proc.stdout
+    proc = warm.run("server", "stop")
+    assert proc.returncode == 0 and b"Stopped" in proc.stderr
+    assert not warm.status().running
+    assert b"KB_SERVER=0" in warm.run("server", "status", cold=True).stdout
+
+
+def test_kb_server_0_never_starts_a_server(warm: Warm):
+    assert warm.run("search", "zebra", cold=True).returncode == 0
+    time.sleep(0.5)
+    assert not warm.status().running and not _server_pids(warm.root)
+
+
+def test_a_socket_of_another_mode_or_owner_is_not_used(warm: Warm):
+    where = server.paths(warm.root)
+    assert where is not None
+    folder, sock_path, lock_path = where
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    # Hold the lock so that no real server starts, and listen on a socket anyone could open.
+    lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    import fcntl
+
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    fake = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        fake.bind(sock_path)
+        fake.listen(8)
+        fake.settimeout(0.3)
+        os.chmod(sock_path, 0o666)
+        proc = warm.run("search", "zebra")
+        assert proc.returncode == 0 and b"Alpha note" in proc.stdout  # ran cold
+        with pytest.raises(TimeoutError):
+            fake.accept()
+        os.chmod(sock_path, 0o600)
+        if os.getuid() == 0:
+            os.chown(sock_path, 12345, 12345)
+            assert warm.run("search", "zebra").returncode == 0
+            with pytest.raises(TimeoutError):
+                fake.accept()
+            os.chown(sock_path, 0, 0)
+        os.chmod(folder, 0o755)  # a runtime folder others may enter
+        assert warm.run("search", "zebra").returncode == 0
+        with pytest.raises(TimeoutError):
+            fake.accept()
+    finally:
+        os.chmod(folder, 0o700)
+        fake.close()
+        os.close(lock)
+
+
+def test_a_file_system_without_inotify_runs_cold(monkeypatch: pytest.MonkeyPatch, root: Path):
+    monkeypatch.setattr(server, "fs_type", lambda path: "nfs4")
+    reason = server.cold_reason(root)
+    assert reason is not None and "nfs4" in reason
+    monkeypatch.setattr(server, "fs_type", lambda path: "fuse.sshfs")
+    assert server.cold_reason(root) is not None
+    monkeypatch.setattr(server, "fs_type", lambda path: "ext4")
+    assert server.cold_reason(root) is None
+
+
+def test_the_client_imports_no_heavy_library():
+    code = "import sys, kb.client; print(sorted(m for m in sys.modules if m.split('.')[0] in " + (
+        "('typer', 'rich', 'whoosh', 'yaml', 'git', 'click', 'kb.cli')))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "[]", proc.stdout
