@@ -474,8 +474,9 @@ def mv(
     note: Annotated[
         str,
         typer.Argument(
-            help="Title, unique title prefix, file name or path.",
-            metavar="NOTE",
+            help="Title, unique title prefix, file name or path; or the path (from the root) of a file "
+            "that is not a note, such as an image.",
+            metavar="NOTE|FILE",
             autocompletion=completion.notes,
         ),
     ],
@@ -483,15 +484,16 @@ def mv(
         str,
         typer.Argument(
             help="A new title (the file is renamed to match), or a place: 'folder/' keeps the file name, "
-            "'folder/name.md' names the file.",
-            metavar="NEW_TITLE|DIR/|PATH.md",
+            "'folder/name.md' names the file. For a FILE: its new path from the root, or 'folder/'.",
+            metavar="NEW_TITLE|DIR/|PATH",
         ),
     ],
     no_links: NoLinksOpt = False,
 ) -> None:
     """Rename a note (title and file), or move it to another folder. Every link to it in other notes is
     rewritten in the same revision, keeping its form (alias, heading, relative path, encoding); so are
-    the note's own relative links when it changes folder."""
+    the note's own relative links when it changes folder. A file that is not a note (an image, a PDF) is
+    moved the same way, with every link and embed of it."""
     from kb import render, service
 
     render.change(service.move(_root(), note, new_title, update_links=not no_links))

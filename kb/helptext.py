@@ -98,7 +98,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "list": ("kb list", "kb list -t Study --sort title", "kb list --folder postgres --json"),
     "tags": ("kb tags", "kb tags --json"),
     "rm": ('kb rm "Old note"', "kb rm notes/old.md"),
-    "mv": ('kb mv ML "Machine Learning"', "kb mv Autovacuum archive/"),
+    "mv": (
+        'kb mv ML "Machine Learning"',
+        "kb mv Autovacuum archive/",
+        "kb mv attachments/diagram.png media/",
+    ),
     "search": (
         "kb search chain rule",
         "kb search '\"chain rule\" OR backprop*' -n 5",

@@ -214,11 +214,7 @@ def plan_link_updates(
     its new folder; and keep a link to another note that the new name would take over (or make ambiguous)
     leading to that note. `new_data`: the renamed note's text after the rename. A linking note gets a new
     `modified` (`stamp`) when it has front matter; nothing else of it changes."""
-    from dataclasses import replace as replace_in
-
     from kb.index.catalog import CatalogError
-    from kb.links import note_links, replace_spans
-    from kb.notes import parse_note, set_fields
 
     with catalog_in_tx(root, store) as catalog:
         infos, _ = all_notes(store)
@@ -241,12 +237,56 @@ def plan_link_updates(
         files = other_files(store)
         old_vault = Vault(old_vault.notes, files, store.prefix)
     new_vault = Vault(new_notes, files, store.prefix)
+    return _rewrite_links(
+        store, sources, old_vault, new_vault, old_path, new_path, stamp, renamed=(old_path, new_data)
+    )
+
+
+def plan_file_link_updates(root: Path, store: Store, old_path: str, new_path: str, stamp: str) -> LinkUpdates:
+    """The rewrites that keep every link to the file (an image, a PDF: not a note) at `old_path` leading
+    to it at `new_path`, each in the form it had, and keep a link to another file that the new name would
+    take over (or make ambiguous) leading to that file. A linking note gets a new `modified` (`stamp`) when
+    it has front matter; nothing else of it changes."""
+    from kb.index.catalog import CatalogError
+
+    with catalog_in_tx(root, store) as catalog:
+        try:
+            keys = {name_key(old_path), name_key(new_path)}
+            sources = {source for source, _ in catalog.links_named(keys)}
+        except CatalogError as exc:
+            raise KbError(f"cannot read the search catalog: {exc}; run 'kb reindex'") from None
+    infos, _ = all_notes(store)
+    files = other_files(store)
+    notes = {i.path: i.title for i in infos}
+    old_vault = Vault(notes, files, store.prefix)
+    new_vault = Vault(notes, [*(f for f in files if f != old_path), new_path], store.prefix)
+    return _rewrite_links(store, sources, old_vault, new_vault, old_path, new_path, stamp)
+
+
+def _rewrite_links(
+    store: Store,
+    sources: set[str],
+    old_vault: Vault,
+    new_vault: Vault,
+    old_path: str,
+    new_path: str,
+    stamp: str,
+    renamed: tuple[str, bytes] | None = None,
+) -> LinkUpdates:
+    """Every link in the notes `sources` that led somewhere before (`old_vault`) rewritten to lead there
+    still (`new_vault`), where `old_path` is now `new_path`. `renamed`: the renamed note (old path, its new
+    text), written from its new place."""
+    from dataclasses import replace as replace_in
+
+    from kb.links import note_links, replace_spans
+    from kb.notes import parse_note, set_fields
+
     writes: dict[str, bytes] = {}
     warnings: list[str] = []
     count = 0
     for source in sorted(sources):
-        is_renamed = source == old_path
-        raw = new_data if is_renamed else store.read(source)
+        is_renamed = renamed is not None and source == renamed[0]
+        raw = renamed[1] if renamed is not None and is_renamed else store.read(source)
         parsed = parse_note(raw)
         if parsed.doc is None or parsed.problem:
             warnings.append(f"links in {source} not updated: {parsed.problem}")
@@ -304,6 +344,9 @@ def _retarget(
     now = new_vault.resolve(link, source)
     if now.path == leads_to and before.path == leads_to and (now.how == before.how or before.how == "name"):
         return raw  # still leads there as written, the same way (a relative path still relative)
+    same_name = (before.path or "").rsplit("/", 1)[-1] == leads_to.rsplit("/", 1)[-1]
+    if now.path == leads_to and before.how == "name" == now.how and same_name:
+        return raw  # moved to another folder, its name kept: still leads there by name
     angled = body[link.start - 1 : link.start] == "<" and link.kind == MARKDOWN
     title = new_vault.notes.get(leads_to, "")
     old_target = before.path or leads_to
