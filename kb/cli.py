@@ -511,7 +511,7 @@ Query language:
   title:word  body:word  tag:Notebooks/Skills   one field (a tag finds its children too)
   created:2021-11  modified:>2021-11-25  modified:yesterday
   created:[2021-11-01 to 2021-11-30]      dates, comparisons and ranges
-  links:NOTE  linkedby:NOTE   notes that link to NOTE, notes NOTE links to (AND only)
+  links:NOTE  linkedby:NOTE   notes that link to NOTE, notes NOTE links to (NOT, OR, grouping too)
 
 No match: exit 1 and nothing on stdout. A query that cannot be parsed: exit 2.
 """

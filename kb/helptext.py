@@ -52,6 +52,7 @@ Searching with kb search
   (a OR b) c              grouping
   title:word  body:word  tag:Notebooks/Skills  folder:postgres   one field (a tag finds its children)
   created:2021-11  modified:>2021-11-25  modified:yesterday      dates (kb help dates)
+  links:NOTE  linkedby:NOTE  -links:NOTE   notes that link to NOTE, that NOTE links to, or not
 
 Results are ranked, the title weighted above the body; --sort modified|created|title sorts instead.
 -n N limits (default 10), -t TAG filters, -l prints only paths (for xargs), --json prints objects.
