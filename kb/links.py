@@ -337,6 +337,12 @@ class Vault:
                     for p in self._by_name.get(name_key(clean), [])
                     if "/" not in clean or _ends_with(p, clean)
                 }
+                # a title with a slash in it: [[A/B]] for the note titled "A/B"
+                | {
+                    p
+                    for p in self._by_name.get(title_key(clean), [])
+                    if title_key(self.notes[p]) == title_key(clean)
+                }
             )
         if len(found) == 1:
             return Resolved("ok", found[0], "name")
@@ -385,6 +391,8 @@ def new_target_text(
             text = NOTABLE_NOTE + inner
         else:
             text = NOTABLE_ATTACHMENT + new_path.removeprefix("attachments/")
+    elif how == "name" and "/" in decoded.strip("/") and name_key(decoded) != name_key(old_path):
+        text = new_title  # it named the title, which has a slash in it
     elif how == "name" and "/" in decoded.strip("/"):
         keep = len(decoded.strip("/").split("/"))
         tail = "/".join(inner.split("/")[-keep:])
