@@ -227,6 +227,8 @@ def test_random_vaults_keep_their_resolved_links_through_renames(tmp_path_factor
         result = runner.invoke(app, args, env=env)
         if kind == 2 and result.exit_code == 1 and "already exists" in result.stderr:
             continue  # another note in the folder has that title: refused, nothing changed
+        if kind == 2 and result.exit_code == 0 and result.stderr.startswith("No changes"):
+            continue  # the note has that title already (a file renamed before kept its heading)
         assert result.exit_code == 0, result.stderr
         assert (root / new).exists()
         for key, value in list(current.items()):
