@@ -480,3 +480,50 @@ def link_filter(
         except CatalogError as exc:
             raise KbError(f"cannot read the search catalog: {exc}; run 'kb reindex'") from None
     return frozenset(wanted)
+
+
+@dataclass(frozen=True)
+class KeptLinks:
+    """A note's text with the links rewritten that a copy to another place would break."""
+
+    data: bytes | None  # None when nothing needed rewriting
+    links: int
+
+
+def keep_links_of_copy(
+    raw: bytes,
+    old_source: str,
+    new_source: str,
+    old_vault: Vault,
+    new_vault: Vault,
+    moved: dict[str, str],
+    prefix: str,
+) -> KeptLinks:
+    """The text of a note that was at `old_source` among `old_vault` (another folder: an import's source)
+    and is now at `new_source` among `new_vault`, with every link that led to a note or file there (now at
+    `moved[path]`) and would not lead to it here rewritten in its form. Nothing else changes (not even
+    `modified`). A link that was dead or ambiguous there stays as it is."""
+    from dataclasses import replace as replace_in
+
+    from kb.links import note_links, replace_spans
+    from kb.notes import parse_note
+
+    parsed = parse_note(raw)
+    if parsed.doc is None or parsed.problem:
+        return KeptLinks(None, 0)
+    body = parsed.doc.body
+    edits: list[tuple[int, int, str]] = []
+    for link in note_links(parsed):
+        before = old_vault.resolve(link, old_source)
+        if before.status != "ok" or before.path is None or before.path not in moved:
+            continue
+        leads_to = moved[before.path]
+        if new_vault.resolve(link, new_source).path == leads_to:
+            continue
+        text = _retarget(link, body, before, old_vault, new_vault, new_source, leads_to, prefix)
+        if text is not None and text != body[link.start : link.end]:
+            edits.append((link.start, link.end, text))
+    if not edits:
+        return KeptLinks(None, 0)
+    doc = replace_in(parsed.doc, body=replace_spans(body, edits))
+    return KeptLinks(doc.render().encode("utf-8"), len(edits))
