@@ -653,7 +653,7 @@ def check(
     kb cannot see (symbolic links, binary files), an index out of step. Exit 1 when anything is found."""
     from kb import render, service
 
-    raise typer.Exit(render.checked(service.check(_root(), fix=fix), json))
+    raise typer.Exit(render.checked(service.check(_root(), fix=fix), json, fix=fix))
 
 
 @app.command("help", epilog=helptext.epilog("help"))
