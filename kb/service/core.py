@@ -679,7 +679,8 @@ def _file_place(store: Store, rel: str, what: str) -> str:
     try:
         store.abs(clean)
     except UsageError:
-        raise UsageError(f"{what} {clean} is not inside {store.where()} or attachments/") from None
+        beside = " or attachments/" if not store.layout.in_place else ""
+        raise UsageError(f"{what} {clean} is not inside {store.where()}{beside}") from None
     folder = store.root
     for part in parts[:-1]:
         folder = folder / part
