@@ -196,3 +196,12 @@ def test_notable_attachment_move_failing_commit(kb, root, monkeypatch):
         assert kb("mv", "attachments/x.png", "attachments/y.png").exit_code == 1
     assert snapshot(root) == before
     assert git(root, "status", "--porcelain") == ""
+
+
+def test_a_vault_note_without_a_modified_key_gets_none(root, kb):
+    text = "---\ntags: [x]\npublish: true\n---\n\n![[d.png]] and [[Old]]\n"
+    write_vault(root, {"n.md": text, "d.png": "png", "Old.md": "# Old\n"})
+    kb("init")
+    assert kb("mv", "d.png", "img/e.png").exit_code == 0
+    assert kb("mv", "Old", "New").exit_code == 0
+    assert (root / "n.md").read_text() == text.replace("[[Old]]", "[[New]]").replace("d.png", "e.png")

@@ -13,7 +13,7 @@ from typing import Any
 from kb.errors import KbError
 from kb.layout import INDEX_DIR, SKIPPED_FOLDERS
 from kb.links import Link, Resolved, Vault, name_key
-from kb.notes import title_key
+from kb.notes import ParsedNote, title_key
 from kb.service.lookup import NoteInfo, all_notes, load_note, note_info, resolve_note
 from kb.service.transaction import recover
 from kb.store import Store
@@ -213,7 +213,7 @@ def plan_link_updates(
     `new_title`), each in the form it had; keep the renamed note's own links leading where they did from
     its new folder; and keep a link to another note that the new name would take over (or make ambiguous)
     leading to that note. `new_data`: the renamed note's text after the rename. A linking note gets a new
-    `modified` (`stamp`) when it has front matter; nothing else of it changes."""
+    `modified` (`stamp`) as keeps_modified says; nothing else of it changes."""
     from kb.index.catalog import CatalogError
 
     with catalog_in_tx(root, store) as catalog:
@@ -245,8 +245,8 @@ def plan_link_updates(
 def plan_file_link_updates(root: Path, store: Store, old_path: str, new_path: str, stamp: str) -> LinkUpdates:
     """The rewrites that keep every link to the file (an image, a PDF: not a note) at `old_path` leading
     to it at `new_path`, each in the form it had, and keep a link to another file that the new name would
-    take over (or make ambiguous) leading to that file. A linking note gets a new `modified` (`stamp`) when
-    it has front matter; nothing else of it changes."""
+    take over (or make ambiguous) leading to that file. A linking note gets a new `modified` (`stamp`) as
+    keeps_modified says; nothing else of it changes."""
     from kb.index.catalog import CatalogError
 
     with catalog_in_tx(root, store) as catalog:
@@ -313,10 +313,18 @@ def _rewrite_links(
             continue
         count += len(edits)
         doc = replace_in(parsed.doc, body=replace_spans(body, edits))
-        if doc.has_front_matter:
+        if keeps_modified(store, parsed):
             doc = set_fields(doc, {"modified": stamp})
         writes[target_source] = doc.render().encode("utf-8")
     return LinkUpdates(writes, count, len(writes), tuple(warnings))
+
+
+def keeps_modified(store: Store, parsed: ParsedNote) -> bool:
+    """Whether rewriting a linking note's links sets its `modified`: a note with front matter in Notable's
+    layout; in a folder used as it is, only a note that has the key (kb adds no date to a user's file)."""
+    if parsed.doc is None or not parsed.doc.has_front_matter:
+        return False
+    return not store.layout.in_place or parsed.modified is not None
 
 
 def posixpath_dir(path: str) -> str:
@@ -423,7 +431,7 @@ def repair_renamed_links(root: Path) -> tuple[list[str], str | None]:
                     repaired.append(f"{source}:{link.line}: {link.target} -> {target}")
             if edits:
                 doc = replace_in(parsed.doc, body=replace_spans(body, edits))
-                if doc.has_front_matter:
+                if keeps_modified(store, parsed):
                     doc = set_fields(doc, {"modified": tx.stamp})
                 writes[source] = doc.render().encode("utf-8")
         if not writes:
