@@ -25,7 +25,7 @@ B = (
     '![](../attachments/diagram%20one.png) ![](../attachments/diagram.png "t")\r\n'
     "![[other.png]] [[A]]\n"
 )
-C = "# C\n\nNothing to see: ![[other.png]]\n"
+C = "# C\n\nNothing to see: ![[other.png]], <attachments/other.png> <img src=other.png>\n"
 
 
 @pytest.fixture
@@ -95,8 +95,10 @@ def test_a_bare_embed_becomes_a_path_when_the_new_name_is_not_unique(vault, kb):
     write_vault(vault, {"elsewhere/chart.png": "\x89PNG elsewhere"})
     out = kb("mv", "attachments/other.png", "attachments/chart.png")
     assert out.exit_code == 0, out.stderr
-    assert "2 links in 2 notes updated" in out.stderr
-    assert (vault / "c.md").read_bytes() == C.replace("![[other.png]]", "![[attachments/chart.png]]").encode()
+    assert "3 links in 2 notes updated" in out.stderr
+    assert (vault / "c.md").read_bytes() == C.replace("![[other.png]]", "![[attachments/chart.png]]").replace(
+        "<attachments/other.png>", "<attachments/chart.png>"
+    ).encode()
     assert b"![[attachments/chart.png]] [[A]]" in (vault / "sub/b.md").read_bytes()
     assert kb("check").stdout == "elsewhere/chart.png: an attachment no note links to\n"
 

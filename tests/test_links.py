@@ -227,3 +227,11 @@ def test_a_title_with_a_slash_resolves_after_paths():
     assert found == Resolved("ok", "q/r.md", "root")
     assert vault.resolve(parse_links("[[A/C]]")[0], "notes/x.md").status == "dead"
     assert _rewrite("[[A/B]]", "name", "C\u2215D.md", "C/D") == "[[C/D]]"
+
+
+def test_a_bare_angle_link_names_a_note_or_an_attachment_never_an_html_tag_or_an_address():
+    text = "<attachments/x y.png> <Other Note.md> <img src=x.png> <me@example.png> <a href='x.pdf'> <v1.2>"
+    assert [(link.kind, link.target) for link in parse_links(text)] == [
+        (ANGLE, "attachments/x y.png"),
+        (ANGLE, "Other Note.md"),
+    ]
