@@ -207,3 +207,19 @@ def test_a_vault_note_without_a_modified_key_gets_none(root, kb):
     assert kb("mv", "d.png", "img/e.png").exit_code == 0
     assert kb("mv", "Old", "New").exit_code == 0
     assert (root / "n.md").read_text() == text.replace("[[Old]]", "[[New]]").replace("d.png", "e.png")
+
+
+def test_a_title_that_is_also_a_files_name_at_the_root_names_the_note(root, kb):
+    write_vault(
+        root,
+        {"Node.js.md": "# Node.js\n", "Node.js": "js", "l.md": "[[Node.js]] [x](Node.js) [n](Node.js.md)\n"},
+    )
+    kb("init")
+    out = kb("mv", "Node.js", "Deno")
+    assert out.exit_code == 0, out.stderr
+    assert (root / "Deno.md").exists() and (root / "Node.js").read_text() == "js"
+    moved = kb("mv", "./Node.js", "src/")
+    assert moved.exit_code == 0, moved.stderr
+    assert (root / "src/Node.js").read_text() == "js"
+    # [[Node.js]] names the file (a name with an extension is a file first), and by name it still finds it
+    assert (root / "l.md").read_text() == "[[Node.js]] [x](src/Node.js) [n](Deno.md)\n"

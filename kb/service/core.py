@@ -605,6 +605,8 @@ def move(root: Path, ref: str, destination: str, update_links: bool = True) -> C
     other notes to it)."""
     _require_kb(root, ref)
     other = _other_file(root, ref)
+    if other is not None and "/" not in ref and _names_a_note(root, ref):
+        other = None  # a title that is also the name of a file at the root: the note
     if other is not None:
         return move_file(root, other, destination, update_links)
     if not destination.endswith(("/", ".md", ".markdown")):
@@ -665,6 +667,14 @@ def _other_file(root: Path, ref: str) -> str | None:
         rel = ref.replace("\\", "/").removeprefix("./")
     full = root / rel
     return rel if full.is_symlink() or (full.exists() and not full.is_dir()) else None
+
+
+def _names_a_note(root: Path, ref: str) -> bool:
+    try:
+        resolve_note(Store(root), ref)
+    except KbError:
+        return False
+    return True
 
 
 def _file_place(store: Store, rel: str, what: str) -> str:

@@ -218,7 +218,9 @@ def plan_link_updates(
 
     with catalog_in_tx(root, store) as catalog:
         infos, _ = all_notes(store)
-        old_vault = vault_of(store, infos, with_files=False)
+        # with the files that are not notes: `[x](Node.js)` leads to the file Node.js, not to Node.js.md
+        files = other_files(store)
+        old_vault = Vault({i.path: i.title for i in infos}, files, store.prefix)
         old_title = old_vault.notes.get(old_path, new_title)
         try:
             sources = {source for source, _, _ in incoming_links(catalog, old_vault, old_path, old_title)}
@@ -232,10 +234,6 @@ def plan_link_updates(
         sources.add(old_path)  # its relative links are written from another folder now
     new_notes = {p: t for p, t in old_vault.notes.items() if p != old_path}
     new_notes[new_path] = new_title
-    files: list[str] = []
-    if moved:
-        files = other_files(store)
-        old_vault = Vault(old_vault.notes, files, store.prefix)
     new_vault = Vault(new_notes, files, store.prefix)
     return _rewrite_links(
         store, sources, old_vault, new_vault, old_path, new_path, stamp, renamed=(old_path, new_data)
