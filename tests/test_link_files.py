@@ -115,6 +115,14 @@ def test_a_new_name_that_takes_over_another_files_links_keeps_them_there(root, k
     assert kb("check").exit_code == 0
 
 
+def test_an_existing_folder_as_the_target_keeps_the_name(vault, kb):
+    (vault / "media").mkdir()
+    out = kb("mv", "attachments/diagram.png", "media")
+    assert out.exit_code == 0, out.stderr
+    assert (vault / "media/diagram.png").exists()
+    assert b"![](media/diagram.png)" in (vault / "a.md").read_bytes()
+
+
 def test_no_links_moves_the_file_alone(vault, kb):
     out = kb("mv", "attachments/diagram.png", "media/d.png", "--no-links")
     assert out.exit_code == 0 and "updated" not in out.stderr

@@ -721,7 +721,10 @@ def move_file(root: Path, ref: str, destination: str, update_links: bool = True)
                 )
             except ValueError:
                 raise UsageError(f"the target {destination} is not inside the knowledge base") from None
-        if dest.endswith("/") or dest in ("", "."):
+        place = root / dest
+        if dest in ("", ".") or (place.is_dir() and not place.is_symlink()):
+            dest += "/"  # an existing folder: the file goes into it, its name kept
+        if dest.endswith("/"):
             dest = f"{dest.rstrip('/')}/{path.rsplit('/', 1)[-1]}".lstrip("/")
         target = _file_place(store, dest, "the target")
         if target.lower().endswith(NOTE_SUFFIXES) or store.is_note_path(target):
