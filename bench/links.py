@@ -8,7 +8,9 @@ embeds, relative Markdown links, URL-encoded), commits it, runs `kb init` (the i
 table), then times whole processes: `kb backlinks` and `kb links` of the target, `grep -rl` for the same
 name as a baseline (a text search, which finds the name, not the links that resolve to the note), and
 `kb mv` renaming the target back and forth (a new title: each run rewrites the links in the 100 notes
-and commits the 101 files). Writes a Markdown table and a JSON file; nothing is asserted.
+and commits the 101 files), `kb search links:TARGET` and `NOT links:TARGET`, and `kb mv` renaming an image
+that 100 other notes embed or link to (`![[diagram.png]]`, `![[diagram.png|300]]`, relative `![](...)`)
+back and forth. Writes a Markdown table and a JSON file; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -51,6 +53,41 @@ def add_links(root: Path, paths: list[str], target: str, count: int, seed: int =
     return chosen
 
 
+FILE_FORMS = ["![[{name}]]", "![[{name}|300]]", "![diagram]({rel})"]
+
+
+def add_file_links(root: Path, paths: list[str], file: str, count: int, seed: int = 11) -> list[str]:
+    """`file` written, and embedded or linked in `count` notes."""
+    rng = random.Random(seed)
+    (root / file).parent.mkdir(parents=True, exist_ok=True)
+    (root / file).write_bytes(b"\x89PNG bench")
+    name = Path(file).name
+    chosen = rng.sample(paths, count)
+    for i, path in enumerate(chosen):
+        rel = os.path.relpath(file, os.path.dirname(path) or ".")
+        line = FILE_FORMS[i % len(FILE_FORMS)].format(name=name, rel=rel)
+        with open(root / path, "a", encoding="utf-8") as handle:
+            handle.write(f"\n{line}\n")
+    return chosen
+
+
+def timed_rows(name: str, argvs: list[list[str]], env: dict[str, str]) -> dict[str, object]:
+    """One row from running each command once (a rename back and forth: each run undoes the one before)."""
+    times, peaks = [], []
+    for argv in argvs:
+        seconds, rss = _timed(argv, None, env)
+        times.append(seconds * 1000)
+        peaks.append(rss)
+    return {
+        "name": name,
+        "median_ms": round(statistics.median(times), 1),
+        "min_ms": round(min(times), 1),
+        "max_ms": round(max(times), 1),
+        "peak_rss_mib": round(max(peaks), 1),
+        "runs": len(argvs),
+    }
+
+
 def git(root: Path, *args: str) -> None:
     subprocess.run(
         ["git", "-C", str(root), "-c", "user.name=bench", "-c", "user.email=bench@localhost", *args],
@@ -91,6 +128,8 @@ def main() -> None:
         paths = generate_vault(root, args.notes, args.folders)
         target = paths[len(paths) // 2]
         add_links(root, paths, target, args.linking)
+        image = "Assets/diagram.png"
+        add_file_links(root, paths, image, args.linking)
         subprocess.run(["git", "init", "-q", str(root)], check=True)
         git(root, "add", "-A")
         git(root, "commit", "-qm", "vault")
@@ -121,6 +160,25 @@ def main() -> None:
                 "peak_rss_mib": round(max(peaks), 1),
                 "runs": args.runs,
             }
+        )
+        rows.append(
+            row("kb search links:TARGET", kb_cmd(root, "search", f'links:"{final}"', "-l"), env, args.runs)
+        )
+        rows.append(
+            row(
+                "kb search NOT links:TARGET",
+                kb_cmd(root, "search", f'NOT links:"{final}"', "-l"),
+                env,
+                args.runs,
+            )
+        )
+        images = [image, "Assets/chart.png"]
+        rows.append(
+            timed_rows(
+                f"kb mv FILE (an image: rewrites its links in {args.linking} notes)",
+                [kb_cmd(root, "mv", images[i % 2], images[(i + 1) % 2]) for i in range(args.runs)],
+                env,
+            )
         )
         check = subprocess.run(kb_cmd(root, "backlinks", final), capture_output=True, text=True, env=env)
         kept = len(check.stdout.splitlines())

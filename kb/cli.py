@@ -614,20 +614,29 @@ NoLinksOpt = Annotated[
 
 @app.command(epilog=helptext.epilog("mv"))
 def mv(
-    note: PickArg = None,
+    note: Annotated[
+        str | None,
+        typer.Argument(
+            help="Title, unique title prefix, file name or path; or the path (from the root) of a file "
+            "that is not a note, such as an image. Left out on a terminal: choose in a list.",
+            metavar="[NOTE|FILE]",
+            autocompletion=completion.notes,
+        ),
+    ] = None,
     new_title: Annotated[
         str | None,
         typer.Argument(
             help="A new title (the file is renamed to match), or a place: 'folder/' keeps the file name, "
-            "'folder/name.md' names the file.",
-            metavar="NEW_TITLE|DIR/|PATH.md",
+            "'folder/name.md' names the file. For a FILE: its new path from the root, or 'folder/'.",
+            metavar="NEW_TITLE|DIR/|PATH",
         ),
     ] = None,
     no_links: NoLinksOpt = False,
 ) -> None:
     """Rename a note (title and file), or move it to another folder. Every link to it in other notes is
     rewritten in the same revision, keeping its form (alias, heading, relative path, encoding); so are
-    the note's own relative links when it changes folder. On a terminal, `kb mv NEW_TITLE` asks which note."""
+    the note's own relative links when it changes folder. A file that is not a note (an image, a PDF) is
+    moved the same way, with every link and embed of it. On a terminal, `kb mv NEW_TITLE` asks which note."""
     from kb import render, service
 
     note, target = _note_and(note, new_title, "NEW_TITLE|DIR/|PATH.md")
@@ -650,7 +659,7 @@ Query language:
   title:word  body:word  tag:Notebooks/Skills   one field (a tag finds its children too)
   created:2021-11  modified:>2021-11-25  modified:yesterday
   created:[2021-11-01 to 2021-11-30]      dates, comparisons and ranges
-  links:NOTE  linkedby:NOTE   notes that link to NOTE, notes NOTE links to (AND only)
+  links:NOTE  linkedby:NOTE   notes that link to NOTE, notes NOTE links to (NOT, OR, grouping too)
 
 Snippets are cut to the terminal's width ($COLUMNS in a pipe), without Markdown's marks; -C N shows
 numbered lines as grep -C does, --count how many lines of each note match (kb help search).
@@ -817,7 +826,7 @@ def check(
     kb cannot see (symbolic links, binary files), an index out of step. Exit 1 when anything is found."""
     from kb import render, service
 
-    raise typer.Exit(render.checked(service.check(_root(), fix=fix), json))
+    raise typer.Exit(render.checked(service.check(_root(), fix=fix), json, fix=fix))
 
 
 @app.command("help", epilog=helptext.epilog("help"))

@@ -65,6 +65,7 @@ Searching with kb search
   (a OR b) c              grouping
   title:word  body:word  tag:Notebooks/Skills  folder:postgres   one field (a tag finds its children)
   created:2021-11  modified:>2021-11-25  modified:yesterday      dates (kb help dates)
+  links:NOTE  linkedby:NOTE  -links:NOTE   notes that link to NOTE, that NOTE links to, or not
 
 Results are ranked, the title weighted above the body; --sort modified|created|title sorts instead.
 -n N limits (default 10), -t TAG filters, -l prints only paths (for xargs; -l -0 ends each with a
@@ -121,7 +122,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "list": ("kb list", "kb list -t Study --sort title", "kb list --folder postgres --json"),
     "tags": ("kb tags", "kb tags --json"),
     "rm": ('kb rm "Old note"', "kb rm notes/old.md"),
-    "mv": ('kb mv ML "Machine Learning"', "kb mv Autovacuum archive/"),
+    "mv": (
+        'kb mv ML "Machine Learning"',
+        "kb mv Autovacuum archive/",
+        "kb mv attachments/diagram.png media/",
+    ),
     "search": (
         "kb search chain rule",
         "kb search '\"chain rule\" OR backprop*' -n 5",

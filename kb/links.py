@@ -5,7 +5,8 @@ What is a link:
 - wiki links `[[Title]]`, `[[Title|alias]]`, `[[Title#Heading]]`, `[[Title#^block]]`, `[[folder/Note]]`;
   embeds `![[file.png]]`, `![[Note]]`;
 - Markdown links and images `[text](Other%20Note.md)`, `[text](../postgres/x.md#section)`,
-  `[text](<Other Note.md>)`, `![alt](x.png "title")`, and a bare `<Other Note.md>`;
+  `[text](<Other Note.md>)`, `![alt](x.png "title")`, and a bare `<Other Note.md>` or `<attachments/x.png>`
+  (an image, a PDF, media or office file);
 - Notable's `[text](@note/Title.md)` and `[x](@attachment/x.png)`.
 Never a link: anything in fenced code or an inline code span, a URL with a scheme (`https:`, `mailto:`),
 an anchor in the same note (`[[#Heading]]`, `[x](#section)`).
@@ -43,7 +44,16 @@ _CODE_SPAN = re.compile(r"(`+)(?:.+?)\1")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _WIKI_LINK = re.compile(r"(!?)\[\[([^\[\]\n]*)\]\]")
 _MD_OPEN = re.compile(r"(!?)\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]\(")
-_BARE_ANGLE = re.compile(r"<([^<>\n]+\.(?:md|markdown))>", re.IGNORECASE)
+# Files that are attachments when nothing says otherwise: what notes embed or link to.
+ATTACHMENT_EXTENSIONS = (
+    "png", "jpg", "jpeg", "gif", "webp", "svg", "bmp", "tif", "tiff", "heic", "avif", "pdf", "mp3", "wav",
+    "m4a", "ogg", "flac", "mp4", "webm", "mov", "mkv", "zip", "docx", "xlsx", "pptx", "odt", "ods", "csv",
+    "excalidraw",
+)  # fmt: skip
+# a bare <Other Note.md> or <attachments/x.png> (never an HTML tag's attributes, an e-mail address)
+_BARE_ANGLE = re.compile(
+    rf"<([^<>\n=\"'@]+\.(?:md|markdown|{'|'.join(ATTACHMENT_EXTENSIONS)}))>", re.IGNORECASE
+)
 _TITLE = re.compile(r"""[ \t]+(?:"[^"\n]*"|'[^'\n]*'|\([^()\n]*\))[ \t]*\)|[ \t]*\)""")
 
 
@@ -337,6 +347,12 @@ class Vault:
                     for p in self._by_name.get(name_key(clean), [])
                     if "/" not in clean or _ends_with(p, clean)
                 }
+                # a title with a slash in it: [[A/B]] for the note titled "A/B"
+                | {
+                    p
+                    for p in self._by_name.get(title_key(clean), [])
+                    if title_key(self.notes[p]) == title_key(clean)
+                }
             )
         if len(found) == 1:
             return Resolved("ok", found[0], "name")
@@ -385,6 +401,8 @@ def new_target_text(
             text = NOTABLE_NOTE + inner
         else:
             text = NOTABLE_ATTACHMENT + new_path.removeprefix("attachments/")
+    elif how == "name" and "/" in decoded.strip("/") and name_key(decoded) != name_key(old_path):
+        text = new_title  # it named the title, which has a slash in it
     elif how == "name" and "/" in decoded.strip("/"):
         keep = len(decoded.strip("/").split("/"))
         tail = "/".join(inner.split("/")[-keep:])

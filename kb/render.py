@@ -864,8 +864,9 @@ def backlinks(result: LinksResult, as_json: bool) -> None:
     _out("".join(f"{r.source}:{r.line}\t{_written(r)}\n" for r in result.links))
 
 
-def checked(result: CheckResult, as_json: bool) -> int:
-    """kb check's findings, one line each (path:line: what); returns the exit status, 1 when any."""
+def checked(result: CheckResult, as_json: bool, fix: bool = False) -> int:
+    """kb check's findings, one line each (path:line: what); returns the exit status, 1 when any. After
+    --fix: what was repaired, and that what is listed was left (not safe to repair without a person)."""
     status = 1 if result.findings else 0
     if as_json:
         _json(document(result))
@@ -877,6 +878,10 @@ def checked(result: CheckResult, as_json: bool) -> int:
     ]
     _out("".join(line + "\n" for line in lines))
     found = _count(len(result.findings), "problem") if result.findings else "no problems"
+    if fix and result.findings:
+        found += " left, which --fix does not repair (they need a person: edit the notes or files listed)"
+    elif fix:
+        found += " left" if result.fixed else " (nothing to repair)"
     _err(f"Checked {_count(result.notes, 'note')} and {_count(result.links, 'link')}: {found}.")
     return status
 

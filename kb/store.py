@@ -130,10 +130,12 @@ class Store:
         return f"{self.layout.notes}/" if self.layout.notes else "the knowledge base"
 
     def abs(self, rel: str) -> Path:
-        """The absolute path of a note given relative to the root; refuses anything outside the notes root,
-        in a dot-folder or in kb's own index/."""
+        """The absolute path of a file given relative to the root; refuses anything outside the notes root
+        (but for Notable's attachments/ beside notes/), in a dot-folder or in kb's own index/."""
         candidate = (self.root / rel).absolute()
         notes = self.notes.absolute()
+        if self.layout.notes and rel.startswith(ATTACHMENTS_DIR + "/"):
+            notes = (self.root / ATTACHMENTS_DIR).absolute()
         try:
             inner = candidate.relative_to(notes)
         except ValueError:

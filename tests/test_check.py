@@ -100,9 +100,24 @@ def test_fix_rewrites_links_to_notes_renamed_since(kb, root):
     text = (root / "linker.md").read_text()
     assert text.endswith("---\n[[New Title|t]], [x](Newer.md#s)\n")  # its title now, its file
     assert log_subjects(root)[0] == "Fix links: 2 links to renamed notes in 1 note"
+    assert "no problems left." in out.stderr
     head = git(root, "rev-parse", "HEAD")
-    assert kb("check", "--fix").exit_code == 0
+    again = kb("check", "--fix")
+    assert again.exit_code == 0 and "no problems (nothing to repair)." in again.stderr
     assert git(root, "rev-parse", "HEAD") == head  # nothing left to fix
+
+
+def test_fix_says_what_it_left(kb, root):
+    write_vault(root, {"old.md": "text\n", "linker.md": "[[Old]] [[Nowhere]]\n"})
+    kb("init")
+    assert kb("mv", "old.md", "new.md", "--no-links").exit_code == 0
+    out = kb("check", "--fix")
+    assert out.exit_code == 1
+    assert (root / "linker.md").read_text() == "[[new]] [[Nowhere]]\n"
+    assert "Fixed: link linker.md:1: Old -> new.md" in out.stderr
+    assert out.stdout == "linker.md:1: dead link [[Nowhere]]\n"
+    assert "1 problem left, which --fix does not repair" in out.stderr
+    assert log_subjects(root)[0] == "Fix links: 1 link to renamed notes in 1 note"
 
 
 def test_an_index_not_built_yet_is_no_problem(kb, root):

@@ -415,7 +415,7 @@ def test_dates_added_on_import_follow_the_files_line_endings(kb, root, tmp_path)
 def test_a_file_that_is_not_a_note_is_never_taken_for_one(kb, tmp_path):
     vault = make_vault(tmp_path / "vault")
     kb("--kb", str(vault), "init")
-    for args in (("mv", "Attachments/diagram.png", "x.png"), ("edit", "Attachments/diagram.png", "-a", "x")):
+    for args in (("edit", "Attachments/diagram.png", "-a", "x"), ("rm", "Attachments/diagram.png")):
         r = kb("--kb", str(vault), *args)
         assert r.exit_code == 2 and "is not a note" in r.stderr
     assert (vault / "Attachments" / "diagram.png").read_text() == "\x89PNG fake"

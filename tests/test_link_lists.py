@@ -84,6 +84,34 @@ def test_search_fields_links_and_linkedby(vault, kb):
     assert found("linkedby:hub links:b") == ["a.md", "hub.md"]
     assert found("links:lonely") == []
     assert kb("search", "links:lonely").exit_code == 1
-    assert kb("search", "-links:b").exit_code == 2
-    assert kb("search", "links:b OR x").exit_code == 2
     assert kb("search", "links:no-such-note").exit_code == 1
+    assert kb("search", 'links:""').exit_code == 2
+
+
+def test_link_fields_combine_with_the_query_language(vault, kb):
+    write_vault(
+        vault,
+        {
+            "a.md": "---\ntags: [fruit]\n---\n# A\n\n[[b]] [[gone]] apple\n",
+            "b.md": "# B\n\napple\n",
+        },
+    )
+
+    def found(query: str) -> list[str]:
+        out = kb("search", "-l", "--", query)
+        assert out.exit_code in (0, 1), out.stderr
+        return sorted(out.stdout.split())
+
+    assert found("NOT links:b") == ["b.md", "lonely.md"]
+    assert found("apple -links:b") == ["b.md"]
+    assert found("apple NOT links:b") == ["b.md"]
+    assert found("links:b OR linkedby:a") == ["a.md", "b.md", "hub.md"]
+    assert found("links:b OR apple") == ["a.md", "b.md", "hub.md"]
+    assert found("(links:b OR linkedby:lonely) apple") == ["a.md"]
+    assert found("tag:fruit links:b") == ["a.md"]
+    assert found("tag:fruit NOT links:b") == []
+    assert found("NOT (links:b OR linkedby:hub)") == ["lonely.md"]
+    assert found("NOT links:lonely") == ["a.md", "b.md", "hub.md", "lonely.md"]
+    assert found("links:lonely OR apple") == ["a.md", "b.md"]
+    assert found('"links:b"') == []  # a phrase is words, never a field
+    assert found("title:hub OR (linkedby:hub -links:b)") == ["b.md", "hub.md"]

@@ -7,7 +7,18 @@ from urllib.parse import unquote
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kb.links import ANGLE, MARKDOWN, NOTABLE, WIKI, Link, Vault, new_target_text, parse_links, replace_spans
+from kb.links import (
+    ANGLE,
+    MARKDOWN,
+    NOTABLE,
+    WIKI,
+    Link,
+    Resolved,
+    Vault,
+    new_target_text,
+    parse_links,
+    replace_spans,
+)
 
 TEXT = """# T
 See [[Title]], [[Title|alias]], [[Title#Heading]], [[Title#^block]] and ![[file.png]] ![[Note]].
@@ -205,4 +216,22 @@ def test_an_image_inside_a_link_is_two_links():
         ("d.png", True),
         ("page.md", False),
         ("x.md", False),
+    ]
+
+
+def test_a_title_with_a_slash_resolves_after_paths():
+    vault = Vault({"a-b.md": "A/B", "notes/x.md": "x", "q/r.md": "Q/R", "other/q/r.md": "R"})
+    assert vault.resolve(parse_links("[[A/B]]")[0], "notes/x.md") == Resolved("ok", "a-b.md", "name")
+    assert vault.resolve(parse_links("[[a/b#h|t]]")[0], "x.md").path == "a-b.md"
+    found = vault.resolve(parse_links("[[Q/R]]")[0], "notes/x.md")  # the path from the root first
+    assert found == Resolved("ok", "q/r.md", "root")
+    assert vault.resolve(parse_links("[[A/C]]")[0], "notes/x.md").status == "dead"
+    assert _rewrite("[[A/B]]", "name", "C\u2215D.md", "C/D") == "[[C/D]]"
+
+
+def test_a_bare_angle_link_names_a_note_or_an_attachment_never_an_html_tag_or_an_address():
+    text = "<attachments/x y.png> <Other Note.md> <img src=x.png> <me@example.png> <a href='x.pdf'> <v1.2>"
+    assert [(link.kind, link.target) for link in parse_links(text)] == [
+        (ANGLE, "attachments/x y.png"),
+        (ANGLE, "Other Note.md"),
     ]

@@ -110,6 +110,8 @@ def corpus(built_corpus: Path, root: Path) -> list[tuple[str, ...]]:
         (["zebra OR pasta"], ["Cooking Pasta", "Savanna", "Zebra"]),
         (["machine NOT learning"], ["Meeting notes"]),
         (["machine -learning"], ["Meeting notes"]),
+        (["zebra OR (machine -learning)"], ["Meeting notes", "Savanna", "Zebra"]),  # `-` in a group
+        (["tag:Notebooks (-machine)"], ["Cooking Pasta"]),
         (['"he was"'], ["Machine Learning"]),  # exact phrase: stop words count
         (['"was he"'], ["Cooking Pasta"]),
         (["backprop*"], ["Machine Learning"]),

@@ -340,6 +340,58 @@ def plain_query(text: str) -> Any:
     return _constant_union(_also_longer_words(parts[0] if len(parts) == 1 else wq.And(parts)))
 
 
+# `links:NOTE` and `linkedby:NOTE` (NOTE quoted when it has spaces); a phrase in quotes is passed over
+_LINK_FIELD = re.compile(r'"[^"]*"|(?<![\w:])(links|linkedby):(?:"([^"]*)"|([^\s()"]+))')
+# `-word` is `NOT word` (Whoosh's own minus fails inside a group after OR: `a OR (b -c)`); a word that
+# starts with `--` (`--force`) is a word; a phrase is passed over.
+_NEGATION = re.compile(r'"[^"]*"|(?:(?<=\s)|(?<=\()|^)-(?=[^\s-])')
+_LINK_TERM = "kblinkfield"  # the placeholder a link field is parsed as: path:kblinkfieldN
+
+
+def link_fields(text: str) -> list[tuple[str, str]]:
+    """The query's `links:NOTE` and `linkedby:NOTE` terms as (field, NOTE), in order. Each stands for a
+    set of notes (see bind_link_fields), and combines with the rest of the query like any other term:
+    AND, OR, NOT and `-`, parentheses."""
+    found: list[tuple[str, str]] = []
+    for match in _LINK_FIELD.finditer(text):
+        if match.group(1) is None:
+            continue
+        value = match.group(2) if match.group(2) is not None else match.group(3)
+        if not value.strip():
+            raise QueryError(f"'{match.group(1)}:' needs a note")
+        found.append((match.group(1), value))
+    return found
+
+
+def _link_placeholders(text: str) -> str:
+    count = 0
+
+    def placeholder(match: re.Match[str]) -> str:
+        nonlocal count
+        if match.group(1) is None:
+            return match.group()
+        count += 1
+        return f"path:{_LINK_TERM}{count - 1}"
+
+    return _LINK_FIELD.sub(placeholder, text)
+
+
+def bind_link_fields(query: Any, sets: list[frozenset[str]]) -> Any:
+    """The parsed query with its N-th link field (in link_fields' order) standing for the notes `sets[N]`
+    (their paths)."""
+    from whoosh import query as wq
+
+    def bind(sub: Any) -> Any:
+        if isinstance(sub, wq.Term) and sub.fieldname == "path" and str(sub.text).startswith(_LINK_TERM):
+            paths = sorted(sets[int(str(sub.text)[len(_LINK_TERM) :])])
+            if not paths:
+                return wq.NullQuery
+            return wq.Or([wq.Term("path", p) for p in paths], boost=sub.boost)
+        return sub.apply(bind)
+
+    return bind(query)
+
+
 def parse_query(text: str, now: datetime) -> Any:
     """Parse kb's query language into a Whoosh query, or raise QueryError."""
     _check_syntax(text)
@@ -354,6 +406,9 @@ def parse_with_parser(text: str, now: datetime) -> Any:
     _check_syntax(text)
     # Dates are read by kb.when (the one date reader) and handed to Whoosh as absolute ranges.
     prepared = absolute_dates(text, now)
+    prepared = _NEGATION.sub(
+        lambda m: "NOT " if m.group() == "-" else m.group(), _link_placeholders(prepared)
+    )
     bad_dates: list[str] = []
     parser = qparser.MultifieldParser(["title", "body"], schema(), group=qparser.AndGroup)
     parser.remove_plugin_class(qparser.PlusMinusPlugin)

@@ -13,18 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kb.errors import KbError
-from kb.links import Link, Vault, is_note_target
+from kb.links import ATTACHMENT_EXTENSIONS, Link, Vault, is_note_target
 from kb.notes import title_key
 from kb.service.links import fresh_catalog, other_files, repair_renamed_links
 from kb.service.lookup import NoteInfo, all_notes
 from kb.store import Store
 
-# Files that are attachments when nothing says otherwise: what notes embed or link to.
-ATTACHMENT_SUFFIXES = frozenset({
-    ".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".bmp", ".tif", ".tiff", ".heic", ".avif", ".pdf",
-    ".mp3", ".wav", ".m4a", ".ogg", ".flac", ".mp4", ".webm", ".mov", ".mkv", ".zip", ".docx", ".xlsx",
-    ".pptx", ".odt", ".ods", ".csv", ".excalidraw",
-})  # fmt: skip
+ATTACHMENT_SUFFIXES = frozenset(f".{ext}" for ext in ATTACHMENT_EXTENSIONS)
 ATTACHMENT_FOLDERS = frozenset({"attachments", "assets", "_resources", "images", "img"})
 
 

@@ -38,7 +38,7 @@ from kb.notes import (
 from kb.service.links import LinkUpdates, plan_link_updates
 from kb.service.lookup import NoteInfo, all_notes, find_title, free_path, load_note, note_info, resolve_note
 from kb.service.transaction import Transaction, recover, reindex_paths, transaction
-from kb.store import Store
+from kb.store import INDEX_DIR, NOTE_SUFFIXES, Store
 
 LARGE_NOTE_BYTES = 10 * 1024 * 1024  # above this a note is worth a warning: every change rewrites it whole
 
@@ -619,9 +619,14 @@ def move(root: Path, ref: str, destination: str, update_links: bool = True) -> C
     ending in `.md` names the file. The note's text is unchanged by a move between folders, but for its
     relative links, rewritten to lead where they did (unless `update_links` is off, as for the links of
     other notes to it)."""
+    _require_kb(root, ref)
+    other = _other_file(root, ref)
+    if other is not None and "/" not in ref and _names_a_note(root, ref):
+        other = None  # a title that is also the name of a file at the root: the note
+    if other is not None:
+        return move_file(root, other, destination, update_links)
     if not destination.endswith(("/", ".md", ".markdown")):
         return edit(root, ref, title=destination, update_links=update_links)
-    _require_kb(root, ref)
     with transaction(root, scan=True) as tx:
         store = tx.store
         path = resolve_note(store, ref)
@@ -661,6 +666,115 @@ def move(root: Path, ref: str, destination: str, update_links: bool = True) -> C
             links_updated=updates.links if updates else 0,
             link_notes=updates.notes if updates else 0,
         )
+
+
+def _other_file(root: Path, ref: str) -> str | None:
+    """`ref` as a root-relative path when it names something in the knowledge base that is not a note
+    (an image, a PDF: a file to move as it is, or a link, a folder kb refuses to move); else None."""
+    if ref.lower().endswith(NOTE_SUFFIXES) or not ref.strip() or "\0" in ref:
+        return None
+    given = Path(ref)
+    if given.is_absolute():
+        try:
+            rel = given.absolute().relative_to(root.absolute()).as_posix()
+        except ValueError:
+            return ref if given.is_file() else None  # refused as outside the knowledge base
+    else:
+        rel = ref.replace("\\", "/").removeprefix("./")
+    full = root / rel
+    return rel if full.is_symlink() or (full.exists() and not full.is_dir()) else None
+
+
+def _names_a_note(root: Path, ref: str) -> bool:
+    try:
+        resolve_note(Store(root), ref)
+    except KbError:
+        return False
+    return True
+
+
+def _file_place(store: Store, rel: str, what: str) -> str:
+    """A root-relative path of a file kb may move (`what`: "the file" or "the target"): inside the knowledge
+    base, not hidden, not in index/ or .git/, no symbolic link on the way. Refused with a usage error."""
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    if rel.startswith("/") or not parts or ".." in parts:
+        raise UsageError(f"{what} {rel} is not inside the knowledge base")
+    clean = "/".join(parts)
+    if parts[0] in (INDEX_DIR, ".git") or any(p.startswith(".") for p in parts):
+        raise UsageError(f"{what} {clean} is in kb's index/, .git/ or a hidden folder; kb leaves those alone")
+    try:
+        store.abs(clean)
+    except UsageError:
+        beside = " or attachments/" if not store.layout.in_place else ""
+        raise UsageError(f"{what} {clean} is not inside {store.where()}{beside}") from None
+    folder = store.root
+    for part in parts[:-1]:
+        folder = folder / part
+        if folder.is_symlink():
+            raise UsageError(f"{what} {clean}: {store.rel(folder)} is a symbolic link; kb does not follow it")
+    return clean
+
+
+def move_file(root: Path, ref: str, destination: str, update_links: bool = True) -> ChangeResult:
+    """Move or rename a file that is not a note (an image, a PDF) and rewrite every link to it in the
+    notes, each in its form, in one revision. `destination`: a path from the root, or `folder/` to keep
+    the file name."""
+    from kb.service.links import plan_file_link_updates
+
+    with transaction(root, scan=True) as tx:
+        store = tx.store
+        path = _file_place(store, ref, "the file")
+        full = root / path
+        if full.is_symlink():
+            raise UsageError(f"{path} is a symbolic link; kb does not move links")
+        if not full.is_file():
+            raise UsageError(f"{path} is not a file")
+        dest = destination.replace("\\", "/")
+        if Path(dest).is_absolute():
+            try:
+                dest = Path(dest).absolute().relative_to(root.absolute()).as_posix() + (
+                    "/" if dest.endswith("/") else ""
+                )
+            except ValueError:
+                raise UsageError(f"the target {destination} is not inside the knowledge base") from None
+        place = root / dest
+        if dest in ("", ".") or (place.is_dir() and not place.is_symlink()):
+            dest += "/"  # an existing folder: the file goes into it, its name kept
+        if dest.endswith("/"):
+            dest = f"{dest.rstrip('/')}/{path.rsplit('/', 1)[-1]}".lstrip("/")
+        target = _file_place(store, dest, "the target")
+        if target.lower().endswith(NOTE_SUFFIXES) or store.is_note_path(target):
+            raise UsageError(f"the target {target} would be a note; a file that is not one keeps its kind")
+        if target == path:
+            return ChangeResult("unchanged", _file_info(path), None, external=tx.external)
+        exists = (root / target).is_symlink() or (root / target).exists()
+        if exists and title_key(target) != title_key(path):
+            raise UsageError(f"the target {target} already exists")
+        try:
+            data = full.read_bytes()
+        except OSError as exc:
+            raise KbError(f"cannot read {path}: {exc.strerror}") from None
+        message = f"Move: {path} -> {target}\n\nKb-Renamed-From: {path}"
+        writes: dict[str, bytes | None] = {target: data, path: None}
+        updates = plan_file_link_updates(root, store, path, target, tx.stamp) if update_links else None
+        if updates is not None:
+            writes.update(updates.writes)
+            message = _with_links_line(message, updates)
+        commit, warnings = tx.change_indexed(writes, message, tx.now, set(writes))
+        return ChangeResult(
+            "move",
+            _file_info(target),
+            commit,
+            renamed_from=path,
+            external=tx.external,
+            warnings=(updates.warnings if updates else ()) + warnings,
+            links_updated=updates.links if updates else 0,
+            link_notes=updates.notes if updates else 0,
+        )
+
+
+def _file_info(path: str) -> NoteInfo:
+    return NoteInfo(path.rsplit("/", 1)[-1], path, (), None, None)
 
 
 def _join(folder: str, name: str) -> str:

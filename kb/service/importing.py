@@ -201,9 +201,17 @@ def import_notes(
                 items.append(ImportItem(str(c.source), "imported", c.title, target, c.modified))
                 continue
             items.extend(_import_group(tx, key, group, known, dry_run, touched, taken))
+        new_notes = len(batch)
+        kept, fixed = (0, 0) if dry_run else _keep_links(tx, candidates, items, batch, attachments)
         if batch:
-            plural = "note" if len(batch) == 1 else "notes"
-            message = f"Import: {len(batch)} {plural}\n\n{DATED_BY_MODIFIED}"
+            plural = "note" if new_notes == 1 else "notes"
+            subject = f"Import: {new_notes} {plural}" if new_notes else "Import: links kept"
+            if kept:
+                subject += (
+                    f"\n\n{kept} link{'s' if kept != 1 else ''} in {fixed} note{'s' if fixed != 1 else ''} "
+                )
+                subject += "rewritten to the names the notes have here"
+            message = f"{subject}\n\n{DATED_BY_MODIFIED}"
             tx.change(batch, message, tx.now, bulk=True)
         copied = 0 if dry_run else _copy_attachments(tx, attachments, items)
         if trees:
@@ -219,6 +227,63 @@ def import_notes(
         where = tx.store.prefix
     total = (copied if not dry_run else len(attachments)) + tree.attachments
     return _result(items, tree, total, dry_run, where, notices)
+
+
+def _keep_links(
+    tx: Transaction,
+    candidates: list[_Candidate],
+    items: list[ImportItem],
+    batch: dict[str, bytes | None],
+    attachments: list[Path],
+) -> tuple[int, int]:
+    """Links between imported notes that led somewhere in their source folder and would not here (a note
+    stored under another file name than it had there, an attachment copied from a sub-folder), rewritten in
+    the notes this import wrote, each in its form; added to `batch` (the import's commit). Returns (links,
+    notes) rewritten."""
+    from kb.links import Vault
+    from kb.service.links import keep_links_of_copy, other_files
+
+    placed = {i.source: i.path for i in items if i.path and i.status in ("imported", "revised", "unchanged")}
+    written = {i.path: i.source for i in items if i.path and i.status in ("imported", "revised")}
+    if not written:
+        return 0, 0
+    bases: dict[Path, tuple[str, list[_Candidate]]] = {}
+    for c in candidates:
+        notable = c.source.parent.name == NOTES_DIR
+        base = c.source.parent.parent if notable else c.source.parent
+        bases.setdefault(base, (f"{NOTES_DIR}/" if notable else "", []))[1].append(c)
+    infos, _ = all_notes(tx.store)
+    notes = {i.path: i.title for i in infos}
+    by_source = {str(c.source): c for c in candidates}
+    notes.update({path: by_source[source].title for path, source in written.items() if source in by_source})
+    copied = {f"{ATTACHMENTS_DIR}/{p.name}" for p in attachments}
+    here = Vault(notes, {*other_files(tx.store), *copied}, tx.store.prefix)
+    links = fixed = 0
+    for base, (prefix, group) in bases.items():
+        files = {
+            p.relative_to(base).as_posix(): f"{ATTACHMENTS_DIR}/{p.name}"
+            for p in attachments
+            if p.is_relative_to(base / ATTACHMENTS_DIR)
+        }
+        rel = {str(c.source): c.source.relative_to(base).as_posix() for c in group}
+        there = Vault({rel[str(c.source)]: c.title for c in group}, files, prefix)
+        moved = {rel[source]: path for source, path in placed.items() if source in rel}
+        moved.update(files)
+        for path, source in written.items():
+            imported = by_source.get(source)
+            if imported is None or source not in rel:
+                continue
+            now = batch.get(path)
+            if now is None:
+                now = tx.store.read(path) if tx.store.exists(path) else None
+            if now != imported.data:
+                continue  # not what this import wrote last (an earlier revision of a newer note)
+            kept = keep_links_of_copy(imported.data, rel[source], path, there, here, moved, tx.store.prefix)
+            if kept.data is not None:
+                batch[path] = kept.data
+                links += kept.links
+                fixed += 1
+    return links, fixed
 
 
 def _result(

@@ -13,7 +13,7 @@ from typing import Any
 from kb.errors import KbError
 from kb.layout import INDEX_DIR, SKIPPED_FOLDERS
 from kb.links import Link, Resolved, Vault, name_key
-from kb.notes import title_key
+from kb.notes import ParsedNote, title_key
 from kb.service.lookup import NoteInfo, all_notes, load_note, note_info, resolve_note
 from kb.service.transaction import recover
 from kb.store import Store
@@ -213,16 +213,14 @@ def plan_link_updates(
     `new_title`), each in the form it had; keep the renamed note's own links leading where they did from
     its new folder; and keep a link to another note that the new name would take over (or make ambiguous)
     leading to that note. `new_data`: the renamed note's text after the rename. A linking note gets a new
-    `modified` (`stamp`) when it has front matter; nothing else of it changes."""
-    from dataclasses import replace as replace_in
-
+    `modified` (`stamp`) as keeps_modified says; nothing else of it changes."""
     from kb.index.catalog import CatalogError
-    from kb.links import note_links, replace_spans
-    from kb.notes import parse_note, set_fields
 
     with catalog_in_tx(root, store) as catalog:
         infos, _ = all_notes(store)
-        old_vault = vault_of(store, infos, with_files=False)
+        # with the files that are not notes: `[x](Node.js)` leads to the file Node.js, not to Node.js.md
+        files = other_files(store)
+        old_vault = Vault({i.path: i.title for i in infos}, files, store.prefix)
         old_title = old_vault.notes.get(old_path, new_title)
         try:
             sources = {source for source, _, _ in incoming_links(catalog, old_vault, old_path, old_title)}
@@ -236,17 +234,57 @@ def plan_link_updates(
         sources.add(old_path)  # its relative links are written from another folder now
     new_notes = {p: t for p, t in old_vault.notes.items() if p != old_path}
     new_notes[new_path] = new_title
-    files: list[str] = []
-    if moved:
-        files = other_files(store)
-        old_vault = Vault(old_vault.notes, files, store.prefix)
     new_vault = Vault(new_notes, files, store.prefix)
+    return _rewrite_links(
+        store, sources, old_vault, new_vault, old_path, new_path, stamp, renamed=(old_path, new_data)
+    )
+
+
+def plan_file_link_updates(root: Path, store: Store, old_path: str, new_path: str, stamp: str) -> LinkUpdates:
+    """The rewrites that keep every link to the file (an image, a PDF: not a note) at `old_path` leading
+    to it at `new_path`, each in the form it had, and keep a link to another file that the new name would
+    take over (or make ambiguous) leading to that file. A linking note gets a new `modified` (`stamp`) as
+    keeps_modified says; nothing else of it changes."""
+    from kb.index.catalog import CatalogError
+
+    with catalog_in_tx(root, store) as catalog:
+        try:
+            keys = {name_key(old_path), name_key(new_path)}
+            sources = {source for source, _ in catalog.links_named(keys)}
+        except CatalogError as exc:
+            raise KbError(f"cannot read the search catalog: {exc}; run 'kb reindex'") from None
+    infos, _ = all_notes(store)
+    files = other_files(store)
+    notes = {i.path: i.title for i in infos}
+    old_vault = Vault(notes, files, store.prefix)
+    new_vault = Vault(notes, [*(f for f in files if f != old_path), new_path], store.prefix)
+    return _rewrite_links(store, sources, old_vault, new_vault, old_path, new_path, stamp)
+
+
+def _rewrite_links(
+    store: Store,
+    sources: set[str],
+    old_vault: Vault,
+    new_vault: Vault,
+    old_path: str,
+    new_path: str,
+    stamp: str,
+    renamed: tuple[str, bytes] | None = None,
+) -> LinkUpdates:
+    """Every link in the notes `sources` that led somewhere before (`old_vault`) rewritten to lead there
+    still (`new_vault`), where `old_path` is now `new_path`. `renamed`: the renamed note (old path, its new
+    text), written from its new place."""
+    from dataclasses import replace as replace_in
+
+    from kb.links import note_links, replace_spans
+    from kb.notes import parse_note, set_fields
+
     writes: dict[str, bytes] = {}
     warnings: list[str] = []
     count = 0
     for source in sorted(sources):
-        is_renamed = source == old_path
-        raw = new_data if is_renamed else store.read(source)
+        is_renamed = renamed is not None and source == renamed[0]
+        raw = renamed[1] if renamed is not None and is_renamed else store.read(source)
         parsed = parse_note(raw)
         if parsed.doc is None or parsed.problem:
             warnings.append(f"links in {source} not updated: {parsed.problem}")
@@ -273,10 +311,18 @@ def plan_link_updates(
             continue
         count += len(edits)
         doc = replace_in(parsed.doc, body=replace_spans(body, edits))
-        if doc.has_front_matter:
+        if keeps_modified(store, parsed):
             doc = set_fields(doc, {"modified": stamp})
         writes[target_source] = doc.render().encode("utf-8")
     return LinkUpdates(writes, count, len(writes), tuple(warnings))
+
+
+def keeps_modified(store: Store, parsed: ParsedNote) -> bool:
+    """Whether rewriting a linking note's links sets its `modified`: a note with front matter in Notable's
+    layout; in a folder used as it is, only a note that has the key (kb adds no date to a user's file)."""
+    if parsed.doc is None or not parsed.doc.has_front_matter:
+        return False
+    return not store.layout.in_place or parsed.modified is not None
 
 
 def posixpath_dir(path: str) -> str:
@@ -304,6 +350,9 @@ def _retarget(
     now = new_vault.resolve(link, source)
     if now.path == leads_to and before.path == leads_to and (now.how == before.how or before.how == "name"):
         return raw  # still leads there as written, the same way (a relative path still relative)
+    same_name = (before.path or "").rsplit("/", 1)[-1] == leads_to.rsplit("/", 1)[-1]
+    if now.path == leads_to and before.how == "name" == now.how and same_name:
+        return raw  # moved to another folder, its name kept: still leads there by name
     angled = body[link.start - 1 : link.start] == "<" and link.kind == MARKDOWN
     title = new_vault.notes.get(leads_to, "")
     old_target = before.path or leads_to
@@ -380,7 +429,7 @@ def repair_renamed_links(root: Path) -> tuple[list[str], str | None]:
                     repaired.append(f"{source}:{link.line}: {link.target} -> {target}")
             if edits:
                 doc = replace_in(parsed.doc, body=replace_spans(body, edits))
-                if doc.has_front_matter:
+                if keeps_modified(store, parsed):
                     doc = set_fields(doc, {"modified": tx.stamp})
                 writes[source] = doc.render().encode("utf-8")
         if not writes:
@@ -437,3 +486,50 @@ def link_filter(
         except CatalogError as exc:
             raise KbError(f"cannot read the search catalog: {exc}; run 'kb reindex'") from None
     return frozenset(wanted)
+
+
+@dataclass(frozen=True)
+class KeptLinks:
+    """A note's text with the links rewritten that a copy to another place would break."""
+
+    data: bytes | None  # None when nothing needed rewriting
+    links: int
+
+
+def keep_links_of_copy(
+    raw: bytes,
+    old_source: str,
+    new_source: str,
+    old_vault: Vault,
+    new_vault: Vault,
+    moved: dict[str, str],
+    prefix: str,
+) -> KeptLinks:
+    """The text of a note that was at `old_source` among `old_vault` (another folder: an import's source)
+    and is now at `new_source` among `new_vault`, with every link that led to a note or file there (now at
+    `moved[path]`) and would not lead to it here rewritten in its form. Nothing else changes (not even
+    `modified`). A link that was dead or ambiguous there stays as it is."""
+    from dataclasses import replace as replace_in
+
+    from kb.links import note_links, replace_spans
+    from kb.notes import parse_note
+
+    parsed = parse_note(raw)
+    if parsed.doc is None or parsed.problem:
+        return KeptLinks(None, 0)
+    body = parsed.doc.body
+    edits: list[tuple[int, int, str]] = []
+    for link in note_links(parsed):
+        before = old_vault.resolve(link, old_source)
+        if before.status != "ok" or before.path is None or before.path not in moved:
+            continue
+        leads_to = moved[before.path]
+        if new_vault.resolve(link, new_source).path == leads_to:
+            continue
+        text = _retarget(link, body, before, old_vault, new_vault, new_source, leads_to, prefix)
+        if text is not None and text != body[link.start : link.end]:
+            edits.append((link.start, link.end, text))
+    if not edits:
+        return KeptLinks(None, 0)
+    doc = replace_in(parsed.doc, body=replace_spans(body, edits))
+    return KeptLinks(doc.render().encode("utf-8"), len(edits))

@@ -166,7 +166,7 @@ def resolve_note(store: Store, ref: str) -> str:
                 continue
         if not plain.endswith(NOTE_SUFFIXES) and (store.root / plain).is_file():
             raise UsageError(
-                f"{plain} is not a note (kb's notes are Markdown files); kb does not move or edit it"
+                f"{plain} is not a note (kb's notes are Markdown files); only kb mv takes it, as a file"
             )
     direct = f"{store.prefix}{file_stem(ref)}.md"
     # The file named for this title, if it holds exactly this title, is the answer without a scan.
