@@ -146,6 +146,7 @@ def test_as_of_searches_the_notes_as_they_were(kb, story):
         (["--as-of", "deadbeef1"], "there is no commit"),
         (["--as-of", "2021-11-12", "--history"], "do not go together"),
         (["--history", "--sort", "title"], "relevance only"),
+        (["--history", "links:Alpha"], "current notes only"),
     ],
 )
 def test_bad_as_of_is_a_usage_error(kb, story, args, message):

@@ -454,10 +454,8 @@ class History(_Repository):
         return self._revision_cache()
 
     def commits_since(self, known: str, head: str) -> list[str] | None:
-        """The commits reachable from `head` and not from `known`, or None when `head` does not descend
-        from `known` (history rewritten) or `known` is gone."""
-        if self._run(["merge-base", "--is-ancestor", known, head]).returncode != 0:
-            return None
+        """The commits reachable from `head` and not from `known` (the caller knows `head` descends from
+        it), or None when git cannot tell (`known` is gone)."""
         proc = self._run(["rev-list", head, f"^{known}", "--"])
         if proc.returncode != 0:
             return None

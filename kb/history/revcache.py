@@ -238,8 +238,9 @@ class RevisionCache:
     # ------------------------------------------------------------ every version (kb.index.history)
 
     def blobs(self, head: str, shas: list[str] | None = None) -> list[tuple[str, str, str]]:
-        """(blob, path, author date) of each distinct blob the commits reachable from `head` left (only
-        those of the commits `shas`, when given), at the first path and commit that held it."""
+        """(blob, path, author date) of each distinct blob the commits reachable from `head` left, at the
+        first path and commit that held it; with `shas`, only the blobs those commits left and no other
+        commit did (the blobs new in them)."""
         if shas is None:
             sql = (
                 "SELECT ch.blob, ch.path, c.date, MIN(ch.n) FROM changes ch JOIN commits c ON c.n = ch.n"
@@ -247,15 +248,18 @@ class RevisionCache:
             )
             return [(blob, path, date) for blob, path, date, _ in self._query(head, sql, ())]
         found: dict[str, tuple[str, str, str]] = {}
+        numbers: set[int] = set()
         for chunk in _chunks(shas):
             marks = ",".join("?" * len(chunk))
             sql = (
-                "SELECT ch.blob, ch.path, c.date FROM changes ch JOIN commits c ON c.n = ch.n"
+                "SELECT ch.blob, ch.path, c.date, ch.n FROM changes ch JOIN commits c ON c.n = ch.n"
                 f" WHERE c.sha IN ({marks}) AND ch.blob IS NOT NULL ORDER BY ch.n"
             )
-            for blob, path, date in self._query(head, sql, tuple(chunk)):
+            for blob, path, date, n in self._query(head, sql, tuple(chunk)):
                 found.setdefault(blob, (blob, path, date))
-        return list(found.values())
+                numbers.add(n)
+        seen_before = {blob for blob, _, _, n in self.holders(head, list(found)) if n not in numbers}
+        return [row for blob, row in found.items() if blob not in seen_before]
 
     def holders(self, head: str, blobs: list[str]) -> list[tuple[str, str, str, int]]:
         """(blob, path, commit, n) of every change that left one of `blobs`."""

@@ -112,7 +112,7 @@ class HistoryIndex:
             if head is None:
                 self._clear()
                 return Update(0, 0, False)
-            if known is not None:
+            if known is not None and self._descends(head, known):
                 commits = self.history.commits_since(known, head)
                 if commits is not None:
                     try:
@@ -120,6 +120,16 @@ class HistoryIndex:
                     except damage_errors():
                         pass
             return self._build(head, progress)
+
+    def _descends(self, head: str, known: str) -> bool:
+        """Whether `head` descends from `known`: the revision cache, brought up to `head`, holds exactly the
+        commits reachable from it."""
+        from kb.history.revcache import CacheUnavailable
+
+        try:
+            return self.history.revision_cache().number_of(head, known) is not None
+        except CacheUnavailable as exc:
+            raise HistoryUnavailable(f"cannot read the revision cache ({exc})") from None
 
     def searcher_results(self, parsed: Any, tag: str | None) -> tuple[list[BlobHit], frozenset[str]]:
         """Every blob the query matches, best first, and the body terms it matches (for snippets)."""
@@ -194,11 +204,9 @@ class HistoryIndex:
             rows = self.history.revision_cache().blobs(head, commits) if commits else []
         except CacheUnavailable as exc:
             raise HistoryUnavailable(f"cannot read the revision cache ({exc})") from None
-        ix = self._open()
-        with ix.reader() as reader:
-            rows = [row for row in rows if not reader.doc_frequency("blob", row[0])]
         count = 0
-        if rows:
+        if rows:  # blobs new in these commits (a revert or a move brings none)
+            ix = self._open()
             writer = ix.writer(timeout=WRITER_TIMEOUT, compound=False)
             try:
                 for _, doc in self._documents(rows):

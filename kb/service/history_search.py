@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from kb.index import SearchResult
     from kb.index.document import Snippet
     from kb.index.history import BlobHit, HistoryIndex
-    from kb.service.revisions import Revision
 
 MAX_RENAME_HOPS = 200
 Progress = Callable[[int, int], None]
@@ -67,11 +66,12 @@ def _check_sort(sort: str, option: str) -> None:
 
 
 def _parse(query: str) -> Any:
-    from kb.index import parse_query
-    from kb.service.search import split_link_fields
+    import re
 
-    _, link_fields = split_link_fields(query)
-    if link_fields:
+    from kb.index import parse_query
+
+    # (kb.service.search is not imported here: importing it by name would hide kb.service's `search`.)
+    if re.search(r"(?<![\w:])(-|NOT\s+)?(links|linkedby):", query):
         raise UsageError("links: and linkedby: search the current notes only (not with --history or --as-of)")
     return parse_query(query, config.now())
 
@@ -145,12 +145,15 @@ def search_history(
     ranked = sorted(notes.items(), key=lambda item: (-item[1][0], item[0]))
     shown = ranked if limit is None else ranked[:limit]
     pairs = {(sha, path): blob for blob, path, sha, _ in holders}
-    hits: list[HistoryHit] = []
-    for final, _ in shown:
-        hit = _note_hit(root, history, final, pairs, score, terms if snippets else None, len(hits) + 1)
-        if hit is not None:
-            hits.append(hit)
-    return HistorySearchResult(query, len(ranked), tuple(hits), rebuilt)
+    found = [_NoteMatch(root, history, final, pairs, score) for final, _ in shown]
+    found = [match for match in found if match.matching]
+    # The versions to read (the best match of each note, the last version of a deleted one): one git call.
+    wanted = sorted({blob for match in found for blob in match.blobs_wanted()})
+    contents = dict(zip(wanted, history.read_blobs(wanted), strict=True))
+    hits = tuple(
+        match.hit(rank, contents, terms if snippets else None) for rank, match in enumerate(found, 1)
+    )
+    return HistorySearchResult(query, len(ranked), hits, rebuilt)
 
 
 class _Lineages:
@@ -221,61 +224,75 @@ class _Lineages:
         return None
 
 
-def _note_hit(
-    root: Path,
-    history: History,
-    final: str,
-    pairs: dict[tuple[str, str], str],
-    score: dict[str, float],
-    terms: frozenset[str] | None,
-    rank: int,
-) -> HistoryHit | None:
-    from kb.service.revisions import revisions_of
+class _NoteMatch:
+    """One matching note: its revisions (numbered as `kb log` numbers them) and which of them match."""
 
-    revisions = revisions_of(root, final)
-    matching = [r for r in revisions if (r.commit, r.path) in pairs]
-    if not matching:
-        return None
-    best = max(matching, key=lambda r: (score[pairs[(r.commit, r.path)]], r.number))
-    last_revision = revisions[-1]
-    deleted = last_revision.deleted
-    current = not deleted and matching[-1] is last_revision
-    end = matching[-1].number  # revisions are numbered from 1: the next one is revisions[end]
-    until = None if current or end >= len(revisions) else revisions[end].date
-    content = [r for r in revisions if not r.deleted]
-    title_now = _title_now(root, history, final, content[-1] if deleted and content else None)
-    [raw] = history.read_blobs([pairs[(best.commit, best.path)]])
-    title_then, found = _version(best.path, raw or b"", terms)
-    return HistoryHit(
-        rank=rank,
-        title=title_now,
-        path=final,
-        revisions=tuple(r.number for r in matching),
-        count=len(revisions),
-        current=current,
-        deleted=deleted,
-        deleted_in=last_revision.number if deleted else None,
-        deleted_on=last_revision.date if deleted else None,
-        first=matching[0].date,
-        last=until,
-        best=best.number,
-        title_then=title_then if title_then != title_now else None,
-        path_then=best.path,
-        score=round(score[pairs[(best.commit, best.path)]], 4),
-        snippets=found,
-    )
+    def __init__(
+        self,
+        root: Path,
+        history: History,
+        final: str,
+        pairs: dict[tuple[str, str], str],
+        score: dict[str, float],
+    ) -> None:
+        from kb.service.revisions import revisions_of
 
+        self.root = root
+        self.final = final
+        self.revisions = revisions_of(root, final, history)
+        self.matching = [r for r in self.revisions if (r.commit, r.path) in pairs]
+        self.blob_of = {(r.commit, r.path): pairs[(r.commit, r.path)] for r in self.matching}
+        self.score = score
+        if self.matching:
+            self.best = max(self.matching, key=lambda r: (score[self.blob_of[(r.commit, r.path)]], r.number))
+        content = [r for r in self.revisions if not r.deleted]
+        self.deleted = bool(self.revisions) and self.revisions[-1].deleted
+        self.last_content = content[-1] if self.deleted and content else None
 
-def _title_now(root: Path, history: History, path: str, last: Revision | None) -> str:
-    """The title of the note at `path` now, or of its last version `last` (a deleted note)."""
-    store = Store(root)
-    if last is None:
-        try:
-            return parse_note(store.read(path)).title_for(path)
-        except KbError:
-            return title_from_path(path)
-    [raw] = history.read_blobs([last.blob or f"{last.commit}:{last.path}"])
-    return parse_note(raw or b"").title_for(last.path)
+    def blobs_wanted(self) -> list[str]:
+        wanted = [self.blob_of[(self.best.commit, self.best.path)]]
+        if self.last_content is not None and self.last_content.blob:
+            wanted.append(self.last_content.blob)
+        return wanted
+
+    def hit(self, rank: int, contents: dict[str, bytes | None], terms: frozenset[str] | None) -> HistoryHit:
+        revisions, matching, best = self.revisions, self.matching, self.best
+        last_revision = revisions[-1]
+        current = not self.deleted and matching[-1] is last_revision
+        end = matching[-1].number  # revisions are numbered from 1: the next one is revisions[end]
+        until = None if current or end >= len(revisions) else revisions[end].date
+        title_now = self._title_now(contents)
+        best_blob = self.blob_of[(best.commit, best.path)]
+        title_then, found = _version(best.path, contents.get(best_blob) or b"", terms)
+        return HistoryHit(
+            rank=rank,
+            title=title_now,
+            path=self.final,
+            revisions=tuple(r.number for r in matching),
+            count=len(revisions),
+            current=current,
+            deleted=self.deleted,
+            deleted_in=last_revision.number if self.deleted else None,
+            deleted_on=last_revision.date if self.deleted else None,
+            first=matching[0].date,
+            last=until,
+            best=best.number,
+            title_then=title_then if title_then != title_now else None,
+            path_then=best.path,
+            score=round(self.score[best_blob], 4),
+            snippets=found,
+        )
+
+    def _title_now(self, contents: dict[str, bytes | None]) -> str:
+        """The note's title now, or in its last version (a deleted note)."""
+        last = self.last_content
+        if last is None:
+            try:
+                return parse_note(Store(self.root).read(self.final)).title_for(self.final)
+            except KbError:
+                return title_from_path(self.final)
+        raw = contents.get(last.blob) if last.blob else None
+        return parse_note(raw or b"").title_for(last.path) if raw is not None else title_from_path(last.path)
 
 
 def _version(path: str, raw: bytes, terms: frozenset[str] | None) -> tuple[str, tuple[Snippet, ...]]:
