@@ -2,7 +2,9 @@
 document per blob (a version shared by many revisions or paths is indexed once), with the same content
 fields as the index of the current notes (kb.index.document).
 
-Which commits, paths and revisions hold a blob is not stored here: the revision cache
+A version's fields that come from its path (the title of a note that has none in its text, its
+folder) are those of the first path that held it. Which commits, paths and revisions hold a blob is not
+stored here: the revision cache
 (kb.history.revcache) answers that. Beside Whoosh's files, `state.json` names the commit the index was
 brought up to. Before each use the index takes in the blobs of the commits reachable from HEAD that it has
 not seen (kb's own, other tools', a pull), read in bulk with `git cat-file --batch`; when HEAD no longer
