@@ -702,6 +702,16 @@ def search(
     count_lines: Annotated[
         bool, typer.Option("--count", help="How many lines of each note match (path:count).")
     ] = False,
+    history: Annotated[
+        bool,
+        typer.Option("--history", help="Search every committed version of every note, deleted ones too."),
+    ] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="Search the notes as they were then (a date or a commit).", metavar="WHEN"
+        ),
+    ] = None,
 ) -> None:
     from kb import render, service
 
@@ -709,6 +719,10 @@ def search(
         raise UsageError("-C and --count print lines of text; they do not combine with --json or -l")
     paths = paths or null
     n = limit if limit is not None else (None if paths else 10)
+    if (context is not None or count_lines) and (history or as_of is not None):
+        raise UsageError("-C and --count read the notes as they are now; leave out --history and --as-of")
+    if history or as_of is not None:
+        raise typer.Exit(_search_history(" ".join(query), history, as_of, n, tag, sort, json, paths, null))
     result = service.search(
         _reading_root(),
         " ".join(query),
@@ -723,6 +737,27 @@ def search(
     )
     lines = "count" if count_lines else "context" if context is not None else None
     raise typer.Exit(render.search(result, json=json, paths=paths, null=null, lines=lines))
+
+
+def _search_history(
+    query: str, history: bool, as_of: str | None, n: int | None, tag: str | None, sort: str, json: bool,
+    paths: bool, null: bool,
+) -> int:  # fmt: skip
+    """kb search --history, and kb search --as-of WHEN."""
+    from kb import render, service
+
+    if history and as_of is not None:
+        raise UsageError("--as-of and --history do not go together: --history searches every version already")
+    progress = render.progress("Indexing history")
+    if as_of is not None:
+        found = service.search_as_of(
+            _reading_root(), query, as_of, limit=n, tag=tag, sort=sort, snippets=not paths, progress=progress
+        )
+        return render.search(found, json=json, paths=paths, null=null)
+    result = service.search_history(
+        _reading_root(), query, limit=n, tag=tag, sort=sort, snippets=not paths, progress=progress
+    )
+    return render.history_search(result, json=json, paths=paths, null=null)
 
 
 @app.command(epilog=helptext.epilog("reindex"))

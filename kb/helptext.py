@@ -75,10 +75,20 @@ their matches. -C N prints the matching lines with N lines around each, numbered
 (path:N:line, as grep -n -C does); --count prints how many lines of each note match (path:count).
 No match exits 1 with nothing on stdout, like grep; a query that cannot be parsed exits 2.
 
+Every revision:
+  --history               every committed version of every note, deleted notes and removed text too:
+                          one result per note (through renames), with the revisions that match
+                          ("revisions 2-5 of 9"), since and until when, whether the current version
+                          matches or when the note was deleted; -l prints each note's path at the match
+  --as-of WHEN            the notes as they were at the end of WHEN (a date, kb help dates) or right
+                          after a commit (its id); not with --history
+
 Examples:
   kb search chain rule
   kb search '"chain rule" OR backprop*' -n 5
   kb search tag:Study modified:>2021-11-01 -l | xargs wc -l
+  kb search --history "api key"
+  kb search backprop --as-of 2021-11
 """,
     "revisions": """\
 Revisions
@@ -128,9 +138,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "kb mv attachments/diagram.png media/",
     ),
     "search": (
-        "kb search chain rule",
         "kb search '\"chain rule\" OR backprop*' -n 5",
-        "kb search tag:Study -l",
+        "kb search --history 'old wording'",
+        "kb search chain rule --as-of 2021-11-30",
     ),
     "reindex": ("kb reindex",),
     "import": ("kb import ~/Notable", "kb import --history ~/src/til", "kb import notes.md --dry-run"),

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from kb.index import SearchResult
     from kb.service.check import CheckResult
     from kb.service.core import ListResult, ShowResult, TagsResult
+    from kb.service.history_search import HistorySearchResult
     from kb.service.importing import ImportResult
     from kb.service.links import LinksResult
     from kb.service.revisions import DiffResult, NoteLog, RecentLog
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
         | ListResult
         | TagsResult
         | SearchResult
+        | HistorySearchResult
         | NoteLog
         | RecentLog
         | DiffResult
@@ -93,6 +95,11 @@ def _shape(result: JsonResult) -> dict[str, Json]:
         from kb.index import SearchResult
 
         if isinstance(result, SearchResult):
+            return {"query": result.query, "total": result.total, "hits": record(result.hits)}
+    elif module == "kb.service.history_search":
+        from kb.service.history_search import HistorySearchResult
+
+        if isinstance(result, HistorySearchResult):
             return {"query": result.query, "total": result.total, "hits": record(result.hits)}
     elif module == "kb.service.revisions":
         from kb.service.revisions import DiffResult, NoteLog, RecentLog

@@ -147,7 +147,7 @@ COMMANDS: dict[str, tuple[frozenset[str], frozenset[str], bool]] = {
         ("list", "-t --tag --sort --folder --links-to --linked-by --as-of", "-t --tag", False),
         ("rm", "", "", True),
         ("mv", "", "", True),
-        ("search", "-n --limit -t --tag --sort -C --context", "-t --tag", False),
+        ("search", "-n --limit -t --tag --sort -C --context --as-of", "-t --tag", False),
         ("links", "--as-of", "", True),
         ("backlinks", "--as-of", "", True),
         ("changes", "--since --until", "", True),

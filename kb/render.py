@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from kb.server import ServerStatus
     from kb.service.check import CheckResult
     from kb.service.core import ChangeResult, InitResult, ListResult, NoteInfo, ShowResult, TagsResult
+    from kb.service.history_search import HistoryHit, HistorySearchResult
     from kb.service.importing import ImportResult
     from kb.service.links import LinkRow, LinksResult
     from kb.service.revisions import Change, DiffResult, NoteLog, RecentLog
@@ -991,3 +992,97 @@ def blame(result: BlameResult, json: bool) -> None:
         gutter.append(f"{line.line:>4}│ ", style="dim")
         gutter.append(visible(line.text))
         console.print(gutter, soft_wrap=True)
+
+
+# ---------------------------------------------------------------- kb search --history
+
+
+def ranges(numbers: Iterable[int]) -> str:
+    """[2, 3, 4, 5, 8] -> "2-5, 8"."""
+    parts: list[str] = []
+    run: list[int] = []
+    for number in sorted(numbers):
+        if run and number == run[-1] + 1:
+            run.append(number)
+            continue
+        if run:
+            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [number]
+    if run:
+        parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ", ".join(parts)
+
+
+def history_summary(hit: HistoryHit) -> str:
+    """Which revisions of a note match, since and until when: "revisions 2-5 of 9, 2021-11-19 to
+    2021-12-02; deleted in revision 9 on 2021-12-05"."""
+    word = "revision" if len(hit.revisions) == 1 else "revisions"
+    text = f"{word} {ranges(hit.revisions)} of {hit.count}"
+    first = (hit.first or "")[:10]
+    if hit.current:
+        text += f", since {first}, current version matches"
+    else:
+        text += f", {first} to {(hit.last or '')[:10]}"
+    if hit.deleted:
+        text += f"; deleted in revision {hit.deleted_in} on {(hit.deleted_on or '')[:10]}"
+    if hit.title_then is not None or hit.path_then != hit.path:
+        text += f"; revision {hit.best} was '{hit.title_then or hit.title}' ({hit.path_then})"
+    return text
+
+
+@_paged
+def history_search(result: HistorySearchResult, json: bool, paths: bool, null: bool = False) -> int:
+    """Print the notes any version of which matched; returns the exit code (1 when none did)."""
+    if result.rebuilt:
+        _err("The history index was built.")
+    warnings(result.warnings)
+    if json:
+        _json(document(result))
+        return 0 if result.hits else 1
+    if paths:
+        end = "\0" if null else "\n"
+        if null and not _stdout_is_terminal():
+            sys.stdout.write("".join(hit.path_then + end for hit in result.hits))
+            sys.stdout.flush()
+        else:
+            _out("".join(hit.path_then + end for hit in result.hits))
+        return 0 if result.hits else 1
+    if not result.hits:
+        _err(f"No version of any note matches {result.query!r}")
+        return 1
+    if _stdout_is_terminal():
+        from rich.text import Text
+
+        console = _console()
+        for hit in result.hits:
+            console.print(
+                Text.assemble(
+                    (f"{hit.rank:>2}. ", "dim"),
+                    (visible(hit.title), "bold"),
+                    (visible(f"  {hit.path}"), "dim"),
+                    (
+                        "  deleted" if hit.deleted else "  current" if hit.current else "  removed since",
+                        "cyan",
+                    ),
+                )
+            )
+            console.print(Text("    " + visible(history_summary(hit)), style="dim"))
+            for snippet in hit.snippets:
+                line = Text("    ")
+                pos = 0
+                for start, end_ in snippet.matches:
+                    line.append(visible(snippet.text[pos:start]))
+                    line.append(visible(snippet.text[start:end_]), style="bold yellow")
+                    pos = end_
+                line.append(visible(snippet.text[pos:]))
+                console.print(line)
+    else:
+        lines = []
+        for hit in result.hits:
+            lines.append(f"{hit.rank}. {hit.title}\t{hit.path}\t{history_summary(hit)}")
+            lines.extend(f"    {snippet.text}" for snippet in hit.snippets)
+        _out("\n".join(lines) + "\n")
+    if len(result.hits) < result.total:
+        shown = len(result.hits)
+        _err(f"{shown} of {result.total} notes shown; -n N shows more.")
+    return 0

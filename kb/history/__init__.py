@@ -448,6 +448,25 @@ class History(_Repository):
             self._cache = RevisionCache(self.git_dir, run)
         return self._cache
 
+    def revision_cache(self) -> RevisionCache:
+        """The revision cache (kb.history.revcache); its methods raise CacheUnavailable where it cannot be
+        used."""
+        return self._revision_cache()
+
+    def commits_since(self, known: str, head: str) -> list[str] | None:
+        """The commits reachable from `head` and not from `known` (the caller knows `head` descends from
+        it), or None when git cannot tell (`known` is gone)."""
+        proc = self._run(["rev-list", head, f"^{known}", "--"])
+        if proc.returncode != 0:
+            return None
+        return proc.stdout.decode("ascii", "replace").split()
+
+    def resolve_commit(self, text: str) -> str | None:
+        """The full id of the commit `text` names (an id or a prefix of one), or None."""
+        proc = self._run(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{text}^{{commit}}"])
+        sha = proc.stdout.decode("ascii", "replace").strip()
+        return sha if proc.returncode == 0 and sha else None
+
     def ensure_commit_graph(self, refresh: bool = False) -> None:
         """git's commit-graph with changed-path Bloom filters makes `git log -- path` several times faster
         on long histories. Written once (and added to on sync); commits made since are walked as usual.

@@ -18,7 +18,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, NamedTuple
 
-VERSION = "3"
+VERSION = "4"
 NAME = "kb-revisions.sqlite3"
 FIELD = "\x1f"
 RECORD = "\x1e"
@@ -123,6 +123,7 @@ class RevisionCache:
                     "CREATE INDEX commits_sha ON commits (sha);"
                     "CREATE TABLE changes (path TEXT, n INTEGER, status TEXT, blob TEXT,"
                     " PRIMARY KEY (path, n)) WITHOUT ROWID;"
+                    "CREATE INDEX changes_blob ON changes (blob);"
                     f"INSERT INTO meta VALUES ('version', '{VERSION}');"
                 )
         except (sqlite3.Error, OSError) as exc:
@@ -189,7 +190,7 @@ class RevisionCache:
         )
         db.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (head,))
 
-    def _query(self, head: str, sql: str, params: tuple[str, ...]) -> list[Any]:
+    def _query(self, head: str, sql: str, params: tuple[str | int, ...]) -> list[Any]:
         """The rows of `sql` in the cache brought up to `head`."""
         db = self.bring_up_to(head)
         try:
@@ -282,3 +283,80 @@ class RevisionCache:
         nothing."""
         rows = self._query(head, "SELECT deletions FROM commits WHERE sha = ?", (sha,))
         return not rows or rows[0][0] > 0
+
+    # ------------------------------------------------------------ every version (kb.index.history)
+
+    def blobs(self, head: str, shas: list[str] | None = None) -> list[tuple[str, str, str]]:
+        """(blob, path, author date) of each distinct blob the commits reachable from `head` left, at the
+        first path and commit that held it; with `shas`, only the blobs those commits left and no other
+        commit did (the blobs new in them)."""
+        if shas is None:
+            sql = (
+                "SELECT ch.blob, ch.path, c.date, MIN(ch.n) FROM changes ch JOIN commits c ON c.n = ch.n"
+                " WHERE ch.blob IS NOT NULL GROUP BY ch.blob"
+            )
+            return [(blob, path, date) for blob, path, date, _ in self._query(head, sql, ())]
+        found: dict[str, tuple[str, str, str]] = {}
+        numbers: set[int] = set()
+        for chunk in _chunks(shas):
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                "SELECT ch.blob, ch.path, c.date, ch.n FROM changes ch JOIN commits c ON c.n = ch.n"
+                f" WHERE c.sha IN ({marks}) AND ch.blob IS NOT NULL ORDER BY ch.n"
+            )
+            for blob, path, date, n in self._query(head, sql, tuple(chunk)):
+                found.setdefault(blob, (blob, path, date))
+                numbers.add(n)
+        seen_before = {blob for blob, _, _, n in self.holders(head, list(found)) if n not in numbers}
+        return [row for blob, row in found.items() if blob not in seen_before]
+
+    def holders(self, head: str, blobs: list[str]) -> list[tuple[str, str, str, int]]:
+        """(blob, path, commit, n) of every change that left one of `blobs`."""
+        rows: list[tuple[str, str, str, int]] = []
+        for chunk in _chunks(blobs):
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                "SELECT ch.blob, ch.path, c.sha, ch.n FROM changes ch JOIN commits c ON c.n = ch.n"
+                f" WHERE ch.blob IN ({marks})"
+            )
+            rows.extend(self._query(head, sql, tuple(chunk)))
+        return rows
+
+    def changes_of(self, head: str, paths: list[str]) -> list[tuple[str, int, str, str, str]]:
+        """(path, n, status, commit, commit body) of every change of `paths`, oldest first."""
+        rows: list[tuple[str, int, str, str, str]] = []
+        for chunk in _chunks(paths):
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                "SELECT ch.path, ch.n, ch.status, c.sha, c.body FROM changes ch JOIN commits c ON c.n = ch.n"
+                f" WHERE ch.path IN ({marks})"
+            )
+            rows.extend(self._query(head, sql, tuple(chunk)))
+        return sorted(rows, key=lambda row: row[1])
+
+    def added_in(self, head: str, n: int) -> list[str]:
+        """The paths the commit numbered `n` added."""
+        rows = self._query(head, "SELECT path FROM changes WHERE n = ? AND status = 'A'", (n,))
+        return [path for (path,) in rows]
+
+    def commit_dates(self, head: str) -> list[tuple[int, str, str]]:
+        """(n, sha, author date) of every commit reachable from `head`, in the cache's order."""
+        rows = self._query(head, "SELECT n, sha, date FROM commits ORDER BY n", ())
+        return [(int(n), sha, date) for n, sha, date in rows]
+
+    def number_of(self, head: str, sha: str) -> int | None:
+        """The cache's number of the commit `sha`, or None when it is not reachable from `head`."""
+        rows = self._query(head, "SELECT n FROM commits WHERE sha = ?", (sha,))
+        return int(rows[0][0]) if rows else None
+
+    def state_at(self, head: str, n: int) -> list[tuple[str, str]]:
+        """(path, blob) of every path present right after the commit numbered `n`: each path's latest change
+        at or before it, deletions left out."""
+        sql = "SELECT path, blob, status, MAX(n) FROM changes WHERE n <= ? GROUP BY path"
+        return [
+            (path, blob) for path, blob, status, _ in self._query(head, sql, (n,)) if blob and status != "D"
+        ]
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -257,10 +257,21 @@ class NoteIndex:
         git_dir = self.root / ".git"
         target = git_dir / "kb-index-broken" if git_dir.is_dir() else self.root / ".kb-index-broken"
         shutil.rmtree(target, ignore_errors=True)
+        # The history index (kb.index.history) in index/history/ stays: it is built from git, not the notes.
+        kept = self.folder / "history"
+        parked = target.with_name(target.name + "-history")
+        if kept.is_dir():
+            shutil.rmtree(parked, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.replace(kept, parked)
         try:
             os.replace(self.folder, target)
         except OSError:
             shutil.rmtree(self.folder, ignore_errors=True)
+        if parked.is_dir():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                os.replace(parked, kept)
 
     def update(self, paths: Iterable[str]) -> None:
         """Index exactly these notes (a missing file is removed from the index). No index yet: nothing."""

@@ -29,6 +29,10 @@ if TYPE_CHECKING:  # what mypy sees: the real names, so every call from kb.cli i
     from kb.service.core import remove as remove
     from kb.service.core import show as show
     from kb.service.core import tags as tags
+    from kb.service.history_search import HistoryHit as HistoryHit
+    from kb.service.history_search import HistorySearchResult as HistorySearchResult
+    from kb.service.history_search import search_as_of as search_as_of
+    from kb.service.history_search import search_history as search_history
     from kb.service.importing import ImportItem as ImportItem
     from kb.service.importing import ImportResult as ImportResult
     from kb.service.importing import import_notes as import_notes
@@ -76,6 +80,8 @@ _WHERE = {
     "DiffResult": "revisions",
     "Draft": "core",
     "EditorFn": "core",
+    "HistoryHit": "history_search",
+    "HistorySearchResult": "history_search",
     "ImportItem": "importing",
     "ImportResult": "importing",
     "InitResult": "core",
@@ -110,6 +116,8 @@ _WHERE = {
     "remove": "core",
     "restore": "revisions",
     "search": "search",
+    "search_as_of": "history_search",
+    "search_history": "history_search",
     "show": "core",
     "show_revision": "revisions",
     "sync": "sync",

@@ -138,9 +138,10 @@ def _version_spec(revision: Revision) -> str:
     return revision.blob or f"{revision.commit}:{revision.path}"
 
 
-def revisions_of(root: Path, path: str) -> list[Revision]:
-    """Every revision of the note at `path`, oldest first, following renames back through history."""
-    reader = _reader(root)
+def revisions_of(root: Path, path: str, reader: History | None = None) -> list[Revision]:
+    """Every revision of the note at `path`, oldest first, following renames back through history.
+    `reader`: the repository, when the caller has it open already."""
+    reader = reader if reader is not None else _reader(root)
     commits: list[Any] = []
     visited: set[tuple[str, str | None]] = set()
     pending: list[tuple[str, str | None]] = [(path, None)]

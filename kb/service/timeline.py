@@ -9,6 +9,7 @@ second look at the same moment parses nothing.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -67,6 +68,8 @@ def as_of(root: Path, text: str) -> AsOf:
         found = history.commit_of(text.strip())
         if found is not None:
             return AsOf(text, found[0], format_timestamp(found[1]))
+        if not re.fullmatch(r"\d+", text.strip()):
+            raise UsageError(f"there is no commit '{text.strip()}' in this knowledge base's history")
     moment = parse_when(text, now(), "date").last
     line = history.first_parent_dates()
     for sha, date in line:

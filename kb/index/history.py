@@ -1,0 +1,261 @@
+"""The history index in index/history/: every distinct version of every note ever committed, one Whoosh
+document per blob (a version shared by many revisions or paths is indexed once), with the same content
+fields as the index of the current notes (kb.index.document).
+
+A version's fields that come from its path (the title of a note that has none in its text, its
+folder) are those of the first path that held it. Which commits, paths and revisions hold a blob is not
+stored here: the revision cache
+(kb.history.revcache) answers that. Beside Whoosh's files, `state.json` names the commit the index was
+brought up to. Before each use the index takes in the blobs of the commits reachable from HEAD that it has
+not seen (kb's own, other tools', a pull), read in bulk with `git cat-file --batch`; when HEAD no longer
+descends from that commit (history rewritten), or the index is missing or damaged, it is built anew from
+git alone. Writing happens under the knowledge base's write lock. Derived data: deleting it loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kb.errors import KbError
+from kb.index.document import document, schema, writable
+from kb.store import INDEX_DIR, Store
+
+if TYPE_CHECKING:
+    from kb.history import History
+
+HISTORY_DIR = "history"
+STATE = "state.json"
+VERSION = 1
+WRITER_TIMEOUT = 10.0
+BATCH = 1000  # blobs read from git at once
+BULK = 2000  # blobs; from here a build uses two processes
+MERGE_AFTER_SEGMENTS = 8
+
+Progress = Callable[[int, int], None]
+
+
+class HistoryUnavailable(KbError):
+    """History cannot be searched here (no revision cache, git failing)."""
+
+
+def history_schema() -> Any:
+    from whoosh import fields
+
+    found = schema()
+    found.add("blob", fields.ID(unique=True, stored=True, sortable=True))
+    return found
+
+
+@dataclass(frozen=True)
+class BlobHit:
+    blob: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Update:
+    commits: int  # new commits taken in
+    blobs: int  # new blobs indexed
+    rebuilt: bool
+
+
+class HistoryIndex:
+    def __init__(self, root: Path, history: History, store: Store | None = None) -> None:
+        self.root = root
+        self.history = history
+        self.store = store if store is not None else Store(root)
+        self.folder = root / INDEX_DIR / HISTORY_DIR
+
+    # ------------------------------------------------------------ state
+
+    def _state(self) -> str | None:
+        """The commit the index was brought up to, or None when there is no usable index."""
+        try:
+            data = json.loads((self.folder / STATE).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("version") != VERSION:
+            return None
+        head = data.get("head")
+        has_toc = any(name.endswith(".toc") for name in _listing(self.folder))
+        return head if isinstance(head, str) and has_toc else None
+
+    def _write_state(self, head: str) -> None:
+        tmp = self.folder / f".{STATE}.tmp"
+        tmp.write_text(json.dumps({"version": VERSION, "head": head}))
+        os.replace(tmp, self.folder / STATE)
+
+    def head(self) -> str | None:
+        return self.history.head()
+
+    # ------------------------------------------------------------ the front door
+
+    def ensure_fresh(self, progress: Progress | None = None, force: bool = False) -> Update:
+        """The index holding every blob of every commit reachable from HEAD: the new commits' blobs added,
+        or everything built anew when the index is missing, damaged, or HEAD was rewritten."""
+        from kb import config
+        from kb.index import damage_errors
+        from kb.store import exclusive_lock
+
+        head = self.head()
+        if not force and self._state() == head:
+            return Update(0, 0, False)
+        with exclusive_lock(self.root, config.lock_timeout()):
+            known = None if force else self._state()
+            if known == head:
+                return Update(0, 0, False)
+            if head is None:
+                self._clear()
+                return Update(0, 0, False)
+            if known is not None and self._descends(head, known):
+                commits = self.history.commits_since(known, head)
+                if commits is not None:
+                    try:
+                        return self._extend(head, commits)
+                    except damage_errors():
+                        pass
+            return self._build(head, progress)
+
+    def _descends(self, head: str, known: str) -> bool:
+        """Whether `head` descends from `known`: the revision cache, brought up to `head`, holds exactly the
+        commits reachable from it."""
+        from kb.history.revcache import CacheUnavailable
+
+        try:
+            return self.history.revision_cache().number_of(head, known) is not None
+        except CacheUnavailable as exc:
+            raise HistoryUnavailable(f"cannot read the revision cache ({exc})") from None
+
+    def searcher_results(self, parsed: Any, tag: str | None) -> tuple[list[BlobHit], frozenset[str]]:
+        """Every blob the query matches, best first, and the body terms it matches (for snippets)."""
+        from whoosh import query as wq
+
+        from kb.index.query import body_terms
+
+        ix = self._open()
+        with ix.searcher() as searcher:
+            filter_q: Any = wq.Term("tags", tag.lower()) if tag else None
+            results = searcher.search(parsed, limit=None, filter=filter_q)
+            reader = searcher.reader()
+            blobs = reader.column_reader("blob")
+            found = [BlobHit(str(blobs[docnum]), float(score or 0.0)) for docnum, score in results.items()]
+            terms = body_terms(parsed, reader) if found else frozenset()
+        return found, terms
+
+    def stored(self, blob: str) -> dict[str, Any]:
+        """The stored fields of a blob's document (title, path, tag_list, dates)."""
+        ix = self._open()
+        with ix.searcher() as searcher:
+            fields = searcher.document(blob=blob)
+        return dict(fields or {})
+
+    # ------------------------------------------------------------ building
+
+    def _open(self) -> Any:
+        from whoosh import index
+
+        return index.open_dir(str(self.folder))
+
+    def _clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _build(self, head: str, progress: Progress | None) -> Update:
+        from whoosh import index
+
+        from kb.history.revcache import CacheUnavailable
+
+        self._clear()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            rows = self.history.revision_cache().blobs(head)
+        except CacheUnavailable as exc:
+            raise HistoryUnavailable(f"cannot read the revision cache ({exc})") from None
+        ix = index.create_in(str(self.folder), history_schema())
+        procs = 2 if len(rows) >= BULK and (os.cpu_count() or 1) >= 2 else 1
+        options: dict[str, Any] = {"limitmb": 256, "compound": False}
+        if procs > 1:
+            options.update(procs=procs, multisegment=True)
+        writer = ix.writer(timeout=WRITER_TIMEOUT, **options)
+        count = 0
+        try:
+            for done, doc in self._documents(rows):
+                if doc is not None:
+                    writer.add_document(**doc)
+                    count += 1
+                if progress and (done % 100 == 0 or done == len(rows)):
+                    progress(done, len(rows))
+            writer.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writer.cancel()
+            raise
+        self._write_state(head)
+        return Update(-1, count, True)
+
+    def _extend(self, head: str, commits: list[str]) -> Update:
+        from kb.history.revcache import CacheUnavailable
+
+        try:
+            rows = self.history.revision_cache().blobs(head, commits) if commits else []
+        except CacheUnavailable as exc:
+            raise HistoryUnavailable(f"cannot read the revision cache ({exc})") from None
+        count = 0
+        if rows:  # blobs new in these commits (a revert or a move brings none)
+            ix = self._open()
+            writer = ix.writer(timeout=WRITER_TIMEOUT, compound=False)
+            try:
+                for _, doc in self._documents(rows):
+                    if doc is not None:
+                        writer.add_document(**doc)
+                        count += 1
+                writer.commit(merge=len(ix._segments()) > MERGE_AFTER_SEGMENTS)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    writer.cancel()
+                raise
+        self._write_state(head)
+        return Update(len(commits), count, False)
+
+    def _documents(self, rows: list[tuple[str, str, str]]) -> Iterator[tuple[int, dict[str, Any] | None]]:
+        """(how many rows are done, the document of a note's blob or None) for (blob, path, date) rows;
+        blobs read from git a batch at a time."""
+        done = 0
+        for start in range(0, len(rows), BATCH):
+            batch = rows[start : start + BATCH]
+            wanted = [row for row in batch if self.store.is_note_path(row[1])]
+            contents = self.history.read_blobs([blob for blob, _, _ in wanted]) if wanted else []
+            by_blob = {row[0]: raw for row, raw in zip(wanted, contents, strict=True)}
+            for blob, path, date in batch:
+                done += 1
+                raw = by_blob.get(blob)
+                if raw is None:
+                    yield done, None
+                    continue
+                doc = document(path, raw, _dated(date), self.store.layout.folder_of(path))
+                if doc is None:
+                    yield done, None
+                    continue
+                yield done, {**writable(doc), "blob": blob}
+
+
+def _dated(date: str) -> Callable[[str], tuple[str | None, str | None]]:
+    """Dates for a version whose front matter has none: the date of the commit that first held it."""
+
+    def dates(_path: str) -> tuple[str | None, str | None]:
+        return date, date
+
+    return dates
+
+
+def _listing(folder: Path) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
