@@ -448,6 +448,17 @@ def progress(label: str = "Indexing notes") -> Progress:
     return update
 
 
+def _paths(found: list[str], null: bool) -> int:
+    """-l: one path per line (-0: NUL after each); exit 1 when there is none, like grep -l."""
+    end = "\0" if null else "\n"
+    if null and not _stdout_is_terminal():  # exact for xargs -0: a path's characters are its name
+        sys.stdout.write("".join(path + end for path in found))
+        sys.stdout.flush()
+    else:
+        _out("".join(path + end for path in found))
+    return 0 if found else 1
+
+
 @_paged
 def search(
     result: SearchResult, json: bool, paths: bool, null: bool = False, lines: str | None = None
@@ -461,13 +472,7 @@ def search(
         _json(document(result))
         return 0 if result.hits else 1
     if paths:
-        end = "\0" if null else "\n"
-        if null and not _stdout_is_terminal():  # exact for xargs -0: a path's characters are its name
-            sys.stdout.write("".join(hit.path + end for hit in result.hits))
-            sys.stdout.flush()
-        else:
-            _out("".join(hit.path + end for hit in result.hits))
-        return 0 if result.hits else 1
+        return _paths([hit.path for hit in result.hits], null)
     if not result.hits:
         hint = f"; did you mean {result.suggestion!r}?" if result.suggestion else ""
         _err(f"No notes match {result.query!r}{hint}")
@@ -1040,13 +1045,7 @@ def history_search(result: HistorySearchResult, json: bool, paths: bool, null: b
         _json(document(result))
         return 0 if result.hits else 1
     if paths:
-        end = "\0" if null else "\n"
-        if null and not _stdout_is_terminal():
-            sys.stdout.write("".join(hit.path_then + end for hit in result.hits))
-            sys.stdout.flush()
-        else:
-            _out("".join(hit.path_then + end for hit in result.hits))
-        return 0 if result.hits else 1
+        return _paths([hit.path_then for hit in result.hits], null)
     if not result.hits:
         _err(f"No version of any note matches {result.query!r}")
         return 1

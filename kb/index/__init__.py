@@ -392,30 +392,25 @@ class NoteIndex:
     ) -> tuple[int | None, list[Hit], list[str], RefreshReport]:
         """The one way to search: make the index fresh (repair it if damaged), then answer. An index that
         opened but cannot be read (a truncated segment) is rebuilt once and asked again."""
+
+        def ask() -> tuple[int | None, list[Hit], list[str]]:
+            return self.search(
+                parsed,
+                limit=limit,
+                tag=tag,
+                sort=sort,
+                snippets=snippets,
+                count=count,
+                paths=paths,
+                lines=lines,
+            )
+
         report = self.ensure_fresh(progress)
         try:
-            total, hits, notices = self.search(
-                parsed,
-                limit=limit,
-                tag=tag,
-                sort=sort,
-                snippets=snippets,
-                count=count,
-                paths=paths,
-                lines=lines,
-            )
+            total, hits, notices = ask()
         except damage_errors():
             report = self.ensure_fresh(progress, force=True)
-            total, hits, notices = self.search(
-                parsed,
-                limit=limit,
-                tag=tag,
-                sort=sort,
-                snippets=snippets,
-                count=count,
-                paths=paths,
-                lines=lines,
-            )
+            total, hits, notices = ask()
         return total, hits, notices, report
 
     def update_or_warn(self, paths: Iterable[str]) -> tuple[str, ...]:
