@@ -84,10 +84,10 @@ def _fnv(data: bytes) -> int:
 
 
 def build_id() -> bytes:
-    """This build of kb: its source files' names, sizes and times, and the interpreter. A server of another
-    build is not used (and exits)."""
+    """This build of kb: its source files' names, sizes and times, the environment (sys.prefix, the same for
+    python and python3) and the interpreter's version. A server of another build is not used (and exits)."""
     here = __file__.rpartition("/")[0]
-    parts: list[bytes] = [sys.executable.encode(), sys.version.encode()]
+    parts: list[bytes] = [sys.prefix.encode(), sys.version.encode()]
     stack = [here]
     while stack:
         folder = stack.pop()

@@ -184,6 +184,7 @@ class Freshness:
         self.dirty = True
         self.outside: tuple[object, ...] | None = None
         self.checks = 0
+        self.generation = 0  # grows whenever what workers inherit (the remembered scan) changes
 
     def signature(self) -> tuple[object, ...]:
         """What git and the index look like: HEAD and its ref, packed refs, the catalog, a dead run."""
@@ -214,6 +215,7 @@ class Freshness:
         if not self.dirty:
             return True
         kb_store.settle(self.root, None)
+        self.generation += 1
         self.outside = signature
         git = self.root / ".git"
         if (git / "kb-journal").exists() or (git / "kb-sync-merge").exists():
@@ -232,14 +234,13 @@ class Freshness:
         return True
 
     def notes(self) -> None:
-        """Every note's record, worked out here once while the notes stay as they are (kb list, tags and
-        NOTE lookups read it; the workers inherit it)."""
-        from kb import store as kb_store
+        """Every note's record, `kb list`'s order and `kb tags`' counts, worked out here once while the
+        notes stay as they are (NOTE lookups, list and tags read them; the workers inherit them)."""
+        from kb import service
         from kb.errors import KbError
-        from kb.service.lookup import all_notes
 
         with contextlib.suppress(KbError):
-            all_notes(kb_store.Store(self.root))
+            service.prepare_listing(self.root)
 
 
 # Commands that read every note's record (kb.service.lookup.all_notes).
@@ -291,6 +292,9 @@ class Server:
         self.last = time.monotonic()
         self.requests = 0
         self.children: set[int] = set()
+        self.spare: _Spare | None = None
+        self.probe = ("", "")  # what a spare rehearses (a rare word, a note's path)
+        self.by_spare = 0
         self.stopping = False
         self.watcher: Watcher | None = None
         self.freshness: Freshness | None = None
@@ -323,8 +327,10 @@ class Server:
         if self.freshness.check():
             self.freshness.notes()
             self._rehearse(cli.run)
+            self.probe = self._probe()
         gc.collect()
         gc.freeze()
+        self._new_spare()
 
     def _rehearse(self, run: Callable[[list[str]], int]) -> None:
         """Run a few reading commands here once, their output thrown away: what they make on first use
@@ -337,6 +343,34 @@ class Server:
             finally:
                 sys.stdout, sys.stderr = saved
 
+    def rehearse_lightly(self, run: Callable[[list[str]], int]) -> None:
+        """What a spare runs before it waits: a search for a rare word of the index and a `kb show`, their
+        output thrown away (tens of milliseconds; enough to have copied the pages a command writes)."""
+        word, path = self.probe
+        saved = sys.stdout, sys.stderr
+        for args in ([["search", word]] if word else []) + ([["show", path]] if path else []):
+            sys.stdout = sys.stderr = io.StringIO()
+            try:
+                run(["--no-pager", "--kb", str(self.root), *args])
+            finally:
+                sys.stdout, sys.stderr = saved
+
+    def _probe(self) -> tuple[str, str]:
+        """A word a few notes have (from the search index) and a note's path: what rehearse_lightly runs."""
+        from kb.errors import KbError
+        from kb.index import NoteIndex, damage_errors
+        from kb.store import Store
+
+        word = path = ""
+        try:
+            store = Store(self.root)
+            paths = store.scan()[0]
+            path = min(paths) if paths else ""
+            word = NoteIndex(self.root, store).rare_word() or ""
+        except (KbError, *damage_errors()):  # type: ignore[misc]
+            pass
+        return word, path
+
     def serve(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
@@ -345,12 +379,15 @@ class Server:
         while True:
             self._reap()
             if self.stopping and not self.children:
+                self._drop_spare()
                 return
             idle = self.idle - (time.monotonic() - self.last)
             if idle <= 0 and not self.children:
+                self._drop_spare()
                 return
             try:
-                ready, _, _ = select.select([] if self.stopping else watch, [], [], max(0.05, min(idle, 1.0)))
+                wait = 0.02 if self.children else max(0.05, min(idle, 1.0))  # a worker's end is not an event
+                ready, _, _ = select.select([] if self.stopping else watch, [], [], wait)
             except InterruptedError:
                 continue
             if self.watcher is not None and self.watcher in ready and self.freshness is not None:
@@ -361,6 +398,15 @@ class Server:
                     self.freshness.dirty = True
             if self.sock in ready:
                 self._accept()
+            if (
+                self.spare is None
+                and not self.children
+                and self.freshness is not None
+                and not self.freshness.dirty
+            ):
+                # Here, where no request's descriptors are open (a spare must not hold the client's pipes),
+                # and when no worker runs (the spare's rehearsal would compete with it for the processor).
+                self._new_spare()
 
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping = True
@@ -434,19 +480,52 @@ class Server:
             conn.sendall(client.frame(b"C", why.encode()))
             return
         assert self.freshness is not None
-        if self.freshness.check() and client.command_of(argv)[0] in _LISTING:
-            self.freshness.notes()
+        fresh = self.freshness.check()
         self.requests += 1
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                _Worker(self, conn, fds).run(cwd, argv, env)
-                code = 0
-            finally:
-                os._exit(code)
+        spare = self.spare
+        self.spare = None
+        pid = None
+        if spare is not None and fresh and spare.generation == self.freshness.generation:
+            if spare.ready():
+                pid = spare.take(data, [conn.fileno(), *fds])
+                if pid is None:  # it died: another is forked after this request
+                    self.children.add(spare.pid)
+                else:
+                    self.by_spare += 1
+            else:
+                self.spare = spare  # still rehearsing: kept for the next request
+        elif spare is not None:  # the notes changed since it was forked
+            spare.drop()
+            self.children.add(spare.pid)
+        if pid is None:
+            if fresh and client.command_of(argv)[0] in _LISTING:
+                self.freshness.notes()
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    _detach(self)
+                    _Worker(self, conn, fds).run(cwd, argv, env)
+                    code = 0
+                finally:
+                    os._exit(code)
         self.children.add(pid)
         self.last = time.monotonic()
+
+    def _new_spare(self) -> None:
+        """Fork the worker of the next request now, while no one waits (kb.server._Spare). Only where no
+        request's descriptors are open (the spare would hold the client's pipes)."""
+        if self.stopping or self.reason is not None or self.freshness is None or self.spare is not None:
+            return
+        self.freshness.notes()  # what list, tags and NOTE lookups read: inherited by the spare
+        self.spare = _Spare.fork(self, self.freshness.generation)
+
+    def _drop_spare(self) -> None:
+        if self.spare is not None:
+            self.spare.drop()
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.spare.pid, 0)
+            self.spare = None
 
     def status(self) -> str:
         rss = ""
@@ -460,6 +539,13 @@ class Server:
             ("mode", "warm" if self.reason is None else f"cold: {self.reason}"),
             ("started", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))),
             ("requests", str(self.requests)),
+            ("answered by a spare", str(self.by_spare)),
+            (
+                "spare",
+                "none"
+                if self.spare is None
+                else f"pid {self.spare.pid}, " + ("ready" if self.spare.ready() else "rehearsing"),
+            ),
             ("folders watched", str(self.watcher.watches if self.watcher else 0)),
             ("full checks", str(self.freshness.checks if self.freshness else 0)),
             ("idle exit after", f"{self.idle:g} s"),
@@ -468,10 +554,10 @@ class Server:
         return "".join(f"{k}\t{v}\n" for k, v in rows)
 
 
-def _receive(conn: socket.socket) -> tuple[bytes, list[int]]:
-    """One request frame and the descriptors sent with it."""
+def _receive(conn: socket.socket, most: int = 3) -> tuple[bytes, list[int]]:
+    """One request frame and the (at most `most`) descriptors sent with it."""
     fds: list[int] = []
-    data, ancillary, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(3 * 4))
+    data, ancillary, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(most * 4))
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             usable = len(payload) - len(payload) % 4
@@ -514,12 +600,6 @@ class _Worker:
     def run(self, cwd: bytes, argv: list[str], env: dict[str, str]) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        server = self.server
-        with contextlib.suppress(OSError):
-            server.sock.close()
-            os.close(server.lock_fd)
-            if server.watcher is not None:
-                server.watcher.close()
         conn = self.conn
         try:
             os.chdir(cwd)
@@ -559,6 +639,107 @@ class _Worker:
         self.conn.sendall(client.frame(b"P", head + client.fields(items) + data))
         kind, payload = client.recv_frame(self.conn)
         return kind == b"D" and payload == b"1"
+
+
+def _detach(server: Server) -> None:
+    """In a forked child: close what only the server may hold (its socket, lock and inotify watch)."""
+    with contextlib.suppress(OSError):
+        server.sock.close()
+    with contextlib.suppress(OSError):
+        os.close(server.lock_fd)
+    if server.watcher is not None:
+        with contextlib.suppress(OSError):
+            server.watcher.close()
+
+
+class _Spare:
+    """The worker of the next request, forked ahead of it. Forking a copy of the server and the first run
+    of a command in that copy (each page it writes is copied then) cost a few milliseconds; the spare pays
+    them while no one waits, by running the server's rehearsal, then says it is ready and waits for a
+    request. The server hands it one (the request and the client's descriptors, over a socket pair) only
+    when nothing changed since it was forked; otherwise it is dropped (it exits) and a worker is forked as
+    before. One spare at a time."""
+
+    def __init__(self, pid: int, sock: socket.socket, generation: int) -> None:
+        self.pid = pid
+        self.sock = sock
+        self.generation = generation
+        self.is_ready = False
+
+    @classmethod
+    def fork(cls, server: Server, generation: int) -> _Spare | None:
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        except OSError:
+            return None
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                ours.close()
+                _detach(server)
+                cls._wait(server, theirs)
+                code = 0
+            finally:
+                os._exit(code)
+        theirs.close()
+        return cls(pid, ours, generation)
+
+    @staticmethod
+    def _wait(server: Server, sock: socket.socket) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the server's terminal is not for us
+        from kb import cli
+
+        server.rehearse_lightly(cli.run)
+        sock.sendall(b"r")
+        try:
+            data, fds = _receive(sock, 4)
+        except (OSError, EOFError, ValueError):
+            return  # dropped: the server moved on
+        if len(fds) != 4:
+            return
+        sock.close()
+        conn_fd, client_fds = fds[0], fds[1:]
+        conn = socket.socket(fileno=conn_fd)
+        conn.settimeout(REQUEST_TIMEOUT)  # as the server had it (the descriptor is non-blocking)
+        parts = data.split(b"\0")
+        cwd, n = parts[4], int(parts[5])
+        argv = [os.fsdecode(a) for a in parts[6 : 6 + n]]
+        env: dict[str, str] = {}
+        for item in parts[6 + n : -1]:
+            name, sep, value = item.partition(b"=")
+            if sep:
+                env[os.fsdecode(name)] = os.fsdecode(value)
+        _Worker(server, conn, client_fds).run(cwd, argv, env)
+
+    def ready(self) -> bool:
+        """Whether it has rehearsed and waits (False while it rehearses, or when it died)."""
+        if not self.is_ready:
+            try:
+                self.is_ready = self.sock.recv(1, socket.MSG_DONTWAIT) == b"r"
+            except OSError:  # BlockingIOError: still rehearsing
+                return False
+        return self.is_ready
+
+    def take(self, request: bytes, fds: list[int]) -> int | None:
+        """Hand it the request and the connection's and client's descriptors; its pid, None if it failed."""
+        data = client.frame(b"Q", request)
+        try:
+            rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, client.descriptors(*fds))]
+            sent = self.sock.sendmsg([data], rights)
+            if sent < len(data):
+                self.sock.sendall(data[sent:])
+        except OSError:
+            self.drop()
+            return None
+        self.sock.close()
+        return self.pid
+
+    def drop(self) -> None:
+        """It reads the end of its socket and exits."""
+        with contextlib.suppress(OSError):
+            self.sock.close()
 
 
 def _streams() -> None:

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/kb ]; then
   python3 -m venv .venv
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e .
+  .venv/bin/python -m pip install --quiet -e . --config-settings editable_mode=compat
 fi
 kb=.venv/bin/kb
 title="kb tour $(date -u +%Y-%m-%dT%H-%M-%S)"

@@ -45,6 +45,14 @@ def _server_pids(root: Path) -> list[int]:
     return found
 
 
+def _parent(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
 @dataclass
 class Warm:
     root: Path
@@ -237,6 +245,39 @@ def test_outside_edits_are_found_at_once(warm: Warm, root: Path):
     assert warm.requests() >= 9  # answered by the server, not by cold runs
 
 
+def _spare_ready(warm: Warm, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if dict(warm.status().details).get("spare", "").endswith("ready"):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no spare became ready: {warm.status()}")
+
+
+def _by_spare(warm: Warm) -> int:
+    return int(dict(warm.status().details)["answered by a spare"])
+
+
+def test_a_ready_spare_answers_and_is_dropped_when_the_notes_change(warm: Warm, root: Path):
+    warm.start()
+    _spare_ready(warm)
+    cold = warm.run("search", "zebra", cold=True)
+    hot = warm.run("search", "zebra")
+    assert (hot.returncode, hot.stdout, hot.stderr) == (cold.returncode, cold.stdout, cold.stderr)
+    assert _by_spare(warm) == 1
+    _spare_ready(warm)
+    with open(root / "notes" / "Beta note.md", "a") as f:  # after the spare was forked
+        f.write("\nAn okapi walks by.\n")
+    found = warm.run("search", "okapi")
+    assert found.returncode == 0 and b"Beta note" in found.stdout
+    assert _by_spare(warm) == 1  # that spare knew the notes as they were: a fresh worker answered
+    _spare_ready(warm)
+    cold = warm.run("list", cold=True)
+    hot = warm.run("list")
+    assert (hot.returncode, hot.stdout, hot.stderr) == (cold.returncode, cold.stdout, cold.stderr)
+    assert b"Beta note" in hot.stdout and _by_spare(warm) == 2
+
+
 def test_a_cold_reindex_and_a_deleted_index_are_noticed(warm: Warm, root: Path):
     warm.start()
     assert warm.run("reindex", cold=True).returncode == 0
@@ -328,9 +369,9 @@ def test_ten_first_calls_at_once_start_one_server(warm: Warm):
     assert all(r.returncode == 0 and b"Alpha note" in r.stdout for r in runs)
     warm.wait_running()
     time.sleep(1.0)  # any second server would have started by now
-    servers = [
-        pid for pid in _server_pids(warm.root) if b"serve" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
+    pids = set(_server_pids(warm.root))
+    # a server's workers and spare are its forked children: the same command line, the server their parent
+    servers = [pid for pid in pids if _parent(pid) not in pids]
     assert len(servers) == 1, servers
 
 

@@ -147,7 +147,11 @@ class _Repository:
         try:
             content = (self.git_dir / "HEAD").read_text().strip()
             if content.startswith("ref: refs/"):
-                sha = (self.git_dir / content[5:]).read_text().strip()
+                ref = content[5:]
+                try:
+                    sha = (self.git_dir / ref).read_text().strip()
+                except FileNotFoundError:  # a packed ref (after `git pack-refs` or a gc)
+                    sha = _packed_ref(self.git_dir / "packed-refs", ref)
             else:
                 sha = content
             if len(sha) in (40, 64) and all(c in "0123456789abcdef" for c in sha):
@@ -732,3 +736,13 @@ class History(_Repository):
         ).strip()
         self._git("update-ref", "-m", "kb: earlier revision", branch, merged, head)
         return side
+
+
+def _packed_ref(path: Path, ref: str) -> str:
+    """The commit id `ref` has in a packed-refs file ("" when it is not there)."""
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            sha, _, name = line.rstrip("\n").partition(" ")
+            if name == ref:
+                return sha
+    return ""

@@ -511,6 +511,27 @@ class NoteIndex:
             notices = bound_notices(parsed)
         return total, hits, notices
 
+    def rare_word(self, scan: int = 2000) -> str | None:
+        """The word of the notes' text that the fewest notes (but at least 2) have, among the first `scan`
+        words of four letters or more in the index; None when there is none."""
+        ix = self._open()
+        best: tuple[int, str] | None = None
+        seen = 0
+        with ix.searcher() as searcher:
+            reader = searcher.reader()
+            for term in reader.lexicon("body"):
+                word = term.decode("utf-8", "replace") if isinstance(term, bytes) else str(term)
+                if len(word) >= 4 and word.isalpha():
+                    seen += 1
+                    if seen > scan:
+                        break
+                    count = reader.doc_frequency("body", word)
+                    if count >= 2 and (best is None or count < best[0]):
+                        best = (count, word)
+                        if count == 2:
+                            break
+        return best[1] if best else None
+
     def suggest(self, text: str) -> str | None:
         """For a query of plain words that matched nothing: the same words with each one the index does not
         hold replaced by the closest word it does (within two edits), or None."""

@@ -114,12 +114,20 @@ def normal_word(word: str) -> str:
     return stem(word.lower()).translate(accent_map) if len(word) <= 64 else ""
 
 
-def _first_letter(word: str) -> str:
-    """The first letter of normal_word(word) (stemming only changes endings), without stemming."""
-    from whoosh.support.charset import accent_map
+_FIRST_LETTERS: dict[str, str] = {}
 
-    table: Any = accent_map
-    return word[:1].lower().translate(table)[:1]
+
+def _first_letter(word: str) -> str:
+    """The first letter of normal_word(word) (stemming only changes endings), without stemming: it depends
+    on the word's first character only, so it is worked out once per character."""
+    first = word[:1]
+    letter = _FIRST_LETTERS.get(first)
+    if letter is None:
+        from whoosh.support.charset import accent_map
+
+        table: Any = accent_map
+        letter = _FIRST_LETTERS[first] = first.lower().translate(table)[:1]
+    return letter
 
 
 @dataclass(frozen=True)

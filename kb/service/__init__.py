@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # what mypy sees: the real names, so every call from kb.cli i
     from kb.service.core import init as init
     from kb.service.core import list_notes as list_notes
     from kb.service.core import move as move
+    from kb.service.core import prepare_listing as prepare_listing
     from kb.service.core import remove as remove
     from kb.service.core import show as show
     from kb.service.core import tags as tags
@@ -111,6 +112,7 @@ _WHERE = {
     "move": "core",
     "note_log": "revisions",
     "outgoing": "links",
+    "prepare_listing": "core",
     "recent": "revisions",
     "reindex": "search",
     "remove": "core",

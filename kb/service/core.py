@@ -38,7 +38,7 @@ from kb.notes import (
 from kb.service.links import LinkUpdates, plan_link_updates
 from kb.service.lookup import NoteInfo, all_notes, find_title, free_path, load_note, note_info, resolve_note
 from kb.service.transaction import Transaction, recover, reindex_paths, transaction
-from kb.store import INDEX_DIR, NOTE_SUFFIXES, Store
+from kb.store import INDEX_DIR, NOTE_SUFFIXES, Store, settle_value, settled_value
 
 LARGE_NOTE_BYTES = 10 * 1024 * 1024  # above this a note is worth a warning: every change rewrites it whole
 
@@ -155,7 +155,7 @@ def list_notes(
     `as_of`: the notes as they were at the end of that WHEN."""
     recover(root)
     store = Store(root)
-    infos, warnings = _infos(root, store, as_of)
+    infos, warnings = _sorted_infos(root, store, as_of, sort)
     if paths is not None:
         infos = [i for i in infos if i.path in paths]
     if folder is not None:
@@ -174,19 +174,46 @@ def list_notes(
     if tag:
         wanted = validate_tag(tag)
         infos = [i for i in infos if any(t == wanted or t.startswith(wanted + "/") for t in i.tags)]
+    return ListResult(tuple(infos), tuple(warnings))
+
+
+def _sorted(infos: list[NoteInfo], sort: str) -> list[NoteInfo]:
+    """The notes in the order `kb list --sort` names (ties: by title, then path; sorting is stable)."""
     if sort == "title":
-        infos.sort(key=lambda i: (title_key(i.title), i.path))
-    elif sort in ("modified", "created"):
+        return sorted(infos, key=lambda i: (title_key(i.title), i.path))
+    if sort in ("modified", "created"):
 
         def moment(info: NoteInfo) -> float:
             value = getattr(info, sort)
             parsed = parse_timestamp(value) if value else None
             return parsed.timestamp() if parsed else float("-inf")
 
-        infos.sort(key=lambda i: (-moment(i), title_key(i.title)))
-    else:
-        raise UsageError(f"unknown sort order '{sort}' (title, created or modified)")
-    return ListResult(tuple(infos), tuple(warnings))
+        return sorted(infos, key=lambda i: (-moment(i), title_key(i.title)))
+    raise UsageError(f"unknown sort order '{sort}' (title, created or modified)")
+
+
+def _sorted_infos(root: Path, store: Store, as_of: str | None, sort: str) -> tuple[list[NoteInfo], list[str]]:
+    """Every note (as of `as_of`) in `sort` order. While the warm server vouches for the notes (kb.store.
+    settled) the order is worked out once and kept: filtering a sorted list keeps it sorted."""
+    name = f"list:{sort}"
+    if as_of is None and store.settled():
+        kept = settled_value(root, name)
+        if isinstance(kept, tuple):
+            return list(kept[0]), list(kept[1])
+    infos, warnings = _infos(root, store, as_of)
+    ordered = _sorted(infos, sort)
+    if as_of is None and store.settled():
+        settle_value(root, name, (tuple(ordered), tuple(warnings)))
+    return ordered, warnings
+
+
+def prepare_listing(root: Path) -> None:
+    """For the warm server, while the notes are settled: work out what `kb list` (in its default order)
+    and `kb tags` show, once, so that each request only prints it."""
+    store = Store(root)
+    if store.settled():
+        _sorted_infos(root, store, None, "modified")
+        tags(root)
 
 
 def _infos(root: Path, store: Store, as_of: str | None) -> tuple[list[NoteInfo], list[str]]:
@@ -199,7 +226,18 @@ def _infos(root: Path, store: Store, as_of: str | None) -> tuple[list[NoteInfo],
 
 def tags(root: Path, as_of: str | None = None) -> TagsResult:
     recover(root)
-    infos, warnings = _infos(root, Store(root), as_of)
+    store = Store(root)
+    if as_of is None and store.settled():
+        kept = settled_value(root, "tags")
+        if isinstance(kept, TagsResult):
+            return kept
+    result = _tags(*_infos(root, store, as_of))
+    if as_of is None and store.settled():
+        settle_value(root, "tags", result)
+    return result
+
+
+def _tags(infos: list[NoteInfo], warnings: list[str]) -> TagsResult:
     # Tags that differ only in case (`Work`, `work`) are one tag, as `tag:` finds them: counted together,
     # shown in the form most notes use.
     counts: dict[str, int] = {}
