@@ -22,11 +22,13 @@ from typing import Any
 from kb.errors import KbError, UsageError
 from kb.index.catalog import CATALOG, Catalog, CatalogError, Entry, Signature
 from kb.index.document import (
+    MAX_INDEXED_CHARS,
     WORD_PATTERN,
     DatesFallback,
     Line,
     Snippet,
     document,
+    indexed_body,
     matching_lines,
     normal_word,
     schema,
@@ -34,7 +36,7 @@ from kb.index.document import (
     writable,
 )
 from kb.index.query import QueryError, body_terms, bound_notices, parse_query, without_longer_words
-from kb.notes import HEAD_BYTES
+from kb.notes import HEAD_BYTES, parse_note
 from kb.store import INDEX_DIR, Store
 
 __all__ = [
@@ -590,10 +592,10 @@ class NoteIndex:
             raw = self.store.read_head(path, HEAD_BYTES)
         except KbError:
             return ()
-        doc = document(path, raw)
-        if doc is None:
+        whole = indexed_body(parse_note(raw, with_extra=False), raw)  # not document(): links, tags unneeded
+        if whole is None:
             return ()
-        body: str = doc["body"]
+        body = whole[:MAX_INDEXED_CHARS]
         found = snippets_of(body, terms) if terms else ()
         if found:
             return found

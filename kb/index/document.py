@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kb.links import note_links
-from kb.notes import parse_note, parse_timestamp, split_document, tag_with_parents
+from kb.notes import ParsedNote, parse_note, parse_timestamp, split_document, tag_with_parents
 
 MAX_INDEXED_CHARS = 1_000_000  # of one note's text; the rest of a huge note is not searchable
 DATE_FIELDS = ("created", "modified")
@@ -63,12 +63,9 @@ def document(
     note whose front matter has no dates (from git, else the file's times). `folder`: the note's folder
     relative to the notes root."""
     parsed = parse_note(raw, with_extra=False)
-    if parsed.problem and parsed.doc is None and parsed.problem.startswith("binary"):
+    body = indexed_body(parsed, raw)
+    if body is None:
         return None
-    if parsed.doc is not None:
-        body = parsed.body if not parsed.problem else parsed.doc.render()
-    else:
-        body = raw.decode("utf-8", "replace")
     title = parsed.title_for(path)
     expanded: list[str] = []
     tags = parsed.all_tags
@@ -96,6 +93,16 @@ def document(
         if moment is not None:
             fields[key] = moment
     return fields
+
+
+def indexed_body(parsed: ParsedNote, raw: bytes) -> str | None:
+    """The text of a note that is indexed as its body (all of it when its front matter cannot be read);
+    None for a file that is not text."""
+    if parsed.problem and parsed.doc is None and parsed.problem.startswith("binary"):
+        return None
+    if parsed.doc is not None:
+        return parsed.body if not parsed.problem else parsed.doc.render()
+    return raw.decode("utf-8", "replace")
 
 
 def writable(doc: dict[str, Any]) -> dict[str, Any]:
