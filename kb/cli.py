@@ -173,8 +173,13 @@ def _stdin_text() -> str | None:
 
 
 def _editor(root: Path) -> EditorFn:
+    """The editor, for a change about to be written in it: asked for before anything is changed (in the
+    warm server's worker this hands the command back to the client, which has the terminal)."""
+    from kb import terminal
     from kb.editor import run_editor
 
+    if terminal.SETTINGS.before_terminal is not None:
+        terminal.SETTINGS.before_terminal()
     return lambda initial, stem: run_editor(initial, stem, root)
 
 

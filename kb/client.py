@@ -23,14 +23,18 @@ if sys.platform != "win32":  # elsewhere main() runs the command line at once
     import posix
 
 PROTOCOL = b"kb-warm-2"
-# Reading commands: they never prompt or run an editor; the pager runs here, on the worker's request.
-WARM = frozenset({"search", "list", "show", "log", "tags", "links", "backlinks", "changes", "blame"})
+# Reading commands, which never prompt or run an editor (the pager runs here, on the worker's request),
+# and `add` and `edit`, which hand the command back to run here before they would start an editor.
+WARM = frozenset(
+    {"search", "list", "show", "log", "tags", "links", "backlinks", "changes", "blame", "add", "edit"}
+)
 # Global options before the command that take a value.
 _VALUED = frozenset({"--kb", "--color"})
 _FLAGS = frozenset({"--no-pager"})
 CONNECT_TIMEOUT = 1.0
 READY_TIMEOUT = 5.0  # the server catches up with outside edits before it answers "ready"
 _LEN = 4
+UMASK = b"_KB_CLIENT_UMASK"
 
 
 # ------------------------------------------------------------------ shared with kb.server
@@ -239,9 +243,12 @@ def _warm(argv: list[str], env: dict[bytes, bytes]) -> int:
 
 def _converse(sock: _socket.socket, argv: list[str], env: dict[bytes, bytes], root: bytes, cwd: bytes) -> int:
     args = [a.encode("utf-8", "surrogateescape") for a in argv]
+    mask = posix.umask(0o022)
+    posix.umask(mask)
     request = fields(
         [PROTOCOL, b"run", build_id(), root, cwd, b"%d" % len(args), *args]
-        + [k + b"=" + v for k, v in env.items()]
+        + [k + b"=" + v for k, v in env.items() if k != UMASK]
+        + [UMASK + b"=%o" % mask]  # files a write makes get this process's mode bits
     )
     data = frame(b"Q", request)
     try:

@@ -611,6 +611,9 @@ class _Worker:
         if kind != b"G":
             return  # the client gave up waiting and runs the command itself
         conn.settimeout(None)
+        mask = env.pop(os.fsdecode(client.UMASK), "")
+        with contextlib.suppress(ValueError):
+            os.umask(int(mask, 8) & 0o777)
         os.environ.clear()
         os.environ.update(env)
         for target, fd in enumerate(self.fds):
@@ -626,8 +629,9 @@ class _Worker:
         conn.sendall(client.frame(b"X", str(code).encode()))
 
     def hand_back(self) -> None:
-        """The command needs the user's terminal (the picker): the client runs it cold. Nothing has been
-        printed and reading commands change nothing, so running it again there is the same command."""
+        """The command needs the user's terminal (the picker, $EDITOR): the client runs it cold. It is
+        asked for before anything is printed or changed (and before piped stdin is read: the editor opens
+        only when stdin is a terminal), so running it again there is the same command."""
         with contextlib.suppress(OSError):
             self.conn.sendall(client.frame(b"K"))
         os._exit(0)

@@ -32,9 +32,9 @@ class _Settings:
     color: ColorMode = "auto"
     pager: bool = True
     run_pager: PagerRunner | None = None
-    # Called before anything needs the terminal itself (the note picker). Set in the warm server's worker,
-    # where it hands the command back to the client to run cold (nothing has been printed yet); it does
-    # not return there.
+    # Called before anything needs the terminal itself (the note picker, $EDITOR). Set in the warm
+    # server's worker, where it hands the command back to the client to run cold (nothing has been printed
+    # or changed yet); it does not return there.
     before_terminal: Callable[[], None] | None = None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -446,3 +447,69 @@ def test_the_client_imports_no_heavy_library():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_add_and_edit_run_warm_and_print_what_cold_prints(warm: Warm, root: Path):
+    warm.start()
+    before = warm.requests()
+    at = {"KB_NOW": "2026-03-04T05:06:07Z"}
+    cold = warm.run("add", "Cold one", "-t", "x", "-b", "Some okapi text.", cold=True, env=at)
+    hot = warm.run("add", "Warm one", "-t", "x", "-b", "Some okapi text.", env=at)
+    assert cold.returncode == hot.returncode == 0, (cold.stderr, hot.stderr)
+
+    def same(text: bytes) -> bytes:  # the commit ids differ: the notes do
+        return re.sub(rb"\[[0-9a-f]{7,}\]", b"[commit]", text.replace(b"Warm one", b"Cold one"))
+
+    assert same(hot.stdout) == same(cold.stdout) and same(hot.stderr) == same(cold.stderr)
+    assert b"Added" in hot.stderr + hot.stdout
+    assert (root / "notes" / "Warm one.md").read_text().endswith("Some okapi text.\n")
+    piped = warm.run("add", "Piped one", input=b"A body from stdin.\n")
+    assert piped.returncode == 0 and "A body from stdin." in (root / "notes" / "Piped one.md").read_text()
+    edited = warm.run("edit", "Warm one", "-a", "A second okapi paragraph.")
+    assert edited.returncode == 0 and "second okapi" in (root / "notes" / "Warm one.md").read_text()
+    assert warm.run("edit", "Warm one", input=b"").returncode == 2  # empty stdin: a usage error, as cold
+    assert warm.requests() == before + 4  # all answered by the server
+    log = git(root, "log", "--format=%s", "-3").splitlines()
+    assert len(log) == 3 and all("Warm one" in s or "Piped one" in s for s in log), log
+    found = warm.run("search", "okapi", "-l")
+    assert b"Warm one.md" in found.stdout and b"Cold one.md" in found.stdout
+    assert oct((root / "notes" / "Piped one.md").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_add_with_the_editor_is_handed_back_to_run_cold(warm: Warm, tmp_path: Path, root: Path):
+    warm.start()
+    before = warm.requests()
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\nprintf "Written in the editor.\\n" >> "$1"\n')
+    editor.chmod(0o755)
+    full = {**warm.env, "TERM": "xterm-256color", "EDITOR": str(editor), "VISUAL": str(editor)}
+    child = pexpect.spawn(
+        CLIENT[0], [*CLIENT[1:], "add", "Edited one"], env=full, dimensions=(30, 100), timeout=60
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert "Written in the editor." in (root / "notes" / "Edited one.md").read_text()
+    assert warm.requests() == before + 1  # asked once, handed back, run once (cold)
+    assert len(git(root, "log", "--format=%s", "--", "notes/Edited one.md").splitlines()) == 1
+
+
+def test_warm_writers_at_once_lose_nothing(warm: Warm, root: Path):
+    warm.start()
+    patient = {"KB_LOCK_TIMEOUT": "60"}
+    before = len(git(root, "log", "--format=%H").splitlines())
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        runs = list(
+            pool.map(lambda i: warm.run("add", f"Parallel {i}", "-b", f"text {i}", env=patient), range(6))
+        )
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    assert len(git(root, "log", "--format=%H").splitlines()) == before + 6
+    found = warm.run("list", "--json")
+    assert all(f"Parallel {i}".encode() in found.stdout for i in range(6))
+    assert git(root, "status", "--porcelain", "--", "notes") == ""
