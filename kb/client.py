@@ -1,17 +1,18 @@
 """The `kb` program: a thin client of the knowledge base's warm server, else the whole command line.
 
 This module imports nothing but built-in modules (sys, posix, _socket): it starts in a few milliseconds.
-For a reading command (WARM) it finds the knowledge base (`--kb PATH` before the command, `$KB_HOME`,
-`~/.kb`), connects to that knowledge base's server (kb.server) over a Unix socket in the user's runtime
-folder, and hands it the argument list, the working folder, the environment and its own stdin, stdout and
-stderr (passed as file descriptors: the server's worker writes to the very same terminal or pipe, so it
-sees what the cold path would see). It then waits for the exit status, runs the pager for the worker when
-asked (the pager needs this process's terminal), and exits with that status.
+For a command of WARM (the reading commands, `add` and `edit`) it finds the knowledge base (`--kb PATH`
+before the command, `$KB_HOME`, `~/.kb`), connects to that knowledge base's server (kb.server) over a Unix
+socket in the user's runtime folder, and hands it the argument list, the working folder, the environment,
+its umask and its own stdin, stdout and stderr (passed as file descriptors: the server's worker writes to
+the very same terminal or pipe, so it sees what the cold path would see). It then waits for the exit
+status, runs the pager for the worker when asked (the pager needs this process's terminal), and exits
+with that status.
 
 Whenever anything is uncertain (no server, a refused or slow connection, another build of kb, a socket of
-another user, `KB_SERVER=0`, a command that may edit or prompt) it runs the whole command line here (the
-cold path, exactly `python -m kb`), and for a reading command starts a server in the background for the
-next time.
+another user, `KB_SERVER=0`, another command, a worker that hands the command back because it needs the
+terminal for the picker or $EDITOR) it runs the whole command line here (the cold path, exactly
+`python -m kb`), and for a command of WARM starts a server in the background for the next time.
 """
 
 from __future__ import annotations
