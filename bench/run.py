@@ -53,11 +53,15 @@ def kb_cmd(root: Path, *args: str) -> list[str]:
 
 
 def timed(
-    argv: list[str], stdin: bytes | None, env: dict[str, str], cwd: Path | None = None
+    argv: list[str],
+    stdin: bytes | None,
+    env: dict[str, str],
+    cwd: Path | None = None,
+    ok: tuple[int, ...] = (0,),
 ) -> tuple[float, float]:
     if shutil.which(argv[0]) is None:
         raise Missing(argv[0])
-    return _timed(argv, stdin, env, cwd)
+    return _timed(argv, stdin, env, cwd, ok)
 
 
 class Missing(Exception):
@@ -65,7 +69,11 @@ class Missing(Exception):
 
 
 def _timed(
-    argv: list[str], stdin: bytes | None, env: dict[str, str], cwd: Path | None = None
+    argv: list[str],
+    stdin: bytes | None,
+    env: dict[str, str],
+    cwd: Path | None = None,
+    ok: tuple[int, ...] = (0,),
 ) -> tuple[float, float]:
     """Wall seconds and the command's own peak RSS in MiB for one run.
 
@@ -89,7 +97,7 @@ def _timed(
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    if proc.returncode not in ok:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {err.decode()[-500:]}")
     peak_kib = float(usage.ru_maxrss)
     if report is not None:
