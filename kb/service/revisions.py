@@ -15,6 +15,7 @@ from kb.errors import BadLimit, KbError, NoteExists, NoteNotFound, UsageError
 from kb.notes import (
     Document,
     format_timestamp,
+    modified_of,
     parse_note,
     parse_timestamp,
     set_fields,
@@ -138,9 +139,10 @@ def _version_spec(revision: Revision) -> str:
     return revision.blob or f"{revision.commit}:{revision.path}"
 
 
-def revisions_of(root: Path, path: str, reader: History | None = None) -> list[Revision]:
+def revisions_of(root: Path, path: str, reader: History | None = None, counts: bool = True) -> list[Revision]:
     """Every revision of the note at `path`, oldest first, following renames back through history.
-    `reader`: the repository, when the caller has it open already."""
+    `reader`: the repository, when the caller has it open already; `counts=False`: lines added and removed
+    are not counted (left 0), for callers that show only the revisions' numbers and dates."""
     reader = reader if reader is not None else _reader(root)
     commits: list[Any] = []
     visited: set[tuple[str, str | None]] = set()
@@ -164,14 +166,14 @@ def revisions_of(root: Path, path: str, reader: History | None = None) -> list[R
             seen.add(commit.sha)
             unique.append(commit)
     blobs = reader.read_blobs([_spec(c) for c in unique])
-    parsed_blobs = [parse_note(blob) if blob is not None else None for blob in blobs]
+    modifieds = [modified_of(blob) if blob is not None else None for blob in blobs]
 
     def when(i: int) -> datetime:
         """A revision's place in time: its commit's author date, which kb sets to the note's `modified`;
         a commit of many imported notes at once says so, and there each note's own `modified` counts."""
-        parsed = parsed_blobs[i]
-        if DATED_BY_MODIFIED in unique[i].body and parsed is not None and parsed.modified:
-            moment = parse_timestamp(parsed.modified)
+        modified = modifieds[i]
+        if DATED_BY_MODIFIED in unique[i].body and modified:
+            moment = parse_timestamp(modified)
             if moment is not None:
                 return moment
         return unique[i].author_date
@@ -182,12 +184,12 @@ def revisions_of(root: Path, path: str, reader: History | None = None) -> list[R
     for number, i in enumerate(order, 1):
         commit, blob = unique[i], blobs[i]
         deleted = blob is None
-        parsed = parsed_blobs[i]
+        modified = modifieds[i]
         # The note's own `modified`, else the commit's date (also for a move, which leaves the text as it
         # was); one form for all: UTC with milliseconds.
-        own = parse_timestamp(parsed.modified) if parsed and parsed.modified and blob != previous else None
+        own = parse_timestamp(modified) if modified and blob != previous else None
         moment = format_timestamp(own or commit.author_date)
-        added, removed = line_counts(previous, blob or b"")
+        added, removed = line_counts(previous, blob or b"") if counts else (0, 0)
         revisions.append(
             Revision(
                 number,
@@ -226,10 +228,11 @@ def deleted_note(root: Path, ref: str) -> NoteNotFound | None:
     )
 
 
-def note_log(root: Path, ref: str) -> NoteLog:
+def note_log(root: Path, ref: str, counts: bool = True) -> NoteLog:
+    """The note's revisions (with `counts=False`, their lines added and removed left 0)."""
     recover(root)
     path, exists = _locate(root, ref)
-    revisions = revisions_of(root, path)
+    revisions = revisions_of(root, path, counts=counts)
     if not revisions:
         raise NoteNotFound(f"{path} has no revisions yet (it is not committed)")
     title = title_from_path(path)

@@ -500,7 +500,7 @@ def _wanted_paths(root: Path, refs: Sequence[str]) -> set[str]:
 
     paths: set[str] = set()
     for ref in refs:
-        log = note_log(root, ref)
+        log = note_log(root, ref, counts=False)
         paths.update(r.path for r in log.revisions)
         paths.add(log.path)
     return paths
@@ -531,7 +531,7 @@ def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
     revision that last changed it, through renames."""
     from kb.service.revisions import note_log, pick
 
-    log = note_log(root, ref)
+    log = note_log(root, ref, counts=False)
     with_content = [r for r in log.revisions if not r.deleted]
     if not with_content:
         raise KbError(f"'{log.title}' has no revision with content")
