@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kb.config import now
-from kb.diff import NoteDiff, line_counts, note_diff
 from kb.errors import BadLimit, KbError, NoteExists, NoteNotFound, UsageError
 from kb.notes import (
     Document,
@@ -22,7 +21,6 @@ from kb.notes import (
     title_from_path,
     title_key,
 )
-from kb.service.core import ChangeResult, ShowResult
 from kb.service.lookup import find_title, free_path, match_title, note_info, resolve_note
 from kb.service.transaction import DATED_BY_MODIFIED, recover, transaction
 from kb.store import Store
@@ -31,7 +29,9 @@ from kb.when import BadDate, parse_when
 MAX_RENAME_HOPS = 200
 
 if TYPE_CHECKING:
+    from kb.diff import NoteDiff
     from kb.history import CommitInfo, History
+    from kb.service.core import ChangeResult, ShowResult
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ def revisions_of(root: Path, path: str, reader: History | None = None, counts: b
         # was); one form for all: UTC with milliseconds.
         own = parse_timestamp(modified) if modified and blob != previous else None
         moment = format_timestamp(own or commit.author_date)
-        added, removed = line_counts(previous, blob or b"") if counts else (0, 0)
+        added, removed = _line_counts(previous, blob or b"") if counts else (0, 0)
         revisions.append(
             Revision(
                 number,
@@ -206,6 +206,12 @@ def revisions_of(root: Path, path: str, reader: History | None = None, counts: b
         )
         previous = blob or b""
     return revisions
+
+
+def _line_counts(a: bytes, b: bytes) -> tuple[int, int]:
+    from kb.diff import line_counts  # imported where counted: kb blame never counts
+
+    return line_counts(a, b)
 
 
 def deleted_note(root: Path, ref: str) -> NoteNotFound | None:
@@ -327,6 +333,8 @@ def _content(root: Path, revision: Revision) -> bytes:
 
 
 def show_revision(root: Path, ref: str, rev: str) -> ShowResult:
+    from kb.service.core import ShowResult
+
     log = note_log(root, ref)
     revision = pick(log.revisions, rev)
     raw = _content(root, revision)
@@ -364,6 +372,8 @@ def diff(root: Path, ref: str, a: str | None = None, b: str | None = None) -> Di
         a = str(base.number)
     a_raw, a_path, a_label = version(a)
     b_raw, b_path, b_label = version(b)
+    from kb.diff import note_diff
+
     return DiffResult(log.title, note_diff(a_raw, b_raw, a_path, b_path, a_label, b_label))
 
 
@@ -375,6 +385,8 @@ def restore(root: Path, ref: str, rev: str, title_too: bool = False) -> ChangeRe
     revision. The note keeps its current title and file (a revision from before a rename is restored under
     today's name, so its log stays one line); `title_too` takes that revision's title (and file name) back
     as well. Brings back a deleted note too, under its last title."""
+    from kb.service.core import ChangeResult
+
     log = note_log(root, ref)
     revision = pick(log.revisions, rev)
     old_raw = _content(root, revision)
