@@ -18,7 +18,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -622,6 +622,60 @@ class History(_Repository):
             else:
                 results.append(None)
         return results
+
+    def stream_blobs(self, specs: Sequence[str]) -> Iterator[bytes | None]:
+        """read_blobs() one at a time, as `git cat-file --batch` writes them: the caller works on each
+        while git reads the next (a thread feeds git the ids)."""
+        if not specs:
+            return
+        import threading
+
+        try:
+            proc = subprocess.Popen(
+                git_command(["cat-file", "--batch"]),
+                cwd=self.root,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, **GIT_ENV},
+            )
+        except OSError as exc:
+            raise GitError(f"cannot run git: {exc.strerror or exc}") from None
+        assert proc.stdin is not None and proc.stdout is not None
+        stdin, stdout = proc.stdin, proc.stdout
+
+        def feed() -> None:
+            try:
+                stdin.write("".join(spec + "\n" for spec in specs).encode("utf-8"))
+                stdin.close()
+            except OSError:
+                pass  # git stopped early: its exit status says so
+
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+        done = False
+        try:
+            for _ in specs:
+                header = stdout.readline().split()
+                if len(header) == 3 and header[1] == b"blob":
+                    size = int(header[2])
+                    data = stdout.read(size)
+                    stdout.read(1)
+                    if len(data) != size:
+                        raise GitError("git cat-file stopped in the middle of a blob")
+                    yield data
+                elif not header:
+                    raise GitError("git cat-file stopped early")
+                else:
+                    yield None
+            done = True
+        finally:
+            if not done:
+                proc.kill()
+            feeder.join()
+            stdout.close()
+            if proc.wait() != 0 and done:
+                raise GitError("git cat-file failed")
 
     def recent(self, limit: int, pathspec: str) -> list[tuple[CommitInfo, list[tuple[str, str]]]]:
         """The latest commits under `pathspec`, newest first, each with its (status, path) changes."""

@@ -419,10 +419,19 @@ def changes(
         pairs = [(a or "", b or "") for a, b in zip(befores, after_blobs, strict=True)]
         # the versions are read only where the cache lacks their summary (or for --patch)
         summaries = {} if patch else _cached_summaries(root, pairs)
-        unread = sorted({b for pair in pairs if pair not in summaries for b in pair if b})
-        known = dict(zip(unread, history.read_blobs(unread), strict=True))
-        meta = _versions(root, history, [b for b in [*befores, *after_blobs] if b], known)
+        todo = [pair for pair in dict.fromkeys(pairs) if pair not in summaries]
+        known: dict[str, bytes | None] = {}
         fresh: dict[tuple[str, str], Summary] = {}
+        # each pair summed up as soon as git has written its two versions, while git reads the next
+        stream = history.stream_blobs([b for pair in todo for b in pair if b])
+        for a, b in todo:
+            old_raw = next(stream) if a else None
+            new_raw = next(stream) if b else None
+            known.update(((a, old_raw), (b, new_raw)))
+            fresh[(a, b)] = change_summary(old_raw or b"", new_raw or b"")
+        for _ in stream:  # git's exit status
+            pass
+        meta = _versions(root, history, [b for b in [*befores, *after_blobs] if b], known)
         for i, (key, track) in enumerate(chosen):
             path, before, after = track.path, befores[i], after_blobs[i]
             kind = _kind(
@@ -434,12 +443,9 @@ def changes(
             else:
                 old_meta = meta.get(before or "")
                 title = (old_meta[0] or old_meta[1] if old_meta else None) or title_from_path(key)
-            summary = summaries.get(pairs[i])
             old_raw = known.get(before or "") or b""
             new_raw = known.get(after or "") or b""
-            if summary is None:
-                summary = fresh[pairs[i]] = change_summary(old_raw, new_raw)
-            added_lines, removed_lines, sections = summary
+            added_lines, removed_lines, sections = summaries.get(pairs[i]) or fresh[pairs[i]]
             patch_text = unified(old_raw, new_raw, key, path) if patch else ""
             results.append(
                 NoteChange(
