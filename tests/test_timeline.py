@@ -239,6 +239,8 @@ def test_changes_keeps_its_summaries_and_reads_them_back(timeline, kb, root):
     assert {c["added"] for c in changes(kb, "--since", "2026-01-01")} == {999}
     (root / "index" / "versions.sqlite3").unlink()
     assert changes(kb, "--since", "2026-01-01") == first
+    (root / "index" / "versions.sqlite3").write_bytes(b"not a database" * 100)  # damaged: not used
+    assert changes(kb, "--since", "2026-01-01") == first
 
 
 def _reference_sections(body: str) -> list[tuple[str, int, list[str]]]:

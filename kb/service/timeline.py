@@ -135,11 +135,14 @@ def _versions(
     db = _open_versions(root)
     try:
         if db is not None:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for row in db.execute(f"SELECT * FROM versions WHERE blob IN ({marks})", chunk):
-                    found[row[0]] = tuple(row[1:])
+            try:
+                for start in range(0, len(wanted), 500):
+                    chunk = wanted[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    for row in db.execute(f"SELECT * FROM versions WHERE blob IN ({marks})", chunk):
+                        found[row[0]] = tuple(row[1:])
+            except sqlite3.Error:
+                found = {}  # a damaged cache is not used: everything is parsed again
         missing = [b for b in wanted if b not in found]
         fresh: list[tuple[str, Meta]] = []
         for start in range(0, len(missing), 1000):
@@ -181,6 +184,7 @@ def _open_versions(root: Path) -> sqlite3.Connection | None:
     try:
         folder.mkdir(exist_ok=True)
         db = sqlite3.connect(folder / VERSIONS_DB, timeout=10)
+        db.execute("PRAGMA synchronous=OFF")  # derived and rebuildable: no waiting for the disk
         db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
         if row is None or row[0] != VERSIONS_FORMAT:
