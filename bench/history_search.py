@@ -12,6 +12,12 @@ of the history index after 1 and after 10 new commits (in-process: `HistoryIndex
 each `kb search --history` calls first); the first build of the history index (the first
 `kb search --history`, the revision cache built before) against `kb reindex`. Writes
 bench/results/history-N.md and .json; nothing is asserted.
+
+    python bench/history_search.py --updates-on KB [--runs 7]
+
+measures only the index updates after 1 and after 10 new commits, in-process, on an existing knowledge base
+whose history index is built (a kept one, `--keep`): run it with PYTHONPATH naming another checkout's
+tree to compare two versions of kb on the same repository.
 """
 
 from __future__ import annotations
@@ -126,6 +132,22 @@ def in_process_update(root: Path, env: dict[str, str], commits: int, runs: int) 
     return times
 
 
+def updates_only(root: Path, runs: int) -> None:
+    env = dict(os.environ)
+    env.update({"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "b"})
+    env.update({"GIT_COMMITTER_EMAIL": "b@x"})
+    # PYTHONPATH goes before this checkout (put first on sys.path above): it names the kb to measure
+    sys.path[:0] = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    import kb
+
+    for commits in (1, 10):
+        times = in_process_update(root, env, commits, runs)
+        print(
+            f"{Path(kb.__file__).parent}: update after {commits} new commit(s): median"
+            f" {statistics.median(times):.1f} ms (min {min(times):.1f}, max {max(times):.1f}, {runs} runs)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -137,7 +159,11 @@ def main() -> None:
     parser.add_argument("--grep-commits", type=int, default=200, help="commits git grep searches")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--updates-on", type=Path, metavar="KB", help="only the updates, on this kb")
     args = parser.parse_args()
+    if args.updates_on is not None:
+        updates_only(args.updates_on, args.runs)
+        return
 
     work = Path(tempfile.mkdtemp(prefix="kb-bench-history-"))
     root = work / "kb"

@@ -1,6 +1,7 @@
 """The knowledge base in time, measured beside its plain counterparts and git in one run.
 
     python bench/timeline.py --notes 10000 --commits 5000 --revisions 200 [--runs 5] [--out bench/results]
+        [--before TREE]
 
 Generates N notes (bench/generate.py), `kb init`, then adds `--commits` commits with git fast-import (edits
 of random notes, `--revisions - 1` of them edits of one note; bench/run.py's build_history). Then measures
@@ -8,7 +9,11 @@ whole processes (median of --runs, after one unmeasured warm-up run; peak RSS): 
 `kb list --as-of` (a date in the middle of the added history; also the first look, before the per-version
 records are cached), `kb tags` against `kb tags --as-of`, `kb show --as-of`, `kb changes` over the whole
 added history against `git log --since --raw`, and `kb blame` of the note with many revisions against
-`git blame`. Writes a Markdown table and a JSON file; nothing is asserted.
+`git blame`. `kb changes` is measured twice: as a second look (the per-note summaries kept in
+index/versions.sqlite3) and as a first one (that table emptied before each run). With `--before TREE` (a
+folder holding another version's `kb` package, e.g. `git archive REV kb | tar -x -C TREE`), `kb changes` and
+`kb blame` are also measured with that version (PYTHONPATH=TREE), right before the current one, on the same
+repository. Writes a Markdown table and a JSON file; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -38,6 +44,7 @@ def main() -> None:
     parser.add_argument("--revisions", type=int, default=200)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--before", type=Path, help="another version's kb package is in this folder")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="kb-timeline-"))
@@ -67,9 +74,22 @@ def main() -> None:
     subprocess.run(kb_cmd(root, "log", target), check=True, capture_output=True, env=env)
     figures: list[Figure] = []
 
-    def add(name: str, argv: list[str], shown: str | None = None) -> None:
+    def add(name: str, argv: list[str], shown: str | None = None, before: bool = False) -> None:
+        if before and args.before is not None:
+            print(f"  before: {name} ...", file=sys.stderr)
+            old = {**env, "PYTHONPATH": str(args.before.resolve())}
+            make = lambda i: (argv, None)  # noqa: E731
+            figures.append(measure(f"before: {name}", shown or " ".join(argv), args.runs, make, old, root))
         print(f"  {name} ...", file=sys.stderr)
         figures.append(measure(name, shown or " ".join(argv), args.runs, lambda i: (argv, None), env, root))
+
+    def forget_summaries(argv: list[str]) -> tuple[list[str], None]:
+        try:
+            with sqlite3.connect(root / "index" / "versions.sqlite3") as db:
+                db.execute("DELETE FROM summaries")
+        except sqlite3.Error:
+            pass  # a version without the table
+        return argv, None
 
     versions = root / "index" / "versions.sqlite3"
     versions.unlink(missing_ok=True)
@@ -94,16 +114,17 @@ def main() -> None:
         kb_cmd(root, "show", target, "--as-of", middle, "--raw"),
         f"kb show NOTE --as-of {middle}",
     )
-    add(
-        f"kb changes over {args.commits} commits",
-        kb_cmd(root, "changes", "--since", oldest, "--until", newest, "--json"),
-        f"kb changes --since {oldest} --until {newest} --json",
-    )
+    changes = kb_cmd(root, "changes", "--since", oldest, "--until", newest, "--json")
+    shown = f"kb changes --since {oldest} --until {newest} --json"
+    add(f"kb changes over {args.commits} commits", changes, shown, before=True)
+    name = f"kb changes over {args.commits} commits, first look (no summaries kept)"
+    print(f"  {name} ...", file=sys.stderr)
+    figures.append(measure(name, shown, args.runs, lambda i: forget_summaries(changes), env, root))
     add(
         f"baseline: git log --raw over {args.commits} commits",
         ["git", "log", f"--since={oldest}", "--raw", "--no-abbrev"],
     )
-    add("kb blame (note with many revisions)", kb_cmd(root, "blame", target), "kb blame NOTE")
+    add("kb blame (note with many revisions)", kb_cmd(root, "blame", target), "kb blame NOTE", before=True)
     add("baseline: git blame", ["git", "blame", "--porcelain", "--", f"notes/{target}.md"])
     revisions = subprocess.run(kb_cmd(root, "log", target, "--json"), capture_output=True, text=True, env=env)
     shown_revisions = len(json.loads(revisions.stdout)["revisions"]) if revisions.returncode == 0 else 0

@@ -7,6 +7,7 @@ version B's byte for byte (missing final newlines and CRLF line endings included
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,27 +65,48 @@ def _fields(raw: bytes) -> tuple[dict[str, Any], tuple[str, ...], str]:
     return values, note.tags, body
 
 
-_MARKS = ("#", "`", "~")
+_CANDIDATE = re.compile(r"\n[#`~]")  # a line a heading or a fence can start (faster than ^ with MULTILINE)
 
 
-def sections(body: str) -> list[tuple[str, int, list[str]]]:
-    """(heading, level, lines) for the text before the first heading and each heading's section."""
-    result: list[tuple[str, int, list[str]]] = [(TOP, 0, [])]
+def section_texts(body: str) -> list[tuple[str, int, str]]:
+    """(heading, level, text) for the text before the first heading and each heading's section: the
+    section's lines as they are in the body, endings included. Only the lines that begin with a mark a
+    heading or a fence begins with are looked at one by one."""
+    found: list[tuple[str, int, int, int]] = []  # (heading, level, where its line starts, where it ends)
     fenced = False
-    for line in (ln.rstrip("\r\n") for ln in lines_of(body)):
-        if line.lstrip(" ")[:1] not in _MARKS:  # neither a fence nor a heading: most lines
-            result[-1][2].append(line)
-            continue
+    starts = (m.start() + 1 for m in _CANDIDATE.finditer(body))
+    for start in itertools.chain((0,) if body[:1] in ("#", "`", "~") else (), starts):
+        end = body.find("\n", start)
+        end = len(body) if end < 0 else end + 1
+        line = body[start:end].rstrip("\r\n")
         if _FENCE.match(line):
             fenced = not fenced
         match = None if fenced else _HEADING.match(line)
         if match:
-            result.append((match.group(2), len(match.group(1)), []))
-        else:
-            result[-1][2].append(line)
-    if not any(line.strip() for line in result[0][2]):
-        result.pop(0)
+            found.append((match.group(2), len(match.group(1)), start, end))
+    result: list[tuple[str, int, str]] = []
+    top = body[: found[0][2]] if found else body
+    if top.strip():
+        result.append((TOP, 0, top))
+    for i, (title, level, _, end) in enumerate(found):
+        stop = found[i + 1][2] if i + 1 < len(found) else len(body)
+        result.append((title, level, body[end:stop]))
     return result
+
+
+def section_lines(text: str) -> list[str]:
+    """A section's lines without their endings (a line's trailing carriage returns go with them)."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if "\r" in text:
+        lines = [line.rstrip("\r") for line in lines]
+    return lines
+
+
+def sections(body: str) -> list[tuple[str, int, list[str]]]:
+    """(heading, level, lines) for the text before the first heading and each heading's section."""
+    return [(title, level, section_lines(text)) for title, level, text in section_texts(body)]
 
 
 def _keyed(parts: list[tuple[str, int, list[str]]]) -> dict[tuple[str, int], tuple[int, list[str]]]:
@@ -230,15 +252,47 @@ def line_counts(a: bytes, b: bytes) -> tuple[int, int]:
     return shortest_counts(lines_of(a.decode("utf-8", "replace")), lines_of(b.decode("utf-8", "replace")))
 
 
+def changed_sections(a_body: str, b_body: str) -> tuple[str, ...]:
+    """The titles section_changes gives, in its order, without counting lines."""
+
+    def keyed(body: str) -> dict[tuple[str, int], str]:
+        seen: dict[str, int] = {}
+        found = {}
+        for title, _, text in section_texts(body):
+            seen[title] = seen.get(title, 0) + 1
+            found[(title, seen[title])] = text
+        return found
+
+    a, b = keyed(a_body), keyed(b_body)
+    titles = [
+        key[0]
+        for key, text in b.items()
+        if key not in a or (a[key] != text and section_lines(a[key]) != section_lines(text))
+    ]
+    titles.extend(key[0] for key in a if key not in b)
+    return tuple(titles)
+
+
+def _comparable_lines(text: str) -> list[str]:
+    """lines_of(text) as values that compare as those lines do: each line without its newline, a last
+    line without one given a newline (which no other value holds)."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    else:
+        lines[-1] += "\n"
+    return lines
+
+
 def change_summary(a: bytes, b: bytes) -> tuple[int, int, tuple[str, ...]]:
     """Lines added and removed from a to b, and the sections added, removed or changed: note_diff's
     counts without reading the front matter's YAML or writing a patch."""
     from kb.notes import split_document
 
     a_text, b_text = a.decode("utf-8", "replace"), b.decode("utf-8", "replace")
-    added, removed = shortest_counts(lines_of(a_text), lines_of(b_text))
+    added, removed = shortest_counts(_comparable_lines(a_text), _comparable_lines(b_text))
     a_body, b_body = split_document(a_text)[0].body, split_document(b_text)[0].body
-    return added, removed, tuple(s.title for s in section_changes(a_body, b_body))
+    return added, removed, changed_sections(a_body, b_body)
 
 
 def note_diff(a: bytes, b: bytes, a_path: str, b_path: str, a_label: str, b_label: str) -> NoteDiff:

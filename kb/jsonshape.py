@@ -10,6 +10,7 @@ tests/test_json_contract.py runs every command with --json against it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -46,19 +47,21 @@ Json: TypeAlias = bool | int | float | str | list["Json"] | dict[str, "Json"] | 
 
 def record(value: object) -> Json:
     """A dataclass (and what it holds) as JSON values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: record(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if f.metadata.get("json", True)
-        }
+    if value is None or isinstance(value, str | bool | int | float):  # most values: first
+        return value
     if isinstance(value, list | tuple):
         return [record(item) for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: record(getattr(value, name)) for name in _json_fields(type(value))}
     if isinstance(value, dict):
         return {_key(k): record(v) for k, v in value.items()}
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
     return str(value)
+
+
+@functools.cache
+def _json_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a dataclass that its JSON record holds, in order."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("json", True))
 
 
 def _key(key: object) -> str:

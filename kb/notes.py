@@ -478,6 +478,30 @@ def head_of(raw: bytes, limit: int = HEAD_BYTES) -> bytes:
     return raw[:end]
 
 
+def modified_of(raw: bytes) -> str | None:
+    """parse_note(raw).modified without the rest of the note (tags, headings, the other keys' checks):
+    what numbering a note's revisions needs of each."""
+    if b"\x00" in raw[:8192]:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    doc, delim_problem = split_document(text)
+    if delim_problem or not doc.has_front_matter:
+        return None
+    try:
+        node = _compose(doc)
+        if node is not None:
+            _construct(doc.fm_text, doc)  # what parse_note reports as a problem, here too
+    except _FMError:
+        return None
+    if node is None:
+        return None
+    values = {key.value: value for key, value in node.value}
+    return _scalar_text(values["modified"]) if "modified" in values else None
+
+
 def parse_note(raw: bytes, with_extra: bool = True) -> ParsedNote:
     """Parse a note file's bytes. Never raises: problems are reported in the result.
 

@@ -268,3 +268,30 @@ def test_set_fields_round_trips_title_and_tags(title, tags, body):
     assert parsed.title == title
     assert parsed.tags == tuple(clean_tags)
     assert parsed.body == body
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"---\nmodified: '2026-01-02T03:04:05.000Z'\n---\nbody\n",
+        b"---\nmodified: 2026-01-02\ntitle: x\n---\n",
+        b"---\nmodified:\n---\n",
+        b"---\nmodified: [a, b]\n---\n",
+        b"---\nmodified: null\n---\n",
+        b"---\nupdated: 2026-01-02\n---\n",  # another tool's key: not kb's `modified`
+        b"---\nmodified: x\n<<: 5\n---\n",  # composes, does not construct
+        b"---\nmodified: !!python/object x\n---\n",
+        b"---\nmodified: 'x\n---\n",
+        b"---\nmodified: x\n",  # no closing line
+        b"\xef\xbb\xbf---\nmodified: x\n---\n",
+        b"---\r\nmodified: x\r\n---\r\n",
+        b"modified: x\n",
+        b"---\nmodified: x\n---\n\x00",
+        b"---\nmodified: \xff\n---\n",
+        b"",
+    ],
+)
+def test_modified_of_is_parse_notes_modified(raw):
+    from kb.notes import modified_of
+
+    assert modified_of(raw) == parse_note(raw).modified

@@ -527,3 +527,56 @@ def test_an_unwritable_git_folder_reads_history_from_git(history, kb, root):
         assert revisions(kb, "Beta") == expected
     finally:
         (root / ".git").chmod(0o755)
+
+
+def test_revision_cache_follows_merges_resets_and_lost_commits(kb, root):
+    """The cache holds exactly the commits reachable from HEAD after each way HEAD can move: a merge with
+    the known commit as its first or second parent, a reset behind it with new commits, a known commit
+    git no longer has."""
+    import sqlite3
+
+    from kb.history import History
+
+    def check(expected_added: int | None) -> None:
+        history = History(root)
+        cache = history.revision_cache()
+        head = history.head()
+        assert head is not None
+        held = {sha for _, sha, _, _, _ in cache.commits(head)}
+        assert held == set(git(root, "rev-list", "HEAD").split())
+        if expected_added is not None:
+            assert cache.added is not None and len(cache.added[2]) == expected_added
+        cache.close()
+
+    who = ["-c", "user.name=o", "-c", "user.email=o@o"]
+    assert kb("add", "One", "-b", "one").exit_code == 0
+    assert kb("add", "Two", "-b", "two").exit_code == 0
+    check(None)
+    branch = git(root, "symbolic-ref", "--short", "HEAD").strip()
+    git(root, "checkout", "-q", "-b", "side", "HEAD~1")
+    (root / "notes" / "Side.md").write_text("side\n")
+    git(root, "add", "notes/Side.md")
+    git(root, *who, "commit", "-qm", "side")
+    git(root, "checkout", "-q", branch)
+    git(root, *who, "merge", "-q", "--no-ff", "side", "-m", "merge side")
+    check(2)  # the side commit and the merge: the known head is the merge's first parent
+    known = git(root, "rev-parse", "HEAD").strip()
+    git(root, "checkout", "-q", "-b", "other", "HEAD~1")
+    (root / "notes" / "Other.md").write_text("other\n")
+    git(root, "add", "notes/Other.md")
+    git(root, *who, "commit", "-qm", "other")
+    git(root, *who, "merge", "-q", "--no-ff", known, "-m", "merge main")
+    git(root, "checkout", "-q", branch)
+    git(root, "reset", "-q", "--hard", "other")
+    check(2)  # the known head is the new merge's second parent
+    git(root, "reset", "-q", "--hard", "HEAD~2")
+    (root / "notes" / "Three.md").write_text("three\n")
+    git(root, "add", "notes/Three.md")
+    git(root, *who, "commit", "-qm", "three")
+    check(None)  # behind the known head, then a new commit: built anew
+    assert len(History(root).revision_cache().commits(History(root).head() or "")) == 4
+    db = sqlite3.connect(root / ".git" / "kb-revisions.sqlite3")
+    with db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'head'", ("f" * 40,))
+    db.close()
+    check(None)  # a known head git does not have: built anew

@@ -225,3 +225,68 @@ def test_blame_on_a_terminal_colours_the_gutter_by_age(timeline, root):
     assert len(lines) == 12
     colours = {line.split("\x1b[", 2)[1].split("m", 1)[0] for line in lines if "\x1b[" in line}
     assert len(colours) == 3  # three revisions, three ages
+
+
+def test_changes_keeps_its_summaries_and_reads_them_back(timeline, kb, root):
+    import sqlite3
+
+    first = changes(kb, "--since", "2026-01-01")
+    db = sqlite3.connect(root / "index" / "versions.sqlite3")
+    with db:
+        assert db.execute("SELECT COUNT(*) FROM summaries").fetchone()[0] == len(first)
+        db.execute("UPDATE summaries SET added = 999")  # what is kept is what is shown
+    db.close()
+    assert {c["added"] for c in changes(kb, "--since", "2026-01-01")} == {999}
+    (root / "index" / "versions.sqlite3").unlink()
+    assert changes(kb, "--since", "2026-01-01") == first
+    (root / "index" / "versions.sqlite3").write_bytes(b"not a database" * 100)  # damaged: not used
+    assert changes(kb, "--since", "2026-01-01") == first
+
+
+def _reference_sections(body: str) -> list[tuple[str, int, list[str]]]:
+    """kb.diff.sections as a loop over every line (what it was before it looked only at candidates)."""
+    import re
+
+    heading, fence = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$"), re.compile(r"^(```|~~~)")
+    result: list[tuple[str, int, list[str]]] = [("(top)", 0, [])]
+    fenced = False
+    parts = body.split("\n")
+    lines = [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+    for line in (ln.rstrip("\r\n") for ln in lines):
+        if fence.match(line):
+            fenced = not fenced
+        match = None if fenced else heading.match(line)
+        if match:
+            result.append((match.group(2), len(match.group(1)), []))
+        else:
+            result[-1][2].append(line)
+    if not any(line.strip() for line in result[0][2]):
+        result.pop(0)
+    return result
+
+
+_PIECES = ["# A", "## A", "#B", "  # A", "```", "~~~", " ```", "text", "", " ", "---", "# A #", "\x1c", "é"]
+_ENDS = ["\n", "\r\n", "\r\r\n", "\r", ""]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sections_and_change_summary_match_a_line_by_line_reading(seed):
+    import random
+
+    from kb.diff import change_summary, line_counts, section_changes, sections
+
+    rng = random.Random(seed)
+
+    def text() -> str:
+        return "".join(rng.choice(_PIECES) + rng.choice(_ENDS) for _ in range(rng.randint(0, 10)))
+
+    for _ in range(3000):
+        a = text()
+        b = rng.choice([text(), a + text(), a[: rng.randint(0, len(a))]])
+        assert sections(a) == _reference_sections(a), a
+        summary = change_summary(a.encode(), b.encode())
+        assert summary[:2] == line_counts(a.encode(), b.encode()), (a, b)
+        from kb.notes import split_document
+
+        bodies = [split_document(t)[0].body for t in (a, b)]
+        assert summary[2] == tuple(s.title for s in section_changes(*bodies)), (a, b)

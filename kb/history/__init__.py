@@ -7,8 +7,9 @@ literal (GIT_LITERAL_PATHSPECS): a note named `Plan [v2].md` is never read as a 
 
 No code from the repository runs on kb's git calls (a knowledge base may be someone else's folder, or a
 clone): every call goes through `git_command`, which turns hooks and fsmonitor off, and a repository's
-calls also turn off the clean/smudge filters its configuration defines. A repository that asks for signed
-commits (`commit.gpgSign`) is refused with a message naming the setting.
+calls also turn off the clean/smudge filters its configuration defines (but for the few that read only
+commits, trees and blobs by id, where git runs no filter: `_read`, which so needs no `git config` first).
+A repository that asks for signed commits (`commit.gpgSign`) is refused with a message naming the setting.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -314,6 +315,20 @@ class _Repository:
         except OSError as exc:
             raise GitError(f"cannot run git: {exc.strerror or exc}") from None
 
+    def _read(self, args: Sequence[str], data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        """A git call that reads objects only (log without patches, rev-list, cat-file --batch without
+        --filters or --textconv): no filter can run, so none is turned off."""
+        try:
+            return subprocess.run(
+                git_command(args),
+                cwd=self.root,
+                input=data,
+                capture_output=True,
+                env={**os.environ, **GIT_ENV},
+            )
+        except OSError as exc:
+            raise GitError(f"cannot run git: {exc.strerror or exc}") from None
+
     def _start(self, args: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         try:
             return subprocess.Popen(
@@ -446,7 +461,7 @@ class History(_Repository):
         if self._cache is None:
 
             def run(args: list[str]) -> tuple[int, str]:
-                proc = self._run(args)
+                proc = self._read(args)
                 return proc.returncode, proc.stdout.decode("utf-8", "replace")
 
             self._cache = RevisionCache(self.git_dir, run)
@@ -460,7 +475,7 @@ class History(_Repository):
     def commits_since(self, known: str, head: str) -> list[str] | None:
         """The commits reachable from `head` and not from `known` (the caller knows `head` descends from
         it), or None when git cannot tell (`known` is gone)."""
-        proc = self._run(["rev-list", head, f"^{known}", "--"])
+        proc = self._read(["rev-list", head, f"^{known}", "--"])
         if proc.returncode != 0:
             return None
         return proc.stdout.decode("ascii", "replace").split()
@@ -594,7 +609,7 @@ class History(_Repository):
             return [None if spec is None else next(found) for spec in specs]
         if not specs:
             return []
-        proc = self._run(["cat-file", "--batch"], "".join(spec + "\n" for spec in wanted).encode("utf-8"))
+        proc = self._read(["cat-file", "--batch"], "".join(spec + "\n" for spec in wanted).encode("utf-8"))
         if proc.returncode != 0:
             raise GitError(f"git cat-file failed: {last_line(proc.stderr.decode('utf-8', 'replace'))}")
         out = proc.stdout
@@ -611,6 +626,60 @@ class History(_Repository):
             else:
                 results.append(None)
         return results
+
+    def stream_blobs(self, specs: Sequence[str]) -> Iterator[bytes | None]:
+        """read_blobs() one at a time, as `git cat-file --batch` writes them: the caller works on each
+        while git reads the next (a thread feeds git the ids)."""
+        if not specs:
+            return
+        import threading
+
+        try:
+            proc = subprocess.Popen(
+                git_command(["cat-file", "--batch"]),
+                cwd=self.root,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, **GIT_ENV},
+            )
+        except OSError as exc:
+            raise GitError(f"cannot run git: {exc.strerror or exc}") from None
+        assert proc.stdin is not None and proc.stdout is not None
+        stdin, stdout = proc.stdin, proc.stdout
+
+        def feed() -> None:
+            try:
+                stdin.write("".join(spec + "\n" for spec in specs).encode("utf-8"))
+                stdin.close()
+            except OSError:
+                pass  # git stopped early: its exit status says so
+
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+        done = False
+        try:
+            for _ in specs:
+                header = stdout.readline().split()
+                if len(header) == 3 and header[1] == b"blob":
+                    size = int(header[2])
+                    data = stdout.read(size)
+                    stdout.read(1)
+                    if len(data) != size:
+                        raise GitError("git cat-file stopped in the middle of a blob")
+                    yield data
+                elif not header:
+                    raise GitError("git cat-file stopped early")
+                else:
+                    yield None
+            done = True
+        finally:
+            if not done:
+                proc.kill()
+            feeder.join()
+            stdout.close()
+            if proc.wait() != 0 and done:
+                raise GitError("git cat-file failed")
 
     def recent(self, limit: int, pathspec: str) -> list[tuple[CommitInfo, list[tuple[str, str]]]]:
         """The latest commits under `pathspec`, newest first, each with its (status, path) changes."""

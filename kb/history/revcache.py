@@ -9,7 +9,9 @@ one indexed query, and its old versions are read by blob id, without resolving a
 It is derived data: the file is `kb-revisions.sqlite3` in the git folder (never committed, never synced),
 extended with the commits reachable from HEAD that it does not hold yet (one `git log --raw` of just those),
 and rebuilt from scratch when HEAD no longer descends from the commit it was last brought up to (history
-rewritten outside kb). A missing, damaged or unwritable cache is rebuilt or simply not used.
+rewritten outside kb). A missing, damaged or unwritable cache is rebuilt or simply not used. Being
+derived, it is written without waiting for the disk (`synchronous=OFF`): a crash of the machine can at
+worst leave a file that is rebuilt.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ FIELD = "\x1f"
 RECORD = "\x1e"
 ZERO = "0" * 40
 LOG_FORMAT = f"--format={RECORD}%H{FIELD}%aI{FIELD}%s{FIELD}%b{FIELD}"
+# The cache's own log also gives each commit's parents ("%H %P" in the first field): they tell whether HEAD
+# still descends from the commit the cache was brought up to, without another git process.
+PARENTS_FORMAT = f"--format={RECORD}%H %P{FIELD}%aI{FIELD}%s{FIELD}%b{FIELD}"
 LOG_ARGS = [
     "log",
     "--root",
@@ -35,7 +40,7 @@ LOG_ARGS = [
     "--raw",
     "--no-abbrev",
     "-z",
-    LOG_FORMAT,
+    PARENTS_FORMAT,
 ]
 
 
@@ -98,6 +103,7 @@ class RevisionCache:
         self.path = git_dir / NAME
         self._run_git = run_git
         self._db: sqlite3.Connection | None = None
+        self.added: tuple[str, str, list[str]] | None = None  # (from, to, the commits) of the last extension
 
     def _open(self) -> sqlite3.Connection:
         if self._db is not None:
@@ -105,6 +111,7 @@ class RevisionCache:
         try:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=DELETE")
+            db.execute("PRAGMA synchronous=OFF")  # derived data: see the module's docstring
             version = None
             try:
                 row = db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
@@ -115,6 +122,7 @@ class RevisionCache:
                 db.close()
                 self.path.unlink(missing_ok=True)
                 db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                db.execute("PRAGMA synchronous=OFF")
                 db.executescript(
                     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
                     "CREATE TABLE commits"
@@ -160,17 +168,22 @@ class RevisionCache:
         return db
 
     def _extend(self, db: sqlite3.Connection, known: str | None, head: str) -> None:
-        if known is not None:
-            code, _ = self._run_git(["merge-base", "--is-ancestor", known, head])
-            if code != 0:
-                known = None  # rewritten history: start again
+        try:
+            commits = self._log(head, known)
+        except CacheUnavailable:
+            if known is None:
+                raise
+            commits = []  # `known` is gone (history rewritten, then collected): start again
+        if known is not None and not _descends(commits, known):
+            known = None  # rewritten history: start again
+            commits = self._log(head, None)
         if known is None:
             db.execute("DELETE FROM commits")
             db.execute("DELETE FROM changes")
-        code, out = self._run_git([*LOG_ARGS, head, *([f"^{known}"] if known else []), "--"])
-        if code != 0:
-            raise CacheUnavailable("git log failed")
-        commits = parse_log(out)
+        commits = [
+            (sha.split(" ", 1)[0], date, subject, body, changes)
+            for sha, date, subject, body, changes in commits
+        ]
         top = db.execute("SELECT COALESCE(MAX(n), 0) FROM commits").fetchone()[0]
         count = len(commits)
         db.executemany(
@@ -189,6 +202,17 @@ class RevisionCache:
             ),
         )
         db.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (head,))
+        self.added = (known or "", head, [commit[0] for commit in commits])
+
+    def _log(
+        self, head: str, known: str | None
+    ) -> list[tuple[str, str, str, str, list[tuple[str, str, str]]]]:
+        """The commits reachable from `head` and not from `known`, newest first, as parse_log gives them,
+        with the first field "sha parent parent..."."""
+        code, out = self._run_git([*LOG_ARGS, head, *([f"^{known}"] if known else []), "--"])
+        if code != 0:
+            raise CacheUnavailable("git log failed")
+        return parse_log(out)
 
     def _query(self, head: str, sql: str, params: tuple[str | int, ...]) -> list[Any]:
         """The rows of `sql` in the cache brought up to `head`."""
@@ -356,6 +380,13 @@ class RevisionCache:
         return [
             (path, blob) for path, blob, status, _ in self._query(head, sql, (n,)) if blob and status != "D"
         ]
+
+
+def _descends(commits: list[tuple[str, str, str, str, list[tuple[str, str, str]]]], known: str) -> bool:
+    """Whether `known` is an ancestor of the head whose commits not reachable from `known` these are (their
+    first field "sha parent..."): then some of them has `known` as a parent (the last of them on a path
+    from the head down to `known`); otherwise none has. No commits: the head is `known` or behind it."""
+    return any(known in sha.split(" ")[1:] for sha, *_ in commits)
 
 
 def _chunks(items: list[str], size: int = 500) -> list[list[str]]:

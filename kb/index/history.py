@@ -115,7 +115,12 @@ class HistoryIndex:
                 self._clear()
                 return Update(0, 0, False)
             if known is not None and self._descends(head, known):
-                commits = self.history.commits_since(known, head)
+                # the revision cache has just read exactly these commits when it was at `known` too
+                added = self.history.revision_cache().added
+                if added is not None and added[:2] == (known, head):
+                    commits: list[str] | None = added[2]
+                else:
+                    commits = self.history.commits_since(known, head)
                 if commits is not None:
                     try:
                         return self._extend(head, commits)

@@ -238,7 +238,7 @@ class _NoteMatch:
 
         self.root = root
         self.final = final
-        self.revisions = revisions_of(root, final, history)
+        self.revisions = revisions_of(root, final, history, counts=False)
         self.matching = [r for r in self.revisions if (r.commit, r.path) in pairs]
         self.blob_of = {(r.commit, r.path): pairs[(r.commit, r.path)] for r in self.matching}
         self.score = score

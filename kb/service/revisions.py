@@ -10,18 +10,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kb.config import now
-from kb.diff import NoteDiff, line_counts, note_diff
 from kb.errors import BadLimit, KbError, NoteExists, NoteNotFound, UsageError
 from kb.notes import (
     Document,
     format_timestamp,
+    modified_of,
     parse_note,
     parse_timestamp,
     set_fields,
     title_from_path,
     title_key,
 )
-from kb.service.core import ChangeResult, ShowResult
 from kb.service.lookup import find_title, free_path, match_title, note_info, resolve_note
 from kb.service.transaction import DATED_BY_MODIFIED, recover, transaction
 from kb.store import Store
@@ -30,7 +29,9 @@ from kb.when import BadDate, parse_when
 MAX_RENAME_HOPS = 200
 
 if TYPE_CHECKING:
+    from kb.diff import NoteDiff
     from kb.history import CommitInfo, History
+    from kb.service.core import ChangeResult, ShowResult
 
 
 @dataclass(frozen=True)
@@ -138,9 +139,10 @@ def _version_spec(revision: Revision) -> str:
     return revision.blob or f"{revision.commit}:{revision.path}"
 
 
-def revisions_of(root: Path, path: str, reader: History | None = None) -> list[Revision]:
+def revisions_of(root: Path, path: str, reader: History | None = None, counts: bool = True) -> list[Revision]:
     """Every revision of the note at `path`, oldest first, following renames back through history.
-    `reader`: the repository, when the caller has it open already."""
+    `reader`: the repository, when the caller has it open already; `counts=False`: lines added and removed
+    are not counted (left 0), for callers that show only the revisions' numbers and dates."""
     reader = reader if reader is not None else _reader(root)
     commits: list[Any] = []
     visited: set[tuple[str, str | None]] = set()
@@ -164,14 +166,14 @@ def revisions_of(root: Path, path: str, reader: History | None = None) -> list[R
             seen.add(commit.sha)
             unique.append(commit)
     blobs = reader.read_blobs([_spec(c) for c in unique])
-    parsed_blobs = [parse_note(blob) if blob is not None else None for blob in blobs]
+    modifieds = [modified_of(blob) if blob is not None else None for blob in blobs]
 
     def when(i: int) -> datetime:
         """A revision's place in time: its commit's author date, which kb sets to the note's `modified`;
         a commit of many imported notes at once says so, and there each note's own `modified` counts."""
-        parsed = parsed_blobs[i]
-        if DATED_BY_MODIFIED in unique[i].body and parsed is not None and parsed.modified:
-            moment = parse_timestamp(parsed.modified)
+        modified = modifieds[i]
+        if DATED_BY_MODIFIED in unique[i].body and modified:
+            moment = parse_timestamp(modified)
             if moment is not None:
                 return moment
         return unique[i].author_date
@@ -182,12 +184,12 @@ def revisions_of(root: Path, path: str, reader: History | None = None) -> list[R
     for number, i in enumerate(order, 1):
         commit, blob = unique[i], blobs[i]
         deleted = blob is None
-        parsed = parsed_blobs[i]
+        modified = modifieds[i]
         # The note's own `modified`, else the commit's date (also for a move, which leaves the text as it
         # was); one form for all: UTC with milliseconds.
-        own = parse_timestamp(parsed.modified) if parsed and parsed.modified and blob != previous else None
+        own = parse_timestamp(modified) if modified and blob != previous else None
         moment = format_timestamp(own or commit.author_date)
-        added, removed = line_counts(previous, blob or b"")
+        added, removed = _line_counts(previous, blob or b"") if counts else (0, 0)
         revisions.append(
             Revision(
                 number,
@@ -204,6 +206,12 @@ def revisions_of(root: Path, path: str, reader: History | None = None) -> list[R
         )
         previous = blob or b""
     return revisions
+
+
+def _line_counts(a: bytes, b: bytes) -> tuple[int, int]:
+    from kb.diff import line_counts  # imported where counted: kb blame never counts
+
+    return line_counts(a, b)
 
 
 def deleted_note(root: Path, ref: str) -> NoteNotFound | None:
@@ -226,10 +234,11 @@ def deleted_note(root: Path, ref: str) -> NoteNotFound | None:
     )
 
 
-def note_log(root: Path, ref: str) -> NoteLog:
+def note_log(root: Path, ref: str, counts: bool = True) -> NoteLog:
+    """The note's revisions (with `counts=False`, their lines added and removed left 0)."""
     recover(root)
     path, exists = _locate(root, ref)
-    revisions = revisions_of(root, path)
+    revisions = revisions_of(root, path, counts=counts)
     if not revisions:
         raise NoteNotFound(f"{path} has no revisions yet (it is not committed)")
     title = title_from_path(path)
@@ -324,6 +333,8 @@ def _content(root: Path, revision: Revision) -> bytes:
 
 
 def show_revision(root: Path, ref: str, rev: str) -> ShowResult:
+    from kb.service.core import ShowResult
+
     log = note_log(root, ref)
     revision = pick(log.revisions, rev)
     raw = _content(root, revision)
@@ -361,6 +372,8 @@ def diff(root: Path, ref: str, a: str | None = None, b: str | None = None) -> Di
         a = str(base.number)
     a_raw, a_path, a_label = version(a)
     b_raw, b_path, b_label = version(b)
+    from kb.diff import note_diff
+
     return DiffResult(log.title, note_diff(a_raw, b_raw, a_path, b_path, a_label, b_label))
 
 
@@ -372,6 +385,8 @@ def restore(root: Path, ref: str, rev: str, title_too: bool = False) -> ChangeRe
     revision. The note keeps its current title and file (a revision from before a rename is restored under
     today's name, so its log stays one line); `title_too` takes that revision's title (and file name) back
     as well. Brings back a deleted note too, under its last title."""
+    from kb.service.core import ChangeResult
+
     log = note_log(root, ref)
     revision = pick(log.revisions, rev)
     old_raw = _content(root, revision)

@@ -4,11 +4,13 @@
 The state at a moment is the tree of a commit: the newest commit on HEAD's first-parent line whose author
 date (the notes' own time) is not after the moment. Its notes are read from git by blob id; what kb lists of
 a version (title, tags, dates) is kept per blob in `index/versions.sqlite3` (derived, rebuildable), so a
-second look at the same moment parses nothing.
+second look at the same moment parses nothing. What `kb changes` reports of a note between two versions
+(lines added and removed, sections changed) is kept there too, per pair of blobs.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from collections.abc import Sequence
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 VERSIONS_DB = "versions.sqlite3"
 VERSIONS_FORMAT = "1"
+SUMMARIES_FORMAT = "1"  # bump when kb.diff.change_summary changes what it counts
 _SEP = "\x1f"
 
 
@@ -132,19 +135,22 @@ def _versions(
     db = _open_versions(root)
     try:
         if db is not None:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for row in db.execute(f"SELECT * FROM versions WHERE blob IN ({marks})", chunk):
-                    found[row[0]] = tuple(row[1:])
+            try:
+                for start in range(0, len(wanted), 500):
+                    chunk = wanted[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    for row in db.execute(f"SELECT * FROM versions WHERE blob IN ({marks})", chunk):
+                        found[row[0]] = tuple(row[1:])
+            except sqlite3.Error:
+                found = {}  # a damaged cache is not used: everything is parsed again
         missing = [b for b in wanted if b not in found]
         fresh: list[tuple[str, Meta]] = []
         for start in range(0, len(missing), 1000):
             chunk = missing[start : start + 1000]
-            if known is not None and all(b in known for b in chunk):
-                contents = [known[b] for b in chunk]
-            else:
-                contents = history.read_blobs(chunk)
+            given = known if known is not None else {}
+            unread = [b for b in chunk if b not in given]
+            read = dict(zip(unread, history.read_blobs(unread), strict=True)) if unread else {}
+            contents = [given[b] if b in given else read[b] for b in chunk]
             for blob, raw in zip(chunk, contents, strict=True):
                 parsed = parse_note(raw or b"", with_extra=False)
                 created, modified = parsed.dates
@@ -178,6 +184,7 @@ def _open_versions(root: Path) -> sqlite3.Connection | None:
     try:
         folder.mkdir(exist_ok=True)
         db = sqlite3.connect(folder / VERSIONS_DB, timeout=10)
+        db.execute("PRAGMA synchronous=OFF")  # derived and rebuildable: no waiting for the disk
         db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
         if row is None or row[0] != VERSIONS_FORMAT:
@@ -188,9 +195,67 @@ def _open_versions(root: Path) -> sqlite3.Connection | None:
             )
             db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (VERSIONS_FORMAT,))
             db.commit()
+        row = db.execute("SELECT value FROM meta WHERE key = 'summaries'").fetchone()
+        if row is None or row[0] != SUMMARIES_FORMAT:
+            db.execute("DROP TABLE IF EXISTS summaries")
+            db.execute(
+                "CREATE TABLE summaries (before TEXT, after TEXT, added INTEGER, removed INTEGER,"
+                " sections TEXT, PRIMARY KEY (before, after)) WITHOUT ROWID"
+            )
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('summaries', ?)", (SUMMARIES_FORMAT,))
+            db.commit()
         return db
     except (sqlite3.Error, OSError):
         return None
+
+
+Summary = tuple[int, int, tuple[str, ...]]
+
+
+def _cached_summaries(root: Path, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Summary]:
+    """kb.diff.change_summary of each (before, after) pair of blob ids ("" for no version) that the cache
+    holds."""
+    found: dict[tuple[str, str], Summary] = {}
+    wanted = sorted(set(pairs))
+    db = _open_versions(root)
+    if db is None:
+        return found
+    try:
+        for start in range(0, len(wanted), 400):
+            chunk = wanted[start : start + 400]
+            marks = ",".join("(?, ?)" for _ in chunk)
+            sql = (
+                "SELECT s.before, s.after, s.added, s.removed, s.sections FROM summaries s"
+                f" JOIN (VALUES {marks}) w ON s.before = w.column1 AND s.after = w.column2"
+            )
+            for before, after, added, removed, titles in db.execute(sql, [x for p in chunk for x in p]):
+                found[(before, after)] = (int(added), int(removed), tuple(json.loads(titles)))
+    except (sqlite3.Error, ValueError, TypeError):
+        return {}  # a damaged cache is not used
+    finally:
+        db.close()
+    return found
+
+
+def _keep_summaries(root: Path, fresh: dict[tuple[str, str], Summary]) -> None:
+    if not fresh:
+        return
+    db = _open_versions(root)
+    if db is None:
+        return
+    try:
+        db.executemany(
+            "INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?, ?)",
+            (
+                (a, b, added, removed, json.dumps(list(titles)))
+                for (a, b), (added, removed, titles) in fresh.items()
+            ),
+        )
+        db.commit()
+    except sqlite3.Error:
+        pass  # a cache that cannot be written is simply not kept
+    finally:
+        db.close()
 
 
 def _git_dates(history: History, commit: str) -> dict[str, tuple[str, str]]:
@@ -355,24 +420,37 @@ def changes(
         before_window = history.blobs_before([key for key, _ in chosen], low)
         befores = [before_window.get(key) for key, _ in chosen]
         after_blobs = [t.blob if t.status != "D" else None for _, t in chosen]
-        contents = history.read_blobs([*befores, *after_blobs])
-        blobs = [*befores, *after_blobs]
-        known = {b: c for b, c in zip(blobs, contents, strict=True) if b}
-        meta = _versions(root, history, [b for b in blobs if b], known)
+        pairs = [(a or "", b or "") for a, b in zip(befores, after_blobs, strict=True)]
+        # the versions are read only where the cache lacks their summary (or for --patch)
+        summaries = {} if patch else _cached_summaries(root, pairs)
+        todo = [pair for pair in dict.fromkeys(pairs) if pair not in summaries]
+        known: dict[str, bytes | None] = {}
+        fresh: dict[tuple[str, str], Summary] = {}
+        # each pair summed up as soon as git has written its two versions, while git reads the next
+        stream = history.stream_blobs([b for pair in todo for b in pair if b])
+        for a, b in todo:
+            old_raw = next(stream) if a else None
+            new_raw = next(stream) if b else None
+            known.update(((a, old_raw), (b, new_raw)))
+            fresh[(a, b)] = change_summary(old_raw or b"", new_raw or b"")
+        for _ in stream:  # git's exit status
+            pass
+        meta = _versions(root, history, [b for b in [*befores, *after_blobs] if b], known)
         for i, (key, track) in enumerate(chosen):
-            path, before = track.path, befores[i]
-            old_raw, new_raw = contents[i], contents[len(chosen) + i]
+            path, before, after = track.path, befores[i], after_blobs[i]
             kind = _kind(
                 before is not None, track.status == "D", track.renamed, key, path, track.actions, store
             )
-            if new_raw is not None:
-                title, heading = meta[after_blobs[i] or ""][:2]
+            if after is not None:
+                title, heading = meta[after][:2]
                 title = title or heading or title_from_path(path)
             else:
-                old_meta = meta.get(befores[i] or "")
+                old_meta = meta.get(before or "")
                 title = (old_meta[0] or old_meta[1] if old_meta else None) or title_from_path(key)
-            added_lines, removed_lines, sections = change_summary(old_raw or b"", new_raw or b"")
-            patch_text = unified(old_raw or b"", new_raw or b"", key, path) if patch else ""
+            old_raw = known.get(before or "") or b""
+            new_raw = known.get(after or "") or b""
+            added_lines, removed_lines, sections = summaries.get(pairs[i]) or fresh[pairs[i]]
+            patch_text = unified(old_raw, new_raw, key, path) if patch else ""
             results.append(
                 NoteChange(
                     title=title,
@@ -389,6 +467,7 @@ def changes(
                     patch=patch_text,
                 )
             )
+        _keep_summaries(root, fresh)
     except CacheUnavailable as exc:
         raise KbError(f"cannot read the history: {exc}") from None
     results.sort(key=lambda c: (c.last, c.title), reverse=True)
@@ -431,7 +510,7 @@ def _wanted_paths(root: Path, refs: Sequence[str]) -> set[str]:
 
     paths: set[str] = set()
     for ref in refs:
-        log = note_log(root, ref)
+        log = note_log(root, ref, counts=False)
         paths.update(r.path for r in log.revisions)
         paths.add(log.path)
     return paths
@@ -462,7 +541,7 @@ def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
     revision that last changed it, through renames."""
     from kb.service.revisions import note_log, pick
 
-    log = note_log(root, ref)
+    log = note_log(root, ref, counts=False)
     with_content = [r for r in log.revisions if not r.deleted]
     if not with_content:
         raise KbError(f"'{log.title}' has no revision with content")
