@@ -43,6 +43,7 @@ from typing import Any, TextIO
 from kb import client
 
 IDLE_SECONDS = 900.0
+SPARE_DELAY = 0.05  # seconds without a running worker before a spare is forked
 REQUEST_TIMEOUT = 2.0
 # File systems whose changes made elsewhere inotify does not see.
 UNWATCHABLE = frozenset(
@@ -245,6 +246,8 @@ class Freshness:
 
 # Commands that read every note's record (kb.service.lookup.all_notes).
 _LISTING = frozenset({"list", "tags", "show", "log", "links", "backlinks"})
+# Commands that write (kb.client.WARM's others read).
+_WRITES = frozenset({"add", "edit"})
 
 
 def _read(path: Path) -> bytes:
@@ -295,6 +298,7 @@ class Server:
         self.spare: _Spare | None = None
         self.probe = ("", "")  # what a spare rehearses (a rare word, a note's path)
         self.by_spare = 0
+        self.busy = 0.0  # when a worker last ran
         self.stopping = False
         self.watcher: Watcher | None = None
         self.freshness: Freshness | None = None
@@ -385,8 +389,18 @@ class Server:
             if idle <= 0 and not self.children:
                 self._drop_spare()
                 return
+            if self.children:
+                self.busy = time.monotonic()
+            wanted = self.spare is None and self.freshness is not None and not self.freshness.dirty
+            if wanted and not self.children and time.monotonic() - self.busy >= SPARE_DELAY:
+                # Here, where no request's descriptors are open (a spare must not hold the client's pipes),
+                # and when no worker has run for a moment (its rehearsal would compete with commands run
+                # back to back for the processor).
+                self._new_spare()
+                wanted = False
             try:
-                wait = 0.02 if self.children else max(0.05, min(idle, 1.0))  # a worker's end is not an event
+                # a worker's end is not an event, nor the moment a spare is due
+                wait = 0.02 if self.children or wanted else max(0.05, min(idle, 1.0))
                 ready, _, _ = select.select([] if self.stopping else watch, [], [], wait)
             except InterruptedError:
                 continue
@@ -398,15 +412,6 @@ class Server:
                     self.freshness.dirty = True
             if self.sock in ready:
                 self._accept()
-            if (
-                self.spare is None
-                and not self.children
-                and self.freshness is not None
-                and not self.freshness.dirty
-            ):
-                # Here, where no request's descriptors are open (a spare must not hold the client's pipes),
-                # and when no worker runs (the spare's rehearsal would compete with it for the processor).
-                self._new_spare()
 
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping = True
@@ -480,12 +485,21 @@ class Server:
             conn.sendall(client.frame(b"C", why.encode()))
             return
         assert self.freshness is not None
-        fresh = self.freshness.check()
+        command = client.command_of(argv)[0]
+        writes = command in _WRITES
+        # A write checks the notes itself, under the write lock, as the cold path does (the lock forgets
+        # any remembered scan): checking here first would scan them twice. What it changes makes the
+        # next request check.
+        fresh = False if writes else self.freshness.check()
+        if writes:
+            self.freshness.dirty = True
         self.requests += 1
         spare = self.spare
         self.spare = None
         pid = None
-        if spare is not None and fresh and spare.generation == self.freshness.generation:
+        if writes and spare is not None:
+            self.spare = spare  # still good for the next reading command, if nothing changes
+        elif spare is not None and fresh and spare.generation == self.freshness.generation:
             if spare.ready():
                 pid = spare.take(data, [conn.fileno(), *fds])
                 if pid is None:  # it died: another is forked after this request
@@ -498,13 +512,17 @@ class Server:
             spare.drop()
             self.children.add(spare.pid)
         if pid is None:
-            if fresh and client.command_of(argv)[0] in _LISTING:
+            if fresh and command in _LISTING:
                 self.freshness.notes()
             pid = os.fork()
             if pid == 0:
                 code = 1
                 try:
                     _detach(self)
+                    if writes:
+                        from kb import store as kb_store
+
+                        kb_store.settle(self.root, None)  # exactly the cold path: it scans the disk
                     _Worker(self, conn, fds).run(cwd, argv, env)
                     code = 0
                 finally:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from kb.index.catalog import Catalog, Entry
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NoteInfo:
     title: str
     path: str
