@@ -513,3 +513,14 @@ def test_warm_writers_at_once_lose_nothing(warm: Warm, root: Path):
     found = warm.run("list", "--json")
     assert all(f"Parallel {i}".encode() in found.stdout for i in range(6))
     assert git(root, "status", "--porcelain", "--", "notes") == ""
+
+
+def test_a_warm_edit_sees_a_note_made_outside_just_before(warm: Warm, root: Path):
+    warm.start()
+    assert warm.run("list").returncode == 0  # the server has looked at the notes
+    (root / "notes" / "Outside.md").write_text("---\ntitle: Outside\n---\n\nMade by hand.\n")
+    edited = warm.run("edit", "Outside", "-a", "And edited with kb.")
+    assert edited.returncode == 0, edited.stderr
+    assert "And edited with kb." in (root / "notes" / "Outside.md").read_text()
+    clash = warm.run("add", "Outside", "-b", "again")
+    assert clash.returncode != 0 and b"already exists" in clash.stderr
