@@ -104,6 +104,9 @@ def scan_early(root: Path) -> None:
     if pid == 0:  # the child: scan, send the digest, and leave without running anything of the parent's
         try:
             os.close(r)
+            null = os.open(os.devnull, os.O_RDWR)  # never hold the caller's pipes open after the parent ends
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
             os.write(w, (scan_digest(Store(root).scan()[0]) or "").encode())
         finally:
             os._exit(0)
