@@ -379,7 +379,7 @@ def main() -> None:
     try:
         code = _warm(argv, dict(posix.environ))
     except _Cold:
-        from kb.cold import main as cold
+        from kb.cli import main as cold
 
         cold()
         return

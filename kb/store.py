@@ -35,10 +35,8 @@ __all__ = [
     "Layout",
     "Listing",
     "Store",
-    "early_digest",
     "file_times",
     "scan_digest",
-    "scan_early",
 ]
 
 
@@ -86,59 +84,6 @@ def scan_digest(found: dict[str, tuple[int, int, int]]) -> str | None:
     except OverflowError:
         return None
     return h.hexdigest()
-
-
-# The cold path's early scan (kb.cold): a child process forked at the start scans the notes while this one
-# imports the command line; (the folder's id, the child's pid, the pipe its digest comes through).
-_EARLY: list[tuple[tuple[int, int], int, int]] = []
-
-
-def scan_early(root: Path) -> None:
-    """Fork a child that scans the notes of `root` now and sends the digest of what it found (scan_digest);
-    early_digest(root) reads it. For the cold path at its start, before any thread or output exists."""
-    key = _folder_id(root)
-    if key is None or _EARLY:
-        return
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: scan, send the digest, and leave without running anything of the parent's
-        try:
-            os.close(r)
-            null = os.open(os.devnull, os.O_RDWR)  # never hold the caller's pipes open after the parent ends
-            for fd in (0, 1, 2):
-                os.dup2(null, fd)
-            os.write(w, (scan_digest(Store(root).scan()[0]) or "").encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    _EARLY.append((key, pid, r))
-
-
-def early_digest(root: Path) -> str | None:
-    """The early scan's digest if one was started for this folder (once: it is consumed), else None."""
-    if not _EARLY:
-        return None
-    key, pid, fd = _EARLY.pop()
-    data = b""
-    try:
-        while chunk := os.read(fd, 256):
-            data += chunk
-    except OSError:
-        data = b""
-    finally:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.waitpid(pid, 0)
-    return data.decode("ascii", "replace") if data and key == _folder_id(root) else None
-
-
-def _forget_early() -> None:
-    """A writer in this process changes the disk: the early scan no longer tells anything."""
-    while _EARLY:
-        _, pid, fd = _EARLY.pop()
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.waitpid(pid, os.WNOHANG)
 
 
 # The warm server's promise (kb.server), per knowledge base folder (device, inode): nothing under it changed
@@ -472,7 +417,6 @@ def exclusive_lock(root: Path, timeout: float) -> Iterator[None]:
     the kernel releases it when the process dies). Waits up to `timeout` seconds, then fails clearly."""
     _SETTLED.clear()  # a writer reads the disk, not the warm server's last scan
     _SETTLED_VALUES.clear()
-    _forget_early()  # nor the early scan
     try:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:

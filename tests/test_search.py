@@ -514,34 +514,3 @@ def test_a_scan_is_not_recorded_when_the_rows_changed_since_they_were_read(corpu
         assert catalog.agreed_scan() is None
         assert isinstance(entry, Entry)
     assert "Zebra" in titles(kb, "zebra")  # the changed row is seen as a change and indexed again
-
-
-def test_the_cold_paths_early_scan(corpus, kb, root):
-    """kb.cold forks a child that scans the notes while the command line is imported: its digest is the
-    scan's, read once, forgotten by a writer in this process, and an edit in place is still found."""
-    import subprocess
-    import sys
-
-    from kb import store
-
-    assert titles(kb, "zebra")
-    assert titles(kb, "zebra")  # the scan that agreed is recorded
-    store.scan_early(root)
-    assert store.early_digest(root) == store.scan_digest(store.Store(root).scan()[0])
-    assert store.early_digest(root) is None  # read once
-    store.scan_early(root)
-    with store.exclusive_lock(root, 1.0):
-        assert store.early_digest(root) is None  # a writer does not trust it
-    env = {**os.environ, "KB_SERVER": "0", "KB_HOME": str(root)}
-
-    def cold(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "kb", *args], env=env, capture_output=True, text=True)
-        return done.stdout
-
-    assert "notes/Zebra.md" in cold("search", "zebra", "-l")
-    with open(root / "notes" / "Zebra.md", "a", encoding="utf-8") as f:  # in place, no folder mtime moves
-        f.write("\nokapi\n")
-    assert cold("search", "okapi", "-l") == "notes/Zebra.md\n"
-    assert cold("search", "okapi", "-l") == "notes/Zebra.md\n"
-    (root / "notes" / "Zebra.md").unlink()
-    assert cold("search", "okapi", "-l") == ""

@@ -35,7 +35,7 @@ from kb.index.document import (
 )
 from kb.index.query import QueryError, body_terms, bound_notices, parse_query, without_longer_words
 from kb.notes import HEAD_BYTES
-from kb.store import INDEX_DIR, Store, early_digest, scan_digest
+from kb.store import INDEX_DIR, Store, scan_digest
 
 __all__ = [
     "DatesLookup",
@@ -327,17 +327,13 @@ class NoteIndex:
         if self.store.settled():  # the warm server saw nothing change since the catalog agreed with a scan
             catalog.close()
             return RefreshReport(0, 0, 0, False)
-        early = early_digest(self.root)  # the cold path's scan made while it started (kb.cold)
         with catalog:
-            # The common case, nothing changed: a scan is the one that last agreed with every row (its
+            current = self.store.scan()[0]
+            # The common case, nothing changed: this scan is the one that last agreed with every row (its
             # digest is forgotten whenever a row changes), so the rows need not be read.
+            digest = scan_digest(current)
             try:
-                agreed = catalog.agreed_scan()
-                if early is not None and early == agreed:
-                    return RefreshReport(0, 0, 0, False)
-                current = self.store.scan()[0]
-                digest = scan_digest(current)
-                if digest is not None and digest == agreed:
+                if digest is not None and digest == catalog.agreed_scan():
                     return RefreshReport(0, 0, 0, False)
                 known, generation = catalog.signatures_at()
             except CatalogError:
