@@ -3,12 +3,12 @@
     python bench/cold.py --reuse KB [--runs 20] [--baseline SRC] [--word WORD]
 
 Times whole processes as a user runs them: the `kb` program next to this interpreter (the current tree),
-optionally the same interpreter on another source tree of kb (`--baseline SRC`: a folder holding a `kb`
-package, e.g. `git archive COMMIT kb | tar -x -C SRC`, put first on PYTHONPATH, with `-P` so that the
-working folder is not), and `rg -l -i WORD` on the same notes. One run of each in turn, so that a busy
-machine slows all of them alike; medians, min-max, and the CPU time of each (user + system, children
-included: the cold path's early scan runs in a child). Bytecode caching is on (PYTHONDONTWRITEBYTECODE is
-removed). The knowledge base must exist (bench/warm.py makes one; `kb init` on bench/generate.py's notes).
+with `--baseline SRC` (a folder holding a `kb` package, e.g. `git archive COMMIT kb | tar -x -C SRC`) this
+tree and SRC started alike (`python -P -c`, the tree first on PYTHONPATH, the working folder not on the
+path), and `rg -l -i WORD` on the same notes. One run of each in turn, so that a busy
+machine slows all of them alike; medians, min-max, and the CPU time of each (user + system of the process
+and its children). Bytecode caching is on (PYTHONDONTWRITEBYTECODE is removed). The knowledge base must
+exist (bench/warm.py makes one; `kb init` on bench/generate.py's notes).
 Nothing is asserted but that every command succeeds.
 """
 
@@ -44,11 +44,15 @@ def main() -> None:
     env["KB_SERVER"] = "0"
     search = ["--kb", str(root), "search", word]
     variants: dict[str, tuple[list[str], dict[str, str]]] = {}
-    variants["kb (this tree)"] = ([*kb_program(), *search], env)
-    if args.baseline:
-        base_env = {**env, "PYTHONPATH": str(args.baseline.absolute())}
+    variants["kb (the kb program)"] = ([*kb_program(), *search], env)
+    if args.baseline:  # both trees started alike (an editable install's import hook costs ~10 ms)
         code = "from kb.entry import main; main()"
-        variants["kb (baseline)"] = ([sys.executable, "-P", "-c", code, *search], base_env)
+        here = str(Path(__file__).resolve().parent.parent)
+        for name, tree in (
+            ("kb (this tree, -P -c)", here),
+            ("kb (baseline, -P -c)", str(args.baseline.absolute())),
+        ):
+            variants[name] = ([sys.executable, "-P", "-c", code, *search], {**env, "PYTHONPATH": tree})
     if shutil.which("rg"):
         variants["rg -l -i"] = (["rg", "-l", "-i", word, str(notes)], env)
     walls: dict[str, list[float]] = {name: [] for name in variants}
