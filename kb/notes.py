@@ -6,20 +6,21 @@ the original text; rewriting replaces only the front matter lines of the keys th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from kb.errors import BrokenNote, UsageError
 
+if TYPE_CHECKING:
+    import yaml
+
 BOM = "\ufeff"
-_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
 MAX_FRONT_MATTER_BYTES = 64 * 1024
 # What is read of a note to list or index it: its front matter and the first 4 MiB of its body (the index
 # holds at most a million characters of a body). A huge note is not read whole for that.
@@ -241,6 +242,8 @@ def _plain_ok(value: str, in_flow: bool) -> bool:
         return False
     if in_flow and any(ch in value for ch in ",[]{}"):
         return False
+    import yaml  # PyYAML is imported when a note is parsed or written (~14 ms), not before
+
     try:
         loaded = yaml.safe_load(f"[{value}]" if in_flow else value)
     except yaml.YAMLError:
@@ -366,6 +369,9 @@ def _line_of(mark: Any, doc: Document) -> int:
 
 
 def _compose(doc: Document) -> yaml.MappingNode | None:
+    import yaml
+
+    safe_loader = _loaders()[0]
     fm = doc.fm_text
     if len(fm.encode("utf-8")) > MAX_FRONT_MATTER_BYTES:
         raise _FMError(f"front matter is larger than {MAX_FRONT_MATTER_BYTES // 1024} KiB")
@@ -375,7 +381,7 @@ def _compose(doc: Document) -> yaml.MappingNode | None:
     # matter that could hold either is walked event by event before it is composed.
     risky = "*" in fm or fm.count("\n") + fm.count("[") + fm.count("{") >= MAX_YAML_DEPTH
     try:
-        for event in yaml.parse(fm, Loader=_SafeLoader) if risky else ():
+        for event in yaml.parse(fm, Loader=safe_loader) if risky else ():
             if isinstance(event, yaml.AliasEvent):
                 aliases += 1
                 if aliases > MAX_YAML_ALIASES:
@@ -386,7 +392,7 @@ def _compose(doc: Document) -> yaml.MappingNode | None:
                     raise _FMError(f"front matter is nested deeper than {MAX_YAML_DEPTH} levels")
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
-        node = yaml.compose(fm, Loader=_SafeLoader)
+        node = yaml.compose(fm, Loader=safe_loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise _FMError(f"invalid front matter at line {_line_of(mark, doc)}: {exc.problem or exc}") from None
@@ -408,15 +414,23 @@ def _compose(doc: Document) -> yaml.MappingNode | None:
     return node
 
 
-class _TextDatesLoader(_SafeLoader):
-    """Safe loading, with dates kept as the text the user wrote (a date that does not exist is no error)."""
+@functools.cache
+def _loaders() -> tuple[Any, Any]:
+    """PyYAML's safe loader (libyaml's when PyYAML has it), and the same with dates kept as the text the
+    user wrote (a date that does not exist is no error)."""
+    import yaml
+
+    safe: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class TextDatesLoader(safe):
+        pass
+
+    TextDatesLoader.add_constructor("tag:yaml.org,2002:timestamp", _date_as_text)
+    return safe, TextDatesLoader
 
 
 def _date_as_text(loader: Any, node: yaml.Node) -> Any:
     return node.value
-
-
-_TextDatesLoader.add_constructor("tag:yaml.org,2002:timestamp", _date_as_text)
 
 
 _SAFE_TAGS = {
@@ -428,6 +442,8 @@ _SAFE_TAGS = {
 
 def _check_tags(node: yaml.Node, doc: Document) -> None:
     """Only YAML's own types: a language tag (`!!python/object/apply:`) is refused, never run."""
+    import yaml
+
     stack = [node]
     seen: set[int] = set()
     while stack:
@@ -447,9 +463,10 @@ def _check_tags(node: yaml.Node, doc: Document) -> None:
 
 def _construct(fm_text: str, doc: Document) -> dict[str, Any]:
     import frontmatter  # python-frontmatter's YAML handler, given a safe loader
+    import yaml
 
     try:
-        data = frontmatter.YAMLHandler().load(fm_text, Loader=_TextDatesLoader)
+        data = frontmatter.YAMLHandler().load(fm_text, Loader=_loaders()[1])
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise _FMError(f"invalid front matter at line {_line_of(mark, doc)}: {exc.problem or exc}") from None
@@ -459,6 +476,8 @@ def _construct(fm_text: str, doc: Document) -> dict[str, Any]:
 
 
 def _scalar_text(node: yaml.Node) -> str | None:
+    import yaml
+
     if isinstance(node, yaml.ScalarNode):
         if node.style is None and node.value in ("", "~", "null", "Null", "NULL"):
             return None
@@ -525,6 +544,8 @@ def parse_note(raw: bytes, with_extra: bool = True) -> ParsedNote:
     except _FMError as exc:
         return ParsedNote(doc, None, (), None, None, problem=str(exc), heading=heading_title(doc.body),
                           inline_tags=inline_tags(doc.body))  # fmt: skip
+    import yaml
+
     warnings: list[str] = []
     values: dict[str, yaml.Node] = {}
     if node is not None:
@@ -572,6 +593,8 @@ def parse_note(raw: bytes, with_extra: bool = True) -> ParsedNote:
 
 
 def _read_tags(node: yaml.Node, warnings: list[str]) -> list[str]:
+    import yaml
+
     raw: list[str] = []
     if isinstance(node, yaml.SequenceNode):
         for item in node.value:

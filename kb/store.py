@@ -36,6 +36,7 @@ __all__ = [
     "Listing",
     "Store",
     "file_times",
+    "scan_digest",
 ]
 
 
@@ -65,6 +66,24 @@ def _stat_all(folder: str, names: list[str]) -> list[tuple[int, int, int] | None
     finally:
         os.close(fd)
     return out
+
+
+def scan_digest(found: dict[str, tuple[int, int, int]]) -> str | None:
+    """A digest of a scan (Store.scan's paths, in their order, and signatures): two scans with the same
+    digest found the same notes with the same (mtime_ns, size, inode). None when a value does not fit
+    64 bits (then there is no shortcut: the catalog's rows are compared)."""
+    import hashlib
+    from array import array
+    from itertools import chain
+
+    h = hashlib.blake2b(digest_size=20)
+    h.update(b"%d\0" % len(found))
+    h.update("\0".join(found).encode("utf-8", "surrogateescape"))
+    try:
+        h.update(array("q", chain.from_iterable(found.values())).tobytes())
+    except OverflowError:
+        return None
+    return h.hexdigest()
 
 
 # The warm server's promise (kb.server), per knowledge base folder (device, inode): nothing under it changed

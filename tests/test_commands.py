@@ -372,3 +372,25 @@ def test_a_limit_below_one_is_a_usage_error_everywhere(kb):
     for args in (["log", "-n", "0"], ["log", "Limit", "-n", "0"], ["search", "word", "-n", "0"]):
         r = kb(*args)
         assert (r.exit_code, r.stderr) == (2, "Error: -n must be at least 1\n"), args
+
+
+def test_a_named_command_runs_alone_as_in_the_whole_app():
+    """The cold path builds only the command it runs (cli.app_for): its help and its usage errors are the
+    same as the whole app's; anything that needs the other commands gets the whole app."""
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from kb import cli
+
+    names = sorted(n for n in get_command(cli.app).commands if n != "server")  # type: ignore[attr-defined]
+    assert "search" in names and "list" in names
+    runner = CliRunner()
+    for name in names:
+        for args in ([name, "--help"], [name, "--no-such-option"], ["--kb", "/nonexistent", name, "-h"]):
+            alone = cli.app_for(args)
+            assert alone is not cli.app and len(alone.registered_commands) == 1
+            whole = runner.invoke(cli.app, args)
+            mine = runner.invoke(alone, args)
+            assert (mine.exit_code, mine.stdout, mine.stderr) == (whole.exit_code, whole.stdout, whole.stderr)
+    for args in ([], ["--help"], ["--version"], ["serch", "x"], ["server", "status"], ["--kb"], ["--debug"]):
+        assert cli.app_for(args) is cli.app

@@ -453,3 +453,64 @@ def test_a_copied_knowledge_base_is_not_indexed_again(kb, root, tmp_path):
     os.replace(a, b)
     report = NoteIndex(copy).refresh()
     assert (report.updated, report.removed) == (1, 1)
+
+
+def test_the_scan_that_agreed_is_a_shortcut_that_never_hides_an_edit(corpus, kb, root):
+    """A scan equal to the catalog's rows is recorded by its digest; the next check compares digests only.
+    An edit in place (no folder's mtime moves), a new note, a deleted one, or a change kb makes (which
+    forgets the digest) must all still be seen."""
+    from kb.index import NoteIndex
+
+    def agreed() -> str | None:
+        catalog = NoteIndex(root).catalog()
+        assert catalog is not None
+        with catalog:
+            return catalog.agreed_scan()
+
+    assert titles(kb, "zebra")
+    assert titles(kb, "zebra")  # this check found the catalog in step and recorded its scan
+    first = agreed()
+    assert first is not None
+    notes = root / "notes"
+    folder_mtime = os.stat(notes).st_mtime_ns
+    with open(notes / "Zebra.md", "a", encoding="utf-8") as f:  # in place: same inode
+        f.write("\nokapi\n")
+    assert os.stat(notes).st_mtime_ns == folder_mtime
+    assert titles(kb, "okapi") == ["Zebra"]
+    assert agreed() is None  # the edit was indexed: the rows changed, the old digest is gone
+    assert titles(kb, "okapi") == ["Zebra"]
+    assert agreed() not in (None, first)
+    (notes / "Written Outside.md").write_text("---\ntitle: Written Outside\n---\n\nwombat\n")
+    assert titles(kb, "wombat") == ["Written Outside"]
+    assert titles(kb, "wombat") == ["Written Outside"]
+    (notes / "Written Outside.md").unlink()
+    assert titles(kb, "wombat") == []
+    assert titles(kb, "okapi") == ["Zebra"]
+    assert agreed() is not None
+    kb("edit", "Zebra", "-a", "quagga")
+    assert agreed() is None  # kb's own change forgets it too
+    assert titles(kb, "quagga") == ["Zebra"]
+
+
+def test_a_scan_is_not_recorded_when_the_rows_changed_since_they_were_read(corpus, kb, root):
+    from kb.index import NoteIndex
+    from kb.index.catalog import Entry
+    from kb.store import Store, scan_digest
+
+    assert titles(kb, "zebra")
+    index = NoteIndex(root)
+    catalog = index.catalog()
+    assert catalog is not None
+    with catalog:
+        _, generation = catalog.signatures_at()
+        other = index.catalog()
+        assert other is not None
+        with other:  # another process changes a row in between
+            entry = other.entries()["notes/Zebra.md"]
+            other.apply({"notes/Zebra.md": entry._replace(sig=(1, 2, 3))}, [])
+        digest = scan_digest(Store(root).scan()[0])
+        assert digest is not None
+        catalog.remember_scan(digest, generation)
+        assert catalog.agreed_scan() is None
+        assert isinstance(entry, Entry)
+    assert "Zebra" in titles(kb, "zebra")  # the changed row is seen as a change and indexed again

@@ -37,7 +37,7 @@ from kb.index.document import (
 )
 from kb.index.query import QueryError, body_terms, bound_notices, parse_query, without_longer_words
 from kb.notes import HEAD_BYTES, parse_note
-from kb.store import INDEX_DIR, Store
+from kb.store import INDEX_DIR, Store, scan_digest
 
 __all__ = [
     "DatesLookup",
@@ -331,12 +331,19 @@ class NoteIndex:
             catalog.close()
             return RefreshReport(0, 0, 0, False)
         with catalog:
+            current = self.store.scan()[0]
+            # The common case, nothing changed: this scan is the one that last agreed with every row (its
+            # digest is forgotten whenever a row changes), so the rows need not be read.
+            digest = scan_digest(current)
             try:
-                known = catalog.signatures()
+                if digest is not None and digest == catalog.agreed_scan():
+                    return RefreshReport(0, 0, 0, False)
+                known, generation = catalog.signatures_at()
             except CatalogError:
                 raise NeedsRebuild("the search catalog is damaged") from None
-            current = self.store.scan()[0]
-            if current == known:  # the common case, compared without a Python loop
+            if current == known:  # compared without a Python loop
+                if digest is not None:
+                    catalog.remember_scan(digest, generation)
                 return RefreshReport(0, 0, 0, False)
             added = {p for p in current if p not in known}
             removed = {p for p in known if p not in current}

@@ -27,6 +27,8 @@ VERSION = 7  # bumped with the Whoosh schema (kb.index.document.schema) too: ano
 SEP = "\x1f"
 
 Signature = tuple[int, int, int]  # mtime_ns, size, inode
+BUSY_TIMEOUT = 10.0  # seconds a change waits for another process's write
+SHORTCUT_WAIT = 0.05  # seconds a search waits to record the scan that agreed (see remember_scan)
 
 
 class Entry(NamedTuple):
@@ -109,7 +111,7 @@ class Catalog:
         if not path.is_file():
             return None
         try:
-            db = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True, timeout=10.0,
+            db = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True, timeout=BUSY_TIMEOUT,
                                  isolation_level=None, check_same_thread=False)  # fmt: skip
         except sqlite3.Error:
             return None
@@ -152,6 +154,7 @@ class Catalog:
         try:
             self.db.executemany("UPDATE notes SET ino = ? WHERE path = ?", updates)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('folder', ?)", (here,))
+            self._changed()
             self.db.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -218,6 +221,60 @@ class Catalog:
         except sqlite3.Error as exc:
             raise CatalogError(str(exc)) from None
         return {path: (mtime, size, ino) for path, mtime, size, ino in rows}
+
+    # ------------------------------------------------------------ the scan that agreed
+
+    def agreed_scan(self) -> str | None:
+        """The digest (kb.store.scan_digest) of the last scan found equal to every row, unless a row changed
+        since: equal to the digest of a new scan, the catalog is in step without its rows being read."""
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'scan'").fetchone()
+        except sqlite3.Error as exc:
+            raise CatalogError(str(exc)) from None
+        return row[0] if row is not None and isinstance(row[0], str) else None
+
+    def signatures_at(self) -> tuple[dict[str, Signature], str | None]:
+        """signatures() with the catalog's generation (it moves with every change to the rows), read in
+        one snapshot: what remember_scan needs to know that nothing changed in between."""
+        try:
+            self.db.execute("BEGIN")
+            try:
+                row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+                found = self.signatures()
+            finally:
+                self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise CatalogError(str(exc)) from None
+        return found, (row[0] if row is not None else None)
+
+    def remember_scan(self, digest: str, generation: str | None) -> None:
+        """Record that a scan of this digest equals every row, if no row changed since `generation` was
+        read. Only a shortcut for the next check: when the catalog is busy or read-only, nothing is kept."""
+        try:
+            self.db.execute(f"PRAGMA busy_timeout = {int(SHORTCUT_WAIT * 1000)}")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+                if (row[0] if row is not None else None) == generation:
+                    self.db.execute("INSERT OR REPLACE INTO meta VALUES ('scan', ?)", (digest,))
+                self.db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error:
+            pass
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+
+    def _changed(self) -> None:
+        """Inside a write transaction that changes rows: the agreed scan no longer holds, a new generation."""
+        self.db.execute("DELETE FROM meta WHERE key = 'scan'")
+        self.db.execute(
+            "INSERT INTO meta VALUES ('generation', '1') ON CONFLICT (key)"
+            " DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+        )
 
     def count(self) -> int:
         try:
@@ -289,6 +346,7 @@ class Catalog:
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
+                self._changed()
                 gone = [*drop, *put]
                 self.db.executemany("DELETE FROM notes WHERE path = ?", ((p,) for p in drop))
                 self.db.executemany("DELETE FROM links WHERE src = ?", ((p,) for p in gone))
