@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import gc
 import io
 import os
@@ -232,16 +233,91 @@ class Freshness:
             return False
         self.outside = self.signature()
         kb_store.settle(self.root, scan)
+        _give_back()
         return True
 
     def notes(self) -> None:
         """Every note's record, `kb list`'s order and `kb tags`' counts, worked out here once while the
         notes stay as they are (NOTE lookups, list and tags read them; the workers inherit them)."""
         from kb import service
+        from kb import store as kb_store
         from kb.errors import KbError
 
-        with contextlib.suppress(KbError):
-            service.prepare_listing(self.root)
+        if kb_store.settled(self.root) is None or kb_store.settled_value(self.root, "tags") is not None:
+            return  # nothing to vouch for, or done for this state
+        made = _in_child(
+            lambda: service.prepare_listing(self.root), lambda: kb_store.settled_values(self.root)
+        )
+        if made is not None:
+            for name, value in made.items():
+                kb_store.settle_value(self.root, name, value)
+        else:
+            with contextlib.suppress(KbError):
+                service.prepare_listing(self.root)
+        _give_back()
+
+
+def _give_back() -> None:
+    """Return the C library's free memory to the system (glibc's malloc_trim; nothing elsewhere)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")  # looked up once: it may run ldconfig
+    if name is None:
+        return None
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+def _in_child(work: Callable[[], None], result: Callable[[], dict[str, object]]) -> dict[str, object] | None:
+    """`work` done in a forked child, and what `result` then gives, sent back pickled; None if it failed.
+    Reading 100,000 notes' records makes a few hundred MB of short-lived objects among the kept ones: done
+    here, the server's memory would stay that size (freed memory scattered among live objects is not given
+    back); done in a child, the server holds only the unpickled records, side by side."""
+    import pickle
+
+    try:
+        r, w = os.pipe()
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid == 0:  # the child: work, send, leave without running anything of the server's
+        code = 1
+        try:
+            os.close(r)
+            work()
+            data = pickle.dumps(result(), protocol=pickle.HIGHEST_PROTOCOL)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(w, view) :]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    chunks = []
+    try:
+        while chunk := os.read(r, 1 << 20):
+            chunks.append(chunk)
+    finally:
+        os.close(r)
+        _, status = os.waitpid(pid, 0)
+    if status != 0 or not chunks:
+        return None
+    try:
+        made = pickle.loads(b"".join(chunks))  # our own child's, over a pipe
+    except (pickle.UnpicklingError, EOFError, AttributeError, TypeError):
+        return None
+    return made if isinstance(made, dict) else None
 
 
 # Commands that read every note's record (kb.service.lookup.all_notes).

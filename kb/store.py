@@ -124,6 +124,11 @@ def settle_value(root: Path, name: str, value: object) -> None:
         _SETTLED_VALUES[name] = value
 
 
+def settled_values(root: Path) -> dict[str, object]:
+    """Everything kept with settle_value for the settled notes of `root` (empty when they are not)."""
+    return dict(_SETTLED_VALUES) if settled(root) is not None else {}
+
+
 def settled(root: Path) -> tuple[dict[str, tuple[int, int, int]], tuple[str, ...]] | None:
     """The scan the warm server vouches for (see settle), or None: scan the disk."""
     if not _SETTLED:
