@@ -539,13 +539,7 @@ class Server:
             return
         self.last = time.monotonic()
         build, root, cwd = parts[2], parts[3], parts[4]
-        n = int(parts[5])
-        argv = [os.fsdecode(a) for a in parts[6 : 6 + n]]
-        env: dict[str, str] = {}
-        for item in parts[6 + n : -1]:
-            name, sep, value = item.partition(b"=")
-            if sep:
-                env[os.fsdecode(name)] = os.fsdecode(value)
+        argv, env = _command_line(parts)
         if build != self.build:
             self.stopping = True  # kb was changed: this server is out of date
             conn.sendall(client.frame(b"C", b"build"))
@@ -646,6 +640,18 @@ class Server:
             ("memory (RSS)", rss),
         ]
         return "".join(f"{k}\t{v}\n" for k, v in rows)
+
+
+def _command_line(parts: list[bytes]) -> tuple[list[str], dict[str, str]]:
+    """The argument list and the environment of a "run" request's fields (kb.client._converse)."""
+    n = int(parts[5])
+    argv = [os.fsdecode(a) for a in parts[6 : 6 + n]]
+    env: dict[str, str] = {}
+    for item in parts[6 + n : -1]:
+        name, sep, value = item.partition(b"=")
+        if sep:
+            env[os.fsdecode(name)] = os.fsdecode(value)
+    return argv, env
 
 
 def _receive(conn: socket.socket, most: int = 3) -> tuple[bytes, list[int]]:
@@ -802,14 +808,8 @@ class _Spare:
         conn = socket.socket(fileno=conn_fd)
         conn.settimeout(REQUEST_TIMEOUT)  # as the server had it (the descriptor is non-blocking)
         parts = data.split(b"\0")
-        cwd, n = parts[4], int(parts[5])
-        argv = [os.fsdecode(a) for a in parts[6 : 6 + n]]
-        env: dict[str, str] = {}
-        for item in parts[6 + n : -1]:
-            name, sep, value = item.partition(b"=")
-            if sep:
-                env[os.fsdecode(name)] = os.fsdecode(value)
-        _Worker(server, conn, client_fds).run(cwd, argv, env)
+        argv, env = _command_line(parts)
+        _Worker(server, conn, client_fds).run(parts[4], argv, env)
 
     def ready(self) -> bool:
         """Whether it has rehearsed and waits (False while it rehearses, or when it died)."""
