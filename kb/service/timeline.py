@@ -179,6 +179,16 @@ def _versions(
     return found
 
 
+def _table(db: sqlite3.Connection, key: str, version: str, table: str, columns: str) -> None:
+    """`table` made anew (empty) unless the meta row `key` says it has the layout `version`."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    if row is None or row[0] != version:
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+        db.execute(f"CREATE TABLE {table} {columns}")
+        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, version))
+        db.commit()
+
+
 def _open_versions(root: Path) -> sqlite3.Connection | None:
     folder = root / "index"
     try:
@@ -186,24 +196,22 @@ def _open_versions(root: Path) -> sqlite3.Connection | None:
         db = sqlite3.connect(folder / VERSIONS_DB, timeout=10)
         db.execute("PRAGMA synchronous=OFF")  # derived and rebuildable: no waiting for the disk
         db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-        if row is None or row[0] != VERSIONS_FORMAT:
-            db.execute("DROP TABLE IF EXISTS versions")
-            db.execute(
-                "CREATE TABLE versions (blob TEXT PRIMARY KEY, title TEXT, heading TEXT, tags TEXT,"
-                " created TEXT, modified TEXT, problem TEXT)"
-            )
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (VERSIONS_FORMAT,))
-            db.commit()
-        row = db.execute("SELECT value FROM meta WHERE key = 'summaries'").fetchone()
-        if row is None or row[0] != SUMMARIES_FORMAT:
-            db.execute("DROP TABLE IF EXISTS summaries")
-            db.execute(
-                "CREATE TABLE summaries (before TEXT, after TEXT, added INTEGER, removed INTEGER,"
-                " sections TEXT, PRIMARY KEY (before, after)) WITHOUT ROWID"
-            )
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('summaries', ?)", (SUMMARIES_FORMAT,))
-            db.commit()
+        _table(
+            db,
+            "format",
+            VERSIONS_FORMAT,
+            "versions",
+            "(blob TEXT PRIMARY KEY, title TEXT, heading TEXT, tags TEXT, created TEXT, modified TEXT,"
+            " problem TEXT)",
+        )
+        _table(
+            db,
+            "summaries",
+            SUMMARIES_FORMAT,
+            "summaries",
+            "(before TEXT, after TEXT, added INTEGER, removed INTEGER, sections TEXT,"
+            " PRIMARY KEY (before, after)) WITHOUT ROWID",
+        )
         return db
     except (sqlite3.Error, OSError):
         return None
