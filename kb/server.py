@@ -465,6 +465,10 @@ class Server:
             if idle <= 0 and not self.children:
                 self._drop_spare()
                 return
+            if self.spare is not None and not self.spare.ready() and self.spare.dead:
+                self.children.add(self.spare.pid)  # reaped; another is forked in its place
+                self.spare.drop()
+                self.spare = None
             if self.children:
                 self.busy = time.monotonic()
             wanted = self.spare is None and self.freshness is not None and not self.freshness.dirty
@@ -754,6 +758,8 @@ def _detach(server: Server) -> None:
     if server.watcher is not None:
         with contextlib.suppress(OSError):
             server.watcher.close()
+    if server.spare is not None:  # the spare's end of its pair is the server's only
+        server.spare.drop()
 
 
 class _Spare:
@@ -769,6 +775,7 @@ class _Spare:
         self.sock = sock
         self.generation = generation
         self.is_ready = False
+        self.dead = False
 
     @classmethod
     def fork(cls, server: Server, generation: int) -> _Spare | None:
@@ -776,7 +783,12 @@ class _Spare:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         except OSError:
             return None
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # no memory or processes left: requests get a worker of their own
+            ours.close()
+            theirs.close()
+            return None
         if pid == 0:
             code = 1
             try:
@@ -812,12 +824,14 @@ class _Spare:
         _Worker(server, conn, client_fds).run(parts[4], argv, env)
 
     def ready(self) -> bool:
-        """Whether it has rehearsed and waits (False while it rehearses, or when it died)."""
-        if not self.is_ready:
+        """Whether it has rehearsed and waits (False while it rehearses, or when it died: see dead)."""
+        if not self.is_ready and not self.dead:
             try:
-                self.is_ready = self.sock.recv(1, socket.MSG_DONTWAIT) == b"r"
+                said = self.sock.recv(1, socket.MSG_DONTWAIT)
             except OSError:  # BlockingIOError: still rehearsing
                 return False
+            self.is_ready = said == b"r"
+            self.dead = not self.is_ready  # the end of its socket: it died before it was ready
         return self.is_ready
 
     def take(self, request: bytes, fds: list[int]) -> int | None:

@@ -524,3 +524,16 @@ def test_a_warm_edit_sees_a_note_made_outside_just_before(warm: Warm, root: Path
     assert "And edited with kb." in (root / "notes" / "Outside.md").read_text()
     clash = warm.run("add", "Outside", "-b", "again")
     assert clash.returncode != 0 and b"already exists" in clash.stderr
+
+
+def test_a_spare_that_dies_is_replaced(warm: Warm):
+    warm.start()
+    for _ in range(2):  # killed while it rehearses or while it waits: either way another takes its place
+        spare = dict(warm.status().details)["spare"]
+        assert spare.startswith("pid "), spare
+        pid = int(spare.split()[1].rstrip(","))
+        os.kill(pid, signal.SIGKILL)
+        hot = warm.run("search", "zebra")
+        assert hot.returncode == 0 and b"Alpha note" in hot.stdout
+        _spare_ready(warm)
+        assert dict(warm.status().details)["spare"].split()[1].rstrip(",") != str(pid)
