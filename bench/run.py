@@ -3,7 +3,8 @@
     python bench/run.py --notes 1000|10000|100000 [--runs 5] [--out bench/results]
 
 Generates N notes (bench/generate.py), makes them a knowledge base, then times each command as a user runs
-it (a new process each time) and reports the median, min and max wall time and the peak RSS of the child:
+it (a new process each time, without the warm server: KB_SERVER=0; bench/warm.py measures the server)
+and reports the median, min and max wall time and the peak RSS of the child:
 --help, add, edit, show, list, tags, seven kinds of search, the freshness check after 0, 1 and 100
 outside edits, log/diff/show --rev on a note with 200 revisions after 5,000 more commits (made with
 git fast-import), reindex, and the import of the whole corpus into an empty knowledge base. Baselines
@@ -312,6 +313,7 @@ def main() -> None:
     )
     env.pop("KB_NOW", None)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: kb's modules compiled once, not on every run
+    env["KB_SERVER"] = "0"  # every command cold, as these figures always were (bench/warm.py: the server)
     if args.reuse:
         root = args.reuse.resolve()
         titles = sorted(p.stem for p in (root / "notes").iterdir() if p.suffix == ".md")

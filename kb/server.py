@@ -493,6 +493,8 @@ class Server:
                     self.freshness.dirty = True
             if self.sock in ready:
                 self._accept()
+            if not self.stopping and not os.path.isdir(self.root):
+                self.stopping = True  # the knowledge base was deleted (or moved): nothing left to serve
 
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping = True

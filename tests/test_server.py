@@ -537,3 +537,15 @@ def test_a_spare_that_dies_is_replaced(warm: Warm):
         assert hot.returncode == 0 and b"Alpha note" in hot.stdout
         _spare_ready(warm)
         assert dict(warm.status().details)["spare"].split()[1].rstrip(",") != str(pid)
+
+
+def test_a_server_whose_knowledge_base_is_deleted_exits(warm: Warm, root: Path):
+    warm.start()
+    pid = warm.pid()
+    shutil.rmtree(root)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        if b"kb.server" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            break
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists() or b"kb.server" not in Path(f"/proc/{pid}/cmdline").read_bytes()
