@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,8 +30,7 @@ from run import GNU_TIME, Figure, _timed, kb_cmd
 
 def once(name: str, argv: list[str], env: dict[str, str]) -> Figure:
     seconds, rss = _timed(argv, None, env)
-    ms = round(seconds * 1000, 1)
-    return Figure(name, " ".join(argv[2:]), ms, ms, ms, round(rss, 1), 1)
+    return Figure.of(name, " ".join(argv[2:]), [seconds * 1000], [rss])
 
 
 def rare_word(path: Path) -> str:
@@ -79,11 +77,8 @@ def main() -> None:
                 times.setdefault(key, []).append(_timed(argv, None, env))
     for key, samples in times.items():
         ms = [s * 1000 for s, _ in samples]
-        rows.append(
-            Figure(key, " ".join(commands[key][2:]).replace(str(work), "$TMP"),
-                round(statistics.median(ms), 1),
-                round(min(ms), 1), round(max(ms), 1), round(max(r for _, r in samples), 1), len(samples))
-        )  # fmt: skip
+        shown = " ".join(commands[key][2:]).replace(str(work), "$TMP")
+        rows.append(Figure.of(key, shown, ms, [r for _, r in samples]))
     for row in rows:
         row.command = row.command.replace(str(work), "$TMP")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,20 @@ class Figure:
     peak_rss_mib: float
     runs: int
 
+    @classmethod
+    def of(cls, name: str, command: str, ms: list[float], peaks_mib: list[float] | None = None) -> Figure:
+        """The figure of these runs' wall times in ms (median, min, max) and their highest peak RSS."""
+        peak = max(peaks_mib) if peaks_mib else 0.0
+        return cls(
+            name,
+            command,
+            round(statistics.median(ms), 1),
+            round(min(ms), 1),
+            round(max(ms), 1),
+            round(peak, 1),
+            len(ms),
+        )
+
 
 def cell(text: str) -> str:
     """Text for a Markdown table cell."""
@@ -210,15 +224,7 @@ def measure(
         seconds, peak = timed(argv, stdin, env, cwd)
         times.append(seconds * 1000)
         rss.append(peak)
-    return Figure(
-        name,
-        shown,
-        round(statistics.median(times), 1),
-        round(min(times), 1),
-        round(max(times), 1),
-        round(max(rss), 1),
-        runs,
-    )
+    return Figure.of(name, shown, times, rss)
 
 
 def pick_words(root: Path) -> dict[str, str]:
@@ -269,17 +275,7 @@ def freshness(root: Path, runs: int) -> list[Figure]:
             NoteIndex(root).refresh()
             if run:
                 times.append((time.perf_counter() - start) * 1000)
-        figures.append(
-            Figure(
-                f"freshness check, {label}",
-                f"freshness check ({label})",
-                round(statistics.median(times), 1),
-                round(min(times), 1),
-                round(max(times), 1),
-                0.0,
-                runs,
-            )
-        )
+        figures.append(Figure.of(f"freshness check, {label}", f"freshness check ({label})", times))
     return figures
 
 

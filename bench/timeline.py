@@ -95,14 +95,11 @@ def main() -> None:
     versions.unlink(missing_ok=True)
     seconds, rss = _timed(kb_cmd(root, "list", "--as-of", middle), None, env)
     figures.append(
-        Figure(
+        Figure.of(
             "kb list --as-of, first look (records parsed and cached)",
             f"kb list --as-of {middle}",
-            round(seconds * 1000, 1),
-            round(seconds * 1000, 1),
-            round(seconds * 1000, 1),
-            round(rss, 1),
-            1,
+            [seconds * 1000],
+            [rss],
         )
     )
     add("kb list", kb_cmd(root, "list"), "kb list")

@@ -22,7 +22,6 @@ import itertools
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,15 +70,7 @@ def measure(
         wall, peak = timed([a.replace("{i}", str(next(_RUN))) for a in argv], None, env, ok=ok)
         walls.append(wall * 1000)
         peaks.append(peak)
-    return Figure(
-        name,
-        shown,
-        round(statistics.median(walls), 1),
-        round(min(walls), 1),
-        round(max(walls), 1),
-        round(max(peaks), 1),
-        runs,
-    )
+    return Figure.of(name, shown, walls, peaks)
 
 
 def word_of(notes: Path) -> str:
@@ -242,13 +233,7 @@ def main() -> None:
             edits.append((time.perf_counter() - start) * 1000)
             if proc.returncode != 0 or note.name.encode() not in proc.stdout:
                 raise SystemExit(f"the outside edit was not found: {proc.stdout!r} {proc.stderr!r}")
-        middle = round(statistics.median(edits), 1)
-        low, high = round(min(edits), 1), round(max(edits), 1)
-        figures.append(
-            Figure(
-                "outside edit, then kb search (warm)", "kb search NEWWORD", middle, low, high, 0.0, args.runs
-            )
-        )
+        figures.append(Figure.of("outside edit, then kb search (warm)", "kb search NEWWORD", edits))
         subprocess.run([*base, "server", "stop"], env=env, capture_output=True, timeout=60)
     finally:
         if not args.reuse:
