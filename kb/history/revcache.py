@@ -222,6 +222,14 @@ class RevisionCache:
         except sqlite3.Error as exc:
             raise CacheUnavailable(str(exc)) from None
 
+    def _query_in(self, head: str, sql: str, values: list[str]) -> list[Any]:
+        """The rows of `sql` for all of `values`: its `IN ({})` is given as many placeholders as values,
+        and it is asked 500 values at a time (SQLite's limit on parameters)."""
+        rows: list[Any] = []
+        for chunk in _chunks(values):
+            rows.extend(self._query(head, sql.format(",".join("?" * len(chunk))), tuple(chunk)))
+        return rows
+
     def path_log(self, head: str, path: str) -> list[Row]:
         """The commits reachable from `head` that changed `path`, newest first."""
         rows = self._query(
@@ -322,41 +330,31 @@ class RevisionCache:
             return [(blob, path, date) for blob, path, date, _ in self._query(head, sql, ())]
         found: dict[str, tuple[str, str, str]] = {}
         numbers: set[int] = set()
-        for chunk in _chunks(shas):
-            marks = ",".join("?" * len(chunk))
-            sql = (
-                "SELECT ch.blob, ch.path, c.date, ch.n FROM changes ch JOIN commits c ON c.n = ch.n"
-                f" WHERE c.sha IN ({marks}) AND ch.blob IS NOT NULL ORDER BY ch.n"
-            )
-            for blob, path, date, n in self._query(head, sql, tuple(chunk)):
-                found.setdefault(blob, (blob, path, date))
-                numbers.add(n)
+        sql = (
+            "SELECT ch.blob, ch.path, c.date, ch.n FROM changes ch JOIN commits c ON c.n = ch.n"
+            " WHERE c.sha IN ({}) AND ch.blob IS NOT NULL ORDER BY ch.n"
+        )
+        for blob, path, date, n in self._query_in(head, sql, shas):
+            found.setdefault(blob, (blob, path, date))
+            numbers.add(n)
         seen_before = {blob for blob, _, _, n in self.holders(head, list(found)) if n not in numbers}
         return [row for blob, row in found.items() if blob not in seen_before]
 
     def holders(self, head: str, blobs: list[str]) -> list[tuple[str, str, str, int]]:
         """(blob, path, commit, n) of every change that left one of `blobs`."""
-        rows: list[tuple[str, str, str, int]] = []
-        for chunk in _chunks(blobs):
-            marks = ",".join("?" * len(chunk))
-            sql = (
-                "SELECT ch.blob, ch.path, c.sha, ch.n FROM changes ch JOIN commits c ON c.n = ch.n"
-                f" WHERE ch.blob IN ({marks})"
-            )
-            rows.extend(self._query(head, sql, tuple(chunk)))
-        return rows
+        sql = (
+            "SELECT ch.blob, ch.path, c.sha, ch.n FROM changes ch JOIN commits c ON c.n = ch.n"
+            " WHERE ch.blob IN ({})"
+        )
+        return self._query_in(head, sql, blobs)
 
     def changes_of(self, head: str, paths: list[str]) -> list[tuple[str, int, str, str, str]]:
         """(path, n, status, commit, commit body) of every change of `paths`, oldest first."""
-        rows: list[tuple[str, int, str, str, str]] = []
-        for chunk in _chunks(paths):
-            marks = ",".join("?" * len(chunk))
-            sql = (
-                "SELECT ch.path, ch.n, ch.status, c.sha, c.body FROM changes ch JOIN commits c ON c.n = ch.n"
-                f" WHERE ch.path IN ({marks})"
-            )
-            rows.extend(self._query(head, sql, tuple(chunk)))
-        return sorted(rows, key=lambda row: row[1])
+        sql = (
+            "SELECT ch.path, ch.n, ch.status, c.sha, c.body FROM changes ch JOIN commits c ON c.n = ch.n"
+            " WHERE ch.path IN ({})"
+        )
+        return sorted(self._query_in(head, sql, paths), key=lambda row: row[1])
 
     def added_in(self, head: str, n: int) -> list[str]:
         """The paths the commit numbered `n` added."""
