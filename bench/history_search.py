@@ -40,7 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from generate import generate, vocabulary, zipf_cumulative
-from run import Figure, kb_cmd, measure
+from run import Figure, isolated_env, kb_cmd, measure
 
 MODIFIED = re.compile(r"^modified: .*$", re.MULTILINE)
 
@@ -167,13 +167,9 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="kb-bench-history-"))
     root = work / "kb"
-    env = dict(os.environ)
-    env.update(
-        {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": str(work / "no-gitconfig"), "HOME": str(work)}
-    )
+    env = isolated_env(work)
     env.update({"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "b"})
     env.update({"GIT_COMMITTER_EMAIL": "b@x"})
-    env.pop("KB_NOW", None)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: kb's modules compiled once, not on every run
     log: dict[str, float | int | str] = {}
     step = time.perf_counter()

@@ -79,6 +79,17 @@ def timed(
     return _timed(argv, stdin, env, cwd, ok)
 
 
+def isolated_env(work: Path) -> dict[str, str]:
+    """This environment with `work` as $HOME, no git configuration of the machine's or the user's, and
+    the real clock (no KB_NOW)."""
+    env = dict(os.environ)
+    env.update(
+        {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": str(work / "no-gitconfig"), "HOME": str(work)}
+    )
+    env.pop("KB_NOW", None)
+    return env
+
+
 class Missing(Exception):
     """A baseline tool that is not installed."""
 
@@ -303,11 +314,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="kb-bench-"))
     root = work / "kb"
-    env = dict(os.environ)
-    env.update(
-        {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": str(work / "no-gitconfig"), "HOME": str(work)}
-    )
-    env.pop("KB_NOW", None)
+    env = isolated_env(work)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: kb's modules compiled once, not on every run
     env["KB_SERVER"] = "0"  # every command cold, as these figures always were (bench/warm.py: the server)
     if args.reuse:

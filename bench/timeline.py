@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sqlite3
 import subprocess
@@ -32,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import generate
-from run import Figure, _timed, build_history, kb_cmd, measure
+from run import Figure, _timed, build_history, isolated_env, kb_cmd, measure
 
 
 def main() -> None:
@@ -49,11 +48,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="kb-timeline-"))
     root = work / "kb"
-    env = dict(os.environ)
-    env.update(
-        {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": str(work / "no-gitconfig"), "HOME": str(work)}
-    )
-    env.pop("KB_NOW", None)
+    env = isolated_env(work)
     print(f"generating {args.notes} notes in {root} ...", file=sys.stderr)
     titles = generate(root, args.notes)
     subprocess.run(kb_cmd(root, "init"), check=True, capture_output=True, env=env)
