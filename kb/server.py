@@ -62,6 +62,10 @@ PRELOAD = (
 )  # fmt: skip
 
 
+# What the server runs once at its start, output thrown away (Server.rehearse).
+WARM_UP = [["search", "kb"], ["--color", "always", "search", "kb"], ["tags"], ["list", "-t", "kb"]]
+
+
 def idle_seconds() -> float:
     raw = os.environ.get("KB_SERVER_IDLE")
     try:
@@ -407,37 +411,32 @@ class Server:
         assert self.freshness is not None
         if self.freshness.check():
             self.freshness.notes()
-            self._rehearse(cli.run)
+            self.rehearse(cli.run, WARM_UP)
             self.probe = self._probe()
         gc.collect()
         gc.freeze()
         self._new_spare()
 
-    def _rehearse(self, run: Callable[[list[str]], int]) -> None:
-        """Run a few reading commands here once, their output thrown away: what they make on first use
-        (compiled patterns, the libraries' caches, rich's styles) is then inherited by every worker."""
+    def rehearse(self, run: Callable[[list[str]], int], commands: list[list[str]]) -> None:
+        """Run reading commands here once, their output thrown away: what they make on first use (compiled
+        patterns, the libraries' caches, rich's styles) is then inherited by every worker forked after,
+        and the pages they write are copied already."""
         saved = sys.stdout, sys.stderr
-        for args in (["search", "kb"], ["--color", "always", "search", "kb"], ["tags"], ["list", "-t", "kb"]):
+        for args in commands:
             sys.stdout = sys.stderr = io.StringIO()
             try:
                 run(["--no-pager", "--kb", str(self.root), *args])
             finally:
                 sys.stdout, sys.stderr = saved
 
-    def rehearse_lightly(self, run: Callable[[list[str]], int]) -> None:
-        """What a spare runs before it waits: a search for a rare word of the index and a `kb show`, their
-        output thrown away (tens of milliseconds; enough to have copied the pages a command writes)."""
+    def light_rehearsal(self) -> list[list[str]]:
+        """What a spare runs before it waits: a search for a rare word of the index and a `kb show` (tens
+        of milliseconds; enough to have copied the pages a command writes)."""
         word, path = self.probe
-        saved = sys.stdout, sys.stderr
-        for args in ([["search", word]] if word else []) + ([["show", path]] if path else []):
-            sys.stdout = sys.stderr = io.StringIO()
-            try:
-                run(["--no-pager", "--kb", str(self.root), *args])
-            finally:
-                sys.stdout, sys.stderr = saved
+        return ([["search", word]] if word else []) + ([["show", path]] if path else [])
 
     def _probe(self) -> tuple[str, str]:
-        """A word a few notes have (from the search index) and a note's path: what rehearse_lightly runs."""
+        """A word a few notes have (from the search index) and a note's path: what light_rehearsal runs."""
         from kb.errors import KbError
         from kb.index import NoteIndex, damage_errors
         from kb.store import Store
@@ -814,7 +813,7 @@ class _Spare:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the server's terminal is not for us
         from kb import cli
 
-        server.rehearse_lightly(cli.run)
+        server.rehearse(cli.run, server.light_rehearsal())
         sock.sendall(b"r")
         try:
             data, fds = _receive(sock, 4)
