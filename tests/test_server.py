@@ -542,6 +542,7 @@ def test_a_spare_that_dies_is_replaced(warm: Warm):
 def test_a_server_whose_knowledge_base_is_deleted_exits(warm: Warm, root: Path):
     warm.start()
     pid = warm.pid()
+    _spare_ready(warm)  # nothing writes in the folder while it is deleted (a rehearsing spare may)
     shutil.rmtree(root)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
