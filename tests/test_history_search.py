@@ -158,3 +158,18 @@ def test_as_of_before_the_first_commit_says_when_it_starts(kb, story):
     result = kb("search", "fox", "--as-of", "2020-06-01")
     assert result.exit_code == 1 and result.stdout == ""
     assert "no revisions yet on 2020-06-01; its first is dated 2021-11-01" in result.stderr
+
+
+def test_a_build_shared_by_two_processes_answers_as_one_does(kb, story, monkeypatch):
+    from kb.index import bulk
+
+    queries = ("fox", "quick", "walrus", "henhouse", "gamma", '"brown fox"', "dog OR walrus")
+    one = {query: _hits(kb, query) for query in queries}
+    shutil.rmtree(story / "index" / "history")
+    monkeypatch.setattr(bulk, "PARALLEL", 2)
+    monkeypatch.setattr(bulk.os, "cpu_count", lambda: 2)
+    two = {query: _hits(kb, query) for query in queries}
+    assert two == one
+    assert one["fox"] and one["walrus"] and one['"brown fox"']
+    assert len(list((story / "index" / "history").glob("*.toc"))) == 1
+    assert not (story / "index" / "history.part").exists()

@@ -18,7 +18,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -627,7 +627,7 @@ class History(_Repository):
                 results.append(None)
         return results
 
-    def stream_blobs(self, specs: Sequence[str]) -> Iterator[bytes | None]:
+    def stream_blobs(self, specs: Sequence[str]) -> Generator[bytes | None, None, None]:
         """read_blobs() one at a time, as `git cat-file --batch` writes them: the caller works on each
         while git reads the next (a thread feeds git the ids)."""
         if not specs:

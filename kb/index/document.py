@@ -57,11 +57,11 @@ DatesFallback = Callable[[str], tuple[str | None, str | None]]
 
 
 def document(
-    path: str, raw: bytes, fallback: DatesFallback | None = None, folder: str = ""
+    path: str, raw: bytes, fallback: DatesFallback | None = None, folder: str = "", links: bool = True
 ) -> dict[str, Any] | None:
     """The fields of one note, or None for a file that is not text. `fallback`: (created, modified) of a
     note whose front matter has no dates (from git, else the file's times). `folder`: the note's folder
-    relative to the notes root."""
+    relative to the notes root. `links`: whether its links are read too (`_links`, for the catalog)."""
     parsed = parse_note(raw, with_extra=False)
     body = indexed_body(parsed, raw)
     if body is None:
@@ -86,7 +86,7 @@ def document(
         "dates": [created, modified],
         "_problem": parsed.problem,
         "_warnings": tuple(parsed.warnings),
-        "_links": note_links(parsed),
+        "_links": note_links(parsed) if links else [],
     }
     for key, value in zip(DATE_FIELDS, (created, modified), strict=True):
         moment = _naive_utc(value)

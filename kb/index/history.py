@@ -18,12 +18,14 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kb.errors import KbError
+from kb.index import bulk
 from kb.index.document import document, schema, writable
 from kb.store import INDEX_DIR, Store
 
@@ -35,7 +37,6 @@ STATE = "state.json"
 VERSION = 1
 WRITER_TIMEOUT = 10.0
 BATCH = 1000  # blobs read from git at once
-BULK = 2000  # blobs; from here a build uses two processes
 MERGE_AFTER_SEGMENTS = 8
 
 Progress = Callable[[int, int], None]
@@ -183,24 +184,11 @@ class HistoryIndex:
         except CacheUnavailable as exc:
             raise HistoryUnavailable(f"cannot read the revision cache ({exc})") from None
         ix = index.create_in(str(self.folder), history_schema())
-        procs = 2 if len(rows) >= BULK and (os.cpu_count() or 1) >= 2 else 1
-        options: dict[str, Any] = {"limitmb": 256, "compound": False}
-        if procs > 1:
-            options.update(procs=procs, multisegment=True)
-        writer = ix.writer(timeout=WRITER_TIMEOUT, **options)
-        count = 0
+        options = {"timeout": WRITER_TIMEOUT, "limitmb": 256, "compound": False}
         try:
-            for done, doc in self._documents(rows):
-                if doc is not None:
-                    writer.add_document(**doc)
-                    count += 1
-                if progress and (done % 100 == 0 or done == len(rows)):
-                    progress(done, len(rows))
-            writer.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                writer.cancel()
-            raise
+            count = bulk.write(ix, self.folder, rows, self._versions, _share, progress, **options)
+        except bulk.BulkError as exc:
+            raise HistoryUnavailable(f"cannot build the history index ({exc})") from None
         self._write_state(head)
         return Update(-1, count, True)
 
@@ -216,7 +204,7 @@ class HistoryIndex:
             ix = self._open()
             writer = ix.writer(timeout=WRITER_TIMEOUT, compound=False)
             try:
-                for _, doc in self._documents(rows):
+                for doc in self._versions(rows):
                     if doc is not None:
                         writer.add_document(**doc)
                         count += 1
@@ -228,26 +216,26 @@ class HistoryIndex:
         self._write_state(head)
         return Update(len(commits), count, False)
 
-    def _documents(self, rows: list[tuple[str, str, str]]) -> Iterator[tuple[int, dict[str, Any] | None]]:
-        """(how many rows are done, the document of a note's blob or None) for (blob, path, date) rows;
-        blobs read from git a batch at a time."""
-        done = 0
-        for start in range(0, len(rows), BATCH):
-            batch = rows[start : start + BATCH]
-            wanted = [row for row in batch if self.store.is_note_path(row[1])]
-            contents = self.history.read_blobs([blob for blob, _, _ in wanted]) if wanted else []
-            by_blob = {row[0]: raw for row, raw in zip(wanted, contents, strict=True)}
-            for blob, path, date in batch:
-                done += 1
-                raw = by_blob.get(blob)
+    def _versions(self, rows: Sequence[tuple[str, str, str]]) -> Iterator[dict[str, Any] | None]:
+        """The document of each (blob, path, date) row's version, or None where it is not a note's; blobs
+        read from one `git cat-file` while the documents are made."""
+        notes = [self.store.is_note_path(path) for _, path, _ in rows]
+        contents = self.history.stream_blobs([row[0] for row, note in zip(rows, notes, strict=True) if note])
+        try:
+            for (blob, path, date), note in zip(rows, notes, strict=True):
+                raw = next(contents) if note else None
                 if raw is None:
-                    yield done, None
+                    yield None
                     continue
-                doc = document(path, raw, _dated(date), self.store.layout.folder_of(path))
-                if doc is None:
-                    yield done, None
-                    continue
-                yield done, {**writable(doc), "blob": blob}
+                doc = document(path, raw, _dated(date), self.store.layout.folder_of(path), links=False)
+                yield None if doc is None else {**writable(doc), "blob": blob}
+        finally:
+            contents.close()
+
+
+def _share(row: tuple[str, str, str]) -> int:
+    """Which process of a build writes a row's version: by its path, so that a note's versions share one."""
+    return zlib.crc32(row[1].encode("utf-8", "replace"))
 
 
 def _dated(date: str) -> Callable[[str], tuple[str | None, str | None]]:
