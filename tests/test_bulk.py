@@ -80,12 +80,22 @@ def contents(ix: Any) -> dict[str, Any]:
                 matcher.next()
             postings[(field, text)] = found
         docs = reader.doc_count_all()
-        lengths = {
-            (n, f): reader.doc_field_length(n, f) for n in range(docs) for f in ("body", "title", "tags")
-        }
-        totals = {f: reader.field_length(f) for f in ("body", "title", "tags")}
+        names = ix.schema.names()
+        lengths = {(n, f): reader.doc_field_length(n, f) for n in range(docs) for f in names}
+        totals = {f: reader.field_length(f) for f in names}
         stored = [reader.stored_fields(n) for n in range(docs)]
-    return {"postings": postings, "lengths": lengths, "totals": totals, "stored": stored, "docs": docs}
+        columns = {
+            f: [reader.column_reader(f)[n] for n in range(docs)] for f in names if reader.has_column(f)
+        }
+    assert {"blob", "title_sort", "modified"} <= set(columns)
+    return {
+        "postings": postings,
+        "lengths": lengths,
+        "totals": totals,
+        "stored": stored,
+        "docs": docs,
+        "columns": columns,
+    }
 
 
 @pytest.mark.parametrize("segment_postings", [bulk.SEGMENT_POSTINGS, 150])
@@ -109,6 +119,7 @@ def test_the_bulk_writer_makes_what_whooshs_writer_makes(
     assert got["lengths"] == expected["lengths"]
     assert got["totals"] == expected["totals"]
     assert got["stored"] == expected["stored"]
+    assert got["columns"] == expected["columns"]
     from whoosh import qparser
 
     for text in ("words", "accent", '"plain words"', "edit1*", "title:note", "exampl*"):
@@ -143,6 +154,9 @@ def by_blob(ix: Any) -> dict[str, Any]:
         "lengths": {(blobs[n], f): length for (n, f), length in found["lengths"].items()},
         "totals": found["totals"],
         "stored": sorted(found["stored"], key=lambda stored: stored["blob"]),
+        "columns": {
+            name: sorted(zip(blobs, values, strict=True)) for name, values in found["columns"].items()
+        },
     }
 
 

@@ -21,12 +21,15 @@ import shutil
 import signal
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 BODY = "body"
-LINE_CACHE = 200_000  # lines whose tokens are kept
-ENCODED_CACHE = 500_000  # lists of positions whose encoding is kept
+LINE_CACHE = 20_000  # lines whose tokens are kept (a note's versions come one after another)
+ENCODED_CACHE = 100_000  # lists of positions whose encoding is kept
+ITEMS_CACHE = 50_000  # values of other fields whose terms are kept
+WEIGHTS = 1024  # a body word's weight for each frequency below this, made once
 SEGMENT_POSTINGS = 2_500_000  # body postings held in memory before the segment is written
 PARALLEL = 2000  # rows; from here two processes share the work (on two cores or more)
 
@@ -39,6 +42,8 @@ class BulkError(Exception):
 
 
 Tokens = tuple[tuple[bytes, int], ...]
+Items = tuple[tuple[bytes, int, float, bytes], ...]  # a field's (term, frequency, weight, encoded value)
+Postings = tuple[list[int], list[float], list[bytes], list[int]]  # documents, weights, values, lengths
 
 
 class BulkWriter:
@@ -49,32 +54,47 @@ class BulkWriter:
     def __init__(self, ix: Any, **options: Any) -> None:
         self.ix = ix
         self.options = options
-        self.field = ix.schema[BODY]
-        self.analyzer = self.field.analyzer
-        self.encode = self.field.format.encode
-        self.boost = float(self.field.format.field_boost)
-        self.scorable = bool(self.field.scorable)
+        self.schema = ix.schema
+        for name, field in self.schema.items():
+            if field.separate_spelling() or field.vector:
+                raise TypeError(f"field {name!r}: spelling words and vectors are not written here")
+        body = self.schema[BODY]
+        self.analyzer = body.analyzer
+        self.encode = body.format.encode
+        self.weights = [float(freq) * body.format.field_boost for freq in range(WEIGHTS)]
         self.lines: dict[str, Tokens] = {}
         self.encoded: dict[tuple[int, ...], bytes] = {}
+        self.items: dict[tuple[str, object], tuple[Items, int]] = {}
         self.writer: Any = None
-        self.postings: dict[bytes, tuple[list[int], list[int], list[bytes]]] = {}
-        self.lengths: list[int] = []
+        self.postings: dict[str, dict[bytes, Postings]] = {}
         self.held = 0
 
     def add(self, fields: dict[str, Any]) -> None:
+        """One document, as Whoosh's add_document() adds it: its stored fields, columns and lengths now,
+        its postings held for the segment."""
         if self.writer is None:
-            self.writer = _segment_writer(self.ix, self.options)
-            self.postings, self.lengths, self.held = {}, [], 0
-        fields = dict(fields)
-        body = fields.pop(BODY, None)
+            self._begin()
         writer = self.writer
         docnum = writer.docnum
-        writer.add_document(**fields)
-        length = self._add_body(docnum, body) if isinstance(body, str) else 0
-        self.lengths.append(length)
-        if length and self.scorable:
-            # the body's length, recorded as Whoosh's writer records it for an analysed field
-            writer.perdocwriter.add_field(BODY, self.field, None, length)
+        perdoc = writer.perdocwriter
+        perdoc.start_doc(docnum)
+        for name in sorted(name for name in fields if not name.startswith("_")):
+            value = fields[name]
+            if value is None:
+                continue
+            field = self.schema[name]
+            length = 0
+            if field.indexed:
+                if name == BODY:
+                    length = self._add_body(docnum, value)
+                else:
+                    length = self._add_items(name, field, docnum, value)
+            perdoc.add_field(name, field, value if field.stored else None, length)
+            if field.column_type is not None:
+                perdoc.add_column_value(name, field.column_type, field.to_column_value(value))
+        perdoc.finish_doc()
+        writer.docnum += 1
+        writer._added = True
         if self.held >= SEGMENT_POSTINGS:
             self._write_segment()
 
@@ -82,8 +102,7 @@ class BulkWriter:
         """Write what is held; `adopt`: segments of another index whose files were moved into this one's
         folder, made part of the index by the same commit."""
         if self.writer is None and adopt:
-            self.writer = _segment_writer(self.ix, self.options)
-            self.postings, self.lengths, self.held = {}, [], 0
+            self._begin()
         if self.writer is not None:
             self.writer.segments = list(self.writer.segments) + list(adopt)
             self._write_segment()
@@ -96,6 +115,44 @@ class BulkWriter:
 
     # ------------------------------------------------------------ internals
 
+    def _begin(self) -> None:
+        self.writer = _segment_writer(self.ix, self.options)
+        self.postings, self.held = {}, 0
+
+    def _record(self, name: str, term: bytes, docnum: int, weight: float, value: bytes, length: int) -> None:
+        terms = self.postings.get(name)
+        if terms is None:
+            terms = self.postings[name] = {}
+        entry = terms.get(term)
+        if entry is None:
+            terms[term] = ([docnum], [weight], [value], [length])
+        else:
+            entry[0].append(docnum)
+            entry[1].append(weight)
+            entry[2].append(value)
+            entry[3].append(length)
+
+    def _add_items(self, name: str, field: Any, docnum: int, value: object) -> int:
+        """A field other than the body: Whoosh's own terms of it, recorded (those of a text value kept: a
+        note's versions share their title, tags and path); its length returned."""
+        keep = isinstance(value, (str, datetime)) and not field.unique
+        known = self.items.get((name, value)) if keep else None
+        if known is None:
+            items = tuple(
+                (term, freq, weight, vbytes or b"") for term, freq, weight, vbytes in field.index(value)
+            )
+            known = (items, sum(freq for _, freq, _, _ in items) if field.scorable else 0)
+            if keep:
+                if len(self.items) >= ITEMS_CACHE:
+                    self.items.clear()
+                self.items[(name, value)] = known
+        items, length = known
+        stored = _stored_length(length)
+        for term, _, weight, vbytes in items:
+            self._record(name, term, docnum, weight, vbytes, stored)
+        self.held += len(items)
+        return length
+
     def _tokens(self, line: str) -> Tokens:
         """A line's words (as the index stores them: UTF-8) and their positions in the line."""
         tokens = tuple(
@@ -107,7 +164,7 @@ class BulkWriter:
         return tokens
 
     def _add_body(self, docnum: int, body: str) -> int:
-        """The body's postings kept; its length (words) returned."""
+        """The body's postings recorded; its length (words) returned."""
         poses: dict[bytes, list[int]] = {}
         found_in = poses.get
         lines = self.lines
@@ -123,10 +180,14 @@ class BulkWriter:
                 else:
                     found.append(pos + offset)
             offset += len(tokens)
-        postings = self.postings
         encoded = self.encoded
         if len(encoded) >= ENCODED_CACHE:
             encoded.clear()
+        stored = _stored_length(offset)
+        weights = self.weights
+        terms = self.postings.get(BODY)
+        if terms is None:
+            terms = self.postings[BODY] = {}
         for term, positions in poses.items():
             # Most words of a version are where they were in the version before: their positions were
             # encoded already.
@@ -134,73 +195,61 @@ class BulkWriter:
             value = encoded.get(key)
             if value is None:
                 value = encoded[key] = self.encode(positions)
-            entry = postings.get(term)
+            freq = len(positions)
+            weight = weights[freq] if freq < WEIGHTS else float(freq) * weights[1]
+            entry = terms.get(term)
             if entry is None:
-                postings[term] = ([docnum], [len(positions)], [value])
+                terms[term] = ([docnum], [weight], [value], [stored])
             else:
                 entry[0].append(docnum)
-                entry[1].append(len(positions))
+                entry[1].append(weight)
                 entry[2].append(value)
+                entry[3].append(stored)
         self.held += len(poses)
         return offset
 
     def _write_segment(self) -> None:
         writer, self.writer = self.writer, None
-        writer.body_postings = (self.postings, self.lengths, self.boost)
-        self.postings, self.lengths, self.held = {}, [], 0
+        writer.held_postings = self.postings
+        self.postings, self.held = {}, 0
         writer.commit(merge=False)
+
+
+def _stored_length(length: int) -> int:
+    """A document's field length as a segment stores it (one byte) and a posting carries it."""
+    from whoosh.util.numeric import byte_to_length, length_to_byte
+
+    return int(byte_to_length(length_to_byte(length))) if length else 0
 
 
 def _segment_writer(ix: Any, options: dict[str, Any]) -> Any:
     from whoosh.codec.whoosh3 import W3PostingsWriter
-    from whoosh.util.numeric import byte_to_length, length_to_byte
     from whoosh.writing import SegmentWriter
 
     class Writer(SegmentWriter):
-        """Whoosh's writer, whose segment gets the body's postings from the BulkWriter (written between the
-        fields before "body" and those after it, in Whoosh's order: field, term, document)."""
+        """Whoosh's writer, whose segment's postings are those the BulkWriter held (its own pool is left
+        empty), written in Whoosh's order: field, term, document."""
 
-        body_postings: tuple[dict[bytes, tuple[list[int], list[int], list[bytes]]], list[int], float]
+        held_postings: dict[str, dict[bytes, Postings]]
 
         def _flush_segment(self) -> None:
             self.perdocwriter.close()
-            lengths = self.per_document_reader() if self.codec.length_stats else None
-            items = iter(self.pool.iter_postings())
-            after: list[Any] = []
-
-            def before() -> Any:
-                for item in items:
-                    if item[0] > BODY:
-                        after.append(item)
-                        return
-                    yield item
-
             fieldwriter = self.fieldwriter
-            fieldwriter.add_postings(self.schema, lengths, before())
-            postings, doc_lengths, boost = self.body_postings
-            if postings:
-                # the length a posting carries is the document's length as the segment stores it (one byte)
-                stored = [byte_to_length(length_to_byte(n)) for n in doc_lengths]
-                base = self.docbase
-                fieldwriter.start_field(BODY, self.schema[BODY])
-                for term in sorted(postings):
-                    docs, freqs, values = postings[term]
+            for name in sorted(self.held_postings):
+                terms = self.held_postings[name]
+                fieldwriter.start_field(name, self.schema[name])
+                for term in sorted(terms):
+                    docs, weights, values, lengths = terms[term]
                     fieldwriter.start_term(term)
-                    weights = [freq * boost for freq in freqs]
-                    sizes = [stored[docnum - base] for docnum in docs]
                     blocks = getattr(fieldwriter, "_postwriter", None)
                     if isinstance(blocks, W3PostingsWriter):
-                        _add_blocks(blocks, docs, weights, values, sizes)
+                        _add_blocks(blocks, docs, weights, values, lengths)
                     else:
-                        for posting in zip(docs, weights, values, sizes, strict=True):
+                        for posting in zip(docs, weights, values, lengths, strict=True):
                             fieldwriter.add(*posting)
                     fieldwriter.finish_term()
                 fieldwriter.finish_field()
-            if after:
-                fieldwriter.add_postings(self.schema, lengths, _chain(after, items))
             fieldwriter.close()
-            if lengths is not None:
-                lengths.close()
 
     return Writer(ix, **options)
 
@@ -226,11 +275,6 @@ def _add_blocks(
         writer._maxlength = max(block_lengths, default=0)
         if end < count:
             writer._write_block()
-
-
-def _chain(first: list[Any], rest: Any) -> Any:
-    yield from first
-    yield from rest
 
 
 def write(

@@ -183,6 +183,7 @@ class HistoryIndex:
             rows = self.history.revision_cache().blobs(head)
         except CacheUnavailable as exc:
             raise HistoryUnavailable(f"cannot read the revision cache ({exc})") from None
+        rows.sort(key=lambda row: (row[1], row[2]))  # a note's versions one after another, oldest first
         ix = index.create_in(str(self.folder), history_schema())
         options = {"timeout": WRITER_TIMEOUT, "limitmb": 256, "compound": False}
         try:
