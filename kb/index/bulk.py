@@ -20,6 +20,7 @@ import select
 import shutil
 import signal
 import struct
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ LINE_CACHE = 20_000  # lines whose tokens are kept (a note's versions come one a
 ENCODED_CACHE = 100_000  # lists of positions whose encoding is kept
 ITEMS_CACHE = 50_000  # values of other fields whose terms are kept
 WEIGHTS = 1024  # a body word's weight for each frequency below this, made once
-SEGMENT_POSTINGS = 2_500_000  # body postings held in memory before the segment is written
+SEGMENT_POSTINGS = 5_000_000  # postings held in memory (about 20 bytes each) before a segment is written
 PARALLEL = 2000  # rows; from here two processes share the work (on two cores or more)
 
 Row = TypeVar("Row")
@@ -43,7 +44,8 @@ class BulkError(Exception):
 
 Tokens = tuple[tuple[bytes, int], ...]
 Items = tuple[tuple[bytes, int, float, bytes], ...]  # a field's (term, frequency, weight, encoded value)
-Postings = tuple[list[int], list[float], list[bytes], list[int]]  # documents, weights, values, lengths
+# a term's documents, weights (as Whoosh keeps them: 32-bit floats), encoded values and document lengths
+Postings = tuple["array[int]", "array[float]", list[bytes], "array[int]"]
 
 
 class BulkWriter:
@@ -125,7 +127,7 @@ class BulkWriter:
             terms = self.postings[name] = {}
         entry = terms.get(term)
         if entry is None:
-            terms[term] = ([docnum], [weight], [value], [length])
+            terms[term] = (array("I", (docnum,)), array("f", (weight,)), [value], array("I", (length,)))
         else:
             entry[0].append(docnum)
             entry[1].append(weight)
@@ -199,7 +201,7 @@ class BulkWriter:
             weight = weights[freq] if freq < WEIGHTS else float(freq) * weights[1]
             entry = terms.get(term)
             if entry is None:
-                terms[term] = ([docnum], [weight], [value], [stored])
+                terms[term] = (array("I", (docnum,)), array("f", (weight,)), [value], array("I", (stored,)))
             else:
                 entry[0].append(docnum)
                 entry[1].append(weight)
@@ -255,24 +257,22 @@ def _segment_writer(ix: Any, options: dict[str, Any]) -> Any:
 
 
 def _add_blocks(
-    writer: Any, docs: list[int], weights: list[float], values: list[bytes], lengths: list[int]
+    writer: Any, docs: array[int], weights: array[float], values: list[bytes], lengths: array[int]
 ) -> None:
     """One term's postings given to Whoosh's postings writer a block at a time: the blocks and statistics
     its add_posting() would gather one posting at a time (the last block left for finish_postings())."""
-    from array import array
-
     limit = writer._blocklimit
     count = len(docs)
     for start in range(0, count, limit):
         end = min(start + limit, count)
         block_weights = weights[start:end]
-        block_lengths = [length for length in lengths[start:end] if length]
-        writer._ids = array("I", docs[start:end])
-        writer._weights = array("f", block_weights)
+        block_lengths = lengths[start:end]
+        writer._ids = docs[start:end]
+        writer._weights = block_weights
         writer._values = [value for value in values[start:end] if value]
         writer._maxweight = max(0, max(block_weights))
-        writer._minlength = min(block_lengths, default=None)
-        writer._maxlength = max(block_lengths, default=0)
+        writer._minlength = min(filter(None, block_lengths), default=None)
+        writer._maxlength = max(block_lengths)
         if end < count:
             writer._write_block()
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from kb.errors import KbError
 from kb.index import bulk
-from kb.index.document import document, schema, writable
+from kb.index.document import DATE_FIELDS, document, schema, writable
 from kb.store import INDEX_DIR, Store
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 HISTORY_DIR = "history"
 STATE = "state.json"
-VERSION = 1
+VERSION = 2
 WRITER_TIMEOUT = 10.0
 BATCH = 1000  # blobs read from git at once
 MERGE_AFTER_SEGMENTS = 8
@@ -47,10 +47,17 @@ class HistoryUnavailable(KbError):
 
 
 def history_schema() -> Any:
-    from whoosh import fields
+    """The current notes' schema, with the version's blob id (raw bytes, a column: never searched), no
+    title to sort by (history is ranked by relevance only), and dates in 4 tiers of terms instead of 8
+    (a date range reads the same; most versions have a `modified` of their own, and each term written
+    costs as much as a block of postings)."""
+    from whoosh import columns, fields
 
     found = schema()
-    found.add("blob", fields.ID(unique=True, stored=True, sortable=True))
+    found.remove("title_sort")
+    found.add("blob", fields.COLUMN(columns.VarBytesColumn()))
+    for name in DATE_FIELDS:
+        found[name].shift_step = 16
     return found
 
 
@@ -151,16 +158,11 @@ class HistoryIndex:
             results = searcher.search(parsed, limit=None, filter=filter_q)
             reader = searcher.reader()
             blobs = reader.column_reader("blob")
-            found = [BlobHit(str(blobs[docnum]), float(score or 0.0)) for docnum, score in results.items()]
+            found = [
+                BlobHit(bytes(blobs[docnum]).hex(), float(score or 0.0)) for docnum, score in results.items()
+            ]
             terms = body_terms(parsed, reader) if found else frozenset()
         return found, terms
-
-    def stored(self, blob: str) -> dict[str, Any]:
-        """The stored fields of a blob's document (title, path, tag_list, dates)."""
-        ix = self._open()
-        with ix.searcher() as searcher:
-            fields = searcher.document(blob=blob)
-        return dict(fields or {})
 
     # ------------------------------------------------------------ building
 
@@ -229,7 +231,12 @@ class HistoryIndex:
                     yield None
                     continue
                 doc = document(path, raw, _dated(date), self.store.layout.folder_of(path), links=False)
-                yield None if doc is None else {**writable(doc), "blob": blob}
+                if doc is None:
+                    yield None
+                    continue
+                fields = writable(doc)
+                del fields["title_sort"]
+                yield {**fields, "blob": bytes.fromhex(blob)}
         finally:
             contents.close()
 
