@@ -219,3 +219,25 @@ def test_the_index_is_clean_after_many_changes(kb, root):
     assert git(root, "diff", "--cached", "--name-only") == ""
     assert git(root, "fsck", "--no-progress", "--no-dangling").strip() == ""
     assert Path(root / ".git" / "index").exists()
+
+
+def test_meanwhile_runs_once_in_this_thread_whatever_git_does(tmp_path):
+    import threading
+
+    from kb.errors import GitError
+
+    root = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    (root / "a.md").write_text("a\n")
+    history = History(root)
+    calls: list[bool] = []
+
+    def meanwhile() -> None:
+        calls.append(threading.current_thread() is threading.main_thread())
+
+    assert history.commit(["a.md"], "First", MOMENT, MOMENT, meanwhile=meanwhile) is not None
+    assert history.commit(["a.md"], "Nothing", MOMENT, MOMENT, meanwhile=meanwhile) is None
+    with pytest.raises(GitError):  # git refuses a path outside the repository
+        history.commit(["../outside.md"], "Bad", MOMENT, MOMENT, meanwhile=meanwhile)
+    assert calls == [True, True, True]
+    assert git(root, "rev-list", "--count", "HEAD").strip() == "1"

@@ -197,7 +197,8 @@ class _Repository:
         meanwhile: Callable[[], None] | None = None,
     ) -> str | None:
         """Commit exactly `paths` (added, changed or deleted). Returns the new commit id, or None if
-        there was nothing to commit. `meanwhile` runs while git writes the commit (it must not raise).
+        there was nothing to commit. `meanwhile` runs while git writes the commit (it must not raise): for
+        files, git's processes are run by a thread meanwhile.
 
         Files are committed with git's plumbing (update-index, write-tree, commit-tree, update-ref): a
         porcelain `git commit` first refreshes the whole index (an lstat of every tracked file) and runs
@@ -219,8 +220,12 @@ class _Repository:
             # Files: update-index stages an addition, a change or a deletion alike, and passes over a path
             # that is neither on disk nor in the index (a deletion already staged).
             data = "".join(f"{p}\0" for p in paths).encode("utf-8")
-            self._git_input(["update-index", "--add", "--remove", "-z", "--stdin"], data)
-            done, sha = self._commit_tree(paths, message, env, run_meanwhile)
+
+            def plumbing() -> tuple[bool, str | None]:
+                self._git_input(["update-index", "--add", "--remove", "-z", "--stdin"], data)
+                return self._commit_tree(paths, message, env)
+
+            done, sha = plumbing() if meanwhile is None else _alongside(plumbing, run_meanwhile)
             if done:
                 return sha
         else:
@@ -231,9 +236,7 @@ class _Repository:
                 self._git("add", "-A", "--", *present)
         return self._commit_porcelain(paths, message, env, run_meanwhile)
 
-    def _commit_tree(
-        self, paths: list[str], message: str, env: dict[str, str], meanwhile: Callable[[], None]
-    ) -> tuple[bool, str | None]:
+    def _commit_tree(self, paths: list[str], message: str, env: dict[str, str]) -> tuple[bool, str | None]:
         """The staged `paths` committed with plumbing: (True, the commit or None when the tree is HEAD's),
         or (False, None) when `git commit` must do it (something else is staged, the index cannot be
         written as a tree, the configuration asks for a message cleanup kb does not do).
@@ -249,14 +252,9 @@ class _Repository:
         # The tree objects are the slow part: a folder of many notes is one large tree, written again whole
         # for each change (700 kB at 10,000 notes). Stored uncompressed, which takes a hundredth of the
         # time zlib's default level takes, and about twice the room (a repack compresses them, with
-        # deltas). The search index is updated meanwhile.
-        writing = self._start(["-c", "core.looseCompression=0", "write-tree"])
-        assert writing.stdin is not None
-        writing.stdin.close()
-        writing.stdin = None
-        meanwhile()
-        out, _ = writing.communicate()
-        tree = out.decode("ascii", "replace").strip()
+        # deltas).
+        writing = self._run(["-c", "core.looseCompression=0", "write-tree"])
+        tree = writing.stdout.decode("ascii", "replace").strip()
         if writing.returncode != 0 or not tree:
             return False, None  # unmerged entries, say: `git commit` explains
         if old is None:
@@ -426,6 +424,33 @@ class _Repository:
         if proc.returncode != 0:
             raise GitError(f"git {args[0]} failed: {last_line(proc.stderr.decode('utf-8', 'replace'))}")
         return proc.stdout.decode("utf-8", "replace")
+
+
+def _alongside(
+    work: Callable[[], tuple[bool, str | None]], meanwhile: Callable[[], None]
+) -> tuple[bool, str | None]:
+    """`work` (git's processes, waited for) in a thread while `meanwhile` runs in this one; work's result or
+    its exception, once both are done. Held signals stay with the main thread."""
+    import threading
+
+    result: list[tuple[bool, str | None]] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(work())
+        except BaseException as exc:  # raised in the caller's thread below
+            failed.append(exc)
+
+    worker = threading.Thread(target=run, name="kb-commit")
+    worker.start()
+    try:
+        meanwhile()
+    finally:
+        worker.join()
+    if failed:
+        raise failed[0]
+    return result[0]
 
 
 def _changes(out: str) -> list[Change]:
