@@ -1,6 +1,10 @@
 """Cold `kb search WORD` (no warm server: KB_SERVER=0) against a baseline and rg, runs interleaved:
 
-    python bench/cold.py --reuse KB [--runs 20] [--baseline SRC] [--word WORD]
+    python bench/cold.py --reuse KB [--runs 20] [--baseline SRC] [--word WORD] [--command add|edit]
+
+`--command add` times `kb add TITLE -b TEXT` (a new title each run), `--command edit` times
+`kb edit NOTE -a TEXT` on one note, in place of the search (rg is then left out): each changes the
+knowledge base.
 
 Times whole processes as a user runs them: the `kb` program next to this interpreter (the current tree),
 with `--baseline SRC` (a folder holding a `kb` package, e.g. `git archive COMMIT kb | tar -x -C SRC`) this
@@ -35,6 +39,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--baseline", type=Path, help="a source tree of kb to compare with")
     parser.add_argument("--word", help="the word searched (default: as bench/warm.py picks it)")
+    parser.add_argument("--command", choices=("search", "add", "edit"), default="search")
     args = parser.parse_args()
 
     root = args.reuse.absolute()
@@ -42,9 +47,17 @@ def main() -> None:
     word = args.word or word_of(notes)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "KB_SERVER")}
     env["KB_SERVER"] = "0"
-    search = ["--kb", str(root), "search", word]
+    kb_args = ["--kb", str(root), "search", word]
+    shown = f"kb search {word}"
+    if args.command == "add":
+        kb_args = ["--kb", str(root), "add", "Cold bench {i}", "-b", "A new note."]
+        shown = "kb add TITLE -b TEXT"
+    elif args.command == "edit":
+        made = (p for p in sorted(notes.glob("*.md")) if not p.name.startswith(("Bench ", "Cold bench ")))
+        kb_args = ["--kb", str(root), "edit", next(made).stem, "-a", "Another line {i}."]
+        shown = "kb edit NOTE -a TEXT"
     variants: dict[str, tuple[list[str], dict[str, str]]] = {}
-    variants["kb (the kb program)"] = ([*kb_program(), *search], env)
+    variants["kb (the kb program)"] = ([*kb_program(), *kb_args], env)
     if args.baseline:  # both trees started alike (an editable install's import hook costs ~10 ms)
         code = "from kb.entry import main; main()"
         here = str(Path(__file__).resolve().parent.parent)
@@ -52,18 +65,27 @@ def main() -> None:
             ("kb (this tree, -P -c)", here),
             ("kb (baseline, -P -c)", str(args.baseline.absolute())),
         ):
-            variants[name] = ([sys.executable, "-P", "-c", code, *search], {**env, "PYTHONPATH": tree})
-    if shutil.which("rg"):
+            variants[name] = ([sys.executable, "-P", "-c", code, *kb_args], {**env, "PYTHONPATH": tree})
+    if shutil.which("rg") and args.command == "search":
         variants["rg -l -i"] = (["rg", "-l", "-i", word, str(notes)], env)
     walls: dict[str, list[float]] = {name: [] for name in variants}
     cpus: dict[str, list[float]] = {name: [] for name in variants}
+    stamp = time.strftime("%H%M%S")
+    count = iter(range(1_000_000))
+
+    def numbered(argv: list[str]) -> list[str]:
+        """The argument list with a new number each run in place of "{i}" (titles of added notes)."""
+        n = f"{stamp}-{next(count)}"
+        return [a.replace("{i}", n) for a in argv]
+
     for argv, run_env in variants.values():  # once untimed: caches, bytecode
-        subprocess.run(argv, env=run_env, capture_output=True, check=True)
+        subprocess.run(numbered(argv), env=run_env, capture_output=True, check=True)
     for _ in range(args.runs):
         for name, (argv, run_env) in variants.items():
+            line = numbered(argv)
             before = os.times()
             start = time.perf_counter()
-            subprocess.run(argv, env=run_env, capture_output=True, check=True)
+            subprocess.run(line, env=run_env, capture_output=True, check=True)
             walls[name].append((time.perf_counter() - start) * 1000)
             after = os.times()
             cpus[name].append(
@@ -71,7 +93,7 @@ def main() -> None:
                 * 1000
             )
     load = os.getloadavg()[0]
-    print(f"# Cold `kb search {word}` ({args.runs} runs each, interleaved; load average {load:.1f})")
+    print(f"# Cold `{shown}` ({args.runs} runs each, interleaved; load average {load:.1f})")
     print()
     print("| command | median ms | min-max ms | CPU ms (median) |")
     print("|---|---:|---:|---:|")

@@ -67,3 +67,7 @@ class EditorError(KbError):
 
 class GitError(KbError):
     """git itself failed or is missing."""
+
+
+class HeadMoved(GitError):
+    """HEAD changed between kb reading it and moving it to kb's new commit: that commit did not land."""

@@ -68,13 +68,14 @@ def test_kill_9_during_a_rename_leaves_old_or_new(kb, root, tmp_path, when):
     bin_dir.mkdir()
     marker = tmp_path / "in-commit"
     real = shutil.which("git")
-    # A git first on PATH: on `commit` it says so and waits, before or after running the real one.
+    # A git first on PATH: on `commit` or `update-ref` (what moves HEAD) it says so and waits, before or
+    # after running the real one.
     first, after = ("sleep 2; ", "") if when == "before-commit" else ("", "sleep 2; ")
     (bin_dir / "git").write_text(
         "#!/bin/sh\n"
-        f'for a in "$@"; do if [ "$a" = commit ]; then touch \'{marker}\'; {first}break; fi; done\n'
+        f'for a in "$@"; do case "$a" in commit|update-ref) touch \'{marker}\'; {first}break;; esac; done\n'
         f"'{real}' \"$@\"\nrc=$?\n"
-        f'for a in "$@"; do if [ "$a" = commit ]; then {after}break; fi; done\n'
+        f'for a in "$@"; do case "$a" in commit|update-ref) {after}break;; esac; done\n'
         "exit $rc\n"
     )
     (bin_dir / "git").chmod(0o755)

@@ -262,8 +262,9 @@ def _default_signals() -> None:
 
 
 def slow_git(tmp_path: Path) -> tuple[dict[str, str], Path]:
-    """A `git` first on PATH that runs the real one and, after a `git commit` has landed, waits before
-    exiting: the window in which kb is still waiting for git although its commit is in."""
+    """A `git` first on PATH that runs the real one and, after a commit has landed (`git commit`, or the
+    `git update-ref` that moves HEAD to it), waits before exiting: the window in which kb is still waiting
+    for git although its commit is in."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     landed = tmp_path / "commit-landed"
@@ -271,7 +272,7 @@ def slow_git(tmp_path: Path) -> tuple[dict[str, str], Path]:
     wrapper.write_text(
         "#!/bin/sh\n"
         f"'{shutil.which('git')}' \"$@\"\nrc=$?\n"
-        f'for a in "$@"; do if [ "$a" = commit ]; then touch \'{landed}\'; sleep 1; break; fi; done\n'
+        f'for a in "$@"; do case "$a" in commit|update-ref) touch \'{landed}\'; sleep 1; break;; esac; done\n'
         "exit $rc\n"
     )
     wrapper.chmod(0o755)

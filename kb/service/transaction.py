@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from kb import config
 from kb.errors import (
+    HeadMoved,
     KbError,
     UsageError,
 )
@@ -116,7 +117,7 @@ class Transaction:
             try:
                 return self.history.commit(writes.keys(), message, author_date, self.now, meanwhile=meanwhile)
             except BaseException as exc:
-                if self.history.head() != head:
+                if not isinstance(exc, HeadMoved) and self.history.head() != head:
                     raise  # the commit landed (git failed after writing it): nothing to put back
                 self._roll_back(old, exc)
                 raise

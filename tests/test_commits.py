@@ -1,0 +1,243 @@
+"""How kb records a change in git: exactly the touched paths, with the message, dates and identity
+`git commit` would record, a reflog entry, a clean index afterwards, anything a user staged left staged, and
+a HEAD moved by another program meanwhile refused rather than overwritten."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from kb.history import History, clean_message
+from tests.conftest import git, log_subjects
+
+MOMENT = datetime(2025, 5, 6, 7, 8, 9, tzinfo=UTC)
+
+
+def changes(kb, *extra: tuple[str, ...]) -> None:
+    """The writes that go through a commit of files: add, edit, rename, delete, restore."""
+    steps: list[tuple[str, ...]] = [
+        ("add", "First", "-t", "a", "-b", "one"),
+        ("add", "Second", "-b", "two"),
+        ("edit", "First", "-a", "more"),
+        ("mv", "Second", "Renamed"),
+        ("rm", "First"),
+        ("restore", "First", "2"),
+        *extra,
+    ]
+    for step in steps:
+        r = kb(*step)
+        assert r.exit_code == 0, (step, r.stderr)
+
+
+def porcelain_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kb as it committed with `git commit` alone."""
+    monkeypatch.setattr(History, "_commit_tree", lambda self, *args: (False, None))
+
+
+def test_commits_are_those_git_commit_makes(kb, tmp_path, monkeypatch):
+    # The same changes at the same clock, once with plumbing, once with `git commit`: the same commits
+    # (ids cover tree, parents, author, committer, dates and message) and the same reflog.
+    made = {}
+    for name in ("plumbing", "porcelain"):
+        root = tmp_path / name
+        monkeypatch.setenv("KB_HOME", str(root))
+        if name == "porcelain":
+            porcelain_only(monkeypatch)
+        changes(kb)
+        made[name] = (
+            git(root, "log", "--format=%H %an <%ae> %aI %cn <%ce> %cI %s"),
+            git(root, "reflog", "--format=%H %gs", "HEAD"),
+            git(
+                root,
+                "reflog",
+                "--format=%H %gs",
+                "refs/heads/" + git(root, "branch", "--show-current").strip(),
+            ),
+        )
+    assert made["plumbing"] == made["porcelain"]
+    log, reflog, _ = made["plumbing"]
+    assert len(log.splitlines()) == 7
+    assert [line.split(" ", 1)[1].split(":")[0] for line in reflog.splitlines()] == ["commit"] * 6 + [
+        "commit (initial)"
+    ]
+
+
+def test_a_commit_has_exactly_its_paths_dates_author_and_reflog(kb, root):
+    assert kb("add", "Alpha", "-b", "x").exit_code == 0
+    (root / "notes" / "Loose.md").write_text("not kb's yet\n")  # an outside edit: committed on its own first
+    assert kb("edit", "Alpha", "-a", "more").exit_code == 0
+    assert log_subjects(root) == [
+        "Edit: Alpha",
+        "External edit: Loose",
+        "Add: Alpha",
+        "Initialize knowledge base",
+    ]
+    assert git(root, "show", "--name-only", "--format=", "HEAD").split("\n")[:-1] == ["notes/Alpha.md"]
+    assert git(root, "show", "--name-only", "--format=", "HEAD~1").split("\n")[:-1] == ["notes/Loose.md"]
+    raw = git(root, "cat-file", "commit", "HEAD")
+    head, _, message = raw.partition("\n\n")
+    assert message == "Edit: Alpha\n"
+    fields = dict(line.split(" ", 1) for line in head.splitlines())
+    assert fields["parent"] == git(root, "rev-parse", "HEAD~1").strip()
+    assert fields["author"] == "kb <kb@localhost> 1767323045 +0000"  # the note's `modified` (KB_NOW)
+    assert fields["committer"] == "kb <kb@localhost> 1767323045 +0000"
+    assert git(root, "reflog", "-1", "--format=%gs", "HEAD").strip() == "commit: Edit: Alpha"
+    branch = git(root, "symbolic-ref", "HEAD").strip()
+    assert git(root, "reflog", "-1", "--format=%gs", branch).strip() == "commit: Edit: Alpha"
+    assert git(root, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(root, "diff", "--cached", "--name-only") == ""
+
+
+def test_something_the_user_staged_stays_staged_and_uncommitted(kb, root):
+    assert kb("add", "Alpha", "-b", "x").exit_code == 0
+    (root / "plan.txt").write_text("the user's\n")
+    git(root, "add", "plan.txt")
+    assert kb("add", "Beta", "-b", "y").exit_code == 0
+    assert kb("edit", "Alpha", "-a", "z").exit_code == 0
+    assert git(root, "show", "--name-only", "--format=", "HEAD~1").split("\n")[:-1] == ["notes/Beta.md"]
+    assert git(root, "show", "--name-only", "--format=", "HEAD").split("\n")[:-1] == ["notes/Alpha.md"]
+    assert git(root, "diff", "--cached", "--name-only").split() == ["plan.txt"]
+    assert "plan.txt" not in git(root, "ls-tree", "-r", "--name-only", "HEAD")
+    assert git(root, "status", "--porcelain") == "A  plan.txt\n"
+
+
+@pytest.mark.parametrize("command", [("add", "Beta", "-b", "new"), ("edit", "Alpha", "-a", "more")])
+def test_a_head_moved_meanwhile_is_an_error_and_nothing_is_lost(command, kb, root, monkeypatch):
+    assert kb("add", "Alpha", "-b", "original").exit_code == 0
+    before = (root / "notes" / "Alpha.md").read_bytes()
+    real = History._run
+
+    def intruding(self, args, data=None, env=None):
+        if args and args[0] == "update-ref":
+            # Another program moves the branch between kb reading HEAD and moving it.
+            def other(*argv: str) -> str:
+                return subprocess.run(
+                    ["git", "-c", "user.name=Other", "-c", "user.email=o@x", *argv],
+                    cwd=self.root, capture_output=True, text=True, check=True,
+                ).stdout.strip()  # fmt: skip
+
+            other("update-ref", "HEAD", other("commit-tree", "-m", "Intruder", "-p", "HEAD", "HEAD^{tree}"))
+        return real(self, args, data, env)
+
+    monkeypatch.setattr(History, "_run", intruding)
+    r = kb(*command)
+    assert r.exit_code == 1
+    assert r.stderr.startswith("Error: HEAD moved while kb was committing")
+    assert "nothing was changed" in r.stderr
+    monkeypatch.setattr(History, "_run", real)
+    assert log_subjects(root) == ["Intruder", "Add: Alpha", "Initialize knowledge base"]  # theirs kept
+    assert (root / "notes" / "Alpha.md").read_bytes() == before
+    assert not (root / "notes" / "Beta.md").exists()
+    assert git(root, "status", "--porcelain", "--untracked-files=all") == ""
+    assert kb(*command).exit_code == 0  # and it can be done again
+    assert log_subjects(root)[:2] == [f"{'Add: Beta' if command[0] == 'add' else 'Edit: Alpha'}", "Intruder"]
+
+
+def test_the_first_commit_of_an_empty_repository(tmp_path):
+    root = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", "-b", "trunk", str(root)], check=True)
+    (root / "a.md").write_text("a\n")
+    history = History(root)
+    sha = history.commit(["a.md"], "First\n\nbody  \n\n\n", MOMENT, MOMENT)
+    assert sha is not None and sha == git(root, "rev-parse", "HEAD").strip()
+    assert git(root, "symbolic-ref", "HEAD").strip() == "refs/heads/trunk"  # made through HEAD's symbolic ref
+    assert git(root, "rev-list", "--parents", "HEAD").split() == [sha]
+    assert git(root, "cat-file", "commit", "HEAD").endswith("\n\nFirst\n\nbody\n")
+    assert git(root, "reflog", "--format=%gs", "trunk").splitlines() == ["commit (initial): First"]
+    assert git(root, "reflog", "--format=%gs", "HEAD").splitlines() == ["commit (initial): First"]
+    assert git(root, "status", "--porcelain") == ""
+    # Then nothing to commit: no commit.
+    assert history.commit(["a.md"], "Again", MOMENT, MOMENT) is None
+    assert git(root, "rev-list", "--count", "HEAD").strip() == "1"
+
+
+def test_kb_init_makes_the_first_commit_in_an_empty_folder(kb, root):
+    assert kb("init").exit_code == 0
+    assert git(root, "reflog", "--format=%gs", "HEAD").splitlines() == [
+        "commit (initial): Initialize knowledge base"
+    ]
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_a_detached_head_moves_alone(tmp_path):
+    root = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", "-b", "trunk", str(root)], check=True)
+    (root / "a.md").write_text("a\n")
+    history = History(root)
+    first = history.commit(["a.md"], "First", MOMENT, MOMENT)
+    git(root, "checkout", "-q", "--detach")
+    (root / "a.md").write_text("b\n")
+    second = history.commit(["a.md"], "Second", MOMENT, MOMENT)
+    assert second is not None and second != first
+    assert (root / ".git" / "HEAD").read_text().strip() == second
+    assert git(root, "rev-parse", "trunk").strip() == first
+    assert git(root, "rev-parse", "HEAD~1").strip() == first
+    assert git(root, "reflog", "-1", "--format=%gs", "HEAD").strip() == "commit: Second"
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_kb_refuses_to_write_on_a_detached_head(kb, root):
+    assert kb("add", "Alpha", "-b", "x").exit_code == 0
+    git(root, "checkout", "-q", "--detach")
+    head = git(root, "rev-parse", "HEAD")
+    r = kb("add", "Beta", "-b", "y")
+    assert r.exit_code == 1 and "HEAD is detached" in r.stderr
+    assert git(root, "rev-parse", "HEAD") == head
+    assert not (root / "notes" / "Beta.md").exists()
+
+
+def test_a_message_cleanup_setting_is_left_to_git_commit(kb, root):
+    assert kb("init").exit_code == 0
+    git(root, "config", "commit.cleanup", "strip")
+    assert kb("add", "Alpha", "-b", "x").exit_code == 0
+    assert log_subjects(root)[0] == "Add: Alpha"
+    assert git(root, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Subject",
+        "Subject\n",
+        "\n\n  \nSubject  \t\n\n\n\nbody line \r\n  indented\n\n\nKb-Recovered: yes\n\n\n",
+        "Subject\n# not a comment here\n",
+        "Sub\u00a0ject\u00a0\n\nbody\u2003",
+        "   ",
+    ],
+)
+def test_messages_are_cleaned_as_git_commit_cleans_them(message):
+    expected = subprocess.run(["git", "stripspace"], input=message.encode(), capture_output=True, check=True)
+    assert clean_message(message).encode() == expected.stdout
+
+
+def test_the_index_is_clean_after_many_changes(kb, root):
+    changes(kb)
+    assert git(root, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(root, "diff", "--cached", "--name-only") == ""
+    assert git(root, "fsck", "--no-progress", "--no-dangling").strip() == ""
+    assert Path(root / ".git" / "index").exists()
+
+
+def test_meanwhile_runs_once_in_this_thread_whatever_git_does(tmp_path):
+    import threading
+
+    from kb.errors import GitError
+
+    root = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    (root / "a.md").write_text("a\n")
+    history = History(root)
+    calls: list[bool] = []
+
+    def meanwhile() -> None:
+        calls.append(threading.current_thread() is threading.main_thread())
+
+    assert history.commit(["a.md"], "First", MOMENT, MOMENT, meanwhile=meanwhile) is not None
+    assert history.commit(["a.md"], "Nothing", MOMENT, MOMENT, meanwhile=meanwhile) is None
+    with pytest.raises(GitError):  # git refuses a path outside the repository
+        history.commit(["../outside.md"], "Bad", MOMENT, MOMENT, meanwhile=meanwhile)
+    assert calls == [True, True, True]
+    assert git(root, "rev-list", "--count", "HEAD").strip() == "1"
