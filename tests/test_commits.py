@@ -189,12 +189,43 @@ def test_kb_refuses_to_write_on_a_detached_head(kb, root):
     assert not (root / "notes" / "Beta.md").exists()
 
 
-def test_a_message_cleanup_setting_is_left_to_git_commit(kb, root):
+def test_a_message_cleanup_setting_is_left_to_git_commit(kb, root, monkeypatch):
     assert kb("init").exit_code == 0
     git(root, "config", "commit.cleanup", "strip")
+    porcelain = History._commit_porcelain
+    used: list[str] = []
+
+    def counted(self, *args):
+        used.append("git commit")
+        return porcelain(self, *args)
+
+    monkeypatch.setattr(History, "_commit_porcelain", counted)
     assert kb("add", "Alpha", "-b", "x").exit_code == 0
+    assert used == ["git commit"]
     assert log_subjects(root)[0] == "Add: Alpha"
     assert git(root, "status", "--porcelain") == ""
+
+
+def test_loose_objects_are_packed_when_git_would_pack_them(kb, root):
+    """git commit runs git's automatic packing; kb's commits start it when git's own test says it is due."""
+    import hashlib
+
+    assert kb("init").exit_code == 0
+    git(root, "config", "gc.auto", "256")  # due past one loose object whose id begins with 17
+    git(root, "config", "gc.autoDetach", "false")
+    assert kb("add", "Alpha", "-b", "x").exit_code == 0
+    assert not list((root / ".git" / "objects" / "pack").glob("*.pack"))  # not due yet
+    made = 0
+    n = 0
+    while made < 2:  # two loose objects in objects/17
+        n += 1
+        data = f"filler {n}\n".encode()
+        if hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest().startswith("17"):
+            subprocess.run(["git", "-C", str(root), "hash-object", "-w", "--stdin"], input=data, check=True)
+            made += 1
+    assert kb("add", "Beta", "-b", "y").exit_code == 0
+    assert list((root / ".git" / "objects" / "pack").glob("*.pack"))
+    assert git(root, "cat-file", "-t", "HEAD") == "commit\n"
 
 
 @pytest.mark.parametrize(
