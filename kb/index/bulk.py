@@ -2,14 +2,16 @@
 
 Whoosh's writer analyses the whole text of every document and passes each of its postings through a
 sorting pool, pickled to disk past its memory limit. For thousands of versions that differ by a line,
-nearly all of that work is the same again and again. Here the body of each document is analysed a line
-at a time (a word never spans a line), a line seen before is not analysed again, and the body's postings
-are kept per term and written term by term when the segment is written; every other field goes through
-Whoosh's writer as usual. The segment written is the one Whoosh's own writer makes of the same documents:
-the same terms, postings, weights, positions and lengths (a test compares them posting by posting).
+nearly all of that work is the same again and again. Here each document's fields are written as Whoosh's
+add_document() writes them (stored fields, columns, lengths), but its postings are held per field and term
+in typed arrays and written a block at a time when the segment is written: the body analysed a line at a
+time (a word never spans a line; a line seen before is not analysed again, nor a list of positions
+encoded again), the other fields by Whoosh's own code (a note's title, tags and path once for all its
+versions). The segment is the one Whoosh's writer makes of the same documents: the same terms, postings,
+weights, positions, lengths, columns and stored fields (a test compares them one by one).
 
-When the body postings held in memory pass a bound, the segment is written and a new one begun, so memory
-stays bounded whatever the number of versions.
+When the postings held pass a bound, the segment is written and a new one begun, so memory stays bounded
+whatever the number of versions. `write` shares the work between two processes.
 """
 
 from __future__ import annotations
