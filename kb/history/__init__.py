@@ -762,6 +762,18 @@ class History(_Repository):
                 results.append(None)
         return results
 
+    def blob_sizes(self, blobs: Sequence[str]) -> list[int]:
+        """The size of each blob, through one `git cat-file --batch-check` (0 for one git does not have)."""
+        if not blobs:
+            return []
+        proc = self._read(
+            ["cat-file", "--batch-check=%(objectsize)"], "".join(f"{b}\n" for b in blobs).encode()
+        )
+        if proc.returncode != 0:
+            raise GitError(f"git cat-file failed: {last_line(proc.stderr.decode('utf-8', 'replace'))}")
+        lines = proc.stdout.decode("ascii", "replace").split("\n")
+        return [int(line) if line.isdigit() else 0 for line in lines[: len(blobs)]]
+
     def stream_blobs(self, specs: Sequence[str]) -> Generator[bytes | None, None, None]:
         """read_blobs() one at a time, as `git cat-file --batch` writes them: the caller works on each
         while git reads the next (a thread feeds git the ids)."""

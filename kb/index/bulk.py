@@ -284,14 +284,16 @@ def write(
     folder: Path,
     rows: Sequence[Row],
     documents: Callable[[Sequence[Row]], Iterator[dict[str, Any] | None]],
-    share: Callable[[Row], int],
+    weigh: Callable[[Sequence[Row]], Sequence[int]],
     progress: Progress | None = None,
     **options: Any,
 ) -> int:
     """Every document `documents` makes of `rows` (one per row, None for a row that has none) added to `ix`,
     whose folder is `folder`; returns how many. From PARALLEL rows on a machine of two cores or more, the
-    rows whose `share` is odd are written by a forked process into an index beside `folder`, whose
-    segments then join this one's (rows of one note should share a share: its lines are analysed once)."""
+    rows are cut in two where the weights `weigh` gives them (their sizes, say) add up to half, and the
+    second part is written by a forked process into an index beside `folder`, whose segments then join this
+    one's (rows in the order the caller gives: a note's versions one after another are analysed line by
+    line once; only the note cut in two is analysed by both)."""
     if len(rows) < PARALLEL or (os.cpu_count() or 1) < 2:
         writer = BulkWriter(ix, **options)
         try:
@@ -303,8 +305,8 @@ def write(
         if progress is not None:
             progress(len(rows), len(rows))
         return count
-    mine = [row for row in rows if share(row) % 2 == 0]
-    theirs = [row for row in rows if share(row) % 2 == 1]
+    cut = _half(weigh(rows))
+    mine, theirs = rows[:cut], rows[cut:]
     part = folder.with_name(folder.name + ".part")
     shutil.rmtree(part, ignore_errors=True)
     part.mkdir(parents=True)
@@ -318,6 +320,7 @@ def write(
     writer = BulkWriter(ix, **options)
     try:
         count = _add_all(writer, documents(mine), len(rows), 0, progress, counter)
+        writer.commit()  # this part's segment written while the second process writes its own
         message = _wait_for(reading, counter, len(rows), progress, len(mine))
         _, status = os.waitpid(pid, 0)
         pid = 0
@@ -344,6 +347,17 @@ def write(
     finally:
         os.close(reading)
         shutil.rmtree(part, ignore_errors=True)
+
+
+def _half(weights: Sequence[int]) -> int:
+    """Where to cut rows of these weights in two parts of about the same weight (neither empty)."""
+    total = sum(weights)
+    running = 0
+    for n, weight in enumerate(weights):
+        running += weight
+        if 2 * running >= total:
+            return min(max(n + 1, 1), len(weights) - 1)
+    return len(weights) // 2
 
 
 def _add_all(

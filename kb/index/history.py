@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import shutil
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,7 +188,7 @@ class HistoryIndex:
         ix = index.create_in(str(self.folder), history_schema())
         options = {"timeout": WRITER_TIMEOUT, "limitmb": 256, "compound": False}
         try:
-            count = bulk.write(ix, self.folder, rows, self._versions, _share, progress, **options)
+            count = bulk.write(ix, self.folder, rows, self._versions, self._sizes, progress, **options)
         except bulk.BulkError as exc:
             raise HistoryUnavailable(f"cannot build the history index ({exc})") from None
         self._write_state(head)
@@ -219,6 +218,10 @@ class HistoryIndex:
         self._write_state(head)
         return Update(len(commits), count, False)
 
+    def _sizes(self, rows: Sequence[tuple[str, str, str]]) -> list[int]:
+        """The size of each (blob, path, date) row's blob (what a version costs to index)."""
+        return self.history.blob_sizes([blob for blob, _, _ in rows])
+
     def _versions(self, rows: Sequence[tuple[str, str, str]]) -> Iterator[dict[str, Any] | None]:
         """The document of each (blob, path, date) row's version, or None where it is not a note's; blobs
         read from one `git cat-file` while the documents are made."""
@@ -239,11 +242,6 @@ class HistoryIndex:
                 yield {**fields, "blob": bytes.fromhex(blob)}
         finally:
             contents.close()
-
-
-def _share(row: tuple[str, str, str]) -> int:
-    """Which process of a build writes a row's version: by its path, so that a note's versions share one."""
-    return zlib.crc32(row[1].encode("utf-8", "replace"))
 
 
 def _dated(date: str) -> Callable[[str], tuple[str | None, str | None]]:
