@@ -173,3 +173,18 @@ def test_a_build_shared_by_two_processes_answers_as_one_does(kb, story, monkeypa
     assert one["fox"] and one["walrus"] and one['"brown fox"']
     assert len(list((story / "index" / "history").glob("*.toc"))) == 1
     assert not (story / "index" / "history.part").exists()
+
+
+@pytest.mark.parametrize(
+    ("query", "titles"),
+    [
+        ("fox modified:2021-11-01", {"Alpha"}),  # the version of that day, its text since removed
+        ("fox modified:[2021-11-09 to 2021-11-21]", {"Gamma"}),
+        ("fox modified:>2021-11-24", {"Delta"}),
+        ("modified:2021-11-05", {"Alpha"}),
+        ("fox created:<2021-11-02", {"Alpha"}),
+        ("walrus modified:2021-10", set()),
+    ],
+)
+def test_date_fields_search_every_revision_at_their_dates(kb, story, query, titles):
+    assert set(_hits(kb, query)) == titles
