@@ -225,3 +225,31 @@ def test_when_the_second_process_fails_the_build_says_why_and_adopts_nothing(
 )
 def test_rows_are_cut_where_their_weights_are_halved(weights, cut):
     assert bulk._half(weights) == cut
+
+
+def test_the_line_analyser_reads_lines_as_whooshs_analyser_does():
+    from kb.index.document import analyzer
+
+    whoosh = analyzer()
+    fast = bulk.line_analyser(whoosh)
+    rng = random.Random(5)
+    pieces = [
+        *" ".join(LINES).split(),
+        "Ünïcödé",
+        "ΣΊΣΥΦΟΣ",
+        "straße",
+        "İstanbul",
+        "ﬁne",
+        "e.g.",
+        "a..b",
+        "x_y",
+        "9.9.9",
+    ]
+    lines = [*LINES, *(" ".join(rng.choices(pieces, k=rng.randint(0, 30))) for _ in range(400))]
+    for line in lines:
+        expected = tuple((t.text.encode("utf-8"), t.pos) for t in whoosh(line, positions=True, mode="index"))
+        assert fast(line) == expected, line
+    plain = bulk.line_analyser(whoosh | __import__("whoosh.analysis", fromlist=["StripFilter"]).StripFilter())
+    assert plain("Running runs") == tuple(
+        (t.text.encode("utf-8"), t.pos) for t in whoosh("Running runs", positions=True, mode="index")
+    )
