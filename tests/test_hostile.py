@@ -225,6 +225,7 @@ def test_a_second_writer_waits_then_fails_clearly(kb, with_note):
     assert kb("add", "Blocked", "-b", "x").exit_code == 0
 
 
+@pytest.mark.cold_only("it makes kb's own writes fail in this process")
 @pytest.mark.parametrize("failing", ["write", "fsync", "replace"])
 def test_a_failed_write_leaves_the_original_intact(failing, kb, with_note, monkeypatch):
     root = with_note
@@ -330,6 +331,7 @@ def test_any_title_tags_and_body_round_trip(kb, title, tags, body):
         assert log_subjects(root)[0] == f"Add: {title.strip()}"
 
 
+@pytest.mark.cold_only("it makes kb's own commits fail in this process")
 def test_a_failed_commit_puts_every_file_back(kb, with_note, monkeypatch):
     root = with_note
     kb("add", "Other", "-b", "o")
