@@ -573,3 +573,13 @@ def test_a_rehearsal_changes_nothing_and_the_next_command_repairs_as_cold(cold_k
     assert catalog.read_text() == "not a database"  # not rebuilt
     r = cold_kb("search", "zebra")
     assert r.exit_code == 0 and "rebuilt" in r.stderr and "Alpha" in r.stdout
+
+
+def test_python_m_kb_runs_cold_even_when_a_server_runs(warm: Warm):
+    warm.start()
+    before = warm.requests()
+    proc = subprocess.run(
+        [sys.executable, "-m", "kb", "search", "zebra"], capture_output=True, env=warm.env, timeout=60
+    )
+    assert proc.returncode == 0 and b"Alpha note" in proc.stdout
+    assert warm.requests() == before  # not asked: `python -m kb` is the cold command line, always
