@@ -80,13 +80,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=f"cold only: {reason}"))
 
 
-_COUNTS = {"warm": 0, "cold": 0}  # under --warm: the `kb` fixture's commands answered by a server, or not
+_COUNTS = {
+    "warm": 0,
+    "cold": 0,
+    "late": 0,
+}  # under --warm: the `kb` fixture's commands answered by a server, or not
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "teardown":
         for name, value in report.user_properties:
-            if name in ("kb warm", "kb cold") and isinstance(value, int):
+            if name in ("kb warm", "kb cold", "kb late") and isinstance(value, int):
                 _COUNTS[name[3:]] += value
 
 
@@ -94,6 +98,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     if config.getoption("--warm"):
         terminalreporter.write_line(
             f"--warm: {_COUNTS['warm']} commands answered by a kb server, {_COUNTS['cold']} run by the client"
+            f", {_COUNTS['late']} by the client after waiting {client.READY_TIMEOUT:g} s for a busy server"
         )
 
 
@@ -144,6 +149,7 @@ class WarmRunner:
         self.roots: set[Path] = set()
         self.warm = 0  # commands answered by a server
         self.cold = 0  # commands the client ran itself (not in WARM, --help, no knowledge base yet...)
+        self.late = 0  # commands the client ran itself after waiting for a busy server
 
     def __call__(
         self, *args: str, input: str | bytes | None = None, env: dict[str, str | None] | None = None
@@ -162,8 +168,17 @@ class WarmRunner:
         )
         if root is not None:
             answered = self._requests(root) - before
-            assert answered == 1, f"kb {' '.join(args)}: {answered} requests answered by the server of {root}"
-            self.warm += 1
+            if answered == 1:
+                self.warm += 1
+            else:
+                # The client waits READY_TIMEOUT for the server's "ready", then runs the command itself: on
+                # a loaded machine the server may see the request only after that.
+                deadline = time.monotonic() + 5.0
+                while answered == 0 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    answered = self._requests(root) - before
+                assert answered == 1, f"kb {' '.join(args)}: {answered} requests answered by the server"
+                self.late += 1
         else:
             self.cold += 1
         code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
@@ -187,10 +202,14 @@ class WarmRunner:
         if found is None or client.key_of(found) is None:
             return None  # no knowledge base yet: the client runs the command (an error, as cold)
         root = Path(os.fsdecode(found))
-        if not server.status(root).running:
-            started = server.start(root, wait=60.0)
-            assert started.running, f"no server of {root}: {started.note}"
+        status = server.status(root)
+        if not status.running:
+            status = server.start(root, wait=60.0)
+            assert status.running, f"no server of {root}: {status.note}"
             self.roots.add(root)
+        details = dict(status.details)
+        if details.get("mode") != "warm" or details.get("knowledge base") != os.path.realpath(root):
+            return None  # it runs every command cold here, or it serves this folder under another path
         return root
 
     @staticmethod
@@ -256,7 +275,11 @@ def kb(
     finally:
         runner.close()
         shutil.rmtree(runtime, ignore_errors=True)
-        request.node.user_properties += [("kb warm", runner.warm), ("kb cold", runner.cold)]
+        request.node.user_properties += [
+            ("kb warm", runner.warm),
+            ("kb cold", runner.cold),
+            ("kb late", runner.late),
+        ]
 
 
 def git(root: Path, *args: str) -> str:
