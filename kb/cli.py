@@ -970,7 +970,8 @@ def app_for(argv: list[str]) -> typer.Typer:
     """The app with only the command that `argv` names, when it names one exactly: typer builds the click
     form of every command it holds (their signatures and type hints, ~20 ms on each cold start), and a
     command's parsing, help and errors do not depend on the others. Anything else (no command, `--help`
-    or `--version` before it, a mistyped or grouped command, shell completion) gets the whole app."""
+    or `--version` before it, `kb help`, a mistyped or grouped command, shell completion) gets the whole
+    app."""
     import copy
 
     from typer.main import get_command_name
@@ -978,8 +979,8 @@ def app_for(argv: list[str]) -> typer.Typer:
     from kb.client import command_of
 
     name = command_of(argv)[0]
-    if name is None or os.environ.get(completion.COMPLETE_VAR):
-        return app
+    if name in (None, "help") or os.environ.get(completion.COMPLETE_VAR):
+        return app  # `kb help COMMAND` needs every command
     chosen = [
         info
         for info in app.registered_commands

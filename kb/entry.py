@@ -8,7 +8,8 @@ import os
 import sys
 
 
-def main() -> None:
+def main(warm: bool = True) -> None:
+    """The `kb` program (warm: through kb.client); `python -m kb` passes warm=False (always cold)."""
     if os.environ.get("_KB_COMPLETE"):
         from kb.quickcomplete import quick
 
@@ -17,6 +18,11 @@ def main() -> None:
             sys.stdout.write(answer[0])
             sys.stdout.flush()
             sys.exit(answer[1])
+    if not warm:
+        from kb.cli import main as cold
+
+        cold()
+        return
     from kb.client import main as run
 
     run()

@@ -61,6 +61,10 @@ class LockTimeout(KbError):
     """Another kb process holds the write lock."""
 
 
+class RehearsalStopped(KbError):
+    """A command the warm server runs to warm itself up came to a change (kb.store.rehearsal)."""
+
+
 class EditorError(KbError):
     """The editor failed or saved nothing."""
 

@@ -421,13 +421,16 @@ class Server:
         """Run reading commands here once, their output thrown away: what they make on first use (compiled
         patterns, the libraries' caches, rich's styles) is then inherited by every worker forked after,
         and the pages they write are copied already."""
+        from kb import store as kb_store
+
         saved = sys.stdout, sys.stderr
-        for args in commands:
-            sys.stdout = sys.stderr = io.StringIO()
-            try:
-                run(["--no-pager", "--kb", str(self.root), *args])
-            finally:
-                sys.stdout, sys.stderr = saved
+        with kb_store.rehearsal():  # it changes nothing (no recovery, no rebuild): the user's command does
+            for args in commands:
+                sys.stdout = sys.stderr = io.StringIO()
+                try:
+                    run(["--no-pager", "--kb", str(self.root), *args])
+                finally:
+                    sys.stdout, sys.stderr = saved
 
     def light_rehearsal(self) -> list[list[str]]:
         """What a spare runs before it waits: a search for a rare word of the index and a `kb show` (tens

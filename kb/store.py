@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from kb.errors import KbError, LockTimeout, UsageError
+from kb.errors import KbError, LockTimeout, RehearsalStopped, UsageError
 from kb.layout import (
     ATTACHMENTS_DIR,
     INDEX_DIR,
@@ -416,10 +416,27 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+_REHEARSING: list[bool] = []
+
+
+@contextlib.contextmanager
+def rehearsal() -> Iterator[None]:
+    """For the warm server: the commands it runs to warm itself up (their output thrown away) change
+    nothing. Whatever would take the write lock (a dead run's recovery, an index rebuild) stops them
+    instead (RehearsalStopped): the user's next command does it, and says so, as a cold process would."""
+    _REHEARSING.append(True)
+    try:
+        yield
+    finally:
+        _REHEARSING.pop()
+
+
 @contextlib.contextmanager
 def exclusive_lock(root: Path, timeout: float) -> Iterator[None]:
     """One writer at a time: an flock on the knowledge base folder itself (no lock file to leave behind;
     the kernel releases it when the process dies). Waits up to `timeout` seconds, then fails clearly."""
+    if _REHEARSING:
+        raise RehearsalStopped(f"a rehearsal does not change {root}")
     _SETTLED.clear()  # a writer reads the disk, not the warm server's last scan
     _SETTLED_VALUES.clear()
     try:

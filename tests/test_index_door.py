@@ -16,6 +16,7 @@ def indexed(kb, root):
     return root
 
 
+@pytest.mark.cold_only("it puts a bug into kb's index in this process")
 def test_a_bug_in_the_index_is_not_taken_for_damage(kb, indexed, monkeypatch):
     from kb.index import NoteIndex
 

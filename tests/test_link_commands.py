@@ -66,6 +66,7 @@ def test_links_json(vault, kb):
     assert [link["status"] for link in data["links"]] == ["ok", "ok", "dead", "ambiguous"]
 
 
+@pytest.mark.cold_only("it watches kb's reads in this process")
 def test_backlinks_come_from_the_index_without_reading_notes(vault, kb, monkeypatch):
     def no_reading(self, rel):
         raise AssertionError(f"read {rel}")

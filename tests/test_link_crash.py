@@ -46,6 +46,7 @@ def _consistent(kb, root: Path, before: dict[str, bytes]) -> str:
     return "new"
 
 
+@pytest.mark.cold_only("it makes kb's own commits fail in this process")
 def test_a_failing_commit_puts_every_file_back(kb, root, monkeypatch):
     before = _linked(kb, root)
     from kb.errors import GitError

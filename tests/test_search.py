@@ -230,6 +230,7 @@ def test_bounded_wildcards(shared_corpus, kb):
     assert paths(kb, "z*") == ["notes/Savanna.md", "notes/Zebra.md"]
 
 
+@pytest.mark.cold_only("it lowers a budget of kb's in this process")
 def test_a_prefix_reads_a_bounded_number_of_postings_and_says_what_it_left_out(kb, monkeypatch):
     from kb.index import query
 
@@ -455,6 +456,9 @@ def test_a_copied_knowledge_base_is_not_indexed_again(kb, root, tmp_path):
     assert (report.updated, report.removed) == (1, 1)
 
 
+@pytest.mark.cold_only(
+    "it reads what a cold check records in the catalog; a server's worker skips that check"
+)
 def test_the_scan_that_agreed_is_a_shortcut_that_never_hides_an_edit(corpus, kb, root):
     """A scan equal to the catalog's rows is recorded by its digest; the next check compares digests only.
     An edit in place (no folder's mtime moves), a new note, a deleted one, or a change kb makes (which

@@ -395,6 +395,7 @@ def test_many_negations_are_one_exclusion(kb, root):
     assert r.stdout.splitlines() == ["notes/Note 2.md"]
 
 
+@pytest.mark.cold_only("it lowers a budget of kb's in this process")
 def test_a_query_shares_one_budget_across_its_expanding_terms(kb, root, monkeypatch):
     import kb.index.query as query_module
 

@@ -97,7 +97,7 @@ class Warm:
 
 
 @pytest.fixture
-def warm(kb, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Warm]:
+def warm(cold_kb, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Warm]:
     """A knowledge base of a few linked notes, kb's warm server allowed, the runtime folder in tmp_path."""
     runtime = tmp_path / "run"
     made = None
@@ -108,11 +108,15 @@ def warm(kb, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     monkeypatch.delenv("KB_SERVER", raising=False)
     monkeypatch.setenv("KB_SERVER_IDLE", "60")
     assert (
-        kb("add", "Alpha note", "-t", "greek", "-b", "The zebra crossing. See [[Beta note]].").exit_code == 0
+        cold_kb("add", "Alpha note", "-t", "greek", "-b", "The zebra crossing. See [[Beta note]].").exit_code
+        == 0
     )
-    assert kb("add", "Beta note", "-t", "greek/letters", "-b", "Quiet words about a giraffe.").exit_code == 0
-    assert kb("edit", "Alpha note", "-a", "A second paragraph with zebra again.").exit_code == 0
-    assert kb("search", "zebra").exit_code == 0  # the index is built
+    assert (
+        cold_kb("add", "Beta note", "-t", "greek/letters", "-b", "Quiet words about a giraffe.").exit_code
+        == 0
+    )
+    assert cold_kb("edit", "Alpha note", "-a", "A second paragraph with zebra again.").exit_code == 0
+    assert cold_kb("search", "zebra").exit_code == 0  # the index is built
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR")}
     handle = Warm(root, env)
     try:
@@ -173,9 +177,11 @@ def _on_terminal(warm: Warm, args: list[str], env: dict[str, str], rows: int = 3
     return out, child.exitstatus if child.exitstatus is not None else -1
 
 
-def test_on_a_terminal_warm_and_cold_agree_and_the_pager_runs_in_the_client(warm: Warm, kb, tmp_path: Path):
+def test_on_a_terminal_warm_and_cold_agree_and_the_pager_runs_in_the_client(
+    warm: Warm, cold_kb, tmp_path: Path
+):
     body = "\n\n".join(f"Paragraph {i} of zebra." for i in range(60))
-    assert kb("add", "Tall", "-b", body).exit_code == 0
+    assert cold_kb("add", "Tall", "-b", body).exit_code == 0
     warm.start()
     before = warm.requests()
     for args in (["search", "zebra"], ["list"], ["show", "Alpha note"], ["tags"], ["log", "Alpha note"]):
@@ -550,3 +556,30 @@ def test_a_server_whose_knowledge_base_is_deleted_exits(warm: Warm, root: Path):
             break
         time.sleep(0.1)
     assert not Path(f"/proc/{pid}").exists() or b"kb.server" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def test_a_rehearsal_changes_nothing_and_the_next_command_repairs_as_cold(cold_kb, root: Path, capsys):
+    """What the server and its spare run to warm up may meet a damaged index or a dead run's journal (made
+    after the server last looked): they leave it to the user's command, which repairs it and says so."""
+    from kb import cli, store
+
+    assert cold_kb("add", "Alpha", "-b", "zebra").exit_code == 0
+    assert cold_kb("search", "zebra").exit_code == 0
+    catalog = root / "index" / "kb-catalog.sqlite3"
+    catalog.write_text("not a database")
+    with store.rehearsal():
+        assert cli.run(["--no-pager", "--kb", str(root), "search", "zebra"]) != 0
+    capsys.readouterr()
+    assert catalog.read_text() == "not a database"  # not rebuilt
+    r = cold_kb("search", "zebra")
+    assert r.exit_code == 0 and "rebuilt" in r.stderr and "Alpha" in r.stdout
+
+
+def test_python_m_kb_runs_cold_even_when_a_server_runs(warm: Warm):
+    warm.start()
+    before = warm.requests()
+    proc = subprocess.run(
+        [sys.executable, "-m", "kb", "search", "zebra"], capture_output=True, env=warm.env, timeout=60
+    )
+    assert proc.returncode == 0 and b"Alpha note" in proc.stdout
+    assert warm.requests() == before  # not asked: `python -m kb` is the cold command line, always
