@@ -13,6 +13,12 @@ each `kb search --history` calls first); the first build of the history index (t
 `kb search --history`, the revision cache built before) against `kb reindex`. Writes
 bench/results/history-N.md and .json; nothing is asserted.
 
+    python bench/history_search.py --build-on KB [--runs 3]
+
+measures only the first build against `kb reindex` on an existing knowledge base (one made by this script
+with `--keep`): the two whole commands alternated, the history index deleted before each build; then
+`kb search WORD` against `kb search --history WORD`.
+
     python bench/history_search.py --updates-on KB [--runs 7]
 
 measures only the index updates after 1 and after 10 new commits, in-process, on an existing knowledge base
@@ -132,6 +138,41 @@ def in_process_update(root: Path, env: dict[str, str], commits: int, runs: int) 
     return times
 
 
+def build_only(root: Path, runs: int) -> None:
+    env = isolated_env(root.parent)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    word = pick_word(root)
+    builds: list[float] = []
+    reindexes: list[float] = []
+    for run in range(runs):
+        shutil.rmtree(root / "index" / "history", ignore_errors=True)
+        for name, argv, times in (
+            ("kb reindex", kb_cmd(root, "reindex"), reindexes),
+            ("first kb search --history", kb_cmd(root, "search", "--history", word), builds),
+        ):
+            start = time.perf_counter()
+            subprocess.run(argv, check=True, capture_output=True, env=env)
+            times.append(time.perf_counter() - start)
+            print(f"run {run + 1}: {name}: {times[-1]:.1f} s", file=sys.stderr)
+    plain = measure(
+        "kb search WORD", "", runs * 3, lambda i: (kb_cmd(root, "search", word), None), env, root, True
+    )
+    history = measure(
+        "kb search --history WORD", "", runs * 3, lambda i: (kb_cmd(root, "search", "--history", word), None),
+        env, root, True,
+    )  # fmt: skip
+    build, reindex = statistics.median(builds), statistics.median(reindexes)
+    ratios = ", ".join(f"{b / r:.2f}" for b, r in zip(builds, reindexes, strict=True))
+    print(
+        f"first build (the first kb search --history {word}): median {build:.1f} s"
+        f" ({', '.join(f'{b:.1f}' for b in builds)})\n"
+        f"kb reindex: median {reindex:.1f} s ({', '.join(f'{r:.1f}' for r in reindexes)})\n"
+        f"build / reindex: {build / reindex:.2f}x (each run: {ratios}; target < 2x)\n"
+        f"kb search {word}: {plain.median_ms} ms; kb search --history {word}: {history.median_ms} ms"
+        f" ({history.median_ms / plain.median_ms:.2f}x; target <= 2x)"
+    )
+
+
 def updates_only(root: Path, runs: int) -> None:
     env = dict(os.environ)
     env.update({"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "b"})
@@ -160,7 +201,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--updates-on", type=Path, metavar="KB", help="only the updates, on this kb")
+    parser.add_argument("--build-on", type=Path, metavar="KB", help="only the first build, on this kb")
     args = parser.parse_args()
+    if args.build_on is not None:
+        build_only(args.build_on, args.runs)
+        return
     if args.updates_on is not None:
         updates_only(args.updates_on, args.runs)
         return
