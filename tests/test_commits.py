@@ -37,6 +37,7 @@ def porcelain_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(History, "_commit_tree", lambda self, *args: (False, None))
 
 
+@pytest.mark.cold_only("it sends kb's commits through git commit in this process")
 def test_commits_are_those_git_commit_makes(kb, tmp_path, monkeypatch):
     # The same changes at the same clock, once with plumbing, once with `git commit`: the same commits
     # (ids cover tree, parents, author, committer, dates and message) and the same reflog.
@@ -104,6 +105,7 @@ def test_something_the_user_staged_stays_staged_and_uncommitted(kb, root):
     assert git(root, "status", "--porcelain") == "A  plan.txt\n"
 
 
+@pytest.mark.cold_only("it moves HEAD from inside kb's git calls in this process")
 @pytest.mark.parametrize("command", [("add", "Beta", "-b", "new"), ("edit", "Alpha", "-a", "more")])
 def test_a_head_moved_meanwhile_is_an_error_and_nothing_is_lost(command, kb, root, monkeypatch):
     assert kb("add", "Alpha", "-b", "original").exit_code == 0
@@ -189,6 +191,7 @@ def test_kb_refuses_to_write_on_a_detached_head(kb, root):
     assert not (root / "notes" / "Beta.md").exists()
 
 
+@pytest.mark.cold_only("it counts kb's calls of git commit in this process")
 def test_a_message_cleanup_setting_is_left_to_git_commit(kb, root, monkeypatch):
     assert kb("init").exit_code == 0
     git(root, "config", "commit.cleanup", "strip")

@@ -160,6 +160,7 @@ def test_as_of_before_the_first_commit_says_when_it_starts(kb, story):
     assert "no revisions yet on 2020-06-01; its first is dated 2021-11-01" in result.stderr
 
 
+@pytest.mark.cold_only("it lowers when a build shares its work, in this process")
 def test_a_build_shared_by_two_processes_answers_as_one_does(kb, story, monkeypatch):
     from kb.index import bulk
 
