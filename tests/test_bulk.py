@@ -56,14 +56,16 @@ def versions(count: int, seed: int = 3) -> list[dict[str, Any]]:
     return docs
 
 
-def build(folder: Path, docs: list[dict[str, Any]], bulk_writer: bool) -> Any:
+def build(folder: Path, docs: list[dict[str, Any]], bulk_writer: bool, blocks: int = 128) -> Any:
+    from whoosh.codec.whoosh3 import W3Codec
+
     ix = index.create_in(str(folder), history_schema())
     if bulk_writer:
-        writer = BulkWriter(ix, compound=False)
+        writer = BulkWriter(ix, compound=False, codec=W3Codec(blocklimit=blocks))
         for doc in docs:
             writer.add(doc)
     else:
-        writer = ix.writer(compound=False)
+        writer = ix.writer(compound=False, codec=W3Codec(blocklimit=blocks))
         for doc in docs:
             writer.add_document(**doc)
     writer.commit()
@@ -100,16 +102,18 @@ def contents(ix: Any) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("segment_postings", [bulk.SEGMENT_POSTINGS, 150])
+@pytest.mark.parametrize(
+    ("segment_postings", "blocks"), [(bulk.SEGMENT_POSTINGS, 128), (150, 128), (10**6, 100)]
+)
 def test_the_bulk_writer_makes_what_whooshs_writer_makes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, segment_postings: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, segment_postings: int, blocks: int
 ):
     monkeypatch.setattr(bulk, "SEGMENT_POSTINGS", segment_postings)
     docs = versions(300)
     (tmp_path / "plain").mkdir()
     (tmp_path / "bulk").mkdir()
-    plain = build(tmp_path / "plain", docs, bulk_writer=False)
-    made = build(tmp_path / "bulk", docs, bulk_writer=True)
+    plain = build(tmp_path / "plain", docs, bulk_writer=False, blocks=blocks)
+    made = build(tmp_path / "bulk", docs, bulk_writer=True, blocks=blocks)
     if segment_postings < 1000:
         assert len(made._segments()) > 3  # several segments, written as memory filled
     expected, got = contents(plain), contents(made)
