@@ -14,7 +14,7 @@ from whoosh import index
 from kb.index import bulk
 from kb.index.bulk import BulkWriter
 from kb.index.document import document, writable
-from kb.index.history import history_schema
+from kb.index.history import UNUSED_FIELDS, history_schema
 
 LINES = [
     "# A heading",
@@ -51,7 +51,8 @@ def versions(count: int, seed: int = 3) -> list[dict[str, Any]]:
         doc = document(f"notes/n{n // 7}.md", raw)
         assert doc is not None
         fields = writable(doc)
-        del fields["title_sort"]
+        for name in UNUSED_FIELDS:
+            del fields[name]
         docs.append({**fields, "blob": bytes.fromhex(f"{n:040x}")})
     return docs
 

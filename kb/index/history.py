@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 HISTORY_DIR = "history"
 STATE = "state.json"
-VERSION = 3
+VERSION = 4
 WRITER_TIMEOUT = 10.0
 BATCH = 1000  # blobs read from git at once
 MERGE_AFTER_SEGMENTS = 8
@@ -45,15 +45,22 @@ class HistoryUnavailable(KbError):
     """History cannot be searched here (no revision cache, git failing)."""
 
 
+UNUSED_FIELDS = ("title_sort", "tag_list", "dates")
+
+
 def history_schema() -> Any:
-    """The current notes' schema, with the version's blob id (raw bytes, a column: never searched), no
-    title to sort by (history is ranked by relevance only), and dates in 2 tiers of terms instead of 8:
-    the exact moment and its 71-minute span (a date range reads the same; most versions have a `modified`
-    of their own, and each term written costs as much as a block of postings)."""
+    """The current notes' schema, with the version's blob id (raw bytes, a column: never searched); no
+    stored fields (a hit's title and snippets come from its blob), no title to sort by (history is ranked
+    by relevance only); dates in 2 tiers of terms instead of 8, the exact moment and its 71-minute span (a
+    date range reads the same; most versions have a `modified` of their own, and each term written costs
+    as much as a block of postings)."""
     from whoosh import columns, fields
 
     found = schema()
-    found.remove("title_sort")
+    for name in UNUSED_FIELDS:
+        found.remove(name)
+    for name in ("path", "title"):
+        found[name].stored = False  # a hit's title and path come from git, its blob read again
     found.add("blob", fields.COLUMN(columns.VarBytesColumn()))
     for name in DATE_FIELDS:
         found[name].shift_step = 32
@@ -188,9 +195,10 @@ class HistoryIndex:
         ix = index.create_in(str(self.folder), history_schema())
         from whoosh.codec.whoosh3 import W3Codec
 
-        # Blocks of 512 postings instead of 128: a quarter of the blocks to write for the many versions of
-        # a common word (a segment's codec is stored with it; its readers read blocks of any size).
-        codec = W3Codec(blocklimit=512)
+        # Blocks of 512 postings instead of 128 (a quarter of the blocks to write for the many versions of
+        # a common word), compressed at zlib's fastest level (a segment's codec is stored with it; readers
+        # read blocks of any size and level).
+        codec = W3Codec(blocklimit=512, compression=1)
         options = {"timeout": WRITER_TIMEOUT, "limitmb": 256, "compound": False, "codec": codec}
         try:
             count = bulk.write(ix, self.folder, rows, self._versions, self._sizes, progress, **options)
@@ -231,6 +239,7 @@ class HistoryIndex:
         """The document of each (blob, path, date) row's version, or None where it is not a note's; blobs
         read from one `git cat-file` while the documents are made."""
         notes = [self.store.is_note_path(path) for _, path, _ in rows]
+        folders: dict[str, str] = {}  # a note's versions share its path
         contents = self.history.stream_blobs([row[0] for row, note in zip(rows, notes, strict=True) if note])
         try:
             for (blob, path, date), note in zip(rows, notes, strict=True):
@@ -238,13 +247,18 @@ class HistoryIndex:
                 if raw is None:
                     yield None
                     continue
-                doc = document(path, raw, _dated(date), self.store.layout.folder_of(path), links=False)
+                folder = folders.get(path)
+                if folder is None:
+                    folder = folders[path] = self.store.layout.folder_of(path)
+                doc = document(path, raw, _dated(date), folder, links=False)
                 if doc is None:
                     yield None
                     continue
                 fields = writable(doc)
-                del fields["title_sort"]
-                yield {**fields, "blob": bytes.fromhex(blob)}
+                for name in UNUSED_FIELDS:
+                    del fields[name]
+                fields["blob"] = bytes.fromhex(blob)
+                yield fields
         finally:
             contents.close()
 
