@@ -16,6 +16,7 @@ worst leave a file that is rebuilt.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -134,6 +135,10 @@ class RevisionCache:
                     "CREATE INDEX changes_blob ON changes (blob);"
                     f"INSERT INTO meta VALUES ('version', '{VERSION}');"
                 )
+            # The changes of given commits (the new ones) are found by their number: without this index,
+            # by a walk of every change (40 ms at 50,000 changes).
+            with contextlib.suppress(sqlite3.OperationalError):  # a read-only cache goes without
+                db.execute("CREATE INDEX IF NOT EXISTS changes_n ON changes (n)")
         except (sqlite3.Error, OSError) as exc:
             raise CacheUnavailable(str(exc)) from None
         self._db = db
