@@ -13,6 +13,11 @@ each `kb search --history` calls first); the first build of the history index (t
 `kb search --history`, the revision cache built before) against `kb reindex`. Writes
 bench/results/history-N.md and .json; nothing is asserted.
 
+    python bench/history_search.py --make KB [--notes N --revisions R --words MIN MAX]
+
+makes the knowledge base the full run measures (notes, `kb init`, the commits, the revision cache) in the
+folder KB, and stops there. Then:
+
     python bench/history_search.py --build-on KB [--runs 3]
 
 measures only the first build against `kb reindex` on an existing knowledge base (one made by this script
@@ -138,6 +143,17 @@ def in_process_update(root: Path, env: dict[str, str], commits: int, runs: int) 
     return times
 
 
+def make_only(root: Path, notes: int, revisions: int, words: tuple[int, int]) -> None:
+    env = isolated_env(root.parent)
+    env.update({"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "b"})
+    env.update({"GIT_COMMITTER_EMAIL": "b@x"})
+    generate(root, notes, words[0], words[1])
+    subprocess.run(kb_cmd(root, "init"), check=True, capture_output=True, env=env)
+    commits, _ = add_history(root, max(0, revisions - notes))
+    subprocess.run(kb_cmd(root, "log", "-n", "1"), check=True, capture_output=True, env=env)
+    print(f"{root}: {notes} notes, {commits} commits", file=sys.stderr)
+
+
 def build_only(root: Path, runs: int) -> None:
     env = isolated_env(root.parent)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -202,7 +218,11 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--updates-on", type=Path, metavar="KB", help="only the updates, on this kb")
     parser.add_argument("--build-on", type=Path, metavar="KB", help="only the first build, on this kb")
+    parser.add_argument("--make", type=Path, metavar="KB", help="only make the knowledge base, here")
     args = parser.parse_args()
+    if args.make is not None:
+        make_only(args.make, args.notes, args.revisions, tuple(args.words))
+        return
     if args.build_on is not None:
         build_only(args.build_on, args.runs)
         return
