@@ -234,8 +234,10 @@ def _text(data: bytes) -> str:
 
 
 def server_pids(under: Path) -> list[int]:
-    """The processes running a server (or its workers or spare) of a knowledge base under `under`."""
-    prefix = os.fsencode(under) + b"/"
+    """The processes running a server (or its workers or spare) of the knowledge base `under` or of one
+    under it."""
+    exact = os.fsencode(under)
+    prefix = exact + b"/"
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -244,7 +246,7 @@ def server_pids(under: Path) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"kb.server" in cmdline and any(arg.startswith(prefix) for arg in cmdline):
+        if b"kb.server" in cmdline and any(arg == exact or arg.startswith(prefix) for arg in cmdline):
             found.append(int(entry.name))
     return found
 

@@ -24,26 +24,11 @@ import pexpect
 import pytest
 
 from kb import client, server
-from tests.conftest import git
+from tests.conftest import git, server_pids
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the warm server needs inotify (Linux)")
 
 CLIENT = [sys.executable, "-c", "from kb.client import main; main()"]
-
-
-def _server_pids(root: Path) -> list[int]:
-    """The processes running a server (or its workers) of `root`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"kb.server" in cmdline and os.fsencode(root) in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 def _parent(pid: int) -> int:
@@ -91,7 +76,7 @@ class Warm:
 
     def stop(self) -> None:
         server.stop(self.root, wait=5.0)
-        for pid in _server_pids(self.root):
+        for pid in server_pids(self.root):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
@@ -376,7 +361,7 @@ def test_ten_first_calls_at_once_start_one_server(warm: Warm):
     assert all(r.returncode == 0 and b"Alpha note" in r.stdout for r in runs)
     warm.wait_running()
     time.sleep(1.0)  # any second server would have started by now
-    pids = set(_server_pids(warm.root))
+    pids = set(server_pids(warm.root))
     # a server's workers and spare are its forked children: the same command line, the server their parent
     servers = [pid for pid in pids if _parent(pid) not in pids]
     assert len(servers) == 1, servers
@@ -397,7 +382,7 @@ def test_server_status_start_stop(warm: Warm):
 def test_kb_server_0_never_starts_a_server(warm: Warm):
     assert warm.run("search", "zebra", cold=True).returncode == 0
     time.sleep(0.5)
-    assert not warm.status().running and not _server_pids(warm.root)
+    assert not warm.status().running and not server_pids(warm.root)
 
 
 def test_a_socket_of_another_mode_or_owner_is_not_used(warm: Warm):
