@@ -189,3 +189,12 @@ def test_a_build_shared_by_two_processes_answers_as_one_does(kb, story, monkeypa
 )
 def test_date_fields_search_every_revision_at_their_dates(kb, story, query, titles):
     assert set(_hits(kb, query)) == titles
+
+
+def test_a_killed_builds_leftovers_are_removed_by_the_next_build(kb, story):
+    left = story / "index" / "history.part"
+    left.mkdir(parents=True)
+    (left / "MAIN_x.pst").write_bytes(b"half a segment")
+    shutil.rmtree(story / "index" / "history", ignore_errors=True)
+    assert _hits(kb, "fox")
+    assert not left.exists()

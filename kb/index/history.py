@@ -179,6 +179,8 @@ class HistoryIndex:
 
     def _clear(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+        # what a build's second process left if the build was killed
+        shutil.rmtree(self.folder.with_name(self.folder.name + ".part"), ignore_errors=True)
 
     def _build(self, head: str, progress: Progress | None) -> Update:
         from whoosh import index
