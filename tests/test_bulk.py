@@ -258,3 +258,22 @@ def test_the_line_analyser_reads_lines_as_whooshs_analyser_does():
     assert plain("Running runs") == tuple(
         (t.text.encode("utf-8"), t.pos) for t in whoosh("Running runs", positions=True, mode="index")
     )
+
+
+def test_without_a_second_process_one_writes_it_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(bulk, "PARALLEL", 20)
+    monkeypatch.setattr(bulk.os, "cpu_count", lambda: 2)
+
+    def no_fork() -> int:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(bulk.os, "fork", no_fork)
+    docs = versions(40)
+    folder = tmp_path / "history"
+    folder.mkdir()
+    ix = index.create_in(str(folder), history_schema())
+    count = bulk.write(
+        ix, folder, list(range(40)), lambda part: iter([docs[n] for n in part]), lambda part: [1] * len(part)
+    )
+    assert count == 40 and index.open_dir(str(folder)).doc_count_all() == 40
+    assert not (tmp_path / "history.part").exists()

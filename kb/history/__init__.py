@@ -15,6 +15,7 @@ A repository that asks for signed commits (`commit.gpgSign`) is refused with a m
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -290,6 +291,8 @@ class _Repository:
         """What `git commit` does after each commit and plumbing does not: git's automatic packing, when
         git's own test says it is due (more loose objects than gc.auto, counted as git counts them: those
         whose id begins with 17, times 256). `git gc --auto` then runs in the background by itself."""
+        if self._config().get("maintenance.auto", "true").lower() in ("false", "no", "off", "0"):
+            return  # as `git commit` does: no automatic maintenance
         limit = self._config().get("gc.auto", "6700")
         try:
             threshold = -(-int(limit) // 256)
@@ -298,7 +301,10 @@ class _Repository:
         if threshold <= 0:
             return  # gc.auto = 0: the user packs by hand
         try:
-            loose = sum(1 for name in os.listdir(self.git_dir / "objects" / "17") if len(name) >= 38)
+            common = self.git_dir  # a linked worktree's objects are in the main repository's folder
+            with contextlib.suppress(OSError):
+                common = self.git_dir / (self.git_dir / "commondir").read_text().strip()
+            loose = sum(1 for name in os.listdir(common / "objects" / "17") if len(name) >= 38)
         except OSError:
             return
         if loose > threshold:
@@ -364,7 +370,7 @@ class _Repository:
         """The settings kb reads (identity, index options, signing, filters), in one `git config` call."""
         if self._config_values is None:
             wanted = (
-                r"^(user\.(name|email)|core\.(splitindex|untrackedcache)|commit\.(gpgsign|cleanup)|gc\.auto"
+                r"^(user\.(name|email)|core\.(splitindex|untrackedcache)|commit\.(gpgsign|cleanup)|gc\.auto|maintenance\.auto"
                 r"|filter\..+)$"
             )
             try:

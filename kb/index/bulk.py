@@ -16,6 +16,7 @@ whatever the number of versions. `write` shares the work between two processes.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import select
@@ -335,29 +336,31 @@ def write(
     one's (rows in the order the caller gives: a note's versions one after another are analysed line by
     line once; only the note cut in two is analysed by both)."""
     if len(rows) < PARALLEL or (os.cpu_count() or 1) < 2:
-        writer = BulkWriter(ix, **options)
-        try:
-            count = _add_all(writer, documents(rows), len(rows), 0, progress, None)
-            writer.commit()
-        except BaseException:
-            writer.cancel()
-            raise
-        if progress is not None:
-            progress(len(rows), len(rows))
-        return count
+        return _write_one(ix, rows, documents, progress, options)
     cut = _half(weigh(rows))
     mine, theirs = rows[:cut], rows[cut:]
     part = folder.with_name(folder.name + ".part")
     shutil.rmtree(part, ignore_errors=True)
     part.mkdir(parents=True)
     counter = mmap.mmap(-1, 8)
-    reading, writing = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the second process: its rows into an index of its own, then out (never returns)
-        os.close(reading)
-        _second(ix.schema, part, documents(theirs), counter, writing, options)
-    os.close(writing)
     writer = BulkWriter(ix, **options)
+    reading, writing = os.pipe()
+    parent = os.getpid()
+    # No signal between the fork and the second process's own handling of it: a Ctrl-C there would
+    # unwind the copy through this process's callers.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        pid = os.fork()
+    except OSError:
+        pid = -1
+    if pid == 0:  # the second process: its rows into an index of its own, then out (never returns)
+        _second(ix.schema, part, lambda: documents(theirs), counter, reading, writing, parent, held, options)
+    signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    os.close(writing)
+    if pid < 0:  # no second process to be had (a limit on processes, memory): all of it here
+        os.close(reading)
+        shutil.rmtree(part, ignore_errors=True)
+        return _write_one(ix, rows, documents, progress, options)
     try:
         count = _add_all(writer, documents(mine), len(rows), 0, progress, counter)
         writer.commit()  # this part's segment written while the second process writes its own
@@ -387,6 +390,28 @@ def write(
     finally:
         os.close(reading)
         shutil.rmtree(part, ignore_errors=True)
+
+
+_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
+
+
+def _write_one(
+    ix: Any,
+    rows: Sequence[Row],
+    documents: Callable[[Sequence[Row]], Iterator[dict[str, Any] | None]],
+    progress: Progress | None,
+    options: dict[str, Any],
+) -> int:
+    writer = BulkWriter(ix, **options)
+    try:
+        count = _add_all(writer, documents(rows), len(rows), 0, progress, None)
+        writer.commit()
+    except BaseException:
+        writer.cancel()
+        raise
+    if progress is not None:
+        progress(len(rows), len(rows))
+    return count
 
 
 def _half(weights: Sequence[int]) -> int:
@@ -427,21 +452,31 @@ def _read(counter: mmap.mmap | None) -> int:
 def _second(
     schema: Any,
     part: Path,
-    docs: Iterator[dict[str, Any] | None],
+    docs: Callable[[], Iterator[dict[str, Any] | None]],
     counter: mmap.mmap,
+    reading: int,
     writing: int,
+    parent: int,
+    held: set[int | signal.Signals],
     options: dict[str, Any],
 ) -> None:
-    """The forked process: writes its documents into a new index in `part`, counting rows done in
-    `counter`; says how many documents (or what went wrong) on `writing`; exits, whatever happens."""
+    """The forked process (signals blocked): writes its documents into a new index in `part`, counting rows
+    done in `counter`; says how many documents (or what went wrong) on `writing`; exits, whatever happens,
+    and dies with the first process (it holds a copy of the knowledge base's lock)."""
     code = 1
-    parent = os.getppid()
     try:
+        os.close(reading)
+        for number in _SIGNALS:
+            signal.signal(number, signal.SIG_DFL)  # a Ctrl-C ends this process, it unwinds nothing
+        _die_with_parent()
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        if os.getppid() != parent:
+            return
         from whoosh import index
 
         writer = BulkWriter(index.create_in(str(part), schema), **options)
         count = done = 0
-        for doc in docs:
+        for doc in docs():
             done += 1
             if doc is not None:
                 writer.add(doc)
@@ -455,9 +490,25 @@ def _second(
         os.write(writing, str(count).encode())
         code = 0
     except BaseException as exc:  # reported to the first process, which raises it as a BulkError
-        os.write(writing, f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:2000])
+        with contextlib.suppress(OSError):
+            os.write(writing, f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:2000])
     finally:
         os._exit(code)
+
+
+def _die_with_parent() -> None:
+    """Linux: this process is killed when the one that forked it ends (prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
 
 
 def _wait_for(reading: int, counter: mmap.mmap, total: int, progress: Progress | None, mine: int) -> str:
