@@ -138,11 +138,16 @@ def test_a_head_moved_meanwhile_is_an_error_and_nothing_is_lost(command, kb, roo
     assert log_subjects(root)[:2] == [f"{'Add: Beta' if command[0] == 'add' else 'Edit: Alpha'}", "Intruder"]
 
 
-def test_the_first_commit_of_an_empty_repository(tmp_path):
+def empty_repository(tmp_path: Path) -> tuple[Path, History]:
+    """A new repository on branch trunk, with no commit, and a file a.md in its folder."""
     root = tmp_path / "repo"
     subprocess.run(["git", "init", "-q", "-b", "trunk", str(root)], check=True)
     (root / "a.md").write_text("a\n")
-    history = History(root)
+    return root, History(root)
+
+
+def test_the_first_commit_of_an_empty_repository(tmp_path):
+    root, history = empty_repository(tmp_path)
     sha = history.commit(["a.md"], "First\n\nbody  \n\n\n", MOMENT, MOMENT)
     assert sha is not None and sha == git(root, "rev-parse", "HEAD").strip()
     assert git(root, "symbolic-ref", "HEAD").strip() == "refs/heads/trunk"  # made through HEAD's symbolic ref
@@ -165,10 +170,7 @@ def test_kb_init_makes_the_first_commit_in_an_empty_folder(kb, root):
 
 
 def test_a_detached_head_moves_alone(tmp_path):
-    root = tmp_path / "repo"
-    subprocess.run(["git", "init", "-q", "-b", "trunk", str(root)], check=True)
-    (root / "a.md").write_text("a\n")
-    history = History(root)
+    root, history = empty_repository(tmp_path)
     first = history.commit(["a.md"], "First", MOMENT, MOMENT)
     git(root, "checkout", "-q", "--detach")
     (root / "a.md").write_text("b\n")

@@ -17,6 +17,7 @@ whatever the number of versions. `write` shares the work between two processes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import mmap
 import os
 import select
@@ -260,6 +261,7 @@ def line_analyser(analyzer: Any) -> Callable[[str], Tokens]:
     return analyse
 
 
+@functools.cache
 def _stored_length(length: int) -> int:
     """A document's field length as a segment stores it (one byte) and a posting carries it."""
     from whoosh.util.numeric import byte_to_length, length_to_byte
@@ -362,7 +364,7 @@ def write(
         shutil.rmtree(part, ignore_errors=True)
         return _write_one(ix, rows, documents, progress, options)
     try:
-        count = _add_all(writer, documents(mine), len(rows), 0, progress, counter)
+        count = _add_all(writer, documents(mine), len(rows), progress, counter)
         writer.commit()  # this part's segment written while the second process writes its own
         message = _wait_for(reading, counter, len(rows), progress, len(mine))
         _, status = os.waitpid(pid, 0)
@@ -404,7 +406,7 @@ def _write_one(
 ) -> int:
     writer = BulkWriter(ix, **options)
     try:
-        count = _add_all(writer, documents(rows), len(rows), 0, progress, None)
+        count = _add_all(writer, documents(rows), len(rows), progress, None)
         writer.commit()
     except BaseException:
         writer.cancel()
@@ -429,14 +431,11 @@ def _add_all(
     writer: BulkWriter,
     docs: Iterable[dict[str, Any] | None],
     total: int,
-    base: int,
     progress: Progress | None,
     counter: mmap.mmap | None,
 ) -> int:
     count = 0
-    done = base
-    for doc in docs:
-        done += 1
+    for done, doc in enumerate(docs, 1):
         if doc is not None:
             writer.add(doc)
             count += 1
