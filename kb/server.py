@@ -288,39 +288,14 @@ def _in_child(work: Callable[[], None], result: Callable[[], dict[str, object]])
     Reading 100,000 notes' records makes a few hundred MB of short-lived objects among the kept ones: done
     here, the server's memory would stay that size (freed memory scattered among live objects is not given
     back); done in a child, the server holds only the unpickled records, side by side."""
-    import pickle
+    from kb.forked import fork
 
-    try:
-        r, w = os.pipe()
-        pid = os.fork()
-    except OSError:
-        return None
-    if pid == 0:  # the child: work, send, leave without running anything of the server's
-        code = 1
-        try:
-            os.close(r)
-            work()
-            data = pickle.dumps(result(), protocol=pickle.HIGHEST_PROTOCOL)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(w, view) :]
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(w)
-    chunks = []
-    try:
-        while chunk := os.read(r, 1 << 20):
-            chunks.append(chunk)
-    finally:
-        os.close(r)
-        _, status = os.waitpid(pid, 0)
-    if status != 0 or not chunks:
-        return None
-    try:
-        made = pickle.loads(b"".join(chunks))  # our own child's, over a pipe
-    except (pickle.UnpicklingError, EOFError, AttributeError, TypeError):
-        return None
+    def both() -> dict[str, object]:
+        work()
+        return result()
+
+    child = fork(both)
+    made = child.result() if child is not None else None
     return made if isinstance(made, dict) else None
 
 

@@ -30,6 +30,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from kb.forked import SIGNALS, in_copy
+
 BODY = "body"
 LINE_CACHE = 20_000  # lines whose tokens are kept (a note's versions come one after another)
 ENCODED_CACHE = 100_000  # lists of positions whose encoding is kept
@@ -350,7 +352,7 @@ def write(
     parent = os.getpid()
     # No signal between the fork and the second process's own handling of it: a Ctrl-C there would
     # unwind the copy through this process's callers.
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     try:
         pid = os.fork()
     except OSError:
@@ -392,9 +394,6 @@ def write(
     finally:
         os.close(reading)
         shutil.rmtree(part, ignore_errors=True)
-
-
-_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
 
 
 def _write_one(
@@ -465,11 +464,7 @@ def _second(
     code = 1
     try:
         os.close(reading)
-        for number in _SIGNALS:
-            signal.signal(number, signal.SIG_DFL)  # a Ctrl-C ends this process, it unwinds nothing
-        _die_with_parent()
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        if os.getppid() != parent:
+        if not in_copy(parent, held):  # a Ctrl-C ends this process, it unwinds nothing
             return
         from whoosh import index
 
@@ -493,21 +488,6 @@ def _second(
             os.write(writing, f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:2000])
     finally:
         os._exit(code)
-
-
-def _die_with_parent() -> None:
-    """Linux: this process is killed when the one that forked it ends (prctl PR_SET_PDEATHSIG)."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    try:
-        libc = ctypes.CDLL(name, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
 
 
 def _wait_for(reading: int, counter: mmap.mmap, total: int, progress: Progress | None, mine: int) -> str:

@@ -130,53 +130,62 @@ def _versions(
 ) -> dict[str, Meta]:
     """What kb lists of each blob (title, heading, tags, created, modified, problem), from the cache or
     parsed now (and kept); `known` holds contents already read."""
+    found = _cached_versions(root, blobs)
+    missing = [b for b in sorted(set(blobs)) if b not in found]
+    fresh: dict[str, Meta] = {}
+    for start in range(0, len(missing), 1000):
+        chunk = missing[start : start + 1000]
+        given = known if known is not None else {}
+        unread = [b for b in chunk if b not in given]
+        read = dict(zip(unread, history.read_blobs(unread), strict=True)) if unread else {}
+        for blob in chunk:
+            fresh[blob] = _meta_of(given[blob] if blob in given else read[blob])
+    _keep_versions(root, fresh)
+    return found | fresh
+
+
+def _meta_of(raw: bytes | None) -> Meta:
+    parsed = parse_note(raw or b"", with_extra=False)
+    created, modified = parsed.dates
+    return (parsed.title, parsed.heading, _SEP.join(parsed.all_tags), created, modified, parsed.problem)
+
+
+def _cached_versions(root: Path, blobs: Sequence[str]) -> dict[str, Meta]:
+    """The cache's records of these blobs (those it holds)."""
     wanted = sorted(set(blobs))
     found: dict[str, Meta] = {}
     db = _open_versions(root)
+    if db is None:
+        return found
     try:
-        if db is not None:
-            try:
-                for start in range(0, len(wanted), 500):
-                    chunk = wanted[start : start + 500]
-                    marks = ",".join("?" * len(chunk))
-                    for row in db.execute(f"SELECT * FROM versions WHERE blob IN ({marks})", chunk):
-                        found[row[0]] = tuple(row[1:])
-            except sqlite3.Error:
-                found = {}  # a damaged cache is not used: everything is parsed again
-        missing = [b for b in wanted if b not in found]
-        fresh: list[tuple[str, Meta]] = []
-        for start in range(0, len(missing), 1000):
-            chunk = missing[start : start + 1000]
-            given = known if known is not None else {}
-            unread = [b for b in chunk if b not in given]
-            read = dict(zip(unread, history.read_blobs(unread), strict=True)) if unread else {}
-            contents = [given[b] if b in given else read[b] for b in chunk]
-            for blob, raw in zip(chunk, contents, strict=True):
-                parsed = parse_note(raw or b"", with_extra=False)
-                created, modified = parsed.dates
-                meta: Meta = (
-                    parsed.title,
-                    parsed.heading,
-                    _SEP.join(parsed.all_tags),
-                    created,
-                    modified,
-                    parsed.problem,
-                )
-                found[blob] = meta
-                fresh.append((blob, meta))
-        if db is not None and fresh:
-            try:
-                db.executemany(
-                    "INSERT OR REPLACE INTO versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    ((b, *m) for b, m in fresh),
-                )
-                db.commit()
-            except sqlite3.Error:
-                pass  # a cache that cannot be written is simply not kept
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in db.execute(f"SELECT * FROM versions WHERE blob IN ({marks})", chunk):
+                found[row[0]] = tuple(row[1:])
+    except sqlite3.Error:
+        return {}  # a damaged cache is not used: everything is parsed again
     finally:
-        if db is not None:
-            db.close()
+        db.close()
     return found
+
+
+def _keep_versions(root: Path, fresh: dict[str, Meta]) -> None:
+    if not fresh:
+        return
+    db = _open_versions(root)
+    if db is None:
+        return
+    try:
+        db.executemany(
+            "INSERT OR REPLACE INTO versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ((b, *m) for b, m in fresh.items()),
+        )
+        db.commit()
+    except sqlite3.Error:
+        pass  # a cache that cannot be written is simply not kept
+    finally:
+        db.close()
 
 
 def _table(db: sqlite3.Connection, key: str, version: str, table: str, columns: str) -> None:
@@ -373,7 +382,7 @@ def changes(
     newest first."""
     from datetime import timedelta
 
-    from kb.diff import change_summary, unified
+    from kb.diff import unified
     from kb.history.revcache import CacheUnavailable
     from kb.service.revisions import action_of
     from kb.service.transaction import recover
@@ -432,18 +441,13 @@ def changes(
         # the versions are read only where the cache lacks their summary (or for --patch)
         summaries = {} if patch else _cached_summaries(root, pairs)
         todo = [pair for pair in dict.fromkeys(pairs) if pair not in summaries]
-        known: dict[str, bytes | None] = {}
-        fresh: dict[tuple[str, str], Summary] = {}
-        # each pair summed up as soon as git has written its two versions, while git reads the next
-        stream = history.stream_blobs([b for pair in todo for b in pair if b])
-        for a, b in todo:
-            old_raw = next(stream) if a else None
-            new_raw = next(stream) if b else None
-            known.update(((a, old_raw), (b, new_raw)))
-            fresh[(a, b)] = change_summary(old_raw or b"", new_raw or b"")
-        for _ in stream:  # git's exit status
-            pass
-        meta = _versions(root, history, [b for b in [*befores, *after_blobs] if b], known)
+        listed = [b for b in [*befores, *after_blobs] if b]
+        meta = _cached_versions(root, listed)
+        lacking = {b for b in listed if b not in meta}
+        fresh, parsed, known = _summarise(history, todo, lacking, keep=patch)
+        meta.update(parsed)
+        _keep_versions(root, parsed)
+        meta.update(_versions(root, history, [b for b in listed if b not in meta]))
         for i, (key, track) in enumerate(chosen):
             path, before, after = track.path, befores[i], after_blobs[i]
             kind = _kind(
@@ -480,6 +484,34 @@ def changes(
         raise KbError(f"cannot read the history: {exc}") from None
     results.sort(key=lambda c: (c.last, c.title), reverse=True)
     return replace(window, changes=tuple(results))
+
+
+def _summarise(
+    history: History, pairs: Sequence[tuple[str, str]], lacking: set[str], keep: bool
+) -> tuple[dict[tuple[str, str], Summary], dict[str, Meta], dict[str, bytes | None]]:
+    """kb.diff.change_summary of each pair of blob ids ("" for no version), the records of the `lacking`
+    blobs among them, and (`keep`) every version read. Reading the versions from git and comparing them is
+    the whole cost of a first look at a window; git and this process each keep a core busy (measured: a
+    forked copy summing up half the pairs made it no faster on two cores)."""
+    from kb.diff import change_summary
+
+    fresh: dict[tuple[str, str], Summary] = {}
+    parsed: dict[str, Meta] = {}
+    known: dict[str, bytes | None] = {}
+    # each pair summed up as soon as git has written its two versions, while git reads the next
+    stream = history.stream_blobs([b for pair in pairs for b in pair if b])
+    for a, b in pairs:
+        old_raw = next(stream) if a else None
+        new_raw = next(stream) if b else None
+        if keep:
+            known.update(((a, old_raw), (b, new_raw)))
+        fresh[(a, b)] = change_summary(old_raw or b"", new_raw or b"")
+        for blob, raw in ((a, old_raw), (b, new_raw)):
+            if blob in lacking and blob not in parsed:
+                parsed[blob] = _meta_of(raw)
+    for _ in stream:  # git's exit status
+        pass
+    return fresh, parsed, known
 
 
 @dataclass
