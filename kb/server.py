@@ -39,9 +39,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from kb import client
+
+if TYPE_CHECKING:
+    from kb.layout import Layout
+    from kb.store import Scan
 
 IDLE_SECONDS = 900.0
 SPARE_DELAY = 0.05  # seconds without a running worker before a spare is forked
@@ -123,6 +127,15 @@ def cold_reason(root: Path) -> str | None:
 # ------------------------------------------------------------------ watching
 
 
+@dataclass(frozen=True)
+class Drained:
+    """What inotify events said: the files they named, and whether a folder changed or events were lost
+    (then only a walk of every folder knows what changed)."""
+
+    files: set[str]
+    folders: bool
+
+
 class Watcher:
     """inotify watches on every folder of the knowledge base but .git, dot-folders and index/."""
 
@@ -137,6 +150,7 @@ class Watcher:
         )  # fmt: skip
         self.inotify = INotify(nonblocking=True)
         self.watches = 0
+        self.folders: dict[int, str] = {}  # each watch's folder
         self.rewatch()
 
     def fileno(self) -> int:
@@ -145,11 +159,12 @@ class Watcher:
     def rewatch(self) -> None:
         """Watch every folder (again: adding a watch twice is harmless). OSError when the limit is hit."""
         count = 0
+        folders: dict[int, str] = {}
         stack = [(str(self.root), True)]
         while stack:
             folder, top = stack.pop()
             try:
-                self.inotify.add_watch(folder, self.mask)
+                folders[self.inotify.add_watch(folder, self.mask)] = folder
             except OSError as exc:
                 if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
                     continue
@@ -166,31 +181,61 @@ class Watcher:
             except OSError:
                 continue
         self.watches = count
+        self.folders = folders
 
-    def drain(self) -> bool:
-        """Read every pending event; True when there was any (new folders are watched)."""
+    def drain(self) -> Drained | None:
+        """Read every pending event: None when there was none; else the files they name, or that any
+        folder changed (new folders are then watched too) or that events were lost."""
         events = self.inotify.read(timeout=0)
         if not events:
-            return False
+            return None
         flags = self.flags
-        if any(e.mask & (flags.Q_OVERFLOW | flags.ISDIR) for e in events):
+        whole = flags.Q_OVERFLOW | flags.ISDIR | flags.IGNORED | flags.DELETE_SELF | flags.MOVE_SELF
+        files: set[str] = set()
+        folders = False
+        for event in events:
+            folder = self.folders.get(event.wd)
+            if event.mask & whole or folder is None or not event.name:
+                folders = True
+            else:
+                files.add(f"{folder}/{event.name}")
+        if folders:
             self.rewatch()
-        return True
+        return Drained(files, folders)
 
     def close(self) -> None:
         self.inotify.close()
 
 
 class Freshness:
-    """What the server knows about the notes: whether anything may have changed since its last full check."""
+    """What the server knows about the notes: whether anything may have changed since its last check."""
 
     def __init__(self, root: Path, watcher: Watcher) -> None:
         self.root = root
         self.watcher = watcher
-        self.dirty = True
+        self.dirty = True  # a check is due, and it walks every folder (events lost, a folder changed...)
+        self.due = False  # a check is due; the files the events named are enough
+        self.touched: set[str] = set()  # those files, since the last check
+        self.kept: Scan | None = None  # the last scan
+        self.layout: Layout | None = None  # the layout it was made with
+        self.agreed: str | None = None  # the catalog's generation when it agreed with that scan
         self.outside: tuple[object, ...] | None = None
         self.checks = 0
+        self.quick = 0
         self.generation = 0  # grows whenever what workers inherit (the remembered scan) changes
+
+    @property
+    def stale(self) -> bool:
+        return self.dirty or self.due
+
+    def take(self, drained: Drained | None) -> None:
+        """Events read from the watcher."""
+        if drained is None:
+            return
+        self.due = True
+        if drained.folders:
+            self.dirty = True
+        self.touched |= drained.files
 
     def signature(self) -> tuple[object, ...]:
         """What git and the index look like: HEAD and its ref, packed refs, the catalog, a dead run."""
@@ -207,18 +252,18 @@ class Freshness:
         return tuple(parts)
 
     def check(self) -> bool:
-        """Drain the events; after any, the cold path's full check (outside edits indexed). True when the
-        notes are known to be exactly the remembered scan, which the catalog agrees with."""
+        """Drain the events; after any, the cold path's check (outside edits indexed), with a walk of every
+        folder only when the events do not say which files changed. True when the notes are known to be
+        exactly the remembered scan, which the catalog agrees with."""
         from kb import store as kb_store
         from kb.errors import KbError
         from kb.index import NoteIndex, damage_errors
 
-        if self.watcher.drain():
-            self.dirty = True
+        self.take(self.watcher.drain())
         signature = self.signature()
         if signature != self.outside:
-            self.dirty = True
-        if not self.dirty:
+            self.due = True
+        if not self.stale:
             return True
         kb_store.settle(self.root, None)
         self.generation += 1
@@ -226,15 +271,32 @@ class Freshness:
         git = self.root / ".git"
         if (git / "kb-journal").exists() or (git / "kb-sync-merge").exists():
             return False  # a dead run: the worker recovers it, as the cold path does
-        self.dirty = False  # events from here on make it dirty again
-        self.checks += 1
+        touched, self.touched = self.touched, set()
+        previous = None if self.dirty else self.kept
+        agreed, self.agreed = self.agreed, None
+        self.dirty = self.due = False  # events from here on make it stale again
+        self.kept = None
         try:
             notes = kb_store.Store(self.root)
-            scan = notes.scan(keep=True)
-            NoteIndex(self.root, notes).refresh()
+            index = NoteIndex(self.root, notes)
+            found = None
+            if previous is not None and self.layout is not None:
+                found = notes.rescan(previous, self.layout, touched)
+            report = None
+            if found is None:
+                scan = notes.scan(keep=True)
+                self.checks += 1
+            else:
+                scan, paths = found
+                self.quick += 1
+                if agreed is not None:  # only the rows of the files that changed are read
+                    report = index.refresh_changed(paths, agreed)
+            if report is None:
+                report = index.refresh()
         except (KbError, *damage_errors()):  # type: ignore[misc]
             self.dirty = True  # the worker repairs it the cold way (with its progress bar)
             return False
+        self.kept, self.layout, self.agreed = scan, notes.layout, report.agreed
         self.outside = self.signature()
         kb_store.settle(self.root, scan)
         _give_back()
@@ -449,7 +511,7 @@ class Server:
                 self.spare = None
             if self.children:
                 self.busy = time.monotonic()
-            wanted = self.spare is None and self.freshness is not None and not self.freshness.dirty
+            wanted = self.spare is None and self.freshness is not None and not self.freshness.stale
             if wanted and not self.children and time.monotonic() - self.busy >= SPARE_DELAY:
                 # Here, where no request's descriptors are open (a spare must not hold the client's pipes),
                 # and when no worker has run for a moment (its rehearsal would compete with commands run
@@ -464,8 +526,7 @@ class Server:
                 continue
             if self.watcher is not None and self.watcher in ready and self.freshness is not None:
                 try:
-                    if self.watcher.drain():
-                        self.freshness.dirty = True
+                    self.freshness.take(self.watcher.drain())
                 except OSError:
                     self.freshness.dirty = True
             if self.sock in ready:
@@ -544,10 +605,10 @@ class Server:
         writes = command in _WRITES
         # A write checks the notes itself, under the write lock, as the cold path does (the lock forgets
         # any remembered scan): checking here first would scan them twice. What it changes makes the
-        # next request check.
+        # next request check (the events name the files it wrote).
         fresh = False if writes else self.freshness.check()
         if writes:
-            self.freshness.dirty = True
+            self.freshness.due = True
         self.requests += 1
         spare = self.spare
         self.spare = None
@@ -624,6 +685,7 @@ class Server:
             ),
             ("folders watched", str(self.watcher.watches if self.watcher else 0)),
             ("full checks", str(self.freshness.checks if self.freshness else 0)),
+            ("quick checks (changed files only)", str(self.freshness.quick if self.freshness else 0)),
             ("idle exit after", f"{self.idle:g} s"),
             ("memory (RSS)", rss),
         ]

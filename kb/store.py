@@ -7,9 +7,10 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,8 @@ def scan_digest(found: dict[str, tuple[int, int, int]]) -> str | None:
         return None
     return h.hexdigest()
 
+
+Scan = tuple[dict[str, tuple[int, int, int]], tuple[str, ...]]  # each note's signature, and warnings
 
 # The warm server's promise (kb.server), per knowledge base folder (device, inode): nothing under it changed
 # since this scan, and the index's catalog agrees with it. Never set on the cold path; anything that takes
@@ -206,6 +209,63 @@ class Store:
             found = dict(zip(paths, stats, strict=True)), tuple(warnings)
         self._kept = found if keep else None
         return (dict(found[0]) if keep else found[0]), found[1]
+
+    def rescan(self, previous: Scan, layout: Layout, touched: Iterable[str]) -> tuple[Scan, set[str]] | None:
+        """scan(keep=True) worked out from `previous` (an earlier scan of this store) and the files in
+        `touched` (absolute paths: all the files that may have changed since, as the file system's change
+        events name them), with one lstat each instead of a walk of every folder. None when one of them
+        needs the walk: a link or anything but a file where a note may be, a file outside the notes, the
+        settings or ignore files (they change what is a note); or when `layout`, the one `previous` was made
+        with, is not this store's now. With the scan, the notes' paths among `touched`."""
+        if layout != self.layout:
+            return None
+        found = dict(previous[0])
+        looked: set[str] = set()
+        notes = str(self.notes)
+        layout = self.layout
+        for path in touched:
+            folder, _, name = path.rpartition("/")
+            if folder == notes:
+                sub = ""
+            elif folder.startswith(notes + "/"):
+                sub = folder[len(notes) + 1 :]
+            else:
+                return None  # beside the notes (kb.toml, .gitignore, a Markdown file next to notes/...)
+            rel_folder = "/".join(x for x in (layout.notes, sub) if x)
+            # each folder below the notes root as the walk looks at it (by its root-relative path)
+            base = layout.notes
+            skipped = False
+            for part in sub.split("/") if sub else []:
+                skipped = part[:1] == "." or part in SKIPPED_FOLDERS or (not base and part == INDEX_DIR)
+                base = f"{base}/{part}" if base else part
+                if skipped or (layout.ignore and layout.ignored(base)):
+                    skipped = True
+                    break
+            if skipped:
+                continue  # a folder the walk does not enter
+            rel = f"{rel_folder}/{name}" if rel_folder else name
+            if name.startswith(TEMP_PREFIX):
+                continue  # kb's own file being written: not a note, and gone when the note is in place
+            if name[:1] == "." or not name.endswith(NOTE_SUFFIXES):
+                if not rel_folder:
+                    return None  # the notes root is the knowledge base's: its settings, .gitignore
+                continue
+            looked.add(rel)
+            if layout.ignore and layout.ignored(rel):
+                found.pop(rel, None)
+                continue
+            try:
+                st = os.lstat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                found.pop(rel, None)
+                continue
+            except OSError:
+                return None
+            if not stat.S_ISREG(st.st_mode):
+                return None  # a link (the walk warns of it), a folder of that name...
+            found[rel] = (st.st_mtime_ns, st.st_size, st.st_ino)
+        self._kept = (found, previous[1])
+        return (dict(found), previous[1]), looked
 
     def settled(self) -> bool:
         """Whether the warm server vouches that nothing changed since its last scan (see settle)."""

@@ -237,6 +237,37 @@ def test_outside_edits_are_found_at_once(warm: Warm, root: Path):
     assert warm.requests() >= 9  # answered by the server, not by cold runs
 
 
+def _checks(warm: Warm) -> tuple[int, int]:
+    details = dict(warm.status().details)
+    return int(details["full checks"]), int(details["quick checks (changed files only)"])
+
+
+def test_changed_files_are_checked_alone_and_a_changed_folder_walks_them_all(warm: Warm, root: Path):
+    warm.start()
+    notes = root / "notes"
+    assert warm.run("search", "zebra").returncode == 0
+    full, quick = _checks(warm)
+    with open(notes / "Beta note.md", "a") as f:
+        f.write("\nAn okapi walks by.\n")
+    assert b"Beta note" in warm.run("search", "okapi").stdout
+    assert warm.run("add", "Gamma", "-b", "A narwhal swims.").returncode == 0
+    assert b"Gamma" in warm.run("search", "narwhal").stdout
+    (notes / "Beta note.md").unlink()
+    assert warm.run("search", "okapi").returncode == 1
+    assert b"Beta note" not in warm.run("list").stdout
+    after = _checks(warm)
+    assert after[0] == full and after[1] >= quick + 3  # no walk of every folder
+    (notes / "sub").mkdir()  # a folder: its notes are found by a walk
+    (notes / "sub" / "Inner.md").write_text("# Inner\n\nA quokka.\n")
+    assert b"Inner" in warm.run("search", "quokka").stdout
+    assert _checks(warm)[0] > full
+    full = _checks(warm)[0]
+    (notes / "Link.md").symlink_to(notes / "Gamma.md")  # a link: the walk warns of it
+    assert warm.run("list").returncode == 0
+    assert _checks(warm)[0] > full
+    assert warm.run("search", "narwhal").stdout == warm.run("search", "narwhal", cold=True).stdout
+
+
 def _spare_ready(warm: Warm, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

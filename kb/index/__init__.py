@@ -14,13 +14,13 @@ import contextlib
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kb.errors import KbError, UsageError
-from kb.index.catalog import CATALOG, Catalog, CatalogError, Entry, Signature
+from kb.index.catalog import CATALOG, Catalog, CatalogError, Entry, Signature, next_generation
 from kb.index.document import (
     MAX_INDEXED_CHARS,
     WORD_PATTERN,
@@ -183,12 +183,23 @@ def _one_edit_away(word: str, reader: Any) -> str | None:
     return best[1] if best else None
 
 
+def _after_ours(catalog: Catalog, before: str | None) -> str | None:
+    """The catalog's generation after one change of ours made from `before`, if no one else's came
+    between (each change moves it by one); None when that is not known."""
+    try:
+        after = catalog.generation()
+    except CatalogError:
+        return None
+    return after if before is not None and after == next_generation(before) else None
+
+
 @dataclass(frozen=True)
 class RefreshReport:
     added: int
     updated: int
     removed: int
     rebuilt: bool
+    agreed: str | None = None  # the catalog's generation at which it agreed with the scan, when known
 
 
 class NoteIndex:
@@ -337,20 +348,44 @@ class NoteIndex:
             digest = scan_digest(current)
             try:
                 if digest is not None and digest == catalog.agreed_scan():
-                    return RefreshReport(0, 0, 0, False)
+                    return RefreshReport(0, 0, 0, False, catalog.generation())
                 known, generation = catalog.signatures_at()
             except CatalogError:
                 raise NeedsRebuild("the search catalog is damaged") from None
             if current == known:  # compared without a Python loop
                 if digest is not None:
                     catalog.remember_scan(digest, generation)
-                return RefreshReport(0, 0, 0, False)
+                return RefreshReport(0, 0, 0, False, generation)
             added = {p for p in current if p not in known}
             removed = {p for p in known if p not in current}
             updated = {p for p, sig in current.items() if p in known and known[p] != sig}
-            if added or removed or updated:
-                self._apply(catalog, added | removed | updated)
-        return RefreshReport(len(added), len(updated), len(removed), False)
+            self._apply(catalog, added | removed | updated)
+            agreed = _after_ours(catalog, generation)
+        return RefreshReport(len(added), len(updated), len(removed), False, agreed)
+
+    def refresh_changed(self, paths: Collection[str], agreed: str) -> RefreshReport | None:
+        """refresh() for a store whose scan can differ only in `paths` from the one the catalog agreed with
+        at its generation `agreed` (the warm server's watch says which files changed): only their rows are
+        read. None when a row changed since `agreed` (then refresh() compares them all)."""
+        catalog = self.catalog()
+        if catalog is None or not self._has_toc():
+            raise NeedsRebuild("the search index is missing, unreadable or of another version")
+        with catalog:
+            current = self.store.scan()[0]
+            try:
+                known, generation = catalog.signatures_at(paths)
+            except CatalogError:
+                raise NeedsRebuild("the search catalog is damaged") from None
+            if generation != agreed:
+                return None
+            changed = {p for p in paths if current.get(p) != known.get(p)}
+            if not changed:
+                return RefreshReport(0, 0, 0, False, generation)
+            self._apply(catalog, changed)
+            after = _after_ours(catalog, generation)
+        added = sum(1 for p in changed if p in current and p not in known)
+        removed = sum(1 for p in changed if p not in current)
+        return RefreshReport(added, len(changed) - added - removed, removed, False, after)
 
     def _has_toc(self) -> bool:
         """Whoosh's table of contents is there (a damaged index is found when it is read, and rebuilt)."""

@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -29,6 +29,13 @@ SEP = "\x1f"
 Signature = tuple[int, int, int]  # mtime_ns, size, inode
 BUSY_TIMEOUT = 10.0  # seconds a change waits for another process's write
 SHORTCUT_WAIT = 0.05  # seconds a search waits to record the scan that agreed (see remember_scan)
+NO_CHANGE_YET = "0"  # the generation of a catalog whose rows have not changed since it was made
+
+
+def next_generation(generation: str) -> str:
+    """The generation one change after `generation` (see Catalog.generation)."""
+    made, _, count = generation.rpartition("/")
+    return f"{made}/{int(count) + 1}" if count.isdigit() else ""
 
 
 class Entry(NamedTuple):
@@ -185,6 +192,7 @@ class Catalog:
             db.execute("INSERT INTO meta VALUES ('version', ?)", (str(VERSION),))
             root = os.stat(folder.parent)
             db.execute("INSERT INTO meta VALUES ('folder', ?)", (f"{root.st_dev}:{root.st_ino}",))
+            db.execute("INSERT INTO meta VALUES ('made', ?)", (os.urandom(8).hex(),))
             db.executemany(
                 f"INSERT INTO notes ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (_row(path, entry) for path, entry in entries.items()),
@@ -222,6 +230,28 @@ class Catalog:
             raise CatalogError(str(exc)) from None
         return {path: (mtime, size, ino) for path, mtime, size, ino in rows}
 
+    def _signatures_of(self, paths: list[str]) -> dict[str, Signature]:
+        found: dict[str, Signature] = {}
+        for start in range(0, len(paths), 500):
+            chunk = paths[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT path, mtime_ns, size, ino FROM notes WHERE path IN ({marks})"
+            for path, mtime, size, ino in self.db.execute(sql, chunk):
+                found[path] = (mtime, size, ino)
+        return found
+
+    def generation(self) -> str:
+        """The catalog's generation: it moves by one with every change to the rows; "MADE/N", MADE naming
+        this catalog among those built before and after it (a rebuild starts again from 0)."""
+        try:
+            return self._generation()
+        except sqlite3.Error as exc:
+            raise CatalogError(str(exc)) from None
+
+    def _generation(self) -> str:
+        rows = dict(self.db.execute("SELECT key, value FROM meta WHERE key IN ('generation', 'made')"))
+        return f"{rows.get('made', '')}/{rows.get('generation', NO_CHANGE_YET)}"
+
     # ------------------------------------------------------------ the scan that agreed
 
     def agreed_scan(self) -> str | None:
@@ -233,19 +263,20 @@ class Catalog:
             raise CatalogError(str(exc)) from None
         return row[0] if row is not None and isinstance(row[0], str) else None
 
-    def signatures_at(self) -> tuple[dict[str, Signature], str | None]:
-        """signatures() with the catalog's generation (it moves with every change to the rows), read in
-        one snapshot: what remember_scan needs to know that nothing changed in between."""
+    def signatures_at(self, paths: Collection[str] | None = None) -> tuple[dict[str, Signature], str]:
+        """signatures() (of `paths` only, when given) with the catalog's generation (it moves with every
+        change to the rows), read in one snapshot: what remember_scan needs to know that nothing changed in
+        between."""
         try:
             self.db.execute("BEGIN")
             try:
-                row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-                found = self.signatures()
+                generation = self._generation()
+                found = self.signatures() if paths is None else self._signatures_of(sorted(paths))
             finally:
                 self.db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise CatalogError(str(exc)) from None
-        return found, (row[0] if row is not None else None)
+        return found, generation
 
     def remember_scan(self, digest: str, generation: str | None) -> None:
         """Record that a scan of this digest equals every row, if no row changed since `generation` was
@@ -254,8 +285,7 @@ class Catalog:
             self.db.execute(f"PRAGMA busy_timeout = {int(SHORTCUT_WAIT * 1000)}")
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-                if (row[0] if row is not None else None) == generation:
+                if self._generation() == generation:
                     self.db.execute("INSERT OR REPLACE INTO meta VALUES ('scan', ?)", (digest,))
                 self.db.execute("COMMIT")
             except BaseException:

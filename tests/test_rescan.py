@@ -1,0 +1,151 @@
+"""Store.rescan: a scan brought up to date from the files change events named equals a walk of every
+folder, or says that only a walk will do."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from kb.store import TEMP_PREFIX, Store
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def _notable(root: Path) -> Path:
+    notes = root / "notes"
+    for i in range(30):
+        _write(notes / f"Note {i}.md", f"# Note {i}\n")
+    _write(notes / "sub" / "Deep.md", "# Deep\n")
+    return notes
+
+
+def test_random_changes_rescanned_equal_a_walk(tmp_path: Path) -> None:
+    notes = _notable(tmp_path)
+    (notes / ".hidden").mkdir()
+    (notes / "node_modules").mkdir()
+    rng = random.Random(7)
+    store = Store(tmp_path)
+    kept = store.scan(keep=True)
+    for _ in range(40):
+        touched: set[str] = set()
+        for _ in range(rng.randint(1, 5)):
+            kind = rng.choice(["create", "append", "delete", "rename", "temp", "other", "hidden", "skipped"])
+            folder = rng.choice([notes, notes / "sub"])
+            name = f"Note {rng.randint(0, 40)}.md"
+            path = folder / name
+            if kind == "create":
+                _write(path, "# new\n")
+            elif kind == "append" and path.exists():
+                with open(path, "a") as f:
+                    f.write("more\n")
+            elif kind == "delete" and path.exists():
+                path.unlink()
+            elif kind == "rename" and path.exists():
+                target = folder / f"Renamed {rng.randint(0, 9)}.md"
+                os.replace(path, target)
+                touched.add(str(target))
+            elif kind == "temp":
+                path = folder / f"{TEMP_PREFIX}x.md"
+                _write(path, "half")
+            elif kind == "other":
+                path = folder / "picture.png"
+                _write(path, "png")
+            elif kind == "hidden":
+                path = notes / ".hidden" / "Secret.md"
+                _write(path, "# secret\n")
+            else:
+                path = notes / "node_modules" / "Readme.md"
+                _write(path, "# readme\n")
+            touched.add(str(path))
+        fresh = Store(tmp_path)
+        rescanned = fresh.rescan(kept, store.layout, touched)
+        assert rescanned is not None
+        walked = Store(tmp_path).scan()
+        assert rescanned[0][0] == walked[0]
+        assert fresh.scan()[0] == walked[0]  # kept for the next scan, as scan(keep=True) keeps
+        assert {p for p in set(walked[0]) ^ set(kept[0])} <= rescanned[1]  # every note added or removed
+        kept = rescanned[0]
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["settings", "gitignore", "markdown beside notes", "link", "folder named like a note"],
+)
+def test_what_changes_what_is_a_note_needs_a_walk(tmp_path: Path, change: str) -> None:
+    notes = _notable(tmp_path)
+    store = Store(tmp_path)
+    kept = store.scan(keep=True)
+    if change == "settings":
+        path = tmp_path / "kb.toml"
+        path.write_text("")
+    elif change == "gitignore":
+        path = tmp_path / ".gitignore"
+        path.write_text("index/\n")
+    elif change == "markdown beside notes":
+        path = tmp_path / "Loose.md"
+        path.write_text("# loose\n")
+    elif change == "link":
+        path = notes / "Link.md"
+        path.symlink_to(notes / "Note 1.md")
+    else:
+        path = notes / "Folder.md"
+        path.mkdir()
+    assert Store(tmp_path).rescan(kept, store.layout, {str(path)}) is None
+
+
+def test_in_place_ignore_patterns_are_followed(tmp_path: Path) -> None:
+    _write(tmp_path / "Top.md", "# Top\n")
+    _write(tmp_path / "drafts" / "Draft.md", "# Draft\n")
+    _write(tmp_path / "kb.toml", 'notes = "."\nignore = ["drafts"]\n')
+    store = Store(tmp_path)
+    assert store.layout.in_place
+    kept = store.scan(keep=True)
+    assert "drafts/Draft.md" not in kept[0]
+    _write(tmp_path / "drafts" / "Second.md", "# Second\n")
+    _write(tmp_path / "Other.md", "# Other\n")
+    touched = {str(tmp_path / "drafts" / "Second.md"), str(tmp_path / "Other.md")}
+    rescanned = Store(tmp_path).rescan(kept, store.layout, touched)
+    assert rescanned is not None
+    assert rescanned[0][0] == Store(tmp_path).scan()[0]
+    assert "Other.md" in rescanned[0][0] and "drafts/Second.md" not in rescanned[0][0]
+    # kb.toml at the top of a folder used in place is beside its notes: a walk
+    assert Store(tmp_path).rescan(kept, store.layout, {str(tmp_path / "kb.toml")}) is None
+
+
+def test_only_the_changed_rows_are_compared_while_no_one_else_changed_the_catalog(
+    cold_kb, root: Path
+) -> None:
+    from kb.index import NoteIndex
+    from kb.index.catalog import next_generation
+
+    assert cold_kb("add", "Alpha", "-b", "One zebra.").exit_code == 0
+    assert cold_kb("add", "Beta", "-b", "One giraffe.").exit_code == 0
+    assert cold_kb("search", "zebra").exit_code == 0  # the index is built
+    store = Store(root)
+    kept = store.scan(keep=True)
+    agreed = NoteIndex(root, store).refresh().agreed
+    assert agreed is not None
+    alpha = root / "notes" / "Alpha.md"
+    with open(alpha, "a") as f:
+        f.write("An okapi.\n")
+    fresh = Store(root)
+    found = fresh.rescan(kept, fresh.layout, {str(alpha)})
+    assert found is not None and found[1] == {"notes/Alpha.md"}
+    report = NoteIndex(root, fresh).refresh_changed(found[1], agreed)
+    assert report is not None and (report.added, report.updated, report.removed) == (0, 1, 0)
+    assert report.agreed == next_generation(agreed)  # ours was the only change since
+    assert cold_kb("search", "okapi").exit_code == 0
+    # another process changes the catalog (a note of its own): the rows are all compared again
+    assert cold_kb("edit", "Beta", "-a", "A quokka.").exit_code == 0
+    again = Store(root)
+    assert NoteIndex(root, again).refresh_changed({"notes/Alpha.md"}, report.agreed) is None
+    # a rebuilt catalog counts its changes from 0 again: never taken for the one agreed with
+    assert cold_kb("reindex").exit_code == 0
+    rebuilt = NoteIndex(root, Store(root)).refresh().agreed
+    assert rebuilt is not None and rebuilt.endswith("/0") and rebuilt != agreed
