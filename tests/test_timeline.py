@@ -290,3 +290,22 @@ def test_sections_and_change_summary_match_a_line_by_line_reading(seed):
 
         bodies = [split_document(t)[0].body for t in (a, b)]
         assert summary[2] == tuple(s.title for s in section_changes(*bodies)), (a, b)
+
+
+# ---------------------------------------------------------------- kb changes' default window
+
+
+def test_changes_default_window_starts_at_the_start_of_the_day_seven_days_ago(root, kb, monkeypatch):
+    monkeypatch.setenv("KB_NOW", "2026-01-02T10:00:00.000Z")
+    assert kb("add", "Early", "-b", "first").exit_code == 0
+    monkeypatch.setenv("KB_NOW", "2026-01-11T08:00:00.000Z")  # early on the day 7 days before the 18th
+    assert kb("edit", "Early", "-a", "second").exit_code == 0
+    monkeypatch.setenv("KB_NOW", "2026-01-18T15:00:00.000Z")
+    default = kb("changes", "--json")
+    given = kb("changes", "--json", "--since", "7 days ago")
+    assert default.exit_code == 0 and given.exit_code == 0
+    assert default.stdout == given.stdout
+    result = json.loads(default.stdout)
+    assert result["since"] == "2026-01-11T00:00:00.000Z"
+    assert [(c["title"], c["kind"]) for c in result["changes"]] == [("Early", "edited")]
+    assert kb("changes").stdout == kb("changes", "--since", "7 days ago").stdout

@@ -34,6 +34,7 @@ VERSIONS_DB = "versions.sqlite3"
 VERSIONS_FORMAT = "1"
 SUMMARIES_FORMAT = "1"  # bump when kb.diff.change_summary changes what it counts
 _SEP = "\x1f"
+DEFAULT_SINCE = "7 days ago"  # kb changes without --since
 
 
 @dataclass(frozen=True)
@@ -378,17 +379,15 @@ def changes(
     refs: Sequence[str] = (),
     patch: bool = False,
 ) -> ChangesResult:
-    """Every note changed between `since` (default: 7 days ago) and `until` (default: now), one entry each,
-    newest first."""
-    from datetime import timedelta
-
+    """Every note changed between `since` (default: 7 days ago, from the start of that day, as `--since
+    "7 days ago"` reads) and `until` (default: now), one entry each, newest first."""
     from kb.diff import unified
     from kb.history.revcache import CacheUnavailable
     from kb.service.revisions import action_of
     from kb.service.transaction import recover
 
     recover(root)
-    start = read_when(root, since, "--since").start if since else now() - timedelta(days=7)
+    start = read_when(root, since if since else DEFAULT_SINCE, "--since").start
     end = read_when(root, until, "--until").last if until else now()
     if end < start:
         raise UsageError(f"--until ({format_timestamp(end)}) is before --since ({format_timestamp(start)})")
