@@ -4,7 +4,9 @@ kb blame through a rename. KB_NOW fixes each step's time."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -290,6 +292,85 @@ def test_sections_and_change_summary_match_a_line_by_line_reading(seed):
 
         bodies = [split_document(t)[0].body for t in (a, b)]
         assert summary[2] == tuple(s.title for s in section_changes(*bodies)), (a, b)
+
+
+# ---------------------------------------------------------------- a commit dated before the ones under it
+
+
+def _commit_by_hand(root: Path, path: str, text: str, author_date: str, commit_date: str) -> None:
+    """A note committed outside kb with its own author date (as a rebase or cherry-pick keeps it)."""
+    (root / path).write_text(text)
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_DATE": author_date,
+        "GIT_COMMITTER_DATE": commit_date,
+        "GIT_AUTHOR_NAME": "o",
+        "GIT_AUTHOR_EMAIL": "o@o",
+        "GIT_COMMITTER_NAME": "o",
+        "GIT_COMMITTER_EMAIL": "o@o",
+    }
+    for args in (["add", "--", path], ["commit", "-qm", f"Add {path} by hand"]):
+        subprocess.run(["git", "-C", str(root), *args], env=env, check=True, capture_output=True)
+
+
+@pytest.fixture
+def went_back(root: Path, kb, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Notes of Sep 29 and Oct 3, 10 and 19, then on top of them a commit whose author date is Jul 28."""
+    for now, title in [
+        ("2025-09-29T10:00:00.000Z", "September"),
+        ("2025-10-03T10:00:00.000Z", "October 3"),
+        ("2025-10-10T10:00:00.000Z", "October 10"),
+        ("2025-10-19T10:00:00.000Z", "October 19"),
+    ]:
+        monkeypatch.setenv("KB_NOW", now)
+        assert kb("add", title, "-b", f"{title} text").exit_code == 0
+    _commit_by_hand(
+        root, "notes/Rebased.md", "# Rebased\n\nold work\n", "2025-07-28T10:00:00Z", "2025-10-19T12:00:00Z"
+    )
+    monkeypatch.setenv("KB_NOW", "2025-11-01T00:00:00.000Z")
+    return root
+
+
+def test_as_of_counts_a_commit_from_the_latest_date_before_it(went_back, kb, root):
+    assert [t for t, _, _ in listed(kb, "--as-of", "2025-10-01")] == ["September"]
+    assert [t for t, _, _ in listed(kb, "--as-of", "2025-10-05")] == ["October 3", "September"]
+    assert [t for t, _, _ in listed(kb, "--as-of", "2025-10-19T09:00")] == [
+        "October 10",
+        "October 3",
+        "September",
+    ]
+    # its moment is Oct 19's 10:00, the latest date before it
+    assert [t for t, _, _ in listed(kb, "--as-of", "2025-10-19T10:00")] == [
+        "October 10",
+        "October 19",
+        "October 3",
+        "Rebased",
+        "September",
+    ]
+    # before the first commit, nothing (the Jul 28 commit holds the October notes: it is not of July)
+    r = kb("list", "--as-of", "2025-08-01")
+    assert r.exit_code == 1 and "had no revisions yet on 2025-08-01" in r.stderr
+    r = kb("show", "Rebased", "--as-of", "2025-10-01")
+    assert r.exit_code == 1 and "no note matched 'Rebased'" in r.stderr
+    assert "old work" in kb("show", "Rebased", "--as-of", "2025-10-20").stdout
+    r = kb("tags", "--as-of", "2025-10-01", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["tags"] == []
+    r = kb("search", "text", "--as-of", "2025-10-01", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert [hit["title"] for hit in json.loads(r.stdout)["hits"]] == ["September"]
+
+
+def test_changes_take_a_commit_by_the_latest_date_before_it(went_back, kb, root):
+    assert changes(kb, "--since", "2025-07-01", "--until", "2025-08-31") == []
+    found = changes(kb, "--since", "2025-10-19", "--until", "2025-10-19")
+    assert {c["title"] for c in found} == {"Rebased", "October 19"}
+    assert [c["title"] for c in changes(kb, "--since", "2025-10-01", "--until", "2025-10-18")] == [
+        "October 10",
+        "October 3",
+    ]
+    # a commit id as --since is the moment of that commit: the Jul 28 one is Oct 19's
+    rebased = git(root, "rev-parse", "HEAD").strip()
+    assert {c["title"] for c in changes(kb, "--since", rebased[:10])} == {"Rebased", "October 19"}
 
 
 # ---------------------------------------------------------------- kb changes' default window

@@ -540,6 +540,16 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else "unknown error"
 
 
+def moments(dates: Sequence[datetime]) -> list[datetime]:
+    """The moments of the commits of a line, given their author dates oldest first: each the latest date
+    among it and the commits before it. Author dates can go back along a line (a commit rebased or
+    cherry-picked onto newer ones keeps its own); the moments never do."""
+    result: list[datetime] = []
+    for date in dates:
+        result.append(date if not result or date > result[-1] else result[-1])
+    return result
+
+
 # ---------------------------------------------------------------- reading history
 
 

@@ -1,8 +1,12 @@
 """The knowledge base in time: WHEN read (a date or a commit id), the notes as they were at a moment
 (`--as-of`), what changed in a window (`kb changes`), and who wrote each line (`kb blame`).
 
-The state at a moment is the tree of a commit: the newest commit on HEAD's first-parent line whose author
-date (the notes' own time) is not after the moment. Its notes are read from git by blob id; what kb lists of
+The state at a moment is the tree of a commit: the newest commit on HEAD's first-parent line whose moment is
+not after it. A commit's moment is the latest author date (the notes' own time) among it and the commits
+before it on that line: a commit rebased or cherry-picked onto newer ones keeps its older author date, and
+its tree holds the newer ones' notes, so it counts from the latest of them. `kb changes` takes a commit into
+a window by its moment too (the latest author date among it and the commits before it in the revision
+cache's order, the same on a line without merges). Its notes are read from git by blob id; what kb lists of
 a version (title, tags, dates) is kept per blob in `index/versions.sqlite3` (derived, rebuildable), so a
 second look at the same moment parses nothing. What `kb changes` reports of a note between two versions
 (lines added and removed, sections changed) is kept there too, per pair of blobs.
@@ -55,12 +59,25 @@ def _history(root: Path) -> History:
 
 
 def read_when(root: Path, text: str, what: str = "date") -> When:
-    """A WHEN: a date kb.when reads, or a commit id (the moment of that commit)."""
+    """A WHEN: a date kb.when reads, or a commit id (the moment of that commit: see the module's docstring;
+    its author date when it is not on HEAD's first-parent line)."""
     if looks_like_commit(text) and (root / ".git").exists():
-        found = _history(root).commit_of(text.strip())
+        history = _history(root)
+        found = history.commit_of(text.strip())
         if found is not None:
-            return When(found[1], found[1], text)
+            line = history.first_parent_dates()
+            on_line = [m for (sha, _), m in zip(line, _line_moments(line), strict=True) if sha == found[0]]
+            moment = on_line[0] if on_line else found[1]
+            return When(moment, moment, text)
     return parse_when(text, now(), what)
+
+
+def _line_moments(line: Sequence[tuple[str, datetime]]) -> list[datetime]:
+    """The moments of HEAD's first-parent line given newest first (History.first_parent_dates), in its
+    order."""
+    from kb.history import moments
+
+    return moments([date for _, date in reversed(line)])[::-1]
 
 
 def as_of(root: Path, text: str) -> AsOf:
@@ -76,12 +93,12 @@ def as_of(root: Path, text: str) -> AsOf:
             raise UsageError(f"there is no commit '{text.strip()}' in this knowledge base's history")
     moment = parse_when(text, now(), "date").last
     line = history.first_parent_dates()
-    for sha, date in line:
-        if date <= moment:
+    for (sha, date), reached in zip(line, _line_moments(line), strict=True):
+        if reached <= moment:
             return AsOf(text, sha, format_timestamp(date))
     if not line:
         raise NoteNotFound("the knowledge base has no revisions yet")
-    first = format_timestamp(min(date for _, date in line))
+    first = format_timestamp(line[-1][1])
     raise NoteNotFound(f"the knowledge base had no revisions yet on {text}; its first is dated {first}")
 
 
@@ -380,7 +397,8 @@ def changes(
     patch: bool = False,
 ) -> ChangesResult:
     """Every note changed between `since` (default: 7 days ago, from the start of that day, as `--since
-    "7 days ago"` reads) and `until` (default: now), one entry each, newest first."""
+    "7 days ago"` reads) and `until` (default: now), one entry each, newest first. A commit is in the window
+    by its moment (the module's docstring)."""
     from kb.diff import unified
     from kb.history.revcache import CacheUnavailable
     from kb.service.revisions import action_of
@@ -397,7 +415,7 @@ def changes(
     store = Store(root)
     history = _history(root)
     try:
-        rows = [r for r in history.commit_rows() if start <= datetime.fromisoformat(r[2]) <= end]
+        rows = [r for r, moment in _with_moments(history.commit_rows()) if start <= moment <= end]
         if not rows:
             return window
         low, high = rows[0][0], rows[-1][0]
@@ -483,6 +501,16 @@ def changes(
         raise KbError(f"cannot read the history: {exc}") from None
     results.sort(key=lambda c: (c.last, c.title), reverse=True)
     return replace(window, changes=tuple(results))
+
+
+def _with_moments(
+    rows: Sequence[tuple[int, str, str, str, str]],
+) -> list[tuple[tuple[int, str, str, str, str], datetime]]:
+    """Each commit row (oldest first, its author date third) with its moment: the latest author date among
+    it and the rows before it."""
+    from kb.history import moments
+
+    return list(zip(rows, moments([datetime.fromisoformat(r[2]) for r in rows]), strict=True))
 
 
 def _summarise(
