@@ -149,3 +149,30 @@ def test_only_the_changed_rows_are_compared_while_no_one_else_changed_the_catalo
     assert cold_kb("reindex").exit_code == 0
     rebuilt = NoteIndex(root, Store(root)).refresh().agreed
     assert rebuilt is not None and rebuilt.endswith("/0") and rebuilt != agreed
+
+
+def test_when_the_catalog_changed_the_rescanned_notes_are_compared_without_a_walk(
+    cold_kb, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kb.index import NoteIndex
+
+    assert cold_kb("add", "Alpha", "-b", "One zebra.").exit_code == 0
+    assert cold_kb("search", "zebra").exit_code == 0
+    store = Store(root)
+    kept = store.scan(keep=True)
+    agreed = NoteIndex(root, store).refresh().agreed
+    assert agreed is not None
+    assert cold_kb("add", "Beta", "-b", "One giraffe.").exit_code == 0  # the catalog changes
+    beta = root / "notes" / "Beta.md"
+    fresh = Store(root)
+    found = fresh.rescan(kept, fresh.layout, {str(beta)})
+    assert found is not None
+
+    def no_walk(*args: object, **kwargs: object) -> None:
+        raise AssertionError("every folder walked")
+
+    monkeypatch.setattr(Store, "_walk", no_walk)
+    index = NoteIndex(root, fresh)
+    assert index.refresh_changed(found[1], agreed) is None
+    report = index.refresh()
+    assert report.agreed is not None

@@ -371,7 +371,7 @@ class NoteIndex:
         if catalog is None or not self._has_toc():
             raise NeedsRebuild("the search index is missing, unreadable or of another version")
         with catalog:
-            current = self.store.scan()[0]
+            current = self.store.scan(keep=True)[0]  # kept for refresh(), when it is needed
             try:
                 known, generation = catalog.signatures_at(paths)
             except CatalogError:
