@@ -580,3 +580,91 @@ def test_revision_cache_follows_merges_resets_and_lost_commits(kb, root):
         db.execute("UPDATE meta SET value = ? WHERE key = 'head'", ("f" * 40,))
     db.close()
     check(None)  # a known head git does not have: built anew
+
+
+# ---------------------------------------------------------------- a path taken again (A -> B -> A)
+
+
+def steps(kb, *commands: list[str]) -> None:
+    """Each command on its own day, from 2024-01-01."""
+    for day, args in enumerate(commands, 1):
+        r = kb(*args, env={"KB_NOW": f"2024-01-{day:02d}T10:00:00.000Z"})
+        assert r.exit_code == 0, (args, r.stderr)
+
+
+@pytest.mark.parametrize(
+    "back",
+    [["mv", "Backpropagation", "Backprop"], ["restore", "Backpropagation", "1", "--title-too"]],
+    ids=["mv", "restore"],
+)
+def test_a_note_renamed_back_to_its_first_name_keeps_one_history(kb, back):
+    steps(
+        kb,
+        ["add", "Backprop", "-b", "Chain rule stuff."],
+        ["add", "ML Basics", "-b", "See [[Backprop]]."],
+        ["mv", "Backprop", "Backpropagation"],
+        back,
+    )
+    revs = revisions(kb, "Backprop")
+    assert [r["number"] for r in revs] == [1, 2, 3]
+    assert [r["path"] for r in revs] == ["notes/Backprop.md", "notes/Backpropagation.md", "notes/Backprop.md"]
+    assert not any(r["deleted"] for r in revs)
+    assert [(r["added"] > 0, r["removed"] < 9) for r in revs[1:]] == [
+        (True, True)
+    ] * 2  # no delete, no re-add
+    shown = kb("show", "Backprop", "--rev", "2")
+    assert shown.exit_code == 0, shown.stderr
+    assert "title: Backpropagation" in shown.stdout and "Chain rule stuff." in shown.stdout
+    assert "+title: Backpropagation" in kb("diff", "Backprop", "1", "2").stdout
+    found = json.loads(kb("search", "--history", "chain", "--json").stdout)
+    assert found["total"] == 1 and [h["revisions"] for h in found["hits"]] == [[1, 2, 3]]
+    old = json.loads(kb("search", "--history", "Backpropagation", "--json").stdout)
+    assert old["total"] == len(old["hits"])
+    assert [(h["path"], h["revisions"]) for h in old["hits"] if h["title"] == "Backprop"] == [
+        ("notes/Backprop.md", [2])
+    ]
+    lines = {
+        line["text"]: line["revision"]
+        for line in json.loads(kb("blame", "Backprop", "--json").stdout)["lines"]
+    }
+    assert lines["Chain rule stuff."] == 1 and lines["title: Backprop"] == 3
+
+
+def test_a_note_renamed_back_and_forth_twice_keeps_one_history(kb):
+    steps(kb, ["add", "A", "-b", "alpha text."], ["mv", "A", "B"], ["mv", "B", "A"], ["mv", "A", "B"])
+    revs = revisions(kb, "B")
+    assert [r["path"] for r in revs] == ["notes/A.md", "notes/B.md", "notes/A.md", "notes/B.md"]
+    assert [r["action"] for r in revs] == ["add", "rename", "rename", "rename"]
+    assert "title: A" in kb("show", "B", "--rev", "3").stdout
+    found = json.loads(kb("search", "--history", "alpha", "--json").stdout)
+    assert [(h["path"], h["revisions"]) for h in found["hits"]] == [("notes/B.md", [1, 2, 3, 4])]
+    lines = {
+        line["text"]: line["revision"] for line in json.loads(kb("blame", "B", "--json").stdout)["lines"]
+    }
+    assert lines["alpha text."] == 1
+
+
+def test_a_new_note_at_a_renamed_notes_old_path_has_its_own_history(kb):
+    steps(kb, ["add", "A", "-b", "old text."], ["mv", "A", "B"], ["add", "A", "-b", "new text."])
+    new = revisions(kb, "A")
+    assert [(r["action"], r["path"]) for r in new] == [("add", "notes/A.md")]
+    assert [r["path"] for r in revisions(kb, "B")] == ["notes/A.md", "notes/B.md"]
+    assert "old text." not in kb("show", "A", "--rev", "1").stdout
+    found = json.loads(kb("search", "--history", "text", "--json").stdout)
+    assert sorted((h["path"], h["revisions"]) for h in found["hits"]) == [
+        ("notes/A.md", [1]),
+        ("notes/B.md", [1, 2]),
+    ]
+    assert {line["revision"] for line in json.loads(kb("blame", "A", "--json").stdout)["lines"]} == {1}
+
+
+def test_a_note_whose_links_a_rename_rewrote_logs_links_not_rename(kb):
+    steps(
+        kb,
+        ["add", "Backprop", "-b", "x"],
+        ["add", "ML Basics", "-b", "See [[Backprop]]."],
+        ["mv", "Backprop", "Backpropagation"],
+    )
+    assert [r["action"] for r in revisions(kb, "ML Basics")] == ["add", "links"]
+    assert [r["action"] for r in revisions(kb, "Backpropagation")] == ["add", "rename"]
+    assert "\tlinks\t" in kb("log", "ML Basics").stdout.splitlines()[0]

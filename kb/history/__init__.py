@@ -22,7 +22,7 @@ import subprocess
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from kb.errors import GitError, HeadMoved, RepositoryStateError
@@ -717,6 +717,31 @@ class History(_Repository):
                 i += 2
         return None
 
+    def renamed_away(self, commit: CommitInfo) -> bool:
+        """Whether this commit, which deleted `commit.path`, renamed that note to another path: kb's
+        trailer naming the path, else git's rename detection."""
+        trailers = [
+            line.split(": ", 1)[1].strip()
+            for line in commit.body.splitlines()
+            if line.startswith("Kb-Renamed-From: ")
+        ]
+        if trailers:
+            return commit.path in trailers
+        out = self._git(
+            "diff-tree", "-r", "-M", "--name-status", "-z", "--no-commit-id", "--root", commit.sha
+        )
+        fields = out.split("\0")
+        i = 0
+        while i < len(fields):
+            status = fields[i]
+            if status.startswith(("R", "C")) and i + 2 < len(fields):
+                if fields[i + 1] == commit.path and status.startswith("R"):
+                    return True
+                i += 3
+            else:
+                i += 2
+        return False
+
     def renames(self) -> list[tuple[str, str, str]]:
         """Every rename in the history of HEAD, oldest first, as (commit, from, to): kb's own (its
         Kb-Renamed-From trailer and the one file the commit added) and those git's rename detection finds."""
@@ -924,26 +949,6 @@ class History(_Repository):
             if tab and len(parts) == 3 and parts[1] == "blob":
                 files.append((path, parts[2]))
         return files
-
-    def blame(self, sha: str, path: str) -> list[tuple[str, datetime | None, bytes]]:
-        """Every line of `path` at commit `sha`: (the commit that last changed it, that commit's author
-        date, the line's bytes), following renames as git blame does."""
-        proc = self._run(["blame", "--porcelain", sha, "--", path])
-        if proc.returncode != 0:
-            raise GitError(f"git blame failed: {last_line(proc.stderr.decode('utf-8', 'replace'))}")
-        lines: list[tuple[str, datetime | None, bytes]] = []
-        dates: dict[str, datetime] = {}
-        current = ""
-        for raw in proc.stdout.split(b"\n"):
-            if raw.startswith(b"\t"):
-                lines.append((current, dates.get(current), raw[1:]))
-                continue
-            head = raw.split(b" ", 1)
-            if len(head[0]) == 40 and all(c in b"0123456789abcdef" for c in head[0]):
-                current = head[0].decode("ascii")
-            elif head[0] == b"author-time" and len(head) == 2 and head[1].strip().isdigit():
-                dates[current] = datetime.fromtimestamp(int(head[1]), UTC)
-        return lines
 
     def commit_beside(self, path: str, content: bytes, message: str, author_date: datetime) -> str:
         """Record `content` as an earlier revision of `path` without touching the working tree or the

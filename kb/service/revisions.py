@@ -90,6 +90,15 @@ def action_of(subject: str) -> str:
     return head.strip().lower() if sep and head.strip().lower() in known else "commit"
 
 
+def note_action(commit: CommitInfo, status: str) -> str:
+    """What a commit did to the note at `commit.path`, whose status letter in it is `status` (A, M, D):
+    its action_of, but "links" for a rename or move of another note that rewrote this one's links to it
+    (the path changed in place, and the commit's Kb-Renamed-From trailer names another path)."""
+    action = action_of(commit.subject)
+    moved_other = f"Kb-Renamed-From: {commit.path}" not in commit.body.splitlines()
+    return "links" if action in ("rename", "move") and status == "M" and moved_other else action
+
+
 def _reader(root: Path) -> History:
     from kb.history import History
 
@@ -135,7 +144,8 @@ def _spec(commit: CommitInfo) -> str | None:
     return commit.blob or None
 
 
-def _version_spec(revision: Revision) -> str:
+def version_spec(revision: Revision) -> str:
+    """What to read for a revision's version: its blob id where known, else `commit:path`."""
     return revision.blob or f"{revision.commit}:{revision.path}"
 
 
@@ -145,6 +155,7 @@ def revisions_of(root: Path, path: str, reader: History | None = None, counts: b
     are not counted (left 0), for callers that show only the revisions' numbers and dates."""
     reader = reader if reader is not None else _reader(root)
     commits: list[Any] = []
+    statuses: dict[str, str] = {}  # commit -> the note's path's status letter in it
     visited: set[tuple[str, str | None]] = set()
     pending: list[tuple[str, str | None]] = [(path, None)]
     while pending and len(visited) < MAX_RENAME_HOPS:
@@ -153,7 +164,13 @@ def revisions_of(root: Path, path: str, reader: History | None = None, counts: b
             continue
         visited.add((current, until))
         for commit, status in reader.path_log(current, until):
+            # A rename that took this path's note elsewhere: what the path held before (and the rename)
+            # is that note's history, not this one's (the path was taken again later: A -> B -> A, or a
+            # new note at A). Only a log that starts at a path renamed away shows that rename.
+            if status == "D" and commits and reader.renamed_away(commit):
+                break
             commits.append(commit)
+            statuses.setdefault(commit.sha, status)
             # Where this path was created by renaming another, the note's older history is there.
             if status == "A":
                 source = reader.renamed_from(commit)
@@ -195,7 +212,7 @@ def revisions_of(root: Path, path: str, reader: History | None = None, counts: b
                 number,
                 commit.sha,
                 moment,
-                action_of(commit.subject),
+                note_action(commit, statuses[commit.sha]),
                 commit.subject,
                 commit.path,
                 added,
@@ -248,7 +265,7 @@ def note_log(root: Path, ref: str, counts: bool = True) -> NoteLog:
     else:
         last_content = [r for r in revisions if not r.deleted]
         if last_content:
-            [blob] = _reader(root).read_blobs([_version_spec(last_content[-1])])
+            [blob] = _reader(root).read_blobs([version_spec(last_content[-1])])
             blob_title = parse_note(blob or b"").title_for(path)
     return NoteLog(blob_title or title, path, exists, tuple(revisions))
 
@@ -326,7 +343,7 @@ def pick(revisions: tuple[Revision, ...] | list[Revision], rev: str) -> Revision
 def _content(root: Path, revision: Revision) -> bytes:
     if revision.deleted:
         raise KbError(f"revision {revision.number} is the deletion of the note; it has no content")
-    [blob] = _reader(root).read_blobs([_version_spec(revision)])
+    [blob] = _reader(root).read_blobs([version_spec(revision)])
     if blob is None:
         raise KbError(f"cannot read revision {revision.number} ({revision.short})")
     return blob

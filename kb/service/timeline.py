@@ -33,6 +33,7 @@ from kb.when import When, looks_like_commit, parse_when
 if TYPE_CHECKING:
     from kb.history import History
     from kb.service.links import LinksResult
+    from kb.service.revisions import Revision
 
 VERSIONS_DB = "versions.sqlite3"
 VERSIONS_FORMAT = "1"
@@ -589,7 +590,7 @@ def _wanted_paths(root: Path, refs: Sequence[str]) -> set[str]:
 @dataclass(frozen=True)
 class BlameLine:
     line: int
-    revision: int  # kb's revision number of the note (0 where the line is not committed yet)
+    revision: int  # kb's revision number of the note
     date: str
     commit: str
     text: str
@@ -605,8 +606,11 @@ class BlameResult:
 
 def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
     """Every line of the note (front matter included) at REV (default: the latest revision) with the
-    revision that last changed it, through renames."""
-    from kb.service.revisions import note_log, pick
+    revision that last changed it, through renames: each revision's version is compared with the one
+    before it in `kb log`'s order (git's own rename detection misses a short note whose title changed)."""
+    from difflib import SequenceMatcher
+
+    from kb.service.revisions import note_log, pick, version_spec
 
     log = note_log(root, ref, counts=False)
     with_content = [r for r in log.revisions if not r.deleted]
@@ -615,21 +619,30 @@ def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
     chosen = pick(log.revisions, rev) if rev is not None else with_content[-1]
     if chosen.deleted:
         raise KbError(f"revision {chosen.number} is the deletion of the note; it has no lines")
-    number_of = {r.commit: r for r in log.revisions}
-    lines = []
-    for i, (sha, when, text) in enumerate(_history(root).blame(chosen.commit, chosen.path), 1):
-        revision = number_of.get(sha)
-        date = revision.date if revision else format_timestamp(when) if when else ""
-        lines.append(
-            BlameLine(
-                line=i,
-                revision=revision.number if revision else 0,
-                date=date,
-                commit=sha,
-                text=text.decode("utf-8", "replace"),
-            )
+    upto = log.revisions[: chosen.number]
+    blobs = _history(root).read_blobs([None if r.deleted else version_spec(r) for r in upto])
+    texts: list[bytes] = []
+    owners: list[Revision] = []
+    for revision, raw in zip(upto, blobs, strict=True):
+        lines = (raw or b"").split(b"\n")
+        if lines and not lines[-1]:
+            lines.pop()  # the newline that ends the last line
+        kept = [revision] * len(lines)
+        for tag, i1, i2, j1, _ in SequenceMatcher(None, texts, lines, autojunk=False).get_opcodes():
+            if tag == "equal":
+                kept[j1 : j1 + i2 - i1] = owners[i1:i2]
+        texts, owners = lines, kept
+    result = tuple(
+        BlameLine(
+            line=i,
+            revision=owner.number,
+            date=owner.date,
+            commit=owner.commit,
+            text=text.decode("utf-8", "replace"),
         )
-    return BlameResult(log.title, chosen.path, chosen.number, tuple(lines))
+        for i, (owner, text) in enumerate(zip(owners, texts, strict=True), 1)
+    )
+    return BlameResult(log.title, chosen.path, chosen.number, result)
 
 
 # ---------------------------------------------------------------- links as of a moment
