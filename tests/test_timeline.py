@@ -390,3 +390,27 @@ def test_changes_default_window_starts_at_the_start_of_the_day_seven_days_ago(ro
     assert result["since"] == "2026-01-11T00:00:00.000Z"
     assert [(c["title"], c["kind"]) for c in result["changes"]] == [("Early", "edited")]
     assert kb("changes").stdout == kb("changes", "--since", "7 days ago").stdout
+
+
+def test_changes_tell_a_new_note_from_one_that_left_its_path(root, kb, monkeypatch):
+    monkeypatch.setenv("KB_NOW", "2026-01-02T10:00:00.000Z")
+    assert kb("add", "Backprop", "-b", "Chain rule stuff.").exit_code == 0
+    monkeypatch.setenv("KB_NOW", "2026-01-10T10:00:00.000Z")
+    assert kb("mv", "Backprop", "Backpropagation").exit_code == 0
+    monkeypatch.setenv("KB_NOW", "2026-01-11T10:00:00.000Z")
+    assert kb("add", "Backprop", "-b", "Another note at the old name.").exit_code == 0
+    monkeypatch.setenv("KB_NOW", "2026-01-12T10:00:00.000Z")
+    for since in ("2026-01-09", "2026-01-01"):
+        result = json.loads(kb("changes", "--json", "--since", since).stdout)
+        found = sorted(
+            (c["title"], c["kind"], c["path"], c["old_path"], c["revisions"]) for c in result["changes"]
+        )
+        first = "renamed" if since == "2026-01-09" else "added"
+        old = "notes/Backprop.md"  # where it was when the window opened, or where it began
+        revisions = 1 if since == "2026-01-09" else 2
+        assert found == [
+            ("Backprop", "added", "notes/Backprop.md", None, 1),
+            ("Backpropagation", first, "notes/Backpropagation.md", old, revisions),
+        ]
+    patch = kb("changes", "--patch", "--since", "2026-01-09").stdout
+    assert "Another note at the old name." in patch

@@ -440,7 +440,14 @@ def changes(
                 if status == "D" and path in moved_away:
                     continue
                 origin = renames.get(path)
-                key = key_of.pop(origin, origin) if origin else key_of.get(path, path)
+                if origin:
+                    key = key_of.pop(origin, origin)
+                else:
+                    key = key_of.get(path) or path
+                    if path not in key_of and key in notes:
+                        # the note that had this path moved away in the window: this is another note,
+                        # new here (a key of its own, with no version before the window)
+                        key = f"{path}{_NEW}{n}"
                 key_of[path] = key
                 track = notes.setdefault(key, _Track(first_n=n))
                 track.path, track.status, track.blob = path, status, blob
@@ -449,10 +456,10 @@ def changes(
                 track.actions.append(action_of(subject))
                 track.dates.append(format_timestamp(datetime.fromisoformat(date)))
         results = []
-        chosen = [(key, t) for key, t in notes.items() if wanted is None or {t.path, key} & wanted]
+        chosen = [(key, t) for key, t in notes.items() if wanted is None or {t.path, _first(key)} & wanted]
         # a note's first change in the window is its path's first there too: its version before the
         # window is its path's last change before the window
-        before_window = history.blobs_before([key for key, _ in chosen], low)
+        before_window = history.blobs_before([key for key, _ in chosen if _NEW not in key], low)
         befores = [before_window.get(key) for key, _ in chosen]
         after_blobs = [t.blob if t.status != "D" else None for _, t in chosen]
         pairs = [(a or "", b or "") for a, b in zip(befores, after_blobs, strict=True)]
@@ -469,24 +476,30 @@ def changes(
         for i, (key, track) in enumerate(chosen):
             path, before, after = track.path, befores[i], after_blobs[i]
             kind = _kind(
-                before is not None, track.status == "D", track.renamed, key, path, track.actions, store
+                before is not None,
+                track.status == "D",
+                track.renamed,
+                _first(key),
+                path,
+                track.actions,
+                store,
             )
             if after is not None:
                 title, heading = meta[after][:2]
                 title = title or heading or title_from_path(path)
             else:
                 old_meta = meta.get(before or "")
-                title = (old_meta[0] or old_meta[1] if old_meta else None) or title_from_path(key)
+                title = (old_meta[0] or old_meta[1] if old_meta else None) or title_from_path(_first(key))
             old_raw = known.get(before or "") or b""
             new_raw = known.get(after or "") or b""
             added_lines, removed_lines, sections = summaries.get(pairs[i]) or fresh[pairs[i]]
-            patch_text = unified(old_raw, new_raw, key, path) if patch else ""
+            patch_text = unified(old_raw, new_raw, _first(key), path) if patch else ""
             results.append(
                 NoteChange(
                     title=title,
                     kind=kind,
                     path=path,
-                    old_path=key if key != path else None,
+                    old_path=_first(key) if _first(key) != path else None,
                     revisions=len(track.commits),
                     added=added_lines,
                     removed=removed_lines,
@@ -540,6 +553,14 @@ def _summarise(
     for _ in stream:  # git's exit status
         pass
     return fresh, parsed, known
+
+
+_NEW = "\0"  # in a note's key in a window: the note began there at a path another note had left
+
+
+def _first(key: str) -> str:
+    """The path a note had when the window opened (or when it began in the window)."""
+    return key.partition(_NEW)[0]
 
 
 @dataclass
