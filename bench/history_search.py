@@ -56,6 +56,9 @@ from run import Figure, isolated_env, kb_cmd, measure
 MODIFIED = re.compile(r"^modified: .*$", re.MULTILINE)
 
 
+BEFORE = "2023-12-31T00:00:00.000Z"  # the first commit's date: before every commit add_history makes
+
+
 def add_history(root: Path, commits: int, seed: int = 7) -> tuple[int, str]:
     """`commits` commits on top of HEAD by git fast-import, each rewriting one line of one random note.
     Returns the commit count and the date in the middle of the new commits."""
@@ -67,7 +70,7 @@ def add_history(root: Path, commits: int, seed: int = 7) -> tuple[int, str]:
     branch = subprocess.run(["git", "symbolic-ref", "HEAD"], **run).stdout.strip()  # type: ignore[call-overload]
     names = sorted(p.name for p in (root / "notes").iterdir() if p.suffix == ".md")
     contents: dict[str, str] = {}
-    when = datetime(2024, 1, 1, tzinfo=UTC)
+    when = datetime(2024, 1, 1, tzinfo=UTC)  # after BEFORE
     middle = ""
     proc = subprocess.Popen(["git", "fast-import", "--quiet", "--force"], cwd=root, stdin=subprocess.PIPE)
     assert proc.stdin is not None
@@ -148,7 +151,8 @@ def make_only(root: Path, notes: int, revisions: int, words: tuple[int, int]) ->
     env.update({"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "b"})
     env.update({"GIT_COMMITTER_EMAIL": "b@x"})
     generate(root, notes, words[0], words[1])
-    subprocess.run(kb_cmd(root, "init"), check=True, capture_output=True, env=env)
+    # the first commit (every generated note) dated before the history add_history adds (from 2024-01-01)
+    subprocess.run(kb_cmd(root, "init"), check=True, capture_output=True, env={**env, "KB_NOW": BEFORE})
     commits, _ = add_history(root, max(0, revisions - notes))
     subprocess.run(kb_cmd(root, "log", "-n", "1"), check=True, capture_output=True, env=env)
     print(f"{root}: {notes} notes, {commits} commits", file=sys.stderr)
@@ -240,7 +244,8 @@ def main() -> None:
     step = time.perf_counter()
     print(f"generating {args.notes} notes in {root} ...", file=sys.stderr)
     generate(root, args.notes, args.words[0], args.words[1])
-    subprocess.run(kb_cmd(root, "init"), check=True, capture_output=True, env=env)
+    # the first commit (every generated note) dated before the history add_history adds (from 2024-01-01)
+    subprocess.run(kb_cmd(root, "init"), check=True, capture_output=True, env={**env, "KB_NOW": BEFORE})
     log["init_s"] = round(time.perf_counter() - step, 1)
     step = time.perf_counter()
     extra = max(0, args.revisions - args.notes)

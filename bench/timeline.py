@@ -51,7 +51,9 @@ def main() -> None:
     env = isolated_env(work)
     print(f"generating {args.notes} notes in {root} ...", file=sys.stderr)
     titles = generate(root, args.notes)
-    subprocess.run(kb_cmd(root, "init"), check=True, capture_output=True, env=env)
+    # the first commit (every generated note) dated before the history build_history adds (from 2025-01-01)
+    dated = {**env, "KB_NOW": "2024-12-31T00:00:00.000Z"}
+    subprocess.run(kb_cmd(root, "init"), check=True, capture_output=True, env=dated)
     target = titles[len(titles) // 2]
     print(f"adding {args.commits} commits ...", file=sys.stderr)
     count = build_history(root, target, args.commits, args.revisions)

@@ -45,7 +45,8 @@ it reads one set of forms. Each names a span of time; days are UTC days, as the 
 --since takes the start of the span, --until, --as-of and --rev its end (the version current at the end of
 that day; kb changes without --since starts at "7 days ago"). A commit's moment is its author date, or
 the latest one before it on the line if that is later (a commit rebased onto newer ones keeps its older
-date). A search field matches the whole span, and compares with it:
+date); a commit that changed no note (the first one, with .gitignore) moves no moment.
+A search field matches the whole span, and compares with it:
   modified:>2021-11-25       after that day;  >= from it; < before it; <= up to its end
   created:[2021-11-01 to 2021-11-30]   a range; either end may be left out: [2021-11 to], [to yesterday]
   modified:"last week"       quote a date that has spaces

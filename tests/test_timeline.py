@@ -414,3 +414,21 @@ def test_changes_tell_a_new_note_from_one_that_left_its_path(root, kb, monkeypat
         ]
     patch = kb("changes", "--patch", "--since", "2026-01-09").stdout
     assert "Another note at the old name." in patch
+
+
+def test_a_history_replayed_onto_a_new_knowledge_base_keeps_its_dates(root, kb, monkeypatch):
+    """Older commits on top of the first one (which holds only .gitignore): as `kb import --history` makes."""
+    monkeypatch.setenv("KB_NOW", "2026-01-18T10:00:00.000Z")
+    assert kb("init").exit_code == 0
+    _commit_by_hand(
+        root, "notes/Old.md", "# Old\n\nfrom 2020\n", "2020-03-01T10:00:00Z", "2026-01-18T11:00:00Z"
+    )
+    _commit_by_hand(
+        root, "notes/Later.md", "# Later\n\nfrom 2021\n", "2021-05-01T10:00:00Z", "2026-01-18T11:00:00Z"
+    )
+    monkeypatch.setenv("KB_NOW", "2026-01-19T00:00:00.000Z")
+    assert [t for t, _, _ in listed(kb, "--as-of", "2020-06-01")] == ["Old"]
+    assert [t for t, _, _ in listed(kb, "--as-of", "2021-06-01")] == ["Later", "Old"]
+    result = json.loads(kb("changes", "--json", "--since", "2020-01-01", "--until", "2020-12-31").stdout)
+    assert [(c["title"], c["kind"]) for c in result["changes"]] == [("Old", "added")]
+    assert json.loads(kb("changes", "--json").stdout)["changes"] == []  # nothing of this week

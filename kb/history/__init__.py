@@ -540,13 +540,19 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else "unknown error"
 
 
-def moments(dates: Sequence[datetime]) -> list[datetime]:
+def moments(dates: Sequence[datetime], counted: Sequence[bool] | None = None) -> list[datetime]:
     """The moments of the commits of a line, given their author dates oldest first: each the latest date
     among it and the commits before it. Author dates can go back along a line (a commit rebased or
-    cherry-picked onto newer ones keeps its own); the moments never do."""
+    cherry-picked onto newer ones keeps its own); the moments never do. A commit `counted` leaves out (one
+    that changed no note) has its own date and moves no later one."""
     result: list[datetime] = []
-    for date in dates:
-        result.append(date if not result or date > result[-1] else result[-1])
+    latest: datetime | None = None
+    for i, date in enumerate(dates):
+        if counted is not None and not counted[i]:
+            result.append(date)
+            continue
+        latest = date if latest is None or date > latest else latest
+        result.append(latest)
     return result
 
 
@@ -677,6 +683,12 @@ class History(_Repository):
         place in the revision cache (changes_between and blob_before take it)."""
         head = self.head()
         return [] if head is None else self._revision_cache().commits(head)
+
+    def commits_changing(self, globs: list[str]) -> set[int]:
+        """The commits (their n, as commit_rows gives it) that changed a path matching one of these
+        patterns (SQLite's GLOB: `*` matches `/` too)."""
+        head = self.head()
+        return set() if head is None else self._revision_cache().changing(head, globs)
 
     def changes_between(self, low: int, high: int) -> list[tuple[int, str, str, str | None]]:
         head = self.head()
@@ -909,12 +921,15 @@ class History(_Repository):
             if status == "D"
         ]
 
-    def first_parent_dates(self) -> list[tuple[str, datetime]]:
-        """HEAD and its first parents, newest first, each with its author date (the notes' own time:
-        kb dates a commit by the note's `modified`, an import replays its source's dates)."""
+    def first_parent_dates(self, pathspecs: Sequence[str] = ()) -> list[tuple[str, datetime]]:
+        """HEAD and its first parents (those that changed `pathspecs`, when given), newest first, each with
+        its author date (the notes' own time: kb dates a commit by the note's `modified`, an import replays
+        its source's dates)."""
         if self.head() is None:
             return []
-        out = self._git("log", "--first-parent", "--format=%H %aI")
+        # the pathspecs are kb's own, with their magic (paths elsewhere are literal: GIT_ENV)
+        magic = {"GIT_LITERAL_PATHSPECS": "0"} if pathspecs else None
+        out = self._git("log", "--first-parent", "--format=%H %aI", "--", *pathspecs, env=magic)
         result = []
         for line in out.splitlines():
             sha, _, date = line.partition(" ")

@@ -3,10 +3,12 @@
 
 The state at a moment is the tree of a commit: the newest commit on HEAD's first-parent line whose moment is
 not after it. A commit's moment is the latest author date (the notes' own time) among it and the commits
-before it on that line: a commit rebased or cherry-picked onto newer ones keeps its older author date, and
-its tree holds the newer ones' notes, so it counts from the latest of them. `kb changes` takes a commit into
-a window by its moment too (the latest author date among it and the commits before it in the revision
-cache's order, the same on a line without merges). Its notes are read from git by blob id; what kb lists of
+before it on that line that changed a note: a commit rebased or cherry-picked onto newer ones keeps its
+older author date, and its tree holds the newer ones' notes, so it counts from the latest of them; a commit
+that changed no note (a knowledge base's first, with .gitignore, under a history replayed by `kb import
+--history`) counts for nothing. `kb changes` takes a commit into a window by its moment too (the latest
+author date among it and the commits before it in the revision cache's order, the same on a line without
+merges; those that changed no note again left out). Its notes are read from git by blob id; what kb lists of
 a version (title, tags, dates) is kept per blob in `index/versions.sqlite3` (derived, rebuildable), so a
 second look at the same moment parses nothing. What `kb changes` reports of a note between two versions
 (lines added and removed, sections changed) is kept there too, per pair of blobs.
@@ -66,11 +68,27 @@ def read_when(root: Path, text: str, what: str = "date") -> When:
         history = _history(root)
         found = history.commit_of(text.strip())
         if found is not None:
-            line = history.first_parent_dates()
+            line = history.first_parent_dates(_note_pathspecs(root))
             on_line = [m for (sha, _), m in zip(line, _line_moments(line), strict=True) if sha == found[0]]
             moment = on_line[0] if on_line else found[1]
             return When(moment, moment, text)
     return parse_when(text, now(), what)
+
+
+def _note_pathspecs(root: Path) -> list[str]:
+    """git pathspecs of the files that can be notes (kb.layout's Markdown files under the notes root)."""
+    from kb.layout import MARKDOWN_SUFFIXES
+
+    prefix = re.sub(r"([\\*?\[])", r"\\\1", Store(root).prefix)
+    return [f":(glob){prefix}**/*{suffix}" for suffix in MARKDOWN_SUFFIXES]
+
+
+def _note_globs(store: Store) -> list[str]:
+    """_note_pathspecs as SQLite GLOB patterns."""
+    from kb.layout import MARKDOWN_SUFFIXES
+
+    prefix = store.prefix.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
+    return [f"{prefix}*{suffix}" for suffix in MARKDOWN_SUFFIXES]
 
 
 def _line_moments(line: Sequence[tuple[str, datetime]]) -> list[datetime]:
@@ -93,7 +111,8 @@ def as_of(root: Path, text: str) -> AsOf:
         if not re.fullmatch(r"\d+", text.strip()):
             raise UsageError(f"there is no commit '{text.strip()}' in this knowledge base's history")
     moment = parse_when(text, now(), "date").last
-    line = history.first_parent_dates()
+    # commits that changed no note (the first one, with .gitignore; settings) leave the notes as they were
+    line = history.first_parent_dates(_note_pathspecs(root))
     for (sha, date), reached in zip(line, _line_moments(line), strict=True):
         if reached <= moment:
             return AsOf(text, sha, format_timestamp(date))
@@ -416,7 +435,8 @@ def changes(
     store = Store(root)
     history = _history(root)
     try:
-        rows = [r for r, moment in _with_moments(history.commit_rows()) if start <= moment <= end]
+        counted = history.commits_changing(_note_globs(store))
+        rows = [r for r, moment in _with_moments(history.commit_rows(), counted) if start <= moment <= end]
         if not rows:
             return window
         low, high = rows[0][0], rows[-1][0]
@@ -518,13 +538,14 @@ def changes(
 
 
 def _with_moments(
-    rows: Sequence[tuple[int, str, str, str, str]],
+    rows: Sequence[tuple[int, str, str, str, str]], counted: set[int]
 ) -> list[tuple[tuple[int, str, str, str, str], datetime]]:
-    """Each commit row (oldest first, its author date third) with its moment: the latest author date among
-    it and the rows before it."""
+    """Each commit row (oldest first, its number first and author date third) with its moment: the latest
+    author date among it and the rows before it that changed a note (those in `counted`)."""
     from kb.history import moments
 
-    return list(zip(rows, moments([datetime.fromisoformat(r[2]) for r in rows]), strict=True))
+    dates = [datetime.fromisoformat(r[2]) for r in rows]
+    return list(zip(rows, moments(dates, [r[0] in counted for r in rows]), strict=True))
 
 
 def _summarise(
