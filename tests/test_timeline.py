@@ -432,3 +432,34 @@ def test_a_history_replayed_onto_a_new_knowledge_base_keeps_its_dates(root, kb, 
     result = json.loads(kb("changes", "--json", "--since", "2020-01-01", "--until", "2020-12-31").stdout)
     assert [(c["title"], c["kind"]) for c in result["changes"]] == [("Old", "added")]
     assert json.loads(kb("changes", "--json").stdout)["changes"] == []  # nothing of this week
+
+
+def test_blame_keeps_the_lines_of_a_shortest_diff():
+    """Against the line counts of kb.diff (a shortest diff): as many lines kept, each the same line."""
+    import random
+
+    from kb.diff import shortest_counts
+    from kb.service.timeline import _same_lines
+
+    rng = random.Random(3)
+    for _ in range(400):
+        a = [rng.choice([b"x", b"y", b"z", b"", b"# h"]) for _ in range(rng.randint(0, 30))]
+        b = list(a)
+        for _ in range(rng.randint(0, 6)):
+            where = rng.randint(0, len(b))
+            kind = rng.random()
+            if kind < 0.4:
+                b.insert(where, rng.choice([b"x", b"new", b""]))
+            elif kind < 0.8 and b:
+                del b[min(where, len(b) - 1)]
+            elif b:
+                b[min(where, len(b) - 1)] = b"changed"
+        runs = _same_lines(a, b)
+        last_i = last_j = -1
+        kept = 0
+        for i, j, size in runs:
+            assert i > last_i and j > last_j and a[i : i + size] == b[j : j + size]
+            last_i, last_j = i + size - 1, j + size - 1
+            kept += size
+        added, removed = shortest_counts([x.decode() for x in a], [x.decode() for x in b])
+        assert kept == len(a) - removed == len(b) - added

@@ -684,11 +684,11 @@ class History(_Repository):
         head = self.head()
         return [] if head is None else self._revision_cache().commits(head)
 
-    def commits_changing(self, globs: list[str]) -> set[int]:
-        """The commits (their n, as commit_rows gives it) that changed a path matching one of these
+    def commits_changing(self, globs: list[str]) -> dict[int, str]:
+        """The commits (their n, as commit_rows gives it: their id) that changed a path matching one of these
         patterns (SQLite's GLOB: `*` matches `/` too)."""
         head = self.head()
-        return set() if head is None else self._revision_cache().changing(head, globs)
+        return {} if head is None else self._revision_cache().changing(head, globs)
 
     def changes_between(self, low: int, high: int) -> list[tuple[int, str, str, str | None]]:
         head = self.head()
@@ -921,15 +921,12 @@ class History(_Repository):
             if status == "D"
         ]
 
-    def first_parent_dates(self, pathspecs: Sequence[str] = ()) -> list[tuple[str, datetime]]:
-        """HEAD and its first parents (those that changed `pathspecs`, when given), newest first, each with
-        its author date (the notes' own time: kb dates a commit by the note's `modified`, an import replays
-        its source's dates)."""
+    def first_parent_dates(self) -> list[tuple[str, datetime]]:
+        """HEAD and its first parents, newest first, each with its author date (the notes' own time:
+        kb dates a commit by the note's `modified`, an import replays its source's dates)."""
         if self.head() is None:
             return []
-        # the pathspecs are kb's own, with their magic (paths elsewhere are literal: GIT_ENV)
-        magic = {"GIT_LITERAL_PATHSPECS": "0"} if pathspecs else None
-        out = self._git("log", "--first-parent", "--format=%H %aI", "--", *pathspecs, env=magic)
+        out = self._git("log", "--first-parent", "--format=%H %aI")
         result = []
         for line in out.splitlines():
             sha, _, date = line.partition(" ")

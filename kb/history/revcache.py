@@ -268,15 +268,13 @@ class RevisionCache:
             for row in self._query(head, "SELECT n, sha, date, subject, body FROM commits ORDER BY n", ())
         ]
 
-    def changing(self, head: str, globs: list[str]) -> set[int]:
-        """The commits (n) that changed a path one of these GLOB patterns matches."""
+    def changing(self, head: str, globs: list[str]) -> dict[int, str]:
+        """The commits (n: sha) that changed a path one of these GLOB patterns matches."""
         if not globs:
-            return set()
+            return {}
         where = " OR ".join("path GLOB ?" for _ in globs)
-        return {
-            int(row[0])
-            for row in self._query(head, f"SELECT DISTINCT n FROM changes WHERE {where}", tuple(globs))
-        }
+        sql = f"SELECT n, sha FROM commits WHERE n IN (SELECT n FROM changes WHERE {where})"
+        return {int(n): sha for n, sha in self._query(head, sql, tuple(globs))}
 
     def changes_between(self, head: str, low: int, high: int) -> list[tuple[int, str, str, str | None]]:
         """(n, path, status, blob) of every change made by the commits low..high, in that order."""

@@ -68,23 +68,23 @@ def read_when(root: Path, text: str, what: str = "date") -> When:
         history = _history(root)
         found = history.commit_of(text.strip())
         if found is not None:
-            line = history.first_parent_dates(_note_pathspecs(root))
+            line = _note_line(history, root)
             on_line = [m for (sha, _), m in zip(line, _line_moments(line), strict=True) if sha == found[0]]
             moment = on_line[0] if on_line else found[1]
             return When(moment, moment, text)
     return parse_when(text, now(), what)
 
 
-def _note_pathspecs(root: Path) -> list[str]:
-    """git pathspecs of the files that can be notes (kb.layout's Markdown files under the notes root)."""
-    from kb.layout import MARKDOWN_SUFFIXES
-
-    prefix = re.sub(r"([\\*?\[])", r"\\\1", Store(root).prefix)
-    return [f":(glob){prefix}**/*{suffix}" for suffix in MARKDOWN_SUFFIXES]
+def _note_line(history: History, root: Path) -> list[tuple[str, datetime]]:
+    """HEAD's first-parent line (History.first_parent_dates) without the commits that changed no note
+    (they leave the notes as they were)."""
+    changed = set(history.commits_changing(_note_globs(Store(root))).values())
+    return [(sha, date) for sha, date in history.first_parent_dates() if sha in changed]
 
 
 def _note_globs(store: Store) -> list[str]:
-    """_note_pathspecs as SQLite GLOB patterns."""
+    """SQLite GLOB patterns of the files that can be notes (kb.layout's Markdown files under the notes
+    root)."""
     from kb.layout import MARKDOWN_SUFFIXES
 
     prefix = store.prefix.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
@@ -112,7 +112,7 @@ def as_of(root: Path, text: str) -> AsOf:
             raise UsageError(f"there is no commit '{text.strip()}' in this knowledge base's history")
     moment = parse_when(text, now(), "date").last
     # commits that changed no note (the first one, with .gitignore; settings) leave the notes as they were
-    line = history.first_parent_dates(_note_pathspecs(root))
+    line = _note_line(history, root)
     for (sha, date), reached in zip(line, _line_moments(line), strict=True):
         if reached <= moment:
             return AsOf(text, sha, format_timestamp(date))
@@ -435,7 +435,7 @@ def changes(
     store = Store(root)
     history = _history(root)
     try:
-        counted = history.commits_changing(_note_globs(store))
+        counted = set(history.commits_changing(_note_globs(store)))
         rows = [r for r, moment in _with_moments(history.commit_rows(), counted) if start <= moment <= end]
         if not rows:
             return window
@@ -650,8 +650,6 @@ def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
     """Every line of the note (front matter included) at REV (default: the latest revision) with the
     revision that last changed it, through renames: each revision's version is compared with the one
     before it in `kb log`'s order (git's own rename detection misses a short note whose title changed)."""
-    from difflib import SequenceMatcher
-
     from kb.service.revisions import note_log, pick, version_spec
 
     log = note_log(root, ref, counts=False)
@@ -670,9 +668,8 @@ def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
         if lines and not lines[-1]:
             lines.pop()  # the newline that ends the last line
         kept = [revision] * len(lines)
-        for tag, i1, i2, j1, _ in SequenceMatcher(None, texts, lines, autojunk=False).get_opcodes():
-            if tag == "equal":
-                kept[j1 : j1 + i2 - i1] = owners[i1:i2]
+        for i, j, size in _same_lines(texts, lines):
+            kept[j : j + size] = owners[i : i + size]
         texts, owners = lines, kept
     result = tuple(
         BlameLine(
@@ -685,6 +682,64 @@ def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
         for i, (owner, text) in enumerate(zip(owners, texts, strict=True), 1)
     )
     return BlameResult(log.title, chosen.path, chosen.number, result)
+
+
+def _same_lines(a: list[bytes], b: list[bytes]) -> list[tuple[int, int, int]]:
+    """(i, j, n): a[i:i+n] == b[j:j+n], the lines `b` kept from `a` in a shortest diff (Myers' algorithm,
+    fast when a revision changes a few lines: difflib took 1-3 ms a revision); beyond MAX_EDITS changed
+    lines, difflib's answer."""
+    n, m = len(a), len(b)
+    offset = n + m + 1
+    v = [0] * (2 * offset + 1)
+    trace: list[list[int]] = []
+    for d in range(min(n + m, MAX_EDITS) + 1):
+        trace.append(v[:])
+        for k in range(-d, d + 1, 2):
+            if k == -d or (k != d and v[offset + k - 1] < v[offset + k + 1]):
+                x = v[offset + k + 1]
+            else:
+                x = v[offset + k - 1] + 1
+            y = x - k
+            while x < n and y < m and a[x] == b[y]:
+                x, y = x + 1, y + 1
+            v[offset + k] = x
+            if x >= n and y >= m:
+                return _runs(_backtrack(trace, offset, n, m))
+    from difflib import SequenceMatcher
+
+    blocks = SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()
+    return [(i, j, size) for i, j, size in blocks if size]
+
+
+MAX_EDITS = 500  # lines added and removed between two revisions that Myers' algorithm follows
+
+
+def _backtrack(trace: list[list[int]], offset: int, n: int, m: int) -> list[tuple[int, int]]:
+    """The (i, j) of the equal lines on the path the forward search found, last first."""
+    x, y = n, m
+    matched = []
+    for d in range(len(trace) - 1, -1, -1):
+        v = trace[d]
+        k = x - y
+        before = k + 1 if k == -d or (k != d and v[offset + k - 1] < v[offset + k + 1]) else k - 1
+        before_x = v[offset + before]
+        before_y = before_x - before
+        while x > before_x and y > before_y:
+            x, y = x - 1, y - 1
+            matched.append((x, y))
+        if d > 0:
+            x, y = before_x, before_y
+    return matched
+
+
+def _runs(matched: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    runs: list[tuple[int, int, int]] = []
+    for i, j in reversed(matched):
+        if runs and runs[-1][0] + runs[-1][2] == i and runs[-1][1] + runs[-1][2] == j:
+            runs[-1] = (runs[-1][0], runs[-1][1], runs[-1][2] + 1)
+        else:
+            runs.append((i, j, 1))
+    return runs
 
 
 # ---------------------------------------------------------------- links as of a moment
