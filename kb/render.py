@@ -19,7 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
 
 from kb import terminal
@@ -152,6 +152,27 @@ def visible(text: str) -> str:
     elif _ANY_CONTROL.search(text) is None:
         return text
     return _CONTROL.sub(_stand_in, text)
+
+
+_IN_A_FIELD = str.maketrans({"\t": "\u2409", "\n": "\u240a", "\r": "\u240d"})  # Control Pictures
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    """Tab-separated lines, one per row: a tab, newline or carriage return inside a value (a title read
+    from a note's front matter, a file's name) shown as its Control Picture, so that a row stays one line
+    of its fields. Checked on the whole text at C speed first: the common case changes nothing."""
+    if not rows:
+        return ""
+    text = "".join("\t".join(row) + "\n" for row in rows)
+    tabs = sum(len(row) - 1 for row in rows)
+    if text.count("\n") == len(rows) and text.count("\t") == tabs and "\r" not in text:
+        return text
+    return "".join("\t".join(value.translate(_IN_A_FIELD) for value in row) + "\n" for row in rows)
+
+
+def _one_line(text: str) -> str:
+    """`text` with its tabs, newlines and carriage returns shown as their Control Pictures."""
+    return text.translate(_IN_A_FIELD) if ("\n" in text or "\t" in text or "\r" in text) else text
 
 
 @functools.cache
@@ -376,7 +397,7 @@ def note_list(result: ListResult, as_json: bool) -> None:
         _json(document(result))
         return
     if not _stdout_is_terminal():
-        _out("".join("\t".join(_list_row(n)) + "\n" for n in result.notes))
+        _out(_table([_list_row(n) for n in result.notes]))
         return
     if not result.notes:
         hint("No notes.")
@@ -410,7 +431,7 @@ def tag_list(result: TagsResult, as_json: bool) -> None:
         _json(document(result))
         return
     if not _stdout_is_terminal():
-        _out("".join(f"{t.tag}\t{t.count}\n" for t in result.tags))
+        _out(_table([(t.tag, str(t.count)) for t in result.tags]))
         return
     if not result.tags:
         hint("No tags.")
@@ -461,7 +482,7 @@ def _paths(found: list[str], null: bool) -> int:
         sys.stdout.write("".join(path + end for path in found))
         sys.stdout.flush()
     else:
-        _out("".join(path + end for path in found))
+        _out("".join(_one_line(path) + end for path in found))
     return 0 if found else 1
 
 
@@ -494,7 +515,8 @@ def search(
         out = []
         for hit in result.hits:
             tags = " ".join(f"#{t}" for t in hit.tags)
-            out.append(f"{hit.rank}. {hit.title}\t{hit.path}\t{(hit.modified or '')[:10]}\t{tags}".rstrip())
+            fields = (f"{hit.rank}. {hit.title}", hit.path, (hit.modified or "")[:10], tags)
+            out.append(_table([fields]).rstrip())
             out.extend(f"    {_shown_snippet(snippet, width - 4)[0]}" for snippet in hit.snippets)
         _out("\n".join(out) + "\n")
     if result.total is None:
@@ -614,11 +636,14 @@ def note_log(result: NoteLog, limit: int | None, json: bool) -> None:
         return
     shown = list(reversed(revisions))[: limit or None]
     if not _stdout_is_terminal():
-        rows = [
-            f"{r.number}\t{r.date}\t{r.short}\t{r.action}\t+{r.added} -{r.removed}\t{r.message}"
-            for r in shown
-        ]
-        _out("".join(row + "\n" for row in rows))
+        _out(
+            _table(
+                [
+                    (str(r.number), r.date, r.short, r.action, f"+{r.added} -{r.removed}", r.message)
+                    for r in shown
+                ]
+            )
+        )
         return
     from rich.table import Table
 

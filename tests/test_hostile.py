@@ -548,3 +548,24 @@ def test_an_editor_that_makes_the_title_not_text_saves_nothing(kb, with_note, tm
     err = one_line_error(kb("edit", "Good", "--editor", env={"EDITOR": editor}), code=2)
     assert "'title' is not text" in err
     assert snapshot(root) == before
+
+
+def test_a_title_or_file_name_with_a_line_break_stays_on_its_line(kb, root):
+    assert kb("add", "Plain", "-b", "body words").exit_code == 0
+    notes = root / "notes"
+    (notes / "Weird.md").write_text('---\ntitle: "two\\nlines\\tand a tab"\n---\n\nbody words\n')
+    (notes / "new\nline\tname.md").write_text("# Named\n\nbody words\n")
+    (notes / "Carriage.md").write_text('---\ntitle: "back\\rto the start"\n---\n\nbody words\n')
+    listed = kb("list").stdout.splitlines()
+    assert len(listed) == 4 and all(line.count("\t") == 3 for line in listed)
+    assert any("two\u240alines\u2409and a tab" in line for line in listed)
+    assert any("new\u240aline\u2409name.md" in line for line in listed)
+    found = kb("search", "body").stdout.splitlines()
+    heads = [line for line in found if not line.startswith("    ")]
+    assert len(heads) == 4 and all(line.count("\t") in (2, 3) for line in heads)
+    paths = kb("search", "-l", "body").stdout.splitlines()
+    assert sorted(paths) == sorted(
+        ["notes/Plain.md", "notes/Weird.md", "notes/new\u240aline\u2409name.md", "notes/Carriage.md"]
+    )
+    exact = kb("search", "-l", "-0", "body").stdout_bytes.split(b"\0")
+    assert b"notes/new\nline\tname.md" in exact  # -0 into a pipe: the name as it is, for xargs -0
