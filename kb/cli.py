@@ -515,7 +515,11 @@ def restore(
     note: PickArg = None,
     rev: Annotated[str | None, typer.Argument(help=REV_HELP, metavar="REV")] = None,
     title_too: Annotated[
-        bool, typer.Option("--title-too", help="Take that revision's title (and file name) back too.")
+        bool,
+        typer.Option(
+            "--title-too",
+            help="Take that revision's title (and file name) back too; links to the note follow.",
+        ),
     ] = False,
 ) -> None:
     """Make an old revision the current version, as a new revision (nothing is lost). The note keeps its

@@ -668,3 +668,24 @@ def test_a_note_whose_links_a_rename_rewrote_logs_links_not_rename(kb):
     assert [r["action"] for r in revisions(kb, "ML Basics")] == ["add", "links"]
     assert [r["action"] for r in revisions(kb, "Backpropagation")] == ["add", "rename"]
     assert "\tlinks\t" in kb("log", "ML Basics").stdout.splitlines()[0]
+
+
+def test_restore_title_too_rewrites_the_links_to_the_name_it_leaves(kb, root, monkeypatch):
+    monkeypatch.setenv("KB_NOW", "2026-01-01T10:00:00.000Z")
+    assert kb("add", "Backprop", "-b", "Chain rule stuff.").exit_code == 0
+    monkeypatch.setenv("KB_NOW", "2026-01-02T10:00:00.000Z")
+    assert kb("mv", "Backprop", "Backpropagation").exit_code == 0
+    monkeypatch.setenv("KB_NOW", "2026-01-03T10:00:00.000Z")
+    assert (
+        kb("add", "ML Basics", "-b", "See [[Backpropagation]] and [it](Backpropagation.md).").exit_code == 0
+    )
+    monkeypatch.setenv("KB_NOW", "2026-01-04T10:00:00.000Z")
+    r = kb("restore", "Backpropagation", "1", "--title-too")
+    assert r.exit_code == 0, r.stderr
+    assert (root / "notes" / "Backprop.md").exists() and not (root / "notes" / "Backpropagation.md").exists()
+    text = (root / "notes" / "ML Basics.md").read_text()
+    assert "[[Backprop]]" in text and "[it](Backprop.md)" in text
+    assert "2 links in 1 note updated" in r.stderr
+    assert "dead" not in kb("links", "ML Basics").stdout
+    assert git(root, "status", "--porcelain") == ""
+    assert [r["action"] for r in revisions(kb, "Backprop")] == ["add", "rename", "restore"]

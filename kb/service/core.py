@@ -535,7 +535,7 @@ def _save(
         writes.update(updates.writes)
         data = writes[new_path] or data
         parsed = parse_note(data)
-        message = _with_links_line(message, updates)
+        message = with_links_line(message, updates)
         warnings += updates.warnings
     moment = parse_timestamp(parsed.modified or "") or tx.now
     commit, index_warnings = tx.change_indexed(writes, message, moment, set(writes))
@@ -563,7 +563,7 @@ def _link_updates(tx: Transaction, path: str, new_path: str, title: str, data: b
     return updates if updates.writes or updates.warnings else None
 
 
-def _with_links_line(message: str, updates: LinkUpdates) -> str:
+def with_links_line(message: str, updates: LinkUpdates) -> str:
     """The commit message with a line saying how many links were rewritten, before its trailers."""
     if not updates.links:
         return message
@@ -692,7 +692,7 @@ def move(root: Path, ref: str, destination: str, update_links: bool = True) -> C
         updates = _link_updates(tx, path, target, info.title, raw) if update_links else None
         if updates is not None:
             writes.update(updates.writes)
-            message = _with_links_line(message, updates)
+            message = with_links_line(message, updates)
         commit, warnings = tx.change_indexed(writes, message, moment, set(writes))
         return ChangeResult(
             "move",
@@ -797,7 +797,7 @@ def move_file(root: Path, ref: str, destination: str, update_links: bool = True)
         updates = plan_file_link_updates(root, store, path, target, tx.stamp) if update_links else None
         if updates is not None:
             writes.update(updates.writes)
-            message = _with_links_line(message, updates)
+            message = with_links_line(message, updates)
         commit, warnings = tx.change_indexed(writes, message, tx.now, set(writes))
         return ChangeResult(
             "move",

@@ -402,7 +402,8 @@ def restore(root: Path, ref: str, rev: str, title_too: bool = False) -> ChangeRe
     revision. The note keeps its current title and file (a revision from before a rename is restored under
     today's name, so its log stays one line); `title_too` takes that revision's title (and file name) back
     as well. Brings back a deleted note too, under its last title."""
-    from kb.service.core import ChangeResult
+    from kb.service.core import ChangeResult, with_links_line
+    from kb.service.links import plan_link_updates
 
     log = note_log(root, ref)
     revision = pick(log.revisions, rev)
@@ -446,8 +447,14 @@ def restore(root: Path, ref: str, rev: str, title_too: bool = False) -> ChangeRe
         data = doc.render().encode("utf-8")
         writes: dict[str, bytes | None] = {path: data}
         message = f"Restore: {title} to revision {revision.number}"
+        links = None
         if current_path and current_path != path:
             writes[current_path] = None
+            # the note takes another name back: the links to it follow, as after kb mv
+            links = plan_link_updates(tx.root, tx.store, current_path, path, title, data, tx.stamp)
+            writes.update(links.writes)
+            data = writes[path] or data
+            message = with_links_line(message, links)
             message += f"\n\nKb-Renamed-From: {current_path}"
         touched = set(writes)
         commit, warnings = tx.change_indexed(writes, message, tx.now, touched)
@@ -457,7 +464,9 @@ def restore(root: Path, ref: str, rev: str, title_too: bool = False) -> ChangeRe
             commit,
             renamed_from=current_path if current_path and current_path != path else None,
             external=tx.external,
-            warnings=warnings,
+            warnings=warnings + (links.warnings if links else ()),
+            links_updated=links.links if links else 0,
+            link_notes=links.notes if links else 0,
         )
 
 
