@@ -689,3 +689,20 @@ def test_restore_title_too_rewrites_the_links_to_the_name_it_leaves(kb, root, mo
     assert "dead" not in kb("links", "ML Basics").stdout
     assert git(root, "status", "--porcelain") == ""
     assert [r["action"] for r in revisions(kb, "Backprop")] == ["add", "rename", "restore"]
+
+
+def test_a_name_a_note_left_says_where_it_went(kb, monkeypatch):
+    monkeypatch.setenv("KB_NOW", "2026-01-01T10:00:00.000Z")
+    assert kb("add", "Neurons", "-b", "Cells.").exit_code == 0
+    monkeypatch.setenv("KB_NOW", "2026-01-02T10:00:00.000Z")
+    assert kb("mv", "Neurons", "Nerve cells").exit_code == 0
+    r = kb("show", "Neurons")
+    assert r.exit_code == 1
+    assert (
+        "'Neurons' (notes/Neurons.md) was renamed in revision 2 on 2026-01-02; it is notes/Nerve cells.md now"
+        in r.stderr
+    )
+    monkeypatch.setenv("KB_NOW", "2026-01-03T10:00:00.000Z")
+    assert kb("rm", "Nerve cells", "--yes").exit_code == 0
+    assert "notes/Nerve cells.md, its last name, is gone too" in kb("show", "Neurons").stderr
+    assert "kb restore 'Nerve cells' 2" in kb("show", "Nerve cells").stderr

@@ -243,12 +243,31 @@ def deleted_note(root: Path, ref: str) -> NoteNotFound | None:
     if log.exists or not log.revisions or not log.revisions[-1].deleted:
         return None
     gone = log.revisions[-1]
+    now_at = _renamed_to(root, log.path, gone) if gone.action in ("rename", "move", "restore") else None
+    if now_at is not None:
+        where = f"it is {now_at} now" if (root / now_at).exists() else f"{now_at}, its last name, is gone too"
+        return NoteNotFound(
+            f"'{log.title}' ({log.path}) was renamed in revision {gone.number} on {gone.date[:10]}; {where}"
+        )
     last = gone.number - 1
     quoted = "'" + log.title.replace("'", "'\\''") + "'"
     return NoteNotFound(
         f"'{log.title}' ({log.path}) was deleted in revision {gone.number} on {gone.date[:10]}; "
         f"bring it back with: kb restore {quoted} {last}"
     )
+
+
+def _renamed_to(root: Path, path: str, gone: Revision) -> str | None:
+    """The path the note that left `path` in `gone`'s commit has now, or had last (through later renames)."""
+    renames = _reader(root).renames()
+    start = next((i for i, (sha, old, _) in enumerate(renames) if sha == gone.commit and old == path), None)
+    if start is None:
+        return None
+    current = renames[start][2]
+    for _, old, new in renames[start + 1 :]:
+        if old == current:
+            current = new
+    return current
 
 
 def note_log(root: Path, ref: str, counts: bool = True) -> NoteLog:
