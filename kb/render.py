@@ -409,7 +409,8 @@ def note_list(result: ListResult, as_json: bool) -> None:
     rows = []
     for note in result.notes:
         modified, title, tag_text, path = _list_row(note)
-        rows.append((modified[:16].replace("T", " "), visible(title), visible(tag_text), visible(path)))
+        cells = (visible(_one_line(title)), visible(_one_line(tag_text)), visible(_one_line(path)))
+        rows.append((modified[:16].replace("T", " "), *cells))
     heads = ("Modified", "Title", "Tags", "Path")
     widths = [max(cell_len(row[i]) for row in [heads, *rows]) for i in range(4)]
     # One line per note: long cells are cut with an ellipsis (never wrapped mid-word), widest first.
@@ -610,9 +611,9 @@ def _search_rich(result: SearchResult) -> None:
     for hit in result.hits:
         head = Text.assemble(
             (f"{hit.rank:>2}. ", "dim"),
-            (visible(hit.title), "bold"),
+            (visible(_one_line(hit.title)), "bold"),
             (visible("  " + " ".join(f"#{t}" for t in hit.tags)), "cyan"),
-            (visible(f"  {(hit.modified or '')[:10]}  {hit.path}"), "dim"),
+            (visible(f"  {(hit.modified or '')[:10]}  {_one_line(hit.path)}"), "dim"),
         )
         console.print(head)
         for snippet in hit.snippets:
