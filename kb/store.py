@@ -217,8 +217,8 @@ class Store:
         needs the walk: a link or anything but a file where a note may be, a file outside the notes, the
         settings or ignore files (they change what is a note); or when `layout`, the one `previous` was made
         with, is not this store's now. With the scan, the notes' paths among `touched`."""
-        if layout != self.layout:
-            return None
+        if layout != self.layout or previous[1]:
+            return None  # another layout; or warnings (links, unreadable folders) only a walk keeps true
         found = dict(previous[0])
         looked: set[str] = set()
         notes = str(self.notes)
@@ -249,6 +249,8 @@ class Store:
             if name[:1] == "." or not name.endswith(NOTE_SUFFIXES):
                 if not rel_folder:
                     return None  # the notes root is the knowledge base's: its settings, .gitignore
+                if name[:1] != "." and os.path.islink(path):
+                    return None  # a link to a folder, perhaps: the walk warns of it
                 continue
             looked.add(rel)
             if layout.ignore and layout.ignored(rel):
@@ -261,8 +263,10 @@ class Store:
                 continue
             except OSError:
                 return None
-            if not stat.S_ISREG(st.st_mode):
-                return None  # a link (the walk warns of it), a folder of that name...
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+                # a link (the walk warns of it), a folder of that name; a file of several names, whose
+                # other names change with it and no event names them
+                return None
             found[rel] = (st.st_mtime_ns, st.st_size, st.st_ino)
         self._kept = (found, previous[1])
         return (dict(found), previous[1]), looked

@@ -176,3 +176,21 @@ def test_when_the_catalog_changed_the_rescanned_notes_are_compared_without_a_wal
     assert index.refresh_changed(found[1], agreed) is None
     report = index.refresh()
     assert report.agreed is not None
+
+
+def test_a_note_of_several_names_or_a_link_among_the_files_needs_a_walk(tmp_path: Path) -> None:
+    notes = _notable(tmp_path)
+    os.link(notes / "Note 1.md", notes / "sub" / "Same.md")  # one file, two names
+    store = Store(tmp_path)
+    kept = store.scan(keep=True)
+    with open(notes / "Note 1.md", "a") as f:
+        f.write("more\n")  # the other name changed too, and no event names it
+    assert Store(tmp_path).rescan(kept, store.layout, {str(notes / "Note 1.md")}) is None
+    (notes / "sub" / "Same.md").unlink()
+    kept = Store(tmp_path).scan(keep=True)
+    (notes / "folder-link").symlink_to(notes / "sub")  # the walk warns of it
+    assert Store(tmp_path).rescan(kept, store.layout, {str(notes / "folder-link")}) is None
+    with_warning = Store(tmp_path).scan(keep=True)
+    assert with_warning[1]
+    (notes / "folder-link").unlink()  # its warning goes with it: only a walk knows
+    assert Store(tmp_path).rescan(with_warning, store.layout, {str(notes / "folder-link")}) is None

@@ -78,17 +78,16 @@ def read_when(root: Path, text: str, what: str = "date") -> When:
 def _note_line(history: History, root: Path) -> list[tuple[str, datetime]]:
     """HEAD's first-parent line (History.first_parent_dates) without the commits that changed no note
     (they leave the notes as they were)."""
-    changed = set(history.commits_changing(_note_globs(Store(root))).values())
+    changed = set(history.commits_changing(_note_globs()).values())
     return [(sha, date) for sha, date in history.first_parent_dates() if sha in changed]
 
 
-def _note_globs(store: Store) -> list[str]:
-    """SQLite GLOB patterns of the files that can be notes (kb.layout's Markdown files under the notes
-    root)."""
+def _note_globs() -> list[str]:
+    """SQLite GLOB patterns of the files that can be notes: Markdown files anywhere (the notes root may
+    have been another folder then)."""
     from kb.layout import MARKDOWN_SUFFIXES
 
-    prefix = store.prefix.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
-    return [f"{prefix}*{suffix}" for suffix in MARKDOWN_SUFFIXES]
+    return [f"*{suffix}" for suffix in MARKDOWN_SUFFIXES]
 
 
 def _line_moments(line: Sequence[tuple[str, datetime]]) -> list[datetime]:
@@ -435,7 +434,7 @@ def changes(
     store = Store(root)
     history = _history(root)
     try:
-        counted = set(history.commits_changing(_note_globs(store)))
+        counted = set(history.commits_changing(_note_globs()))
         rows = [r for r, moment in _with_moments(history.commit_rows(), counted) if start <= moment <= end]
         if not rows:
             return window
