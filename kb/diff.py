@@ -11,9 +11,11 @@ import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from kb.notes import parse_note
+
+T = TypeVar("T")
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
 _FENCE = re.compile(r"^(```|~~~)")
@@ -133,9 +135,23 @@ def shortest_counts(a: Sequence[str], b: Sequence[str]) -> tuple[int, int]:
         return m, n
     if n + m > MAX_EDIT_SCRIPT:
         return _difflib_counts(a, b)
+    d = edit_distance(a, b, n + m)
+    common = (n + m - (n + m if d is None else d)) // 2  # d = n + m always ends the search
+    return m - common, n - common
+
+
+def edit_distance(
+    a: Sequence[T], b: Sequence[T], limit: int, trace: list[list[int]] | None = None
+) -> int | None:
+    """Lines added plus removed in a shortest diff from a to b (Myers' forward search), None when more
+    than `limit`. With `trace`, the search's state before each step is appended to it (what matching_runs
+    follows back)."""
+    n, m = len(a), len(b)
     offset = n + m + 1
     v = [0] * (2 * offset + 1)
-    for d in range(n + m + 1):
+    for d in range(min(n + m, limit) + 1):
+        if trace is not None:
+            trace.append(v[:])
         for k in range(-d, d + 1, 2):
             if k == -d or (k != d and v[offset + k - 1] < v[offset + k + 1]):
                 x = v[offset + k + 1]
@@ -146,9 +162,38 @@ def shortest_counts(a: Sequence[str], b: Sequence[str]) -> tuple[int, int]:
                 x, y = x + 1, y + 1
             v[offset + k] = x
             if x >= n and y >= m:
-                common = (n + m - d) // 2
-                return m - common, n - common
-    return m, n  # not reached: d = n + m always ends the search
+                return d
+    return None
+
+
+def matching_runs(a: Sequence[T], b: Sequence[T], limit: int = 500) -> list[tuple[int, int, int]]:
+    """(i, j, n): a[i:i+n] == b[j:j+n], the items `b` keeps from `a` in a shortest diff (followed back from
+    edit_distance's search); beyond `limit` items added and removed, difflib's matching blocks."""
+    trace: list[list[int]] = []
+    if edit_distance(a, b, limit, trace) is None:
+        blocks = difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()
+        return [(i, j, size) for i, j, size in blocks if size]
+    offset = len(a) + len(b) + 1
+    x, y = len(a), len(b)
+    matched = []
+    for d in range(len(trace) - 1, -1, -1):
+        v = trace[d]
+        k = x - y
+        before = k + 1 if k == -d or (k != d and v[offset + k - 1] < v[offset + k + 1]) else k - 1
+        before_x = v[offset + before]
+        before_y = before_x - before
+        while x > before_x and y > before_y:
+            x, y = x - 1, y - 1
+            matched.append((x, y))
+        if d > 0:
+            x, y = before_x, before_y
+    runs: list[tuple[int, int, int]] = []
+    for i, j in reversed(matched):
+        if runs and runs[-1][0] + runs[-1][2] == i and runs[-1][1] + runs[-1][2] == j:
+            runs[-1] = (runs[-1][0], runs[-1][1], runs[-1][2] + 1)
+        else:
+            runs.append((i, j, 1))
+    return runs
 
 
 MAX_EDIT_SCRIPT = 20_000  # lines in the two versions together; beyond, difflib's heuristic answer

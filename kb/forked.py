@@ -58,22 +58,33 @@ def fork(work: Callable[[], T]) -> Forked[T] | None:
         reading, writing = os.pipe()
     except OSError:
         return None
+    pid = spawn(lambda: _answer(work, reading, writing))
+    os.close(writing)
+    if pid < 0:
+        os.close(reading)
+        return None
+    return Forked(pid, reading)
+
+
+def spawn(run: Callable[[], None]) -> int:
+    """A copy of this process that runs `run` and leaves (os._exit: 1 if `run` returns or raises without
+    leaving itself); here, its pid, or -1 when no process could be forked. No signal comes between the
+    fork and the copy's own handling of it (a Ctrl-C there would unwind the copy through this process's
+    callers): in the copy they are reset and unblocked, and the copy dies with this process."""
     parent = os.getpid()
-    # No signal between the fork and the copy's own handling of it: a Ctrl-C there would unwind the copy
-    # through this process's callers.
     held = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     try:
         pid = os.fork()
     except OSError:
         pid = -1
     if pid == 0:
-        _run(work, reading, writing, parent, held)
+        try:
+            if in_copy(parent, held):
+                run()
+        finally:
+            os._exit(1)
     signal.pthread_sigmask(signal.SIG_SETMASK, held)
-    os.close(writing)
-    if pid < 0:
-        os.close(reading)
-        return None
-    return Forked(pid, reading)
+    return pid
 
 
 def in_copy(parent: int, held: set[int | signal.Signals]) -> bool:
@@ -86,14 +97,10 @@ def in_copy(parent: int, held: set[int | signal.Signals]) -> bool:
     return os.getppid() == parent
 
 
-def _run(
-    work: Callable[[], T], reading: int, writing: int, parent: int, held: set[int | signal.Signals]
-) -> None:
+def _answer(work: Callable[[], T], reading: int, writing: int) -> None:
     code = 1
     try:
         os.close(reading)
-        if not in_copy(parent, held):
-            return
         data = pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL)
         view = memoryview(data)
         while view:

@@ -438,8 +438,7 @@ def test_blame_keeps_the_lines_of_a_shortest_diff():
     """Against the line counts of kb.diff (a shortest diff): as many lines kept, each the same line."""
     import random
 
-    from kb.diff import shortest_counts
-    from kb.service.timeline import _same_lines
+    from kb.diff import matching_runs, shortest_counts
 
     rng = random.Random(3)
     for _ in range(400):
@@ -454,7 +453,7 @@ def test_blame_keeps_the_lines_of_a_shortest_diff():
                 del b[min(where, len(b) - 1)]
             elif b:
                 b[min(where, len(b) - 1)] = b"changed"
-        runs = _same_lines(a, b)
+        runs = matching_runs(a, b)
         last_i = last_j = -1
         kept = 0
         for i, j, size in runs:

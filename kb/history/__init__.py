@@ -714,20 +714,7 @@ class History(_Repository):
                     return None
             except CacheUnavailable:
                 pass
-        out = self._git(
-            "diff-tree", "-r", "-M", "--name-status", "-z", "--no-commit-id", "--root", commit.sha
-        )
-        fields = out.split("\0")
-        i = 0
-        while i < len(fields):
-            status = fields[i]
-            if status.startswith(("R", "C")) and i + 2 < len(fields):
-                if fields[i + 2] == commit.path and status.startswith("R"):
-                    return fields[i + 1]
-                i += 3
-            else:
-                i += 2
-        return None
+        return next((old for old, new in self._git_renames(commit.sha) if new == commit.path), None)
 
     def renamed_away(self, commit: CommitInfo) -> bool:
         """Whether this commit, which deleted `commit.path`, renamed that note to another path: kb's
@@ -739,20 +726,23 @@ class History(_Repository):
         ]
         if trailers:
             return commit.path in trailers
-        out = self._git(
-            "diff-tree", "-r", "-M", "--name-status", "-z", "--no-commit-id", "--root", commit.sha
-        )
+        return any(old == commit.path for old, _ in self._git_renames(commit.sha))
+
+    def _git_renames(self, sha: str) -> list[tuple[str, str]]:
+        """(from, to) of each rename git's rename detection finds in this commit."""
+        out = self._git("diff-tree", "-r", "-M", "--name-status", "-z", "--no-commit-id", "--root", sha)
         fields = out.split("\0")
+        found = []
         i = 0
         while i < len(fields):
             status = fields[i]
             if status.startswith(("R", "C")) and i + 2 < len(fields):
-                if fields[i + 1] == commit.path and status.startswith("R"):
-                    return True
+                if status.startswith("R"):
+                    found.append((fields[i + 1], fields[i + 2]))
                 i += 3
             else:
                 i += 2
-        return False
+        return found
 
     def renames(self) -> list[tuple[str, str, str]]:
         """Every rename in the history of HEAD, oldest first, as (commit, from, to): kb's own (its

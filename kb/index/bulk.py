@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kb.forked import SIGNALS, in_copy
+from kb.forked import spawn
 
 BODY = "body"
 LINE_CACHE = 20_000  # lines whose tokens are kept (a note's versions come one after another)
@@ -350,16 +350,12 @@ def write(
     writer = BulkWriter(ix, **options)
     reading, writing = os.pipe()
     parent = os.getpid()
-    # No signal between the fork and the second process's own handling of it: a Ctrl-C there would
-    # unwind the copy through this process's callers.
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-    try:
-        pid = os.fork()
-    except OSError:
-        pid = -1
-    if pid == 0:  # the second process: its rows into an index of its own, then out (never returns)
-        _second(ix.schema, part, lambda: documents(theirs), counter, reading, writing, parent, held, options)
-    signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    # the second process: its rows into an index of its own, then out
+    pid = spawn(
+        lambda: _second(
+            ix.schema, part, lambda: documents(theirs), counter, reading, writing, parent, options
+        )
+    )
     os.close(writing)
     if pid < 0:  # no second process to be had (a limit on processes, memory): all of it here
         os.close(reading)
@@ -455,17 +451,14 @@ def _second(
     reading: int,
     writing: int,
     parent: int,
-    held: set[int | signal.Signals],
     options: dict[str, Any],
 ) -> None:
-    """The forked process (signals blocked): writes its documents into a new index in `part`, counting rows
-    done in `counter`; says how many documents (or what went wrong) on `writing`; exits, whatever happens,
-    and dies with the first process (it holds a copy of the knowledge base's lock)."""
+    """The forked process (kb.forked.spawn: it dies with the first, whose lock it holds a copy of): writes
+    its documents into a new index in `part`, counting rows done in `counter`; says how many documents (or
+    what went wrong) on `writing`; exits, whatever happens."""
     code = 1
     try:
         os.close(reading)
-        if not in_copy(parent, held):  # a Ctrl-C ends this process, it unwinds nothing
-            return
         from whoosh import index
 
         writer = BulkWriter(index.create_in(str(part), schema), **options)

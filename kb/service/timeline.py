@@ -208,16 +208,22 @@ def _cached_versions(root: Path, blobs: Sequence[str]) -> dict[str, Meta]:
 
 
 def _keep_versions(root: Path, fresh: dict[str, Meta]) -> None:
-    if not fresh:
+    _keep(
+        root,
+        "INSERT OR REPLACE INTO versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(b, *m) for b, m in fresh.items()],
+    )
+
+
+def _keep(root: Path, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+    """Rows written into the cache of versions (nothing when it cannot be opened or written: derived)."""
+    if not rows:
         return
     db = _open_versions(root)
     if db is None:
         return
     try:
-        db.executemany(
-            "INSERT OR REPLACE INTO versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-            ((b, *m) for b, m in fresh.items()),
-        )
+        db.executemany(sql, rows)
         db.commit()
     except sqlite3.Error:
         pass  # a cache that cannot be written is simply not kept
@@ -292,24 +298,10 @@ def _cached_summaries(root: Path, pairs: Sequence[tuple[str, str]]) -> dict[tupl
 
 
 def _keep_summaries(root: Path, fresh: dict[tuple[str, str], Summary]) -> None:
-    if not fresh:
-        return
-    db = _open_versions(root)
-    if db is None:
-        return
-    try:
-        db.executemany(
-            "INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?, ?)",
-            (
-                (a, b, added, removed, json.dumps(list(titles)))
-                for (a, b), (added, removed, titles) in fresh.items()
-            ),
-        )
-        db.commit()
-    except sqlite3.Error:
-        pass  # a cache that cannot be written is simply not kept
-    finally:
-        db.close()
+    rows = [
+        (a, b, added, removed, json.dumps(list(titles))) for (a, b), (added, removed, titles) in fresh.items()
+    ]
+    _keep(root, "INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?, ?)", rows)
 
 
 def _git_dates(history: History, commit: str) -> dict[str, tuple[str, str]]:
@@ -649,6 +641,7 @@ def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
     """Every line of the note (front matter included) at REV (default: the latest revision) with the
     revision that last changed it, through renames: each revision's version is compared with the one
     before it in `kb log`'s order (git's own rename detection misses a short note whose title changed)."""
+    from kb.diff import matching_runs
     from kb.service.revisions import note_log, pick, version_spec
 
     log = note_log(root, ref, counts=False)
@@ -667,7 +660,7 @@ def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
         if lines and not lines[-1]:
             lines.pop()  # the newline that ends the last line
         kept = [revision] * len(lines)
-        for i, j, size in _same_lines(texts, lines):
+        for i, j, size in matching_runs(texts, lines):
             kept[j : j + size] = owners[i : i + size]
         texts, owners = lines, kept
     result = tuple(
@@ -681,64 +674,6 @@ def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
         for i, (owner, text) in enumerate(zip(owners, texts, strict=True), 1)
     )
     return BlameResult(log.title, chosen.path, chosen.number, result)
-
-
-def _same_lines(a: list[bytes], b: list[bytes]) -> list[tuple[int, int, int]]:
-    """(i, j, n): a[i:i+n] == b[j:j+n], the lines `b` kept from `a` in a shortest diff (Myers' algorithm,
-    fast when a revision changes a few lines: difflib took 1-3 ms a revision); beyond MAX_EDITS changed
-    lines, difflib's answer."""
-    n, m = len(a), len(b)
-    offset = n + m + 1
-    v = [0] * (2 * offset + 1)
-    trace: list[list[int]] = []
-    for d in range(min(n + m, MAX_EDITS) + 1):
-        trace.append(v[:])
-        for k in range(-d, d + 1, 2):
-            if k == -d or (k != d and v[offset + k - 1] < v[offset + k + 1]):
-                x = v[offset + k + 1]
-            else:
-                x = v[offset + k - 1] + 1
-            y = x - k
-            while x < n and y < m and a[x] == b[y]:
-                x, y = x + 1, y + 1
-            v[offset + k] = x
-            if x >= n and y >= m:
-                return _runs(_backtrack(trace, offset, n, m))
-    from difflib import SequenceMatcher
-
-    blocks = SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()
-    return [(i, j, size) for i, j, size in blocks if size]
-
-
-MAX_EDITS = 500  # lines added and removed between two revisions that Myers' algorithm follows
-
-
-def _backtrack(trace: list[list[int]], offset: int, n: int, m: int) -> list[tuple[int, int]]:
-    """The (i, j) of the equal lines on the path the forward search found, last first."""
-    x, y = n, m
-    matched = []
-    for d in range(len(trace) - 1, -1, -1):
-        v = trace[d]
-        k = x - y
-        before = k + 1 if k == -d or (k != d and v[offset + k - 1] < v[offset + k + 1]) else k - 1
-        before_x = v[offset + before]
-        before_y = before_x - before
-        while x > before_x and y > before_y:
-            x, y = x - 1, y - 1
-            matched.append((x, y))
-        if d > 0:
-            x, y = before_x, before_y
-    return matched
-
-
-def _runs(matched: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
-    runs: list[tuple[int, int, int]] = []
-    for i, j in reversed(matched):
-        if runs and runs[-1][0] + runs[-1][2] == i and runs[-1][1] + runs[-1][2] == j:
-            runs[-1] = (runs[-1][0], runs[-1][1], runs[-1][2] + 1)
-        else:
-            runs.append((i, j, 1))
-    return runs
 
 
 # ---------------------------------------------------------------- links as of a moment
