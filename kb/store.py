@@ -28,6 +28,7 @@ from kb.layout import (
 NOTES_DIR = NOTABLE_NOTES
 NOTE_SUFFIXES = MARKDOWN_SUFFIXES
 TEMP_PREFIX = ".kb-tmp-"
+Scan = tuple[dict[str, tuple[int, int, int]], tuple[str, ...]]  # each note's signature, and warnings
 __all__ = [
     "ATTACHMENTS_DIR",
     "INDEX_DIR",
@@ -87,12 +88,10 @@ def scan_digest(found: dict[str, tuple[int, int, int]]) -> str | None:
     return h.hexdigest()
 
 
-Scan = tuple[dict[str, tuple[int, int, int]], tuple[str, ...]]  # each note's signature, and warnings
-
 # The warm server's promise (kb.server), per knowledge base folder (device, inode): nothing under it changed
 # since this scan, and the index's catalog agrees with it. Never set on the cold path; anything that takes
 # the write lock forgets it, so a process that writes always sees the disk.
-_SETTLED: dict[tuple[int, int], tuple[dict[str, tuple[int, int, int]], tuple[str, ...]]] = {}
+_SETTLED: dict[tuple[int, int], Scan] = {}
 
 
 def _folder_id(root: Path) -> tuple[int, int] | None:
@@ -103,7 +102,7 @@ def _folder_id(root: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def settle(root: Path, scan: tuple[dict[str, tuple[int, int, int]], tuple[str, ...]] | None) -> None:
+def settle(root: Path, scan: Scan | None) -> None:
     """For the warm server: `scan` is what Store(root).scan() would find (None: forget it)."""
     key = _folder_id(root)
     _SETTLED.clear()
@@ -132,7 +131,7 @@ def settled_values(root: Path) -> dict[str, object]:
     return dict(_SETTLED_VALUES) if settled(root) is not None else {}
 
 
-def settled(root: Path) -> tuple[dict[str, tuple[int, int, int]], tuple[str, ...]] | None:
+def settled(root: Path) -> Scan | None:
     """The scan the warm server vouches for (see settle), or None: scan the disk."""
     if not _SETTLED:
         return None
@@ -146,7 +145,7 @@ class Store:
         self.layout = layout if layout is not None else detect(root)
         self.prefix = self.layout.prefix  # "notes/" or "": what every note path starts with
         self.notes = root / self.layout.notes if self.layout.notes else root
-        self._kept: tuple[dict[str, tuple[int, int, int]], tuple[str, ...]] | None = None
+        self._kept: Scan | None = None
 
     # ------------------------------------------------------------ paths
 
@@ -196,7 +195,7 @@ class Store:
         paths, _, warnings = self._walk(with_stat=False)
         return Listing(tuple(sorted(paths)), tuple(warnings))
 
-    def scan(self, keep: bool = False) -> tuple[dict[str, tuple[int, int, int]], tuple[str, ...]]:
+    def scan(self, keep: bool = False) -> Scan:
         """Every note file with its (mtime_ns, size, inode), from one lstat each: what changed since a
         previous scan shows here without reading any file. `keep`: the next scan() answers from this one
         unless this Store writes or deletes a file first (used while holding the lock)."""

@@ -191,7 +191,7 @@ def _cached_versions(root: Path, blobs: Sequence[str]) -> dict[str, Meta]:
     """The cache's records of these blobs (those it holds)."""
     wanted = sorted(set(blobs))
     found: dict[str, Meta] = {}
-    db = _open_versions(root)
+    db = _open_versions(root) if wanted else None
     if db is None:
         return found
     try:
