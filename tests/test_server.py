@@ -24,7 +24,7 @@ import pexpect
 import pytest
 
 from kb import client, server
-from tests.conftest import git, server_pids
+from tests.conftest import PROGRAM, git, server_pids
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the warm server needs inotify (Linux)")
 
@@ -469,6 +469,24 @@ def test_the_client_imports_no_heavy_library():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_the_kb_program_answered_warm_imports_nothing_but_the_client(warm: Warm):
+    """The installed `kb` program (not an entry point's wrapper, which imports `re` and with it `enum`:
+    4-5 ms of every start) imports only kb.entry and kb.client before the server answers."""
+    warm.env = {**warm.env, "PYTHONPROFILEIMPORTTIME": "1"}  # the server must have the same PYTHON* settings
+    warm.start()
+    before = warm.requests()
+    proc = subprocess.run([str(PROGRAM), "tags"], capture_output=True, env=warm.env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert warm.requests() == before + 1
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.decode().splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert {"kb.entry", "kb.client"} <= imported
+    assert not imported & {"re", "enum", "typer", "rich", "whoosh", "yaml", "kb.cli"}, sorted(imported)
 
 
 def test_add_and_edit_run_warm_and_print_what_cold_prints(warm: Warm, root: Path):
