@@ -30,10 +30,12 @@ import fcntl
 import functools
 import gc
 import io
+import mmap
 import os
 import select
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -136,6 +138,22 @@ class Drained:
     folders: bool
 
 
+class Shared:
+    """Counters in memory shared by the server and every process it forks (an anonymous shared mapping)."""
+
+    READS = 0  # how many times the server read change events (counted before it reads them)
+    VOUCHED = 1  # writes that a worker made on the server's word (Freshness.vouchable)
+
+    def __init__(self) -> None:
+        self.map = mmap.mmap(-1, 16)
+
+    def value(self, slot: int) -> int:
+        return int.from_bytes(self.map[slot * 8 : slot * 8 + 8], "little")
+
+    def bump(self, slot: int) -> None:
+        self.map[slot * 8 : slot * 8 + 8] = (self.value(slot) + 1).to_bytes(8, "little")
+
+
 class Watcher:
     """inotify watches on every folder of the knowledge base but .git, dot-folders and index/."""
 
@@ -143,6 +161,7 @@ class Watcher:
         from inotify_simple import INotify, flags
 
         self.root = root
+        self.counts = Shared()
         self.flags = flags
         self.mask = (
             flags.CREATE | flags.DELETE | flags.MODIFY | flags.ATTRIB | flags.MOVED_FROM | flags.MOVED_TO
@@ -186,6 +205,11 @@ class Watcher:
     def drain(self) -> Drained | None:
         """Read every pending event: None when there was none; else the files they name, or that any
         folder changed (new folders are then watched too) or that events were lost."""
+        if not select.select([self.inotify], [], [], 0)[0]:
+            return None
+        # Counted before they are read: a worker that then finds none pending and this count unchanged
+        # knows that no change happened since its fork (Freshness.stamp).
+        self.counts.bump(Shared.READS)
         events = self.inotify.read(timeout=0)
         if not events:
             return None
@@ -223,6 +247,13 @@ class Freshness:
         self.checks = 0
         self.quick = 0
         self.generation = 0  # grows whenever what workers inherit (the remembered scan) changes
+        # The notes all committed, as a `git status` the server ran when idle found them (nothing that
+        # kb.service.transaction would commit as an outside edit): the stamp of the moment it started.
+        self.clean: tuple[object, ...] | None = None
+        self.status: _Status | None = None
+        self.tried: tuple[object, ...] | None = None  # the stamp git status was last run at
+        self.failed: tuple[object, ...] | None = None  # when check_when_idle last failed
+        self.last_event = 0.0  # when events were last read
 
     @property
     def stale(self) -> bool:
@@ -232,6 +263,7 @@ class Freshness:
         """Events read from the watcher."""
         if drained is None:
             return
+        self.last_event = time.monotonic()
         self.due = True
         if drained.folders:
             self.dirty = True
@@ -250,6 +282,88 @@ class Freshness:
                      self.root / INDEX_DIR, git / "kb-journal", git / "kb-sync-merge"):  # fmt: skip
             parts.append(_stat(path) if path is not None else None)
         return tuple(parts)
+
+    def stamp(self) -> tuple[object, ...]:
+        """The moment as far as the notes and git go: how many times events were read, git and the index
+        (signature), git's own index (what is staged) and the remembered scan's generation. Equal stamps:
+        nothing changed between them."""
+        return (
+            self.watcher.counts.value(Shared.READS),
+            self.signature(),
+            _stat(self.root / ".git" / "index"),
+            self.generation,
+        )
+
+    def vouchable(self) -> bool:
+        """Whether the remembered scan is the notes on disk, all of them committed: nothing happened since
+        a git status found nothing to commit (after the events are read)."""
+        if self.stale or self.clean is None or self.kept is None:
+            return False
+        return self.clean == self.stamp()
+
+    def check_when_idle(self) -> None:
+        """check(), with no request waiting, when events came: a failed check (a dead run's journal, a
+        damaged index: the next command repairs them) is not tried again until something else changes."""
+        if not self.idle_work() or time.monotonic() - self.last_event < SPARE_DELAY:
+            return  # nothing to check, or events still coming (a folder being copied or deleted)
+        if not os.path.exists(self.root / ".git"):
+            return  # the knowledge base is going: nothing here may make files in it again
+        self.failed = None
+        if not self.check():
+            self.failed = self._moment()
+
+    def idle_work(self) -> bool:
+        """Whether check_when_idle has a check to make."""
+        return self.stale and (self.failed is None or self.failed != self._moment())
+
+    def _moment(self) -> tuple[object, ...]:
+        return self.watcher.counts.value(Shared.READS), self.signature()
+
+    def start_status(self) -> _Status | None:
+        """Run git status, when idle, to learn whether the notes are all committed (see vouchable); not
+        again in the same state."""
+        from kb.errors import KbError
+        from kb.history import History
+        from kb.service.transaction import watched_paths
+        from kb.store import Store
+
+        if self.stale or self.kept is None or self.status is not None:
+            return None
+        stamp = self.stamp()
+        if stamp == self.tried or stamp == self.clean:
+            return None
+        self.clean, self.tried = None, stamp
+        try:
+            proc = History(self.root).status_process(watched_paths(Store(self.root)))
+        except KbError:
+            return None
+        self.status = _Status(proc, stamp, bytearray())
+        return self.status
+
+    def status_output(self) -> None:
+        """The status's output is ready to read: read it; at its end, whether the notes are all committed."""
+        from kb.errors import KbError
+        from kb.history import status_changes
+        from kb.service.transaction import outside_changes
+        from kb.store import Store
+
+        status = self.status
+        if status is None:
+            return
+        chunk = os.read(status.fileno(), 1 << 16)
+        if chunk:
+            status.out += chunk
+            return
+        self.status = None
+        status.close()
+        if status.proc.wait() != 0:
+            return
+        try:
+            changes, temps = outside_changes(Store(self.root), status_changes(bytes(status.out)))
+        except KbError:
+            return
+        if not changes and not temps and status.stamp == self.stamp():
+            self.clean = status.stamp
 
     def check(self) -> bool:
         """Drain the events; after any, the cold path's check (outside edits indexed), with a walk of every
@@ -321,6 +435,24 @@ class Freshness:
             with contextlib.suppress(KbError):
                 service.prepare_listing(self.root)
         _give_back()
+
+
+@dataclass
+class _Status:
+    """A git status the server runs (Freshness.start_status): the process, the stamp of when it started,
+    its output so far."""
+
+    proc: subprocess.Popen[bytes]
+    stamp: tuple[object, ...]
+    out: bytearray
+
+    def fileno(self) -> int:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.fileno()
+
+    def close(self) -> None:
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def _give_back() -> None:
@@ -500,10 +632,12 @@ class Server:
             self._reap()
             if self.stopping and not self.children:
                 self._drop_spare()
+                self._end_status()
                 return
             idle = self.idle - (time.monotonic() - self.last)
             if idle <= 0 and not self.children:
                 self._drop_spare()
+                self._end_status()
                 return
             if self.spare is not None and not self.spare.ready() and self.spare.dead:
                 self.children.add(self.spare.pid)  # reaped; another is forked in its place
@@ -518,12 +652,26 @@ class Server:
                 # back to back for the processor).
                 self._new_spare()
                 wanted = False
+            freshness = self.freshness
+            quiet = not self.children and time.monotonic() - self.busy >= SPARE_DELAY
+            if freshness is not None and quiet and not self.stopping:
+                freshness.check_when_idle()  # then git status, so that the next write may be vouched for
+                freshness.start_status()  # whether the notes are all committed (Freshness.vouchable)
+            status = freshness.status if freshness is not None else None
             try:
                 # a worker's end is not an event, nor the moment a spare is due
-                wait = 0.02 if self.children or wanted else max(0.05, min(idle, 1.0))
-                ready, _, _ = select.select([] if self.stopping else watch, [], [], wait)
+                due = freshness is not None and freshness.idle_work()
+                wait = 0.02 if self.children or wanted or due else max(0.05, min(idle, 1.0))
+                listen = ([] if self.stopping else watch) + ([status] if status is not None else [])
+                ready, _, _ = select.select(listen, [], [], wait)
             except InterruptedError:
                 continue
+            if status is not None and status in ready and freshness is not None:
+                try:
+                    freshness.status_output()
+                except OSError:
+                    freshness.status = None
+                    status.close()
             if self.watcher is not None and self.watcher in ready and self.freshness is not None:
                 try:
                     self.freshness.take(self.watcher.drain())
@@ -533,6 +681,15 @@ class Server:
                 self._accept()
             if not self.stopping and not os.path.isdir(self.root):
                 self.stopping = True  # the knowledge base was deleted (or moved): nothing left to serve
+
+    def _end_status(self) -> None:
+        status = self.freshness.status if self.freshness is not None else None
+        if status is not None:
+            with contextlib.suppress(OSError):
+                status.proc.kill()
+            status.close()
+            with contextlib.suppress(ChildProcessError):
+                status.proc.wait()
 
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping = True
@@ -604,11 +761,23 @@ class Server:
         self.listed = self.listed or command in _LISTING
         writes = command in _WRITES
         # A write checks the notes itself, under the write lock, as the cold path does (the lock forgets
-        # any remembered scan): checking here first would scan them twice. What it changes makes the
-        # next request check (the events name the files it wrote).
-        fresh = False if writes else self.freshness.check()
+        # any remembered scan): checking here first would scan them twice. Unless the server can vouch
+        # for them (Freshness.vouchable: no event since a git status found them all committed), which the
+        # worker confirms once it holds the lock (_vouch). What it changes makes the next request check
+        # (the events name the files it wrote).
+        vouch: tuple[tuple[object, ...], Scan] | None = None
         if writes:
+            try:
+                self.freshness.take(self.freshness.watcher.drain())
+            except OSError:
+                self.freshness.dirty = True
+            kept = self.freshness.kept
+            if self.freshness.vouchable() and kept is not None:
+                vouch = (self.freshness.stamp(), kept)
+            fresh = False
             self.freshness.due = True
+        else:
+            fresh = self.freshness.check()
         self.requests += 1
         spare = self.spare
         self.spare = None
@@ -634,8 +803,10 @@ class Server:
             if pid == 0:
                 code = 1
                 try:
+                    if writes and vouch is not None:
+                        _vouch(self, *vouch)  # before _detach: it keeps the watch's descriptor
                     _detach(self)
-                    if writes:
+                    if writes and vouch is None:
                         from kb import store as kb_store
 
                         kb_store.settle(self.root, None)  # exactly the cold path: it scans the disk
@@ -664,6 +835,14 @@ class Server:
                 os.waitpid(self.spare.pid, 0)
             self.spare = None
 
+    def _committed(self) -> str:
+        """Whether the last git status found the notes all committed (and nothing changed since)."""
+        if self.freshness is None:
+            return "unknown"
+        if self.freshness.status is not None:
+            return "checking (git status)"
+        return "yes" if self.freshness.vouchable() else "not known"
+
     def status(self) -> str:
         rss = ""
         with contextlib.suppress(OSError), open("/proc/self/status", encoding="ascii") as f:
@@ -684,6 +863,11 @@ class Server:
                 else f"pid {self.spare.pid}, " + ("ready" if self.spare.ready() else "rehearsing"),
             ),
             ("folders watched", str(self.watcher.watches if self.watcher else 0)),
+            ("notes all committed", self._committed()),
+            (
+                "writes on the server's word (no git status, no walk)",
+                str(self.watcher.counts.value(Shared.VOUCHED) if self.watcher else 0),
+            ),
             ("full checks", str(self.freshness.checks if self.freshness else 0)),
             ("quick checks (changed files only)", str(self.freshness.quick if self.freshness else 0)),
             ("idle exit after", f"{self.idle:g} s"),
@@ -793,6 +977,32 @@ class _Worker:
         self.conn.sendall(client.frame(b"P", head + client.fields(items) + data))
         kind, payload = client.recv_frame(self.conn)
         return kind == b"D" and payload == b"1"
+
+
+def _vouch(server: Server, stamp: tuple[object, ...], scan: Scan) -> None:
+    """In a worker about to write on the server's word (Freshness.vouchable): its transaction, once it holds
+    the write lock, takes `scan` as the notes and skips git status and the walk, if no event is waiting on
+    the watch (this worker keeps the watch's descriptor to look, without reading it) and the stamp is still
+    `stamp` (no event read by the server meanwhile, HEAD, git's index, the catalog and the rest as they
+    were). Otherwise it does what a cold process does."""
+    from kb.service import transaction
+
+    watcher, freshness, real = server.watcher, server.freshness, server.real
+    assert watcher is not None and freshness is not None
+    fd = os.dup(watcher.fileno())
+
+    def check(root: Path) -> Scan | None:
+        transaction.vouch_for_writes(None)  # the first transaction only: its own writes come next
+        try:
+            waiting = select.select([fd], [], [], 0)[0]  # looked at first, the count second: see drain
+        finally:
+            os.close(fd)
+        if waiting or os.path.realpath(root) != real or freshness.stamp() != stamp:
+            return None
+        watcher.counts.bump(Shared.VOUCHED)
+        return scan
+
+    transaction.vouch_for_writes(check)
 
 
 def _detach(server: Server) -> None:

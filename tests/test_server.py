@@ -617,3 +617,119 @@ def test_python_m_kb_runs_cold_even_when_a_server_runs(warm: Warm):
     )
     assert proc.returncode == 0 and b"Alpha note" in proc.stdout
     assert warm.requests() == before  # not asked: `python -m kb` is the cold command line, always
+
+
+_WORD = "writes on the server's word (no git status, no walk)"
+_ME = ("-c", "user.name=Someone", "-c", "user.email=someone@example.org")
+
+
+def _committed(warm: Warm, timeout: float = 30.0) -> None:
+    """Wait until the server's git status has found the notes all committed (and nothing changed since)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if dict(warm.status().details).get("notes all committed") == "yes":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the server never found the notes all committed: {warm.status()}")
+
+
+def _vouched(warm: Warm) -> int:
+    return int(dict(warm.status().details)[_WORD])
+
+
+def test_a_write_on_the_servers_word_commits_what_a_cold_one_does(warm: Warm, root: Path):
+    warm.start()
+    _committed(warm)
+    added = warm.run("add", "Vouched one", "-t", "x", "-b", "A quokka lives here.")
+    assert added.returncode == 0, added.stderr
+    assert _vouched(warm) == 1  # no git status, no walk: the server's scan, confirmed under the lock
+    _committed(warm)
+    edited = warm.run("edit", "Vouched one", "-a", "A second quokka.")
+    assert edited.returncode == 0, edited.stderr
+    assert _vouched(warm) == 2
+    assert git(root, "status", "--porcelain") == ""
+    assert git(root, "log", "--format=%s", "-2").splitlines() == ["Edit: Vouched one", "Add: Vouched one"]
+    clash = warm.run("add", "vouched ONE", "-b", "Same title.")  # the title is still looked up
+    assert clash.returncode != 0 and b"already" in clash.stderr.lower(), clash.stderr
+    found = warm.run("search", "quokka", "-l")
+    assert found.stdout.strip() == b"notes/Vouched one.md"
+
+
+def test_an_outside_edit_just_before_a_warm_write_is_committed_first(warm: Warm, root: Path):
+    warm.start()
+    for attempt in range(3):
+        _committed(warm)
+        before = _vouched(warm)
+        with (root / "notes" / "Beta note.md").open("a") as f:
+            f.write(f"An outside line {attempt}.\n")  # its event is read when the write comes
+        added = warm.run("add", f"After outside {attempt}", "-b", "Body.")
+        assert added.returncode == 0, added.stderr
+        assert _vouched(warm) == before  # not on the server's word: the worker looked, as cold
+        subjects = git(root, "log", "--format=%s", "-2").splitlines()
+        assert subjects == [f"Add: After outside {attempt}", "External edit: Beta note"], subjects
+    _committed(warm)
+    (root / "notes" / "Staged.md").write_text("# Staged\n\nStaged by hand.\n")
+    git(root, "add", "notes/Staged.md")
+    added = warm.run("add", "After staging", "-b", "Body.")
+    assert added.returncode == 0, added.stderr
+    assert "Staged" in git(root, "log", "--format=%s", "-3")
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_the_word_is_checked_again_under_the_lock(cold_kb, root: Path):
+    """What the worker checks once it holds the write lock (server._vouch): a change since the server's
+    word, whether its event is still waiting or the server has read it meanwhile, or a commit made by hand,
+    means no word: git status and the walk, as cold."""
+    from types import SimpleNamespace
+
+    from kb import store
+    from kb.service import transaction
+
+    assert cold_kb("add", "Alpha note", "-b", "Some text.").exit_code == 0
+    assert cold_kb("search", "text").exit_code == 0
+    watcher = server.Watcher(root)
+    freshness = server.Freshness(root, watcher)
+    fake = SimpleNamespace(watcher=watcher, freshness=freshness, real=os.path.realpath(root))
+
+    def settled() -> tuple[object, ...]:
+        assert freshness.check()
+        store.settle(root, None)  # the server's promise is not this test process's
+        freshness.start_status()
+        while freshness.status is not None:
+            freshness.status_output()
+        assert freshness.vouchable()
+        assert freshness.kept is not None
+        return freshness.stamp()
+
+    def word() -> object:
+        stamp = settled()
+        server._vouch(fake, stamp, freshness.kept)
+        return transaction._VOUCH[0]
+
+    try:
+        check = word()
+        assert check(root) == freshness.kept  # nothing happened: the scan stands
+        assert watcher.counts.value(server.Shared.VOUCHED) == 1
+        assert check not in transaction._VOUCH  # asked once
+
+        check = word()
+        (root / "notes" / "Alpha note.md").write_text("# Alpha note\n\nChanged outside.\n")
+        assert check(root) is None  # its event waits on the watch
+
+        assert cold_kb("search", "outside").exit_code == 0  # committed later; indexed now
+        git(root, "add", "-A")
+        git(root, *_ME, "commit", "-q", "-m", "By hand")
+        check = word()
+        (root / "notes" / "Alpha note.md").write_text("# Alpha note\n\nChanged again.\n")
+        freshness.take(watcher.drain())  # the server read the event meanwhile
+        assert check(root) is None
+
+        assert cold_kb("search", "again").exit_code == 0
+        git(root, *_ME, "commit", "-q", "-am", "By hand again")
+        check = word()
+        git(root, *_ME, "commit", "-q", "--allow-empty", "-m", "HEAD moved")
+        assert check(root) is None
+        assert watcher.counts.value(server.Shared.VOUCHED) == 1
+    finally:
+        transaction.vouch_for_writes(None)
+        watcher.close()

@@ -174,9 +174,7 @@ class _Repository:
     def pending_later(self, pathspecs: Sequence[str]) -> Callable[[], list[Change]]:
         """pending(), started now and read when the returned function is called: git works on its own
         while kb does something else."""
-        proc = self._start(
-            ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--", *pathspecs]
-        )
+        proc = self._start([*_STATUS, "--", *pathspecs])
         assert proc.stdin is not None
         proc.stdin.close()
         proc.stdin = None
@@ -188,6 +186,22 @@ class _Repository:
             return _changes(stdout.decode("utf-8", "replace"))
 
         return result
+
+    def status_process(self, pathspecs: Sequence[str]) -> subprocess.Popen[bytes]:
+        """pending()'s git status as a process of its own, its output on a pipe (parse it with
+        status_changes), for a caller that waits for it beside other work (the warm server). It takes no
+        lock and writes nothing (no refresh of git's index), so it never stands in a writer's way."""
+        try:
+            return subprocess.Popen(
+                self._argv([*_STATUS, "--", *pathspecs]),
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, **GIT_ENV, "GIT_OPTIONAL_LOCKS": "0"},
+            )
+        except OSError as exc:
+            raise GitError(f"cannot run git: {exc.strerror or exc}") from None
 
     def commit(
         self,
@@ -478,6 +492,14 @@ def _alongside(
     if failed:
         raise failed[0]
     return result[0]
+
+
+_STATUS = ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"]
+
+
+def status_changes(out: bytes) -> list[Change]:
+    """The output of status_process as changes."""
+    return _changes(out.decode("utf-8", "replace"))
 
 
 def _changes(out: str) -> list[Change]:

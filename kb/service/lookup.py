@@ -237,8 +237,11 @@ def _find_title_anywhere(
         return where is None or (path.startswith(where) and "/" not in path[len(where) :])
 
     key = title_key(title)
+    vouched = store.vouched  # the catalog agreed with this very scan: no row needs comparing
     sigs, _ = store.scan()
-    rows = catalog_rows(store, lambda catalog: (catalog.signatures(), catalog.with_key(key)))
+    rows = catalog_rows(
+        store, lambda catalog: (None if vouched else catalog.signatures(), catalog.with_key(key))
+    )
     if rows is None:
         infos, _ = all_notes(store)
         return next(
@@ -248,7 +251,7 @@ def _find_title_anywhere(
     for path, entry in sorted(same.items()):
         if path != except_path and sigs.get(path) == entry.sig and here(path):
             return _from_entry(path, entry)
-    changed = [] if sigs == known else [p for p, sig in sigs.items() if known.get(p) != sig]
+    changed = [] if known is None or sigs == known else [p for p, sig in sigs.items() if known.get(p) != sig]
     for path in sorted(p for p in changed if p != except_path and here(p)):
         info = _parse_info(store, path, [])
         if info is not None and title_key(info.title) == key:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from kb.history import Change, History
+    from kb.store import Scan
 
 
 def _is_kb(root: Path) -> bool:
@@ -227,16 +228,38 @@ def transaction(
         # see _commit_external). The small folders are always looked at.
         tx.store.remove_temp_files(everywhere=dead_run or not history.has_commits())
         _ensure_layout(tx, settings)
-        pending = tx.history.pending_later(_watched(tx.store))
-        if scan:
-            tx.store.scan(keep=True)
-        tx.external, tx.external_paths = _commit_external(tx, pending())
+        vouched = None if dead_run or recovered or not _VOUCH else _VOUCH[0](root)
+        if vouched is not None:
+            # The warm server vouches that the notes are its last scan and all committed, and that
+            # nothing moved since (kb.server: no change event since its `git status` found nothing to
+            # commit, HEAD and git's index as they were then): neither git status nor the walk is needed.
+            if scan:
+                tx.store.adopt(vouched)
+            tx.external, tx.external_paths = (), ()
+        else:
+            pending = tx.history.pending_later(watched_paths(tx.store))
+            if scan:
+                tx.store.scan(keep=True)
+            tx.external, tx.external_paths = _commit_external(tx, pending())
         tx.external_paths += recovered
         journal.write_text(json.dumps({"pid": os.getpid()}))
         try:
             yield tx
         finally:
             journal.unlink(missing_ok=True)
+
+
+# The warm server's worker (kb.server) puts here, for a write, the function that answers under the write
+# lock whether the server's last scan still stands for the notes, all of them committed: that scan, or
+# None (then git status and a walk of every folder, as always). Empty on the cold path.
+_VOUCH: list[Callable[[Path], Scan | None]] = []
+
+
+def vouch_for_writes(check: Callable[[Path], Scan | None] | None) -> None:
+    """Set (or with None, clear) the warm server's vouch, asked once a transaction holds the lock."""
+    _VOUCH.clear()
+    if check is not None:
+        _VOUCH.append(check)
 
 
 JOURNAL = "kb-journal"
@@ -276,7 +299,7 @@ def _recover_journal(tx: Transaction, journal: Path) -> tuple[str, ...]:
     return tuple(p for p in paths if tx.store.is_note_path(p))
 
 
-def _watched(store: Store) -> list[str]:
+def watched_paths(store: Store) -> list[str]:
     """What kb commits of changes made by anything else: the notes (with attachments/ in Notable's
     layout), .gitignore and kb.toml. In a folder used as it is, git is asked about the whole notes root and
     only the note files among its answers are taken (see _commit_external)."""
@@ -393,26 +416,35 @@ def _ensure_layout(tx: Transaction, settings: bytes | None = None) -> str | None
     return tx.history.commit(paths, message, tx.now, tx.now)
 
 
+def outside_changes(store: Store, pending: list[Change]) -> tuple[list[Change], list[Change]]:
+    """Of what git status reports under watched_paths: the changes kb commits as outside edits (in order of
+    path), and kb's own temp files among them (an interrupted run's, removed under the lock)."""
+    own = (".gitignore", SETTINGS_FILE)
+    changes: list[Change] = []
+    temps: list[Change] = []
+    for change in sorted(pending, key=lambda c: c.path):
+        if Path(change.path).name.startswith(TEMP_PREFIX):
+            temps.append(change)
+            continue
+        if store.layout.in_place and change.path not in own and not store.is_note_path(change.path):
+            continue
+        if os.path.islink(store.root / change.path):
+            continue  # a link kb does not follow is not kb's to commit
+        changes.append(change)
+    return changes, temps
+
+
 def _commit_external(tx: Transaction, pending: list[Change]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Changes made under notes/ and attachments/ (and to .gitignore) by anything but kb become their
     own revision first. Returns their labels and paths."""
     store = tx.store
-    own = (".gitignore", SETTINGS_FILE)
-    changes = []
-    for change in sorted(pending, key=lambda c: c.path):
-        if Path(change.path).name.startswith(TEMP_PREFIX):
-            # A temp file of an interrupted kb run (we hold the lock, so none is being written): never
-            # committed, removed.
-            with contextlib.suppress(OSError):
-                if change.status == "??" and not (tx.root / change.path).is_symlink():
-                    (tx.root / change.path).unlink()
-            continue
-        if store.layout.in_place and change.path not in own and not store.is_note_path(change.path):
-            continue
-        if os.path.islink(tx.root / change.path):
-            continue  # a link kb does not follow is not kb's to commit
-
-        changes.append(change)
+    changes, temps = outside_changes(store, pending)
+    for change in temps:
+        # A temp file of an interrupted kb run (we hold the lock, so none is being written): never
+        # committed, removed.
+        with contextlib.suppress(OSError):
+            if change.status == "??" and not (tx.root / change.path).is_symlink():
+                (tx.root / change.path).unlink()
     if not changes:
         return (), ()
     labels = [title_from_path(change.path) for change in changes]
