@@ -190,10 +190,12 @@ class _Repository:
     def status_process(self, pathspecs: Sequence[str]) -> subprocess.Popen[bytes]:
         """pending()'s git status as a process of its own, its output on a pipe (parse it with
         status_changes), for a caller that waits for it beside other work (the warm server). It takes no
-        lock and writes nothing (no refresh of git's index), so it never stands in a writer's way."""
+        lock and writes nothing (no refresh of git's index), so it never stands in a writer's way, and it
+        runs at a lower priority than the user's commands (nice 10)."""
         try:
             return subprocess.Popen(
                 self._argv([*_STATUS, "--", *pathspecs]),
+                preexec_fn=_lower_priority,  # the warm server has no threads
                 cwd=self.root,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -492,6 +494,10 @@ def _alongside(
     if failed:
         raise failed[0]
     return result[0]
+
+
+def _lower_priority() -> None:
+    os.nice(10)
 
 
 _STATUS = ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"]
