@@ -28,6 +28,10 @@ class Forked(Generic[T]):
         self.pid = pid
         self._reading = reading
 
+    def fileno(self) -> int:
+        """Readable once the answer is there (or the copy is gone): select on it, then call result()."""
+        return self._reading
+
     def result(self) -> T | None:
         """What the work returned, or None if the copy failed (the caller then does the work itself)."""
         chunks = []

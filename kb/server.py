@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from kb import client
 
 if TYPE_CHECKING:
+    from kb.forked import Forked
     from kb.layout import Layout
     from kb.store import Scan
 
@@ -254,6 +255,7 @@ class Freshness:
         self.tried: tuple[object, ...] | None = None  # the stamp git status was last run at
         self.failed: tuple[object, ...] | None = None  # when check_when_idle last failed
         self.last_event = 0.0  # when events were last read
+        self.listing: _Listing | None = None
 
     @property
     def stale(self) -> bool:
@@ -285,12 +287,14 @@ class Freshness:
 
     def stamp(self) -> tuple[object, ...]:
         """The moment as far as the notes and git go: how many times events were read, git and the index
-        (signature), git's own index (what is staged) and the remembered scan's generation. Equal stamps:
-        nothing changed between them."""
+        (signature), git's own index (what is staged) and excludes, and the remembered scan's generation.
+        Equal stamps: nothing changed between them."""
+        git = self.root / ".git"
         return (
             self.watcher.counts.value(Shared.READS),
             self.signature(),
-            _stat(self.root / ".git" / "index"),
+            _stat(git / "index"),
+            _stat(git / "info" / "exclude"),  # what git status leaves out
             self.generation,
         )
 
@@ -423,18 +427,75 @@ class Freshness:
         from kb import store as kb_store
         from kb.errors import KbError
 
-        if kb_store.settled(self.root) is None or kb_store.settled_value(self.root, "tags") is not None:
+        if not self.needs_listing():
             return  # nothing to vouch for, or done for this state
+        listing = self.listing
+        if listing is not None and listing.generation == self.generation:
+            self.listing = None  # the one already being worked out: wait for it
+            self._keep(listing.forked.result())
+            if not self.needs_listing():
+                return
         made = _in_child(
             lambda: service.prepare_listing(self.root), lambda: kb_store.settled_values(self.root)
         )
         if made is not None:
-            for name, value in made.items():
-                kb_store.settle_value(self.root, name, value)
+            self._keep(made)
         else:
             with contextlib.suppress(KbError):
                 service.prepare_listing(self.root)
         _give_back()
+
+    def needs_listing(self) -> bool:
+        from kb import store as kb_store
+
+        return kb_store.settled(self.root) is not None and kb_store.settled_value(self.root, "tags") is None
+
+    def start_listing(self) -> None:
+        """notes(), worked out in a forked child while the server goes on answering (at 100,000 notes it
+        takes 1-2 s); its answer is read when it is ready (listing_ready)."""
+        from kb import service
+        from kb import store as kb_store
+        from kb.forked import fork
+
+        if not self.needs_listing() or self.listing is not None:
+            return
+        root = self.root
+
+        def work() -> dict[str, object]:
+            service.prepare_listing(root)
+            return kb_store.settled_values(root)
+
+        forked = fork(work)
+        if forked is not None:
+            self.listing = _Listing(forked, self.generation)
+
+    def listing_ready(self) -> None:
+        """The background listing's answer: kept if the notes are still as they were when it began."""
+        listing, self.listing = self.listing, None
+        if listing is None:
+            return
+        made = listing.forked.result()
+        if listing.generation == self.generation and self.needs_listing():
+            self._keep(made)
+        _give_back()
+
+    def _keep(self, made: object) -> None:
+        from kb import store as kb_store
+
+        if isinstance(made, dict):
+            for name, value in made.items():
+                kb_store.settle_value(self.root, name, value)
+
+
+@dataclass
+class _Listing:
+    """notes() being worked out in a forked child (Freshness.start_listing), for this generation."""
+
+    forked: Forked[dict[str, object]]
+    generation: int
+
+    def fileno(self) -> int:
+        return self.forked.fileno()
 
 
 @dataclass
@@ -662,10 +723,13 @@ class Server:
                 # a worker's end is not an event, nor the moment a spare is due
                 due = freshness is not None and freshness.idle_work()
                 wait = 0.02 if self.children or wanted or due else max(0.05, min(idle, 1.0))
-                listen = ([] if self.stopping else watch) + ([status] if status is not None else [])
+                listing = freshness.listing if freshness is not None else None
+                listen = ([] if self.stopping else watch) + [x for x in (status, listing) if x is not None]
                 ready, _, _ = select.select(listen, [], [], wait)
             except InterruptedError:
                 continue
+            if listing is not None and listing in ready and freshness is not None:
+                freshness.listing_ready()
             if status is not None and status in ready and freshness is not None:
                 try:
                     freshness.status_output()
@@ -683,6 +747,11 @@ class Server:
                 self.stopping = True  # the knowledge base was deleted (or moved): nothing left to serve
 
     def _end_status(self) -> None:
+        """Stop what runs in the background: the git status, the listing."""
+        listing = self.freshness.listing if self.freshness is not None else None
+        if listing is not None and self.freshness is not None:
+            self.freshness.listing = None
+            listing.forked.cancel()
         status = self.freshness.status if self.freshness is not None else None
         if status is not None:
             with contextlib.suppress(OSError):
@@ -822,10 +891,13 @@ class Server:
         request's descriptors are open (the spare would hold the client's pipes)."""
         if self.stopping or self.reason is not None or self.freshness is None or self.spare is not None:
             return
-        if self.listed:
-            # What list, tags and NOTE lookups read, inherited by the spare. Not worked out after every
-            # change for someone who only searches: 1-2 s at 100k notes, with the server busy meanwhile.
-            self.freshness.notes()
+        if self.listed and self.freshness.needs_listing():
+            # What list, tags and NOTE lookups read, inherited by the spare (not worked out after every
+            # change for someone who only searches: 1-2 s at 100k notes), in a child while the server goes
+            # on answering; the spare is forked once it is here.
+            self.freshness.start_listing()
+            if self.freshness.listing is not None:
+                return
         self.spare = _Spare.fork(self, self.freshness.generation)
 
     def _drop_spare(self) -> None:
