@@ -256,6 +256,10 @@ class Freshness:
         self.failed: tuple[object, ...] | None = None  # when check_when_idle last failed
         self.last_event = 0.0  # when events were last read
         self.listing: _Listing | None = None
+        # After a quick check: what was worked out for the notes before it, the files that changed, and the
+        # generation it is for (the listing is then brought up to date instead of worked out anew).
+        self.increment: tuple[dict[str, object], set[str], int] | None = None
+        self.updates = 0  # listings brought up to date that way
 
     @property
     def stale(self) -> bool:
@@ -383,6 +387,8 @@ class Freshness:
             self.due = True
         if not self.stale:
             return True
+        before = kb_store.settled_values(self.root)  # what was worked out for the notes as they were
+        self.increment = None
         kb_store.settle(self.root, None)
         self.generation += 1
         self.outside = signature
@@ -407,6 +413,7 @@ class Freshness:
             else:
                 scan, paths = found
                 self.quick += 1
+                self.increment = (before, paths, self.generation)
                 if agreed is not None:  # only the rows of the files that changed are read
                     report = index.refresh_changed(paths, agreed)
             if report is None:
@@ -427,7 +434,7 @@ class Freshness:
         from kb import store as kb_store
         from kb.errors import KbError
 
-        if not self.needs_listing():
+        if not self.needs_listing() or self.updated():
             return  # nothing to vouch for, or done for this state
         listing = self.listing
         if listing is not None and listing.generation == self.generation:
@@ -457,7 +464,7 @@ class Freshness:
         from kb import store as kb_store
         from kb.forked import fork
 
-        if not self.needs_listing() or self.listing is not None:
+        if not self.needs_listing() or self.listing is not None or self.updated():
             return
         root = self.root
 
@@ -468,6 +475,23 @@ class Freshness:
         forked = fork(work)
         if forked is not None:
             self.listing = _Listing(forked, self.generation)
+
+    def updated(self) -> bool:
+        """The listing brought up to date from the one before the last quick check, here (only the changed
+        files' records are read: milliseconds where working it out anew takes seconds at 100,000 notes)."""
+        from kb import service
+        from kb.errors import KbError
+
+        increment, self.increment = self.increment, None
+        if increment is None or increment[2] != self.generation:
+            return False
+        before, changed, _ = increment
+        try:
+            done = service.update_listing(self.root, before, changed)
+        except KbError:
+            return False
+        self.updates += done
+        return done
 
     def listing_ready(self) -> None:
         """The background listing's answer: kept if the notes are still as they were when it began."""
@@ -939,6 +963,10 @@ class Server:
             (
                 "writes on the server's word (no git status, no walk)",
                 str(self.watcher.counts.value(Shared.VOUCHED) if self.watcher else 0),
+            ),
+            (
+                "listings brought up to date (changed files only)",
+                str(self.freshness.updates if self.freshness else 0),
             ),
             ("full checks", str(self.freshness.checks if self.freshness else 0)),
             ("quick checks (changed files only)", str(self.freshness.quick if self.freshness else 0)),

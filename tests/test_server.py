@@ -733,3 +733,25 @@ def test_the_word_is_checked_again_under_the_lock(cold_kb, root: Path):
     finally:
         transaction.vouch_for_writes(None)
         watcher.close()
+
+
+def test_after_changes_list_tags_and_show_warm_are_what_cold_gives(warm: Warm, root: Path):
+    warm.start()
+    assert warm.run("list").returncode == 0  # a listing command came: the server keeps the listing
+    _spare_ready(warm)
+    updates = int(dict(warm.status().details)["listings brought up to date (changed files only)"])
+    for i, tag in enumerate(["new/tag", "greek", "Greek/Letters"]):
+        added = warm.run("add", f"Listed {i}", "-t", tag, "-b", "Body.")
+        assert added.returncode == 0, added.stderr
+        if i == 2:  # and an outside edit: a retitled, retagged note
+            (root / "notes" / "Beta note.md").write_text(
+                "---\ntitle: Beta renamed\ntags: [zeta]\n---\nText.\n"
+            )
+        _spare_ready(warm)  # the listing brought up to date before the spare is forked
+        for args in (("list",), ("tags",), ("show", f"Listed {i}"), ("list", "-t", "greek")):
+            hot, cold = warm.run(*args), warm.run(*args, cold=True)
+            assert (hot.returncode, hot.stdout, hot.stderr) == (cold.returncode, cold.stdout, cold.stderr), (
+                args
+            )
+    done = int(dict(warm.status().details)["listings brought up to date (changed files only)"])
+    assert done >= updates + 3

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # what mypy sees: the real names, so every call from kb.cli i
     from kb.service.core import remove as remove
     from kb.service.core import show as show
     from kb.service.core import tags as tags
+    from kb.service.core import update_listing as update_listing
     from kb.service.history_search import HistoryHit as HistoryHit
     from kb.service.history_search import HistorySearchResult as HistorySearchResult
     from kb.service.history_search import search_as_of as search_as_of
@@ -113,6 +114,7 @@ _WHERE = {
     "note_log": "revisions",
     "outgoing": "links",
     "prepare_listing": "core",
+    "update_listing": "core",
     "recent": "revisions",
     "reindex": "search",
     "remove": "core",

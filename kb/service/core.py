@@ -6,9 +6,10 @@ the touched paths with the note's `modified` as author date.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import unicodedata
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -192,6 +193,13 @@ def _sorted(infos: list[NoteInfo], sort: str) -> list[NoteInfo]:
     raise UsageError(f"unknown sort order '{sort}' (title, created or modified)")
 
 
+def _by_modified(info: NoteInfo) -> tuple[float, str, str]:
+    """_sorted's order for "modified" of notes given in the order of their paths (all_notes gives them so,
+    and sorting is stable): the path breaks the remaining ties."""
+    parsed = parse_timestamp(info.modified) if info.modified else None
+    return (-(parsed.timestamp() if parsed else float("-inf")), title_key(info.title), info.path)
+
+
 def _sorted_infos(root: Path, store: Store, as_of: str | None, sort: str) -> tuple[list[NoteInfo], list[str]]:
     """Every note (as of `as_of`) in `sort` order. While the warm server vouches for the notes (kb.store.
     settled) the order is worked out once and kept: filtering a sorted list keeps it sorted."""
@@ -216,6 +224,45 @@ def prepare_listing(root: Path) -> None:
         tags(root)
 
 
+def update_listing(root: Path, before: dict[str, object], changed: Collection[str]) -> bool:
+    """prepare_listing(), worked out from what it kept for the notes as they were (`before`: the settled
+    values then) when only the files `changed` may differ since: their records read again, put in place in
+    `kb list`'s order and counted in `kb tags`, the rest kept. False (nothing done) when `before` lacks
+    what it needs or the notes are not settled."""
+    from kb.service.lookup import all_notes_changed
+
+    store = Store(root)
+    old_all, said, old_list, old_tags, forms = (
+        before.get(name) for name in ("all_notes", "note_warnings", "list:modified", "tags", "tag_forms")
+    )
+    if not (
+        store.settled()
+        and isinstance(old_all, tuple)
+        and isinstance(said, dict)
+        and isinstance(old_list, tuple)
+        and isinstance(old_tags, TagsResult)
+        and isinstance(forms, dict)
+    ):
+        return False
+    gone = set(changed)
+    infos, warnings = all_notes_changed(store, old_all, said, gone)
+    ordered = [info for info in old_list[0] if info.path not in gone]
+    for info in infos:
+        if info.path in gone:
+            bisect.insort(ordered, info, key=_by_modified)
+    settle_value(root, "list:modified", (tuple(ordered), tuple(warnings)))
+    counted: dict[str, dict[str, int]] = {key: dict(seen) for key, seen in forms.items()}
+    for info in old_all[0]:
+        if info.path in gone:
+            _count_tags(counted, info, -1)
+    for info in infos:
+        if info.path in gone:
+            _count_tags(counted, info, 1)
+    settle_value(root, "tags", _tags_result(counted, warnings))
+    settle_value(root, "tag_forms", counted)
+    return True
+
+
 def _infos(root: Path, store: Store, as_of: str | None) -> tuple[list[NoteInfo], list[str]]:
     if as_of is None:
         return all_notes(store)
@@ -231,28 +278,38 @@ def tags(root: Path, as_of: str | None = None) -> TagsResult:
         kept = settled_value(root, "tags")
         if isinstance(kept, TagsResult):
             return kept
-    result = _tags(*_infos(root, store, as_of))
+    infos, warnings = _infos(root, store, as_of)
+    forms: dict[str, dict[str, int]] = {}
+    for info in infos:
+        _count_tags(forms, info, 1)
+    result = _tags_result(forms, warnings)
     if as_of is None and store.settled():
         settle_value(root, "tags", result)
+        settle_value(root, "tag_forms", forms)
     return result
 
 
-def _tags(infos: list[NoteInfo], warnings: list[str]) -> TagsResult:
-    # Tags that differ only in case (`Work`, `work`) are one tag, as `tag:` finds them: counted together,
-    # shown in the form most notes use.
-    counts: dict[str, int] = {}
-    forms: dict[str, dict[str, int]] = {}
-    for info in infos:
-        expanded: dict[str, str] = {}
-        for tag in info.tags:
-            for part in tag_with_parents(tag):
-                expanded.setdefault(part.casefold(), part)
-        for key, form in expanded.items():
-            counts[key] = counts.get(key, 0) + 1
-            seen = forms.setdefault(key, {})
-            seen[form] = seen.get(form, 0) + 1
+def _count_tags(forms: dict[str, dict[str, int]], info: NoteInfo, by: int) -> None:
+    """Count a note's tags (and their parents) in `forms` (`by` 1), or take it out again (-1): per tag, how
+    many notes use each of its forms. Tags that differ only in case (`Work`, `work`) are one tag, as `tag:`
+    finds them."""
+    expanded: dict[str, str] = {}
+    for tag in info.tags:
+        for part in tag_with_parents(tag):
+            expanded.setdefault(part.casefold(), part)
+    for key, form in expanded.items():
+        seen = forms.setdefault(key, {})
+        seen[form] = seen.get(form, 0) + by
+        if not seen[form]:
+            del seen[form]
+            if not seen:
+                del forms[key]
+
+
+def _tags_result(forms: dict[str, dict[str, int]], warnings: Sequence[str]) -> TagsResult:
+    """Each tag counted once per note, shown in the form most notes use."""
     shown = {key: max(sorted(seen), key=lambda f: seen[f]) for key, seen in forms.items()}
-    ordered = sorted(counts.items(), key=lambda item: item[0])
+    ordered = sorted((key, sum(seen.values())) for key, seen in forms.items())
     return TagsResult(tuple(TagCount(shown[k], c) for k, c in ordered), tuple(warnings))
 
 

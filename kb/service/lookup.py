@@ -6,9 +6,10 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
+import heapq
 import os
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -35,7 +36,7 @@ from kb.store import (
 T = TypeVar("T")
 
 if TYPE_CHECKING:
-    from kb.index.catalog import Catalog, Entry
+    from kb.index.catalog import Catalog, Entry, Signature
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,23 +81,76 @@ def all_notes(store: Store) -> tuple[list[NoteInfo], list[str]]:
         return list(kept[0]), list(kept[1])
     sigs, scan_warnings = store.scan()
     known = catalog_rows(store, lambda catalog: catalog.entries()) or {}
-    warnings = list(scan_warnings)
     infos: list[NoteInfo] = []
+    said: dict[str, tuple[str, ...]] = {}
     dates = DatesLookup(store.root)
     for path in sorted(sigs):
-        entry = known.get(path)
-        if entry is not None and entry.sig == sigs[path]:
-            info = _from_entry(path, entry)
-        else:
-            found = _parse_info(store, path, warnings, dates)
-            if found is None:
-                continue
-            info = found
-        infos.append(info)
-        warnings.extend(f"{path}: {w}" for w in ((info.problem,) if info.problem else ()) + info.warnings)
+        info = _info_of(store, path, sigs[path], known.get(path), said, dates)
+        if info is not None:
+            infos.append(info)
+    warnings = _all_warnings(scan_warnings, said)
     if store.settled():
         settle_value(store.root, "all_notes", (tuple(infos), tuple(warnings)))
+        settle_value(store.root, "note_warnings", said)
     return infos, warnings
+
+
+def all_notes_changed(
+    store: Store, before: tuple[tuple[NoteInfo, ...], tuple[str, ...]], said: dict[str, tuple[str, ...]],
+    changed: Collection[str],
+) -> tuple[list[NoteInfo], list[str]]:  # fmt: skip
+    """all_notes(), worked out from what it gave for the notes as they were (`before`, and the warnings it
+    said of each note) when only the files `changed` may differ since (the warm server knows which from
+    its watch): the records of those read again, the others kept. The same answer, in the same order."""
+    from kb.index import DatesLookup
+    from kb.store import settle_value
+
+    sigs, scan_warnings = store.scan()
+    gone = set(changed)
+    infos = [info for info in before[0] if info.path not in gone]
+    said = {path: lines for path, lines in said.items() if path not in gone}
+    present = sorted(p for p in gone if p in sigs)
+    known = (catalog_rows(store, lambda catalog: catalog.get(present)) or {}) if present else {}
+    dates = DatesLookup(store.root)
+    fresh = []
+    for path in present:
+        info = _info_of(store, path, sigs[path], known.get(path), said, dates)
+        if info is not None:
+            fresh.append(info)
+    if fresh:
+        infos = list(heapq.merge(infos, fresh, key=lambda info: info.path))
+    warnings = _all_warnings(scan_warnings, said)
+    if store.settled():
+        settle_value(store.root, "all_notes", (tuple(infos), tuple(warnings)))
+        settle_value(store.root, "note_warnings", said)
+    return infos, warnings
+
+
+def _info_of(
+    store: Store,
+    path: str,
+    sig: Signature,
+    entry: Entry | None,
+    said: dict[str, tuple[str, ...]],
+    dates: Callable[[str], tuple[str | None, str | None]],
+) -> NoteInfo | None:
+    """A note's record: its catalog entry while that was made from the file as it is, else the file read;
+    what there is to say of it goes into `said`."""
+    lines: list[str] = []
+    if entry is not None and entry.sig == sig:
+        info: NoteInfo | None = _from_entry(path, entry)
+    else:
+        info = _parse_info(store, path, lines, dates)
+    if info is not None:
+        lines.extend(f"{path}: {w}" for w in ((info.problem,) if info.problem else ()) + info.warnings)
+    if lines:
+        said[path] = tuple(lines)
+    return info
+
+
+def _all_warnings(scan_warnings: Sequence[str], said: dict[str, tuple[str, ...]]) -> list[str]:
+    """The scan's warnings, then what was said of each note, in the notes' order (by path)."""
+    return [*scan_warnings, *(line for path in sorted(said) for line in said[path])]
 
 
 def catalog_rows(store: Store, read: Callable[[Catalog], T]) -> T | None:
