@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,7 @@ def test_when_the_catalog_changed_the_rescanned_notes_are_compared_without_a_wal
     cold_kb, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from kb.index import NoteIndex
+    from kb.index.catalog import CATALOG
 
     assert cold_kb("add", "Alpha", "-b", "One zebra.").exit_code == 0
     assert cold_kb("search", "zebra").exit_code == 0
@@ -171,9 +173,22 @@ def test_when_the_catalog_changed_the_rescanned_notes_are_compared_without_a_wal
     def no_walk(*args: object, **kwargs: object) -> None:
         raise AssertionError("every folder walked")
 
+    walk = Store._walk
     monkeypatch.setattr(Store, "_walk", no_walk)
     index = NoteIndex(root, fresh)
-    assert index.refresh_changed(found[1], agreed) is None
+    # the catalog's log says the only row changed since is Beta's, a file the events named: no other row read
+    quick = index.refresh_changed(found[1], agreed)
+    assert quick is not None and quick.agreed is not None and quick.agreed != agreed
+    monkeypatch.setattr(Store, "_walk", walk)
+    assert cold_kb("edit", "Alpha", "-a", "More zebra.").exit_code == 0  # a row the events did not name
+    assert NoteIndex(root, Store(root)).refresh_changed(found[1], quick.agreed) is None
+    after = NoteIndex(root, Store(root)).refresh().agreed
+    assert after is not None
+    assert cold_kb("edit", "Beta", "-a", "More giraffe.").exit_code == 0
+    with sqlite3.connect(root / "index" / CATALOG) as db:
+        db.execute("DELETE FROM changes")  # a change that says nothing of its rows (an earlier kb's)
+    beta_only = {"notes/Beta.md"}
+    assert NoteIndex(root, Store(root)).refresh_changed(beta_only, after) is None
     report = index.refresh()
     assert report.agreed is not None
 

@@ -366,7 +366,8 @@ class NoteIndex:
     def refresh_changed(self, paths: Collection[str], agreed: str) -> RefreshReport | None:
         """refresh() for a store whose scan can differ only in `paths` from the one the catalog agreed with
         at its generation `agreed` (the warm server's watch says which files changed): only their rows are
-        read. None when a row changed since `agreed` (then refresh() compares them all)."""
+        read. None when a row other than theirs changed since `agreed`, or the catalog cannot say (then
+        refresh() compares them all)."""
         catalog = self.catalog()
         if catalog is None or not self._has_toc():
             raise NeedsRebuild("the search index is missing, unreadable or of another version")
@@ -377,7 +378,14 @@ class NoteIndex:
             except CatalogError:
                 raise NeedsRebuild("the search catalog is damaged") from None
             if generation != agreed:
-                return None
+                # Rows changed since (a write by another process, a warm server's worker): still only these
+                # rows need comparing if every one of them is among `paths`, as the catalog's log says.
+                try:
+                    since, now = catalog.changed_since(agreed)
+                except CatalogError:
+                    return None
+                if since is None or now != generation or not since <= set(paths):
+                    return None
             changed = {p for p in paths if current.get(p) != known.get(p)}
             if not changed:
                 return RefreshReport(0, 0, 0, False, generation)

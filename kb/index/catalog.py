@@ -30,6 +30,8 @@ Signature = tuple[int, int, int]  # mtime_ns, size, inode
 BUSY_TIMEOUT = 10.0  # seconds a change waits for another process's write
 SHORTCUT_WAIT = 0.05  # seconds a search waits to record the scan that agreed (see remember_scan)
 NO_CHANGE_YET = "0"  # the generation of a catalog whose rows have not changed since it was made
+CHANGES_KEPT = 256  # generations whose changed rows are kept (Catalog.changed_since)
+_CHANGES = "changes (generation INTEGER, path TEXT)"
 
 
 def next_generation(generation: str) -> str:
@@ -161,7 +163,7 @@ class Catalog:
         try:
             self.db.executemany("UPDATE notes SET ino = ? WHERE path = ?", updates)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('folder', ?)", (here,))
-            self._changed()
+            self._changed(None)
             self.db.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -298,13 +300,47 @@ class Catalog:
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
 
-    def _changed(self) -> None:
-        """Inside a write transaction that changes rows: the agreed scan no longer holds, a new generation."""
+    def _changed(self, paths: Iterable[str] | None) -> None:
+        """Inside a write transaction that changes rows: the agreed scan no longer holds, a new generation,
+        and which rows it changed (None: any of them), kept for the last CHANGES_KEPT generations."""
         self.db.execute("DELETE FROM meta WHERE key = 'scan'")
         self.db.execute(
             "INSERT INTO meta VALUES ('generation', '1') ON CONFLICT (key)"
             " DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
         )
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        number = int(row[0])
+        self.db.execute(f"CREATE TABLE IF NOT EXISTS {_CHANGES}")
+        self.db.execute("DELETE FROM changes WHERE generation <= ?", (number - CHANGES_KEPT,))
+        rows = [(number, path) for path in paths] if paths is not None else []
+        self.db.executemany("INSERT INTO changes VALUES (?, ?)", rows or [(number, None)])
+
+    def changed_since(self, generation: str) -> tuple[set[str] | None, str]:
+        """The paths of the rows changed since `generation` (one of this catalog's), with the generation now;
+        None when that is not known (another catalog, changes older than the ones kept, or a change that
+        did not say which rows, such as one made by an earlier kb)."""
+        made, _, count = generation.rpartition("/")
+        try:
+            self.db.execute("BEGIN")
+            try:
+                now = self._generation()
+                try:
+                    rows = self.db.execute(
+                        "SELECT generation, path FROM changes WHERE generation > ?", (int(count),)
+                    ).fetchall()
+                except sqlite3.OperationalError:  # no such table: a catalog no change was logged in yet
+                    rows = None
+            finally:
+                self.db.execute("COMMIT")
+        except (sqlite3.Error, ValueError) as exc:
+            raise CatalogError(str(exc)) from None
+        now_made, _, now_count = now.rpartition("/")
+        if rows is None or now_made != made or not count.isdigit() or not now_count.isdigit():
+            return None, now
+        numbers = {number for number, _ in rows}
+        if numbers != set(range(int(count) + 1, int(now_count) + 1)) or any(path is None for _, path in rows):
+            return None, now
+        return {path for _, path in rows}, now
 
     def count(self) -> int:
         try:
@@ -376,8 +412,8 @@ class Catalog:
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self._changed()
                 gone = [*drop, *put]
+                self._changed(gone)
                 self.db.executemany("DELETE FROM notes WHERE path = ?", ((p,) for p in drop))
                 self.db.executemany("DELETE FROM links WHERE src = ?", ((p,) for p in gone))
                 self.db.executemany(
