@@ -730,7 +730,13 @@ class Server:
                 self.spare = None
             if self.children:
                 self.busy = time.monotonic()
-            wanted = self.spare is None and self.freshness is not None and not self.freshness.stale
+            fresh = self.freshness is not None and not self.freshness.stale
+            generation = self.freshness.generation if self.freshness is not None else None
+            if fresh and self.spare is not None and self.spare.generation != generation and not self.children:
+                self.spare.drop()  # forked before a change (a write's): another, with the listing, next
+                self.children.add(self.spare.pid)
+                self.spare = None
+            wanted = self.spare is None and fresh
             if wanted and not self.children and time.monotonic() - self.busy >= SPARE_DELAY:
                 # Here, where no request's descriptors are open (a spare must not hold the client's pipes),
                 # and when no worker has run for a moment (its rehearsal would compete with commands run
