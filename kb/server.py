@@ -163,6 +163,7 @@ class Watcher:
 
         self.root = root
         self.counts = Shared()
+        self.complete = False  # every folder kb commits the files of is watched
         self.flags = flags
         self.mask = (
             flags.CREATE | flags.DELETE | flags.MODIFY | flags.ATTRIB | flags.MOVED_FROM | flags.MOVED_TO
@@ -177,12 +178,20 @@ class Watcher:
         return self.inotify.fileno()
 
     def rewatch(self) -> None:
-        """Watch every folder (again: adding a watch twice is harmless). OSError when the limit is hit."""
+        """Watch every folder (again: adding a watch twice is harmless). OSError when the limit is hit (then
+        `complete` stays False until a later rewatch succeeds). Dot-folders and node_modules hold no notes
+        and are not watched, but under Notable's notes/ and attachments/, whose every file kb commits, they
+        are."""
+        from kb.layout import detect
+
+        self.complete = False
+        notable = not detect(self.root).in_place
+        deep = (str(self.root / "notes"), str(self.root / "attachments")) if notable else ()
         count = 0
         folders: dict[int, str] = {}
-        stack = [(str(self.root), True)]
+        stack = [(str(self.root), True, False)]
         while stack:
-            folder, top = stack.pop()
+            folder, top, everything = stack.pop()
             try:
                 folders[self.inotify.add_watch(folder, self.mask)] = folder
             except OSError as exc:
@@ -194,14 +203,17 @@ class Watcher:
                 with os.scandir(folder) as entries:
                     for entry in entries:
                         name = entry.name
-                        if name.startswith(".") or name == "node_modules" or (top and name == "index"):
+                        below = everything or entry.path in deep
+                        skipped = name.startswith(".") or name == "node_modules"
+                        if (skipped and not below) or (top and name == "index"):
                             continue
                         if entry.is_dir(follow_symlinks=False):
-                            stack.append((entry.path, False))
+                            stack.append((entry.path, False, below))
             except OSError:
                 continue
         self.watches = count
         self.folders = folders
+        self.complete = True
 
     def drain(self) -> Drained | None:
         """Read every pending event: None when there was none; else the files they name, or that any
@@ -305,7 +317,7 @@ class Freshness:
     def vouchable(self) -> bool:
         """Whether the remembered scan is the notes on disk, all of them committed: nothing happened since
         a git status found nothing to commit (after the events are read)."""
-        if self.stale or self.clean is None or self.kept is None:
+        if self.stale or self.clean is None or self.kept is None or not self.watcher.complete:
             return False
         return self.clean == self.stamp()
 
@@ -335,7 +347,12 @@ class Freshness:
         from kb.service.transaction import watched_paths
         from kb.store import Store
 
-        if self.stale or self.kept is None or self.status is not None:
+        if self.stale or self.kept is None or self.status is not None or not self.watcher.complete:
+            return None
+        if not os.path.isdir(self.root / ".git"):
+            return None  # a .git file (a worktree, a separate git folder): the stamp would not see git change
+        if self.signature() != self.outside:
+            self.due = True  # git or the index changed since the last check (no event says so): check first
             return None
         stamp = self.stamp()
         if stamp == self.tried or stamp == self.clean:
@@ -766,6 +783,9 @@ class Server:
                 except OSError:
                     freshness.status = None
                     status.close()
+                    with contextlib.suppress(OSError):
+                        status.proc.kill()
+                    status.proc.wait()
             if self.watcher is not None and self.watcher in ready and self.freshness is not None:
                 try:
                     self.freshness.take(self.watcher.drain())
@@ -1122,6 +1142,13 @@ def _detach(server: Server) -> None:
             server.watcher.close()
     if server.spare is not None:  # the spare's end of its pair is the server's only
         server.spare.drop()
+    freshness = server.freshness
+    if freshness is not None:  # the background git status's and listing's pipes are the server's
+        if freshness.status is not None:
+            freshness.status.close()
+        if freshness.listing is not None:
+            with contextlib.suppress(OSError):
+                os.close(freshness.listing.fileno())
 
 
 class _Spare:

@@ -209,3 +209,21 @@ def test_a_note_of_several_names_or_a_link_among_the_files_needs_a_walk(tmp_path
     assert with_warning[1]
     (notes / "folder-link").unlink()  # its warning goes with it: only a walk knows
     assert Store(tmp_path).rescan(with_warning, store.layout, {str(notes / "folder-link")}) is None
+
+
+def test_the_catalogs_log_says_nothing_of_a_generation_it_has_not_reached(cold_kb, root: Path) -> None:
+    """An index/ put back from a copy can be at an earlier generation than a check remembers: no answer."""
+    from kb.index import NoteIndex
+
+    assert cold_kb("add", "Alpha", "-b", "One zebra.").exit_code == 0
+    assert cold_kb("search", "zebra").exit_code == 0
+    assert cold_kb("add", "Beta", "-b", "One giraffe.").exit_code == 0
+    catalog = NoteIndex(root).catalog()
+    assert catalog is not None
+    with catalog:
+        now = catalog.generation()
+        made, _, count = now.rpartition("/")
+        assert catalog.changed_since(f"{made}/{int(count) - 1}")[0] == {"notes/Beta.md"}
+        assert catalog.changed_since(now)[0] is None
+        assert catalog.changed_since(f"{made}/{int(count) + 1}")[0] is None
+        assert catalog.changed_since(f"another/{count}")[0] is None

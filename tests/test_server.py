@@ -755,3 +755,37 @@ def test_after_changes_list_tags_and_show_warm_are_what_cold_gives(warm: Warm, r
             )
     done = int(dict(warm.status().details)["listings brought up to date (changed files only)"])
     assert done >= updates + 3
+
+
+def test_an_edit_in_a_dot_folder_of_the_notes_is_not_vouched_away(warm: Warm, root: Path):
+    """Under Notable's notes/ kb commits every file git reports, dot-folders too: they are watched."""
+    hidden = root / "notes" / ".drafts" / "x.md"
+    hidden.parent.mkdir()
+    hidden.write_text("one\n")
+    (root / "notes" / "node_modules").mkdir()
+    (root / "notes" / "node_modules" / "y.md").write_text("one\n")
+    assert warm.run("add", "Commits them", "-b", "Body.", cold=True).returncode == 0  # committed outside
+    warm.start()
+    for path in (hidden, root / "notes" / "node_modules" / "y.md"):
+        _committed(warm)
+        before = _vouched(warm)
+        path.write_text("two\n")
+        added = warm.run("add", f"After {path.parent.name}", "-b", "Body.")
+        assert added.returncode == 0, added.stderr
+        assert _vouched(warm) == before
+        assert git(root, "status", "--porcelain") == ""
+        assert "External edit" in git(root, "log", "--format=%s", "-2")
+
+
+def test_a_git_folder_elsewhere_is_never_vouched_for(warm: Warm, root: Path, tmp_path: Path):
+    """With .git a file (a worktree, --separate-git-dir) the server's stamp would not see git move."""
+    (root / ".git").rename(tmp_path / "elsewhere.git")
+    (root / ".git").write_text(f"gitdir: {tmp_path / 'elsewhere.git'}\n")
+    warm.start()
+    _spare_ready(warm)
+    time.sleep(0.5)
+    assert dict(warm.status().details)["notes all committed"] != "yes"
+    added = warm.run("add", "Separate", "-b", "Body.")
+    assert added.returncode == 0, added.stderr
+    assert _vouched(warm) == 0
+    assert git(root, "status", "--porcelain") == ""

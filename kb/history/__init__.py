@@ -193,9 +193,8 @@ class _Repository:
         lock and writes nothing (no refresh of git's index), so it never stands in a writer's way, and it
         runs at a lower priority than the user's commands (nice 10)."""
         try:
-            return subprocess.Popen(
+            proc = subprocess.Popen(
                 self._argv([*_STATUS, "--", *pathspecs]),
-                preexec_fn=_lower_priority,  # the warm server has no threads
                 cwd=self.root,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -204,6 +203,9 @@ class _Repository:
             )
         except OSError as exc:
             raise GitError(f"cannot run git: {exc.strerror or exc}") from None
+        with contextlib.suppress(OSError):  # lowered once started (a preexec_fn would copy the whole caller)
+            os.setpriority(os.PRIO_PROCESS, proc.pid, 10)
+        return proc
 
     def commit(
         self,
@@ -494,10 +496,6 @@ def _alongside(
     if failed:
         raise failed[0]
     return result[0]
-
-
-def _lower_priority() -> None:
-    os.nice(10)
 
 
 _STATUS = ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"]

@@ -31,6 +31,7 @@ BUSY_TIMEOUT = 10.0  # seconds a change waits for another process's write
 SHORTCUT_WAIT = 0.05  # seconds a search waits to record the scan that agreed (see remember_scan)
 NO_CHANGE_YET = "0"  # the generation of a catalog whose rows have not changed since it was made
 CHANGES_KEPT = 256  # generations whose changed rows are kept (Catalog.changed_since)
+CHANGES_NAMED = 1000  # rows a change names at most; more is logged as "any row"
 _CHANGES = "changes (generation INTEGER, path TEXT)"
 
 
@@ -311,8 +312,12 @@ class Catalog:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         number = int(row[0])
         self.db.execute(f"CREATE TABLE IF NOT EXISTS {_CHANGES}")
+        self.db.execute("CREATE INDEX IF NOT EXISTS changes_generation ON changes (generation)")
         self.db.execute("DELETE FROM changes WHERE generation <= ?", (number - CHANGES_KEPT,))
-        rows = [(number, path) for path in paths] if paths is not None else []
+        named = list(paths) if paths is not None else []
+        if paths is None or len(named) > CHANGES_NAMED:
+            named = []  # "any row" (an import's thousands are not worth keeping: a check compares them all)
+        rows: list[tuple[int, str | None]] = [(number, p) for p in named]
         self.db.executemany("INSERT INTO changes VALUES (?, ?)", rows or [(number, None)])
 
     def changed_since(self, generation: str) -> tuple[set[str] | None, str]:
@@ -337,6 +342,8 @@ class Catalog:
         now_made, _, now_count = now.rpartition("/")
         if rows is None or now_made != made or not count.isdigit() or not now_count.isdigit():
             return None, now
+        if int(now_count) <= int(count):
+            return None, now  # the same generation, or an earlier one (an index/ put back from a copy)
         numbers = {number for number, _ in rows}
         if numbers != set(range(int(count) + 1, int(now_count) + 1)) or any(path is None for _, path in rows):
             return None, now
