@@ -182,10 +182,14 @@ class Watcher:
         `complete` stays False until a later rewatch succeeds). Dot-folders and node_modules hold no notes
         and are not watched, but under Notable's notes/ and attachments/, whose every file kb commits, they
         are."""
+        from kb.errors import KbError
         from kb.layout import detect
 
         self.complete = False
-        notable = not detect(self.root).in_place
+        try:
+            notable = not detect(self.root).in_place
+        except (KbError, OSError):  # a layout kb refuses (its commands say why): watch the most
+            notable = True
         deep = (str(self.root / "notes"), str(self.root / "attachments")) if notable else ()
         count = 0
         folders: dict[int, str] = {}
