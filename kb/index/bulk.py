@@ -368,7 +368,8 @@ def write(
         _, status = os.waitpid(pid, 0)
         pid = 0
         if status != 0 or not message.isdigit():
-            raise BulkError(message or "the second writer stopped without a word")
+            how = f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"status {status}"
+            raise BulkError(message or f"the second writer stopped without a word ({how})")
         from whoosh import index
 
         adopted = index.open_dir(str(part))._segments()
