@@ -307,14 +307,15 @@ class Freshness:
 
     def stamp(self) -> tuple[object, ...]:
         """The moment as far as the notes and git go: how many times events were read, git and the index
-        (signature), git's own index (what is staged) and excludes, and the remembered scan's generation.
-        Equal stamps: nothing changed between them."""
+        (signature), git's own index (what is staged), excludes and settings, and the remembered scan's
+        generation. Equal stamps: nothing changed between them."""
         git = self.root / ".git"
         return (
             self.watcher.counts.value(Shared.READS),
             self.signature(),
             _stat(git / "index"),
             _stat(git / "info" / "exclude"),  # what git status leaves out
+            _stat(git / "config"),  # and its settings (an excludes file, say)
             self.generation,
         )
 
@@ -895,7 +896,8 @@ class Server:
             except OSError:
                 self.freshness.dirty = True
             kept = self.freshness.kept
-            if self.freshness.vouchable() and kept is not None:
+            same_git = _git_settings(env) == _git_settings(dict(os.environ))  # git status ran with ours
+            if same_git and self.freshness.vouchable() and kept is not None:
                 vouch = (self.freshness.stamp(), kept)
             fresh = False
             self.freshness.due = True
@@ -1107,6 +1109,18 @@ class _Worker:
         self.conn.sendall(client.frame(b"P", head + client.fields(items) + data))
         kind, payload = client.recv_frame(self.conn)
         return kind == b"D" and payload == b"1"
+
+
+def _git_settings(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """What in an environment changes what git status says: GIT_* variables (but the prompt setting kb
+    makes itself), HOME and XDG_CONFIG_HOME (where git's own settings and excludes file are)."""
+    return tuple(
+        sorted(
+            (k, v)
+            for k, v in env.items()
+            if (k.startswith("GIT_") and k != "GIT_TERMINAL_PROMPT") or k in ("HOME", "XDG_CONFIG_HOME")
+        )
+    )
 
 
 def _vouch(server: Server, stamp: tuple[object, ...], scan: Scan) -> None:

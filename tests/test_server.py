@@ -649,6 +649,12 @@ def test_a_write_on_the_servers_word_commits_what_a_cold_one_does(warm: Warm, ro
     assert _vouched(warm) == 2
     assert git(root, "status", "--porcelain") == ""
     assert git(root, "log", "--format=%s", "-2").splitlines() == ["Edit: Vouched one", "Add: Vouched one"]
+    _committed(warm)
+    other = warm.run(
+        "add", "Other git settings", "-b", "Text.", env={"GIT_CONFIG_GLOBAL": str(root / "none")}
+    )
+    assert other.returncode == 0, other.stderr
+    assert _vouched(warm) == 2  # git status ran with the server's settings, not this client's
     clash = warm.run("add", "vouched ONE", "-b", "Same title.")  # the title is still looked up
     assert clash.returncode != 0 and b"already" in clash.stderr.lower(), clash.stderr
     found = warm.run("search", "quokka", "-l")
@@ -728,6 +734,10 @@ def test_the_word_is_checked_again_under_the_lock(cold_kb, root: Path):
         git(root, *_ME, "commit", "-q", "-am", "By hand again")
         check = word()
         git(root, *_ME, "commit", "-q", "--allow-empty", "-m", "HEAD moved")
+        assert check(root) is None
+
+        check = word()
+        git(root, "config", "core.excludesFile", str(root / "nowhere"))  # git status may now say more
         assert check(root) is None
         assert watcher.counts.value(server.Shared.VOUCHED) == 1
     finally:
