@@ -73,26 +73,16 @@ def load_note(store: Store, path: str, with_extra: bool = True) -> tuple[bytes, 
 def all_notes(store: Store) -> tuple[list[NoteInfo], list[str]]:
     """Every note's catalog record. Notes unchanged since the search index last saw them come from the
     index's catalog (one stat each); only new or changed files are read and parsed."""
-    from kb.index import DatesLookup
-    from kb.store import settle_value, settled_value
+    from kb.store import settled_value
 
     kept = settled_value(store.root, "all_notes") if store.settled() else None
     if isinstance(kept, tuple):
         return list(kept[0]), list(kept[1])
     sigs, scan_warnings = store.scan()
     known = catalog_rows(store, lambda catalog: catalog.entries()) or {}
-    infos: list[NoteInfo] = []
     said: dict[str, tuple[str, ...]] = {}
-    dates = DatesLookup(store.root)
-    for path in sorted(sigs):
-        info = _info_of(store, path, sigs[path], known.get(path), said, dates)
-        if info is not None:
-            infos.append(info)
-    warnings = _all_warnings(scan_warnings, said)
-    if store.settled():
-        settle_value(store.root, "all_notes", (tuple(infos), tuple(warnings)))
-        settle_value(store.root, "note_warnings", said)
-    return infos, warnings
+    infos = _infos_of(store, sorted(sigs), sigs, known, said)
+    return _kept_all(store, infos, scan_warnings, said)
 
 
 def all_notes_changed(
@@ -102,8 +92,6 @@ def all_notes_changed(
     """all_notes(), worked out from what it gave for the notes as they were (`before`, and the warnings it
     said of each note) when only the files `changed` may differ since (the warm server knows which from
     its watch): the records of those read again, the others kept. The same answer, in the same order."""
-    from kb.index import DatesLookup
-    from kb.store import settle_value
 
     sigs, scan_warnings = store.scan()
     gone = set(changed)
@@ -111,14 +99,33 @@ def all_notes_changed(
     said = {path: lines for path, lines in said.items() if path not in gone}
     present = sorted(p for p in gone if p in sigs)
     known = (catalog_rows(store, lambda catalog: catalog.get(present)) or {}) if present else {}
-    dates = DatesLookup(store.root)
-    fresh = []
-    for path in present:
-        info = _info_of(store, path, sigs[path], known.get(path), said, dates)
-        if info is not None:
-            fresh.append(info)
+    fresh = _infos_of(store, present, sigs, known, said)
     if fresh:
         infos = list(heapq.merge(infos, fresh, key=lambda info: info.path))
+    return _kept_all(store, infos, scan_warnings, said)
+
+
+def _infos_of(
+    store: Store,
+    paths: list[str],
+    sigs: dict[str, Signature],
+    known: dict[str, Entry],
+    said: dict[str, tuple[str, ...]],
+) -> list[NoteInfo]:
+    """The records of these notes, in this order (see _info_of)."""
+    from kb.index import DatesLookup
+
+    dates = DatesLookup(store.root)
+    found = (_info_of(store, path, sigs[path], known.get(path), said, dates) for path in paths)
+    return [info for info in found if info is not None]
+
+
+def _kept_all(
+    store: Store, infos: list[NoteInfo], scan_warnings: Sequence[str], said: dict[str, tuple[str, ...]]
+) -> tuple[list[NoteInfo], list[str]]:
+    """all_notes()'s answer, kept while the warm server vouches for the notes (with what it said of each)."""
+    from kb.store import settle_value
+
     warnings = _all_warnings(scan_warnings, said)
     if store.settled():
         settle_value(store.root, "all_notes", (tuple(infos), tuple(warnings)))
