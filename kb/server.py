@@ -281,6 +281,14 @@ class Freshness:
     def stale(self) -> bool:
         return self.dirty or self.due
 
+    def read_events(self) -> None:
+        """Read the waiting events (take); a watch that fails to read or to watch a new folder: a full
+        check is due."""
+        try:
+            self.take(self.watcher.drain())
+        except OSError:
+            self.dirty = True
+
     def take(self, drained: Drained | None) -> None:
         """Events read from the watcher."""
         if drained is None:
@@ -561,6 +569,13 @@ class _Status:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
 
+    def stop(self) -> None:
+        """Ended before its answer (the server stops, or its output cannot be read): killed and waited for."""
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        self.close()
+        self.proc.wait()
+
 
 def _give_back() -> None:
     """Return the C library's free memory to the system (glibc's malloc_trim; nothing elsewhere)."""
@@ -787,15 +802,9 @@ class Server:
                     freshness.status_output()
                 except OSError:
                     freshness.status = None
-                    status.close()
-                    with contextlib.suppress(OSError):
-                        status.proc.kill()
-                    status.proc.wait()
+                    status.stop()
             if self.watcher is not None and self.watcher in ready and self.freshness is not None:
-                try:
-                    self.freshness.take(self.watcher.drain())
-                except OSError:
-                    self.freshness.dirty = True
+                self.freshness.read_events()
             if self.sock in ready:
                 self._accept()
             if not self.stopping and not os.path.isdir(self.root):
@@ -809,11 +818,7 @@ class Server:
             listing.forked.cancel()
         status = self.freshness.status if self.freshness is not None else None
         if status is not None:
-            with contextlib.suppress(OSError):
-                status.proc.kill()
-            status.close()
-            with contextlib.suppress(ChildProcessError):
-                status.proc.wait()
+            status.stop()
 
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping = True
@@ -891,10 +896,7 @@ class Server:
         # (the events name the files it wrote).
         vouch: tuple[tuple[object, ...], Scan] | None = None
         if writes:
-            try:
-                self.freshness.take(self.freshness.watcher.drain())
-            except OSError:
-                self.freshness.dirty = True
+            self.freshness.read_events()
             kept = self.freshness.kept
             same_git = _git_settings(env) == _git_settings(dict(os.environ))  # git status ran with ours
             if same_git and self.freshness.vouchable() and kept is not None:

@@ -146,9 +146,7 @@ class Store:
         self.prefix = self.layout.prefix  # "notes/" or "": what every note path starts with
         self.notes = root / self.layout.notes if self.layout.notes else root
         self._kept: Scan | None = None
-        # The kept scan is the warm server's, vouched for under the write lock, and the index's catalog
-        # agreed with it (kb.server's vouch): a title is looked up without comparing every row.
-        self.vouched = False
+        self._adopted: Scan | None = None  # the kept scan, while it is the one adopt() took
 
     # ------------------------------------------------------------ paths
 
@@ -210,14 +208,18 @@ class Store:
             paths, stats, warnings = self._walk(with_stat=True)
             found = dict(zip(paths, stats, strict=True)), tuple(warnings)
         self._kept = found if keep else None
-        self.vouched = self.vouched and keep
         return (dict(found[0]) if keep else found[0]), found[1]
 
     def adopt(self, scan: Scan) -> None:
         """Keep `scan` (the warm server's, vouched for under the write lock) as scan(keep=True) would: the
         next scan() answers from it until this Store writes or deletes a file."""
-        self._kept = (dict(scan[0]), scan[1])
-        self.vouched = True
+        self._kept = self._adopted = (dict(scan[0]), scan[1])
+
+    @property
+    def vouched(self) -> bool:
+        """The kept scan is the warm server's, vouched for under the write lock, and the index's catalog
+        agreed with it (kb.server's vouch): a title is looked up without comparing every row."""
+        return self._kept is not None and self._kept is self._adopted
 
     def rescan(self, previous: Scan, layout: Layout, touched: Iterable[str]) -> tuple[Scan, set[str]] | None:
         """scan(keep=True) worked out from `previous` (an earlier scan of this store) and the files in
@@ -394,12 +396,10 @@ class Store:
         if path.is_symlink():
             raise KbError(f"{rel} is a symbolic link; kb does not write through links")
         self._kept = None
-        self.vouched = False
         write_atomic(path, data, durable)
 
     def remove(self, rel: str) -> None:
         self._kept = None
-        self.vouched = False
         path = self.abs(rel)
         try:
             path.unlink()

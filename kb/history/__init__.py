@@ -192,17 +192,7 @@ class _Repository:
         status_changes), for a caller that waits for it beside other work (the warm server). It takes no
         lock and writes nothing (no refresh of git's index), so it never stands in a writer's way, and it
         runs at a lower priority than the user's commands (nice 10)."""
-        try:
-            proc = subprocess.Popen(
-                self._argv([*_STATUS, "--", *pathspecs]),
-                cwd=self.root,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env={**os.environ, **GIT_ENV, "GIT_OPTIONAL_LOCKS": "0"},
-            )
-        except OSError as exc:
-            raise GitError(f"cannot run git: {exc.strerror or exc}") from None
+        proc = self._start([*_STATUS, "--", *pathspecs], {"GIT_OPTIONAL_LOCKS": "0"}, quiet=True)
         with contextlib.suppress(OSError):  # lowered once started (a preexec_fn would copy the whole caller)
             os.setpriority(os.PRIO_PROCESS, proc.pid, 10)
         return proc
@@ -448,14 +438,18 @@ class _Repository:
         except OSError as exc:
             raise GitError(f"cannot run git: {exc.strerror or exc}") from None
 
-    def _start(self, args: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def _start(
+        self, args: Sequence[str], env: dict[str, str] | None = None, quiet: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """git running, its stdout on a pipe; its stdin and stderr on pipes too, or (`quiet`) on nothing."""
+        other = subprocess.DEVNULL if quiet else subprocess.PIPE
         try:
             return subprocess.Popen(
                 self._argv(args),
                 cwd=self.root,
-                stdin=subprocess.PIPE,
+                stdin=other,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stderr=other,
                 env={**os.environ, **GIT_ENV, **(env or {})},
             )
         except OSError as exc:
