@@ -318,6 +318,26 @@ def test_colours_on_the_screen_follow_no_color_and_never(one_note, root):
         )
 
 
+def test_list_on_the_screen_keeps_wide_characters_in_their_columns(kb, root):
+    title = "漢字のとても長いタイトルがここにありますよ本当に長い"
+    assert kb("add", title, "-t", "日本/語", "-b", "x").exit_code == 0
+    assert kb("add", "Plain", "-t", "Work", "-b", "y").exit_code == 0
+    term = Terminal(["list", "--sort", "title"], root, rows=10, cols=60)
+    _, code = term.finish()
+    lines = term.text().splitlines()
+    assert code == 0 and lines[0].split() == ["Modified", "Title", "Tags", "Path"]
+    plain, wide = lines[1], lines[2]
+    assert "Plain" in plain and "Work" in plain and "notes/Plain.md" in plain
+    assert "…" in wide and "日本/語" in wide and "漢字" in wide
+    # every column starts where its heading does, whatever the width of the characters before it
+    buffer = term.screen.buffer
+    tag_col = lines[0].index("Tags")
+    assert buffer[1][tag_col].data == "W" and buffer[2][tag_col].data == "日"
+    path_col = lines[0].index("Path")
+    assert buffer[1][path_col].data == "n" and buffer[2][path_col].data == "n"
+    assert buffer[0][0].bold and buffer[1][tag_col].fg == "cyan" and not buffer[1][tag_col - 1].bold
+
+
 def test_search_highlights_are_drawn_bold_and_coloured(one_note, root):
     term = Terminal(["search", "second"], root)
     term.finish()
