@@ -419,6 +419,25 @@ def note_list(result: ListResult, as_json: bool) -> None:
     _one_line_table(("Modified", "Title", "Tags", "Path"), rows, ("dim", "bold", "cyan", "dim"))
 
 
+def _painter(console: Console) -> Callable[[str], Callable[[str], str]]:
+    """For a rich style, a function that wraps text in that style's escape codes for `console` (nothing
+    when colour is off): what console.print does to styled text, for output of thousands of lines, which
+    rich would lay out as an object each."""
+    from rich.console import COLOR_SYSTEMS
+    from rich.style import Style
+
+    name = console.color_system if terminal.color(sys.stdout) else None
+    system = COLOR_SYSTEMS.get(name) if name is not None else None
+
+    def painter(style: str) -> Callable[[str], str]:
+        if system is None or not style:
+            return lambda text: text
+        parsed = Style.parse(style)
+        return lambda text: parsed.render(text, color_system=system)
+
+    return painter
+
+
 def _one_line_table(heads: Sequence[str], rows: Sequence[Sequence[str]], styles: Sequence[str]) -> None:
     """A table of one line per row on the terminal: columns two spaces apart, the headings bold, each
     column in its style (only when colour is on). When the rows are wider than the terminal, the widest
@@ -426,8 +445,6 @@ def _one_line_table(heads: Sequence[str], rows: Sequence[Sequence[str]], styles:
     by line rather than through rich's Table, which lays out every cell as an object (seconds for 10,000
     rows); the cells are plain text already made visible."""
     from rich.cells import cell_len, set_cell_size
-    from rich.console import COLOR_SYSTEMS
-    from rich.style import Style
 
     console = _console()
     count = len(heads)
@@ -443,16 +460,7 @@ def _one_line_table(heads: Sequence[str], rows: Sequence[Sequence[str]], styles:
             return cell + " " * (width - length)
         return set_cell_size(cell, width - 1) + "\u2026" if width > 0 else ""
 
-    coloured = terminal.color(sys.stdout)
-    name = console.color_system if coloured else None
-    system = COLOR_SYSTEMS.get(name) if name is not None else None
-
-    def painter(style: str) -> Callable[[str], str]:
-        if system is None:
-            return lambda text: text
-        parsed = Style.parse(style)
-        return lambda text: parsed.render(text, color_system=system)
-
+    painter = _painter(console)
     head = painter("bold")
     paint = [painter(style) for style in styles]
     last = count - 1
@@ -1003,39 +1011,40 @@ def changes(result: ChangesResult, patch: bool, json: bool) -> None:
         _out("".join(rows))
         return
     console = _console()
-    from rich.text import Text
-
+    painter = _painter(console)
+    bold, dim, green, red = painter("bold"), painter("dim"), painter("green"), painter("red")
+    kinds = {
+        kind: painter(style)
+        for kind, style in (
+            ("added", "green"), ("deleted", "red"), ("restored", "magenta"), ("renamed", "yellow"),
+            ("moved", "yellow"),
+        )
+    }  # fmt: skip
+    cyan = painter("cyan")
+    out = _stdout()
     day = ""
-    styles = {
-        "added": "green",
-        "deleted": "red",
-        "restored": "magenta",
-        "renamed": "yellow",
-        "moved": "yellow",
-    }
+    lines: list[str] = []
     for c in result.changes:
         if c.last[:10] != day:
             day = c.last[:10]
-            console.print(_text(day, "bold"))
-        line = Text("  ")
-        line.append(f"{c.kind:<9}", style=styles.get(c.kind, "cyan"))
-        line.append(" ")
-        line.append(visible(c.title), style="bold")
-        line.append(f"  {visible(c.path)}", style="dim")
-        if c.old_path:
-            line.append(f" (was {visible(c.old_path)})", style="dim")
-        line.append(f"  {_count(c.revisions, 'revision')}  ")
-        line.append(f"+{c.added}", style="green")
-        line.append(" ")
-        line.append(f"-{c.removed}", style="red")
-        console.print(line)
+            lines.append(bold(visible(day)) + "\n")
+        was = f" (was {visible(_one_line(c.old_path))})" if c.old_path else ""
+        lines.append(
+            f"  {kinds.get(c.kind, cyan)(f'{c.kind:<9}')} {bold(visible(_one_line(c.title)))}"
+            f"{dim(f'  {visible(_one_line(c.path))}{was}')}  {_count(c.revisions, 'revision')}  "
+            f"{green(f'+{c.added}')} {red(f'-{c.removed}')}\n"
+        )
         if c.sections:
-            shown = ", ".join(visible(s) for s in c.sections[:5])
+            shown = ", ".join(visible(_one_line(s)) for s in c.sections[:5])
             more = f" and {len(c.sections) - 5} more" if len(c.sections) > 5 else ""
-            console.print(_text(f"            sections: {shown}{more}", "dim"))
+            lines.append(dim(f"            sections: {shown}{more}") + "\n")
         if patch and c.patch:
+            out.write("".join(lines))
+            lines = []
             for text in _styled_patch(visible(c.patch), False):
                 console.print(text)
+    out.write("".join(lines))
+    out.flush()
 
 
 _AGE_STYLES = ("bright_green", "green", "yellow", "dark_orange", "red", "bright_black")

@@ -338,6 +338,30 @@ def test_list_on_the_screen_keeps_wide_characters_in_their_columns(kb, root):
     assert buffer[0][0].bold and buffer[1][tag_col].fg == "cyan" and not buffer[1][tag_col - 1].bold
 
 
+def test_changes_on_the_screen(kb, root):
+    assert kb("add", "Alpha", "-b", "## Part\n\nfirst").exit_code == 0
+    assert kb("edit", "Alpha", "-a", "second").exit_code == 0
+    assert kb("mv", "Alpha", "Beta").exit_code == 0
+    assert kb("add", "Gone", "-b", "x").exit_code == 0
+    assert kb("rm", "Gone", "--yes").exit_code == 0
+    term = Terminal(["changes", "--since", "2000-01-01", "--patch"], root, rows=40, cols=100)
+    _, code = term.finish()
+    lines = term.text().splitlines()
+    assert code == 0, lines
+    beta = _row_of(term, "Beta")
+    gone = _row_of(term, "Gone")
+    assert lines[beta].split()[:3] == ["added", "Beta", "notes/Beta.md"] and "3 revisions" in lines[beta]
+    assert lines[gone].split()[:2] == ["deleted", "Gone"]
+    buffer = term.screen.buffer
+    assert buffer[beta][2].fg == "green" and buffer[gone][2].fg == "red"
+    title_col = lines[beta].index("Beta")
+    assert buffer[beta][title_col].bold and not buffer[beta][title_col - 1].bold
+    assert lines[beta + 1].strip() == "sections: Beta, Part" and buffer[beta + 1][12].fg == "default"
+    assert any(line.startswith("+second") for line in lines[beta:]), lines  # the patch, after its entry
+    day = next(i for i, line in enumerate(lines) if line[:4].isdigit())
+    assert buffer[day][0].bold and day < min(beta, gone)
+
+
 def test_search_highlights_are_drawn_bold_and_coloured(one_note, root):
     term = Terminal(["search", "second"], root)
     term.finish()
