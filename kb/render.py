@@ -61,10 +61,19 @@ R = TypeVar("R")
 _SGR = re.compile("\x1b\\[[0-9;]*m")
 
 
-def _screen_lines(text: str, width: int) -> int:
+def _screen_lines(text: str, width: int, most: int) -> int:
+    """The rows of a terminal `width` columns wide that `text` fills, counted up to `most` (each line takes
+    one row at least: output of thousands of lines is known taller without measuring them)."""
     from rich.cells import cell_len
 
-    return sum(max(1, -(-cell_len(_SGR.sub("", line)) // max(width, 1))) for line in text.splitlines())
+    if text.count("\n") >= most:
+        return most
+    rows = 0
+    for line in text.splitlines():
+        rows += max(1, -(-cell_len(_SGR.sub("", line)) // max(width, 1)))
+        if rows >= most:
+            return most
+    return rows
 
 
 def _paged(func: Callable[P, R]) -> Callable[P, R]:
@@ -87,7 +96,7 @@ def _paged(func: Callable[P, R]) -> Callable[P, R]:
         _SINK.pop()
         text = buffer.getvalue()
         width = shutil.get_terminal_size().columns
-        if _screen_lines(text, width) < lines or not _run_pager(pager, text):
+        if _screen_lines(text, width, lines) < lines or not _run_pager(pager, text):
             sys.stdout.write(text)
             sys.stdout.flush()
         return result
@@ -411,11 +420,19 @@ def note_list(result: ListResult, as_json: bool) -> None:
     if not result.notes:
         hint("No notes.")
         return
-    rows = []
-    for note in result.notes:
-        modified, title, tag_text, path = _list_row(note)
-        cells = (visible(_one_line(title)), visible(_one_line(tag_text)), visible(_one_line(path)))
-        rows.append((modified[:16].replace("T", " "), *cells))
+    text = _plain_list(result.notes)  # one line of four fields per note: nothing in a value breaks it
+    if visible(text) is text:  # no control character anywhere (checked at C speed): the common case
+        rows = [
+            (modified[:16].replace("T", " "), title, tags, path)
+            for modified, title, tags, path in (line.split("\t") for line in text[:-1].split("\n"))
+        ]
+    else:
+        rows = []
+        for note in result.notes:
+            modified, title, tag_text, path = _list_row(note)
+            date = modified[:16].replace("T", " ")
+            shown = [visible(_one_line(cell)) for cell in (date, title, tag_text, path)]
+            rows.append((shown[0], shown[1], shown[2], shown[3]))
     _one_line_table(("Modified", "Title", "Tags", "Path"), rows, ("dim", "bold", "cyan", "dim"))
 
 
@@ -423,19 +440,25 @@ def _painter(console: Console) -> Callable[[str], Callable[[str], str]]:
     """For a rich style, a function that wraps text in that style's escape codes for `console` (nothing
     when colour is off): what console.print does to styled text, for output of thousands of lines, which
     rich would lay out as an object each."""
+
+    def painter(style: str) -> Callable[[str], str]:
+        before, after = _codes(console, style)
+        return (lambda text: f"{before}{text}{after}") if before else (lambda text: text)
+
+    return painter
+
+
+def _codes(console: Console, style: str) -> tuple[str, str]:
+    """The escape codes that start and end text in `style` on `console`; ("", "") when colour is off."""
     from rich.console import COLOR_SYSTEMS
     from rich.style import Style
 
     name = console.color_system if terminal.color(sys.stdout) else None
     system = COLOR_SYSTEMS.get(name) if name is not None else None
-
-    def painter(style: str) -> Callable[[str], str]:
-        if system is None or not style:
-            return lambda text: text
-        parsed = Style.parse(style)
-        return lambda text: parsed.render(text, color_system=system)
-
-    return painter
+    if system is None or not style:
+        return "", ""
+    before, _, after = Style.parse(style).render("\0", color_system=system).partition("\0")
+    return before, after
 
 
 def _one_line_table(heads: Sequence[str], rows: Sequence[Sequence[str]], styles: Sequence[str]) -> None:
@@ -443,35 +466,37 @@ def _one_line_table(heads: Sequence[str], rows: Sequence[Sequence[str]], styles:
     column in its style (only when colour is on). When the rows are wider than the terminal, the widest
     column is narrowed first (down to 6 cells), and a cell cut short ends with an ellipsis. Written line
     by line rather than through rich's Table, which lays out every cell as an object (seconds for 10,000
-    rows); the cells are plain text already made visible."""
+    rows); the cells are plain text already made visible (an ASCII one is as wide as it is long)."""
     from rich.cells import cell_len, set_cell_size
 
     console = _console()
     count = len(heads)
-    lengths = [[cell_len(cell) for cell in row] for row in rows]
+    lengths = [[len(cell) if cell.isascii() else cell_len(cell) for cell in row] for row in rows]
     widths = [max([cell_len(heads[i]), *(row[i] for row in lengths)]) for i in range(count)]
     room = console.width - 2 * (count - 1)
     while sum(widths) > room and max(widths[1:]) > 6:
         widest = max(range(1, count), key=lambda i: widths[i])
         widths[widest] -= 1
-
-    def fitted(cell: str, length: int, width: int) -> str:
-        if length <= width:
-            return cell + " " * (width - length)
-        return set_cell_size(cell, width - 1) + "\u2026" if width > 0 else ""
-
-    painter = _painter(console)
-    head = painter("bold")
-    paint = [painter(style) for style in styles]
+    while sum(widths) > room and max(widths) > 1:  # a very narrow terminal: every column, down to one cell
+        widest = max(range(count), key=lambda i: widths[i])
+        widths[widest] -= 1
     last = count - 1
 
-    def line(row: Sequence[str], row_lengths: Sequence[int], painters: Sequence[Callable[[str], str]]) -> str:
-        cells = [painters[i](fitted(row[i], row_lengths[i], widths[i])) for i in range(last)]
-        cells.append(painters[last](fitted(row[last], row_lengths[last], widths[last]).rstrip(" ")))
-        return "  ".join(cells) + "\n"
+    def line(row: Sequence[str], row_lengths: Sequence[int], codes: Sequence[tuple[str, str]]) -> str:
+        out = []
+        for i, cell in enumerate(row):
+            length, width = row_lengths[i], widths[i]
+            if length > width:
+                cell = set_cell_size(cell, width - 1) + "\u2026" if width > 0 else ""
+            elif i < last:
+                cell += " " * (width - length)
+            before, after = codes[i]
+            out.append(f"{before}{cell}{after}")
+        return "  ".join(out) + "\n"
 
-    lines = [line(heads, [cell_len(h) for h in heads], [head] * count)]
-    lines.extend(line(row, row_lengths, paint) for row, row_lengths in zip(rows, lengths, strict=True))
+    lines = [line(heads, [cell_len(h) for h in heads], [_codes(console, "bold")] * count)]
+    codes = [_codes(console, style) for style in styles]
+    lines.extend(line(row, row_lengths, codes) for row, row_lengths in zip(rows, lengths, strict=True))
     out = _stdout()
     out.write("".join(lines))
     out.flush()

@@ -338,6 +338,22 @@ def test_list_on_the_screen_keeps_wide_characters_in_their_columns(kb, root):
     assert buffer[0][0].bold and buffer[1][tag_col].fg == "cyan" and not buffer[1][tag_col - 1].bold
 
 
+def test_list_on_a_terminal_shows_a_hostile_date_and_fits_a_narrow_window(kb, root):
+    assert kb("add", "Plain", "-b", "x").exit_code == 0
+    evil = root / "notes" / "Evil.md"
+    evil.write_text('---\ntitle: Evil\nmodified: "\\e]0;PWNED\\a\\e[8m"\n---\n\nbody\n', encoding="utf-8")
+    term = Terminal(["list", "--sort", "title"], root, rows=10, cols=30)
+    _, code = term.finish()
+    assert code == 0 and term.screen.title != "PWNED"
+    assert b"\x1b]0;" not in term.output and b"\x1b[8m" not in term.output
+    lines = [line for line in term.text().splitlines() if line.strip()]
+    heading = next(i for i, line in enumerate(lines) if line.startswith("Modified"))  # after the warning
+    lines = lines[heading:]
+    assert len(lines) == 3, lines  # a heading and a line per note: nothing wrapped at 30 columns
+    assert lines[1].startswith("␛]0;PWNE") and lines[2].startswith("2026-01-"), lines
+    assert all(len(line.rstrip()) <= 30 for line in lines)
+
+
 def test_changes_on_the_screen(kb, root):
     assert kb("add", "Alpha", "-b", "## Part\n\nfirst").exit_code == 0
     assert kb("edit", "Alpha", "-a", "second").exit_code == 0
