@@ -191,6 +191,16 @@ _INLINE_TAG = re.compile(r"(?<!\S)#([\w/-]*[^\W\d_][\w/-]*)")
 MAX_TAG_SCAN_CHARS = 1_000_000
 
 
+def _past_title_heading(body: str, title: str | None) -> str:
+    """The body after a first line `# TITLE` that repeats the front matter's title (as kb and Notable write
+    it): that heading names the note, so a `#` in the title (`kb add "#1 priority"`) makes no tag. Without
+    a title in the front matter, the heading is the title's source and its tags count, as in Obsidian."""
+    if title is None or "#" not in title:
+        return body
+    first, _, rest = body.lstrip("\r\n").partition("\n")
+    return rest if first.rstrip("\r") == f"# {title}" else body
+
+
 def inline_tags(body: str) -> tuple[str, ...]:
     """`#tag` and `#nested/tag` in the body as Obsidian and zk read them: not inside fenced or inline
     code, not a heading's `#`, at least one letter; in order of first use."""
@@ -586,7 +596,7 @@ def parse_note(raw: bytes, with_extra: bool = True) -> ParsedNote:
         extra=extra,
         warnings=tuple(warnings),
         heading=None if title else heading_title(doc.body),
-        inline_tags=inline_tags(doc.body),
+        inline_tags=inline_tags(_past_title_heading(doc.body, title)),
         other_created=others["created"],
         other_modified=others["modified"],
     )

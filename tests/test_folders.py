@@ -91,6 +91,23 @@ def test_inline_tags_outside_code_and_headings():
     assert inline_tags("> [!note]\n> ```css\n> color: #ff0000;\n> ```\n> #quoted\n") == ("quoted",)
 
 
+def test_a_heading_that_repeats_the_title_makes_no_tags(kb, root):
+    for title in ("#A", "Meeting #work"):
+        assert kb("add", title).exit_code == 0  # kb writes `# TITLE` as the body's first line
+        shown = json.loads(kb("show", title, "--json").stdout)
+        assert shown["tags"] == [] and shown["body"].strip() == f"# {title}"
+    assert json.loads(kb("tags", "--json").stdout)["tags"] == []
+    # the heading is the title's source (no title in front matter): its tags count, as Obsidian reads them
+    assert parse_note(b"# Meeting #work\n\ntext\n").all_tags == ("work",)
+    # a heading other than the title is the body's own
+    other = b"---\ntitle: Meeting\n---\n# Meeting #work\n"
+    assert parse_note(other).all_tags == ("work",)
+    assert parse_note(b"---\ntitle: 'Meeting #work'\ntags: [x]\n---\n# Meeting #work\n#later\n").all_tags == (
+        "x",
+        "later",
+    )
+
+
 def test_init_in_place_sees_every_note_and_commits_only_settings(kb, tmp_path):
     vault = make_vault(tmp_path / "vault")
     before = git(vault, "rev-parse", "HEAD").strip()
