@@ -5,7 +5,8 @@
 Makes N notes (bench/generate.py) a knowledge base (or measures `--reuse KB`), then times whole processes as
 a user runs them (the `kb` program next to this interpreter, the thin client): `kb search WORD` cold
 (KB_SERVER=0) and warm, `rg -l -i WORD` on the same notes, and warm searches of a rare word, a common word,
-a phrase, a prefix and a word no note has, `kb list`, `kb show NOTE`, `kb log NOTE`, `kb tags`, `kb add`
+a phrase, a prefix and a word no note has, `kb list` (piped, and on a pseudo-terminal through `cat` as
+its pager, warm and cold), `kb show NOTE`, `kb log NOTE`, `kb tags`, `kb add`
 and `kb edit -a`; the server's resident memory when idle; and an outside edit (a new word appended to a
 note in place) followed at once by `kb search` of that word, which must find it. Each warm figure is
 measured twice: with `--pause` seconds between runs (a person's pace: the server's spare worker is ready
@@ -71,6 +72,41 @@ def measure(
         walls.append(wall * 1000)
         peaks.append(peak)
     return Figure.of(name, shown, walls, peaks)
+
+
+def on_terminal(
+    name: str, shown: str, argv: list[str], env: dict[str, str], runs: int, pause: float
+) -> Figure:
+    """Median of `runs` runs of argv on a pseudo-terminal of 40 rows of 120 columns, its output read as a
+    terminal would take it, through `cat` as kb's pager (the output is taller than the terminal)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    env = {**env, "KB_PAGER": "cat", "TERM": "xterm-256color"}
+    walls = []
+    for n in range(runs + 1):  # the first one untimed
+        time.sleep(pause)
+        main, side = pty.openpty()
+        fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=side, stdout=side, stderr=side, env=env, start_new_session=True)
+        os.close(side)
+        while True:
+            try:
+                if not os.read(main, 1 << 16):
+                    break
+            except OSError:  # EIO: every copy of the terminal's other end is closed
+                break
+        code = proc.wait()
+        wall = (time.perf_counter() - start) * 1000
+        os.close(main)
+        if code != 0:
+            raise SystemExit(f"{shown} failed on a terminal: exit status {code}")
+        if n:
+            walls.append(wall)
+    return Figure.of(name, shown, walls, [0.0] * len(walls))
 
 
 def word_of(notes: Path) -> str:
@@ -199,6 +235,11 @@ def main() -> None:
             ("kb add (warm)", "kb add TITLE -b TEXT", ["add", f"Bench {stamp} {{i}}", "-b", "A new note."]),
             ("kb edit -a (warm)", "kb edit NOTE -a TEXT", ["edit", title, "-a", "Another line {i}."]),
         ]
+        for name, shown, rest, where in (
+            ("kb list on a terminal (warm)", "kb list", ["list"], env),
+            ("kb list on a terminal (cold, KB_SERVER=0)", "kb list", ["list"], cold_env),
+        ):
+            figures.append(on_terminal(name, shown, [*base, *rest], where, args.runs, args.pause))
         for name, shown, rest in warm:
             figures.append(measure(name, shown, [*base, *rest], env, args.runs, args.pause))
             again = measure(name, shown, [*base, *rest], env, args.runs)
