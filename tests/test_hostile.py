@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kb.history import message_for_git
 from tests.conftest import git, log_subjects, snapshot, write_editor
 
 
@@ -336,7 +337,14 @@ def test_any_title_tags_and_body_round_trip(kb, title, tags, body):
         assert shown["title"] == title.strip()
         assert len(shown["tags"]) == len(tags) or "#" in body  # a body's own #tags are tags too
         assert body.rstrip("\n") in shown["body"] or not body.strip()
-        assert log_subjects(root)[0] == f"Add: {title.strip()}"
+        assert log_subjects(root)[0] == f"Add: {message_for_git(title.strip())}"
+
+
+def test_a_title_git_would_garble_keeps_the_rest_of_the_message(kb, root):
+    title = "Caf\u00e9 \ufdd0 \U0010ffff na\u00efve"  # two noncharacters among accented letters
+    assert kb("add", title, "-b", "x").exit_code == 0
+    assert log_subjects(root)[0] == "Add: Caf\u00e9 \ufffd \ufffd na\u00efve"  # not read as Latin-1
+    assert json.loads(kb("show", title, "--json").stdout)["title"] == title  # the note keeps its title
 
 
 @pytest.mark.cold_only("it makes kb's own commits fail in this process")

@@ -216,6 +216,7 @@ class _Repository:
         paths = sorted(set(paths))
         if not paths:
             return None
+        message = message_for_git(message)
         env = dict(self._identity())
         env["GIT_AUTHOR_DATE"] = git_date(author_date)
         env["GIT_COMMITTER_DATE"] = git_date(committer_date)
@@ -540,6 +541,21 @@ def as_bytes(value: object) -> bytes:
 
 def git_date(moment: datetime) -> str:
     return f"@{int(moment.timestamp())} +0000"
+
+
+def message_for_git(message: str) -> str:
+    """`message` with each character git does not take for UTF-8 text replaced by U+FFFD: the noncharacters
+    (U+FDD0..U+FDEF, U+xFFFE and U+xFFFF of every plane) and a lone surrogate (a file name's undecodable
+    byte). On any of them git's check (verify_utf8) reads the whole message as Latin-1 and records it
+    re-encoded, every other non-ASCII character garbled."""
+    if message.isascii():
+        return message
+    return "".join("\ufffd" if _refused(ch) else ch for ch in message)
+
+
+def _refused(ch: str) -> bool:
+    code = ord(ch)
+    return 0xFDD0 <= code <= 0xFDEF or 0xD800 <= code <= 0xDFFF or code & 0xFFFE == 0xFFFE
 
 
 def clean_message(message: str) -> str:

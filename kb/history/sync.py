@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from kb.errors import GitError
-from kb.history import GIT_ENV, History, as_bytes, git_command, git_date, last_line
+from kb.history import GIT_ENV, History, as_bytes, git_command, git_date, last_line, message_for_git
 
 SAFE_SCHEMES = ("https://", "http://", "ssh://", "git://", "file://")
 
@@ -193,7 +193,7 @@ class Syncing(History):
             "GIT_AUTHOR_DATE": git_date(moment),
             "GIT_COMMITTER_DATE": git_date(moment),
         }
-        self._git("commit", "-q", "--no-verify", "-m", message, env=env)
+        self._git("commit", "-q", "--no-verify", "-m", message_for_git(message), env=env)
         sha = self.head()
         if sha is None:
             raise GitError("git commit left no commit behind")
