@@ -509,6 +509,69 @@ def _show_rev_without_cache(kb, monkeypatch) -> str:
         return kb("show", "Beta", "--rev", "1").stdout
 
 
+def test_recent_changes_from_the_cache_are_gits(kb, root, monkeypatch):
+    """`kb log` reads the last commits' changes from the revision cache when it holds them: the same
+    commits, paths, statuses and order as git log -M, through renames kb and git make, moves into folders,
+    deletions, commits of other files and names git sorts byte by byte; after a merge, from git."""
+    from kb.history import History
+
+    who = ["-c", "user.name=o", "-c", "user.email=o@o"]
+    for title in ("Zeta", "alpha", "a", "Émile", "b c"):
+        assert kb("add", title, "-b", f"text of {title}").exit_code == 0
+    assert kb("add", "In folder", "-b", "x", "--folder", "a").exit_code == 0
+    assert kb("edit", "Zeta", "-a", "more").exit_code == 0
+    assert kb("mv", "alpha", "Alpha renamed").exit_code == 0
+    assert kb("mv", "b c", "a/").exit_code == 0
+    assert kb("rm", "Émile", "--yes").exit_code == 0
+    git(root, "mv", "notes/a.md", "notes/a moved.md")  # a rename by hand, its text the same
+    (root / "notes" / "Zeta.md").unlink()  # and a deletion and an addition of other text in one commit
+    (root / "notes" / "Fresh.md").write_text("# Fresh\n\nnew text\n")
+    (root / "other.txt").write_text("not a note\n")
+    git(root, "add", "-A")
+    git(root, *who, "commit", "-qm", "by hand")
+    (root / "other.txt").write_text("still not a note\n")
+    git(root, *who, "commit", "-qam", "other file only")
+    for name in ("Alpha renamed.md", "a/In folder.md", "a/b c.md"):  # several changes in one commit
+        (root / "notes" / name).write_text((root / "notes" / name).read_text() + "\nedited by hand\n")
+    (root / "notes" / "a.b.md").write_text("a dot b\n")
+    git(root, "add", "-A")
+    git(root, *who, "commit", "-qm", "several by hand")
+    assert kb("log", "Alpha renamed").exit_code == 0  # makes the cache
+
+    def both(n: int) -> dict:
+        cached = kb("log", "--json", "-n", str(n))
+        with _cache_off(monkeypatch):
+            logged = kb("log", "--json", "-n", str(n))
+        assert cached.exit_code == logged.exit_code == 0 and cached.stdout == logged.stdout
+        return json.loads(cached.stdout)
+
+    history = History(root)
+    assert history.recent_cached(30, "notes") is not None  # read from the cache
+    changes = both(30)["changes"]
+    assert [p["path"] for p in changes[0]["paths"]] == [
+        "notes/Alpha renamed.md", "notes/a.b.md", "notes/a/In folder.md", "notes/a/b c.md"
+    ]  # fmt: skip
+    assert changes[1]["message"] == "by hand"
+    assert {(p["status"], p["path"]) for p in changes[1]["paths"]} >= {
+        ("R", "notes/a moved.md"),
+        ("A", "notes/Fresh.md"),
+        ("D", "notes/Zeta.md"),
+    }
+    for n in (1, 2, 5):
+        both(n)
+    assert kb("add", "After", "-b", "y").exit_code == 0  # the cache is one commit behind
+    assert both(3)["changes"][0]["message"] == "Add: After"
+    branch = git(root, "symbolic-ref", "--short", "HEAD").strip()
+    git(root, "checkout", "-q", "-b", "side", "HEAD~1")
+    (root / "notes" / "Side.md").write_text("side\n")
+    git(root, "add", "notes/Side.md")
+    git(root, *who, "commit", "-qm", "side")
+    git(root, "checkout", "-q", branch)
+    git(root, *who, "merge", "-q", "--no-ff", "side", "-m", "merge side")
+    assert History(root).recent_cached(30, "notes") is None  # a merge: git log itself
+    both(30)
+
+
 @pytest.mark.parametrize("damage", [b"not a database at all", b"", b"SQLite format 3\x00" + b"\x07" * 200])
 def test_a_damaged_revision_cache_is_rebuilt(history, kb, root, damage):
     expected = revisions(kb, "Beta")

@@ -605,6 +605,9 @@ class CommitInfo:
     blob: str | None = None  # the path's blob id at this commit, where known ("" where it was deleted)
 
 
+Recent = list[tuple[CommitInfo, list[tuple[str, str]]]]  # History.recent: commits, each with (status, path)
+
+
 def _commit(row: Row, path: str) -> CommitInfo:
     return CommitInfo(row.sha, datetime.fromisoformat(row.date), row.subject, row.body, path, row.blob or "")
 
@@ -907,11 +910,18 @@ class History(_Repository):
             if proc.wait() != 0 and done:
                 raise GitError("git cat-file failed")
 
-    def recent(self, limit: int, pathspec: str) -> list[tuple[CommitInfo, list[tuple[str, str]]]]:
-        """The latest commits under `pathspec`, newest first, each with its (status, path) changes."""
+    def recent(self, limit: int, pathspec: str) -> Recent:
+        """The latest commits under `pathspec`, newest first, each with its (status, path) changes, as
+        `git log -M --raw -- pathspec` gives them (read from the revision cache where it can say the same)."""
         if not self.has_commits():
             return []
-        out = self._git("log", f"-n{limit}", "-M", "--raw", "--no-abbrev", "-z", LOG_FORMAT, "--", pathspec)
+        cached = self.recent_cached(limit, pathspec)
+        return cached if cached is not None else self._recent_logged(limit, pathspec)
+
+    def _recent_logged(self, limit: int, pathspec: str, *revisions: str) -> Recent:
+        out = self._git(
+            "log", f"-n{limit}", "-M", "--raw", "--no-abbrev", "-z", LOG_FORMAT, *revisions, "--", pathspec
+        )
         return [
             (
                 CommitInfo(sha, datetime.fromisoformat(date), subject, body, ""),
@@ -919,6 +929,50 @@ class History(_Repository):
             )
             for sha, date, subject, body, changes in parse_log(out)
         ]
+
+    def recent_cached(self, limit: int, pathspec: str) -> Recent | None:
+        """recent() from the revision cache, or None where the cache cannot say exactly what git log would.
+
+        `git log -- PATH` diffs every commit's tree with its parent's to find the ones under PATH, and again
+        for --raw: with 100,000 notes in one folder, 50-100 ms a commit, 3 s for the last 30. The cache has
+        each commit's changed paths already. It is used when it exists (it is not built for this) and holds
+        HEAD or a commit among the newest (bringing it up to date reads just those), and when no commit
+        looked at is a merge (git log's simplification of merges under a path is not redone here). A
+        commit that both adds and deletes a path is read from git again (`-M`: renames as git finds them)."""
+        head = self.head()
+        cache = self._revision_cache()
+        if head is None or not cache.exists():
+            return None
+        window = 4 * limit
+        listed = self._git("rev-list", "--parents", f"-n{window}", head)
+        walked = [line.split() for line in listed.splitlines()]
+        if any(len(shas) > 2 for shas in walked):
+            return None  # a merge
+        try:
+            known = cache.known_head()
+            if known != head and known not in {shas[0] for shas in walked}:
+                return None  # an older cache: bringing it up to date would cost more than git log
+            found = cache.commit_changes(head, [shas[0] for shas in walked])
+        except CacheUnavailable:
+            return None
+        folder = "" if pathspec in ("", ".") else pathspec.rstrip("/") + "/"
+        result: Recent = []
+        for sha, *_ in walked:
+            if sha not in found:
+                return None
+            date, subject, body, changes = found[sha]
+            under = [(status, path) for path, status in changes if path.startswith(folder)]
+            if not under:
+                continue
+            if {"A", "D"} <= {status for status, _ in under}:
+                logged = self._recent_logged(1, pathspec, sha)  # git's own renames
+                if len(logged) != 1 or logged[0][0].sha != sha:
+                    return None
+                under = logged[0][1]
+            result.append((CommitInfo(sha, datetime.fromisoformat(date), subject, body, ""), under))
+            if len(result) == limit:
+                return result
+        return result if len(walked) < window else None
 
     def deleted_paths(self, pathspec: str) -> list[tuple[str, str]]:
         """(commit, path) of every deletion under `pathspec`, newest first."""

@@ -54,6 +54,9 @@ class Row(NamedTuple):
     blob: str | None  # the path's blob after the commit; None where it deleted the path
 
 
+CommitChanges = tuple[str, str, str, list[tuple[str, str]]]  # author date, subject, body, [(path, status)]
+
+
 class CacheUnavailable(Exception):
     """The cache cannot be used here (unwritable folder, damaged file, git failing): read git instead."""
 
@@ -143,6 +146,17 @@ class RevisionCache:
             raise CacheUnavailable(str(exc)) from None
         self._db = db
         return db
+
+    def exists(self) -> bool:
+        """Whether the cache's file is there (it may still be of another version, or damaged)."""
+        return self.path.exists()
+
+    def known_head(self) -> str | None:
+        """The commit the cache was last brought up to; None for a new cache."""
+        try:
+            return self._head(self._open())
+        except sqlite3.Error as exc:
+            raise CacheUnavailable(str(exc)) from None
 
     def close(self) -> None:
         if self._db is not None:
@@ -368,6 +382,20 @@ class RevisionCache:
             " WHERE ch.path IN ({})"
         )
         return sorted(self._query_in(head, sql, paths), key=lambda row: row[1])
+
+    def commit_changes(self, head: str, shas: list[str]) -> dict[str, CommitChanges]:
+        """commit -> (author date, subject, body, [(path, status)] in git's order of paths) for each of
+        `shas` the cache holds."""
+        sql = (
+            "SELECT c.sha, c.date, c.subject, c.body, ch.path, ch.status FROM commits c"
+            " LEFT JOIN changes ch ON ch.n = c.n WHERE c.sha IN ({}) ORDER BY c.n, ch.path"
+        )
+        found: dict[str, CommitChanges] = {}
+        for sha, date, subject, body, path, status in self._query_in(head, sql, shas):
+            entry = found.setdefault(sha, (date, subject, body, []))
+            if path is not None:
+                entry[3].append((path, status))
+        return found
 
     def added_in(self, head: str, n: int) -> list[str]:
         """The paths the commit numbered `n` added."""
