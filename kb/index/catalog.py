@@ -23,7 +23,7 @@ from kb.links import Link, name_key
 from kb.notes import title_key
 
 CATALOG = "kb-catalog.sqlite3"
-VERSION = 8  # bumped with the Whoosh schema (kb.index.document.schema) too: another version means a rebuild
+VERSION = 7  # bumped with the Whoosh schema (kb.index.document.schema) too: another version means a rebuild
 SEP = "\x1f"
 
 Signature = tuple[int, int, int]  # mtime_ns, size, inode
