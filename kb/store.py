@@ -383,6 +383,22 @@ class Store:
         except OSError as exc:
             raise KbError(f"cannot read {rel}: {exc.strerror}") from None
 
+    def read_head_signed(self, rel: str, limit: int) -> tuple[bytes, tuple[int, int, int]]:
+        """read_head(), with the signature (mtime_ns, size, inode) of the file it read, as a scan gives it."""
+        from kb.notes import head_of
+
+        path = self.abs(rel)
+        if path.is_symlink():
+            raise KbError(f"{rel} is a symbolic link; kb does not follow links")
+        try:
+            with open(path, "rb") as handle:
+                st = os.fstat(handle.fileno())
+                return head_of(handle.read(limit + 4), limit), (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            raise KbError(f"{rel} does not exist") from None
+        except OSError as exc:
+            raise KbError(f"cannot read {rel}: {exc.strerror}") from None
+
     def exists(self, rel: str) -> bool:
         path = self.abs(rel)
         return path.exists() or path.is_symlink()

@@ -4,6 +4,9 @@ highlights kept; grep's -C N and --count. --json keeps the note's own text."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -141,3 +144,46 @@ def test_on_a_narrow_terminal_every_snippet_fits_its_line(notes, root):
     start = snippets[0].index("postgres")
     assert all(buffer[row][start + i].bold for i in range(8))  # the match is highlighted
     assert not buffer[row][start - 2].bold
+
+
+# ---------------------------------------------------------------- snippets without reading the YAML
+
+
+def test_snippets_read_past_the_front_matter_alone_give_what_parsing_gives(kb, root, monkeypatch):
+    """A note the catalog found nothing wrong with has its snippets taken from the text after its front
+    matter without reading the YAML; a broken front matter, a note without one, CRLF lines, a note edited
+    since it was indexed: the same snippets as when every note is parsed."""
+    notes = root / "notes"
+    assert kb("add", "Kept", "-b", "zebra in the body", "-t", "zebra").exit_code == 0
+    assert kb("add", "Crlf", "-b", "x").exit_code == 0
+    (notes / "Crlf.md").write_bytes(b"---\r\ntitle: Crlf\r\n---\r\n\r\nzebra with CRLF\r\n")
+    (notes / "Broken.md").write_text("---\ntitle: [zebra\n---\nzebra under a broken front matter\n")
+    (notes / "Bare.md").write_text("zebra and nothing above\n")
+    (notes / "Unclosed.md").write_text("---\ntitle: zebra open\nzebra never closed\n")
+    assert kb("search", "zebra").exit_code == 0  # indexed, the catalog up to date
+    with (notes / "Kept.md").open("a") as f:
+        f.write("\nzebra appended after the search\n")  # the catalog's signature no longer the file's
+
+    def results() -> list[dict]:
+        r = kb("search", "zebra", "--json", "-n", "20")
+        assert r.exit_code == 0, r.stderr
+        return sorted(json.loads(r.stdout)["hits"], key=lambda hit: hit["path"])
+
+    quick = results()
+    with monkeypatch.context() as m:
+        m.setattr("kb.index.plain_body", lambda raw: None)
+        parsed = results()
+    assert quick == parsed
+    assert {hit["path"] for hit in quick} >= {f"notes/{n}.md" for n in ("Kept", "Crlf", "Broken", "Bare")}
+    assert all(hit["snippets"] for hit in quick)
+
+
+def test_a_search_of_unchanged_notes_does_not_load_the_yaml_parser(kb, root):
+    assert kb("add", "Quiet", "-b", "walrus text", "-t", "animals").exit_code == 0
+    assert kb("search", "walrus").exit_code == 0  # the index and catalog up to date
+    env = {**os.environ, "KB_HOME": str(root), "KB_SERVER": "0", "PYTHONPROFILEIMPORTTIME": "1"}
+    argv = [sys.executable, "-m", "kb", "search", "walrus"]
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0 and "Quiet" in proc.stdout, proc.stderr[-500:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "whoosh.searching" in imported and "yaml" not in imported

@@ -95,6 +95,20 @@ def document(
     return fields
 
 
+def plain_body(raw: bytes) -> str | None:
+    """indexed_body() of a note known to have nothing wrong with it (its front matter read without a
+    problem, or none): the text after the front matter, found without reading the YAML. None when the
+    bytes say otherwise (not UTF-8 text, a front matter not closed)."""
+    if b"\x00" in raw[:8192]:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    doc, problem = split_document(text)
+    return None if problem else doc.body
+
+
 def indexed_body(parsed: ParsedNote, raw: bytes) -> str | None:
     """The text of a note that is indexed as its body (all of it when its front matter cannot be read);
     None for a file that is not text."""
