@@ -572,6 +572,41 @@ def test_recent_changes_from_the_cache_are_gits(kb, root, monkeypatch):
     both(30)
 
 
+def test_recent_changes_whatever_git_settings_and_file_names(kb, root, monkeypatch):
+    """The root commit's changes and git's order of paths whatever log.showRoot and diff.orderFile say; a
+    file name that is not UTF-8 is read from git (the cache holds it decoded)."""
+    from kb.history import History
+
+    who = ["-c", "user.name=o", "-c", "user.email=o@o"]
+    assert kb("add", "One", "-b", "one").exit_code == 0
+    for name in ("b.md", "a.md", "c.md"):
+        (root / "notes" / name).write_text(f"{name}\n")
+    git(root, "add", "-A")
+    git(root, *who, "commit", "-qm", "three by hand")
+    assert kb("log", "One").exit_code == 0  # makes the cache
+    (root / "order").write_text("notes/c.md\nnotes/b.md\n")
+    git(root, "config", "log.showRoot", "false")
+    git(root, "config", "diff.orderFile", str(root / "order"))
+
+    def both() -> dict:
+        cached = kb("log", "--json")
+        with _cache_off(monkeypatch):
+            logged = kb("log", "--json")
+        assert cached.stdout == logged.stdout
+        return json.loads(cached.stdout)
+
+    assert History(root).recent_cached(30, "notes") is not None
+    changes = both()["changes"]
+    assert [p["path"] for p in changes[0]["paths"]] == ["notes/a.md", "notes/b.md", "notes/c.md"]
+    assert changes[-1]["message"] == "Add: One"  # the root commit, log.showRoot false or not
+    for raw in (b"y\x80.md", b"y\x81.md"):
+        (root / "notes" / os.fsdecode(raw)).write_bytes(raw)
+    git(root, "add", "-A")
+    git(root, *who, "commit", "-qm", "names not in UTF-8")
+    assert History(root).recent_cached(30, "notes") is None
+    assert len(both()["changes"][0]["paths"]) == 2
+
+
 @pytest.mark.parametrize("damage", [b"not a database at all", b"", b"SQLite format 3\x00" + b"\x07" * 200])
 def test_a_damaged_revision_cache_is_rebuilt(history, kb, root, damage):
     expected = revisions(kb, "Beta")

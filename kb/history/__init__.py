@@ -919,9 +919,12 @@ class History(_Repository):
         return cached if cached is not None else self._recent_logged(limit, pathspec)
 
     def _recent_logged(self, limit: int, pathspec: str, *revisions: str) -> Recent:
+        # --root and -O/dev/null: the root commit's changes and git's order of paths, whatever the user's
+        # log.showRoot and diff.orderFile say (the revision cache records them so)
         out = self._git(
-            "log", f"-n{limit}", "-M", "--raw", "--no-abbrev", "-z", LOG_FORMAT, *revisions, "--", pathspec
-        )
+            "log", f"-n{limit}", "-M", "--root", "-O/dev/null", "--raw", "--no-abbrev", "-z", LOG_FORMAT,
+            *revisions, "--", pathspec,
+        )  # fmt: skip
         return [
             (
                 CommitInfo(sha, datetime.fromisoformat(date), subject, body, ""),
@@ -961,6 +964,8 @@ class History(_Repository):
             if sha not in found:
                 return None
             date, subject, body, changes = found[sha]
+            if any("\ufffd" in path for path, _ in changes):
+                return None  # a file name that is not UTF-8: the cache holds it decoded, git its bytes
             under = [(status, path) for path, status in changes if path.startswith(folder)]
             if not under:
                 continue
@@ -1047,6 +1052,7 @@ class History(_Repository):
         current version: a commit on a side branch from HEAD, merged back keeping HEAD's tree."""
         import tempfile
 
+        message = message_for_git(message)
         blob = self._git_input(["hash-object", "-w", "--stdin"], content).strip()
         head = self._git("rev-parse", "HEAD").strip()
         branch = self._git("symbolic-ref", "HEAD").strip()
