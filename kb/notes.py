@@ -198,7 +198,8 @@ def _past_title_heading(body: str, title: str | None) -> str:
     if title is None or "#" not in title:
         return body
     first, _, rest = body.lstrip("\r\n").partition("\n")
-    return rest if first.rstrip("\r") == f"# {title}" else body
+    heading = _HEADING.fullmatch(first.rstrip("\r"))
+    return rest if heading is not None and heading.group(1).strip() == title.strip() else body
 
 
 def inline_tags(body: str) -> tuple[str, ...]:

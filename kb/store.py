@@ -392,8 +392,9 @@ class Store:
             raise KbError(f"{rel} is a symbolic link; kb does not follow links")
         try:
             with open(path, "rb") as handle:
-                st = os.fstat(handle.fileno())
-                return head_of(handle.read(limit + 4), limit), (st.st_mtime_ns, st.st_size, st.st_ino)
+                data = handle.read(limit + 4)
+                st = os.fstat(handle.fileno())  # after the read: a write meanwhile shows in the signature
+                return head_of(data, limit), (st.st_mtime_ns, st.st_size, st.st_ino)
         except FileNotFoundError:
             raise KbError(f"{rel} does not exist") from None
         except OSError as exc:

@@ -99,6 +99,9 @@ def test_a_heading_that_repeats_the_title_makes_no_tags(kb, root):
     assert json.loads(kb("tags", "--json").stdout)["tags"] == []
     # the heading is the title's source (no title in front matter): its tags count, as Obsidian reads them
     assert parse_note(b"# Meeting #work\n\ntext\n").all_tags == ("work",)
+    for heading in (b"# Meeting #work ", b"#  Meeting #work", b"  # Meeting #work", b"# Meeting #work #"):
+        repeated = b"---\ntitle: 'Meeting #work'\n---\n" + heading + b"\n"
+        assert parse_note(repeated).all_tags == (), heading  # the same heading, however it is spaced
     # a heading other than the title is the body's own
     other = b"---\ntitle: Meeting\n---\n# Meeting #work\n"
     assert parse_note(other).all_tags == ("work",)

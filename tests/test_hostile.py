@@ -340,6 +340,21 @@ def test_any_title_tags_and_body_round_trip(kb, title, tags, body):
         assert log_subjects(root)[0] == f"Add: {message_for_git(title.strip())}"
 
 
+def test_an_earlier_revision_imported_keeps_its_message_readable(kb, root, tmp_path):
+    title = "Caf\u00e9 \ufdd0 na\u00efve"
+    for name, modified in (("new", "2024-05-01"), ("old", "2024-01-01")):
+        note = tmp_path / name / "notes" / "X.md"
+        note.parent.mkdir(parents=True)
+        note.write_text(
+            f"---\ntitle: '{title}'\ncreated: '2023-01-01T00:00:00.000Z'\n"
+            f"modified: '{modified}T00:00:00.000Z'\n---\n\n{name} text\n"
+        )
+        assert kb("import", str(tmp_path / name)).exit_code == 0
+    subjects = log_subjects(root)
+    assert "Merge: Import: Caf\u00e9 \ufffd na\u00efve (earlier revision)" in subjects, subjects
+    assert all("\u00c3" not in subject for subject in subjects)  # no UTF-8 read as Latin-1
+
+
 def test_a_title_git_would_garble_keeps_the_rest_of_the_message(kb, root):
     title = "Caf\u00e9 \ufdd0 \U0010ffff na\u00efve"  # two noncharacters among accented letters
     assert kb("add", title, "-b", "x").exit_code == 0
