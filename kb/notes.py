@@ -508,16 +508,24 @@ def head_of(raw: bytes, limit: int = HEAD_BYTES) -> bytes:
     return raw[:end]
 
 
-def modified_of(raw: bytes) -> str | None:
-    """parse_note(raw).modified without the rest of the note (tags, headings, the other keys' checks):
-    what numbering a note's revisions needs of each."""
+def split_text(raw: bytes) -> tuple[Document, str | None] | None:
+    """split_document() of a file's bytes; None when they are not text (a NUL byte, not UTF-8), which
+    parse_note reports as the note's problem."""
     if b"\x00" in raw[:8192]:
         return None
     try:
-        text = raw.decode("utf-8")
+        return split_document(raw.decode("utf-8"))
     except UnicodeDecodeError:
         return None
-    doc, delim_problem = split_document(text)
+
+
+def modified_of(raw: bytes) -> str | None:
+    """parse_note(raw).modified without the rest of the note (tags, headings, the other keys' checks):
+    what numbering a note's revisions needs of each."""
+    split = split_text(raw)
+    if split is None:
+        return None
+    doc, delim_problem = split
     if delim_problem or not doc.has_front_matter:
         return None
     try:

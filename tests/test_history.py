@@ -509,6 +509,19 @@ def _show_rev_without_cache(kb, monkeypatch) -> str:
         return kb("show", "Beta", "--rev", "1").stdout
 
 
+def _merge_a_side_branch(root: Path, who: list[str]) -> str:
+    """A commit of notes/Side.md on a branch from HEAD~1, merged into the current branch (whose name is
+    returned) with a merge commit."""
+    branch = git(root, "symbolic-ref", "--short", "HEAD").strip()
+    git(root, "checkout", "-q", "-b", "side", "HEAD~1")
+    (root / "notes" / "Side.md").write_text("side\n")
+    git(root, "add", "notes/Side.md")
+    git(root, *who, "commit", "-qm", "side")
+    git(root, "checkout", "-q", branch)
+    git(root, *who, "merge", "-q", "--no-ff", "side", "-m", "merge side")
+    return branch
+
+
 def test_recent_changes_from_the_cache_are_gits(kb, root, monkeypatch):
     """`kb log` reads the last commits' changes from the revision cache when it holds them: the same
     commits, paths, statuses and order as git log -M, through renames kb and git make, moves into folders,
@@ -561,13 +574,7 @@ def test_recent_changes_from_the_cache_are_gits(kb, root, monkeypatch):
         both(n)
     assert kb("add", "After", "-b", "y").exit_code == 0  # the cache is one commit behind
     assert both(3)["changes"][0]["message"] == "Add: After"
-    branch = git(root, "symbolic-ref", "--short", "HEAD").strip()
-    git(root, "checkout", "-q", "-b", "side", "HEAD~1")
-    (root / "notes" / "Side.md").write_text("side\n")
-    git(root, "add", "notes/Side.md")
-    git(root, *who, "commit", "-qm", "side")
-    git(root, "checkout", "-q", branch)
-    git(root, *who, "merge", "-q", "--no-ff", "side", "-m", "merge side")
+    _merge_a_side_branch(root, who)
     assert History(root).recent_cached(30, "notes") is None  # a merge: git log itself
     both(30)
 
@@ -650,13 +657,7 @@ def test_revision_cache_follows_merges_resets_and_lost_commits(kb, root):
     assert kb("add", "One", "-b", "one").exit_code == 0
     assert kb("add", "Two", "-b", "two").exit_code == 0
     check(None)
-    branch = git(root, "symbolic-ref", "--short", "HEAD").strip()
-    git(root, "checkout", "-q", "-b", "side", "HEAD~1")
-    (root / "notes" / "Side.md").write_text("side\n")
-    git(root, "add", "notes/Side.md")
-    git(root, *who, "commit", "-qm", "side")
-    git(root, "checkout", "-q", branch)
-    git(root, *who, "merge", "-q", "--no-ff", "side", "-m", "merge side")
+    branch = _merge_a_side_branch(root, who)
     check(2)  # the side commit and the merge: the known head is the merge's first parent
     known = git(root, "rev-parse", "HEAD").strip()
     git(root, "checkout", "-q", "-b", "other", "HEAD~1")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kb.links import note_links
-from kb.notes import ParsedNote, parse_note, parse_timestamp, split_document, tag_with_parents
+from kb.notes import ParsedNote, parse_note, parse_timestamp, split_document, split_text, tag_with_parents
 
 MAX_INDEXED_CHARS = 1_000_000  # of one note's text; the rest of a huge note is not searchable
 DATE_FIELDS = ("created", "modified")
@@ -99,14 +99,10 @@ def plain_body(raw: bytes) -> str | None:
     """indexed_body() of a note known to have nothing wrong with it (its front matter read without a
     problem, or none): the text after the front matter, found without reading the YAML. None when the
     bytes say otherwise (not UTF-8 text, a front matter not closed)."""
-    if b"\x00" in raw[:8192]:
+    split = split_text(raw)
+    if split is None or split[1] is not None:
         return None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    doc, problem = split_document(text)
-    return None if problem else doc.body
+    return split[0].body
 
 
 def indexed_body(parsed: ParsedNote, raw: bytes) -> str | None:
