@@ -50,6 +50,7 @@ def _stdout_is_terminal() -> bool:
 
 # While a paged command runs, what it prints to stdout is collected here (kb.terminal says when).
 _SINK: list[io.StringIO] = []
+_HINTS: list[str] = []  # hint()s while output is held in _SINK, printed after it
 
 
 def _stdout() -> TextIO:
@@ -92,6 +93,8 @@ def _paged(func: Callable[P, R]) -> Callable[P, R]:
         except BaseException:
             _SINK.pop()
             sys.stdout.write(buffer.getvalue())
+            sys.stdout.flush()
+            _held_hints()
             raise
         _SINK.pop()
         text = buffer.getvalue()
@@ -99,6 +102,7 @@ def _paged(func: Callable[P, R]) -> Callable[P, R]:
         if _screen_lines(text, width, lines) < lines or not _run_pager(pager, text):
             sys.stdout.write(text)
             sys.stdout.flush()
+        _held_hints()
         return result
 
     return wrapper
@@ -284,7 +288,19 @@ def warnings(items: Iterable[str]) -> None:
 
 
 def hint(message: str) -> None:
+    """A line of advice on stderr. While the output is held for the pager, it waits for the output: a
+    "more are not shown" under the table, not above it."""
+    if _SINK:
+        _HINTS.append(message)
+        return
     _err(message)
+
+
+def _held_hints() -> None:
+    held = _HINTS[:]
+    _HINTS.clear()
+    for message in held:
+        _err(message)
 
 
 def _json(data: Json) -> None:
@@ -578,8 +594,8 @@ def search(
     if paths:
         return _paths([hit.path for hit in result.hits], null)
     if not result.hits:
-        hint = f"; did you mean {result.suggestion!r}?" if result.suggestion else ""
-        _err(f"No notes match {result.query!r}{hint}")
+        suggestion = f"; did you mean {result.suggestion!r}?" if result.suggestion else ""
+        _err(f"No notes match {result.query!r}{suggestion}")
         return 1
     if lines == "count":
         _line_counts(result)
@@ -598,7 +614,7 @@ def search(
         _out("\n".join(out) + "\n")
     if result.total is None:
         shown = len(result.hits)
-        _err(f"{shown} note{'s' if shown != 1 else ''} shown, more match; -n N shows more.")
+        hint(f"{shown} note{'s' if shown != 1 else ''} shown, more match; -n N shows more.")
     return 0
 
 
@@ -1192,5 +1208,5 @@ def history_search(result: HistorySearchResult, json: bool, paths: bool, null: b
         _out("\n".join(lines) + "\n")
     if len(result.hits) < result.total:
         shown = len(result.hits)
-        _err(f"{shown} of {result.total} notes shown; -n N shows more.")
+        hint(f"{shown} of {result.total} notes shown; -n N shows more.")
     return 0

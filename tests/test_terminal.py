@@ -354,6 +354,16 @@ def test_list_on_a_terminal_shows_a_hostile_date_and_fits_a_narrow_window(kb, ro
     assert all(len(line.rstrip()) <= 30 for line in lines)
 
 
+def test_a_hint_comes_under_the_output_it_is_about(kb, root):
+    for n in range(4):
+        assert kb("add", f"Note {n}", "-b", "x").exit_code == 0
+    for args, advice in ((["log", "-n", "2"], "2 of 5 commits"), (["search", "x", "-n", "2"], "more match")):
+        term = Terminal(args, root, rows=30, cols=100, env={"KB_PAGER": ""})  # less -FRX: held, then shown
+        _, code = term.finish()
+        lines = [line for line in term.text().splitlines() if line.strip()]
+        assert code == 0 and advice in lines[-1], lines  # last, after every line of the output
+
+
 def test_changes_on_the_screen(kb, root):
     assert kb("add", "Alpha", "-b", "## Part\n\nfirst").exit_code == 0
     assert kb("edit", "Alpha", "-a", "second").exit_code == 0
