@@ -496,11 +496,11 @@ def _one_line_table(heads: Sequence[str], columns: Sequence[list[str]], styles: 
 
     def fitted(i: int) -> list[str]:
         """Column i's cells cut or padded to its width (the last column not padded), in their style."""
-        width, padded, ascii = widths[i], i < count - 1, single[i]
+        width, padded, plain = widths[i], i < count - 1, single[i]
 
         def fit(cell: str, length: int) -> str:
             if length > width:
-                cut = cell[: width - 1] if ascii else set_cell_size(cell, width - 1)
+                cut = cell[: width - 1] if plain else set_cell_size(cell, width - 1)
                 return cut + "\u2026" if width > 0 else ""
             return cell + " " * (width - length) if padded else cell
 
