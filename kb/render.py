@@ -99,9 +99,13 @@ def _paged(func: Callable[P, R]) -> Callable[P, R]:
         _SINK.pop()
         text = buffer.getvalue()
         width = shutil.get_terminal_size().columns
-        if _screen_lines(text, width, lines) < lines or not _run_pager(pager, text):
-            sys.stdout.write(text)
-            sys.stdout.flush()
+        # the hints end the paged text: after the pager they would land under whichever page it left
+        paged = text + "".join(f"{visible(hint)}\n" for hint in _HINTS)
+        if _screen_lines(text, width, lines) >= lines and _run_pager(pager, paged):
+            _HINTS.clear()
+            return result
+        sys.stdout.write(text)
+        sys.stdout.flush()
         _held_hints()
         return result
 

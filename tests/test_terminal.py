@@ -364,6 +364,20 @@ def test_a_hint_comes_under_the_output_it_is_about(kb, root):
         assert code == 0 and advice in lines[-1], lines  # last, after every line of the output
 
 
+def test_the_hint_of_paged_output_is_the_last_line_in_the_pager(tall, kb, tmp_path):
+    for i in range(30):
+        assert kb("add", f"Short {i}", "-b", "paragraph").exit_code == 0
+    paged = tmp_path / "paged.txt"
+    pager = tmp_path / "keep.sh"
+    pager.write_text(f'#!/bin/sh\ncat > "{paged}"\n')
+    pager.chmod(0o755)
+    for args in (["log", "-n", "25"], ["search", "paragraph", "-n", "25"]):
+        out, code = spawn(args, {**tall, "KB_PAGER": str(pager)})
+        lines = paged.read_text().splitlines()
+        assert code == 0 and "-n N shows more." in lines[-1], lines[-3:]
+        assert "-n N shows more." not in out  # not again once the pager is done
+
+
 def test_changes_on_the_screen(kb, root):
     assert kb("add", "Alpha", "-b", "## Part\n\nfirst").exit_code == 0
     assert kb("edit", "Alpha", "-a", "second").exit_code == 0
