@@ -579,6 +579,20 @@ def test_recent_changes_from_the_cache_are_gits(kb, root, monkeypatch):
     both(30)
 
 
+def test_recent_changes_are_dated_in_utc_as_a_notes_revisions_are(kb, root):
+    assert kb("add", "Zoned", "-b", "x").exit_code == 0
+    (root / "notes" / "Zoned.md").write_text("# Zoned\n\nby hand\n")
+    env = {**os.environ, "GIT_AUTHOR_DATE": "2026-08-22T09:04:49-05:00"}
+    subprocess.run(
+        ["git", "-c", "user.name=o", "-c", "user.email=o@o", "commit", "-qam", "by hand"],
+        cwd=root, env=env, check=True,
+    )  # fmt: skip
+    latest = json.loads(kb("log", "--json", "-n", "1").stdout)["changes"][0]
+    assert latest["date"] == "2026-08-22T14:04:49.000Z"
+    assert revisions(kb, "Zoned")[-1]["date"] == latest["date"]
+    assert kb("log", "-n", "1").stdout.startswith("2026-08-22 14:04:49\t")
+
+
 def test_recent_changes_whatever_git_settings_and_file_names(kb, root, monkeypatch):
     """The root commit's changes and git's order of paths whatever log.showRoot and diff.orderFile say; a
     file name that is not UTF-8 is read from git (the cache holds it decoded)."""

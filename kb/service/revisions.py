@@ -305,7 +305,7 @@ def recent(root: Path, limit: int = 20) -> RecentLog:
         changes.append(
             Change(
                 commit.sha,
-                commit.author_date.isoformat(),
+                format_timestamp(commit.author_date),  # UTC, as a note's revisions are dated
                 action_of(commit.subject),
                 commit.subject,
                 tuple(paths),
