@@ -539,7 +539,7 @@ def list_(
         typer.Option(
             "--tag",
             "-t",
-            help="Only notes with this tag or its children.",
+            help="Only notes with this tag or its children, in any case.",
             metavar="TAG",
             autocompletion=completion.tags,
         ),

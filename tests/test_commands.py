@@ -219,6 +219,10 @@ def test_list_sorting_filtering_and_json(kb, root, monkeypatch):
     assert titles == ["Alpha", "beta", "gamma"]
     titles = [line.split("\t")[1] for line in kb("list", "-t", "Work").stdout.splitlines()]
     assert titles == ["gamma", "beta"]
+    for any_case in ("work", "WORK/projects"):  # as search's tag: field reads it
+        listed = [line.split("\t")[1] for line in kb("list", "-t", any_case).stdout.splitlines()]
+        assert listed == (["gamma", "beta"] if any_case == "work" else ["beta"])
+    assert [line.split("\t")[1] for line in kb("list", "-t", "Wor").stdout.splitlines()] == []
     data = json.loads(kb("list", "--json", "--sort", "created").stdout)
     assert [n["title"] for n in data["notes"]] == ["gamma", "Alpha", "beta"]
     assert set(data["notes"][0]) == {"title", "path", "tags", "created", "modified", "problem", "warnings"}

@@ -172,10 +172,15 @@ def list_notes(
             ]
             if not infos:
                 warnings.append(f"no notes in a folder '{wanted}' (kb list shows the paths)")
-    if tag:
-        wanted = validate_tag(tag)
-        infos = [i for i in infos if any(t == wanted or t.startswith(wanted + "/") for t in i.tags)]
+    if tag:  # in any case, as the folder above and search's tag: field
+        wanted = validate_tag(tag).casefold()
+        infos = [i for i in infos if _tagged(i, wanted)]
     return ListResult(tuple(infos), tuple(warnings))
+
+
+def _tagged(info: NoteInfo, wanted: str) -> bool:
+    """Whether the note has the tag `wanted` (case-folded) or one of its children."""
+    return any((t := name.casefold()) == wanted or t.startswith(wanted + "/") for name in info.tags)
 
 
 def _sorted(infos: list[NoteInfo], sort: str) -> list[NoteInfo]:
