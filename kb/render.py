@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from kb.service.history_search import HistoryHit, HistorySearchResult
     from kb.service.importing import ImportResult
     from kb.service.links import LinkRow, LinksResult
-    from kb.service.revisions import Change, DiffResult, NoteLog, RecentLog
+    from kb.service.revisions import Change, DiffResult, NoteLog, RecentLog, Revision
     from kb.service.search import ReindexResult
     from kb.service.sync import SyncResult
     from kb.service.timeline import BlameResult, ChangesResult
@@ -748,7 +748,15 @@ def note_log(result: NoteLog, limit: int | None, json: bool) -> None:
                 ]
             )
         )
-        return
+    else:
+        _note_log_table(result, shown)
+    if len(shown) < len(revisions):
+        hint(f"{len(shown)} of {len(revisions):,} revisions; -n N shows more.")
+    if not result.exists:
+        hint("This note is deleted; 'kb restore NOTE REV' brings it back.")
+
+
+def _note_log_table(result: NoteLog, shown: list[Revision]) -> None:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, title=f"{result.title} ({result.path})", title_justify="left")
@@ -767,8 +775,6 @@ def note_log(result: NoteLog, limit: int | None, json: bool) -> None:
         lines = Text.assemble((f"+{r.added}", "green"), " ", (f"-{r.removed}", "red"))
         table.add_row(str(r.number), r.date[:19].replace("T", " "), r.short, r.action, lines, r.message)
     _console().print(table)
-    if not result.exists:
-        hint("This note is deleted; 'kb restore NOTE REV' brings it back.")
 
 
 @_paged

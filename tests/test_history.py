@@ -54,6 +54,13 @@ def history(built_history: Path, root: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("KB_NOW", "2026-02-01T00:00:00.000Z")
 
 
+def test_log_says_how_many_revisions_it_leaves_out(history, kb):
+    r = kb("log", "Beta", "-n", "2")
+    assert r.exit_code == 0 and len(r.stdout.splitlines()) == 2
+    assert "2 of 5 revisions; -n N shows more." in r.stderr
+    assert "of 5 revisions" not in kb("log", "Beta").stderr
+
+
 def test_log_numbers_revisions_and_follows_renames(history, kb):
     revs = revisions(kb, "Beta")
     assert [r["number"] for r in revs] == [1, 2, 3, 4, 5]
