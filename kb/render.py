@@ -100,8 +100,8 @@ def _paged(func: Callable[P, R]) -> Callable[P, R]:
         text = buffer.getvalue()
         width = shutil.get_terminal_size().columns
         # the hints end the paged text: after the pager they would land under whichever page it left
-        paged = text + "".join(f"{visible(hint)}\n" for hint in _HINTS)
-        if _screen_lines(text, width, lines) >= lines and _run_pager(pager, paged):
+        tall = _screen_lines(text, width, lines) >= lines
+        if tall and _run_pager(pager, text + "".join(f"{visible(hint)}\n" for hint in _HINTS)):
             _HINTS.clear()
             return result
         sys.stdout.write(text)
@@ -181,10 +181,15 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
     if not rows:
         return ""
     text = "".join("\t".join(row) + "\n" for row in rows)
-    tabs = sum(len(row) - 1 for row in rows)
-    if text.count("\n") == len(rows) and text.count("\t") == tabs and "\r" not in text:
+    if _one_line_each(text, len(rows), sum(len(row) - 1 for row in rows)):
         return text
     return "".join("\t".join(value.translate(_IN_A_FIELD) for value in row) + "\n" for row in rows)
+
+
+def _one_line_each(text: str, rows: int, tabs: int) -> bool:
+    """Whether `text`, made of `rows` lines joined by `tabs` tabs in all, has no tab, newline or carriage
+    return inside a value: the counts tell, at C speed."""
+    return text.count("\n") == rows and text.count("\t") == tabs and "\r" not in text
 
 
 def _one_line(text: str) -> str:
@@ -421,9 +426,9 @@ def _list_row(note: NoteInfo) -> tuple[str, str, str, str]:
 
 def _plain_list(notes: Sequence[NoteInfo]) -> str:
     """_table of the notes' rows, made in one pass (a tenth of a second at 100,000 notes) when no value
-    holds a tab, newline or carriage return, which the counts tell at C speed."""
+    holds a tab, newline or carriage return."""
     text = "".join([f"{n.modified or ''}\t{n.title}\t{', '.join(n.tags)}\t{n.path}\n" for n in notes])
-    if text.count("\n") == len(notes) and text.count("\t") == 3 * len(notes) and "\r" not in text:
+    if _one_line_each(text, len(notes), 3 * len(notes)):
         return text
     return _table([_list_row(n) for n in notes])
 

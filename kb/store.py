@@ -370,18 +370,7 @@ class Store:
 
     def read_head(self, rel: str, limit: int) -> bytes:
         """At most the first `limit` bytes of a note (a huge one is not read whole to list or index it)."""
-        from kb.notes import head_of
-
-        path = self.abs(rel)
-        if path.is_symlink():
-            raise KbError(f"{rel} is a symbolic link; kb does not follow links")
-        try:
-            with open(path, "rb") as handle:
-                return head_of(handle.read(limit + 4), limit)
-        except FileNotFoundError:
-            raise KbError(f"{rel} does not exist") from None
-        except OSError as exc:
-            raise KbError(f"cannot read {rel}: {exc.strerror}") from None
+        return self.read_head_signed(rel, limit)[0]
 
     def read_head_signed(self, rel: str, limit: int) -> tuple[bytes, tuple[int, int, int]]:
         """read_head(), with the signature (mtime_ns, size, inode) of the file it read, as a scan gives it."""
