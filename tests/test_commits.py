@@ -277,3 +277,51 @@ def test_meanwhile_runs_once_in_this_thread_whatever_git_does(tmp_path):
         history.commit(["../outside.md"], "Bad", MOMENT, MOMENT, meanwhile=meanwhile)
     assert calls == [True, True, True]
     assert git(root, "rev-list", "--count", "HEAD").strip() == "1"
+
+
+@pytest.mark.cold_only("it records kb's git calls in this process")
+def test_an_index_as_kb_left_it_needs_no_tree_comparison(kb, root, monkeypatch):
+    assert kb("add", "Alpha", "-b", "x").exit_code == 0
+    left = (root / ".git" / "kb-index-state").read_text().split("\n")
+    assert left[:2] == [git(root, "rev-parse", "HEAD").strip(), git(root, "rev-parse", "HEAD^{tree}").strip()]
+    calls: list[str] = []
+    real = History._read
+
+    def recording(self, args, data=None):
+        calls.append(args[0])
+        return real(self, args, data)
+
+    monkeypatch.setattr(History, "_read", recording)
+    assert kb("edit", "Alpha", "-a", "y").exit_code == 0
+    assert "diff-tree" not in calls
+    assert git(root, "show", "--name-only", "--format=", "HEAD").split("\n")[:-1] == ["notes/Alpha.md"]
+    # The index rewritten by someone else (a refresh that stages nothing): the trees are compared again.
+    git(root, "update-index", "--really-refresh")
+    (root / ".git" / "index").touch()
+    assert kb("edit", "Alpha", "-a", "z").exit_code == 0
+    assert "diff-tree" in calls
+    assert git(root, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_a_branch_moved_back_by_hand_keeps_each_commit_to_its_own_paths(kb, root):
+    # `git reset --soft` moves HEAD and keeps the index as it was: kb's next commit holds its own note only.
+    assert kb("add", "Alpha", "-b", "x").exit_code == 0
+    assert kb("add", "Beta", "-b", "y").exit_code == 0
+    git(root, "reset", "-q", "--soft", "HEAD~1")
+    assert kb("edit", "Alpha", "-a", "z").exit_code == 0
+    assert git(root, "show", "--name-only", "--format=", "HEAD").split("\n")[:-1] == ["notes/Alpha.md"]
+    # Beta, uncommitted again, is committed as an outside change first, on its own.
+    assert log_subjects(root)[:3] == ["Edit: Alpha", "External edit: Beta", "Add: Alpha"]
+    assert git(root, "show", "--name-only", "--format=", "HEAD~1").split("\n")[:-1] == ["notes/Beta.md"]
+    assert git(root, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_a_commit_made_by_hand_between_kb_commits(kb, root):
+    assert kb("add", "Alpha", "-b", "x").exit_code == 0
+    (root / "plan.txt").write_text("the user's\n")
+    git(root, "add", "plan.txt")
+    git(root, "-c", "user.name=U", "-c", "user.email=u@x", "commit", "-q", "-m", "Plan")
+    assert kb("edit", "Alpha", "-a", "z").exit_code == 0
+    assert log_subjects(root)[:2] == ["Edit: Alpha", "Plan"]
+    assert git(root, "show", "--name-only", "--format=", "HEAD").split("\n")[:-1] == ["notes/Alpha.md"]
+    assert git(root, "status", "--porcelain", "--untracked-files=all") == ""

@@ -31,6 +31,7 @@ from kb.history.revcache import LOG_FORMAT, CacheUnavailable, RevisionCache, Row
 FALLBACK_NAME = "kb"
 FALLBACK_EMAIL = "kb@localhost"
 MIN_GIT = (2, 25)
+INDEX_STATE = "kb-index-state"  # in the git folder: the commit whose tree the index holds, as kb left it
 GIT_ENV = {"LANGUAGE": "C", "LC_ALL": "C", "GIT_LITERAL_PATHSPECS": "1"}
 # Hooks (all of them: prepare-commit-msg, post-commit, reference-transaction, post-index-change, ...; the
 # `--no-verify` of a commit skips only pre-commit and commit-msg) and the fsmonitor hook never run.
@@ -173,7 +174,11 @@ class _Repository:
 
     def pending_later(self, pathspecs: Sequence[str]) -> Callable[[], list[Change]]:
         """pending(), started now and read when the returned function is called: git works on its own
-        while kb does something else."""
+        while kb does something else.
+
+        git status may write the index (refreshed file times, the untracked cache), never what it stages:
+        an index as kb's last commit left it (see _index_as_left) is recorded as such again."""
+        left = self._index_as_left()
         proc = self._start([*_STATUS, "--", *pathspecs])
         assert proc.stdin is not None
         proc.stdin.close()
@@ -183,6 +188,8 @@ class _Repository:
             stdout, stderr = proc.communicate()
             if proc.returncode != 0:
                 raise GitError(f"git status failed: {last_line(stderr.decode('utf-8', 'replace'))}")
+            if left is not None and left != self._index_as_left():
+                self._leave_index(*left)
             return _changes(stdout.decode("utf-8", "replace"))
 
         return result
@@ -232,8 +239,9 @@ class _Repository:
             data = "".join(f"{p}\0" for p in paths).encode("utf-8")
 
             def plumbing() -> tuple[bool, str | None]:
+                left = self._index_as_left()
                 self._git_input(["update-index", "--add", "--remove", "-z", "--stdin"], data)
-                return self._commit_tree(paths, message, env)
+                return self._commit_tree(paths, message, env, left)
 
             done, sha = plumbing() if meanwhile is None else _alongside(plumbing, run_meanwhile)
             if done:
@@ -246,7 +254,9 @@ class _Repository:
                 self._git("add", "-A", "--", *present)
         return self._commit_porcelain(paths, message, env, run_meanwhile)
 
-    def _commit_tree(self, paths: list[str], message: str, env: dict[str, str]) -> tuple[bool, str | None]:
+    def _commit_tree(
+        self, paths: list[str], message: str, env: dict[str, str], left: tuple[str, str] | None = None
+    ) -> tuple[bool, str | None]:
         """The staged `paths` committed with plumbing: (True, the commit or None when the tree is HEAD's),
         or (False, None) when `git commit` must do it (something else is staged, the index cannot be
         written as a tree, the configuration asks for a message cleanup kb does not do).
@@ -254,7 +264,12 @@ class _Repository:
         HEAD moves by compare-and-swap from the commit read first (or from nothing, for the first
         commit; through its symbolic ref to the branch), so a HEAD moved meanwhile by anything else is
         an error, never a lost commit. The index then holds exactly the new HEAD's tree (write-tree
-        records it), as after `git commit`."""
+        records it), as after `git commit`.
+
+        What else is staged is read from the trees (diff-tree), unless the index was, before `paths` were
+        staged, exactly as kb's last commit left it (`left`: that commit and its tree, see _index_as_left):
+        then only `paths` can differ from HEAD. Comparing two trees of a folder of 100,000 notes takes git
+        60 ms."""
         text = clean_message(message)
         if not text or "commit.cleanup" in self._config():
             return False, None
@@ -266,18 +281,22 @@ class _Repository:
         tree = writing.stdout.decode("ascii", "replace").strip()
         if writing.returncode != 0 or not tree:
             return False, None  # unmerged entries, say: `git commit` explains
-        if old is None:
-            listed = self._read(["ls-tree", "-r", "-z", "--name-only", "--full-tree", tree])
+        if left is not None and old is not None and left[0] == old:
+            if tree == left[1]:
+                return True, None  # the files are as committed
         else:
-            listed = self._read(["diff-tree", "-r", "-z", "--no-renames", "--name-only", old, tree])
-        if listed.returncode != 0:
-            return False, None
-        staged = [p for p in listed.stdout.decode("utf-8", "replace").split("\0") if p]
-        if not staged:
-            return True, None
-        wanted = set(paths)
-        if any(p not in wanted for p in staged):
-            return False, None
+            if old is None:
+                listed = self._read(["ls-tree", "-r", "-z", "--name-only", "--full-tree", tree])
+            else:
+                listed = self._read(["diff-tree", "-r", "-z", "--no-renames", "--name-only", old, tree])
+            if listed.returncode != 0:
+                return False, None
+            staged = [p for p in listed.stdout.decode("utf-8", "replace").split("\0") if p]
+            if not staged:
+                return True, None
+            wanted = set(paths)
+            if any(p not in wanted for p in staged):
+                return False, None
         parent = [] if old is None else ["-p", old]
         sha = self._git_input(["commit-tree", tree, *parent], text.encode("utf-8"), env).strip()
         action = os.environ.get("GIT_REFLOG_ACTION") or ("commit (initial)" if old is None else "commit")
@@ -293,8 +312,46 @@ class _Repository:
                     f"HEAD moved while kb was committing (another program changed the branch): {why}"
                 )
             raise GitError(f"git update-ref failed: {why}")
+        self._leave_index(sha, tree)
         self._pack_when_due()
         return True, sha
+
+    def _index_signature(self) -> str | None:
+        """The git index file's identity and times: any rewrite of it (git writes a new file and renames
+        it into place) changes them."""
+        if os.environ.get("GIT_INDEX_FILE"):
+            return None  # another index than the repository's own
+        try:
+            st = os.stat(self.git_dir / "index")
+        except OSError:
+            return None
+        return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
+
+    def _leave_index(self, commit: str, tree: str) -> None:
+        """Record that the index now holds exactly `tree`, the tree of `commit` (as write-tree left it)."""
+        state = self.git_dir / INDEX_STATE
+        signature = self._index_signature()
+        try:
+            if signature is None:
+                state.unlink(missing_ok=True)
+                return
+            temporary = state.with_name(f"{INDEX_STATE}.{os.getpid()}")
+            temporary.write_text(f"{commit}\n{tree}\n{signature}\n", encoding="ascii")
+            os.replace(temporary, state)
+        except OSError:
+            with contextlib.suppress(OSError):
+                state.unlink(missing_ok=True)
+
+    def _index_as_left(self) -> tuple[str, str] | None:
+        """(commit, tree) when the index file is the one kb's commit of `commit` left (same file, same
+        times: nothing has written it since), and so holds exactly `tree`; None otherwise."""
+        try:
+            commit, tree, signature, *_ = (self.git_dir / INDEX_STATE).read_text(encoding="ascii").split("\n")
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+        if not commit or not tree or signature != self._index_signature():
+            return None
+        return commit, tree
 
     def _pack_when_due(self) -> None:
         """What `git commit` does after each commit and plumbing does not: git's automatic packing, when
