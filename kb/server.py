@@ -692,6 +692,7 @@ class Server:
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)
         from kb import cli, render, service
+        from kb import index as kb_index
 
         for name in service.__all__:
             # through the package's own loader: importing kb.service.search directly would hide the
@@ -704,6 +705,7 @@ class Server:
             self.freshness.notes()
             self.rehearse(cli.run, WARM_UP)
             self.probe = self._probe()
+            kb_index.close_kept_searcher()  # its files are this process's: a worker opens its own
         gc.collect()
         gc.freeze()
         self._new_spare()

@@ -518,3 +518,30 @@ def test_a_scan_is_not_recorded_when_the_rows_changed_since_they_were_read(corpu
         assert catalog.agreed_scan() is None
         assert isinstance(entry, Entry)
     assert "Zebra" in titles(kb, "zebra")  # the changed row is seen as a change and indexed again
+
+
+@pytest.mark.cold_only("it looks at the searcher this process keeps")
+def test_the_searcher_kept_between_searches_is_the_index_as_it_is_now(kb, root):
+    # A process that searches twice keeps the first search's searcher open for the second (a warm server's
+    # spare searches once before it takes a command); a commit or a rebuild of the index in between
+    # makes the second search open the new index.
+    from kb import index as kb_index
+
+    assert kb("add", "Kept", "-b", "alpha words").exit_code == 0
+    assert paths(kb, "alpha") == ["notes/Kept.md"]
+    first = kb_index._KEPT[-1][2]
+    assert paths(kb, "alpha") == ["notes/Kept.md"]
+    assert kb_index._KEPT[-1][2] is first
+    assert kb("add", "Other", "-b", "alpha again").exit_code == 0
+    assert paths(kb, "alpha") == ["notes/Kept.md", "notes/Other.md"]
+    second = kb_index._KEPT[-1][2]
+    assert second is not first
+    assert kb("reindex").exit_code == 0
+    assert paths(kb, "alpha") == ["notes/Kept.md", "notes/Other.md"]
+    third = kb_index._KEPT[-1][2]
+    assert third is not second
+    (root / "notes" / "Other.md").unlink()  # an outside deletion: the search catches up first
+    assert paths(kb, "alpha") == ["notes/Kept.md"]
+    assert kb_index._KEPT[-1][2] is not third
+    kb_index.close_kept_searcher()
+    assert not kb_index._KEPT

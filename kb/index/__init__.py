@@ -14,7 +14,7 @@ import contextlib
 import os
 import re
 import shutil
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ __all__ = [
     "QueryError",
     "RefreshReport",
     "SearchResult",
+    "close_kept_searcher",
     "damage_errors",
     "parse_query",
 ]
@@ -126,6 +127,37 @@ _WORDS = re.compile(WORD_PATTERN)
 
 class NeedsRebuild(Exception):
     """The index must be built anew."""
+
+
+# The searcher of this process's last search, with its index folder and table of contents (see _searcher).
+_KEPT: list[tuple[str, tuple[str, int, int] | None, Any]] = []
+
+
+def close_kept_searcher() -> None:
+    """Close the searcher this process's last search kept open (see NoteIndex._searcher)."""
+    while _KEPT:
+        with contextlib.suppress(*damage_errors()):
+            _KEPT.pop()[2].close()
+
+
+def _contents_file(folder: str) -> tuple[str, int, int] | None:
+    """The name, inode and modification time of the index's newest table of contents: a commit writes a
+    new one, a rebuild a new folder of them. None when it cannot be read."""
+    newest: tuple[int, str, int, int] | None = None
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = entry.name
+                if name.endswith(".toc") and name.startswith("_"):
+                    generation = name[:-4].rpartition("_")[2]
+                    if generation.isdigit():
+                        st = entry.stat(follow_symlinks=False)
+                        found = (int(generation), name, st.st_ino, st.st_mtime_ns)
+                        if newest is None or found > newest:
+                            newest = found
+    except OSError:
+        return None
+    return None if newest is None else newest[1:]
 
 
 def damage_errors() -> tuple[type[BaseException], ...]:
@@ -223,6 +255,34 @@ class NoteIndex:
         from whoosh import index
 
         return index.open_dir(str(self.folder))
+
+    @contextlib.contextmanager
+    def _searcher(self) -> Iterator[Any]:
+        """A searcher of the index: the one this process's last search used when the index is the same
+        (the same table of contents file), else a new one. A warm server's spare runs a search before it
+        takes a command: the command's search then finds the segments open and their tables read."""
+        folder = str(self.folder)
+        searcher: Any = None
+        if _KEPT:
+            where, toc, kept = _KEPT.pop()
+            if where == folder and toc == _contents_file(folder):
+                searcher = kept
+            else:
+                with contextlib.suppress(*damage_errors()):
+                    kept.close()
+        if searcher is None:
+            toc = _contents_file(folder)
+            searcher = self._open().searcher()
+        try:
+            yield searcher
+        except BaseException:
+            with contextlib.suppress(*damage_errors()):
+                searcher.close()
+            raise
+        if toc is not None:
+            _KEPT.append((folder, toc, searcher))
+        else:
+            searcher.close()
 
     # ------------------------------------------------------------ building
 
@@ -500,8 +560,7 @@ class NoteIndex:
         the count (None: more than `limit`, not counted), the hits, and notices about the query."""
         from whoosh import query as wq
 
-        ix = self._open()
-        with ix.searcher() as searcher:
+        with self._searcher() as searcher:
             filter_q: Any = wq.Term("tags", tag.lower()) if tag else None
             if paths is not None:
                 among = wq.Or([wq.Term("path", p) for p in sorted(paths)])
