@@ -1091,12 +1091,22 @@ class _Worker:
             os.close(fd)
         _streams()
         from kb import cli, terminal
+        from kb import index as kb_index
 
         terminal.SETTINGS.run_pager = self.page
         terminal.SETTINGS.before_terminal = self.hand_back
         sys.argv = ["kb", *argv]
+        kb_index.merge_later()
         code = cli.run(argv)
         conn.sendall(client.frame(b"X", str(code).encode()))
+        if kb_index.merges_deferred():
+            # Answered: the client's descriptors are let go (a pipe it writes to ends), then the merge
+            # runs at a lower priority than the commands that may come meanwhile.
+            _let_go()
+            conn.close()
+            with contextlib.suppress(OSError):
+                os.nice(10)
+            kb_index.merge_deferred()
 
     def hand_back(self) -> None:
         """The command needs the user's terminal (the picker, $EDITOR): the client runs it cold. It is
@@ -1263,6 +1273,17 @@ class _Spare:
         """It reads the end of its socket and exits."""
         with contextlib.suppress(OSError):
             self.sock.close()
+
+
+def _let_go() -> None:
+    """Flush the output, then put /dev/null on descriptors 0, 1 and 2 in place of the client's."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
 
 
 def _streams() -> None:

@@ -799,3 +799,26 @@ def test_a_git_folder_elsewhere_is_never_vouched_for(warm: Warm, root: Path, tmp
     assert added.returncode == 0, added.stderr
     assert _vouched(warm) == 0
     assert git(root, "status", "--porcelain") == ""
+
+
+def test_a_warm_change_merges_the_index_after_it_answers(warm: Warm, root: Path):
+    # Each change adds a segment to the search index; past MERGE_AFTER_SEGMENTS a worker merges the small
+    # ones once it has answered (12 changes, without merging: 13 segments).
+    from whoosh import index as whoosh_index
+
+    from kb.index import MERGE_AFTER_SEGMENTS
+
+    warm.start()
+    for i in range(MERGE_AFTER_SEGMENTS + 4):
+        added = warm.run("add", f"Segment {i}", "-b", f"word{i} shared")
+        assert added.returncode == 0, added.stderr
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        segments = len(whoosh_index.open_dir(str(root / "index"))._segments())
+        if segments <= MERGE_AFTER_SEGMENTS + 1:  # the last change may add one after a merge
+            break
+        time.sleep(0.1)
+    assert segments <= MERGE_AFTER_SEGMENTS + 1
+    found = warm.run("search", "shared", "-l", "-n", "100")
+    assert found.stdout.decode().count("notes/Segment ") == MERGE_AFTER_SEGMENTS + 4
+    assert warm.run("search", "shared", "-l", "-n", "100", cold=True).stdout == found.stdout
