@@ -1092,18 +1092,22 @@ class _Worker:
         _streams()
         from kb import cli, terminal
         from kb import index as kb_index
+        from kb import store as kb_store
 
         terminal.SETTINGS.run_pager = self.page
         terminal.SETTINGS.before_terminal = self.hand_back
         sys.argv = ["kb", *argv]
         kb_index.merge_later()
+        kb_store.defer_after_answer()
         code = cli.run(argv)
         conn.sendall(client.frame(b"X", str(code).encode()))
-        if kb_index.merges_deferred():
-            # Answered: the client's descriptors are let go (a pipe it writes to ends), then the merge
-            # runs at a lower priority than the commands that may come meanwhile.
+        if kb_store.deferring_work() or kb_index.merges_deferred():
+            # Answered: the client's descriptors are let go (a pipe it writes to ends), then what the
+            # change left runs: the index update under the write lock still, then, at a lower priority
+            # than the commands that may come meanwhile, the merge.
             _let_go()
             conn.close()
+            kb_store.run_deferred()
             with contextlib.suppress(OSError):
                 os.nice(10)
             kb_index.merge_deferred()

@@ -10,7 +10,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -512,12 +512,61 @@ def rehearsal() -> Iterator[None]:
         _REHEARSING.pop()
 
 
+# Work a change left for after its command has answered (a warm server's worker: see defer), and the
+# write locks held until it is done.
+_DEFERRED: list[Callable[[], object]] = []
+_HELD: list[int] = []
+_DEFERRING: list[bool] = []
+_RUNNING: list[bool] = []
+
+
+def defer_after_answer() -> None:
+    """From now on, defer() keeps work for run_deferred, and the write lock stays held until then."""
+    _DEFERRING.append(True)
+
+
+def deferring() -> bool:
+    """Whether this process defers work to after its answer (defer_after_answer)."""
+    return bool(_DEFERRING)
+
+
+def deferring_work() -> bool:
+    """Whether work waits for run_deferred."""
+    return bool(_DEFERRED or _HELD)
+
+
+def defer(work: Callable[[], object]) -> bool:
+    """Keep `work` for run_deferred when this process defers (True), else do nothing (False): the caller
+    does it now."""
+    if not _DEFERRING:
+        return False
+    _DEFERRED.append(work)
+    return True
+
+
+def run_deferred() -> None:
+    """Do the deferred work, in order, then let go of the write locks held for it. Any later lock, and any
+    read of the search index, runs it first."""
+    if _RUNNING or not (_DEFERRED or _HELD):
+        return  # the work itself reads the index: it is what runs now
+    _RUNNING.append(True)
+    try:
+        while _DEFERRED:
+            _DEFERRED.pop(0)()
+    finally:
+        _RUNNING.clear()
+        while _HELD:
+            with contextlib.suppress(OSError):
+                os.close(_HELD.pop())
+
+
 @contextlib.contextmanager
 def exclusive_lock(root: Path, timeout: float) -> Iterator[None]:
     """One writer at a time: an flock on the knowledge base folder itself (no lock file to leave behind;
     the kernel releases it when the process dies). Waits up to `timeout` seconds, then fails clearly."""
     if _REHEARSING:
         raise RehearsalStopped(f"a rehearsal does not change {root}")
+    run_deferred()  # this process's earlier change first, and its lock let go
     _SETTLED.clear()  # a writer reads the disk, not the warm server's last scan
     _SETTLED_VALUES.clear()
     try:
@@ -541,4 +590,7 @@ def exclusive_lock(root: Path, timeout: float) -> Iterator[None]:
                 time.sleep(0.05)
         yield
     finally:
-        os.close(fd)
+        if _DEFERRED:
+            _HELD.append(fd)  # held until run_deferred has done what the change left
+        else:
+            os.close(fd)

@@ -822,3 +822,60 @@ def test_a_warm_change_merges_the_index_after_it_answers(warm: Warm, root: Path)
     found = warm.run("search", "shared", "-l", "-n", "100")
     assert found.stdout.decode().count("notes/Segment ") == MERGE_AFTER_SEGMENTS + 4
     assert warm.run("search", "shared", "-l", "-n", "100", cold=True).stdout == found.stdout
+
+
+def test_what_a_warm_change_indexes_after_it_answers_is_found_at_once(warm: Warm, root: Path):
+    # The worker answers once the commit is made and indexes the note after: a search that comes at once
+    # (warm, or cold in another process) finds it all the same, and so does the next writer.
+    warm.start()
+    for i in range(4):
+        added = warm.run("add", f"Quick {i}", "-b", f"quickword{i} and more")
+        assert added.returncode == 0, added.stderr
+        found = warm.run("search", f"quickword{i}", "-l")
+        assert found.stdout.decode().splitlines() == [f"notes/Quick {i}.md"], found.stderr
+        edited = warm.run("edit", f"Quick {i}", "-a", f"laterword{i}")
+        assert edited.returncode == 0, edited.stderr
+        cold = warm.run("search", f"laterword{i}", "-l", cold=True)
+        assert cold.stdout.decode().splitlines() == [f"notes/Quick {i}.md"], cold.stderr
+    check = warm.run("check", cold=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert git(root, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_a_deferred_index_update_holds_the_write_lock_until_it_is_done(
+    cold_kb, root: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # What a worker does: the change answers with its commit made, the index not yet updated and the write
+    # lock still held; run_deferred updates the index and lets go of the lock.
+    from kb import store as kb_store
+    from kb.index import NoteIndex
+
+    assert cold_kb("add", "First", "-b", "plain").exit_code == 0
+    assert cold_kb("search", "plain").exit_code == 0  # the index is made
+    monkeypatch.setattr(kb_store, "_DEFERRING", [True])
+    try:
+        assert cold_kb("add", "Later", "-b", "deferredword").exit_code == 0
+        assert kb_store.deferring_work()
+        assert git(root, "log", "-1", "--format=%s").strip() == "Add: Later"
+        assert "notes/Later.md" not in sqlite_paths(root)
+        locking = (
+            "import sys, pathlib, kb.store as s\nwith s.exclusive_lock(pathlib.Path(sys.argv[1]), 0.2): pass"
+        )
+        other = subprocess.run([sys.executable, "-c", locking, str(root)], capture_output=True, text=True)
+        assert other.returncode != 0 and "LockTimeout" in other.stderr
+        NoteIndex(root)  # a read of the index in this process does the deferred work first
+        assert not kb_store.deferring_work()
+        assert "notes/Later.md" in sqlite_paths(root)
+        with kb_store.exclusive_lock(root, 0.2):
+            pass
+    finally:
+        kb_store.run_deferred()
+
+
+def sqlite_paths(root: Path) -> set[str]:
+    import sqlite3
+
+    from kb.index.catalog import CATALOG
+
+    with contextlib.closing(sqlite3.connect(root / "index" / CATALOG)) as db:
+        return {row[0] for row in db.execute("SELECT path FROM notes")}

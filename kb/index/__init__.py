@@ -38,7 +38,7 @@ from kb.index.document import (
 )
 from kb.index.query import QueryError, body_terms, bound_notices, parse_query, without_longer_words
 from kb.notes import HEAD_BYTES, parse_note
-from kb.store import INDEX_DIR, Store, scan_digest
+from kb.store import INDEX_DIR, Store, run_deferred, scan_digest
 
 __all__ = [
     "DatesLookup",
@@ -280,6 +280,7 @@ class RefreshReport:
 
 class NoteIndex:
     def __init__(self, root: Path, store: Store | None = None) -> None:
+        run_deferred()  # a change of this process's that left the index for later: done first
         self.root = root
         self.store = store if store is not None else Store(root)
         self.folder = root / INDEX_DIR

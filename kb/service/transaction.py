@@ -130,6 +130,15 @@ class Transaction:
         commit. Returns the commit and the index's warnings. Should the commit fail, the files are put
         back as always and the index, which then describes files that are not there, is corrected by
         the next search (their signatures differ)."""
+        from kb import store as kb_store
+
+        if kb_store.deferring():
+            # A warm server's worker: the index is updated once the command has answered, under the
+            # write lock still (kb.store.defer_after_answer); a read before then catches up as after an
+            # outside edit. Its warnings are not shown: the next search repairs what it could not do.
+            commit = self.change(writes, message, author_date)
+            kb_store.defer(lambda: reindex_paths(self, paths))
+            return commit, ()
         warnings: tuple[str, ...] | None = None
         stopped: list[BaseException] = []
 
