@@ -407,6 +407,8 @@ class Freshness:
         """Drain the events; after any, the cold path's check (outside edits indexed), with a walk of every
         folder only when the events do not say which files changed. True when the notes are known to be
         exactly the remembered scan, which the catalog agrees with."""
+        from whoosh.index import LockError
+
         from kb import store as kb_store
         from kb.errors import KbError
         from kb.index import NoteIndex, damage_errors
@@ -448,8 +450,10 @@ class Freshness:
                     report = index.refresh_changed(paths, agreed)
             if report is None:
                 report = index.refresh()
-        except (KbError, *damage_errors()):  # type: ignore[misc]
-            self.dirty = True  # the worker repairs it the cold way (with its progress bar)
+        except (KbError, LockError, *damage_errors()):  # type: ignore[misc]
+            # the worker repairs it the cold way (with its progress bar), or waits for the writer that
+            # held the index
+            self.dirty = True
             return False
         self.kept, self.layout, self.agreed = scan, notes.layout, report.agreed
         self.outside = self.signature()

@@ -281,6 +281,9 @@ def test_meanwhile_runs_once_in_this_thread_whatever_git_does(tmp_path):
 
 @pytest.mark.cold_only("it records kb's git calls in this process")
 def test_an_index_as_kb_left_it_needs_no_tree_comparison(kb, root, monkeypatch):
+    # After kb's commit, nothing else has written git's index: the next commit of files need not compare
+    # HEAD's tree with the new one. Once anything writes the index (git status refreshing it, a git add),
+    # it compares them again, and what the user staged stays staged.
     assert kb("add", "Alpha", "-b", "x").exit_code == 0
     left = (root / ".git" / "kb-index-state").read_text().split("\n")
     assert left[:2] == [git(root, "rev-parse", "HEAD").strip(), git(root, "rev-parse", "HEAD^{tree}").strip()]
@@ -292,15 +295,43 @@ def test_an_index_as_kb_left_it_needs_no_tree_comparison(kb, root, monkeypatch):
         return real(self, args, data)
 
     monkeypatch.setattr(History, "_read", recording)
-    assert kb("edit", "Alpha", "-a", "y").exit_code == 0
+    history = History(root)
+    alpha = root / "notes" / "Alpha.md"
+    alpha.write_text(alpha.read_text() + "y\n")
+    assert history.commit(["notes/Alpha.md"], "Edit: Alpha", MOMENT, MOMENT)
     assert "diff-tree" not in calls
-    assert git(root, "show", "--name-only", "--format=", "HEAD").split("\n")[:-1] == ["notes/Alpha.md"]
-    # The index rewritten by someone else (a refresh that stages nothing): the trees are compared again.
-    git(root, "update-index", "--really-refresh")
-    (root / ".git" / "index").touch()
-    assert kb("edit", "Alpha", "-a", "z").exit_code == 0
+    (root / "plan.txt").write_text("the user's\n")
+    git(root, "add", "plan.txt")
+    alpha.write_text(alpha.read_text() + "z\n")
+    assert history.commit(["notes/Alpha.md"], "Edit: Alpha", MOMENT, MOMENT)
     assert "diff-tree" in calls
-    assert git(root, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(root, "show", "--name-only", "--format=", "HEAD").split("\n")[:-1] == ["notes/Alpha.md"]
+    assert git(root, "status", "--porcelain") == "A  plan.txt\n"
+    git(root, "reset", "-q", "--", "plan.txt")  # the index written again: compared again
+    calls.clear()
+    alpha.write_text(alpha.read_text() + "w\n")
+    assert history.commit(["notes/Alpha.md"], "Edit: Alpha", MOMENT, MOMENT)
+    assert "diff-tree" in calls
+    assert git(root, "show", "--name-only", "--format=", "HEAD").split("\n")[:-1] == ["notes/Alpha.md"]
+
+
+@pytest.mark.cold_only("it stages a file from inside kb's git calls in this process")
+def test_a_file_staged_while_kb_reads_the_notes_is_not_committed(kb, root, monkeypatch):
+    # git status writes the index (refreshed times): whatever else wrote it meanwhile, kb compares trees.
+    assert kb("add", "Alpha", "-b", "x").exit_code == 0
+    real = History._start
+
+    def staging(self, args, env=None, quiet=False):
+        if args and args[0] == "status":
+            (root / "user.txt").write_text("the user's\n")
+            git(root, "add", "user.txt")
+        return real(self, args, env, quiet)
+
+    monkeypatch.setattr(History, "_start", staging)
+    assert kb("add", "Second", "-b", "y").exit_code == 0
+    monkeypatch.setattr(History, "_start", real)
+    assert git(root, "show", "--name-only", "--format=", "HEAD").split("\n")[:-1] == ["notes/Second.md"]
+    assert "A  user.txt" in git(root, "status", "--porcelain")
 
 
 def test_a_branch_moved_back_by_hand_keeps_each_commit_to_its_own_paths(kb, root):

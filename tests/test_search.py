@@ -315,8 +315,14 @@ def _catalog_of_another_version(index: Path) -> None:
 
 
 def _catalog(root: Path) -> dict | None:
+    """The catalog's rows once no kb process holds the write lock (a warm server's worker updates the
+    index after it has answered, under the lock)."""
     from kb.index import NoteIndex
+    from kb.store import exclusive_lock
 
+    if root.is_dir():
+        with exclusive_lock(root, 10):
+            pass
     catalog = NoteIndex(root).catalog()
     if catalog is None:
         return None

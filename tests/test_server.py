@@ -879,3 +879,27 @@ def sqlite_paths(root: Path) -> set[str]:
 
     with contextlib.closing(sqlite3.connect(root / "index" / CATALOG)) as db:
         return {row[0] for row in db.execute("SELECT path FROM notes")}
+
+
+def test_a_large_warm_change_is_indexed_before_it_answers(warm: Warm, root: Path):
+    # A rename that rewrites the links of many notes: a read right after must not index them all again
+    # (or wait for the worker's lock), so the worker indexes them before it answers.
+    from kb.service.transaction import DEFER_AT_MOST
+    from kb.store import exclusive_lock
+
+    spokes = 12
+    assert spokes + 1 > DEFER_AT_MOST
+    assert warm.run("add", "Hub", "-b", "the centre", cold=True).returncode == 0
+    for i in range(spokes):
+        assert warm.run("add", f"Spoke {i}", "-b", f"to [[Hub]] {i}", cold=True).returncode == 0
+    assert warm.run("search", "centre", cold=True).returncode == 0  # the index is made
+    warm.start()
+    requests = warm.requests()
+    moved = warm.run("edit", "Hub", "--title", "Center")
+    assert moved.returncode == 0, moved.stderr
+    assert warm.requests() == requests + 1  # answered by the server
+    with exclusive_lock(root, 0):  # free at once: nothing was left for after the answer
+        pass
+    assert "[[Center]]" in (root / "notes" / "Spoke 0.md").read_text()
+    found = warm.run("search", "links:Center", "-l", "-n", "100")
+    assert len(found.stdout.decode().splitlines()) == spokes, found.stderr

@@ -174,11 +174,7 @@ class _Repository:
 
     def pending_later(self, pathspecs: Sequence[str]) -> Callable[[], list[Change]]:
         """pending(), started now and read when the returned function is called: git works on its own
-        while kb does something else.
-
-        git status may write the index (refreshed file times, the untracked cache), never what it stages:
-        an index as kb's last commit left it (see _index_as_left) is recorded as such again."""
-        left = self._index_as_left()
+        while kb does something else."""
         proc = self._start([*_STATUS, "--", *pathspecs])
         assert proc.stdin is not None
         proc.stdin.close()
@@ -188,8 +184,6 @@ class _Repository:
             stdout, stderr = proc.communicate()
             if proc.returncode != 0:
                 raise GitError(f"git status failed: {last_line(stderr.decode('utf-8', 'replace'))}")
-            if left is not None and left != self._index_as_left():
-                self._leave_index(*left)
             return _changes(stdout.decode("utf-8", "replace"))
 
         return result
@@ -278,6 +272,7 @@ class _Repository:
         # for each change (700 kB at 10,000 notes). zlib's fastest level takes about half the time of
         # git's default and compresses trees about as well (their object ids do not compress at all).
         writing = self._run(["-c", "core.looseCompression=1", "write-tree"])
+        written = self._index_signature()  # the index as write-tree left it: exactly `tree`
         tree = writing.stdout.decode("ascii", "replace").strip()
         if writing.returncode != 0 or not tree:
             return False, None  # unmerged entries, say: `git commit` explains
@@ -312,7 +307,7 @@ class _Repository:
                     f"HEAD moved while kb was committing (another program changed the branch): {why}"
                 )
             raise GitError(f"git update-ref failed: {why}")
-        self._leave_index(sha, tree)
+        self._leave_index(sha, tree, written)
         self._pack_when_due()
         return True, sha
 
@@ -327,12 +322,16 @@ class _Repository:
             return None
         return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
 
-    def _leave_index(self, commit: str, tree: str) -> None:
-        """Record that the index now holds exactly `tree`, the tree of `commit` (as write-tree left it)."""
+    def _leave_index(self, commit: str, tree: str, written: str | None) -> None:
+        """Record that the index holds exactly `tree`, the tree of `commit`: `written` is the index file's
+        signature read as write-tree ended, and it must still be the file's now (nothing wrote it while
+        the commit was made). Only a write in the moment between write-tree's end and that first look
+        would go unseen; the state is not recorded again after anything else (git status, say) writes the
+        index, so a commit after that compares the trees."""
         state = self.git_dir / INDEX_STATE
         signature = self._index_signature()
         try:
-            if signature is None:
+            if signature is None or signature != written:
                 state.unlink(missing_ok=True)
                 return
             temporary = state.with_name(f"{INDEX_STATE}.{os.getpid()}")

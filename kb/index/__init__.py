@@ -578,10 +578,17 @@ class NoteIndex:
     def update_or_warn(self, paths: Iterable[str]) -> tuple[str, ...]:
         """update(), for a change that is already committed: damage to the index is not the change's
         failure, so it is reported as a warning (the next search repairs it). A bug is raised."""
+        from whoosh.index import LockError
+
         try:
             self.update(paths)
         except KbError as exc:
             return (f"the search index was not updated ({exc}); the next search will catch up",)
+        except LockError:
+            return (
+                "the search index was not updated (another process kept it locked); "
+                "the next search will catch up",
+            )
         except damage_errors() as exc:
             return (
                 f"the search index was not updated ({type(exc).__name__}); the next search will catch up",

@@ -62,6 +62,9 @@ def _prepare_root(root: Path, explicit: bool) -> None:
         raise KbError(f"cannot create {root}: {exc.strerror}") from None
 
 
+DEFER_AT_MOST = 8  # notes a warm change may leave to index after its answer (kb.store.defer)
+
+
 @dataclass
 class Transaction:
     root: Path
@@ -132,10 +135,12 @@ class Transaction:
         the next search (their signatures differ)."""
         from kb import store as kb_store
 
-        if kb_store.deferring():
+        paths = list(paths)
+        if kb_store.deferring() and len({*paths, *self.external_paths}) <= DEFER_AT_MOST:
             # A warm server's worker: the index is updated once the command has answered, under the
             # write lock still (kb.store.defer_after_answer); a read before then catches up as after an
             # outside edit. Its warnings are not shown: the next search repairs what it could not do.
+            # A larger change is indexed before the answer: a read meanwhile would index it all again.
             commit = self.change(writes, message, author_date)
             kb_store.defer(lambda: reindex_paths(self, paths))
             return commit, ()
