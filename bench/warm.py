@@ -309,8 +309,10 @@ def main() -> None:
         ratio = by["kb search WORD (warm)"].median_ms / by["rg -l -i WORD"].median_ms
         print(f"\nwarm search / rg: {ratio:.2f}×")
     args.out.mkdir(parents=True, exist_ok=True)
+    # --reuse: the notes the knowledge base holds, not --notes (its default)
+    count = sum(1 for p in notes.rglob("*.md")) if args.reuse else args.notes
     data = {
-        "notes": args.notes,
+        "notes": count,
         "runs": args.runs,
         "server_rss_mib": rss[0],
         "spare_rss_mib": rss[1],
