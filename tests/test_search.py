@@ -551,3 +551,36 @@ def test_the_searcher_kept_between_searches_is_the_index_as_it_is_now(kb, root):
     assert kb_index._KEPT[-1][2] is not third
     kb_index.close_kept_searcher()
     assert not kb_index._KEPT
+
+
+@pytest.mark.cold_only("it commits to the index from inside this process's search")
+def test_a_search_whose_index_changes_under_it_is_asked_again(kb, root, monkeypatch):
+    # A commit by another process (a warm worker's update or merge after its answer) deletes the files of
+    # the segments it merged; a searcher opened before may not have read them yet. The search is asked
+    # again on the new index, and the index is not rebuilt for it.
+    import contextlib as ctx
+
+    from whoosh import index as whoosh_index
+
+    from kb.index import NoteIndex
+
+    for i in range(4):
+        assert kb("add", f"Part {i}", "-b", f"segmentword part{i}").exit_code == 0
+        assert paths(kb, f"part{i}") == [f"notes/Part {i}.md"]  # one segment each
+    real = NoteIndex._searcher
+    calls = []
+
+    @ctx.contextmanager
+    def changed_under(self):
+        with real(self) as searcher:
+            calls.append(searcher)
+            if len(calls) == 1:
+                writer = whoosh_index.open_dir(str(root / "index")).writer()
+                writer.commit(optimize=True)  # one segment now; the others' files are gone
+            yield searcher
+
+    monkeypatch.setattr(NoteIndex, "_searcher", changed_under)
+    r = kb("search", "segmentword", "-l")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(r.stdout.split("\n")[:-1]) == [f"notes/Part {i}.md" for i in range(4)]
+    assert len(calls) == 2 and "rebuilt" not in r.stderr

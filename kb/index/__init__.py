@@ -62,6 +62,9 @@ WRITER_TIMEOUT = 10.0
 # for every search and every change); separate files are read where needed.
 COMPOUND = False
 MERGE_AFTER_SEGMENTS = 8
+# Times a search is asked again when the index changed under it: a commit deletes the files of the segments
+# it merged, and Whoosh opens a segment's columns (stored fields, lengths) when they are first read.
+CHANGED_UNDER_SEARCH = 3
 BULK = 2000  # notes; from here a build uses two processes
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -553,7 +556,8 @@ class NoteIndex:
         lines: tuple[bool, int | None] = (False, None),
     ) -> tuple[int | None, list[Hit], list[str], RefreshReport]:
         """The one way to search: make the index fresh (repair it if damaged), then answer. An index that
-        opened but cannot be read (a truncated segment) is rebuilt once and asked again."""
+        opened but cannot be read (a truncated segment) is rebuilt once and asked again; one that another
+        process committed to while the search read it is asked again as it is now."""
 
         def ask() -> tuple[int | None, list[Hit], list[str]]:
             return self.search(
@@ -568,10 +572,20 @@ class NoteIndex:
             )
 
         report = self.ensure_fresh(progress)
-        try:
-            total, hits, notices = ask()
-        except damage_errors():
-            report = self.ensure_fresh(progress, force=True)
+        for _ in range(CHANGED_UNDER_SEARCH):
+            contents = _contents_file(str(self.folder))
+            try:
+                total, hits, notices = ask()
+                break
+            except (TypeError, *damage_errors()) as exc:  # type: ignore[misc]
+                if _contents_file(str(self.folder)) != contents:
+                    continue  # another process committed meanwhile (and deleted the segments it merged)
+                if not isinstance(exc, damage_errors()):
+                    raise
+                report = self.ensure_fresh(progress, force=True)
+                total, hits, notices = ask()
+                break
+        else:
             total, hits, notices = ask()
         return total, hits, notices, report
 
