@@ -535,13 +535,10 @@ def deferring_work() -> bool:
     return bool(_DEFERRED or _HELD)
 
 
-def defer(work: Callable[[], object]) -> bool:
-    """Keep `work` for run_deferred when this process defers (True), else do nothing (False): the caller
-    does it now."""
-    if not _DEFERRING:
-        return False
+def defer(work: Callable[[], object]) -> None:
+    """Keep `work` for run_deferred (only where deferring() says this process defers)."""
+    assert _DEFERRING, "defer() outside a process that defers"
     _DEFERRED.append(work)
-    return True
 
 
 def run_deferred() -> None:

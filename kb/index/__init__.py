@@ -509,10 +509,7 @@ class NoteIndex:
 
     def _has_toc(self) -> bool:
         """Whoosh's table of contents is there (a damaged index is found when it is read, and rebuilt)."""
-        try:
-            return any(name.endswith(".toc") for name in os.listdir(self.folder))
-        except OSError:
-            return False
+        return _contents_file(str(self.folder)) is not None
 
     # ------------------------------------------------------------ the front door
 
