@@ -48,7 +48,7 @@ from kb import client
 if TYPE_CHECKING:
     from kb.forked import Forked
     from kb.layout import Layout
-    from kb.store import Scan
+    from kb.store import Names, Scan
 
 IDLE_SECONDS = 900.0
 SPARE_DELAY = 0.05  # seconds without a running worker before a spare is forked
@@ -267,6 +267,7 @@ class Freshness:
         # The notes all committed, as a `git status` the server ran when idle found them (nothing that
         # kb.service.transaction would commit as an outside edit): the stamp of the moment it started.
         self.clean: tuple[object, ...] | None = None
+        self.names: Names = {}  # every watched notes folder's names, listed once the status found that
         self.status: _Status | None = None
         self.tried: tuple[object, ...] | None = None  # the stamp git status was last run at
         self.failed: tuple[object, ...] | None = None  # when check_when_idle last failed
@@ -370,7 +371,7 @@ class Freshness:
         stamp = self.stamp()
         if stamp == self.tried or stamp == self.clean:
             return None
-        self.clean, self.tried = None, stamp
+        self.clean, self.tried, self.names = None, stamp, {}
         try:
             proc = History(self.root).status_process(watched_paths(Store(self.root)))
         except KbError:
@@ -400,8 +401,31 @@ class Freshness:
             changes, temps = outside_changes(Store(self.root), status_changes(bytes(status.out)))
         except KbError:
             return
-        if not changes and not temps and status.stamp == self.stamp():
-            self.clean = status.stamp
+        if not changes and not temps:
+            # Listed after the status began: a name changed since then is an event, and the stamp (or a
+            # waiting event) then says so, as for the scan. A new note's free name is looked up in these.
+            names = self.folder_names()
+            _give_back()  # the names listed, gone again: 8 MB at 100,000 notes
+            if status.stamp == self.stamp():
+                self.clean, self.names = status.stamp, names
+
+    def folder_names(self) -> Names:
+        """Each watched folder under the notes root: its names (kb.store.folder_names), by its path
+        relative to the notes root."""
+        from kb.errors import KbError
+        from kb.store import Store, folder_names
+
+        try:
+            notes = str(Store(self.root).notes)
+        except KbError:
+            return {}
+        found: Names = {}
+        for folder in self.watcher.folders.values():
+            if folder == notes:
+                found[""] = folder_names(folder)
+            elif folder.startswith(notes + "/"):
+                found[folder[len(notes) + 1 :]] = folder_names(folder)
+        return found
 
     def check(self) -> bool:
         """Drain the events; after any, the cold path's check (outside edits indexed), with a walk of every
@@ -900,13 +924,13 @@ class Server:
         # for them (Freshness.vouchable: no event since a git status found them all committed), which the
         # worker confirms once it holds the lock (_vouch). What it changes makes the next request check
         # (the events name the files it wrote).
-        vouch: tuple[tuple[object, ...], Scan] | None = None
+        vouch: tuple[tuple[object, ...], Scan, Names] | None = None
         if writes:
             self.freshness.read_events()
             kept = self.freshness.kept
             same_git = _git_settings(env) == _git_settings(dict(os.environ))  # git status ran with ours
             if same_git and self.freshness.vouchable() and kept is not None:
-                vouch = (self.freshness.stamp(), kept)
+                vouch = (self.freshness.stamp(), kept, self.freshness.names)
             fresh = False
             self.freshness.due = True
         else:
@@ -1145,9 +1169,10 @@ def _git_settings(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
     )
 
 
-def _vouch(server: Server, stamp: tuple[object, ...], scan: Scan) -> None:
+def _vouch(server: Server, stamp: tuple[object, ...], scan: Scan, names: Names) -> None:
     """In a worker about to write on the server's word (Freshness.vouchable): its transaction, once it holds
-    the write lock, takes `scan` as the notes and skips git status and the walk, if no event is waiting on
+    the write lock, takes `scan` as the notes (and `names` as the folders' names: a new note's free file
+    name is found without listing its folder) and skips git status and the walk, if no event is waiting on
     the watch (this worker keeps the watch's descriptor to look, without reading it) and the stamp is still
     `stamp` (no event read by the server meanwhile, HEAD, git's index, the catalog and the rest as they
     were). Otherwise it does what a cold process does."""
@@ -1157,7 +1182,7 @@ def _vouch(server: Server, stamp: tuple[object, ...], scan: Scan) -> None:
     assert watcher is not None and freshness is not None
     fd = os.dup(watcher.fileno())
 
-    def check(root: Path) -> Scan | None:
+    def check(root: Path) -> tuple[Scan, Names] | None:
         transaction.vouch_for_writes(None)  # the first transaction only: its own writes come next
         try:
             waiting = select.select([fd], [], [], 0)[0]  # looked at first, the count second: see drain
@@ -1166,7 +1191,7 @@ def _vouch(server: Server, stamp: tuple[object, ...], scan: Scan) -> None:
         if waiting or os.path.realpath(root) != real or freshness.stamp() != stamp:
             return None
         watcher.counts.bump(Shared.VOUCHED)
-        return scan
+        return scan, names
 
     transaction.vouch_for_writes(check)
 

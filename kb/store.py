@@ -10,7 +10,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,6 +139,55 @@ def settled(root: Path) -> Scan | None:
     return _SETTLED.get(key) if key is not None else None
 
 
+def name_keys(folder: str | Path) -> frozenset[str]:
+    """The title key (NFC, case-folded: kb.notes.title_key) of every name in `folder`, whatever it names;
+    empty when the folder cannot be read. Made in C: title_key called 100,000 times costs 0.1 s."""
+    return frozenset(_name_keys(folder))
+
+
+def _name_keys(folder: str | Path) -> Iterator[str]:
+    import unicodedata
+    from functools import partial
+
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return iter(())
+    return map(str.casefold, map(partial(unicodedata.normalize, "NFC"), names))
+
+
+def folder_names(folder: str | Path) -> FolderNames:
+    """name_keys(folder), kept as the warm server keeps them."""
+    return FolderNames(_name_keys(folder))
+
+
+class FolderNames:
+    """A folder's name_keys as the warm server keeps them: a sorted array of their hashes, 8 bytes a name
+    where a set of the keys takes about 100 (10 MB at 100,000 notes). `key in names` is True for every key
+    that is there; for one that is not, only a collision of 64-bit hashes (about one lookup in 10^14 at
+    100,000 names) would say it is there too, and that costs a new note's name a " (2)", never a file."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        from array import array
+
+        self._hashes = array("q", sorted(set(map(hash, keys))))
+
+    def __contains__(self, key: object) -> bool:
+        from bisect import bisect_left
+
+        h = hash(key)
+        i = bisect_left(self._hashes, h)
+        return i < len(self._hashes) and self._hashes[i] == h
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+
+# Each folder's names, by its path relative to the notes root ("" for the root itself), as the warm server
+# listed them after the scan it vouches for.
+Names = dict[str, FolderNames]
+
+
 class Store:
     def __init__(self, root: Path, layout: Layout | None = None) -> None:
         self.root = root
@@ -147,6 +196,7 @@ class Store:
         self.notes = root / self.layout.notes if self.layout.notes else root
         self._kept: Scan | None = None
         self._adopted: Scan | None = None  # the kept scan, while it is the one adopt() took
+        self._names: Names | None = None  # the folders' names with it, until this Store changes a file
 
     # ------------------------------------------------------------ paths
 
@@ -210,10 +260,20 @@ class Store:
         self._kept = found if keep else None
         return (dict(found[0]) if keep else found[0]), found[1]
 
-    def adopt(self, scan: Scan) -> None:
+    def adopt(self, scan: Scan, names: Names | None = None) -> None:
         """Keep `scan` (the warm server's, vouched for under the write lock) as scan(keep=True) would: the
-        next scan() answers from it until this Store writes or deletes a file."""
-        self._kept = self._adopted = (dict(scan[0]), scan[1])
+        next scan() answers from it until this Store writes or deletes a file. `names`: the folders' names
+        the server listed with it (name_keys answers from them until this Store writes or deletes a file)."""
+        self._kept = self._adopted = scan  # not copied (13 ms at 100,000 notes): scan() hands it out as is
+        self._names = names
+
+    def name_keys(self, folder: str = "") -> Container[str]:
+        """The title keys of every name in `folder` (relative to the notes root): what a new file's name
+        must not be, in any case. From the warm server's listing, adopted with its scan, when it has that
+        folder and this Store has changed no file since; otherwise read from the folder."""
+        if self._names is not None and (known := self._names.get(folder)) is not None:
+            return known
+        return name_keys(self.notes / folder if folder else self.notes)
 
     @property
     def vouched(self) -> bool:
@@ -401,11 +461,11 @@ class Store:
         path = self.abs(rel)
         if path.is_symlink():
             raise KbError(f"{rel} is a symbolic link; kb does not write through links")
-        self._kept = None
+        self._kept = self._names = None
         write_atomic(path, data, durable)
 
     def remove(self, rel: str) -> None:
-        self._kept = None
+        self._kept = self._names = None
         path = self.abs(rel)
         try:
             path.unlink()

@@ -227,3 +227,35 @@ def test_the_catalogs_log_says_nothing_of_a_generation_it_has_not_reached(cold_k
         assert catalog.changed_since(now)[0] is None
         assert catalog.changed_since(f"{made}/{int(count) + 1}")[0] is None
         assert catalog.changed_since(f"another/{count}")[0] is None
+
+
+def test_a_free_name_is_looked_up_in_the_adopted_folder_names_until_the_store_writes(tmp_path: Path) -> None:
+    """The warm server's names of each folder, adopted with its scan, answer which file names are taken
+    (in any case) instead of a listing of the folder, until this Store changes a file."""
+    from kb.service.lookup import free_path
+    from kb.store import FolderNames, folder_names, name_keys
+
+    notes = _notable(tmp_path)
+    (notes / "Folder named like a note.MD").mkdir()
+    store = Store(tmp_path)
+    listed = name_keys(notes)
+    assert "folder named like a note.md" in listed and "note 3.md" in listed
+    assert free_path(store, "Folder named like a note") == "notes/Folder named like a note (2).md"
+    assert free_path(store, "note 3") == "notes/note 3 (2).md"
+    assert free_path(store, "note 3", except_path="notes/Note 3.md") == "notes/note 3.md"
+    scan = store.scan()
+    kept = FolderNames(listed | {"ghost.md"})
+    assert len(kept) == len(listed) + 1 and all(key in kept for key in listed)
+    assert "ghost.md" in kept and "Ghost.md" not in kept and "other.md" not in kept
+    store.adopt(scan, {"": kept, "sub": folder_names(notes / "sub")})
+    assert free_path(store, "Ghost") == "notes/Ghost (2).md"  # the adopted names said so, not the disk
+    assert free_path(store, "deep", folder="sub") == "notes/sub/deep (2).md"
+    assert free_path(store, "New", folder="elsewhere") == "notes/elsewhere/New.md"  # not adopted: listed
+    store.write_atomic("notes/Written.md", b"# Written\n")
+    assert free_path(store, "Ghost") == "notes/Ghost.md"  # the store changed a file: the folder is read
+    assert free_path(store, "written") == "notes/written (2).md"
+    taken: set[str] = set()
+    assert [free_path(store, "Twice", taken=taken) for _ in range(2)] == [
+        "notes/Twice.md",
+        "notes/Twice (2).md",
+    ]

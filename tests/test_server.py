@@ -661,6 +661,31 @@ def test_a_write_on_the_servers_word_commits_what_a_cold_one_does(warm: Warm, ro
     assert found.stdout.strip() == b"notes/Vouched one.md"
 
 
+def test_a_write_on_the_servers_word_finds_a_free_name_among_every_name_of_the_folder(warm: Warm, root: Path):
+    """The server lists the folders' names with its word (a folder's, a file's that is not a note): a new
+    note's file never takes one of them, in any case."""
+    notes = root / "notes"
+    (notes / "Taken by a folder.MD").mkdir()
+    (notes / "Taken by a folder.MD" / "inside.txt").write_text("A file.\n")
+    (notes / "NOT A NOTE.MD").write_text("Not kb's to overwrite.\n")  # .MD: not a note's suffix
+    git(root, "add", "-A", "notes")
+    git(root, *_ME, "commit", "-q", "-m", "A folder, and a file that is not a note")
+    warm.start()
+    made = []
+    for title in ("Taken by a folder", "not a note"):
+        _committed(warm)
+        before = _vouched(warm)
+        added = warm.run("add", title, "-b", "Body.")
+        assert added.returncode == 0, added.stderr
+        assert _vouched(warm) == before + 1
+        made.append(git(root, "log", "-1", "--format=", "--name-only").strip())
+    assert made == [
+        "notes/Taken by a folder (2).md",
+        "notes/not a note (2).md",
+    ]
+    assert (notes / "NOT A NOTE.MD").read_text() == "Not kb's to overwrite.\n"
+
+
 def test_an_outside_edit_just_before_a_warm_write_is_committed_first(warm: Warm, root: Path):
     warm.start()
     for attempt in range(3):
@@ -709,12 +734,13 @@ def test_the_word_is_checked_again_under_the_lock(cold_kb, root: Path):
 
     def word() -> object:
         stamp = settled()
-        server._vouch(fake, stamp, freshness.kept)
+        server._vouch(fake, stamp, freshness.kept, freshness.names)
         return transaction._VOUCH[0]
 
     try:
         check = word()
-        assert check(root) == freshness.kept  # nothing happened: the scan stands
+        assert check(root) == (freshness.kept, freshness.names)  # nothing happened: the scan stands
+        assert "alpha note.md" in freshness.names[""] and "beta note.md" not in freshness.names[""]
         assert watcher.counts.value(server.Shared.VOUCHED) == 1
         assert check not in transaction._VOUCH  # asked once
 

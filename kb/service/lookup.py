@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import functools
 import heapq
-import os
-import unicodedata
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -331,26 +328,15 @@ def free_path(
     taken. `taken`: the title keys of the names in that folder, kept by the caller across many calls (the
     chosen name is added to it)."""
     stem = file_stem(title)
-    keep = taken
     where = f"{store.prefix}{folder}/" if folder else store.prefix
-    if taken is None:
-        try:
-            # title_key of every name, in C: `title_key` called 100,000 times costs 0.1 s
-            nfc = functools.partial(unicodedata.normalize, "NFC")
-            taken = set(
-                map(str.casefold, map(nfc, os.listdir(store.notes / folder if folder else store.notes)))
-            )
-        except OSError:
-            taken = set()
-    else:
-        taken = set(taken) if except_path else taken
-    if except_path:
-        taken.discard(title_key(Path(except_path).name))
+    names = store.name_keys(folder) if taken is None else taken
+    own = title_key(Path(except_path).name) if except_path else None  # the note's own name is free for it
     n = 1
     while True:
         name = f"{stem}.md" if n == 1 else f"{stem} ({n}).md"
-        if title_key(name) not in taken:
-            if keep is not None:
-                keep.add(title_key(name))
+        key = title_key(name)
+        if key == own or key not in names:
+            if taken is not None:
+                taken.add(key)
             return f"{where}{name}"
         n += 1

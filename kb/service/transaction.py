@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from kb.history import Change, History
-    from kb.store import Scan
+    from kb.store import Names, Scan
 
 
 def _is_kb(root: Path) -> bool:
@@ -248,7 +248,7 @@ def transaction(
             # nothing moved since (kb.server: no change event since its `git status` found nothing to
             # commit, HEAD and git's index as they were then): neither git status nor the walk is needed.
             if scan:
-                tx.store.adopt(vouched)
+                tx.store.adopt(*vouched)
             tx.external, tx.external_paths = (), ()
         else:
             pending = tx.history.pending_later(watched_paths(tx.store))
@@ -264,12 +264,13 @@ def transaction(
 
 
 # The warm server's worker (kb.server) puts here, for a write, the function that answers under the write
-# lock whether the server's last scan still stands for the notes, all of them committed: that scan, or
-# None (then git status and a walk of every folder, as always). Empty on the cold path.
-_VOUCH: list[Callable[[Path], Scan | None]] = []
+# lock whether the server's last scan still stands for the notes, all of them committed: that scan with
+# the folders' names (Store.adopt), or None (then git status and a walk of every folder, as always). Empty
+# on the cold path.
+_VOUCH: list[Callable[[Path], tuple[Scan, Names] | None]] = []
 
 
-def vouch_for_writes(check: Callable[[Path], Scan | None] | None) -> None:
+def vouch_for_writes(check: Callable[[Path], tuple[Scan, Names] | None] | None) -> None:
     """Set (or with None, clear) the warm server's vouch, asked once a transaction holds the lock."""
     _VOUCH.clear()
     if check is not None:
