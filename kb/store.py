@@ -70,6 +70,20 @@ def _stat_all(folder: str, names: list[str]) -> list[tuple[int, int, int] | None
     return out
 
 
+def _utf8_name(name: str, base: str, warnings: list[str]) -> bool:
+    """Whether a file or folder name is UTF-8 (os.listdir gives other bytes as lone surrogates, which
+    neither the search index nor the catalog can hold); if not, a warning says that it is not read."""
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(base + name).decode("utf-8", "backslashreplace")
+        warnings.append(f"{shown}: the name is not UTF-8; not read (rename it)")
+        return False
+    return True
+
+
 def scan_digest(found: dict[str, tuple[int, int, int]]) -> str | None:
     """A digest of a scan (Store.scan's paths, in their order, and signatures): two scans with the same
     digest found the same notes with the same (mtime_ns, size, inode). None when a value does not fit
@@ -323,6 +337,8 @@ class Store:
                 if name[:1] != "." and os.path.islink(path):
                     return None  # a link to a folder, perhaps: the walk warns of it
                 continue
+            if not path.isascii() and not _utf8_name(path, "", []):
+                return None  # the walk warns of it
             looked.add(rel)
             if layout.ignore and layout.ignored(rel):
                 found.pop(rel, None)
@@ -377,7 +393,9 @@ class Store:
                     elif entry.is_dir(follow_symlinks=False):
                         if name in SKIPPED_FOLDERS or (not base and name == INDEX_DIR):
                             continue
-                        if not ignore or not layout.ignored(base + name):
+                        if (not ignore or not layout.ignored(base + name)) and _utf8_name(
+                            name, base, warnings
+                        ):
                             stack.append((entry.path, base + name))
                     elif entry.is_symlink():
                         kind = "folder" if entry.is_dir() else "file"
@@ -385,6 +403,8 @@ class Store:
                             warnings.append(f"{base}{name}: a symbolic link to a {kind}; not followed")
                 except OSError:
                     continue
+            if not "".join(names).isascii():  # at C speed: the common case has nothing to look at
+                names = [name for name in names if _utf8_name(name, base, warnings)]
             if with_stat:
                 found = _stat_all(folder, names)
                 names = [name for name, st in zip(names, found, strict=True) if st is not None]

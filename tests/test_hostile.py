@@ -123,6 +123,34 @@ def test_binary_files_and_links_in_notes_are_skipped(kb, with_note, tmp_path):
     one_line_error(kb("show", "notes/link.md"))
 
 
+def test_names_that_are_not_utf8_are_warned_of_and_break_nothing(kb, with_note):
+    """A file or folder whose name is not UTF-8 (Latin-1 bytes, say): neither the search index nor the
+    catalog can hold its path. It is not read as a note, every command says so, and nothing fails."""
+    root = with_note
+    notes = os.fsencode(root / "notes")
+    with open(notes + b"/Caf\xe9.md", "wb") as f:
+        f.write(b"# Cafe\n\nA quince.\n")
+    os.mkdir(notes + b"/D\xe9p\xf4t")
+    with open(notes + b"/D\xe9p\xf4t/Inside.md", "wb") as f:
+        f.write(b"# Inside\n\nA quince too.\n")
+    file_warning = "notes/Caf\\xe9.md: the name is not UTF-8; not read (rename it)"
+    folder_warning = "notes/D\\xe9p\\xf4t: the name is not UTF-8; not read (rename it)"
+    found = kb("search", "quince")
+    assert found.exit_code == 1 and "Traceback" not in found.stderr and "unexpected" not in found.stderr
+    listed = kb("list")
+    assert listed.exit_code == 0 and "Good" in listed.stdout and "Cafe" not in listed.stdout
+    assert file_warning in listed.stderr and folder_warning in listed.stderr
+    checked = kb("check")
+    assert checked.exit_code == 1 and "kb cannot see this file: the name is not UTF-8" in checked.stdout
+    assert kb("add", "After them", "-b", "A quince at last.").exit_code == 0
+    assert kb("search", "quince", "-l").stdout.strip() == "notes/After them.md"
+    os.rename(notes + b"/Caf\xe9.md", notes + b"/Cafe.md")
+    assert sorted(kb("search", "quince", "-l").stdout.splitlines()) == [
+        "notes/After them.md",
+        "notes/Cafe.md",
+    ]
+
+
 def test_an_empty_note_is_valid_and_left_alone(kb, with_note):
     root = with_note
     empty = root / "notes" / "Empty.md"

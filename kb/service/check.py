@@ -164,7 +164,13 @@ def _note_findings(store: Store, infos: list[NoteInfo], warnings: Iterable[str])
             out.append(Finding("unreadable", info.path, 1, f"front matter cannot be read: {info.problem}"))
     for warning in warnings:
         path, _, what = warning.partition(": ")
-        if "symbolic link" in what or what.startswith("skipped") or "cannot be read" in what:
+        unseen = (
+            "symbolic link" in what,
+            what.startswith("skipped"),
+            "cannot be read" in what,
+            "UTF-8" in what,
+        )
+        if any(unseen):
             out.append(Finding("unseen-file", path, None, f"kb cannot see this file: {what}"))
     groups: dict[tuple[str, str], list[NoteInfo]] = {}
     for info in infos:
