@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -686,6 +687,48 @@ def test_a_write_on_the_servers_word_finds_a_free_name_among_every_name_of_the_f
     assert (notes / "NOT A NOTE.MD").read_text() == "Not kb's to overwrite.\n"
 
 
+def _made_ahead(warm: Warm, timeout: float = 30.0) -> str:
+    """Wait until the server has made `kb list`'s output for the notes as they are; its size."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        said = dict(warm.status().details)["kb list's output made ahead"]
+        if said.startswith("yes"):
+            return said
+        time.sleep(0.05)
+    raise AssertionError(f"kb list's output was never made ahead: {warm.status()}")
+
+
+def test_kb_list_made_ahead_prints_what_the_cold_path_prints_and_never_an_older_list(warm: Warm, root: Path):
+    """Once `kb list` has come, the server makes its plain output ahead for the settled notes; a worker
+    prints it as it is. A change makes it anew; a list that comes first is printed from the records."""
+    (root / "notes" / "Hangul 한국어.md").write_text("# 한국어 note\n\nText.\n")  # UTF-8 with 0xED
+    warm.start()
+    first = warm.run("list")
+    assert first.returncode == 0, first.stderr
+    assert dict(warm.status().details)["kb list's output made ahead"] in ("no", "being made")
+    _made_ahead(warm)
+    cold = warm.run("list", cold=True)
+    before = warm.requests()
+    made = warm.run("list")
+    assert warm.requests() == before + 1  # the server answered
+    assert made.returncode == 0 and made.stderr == cold.stderr == b""
+    assert made.stdout == first.stdout == cold.stdout and "한국어 note".encode() in cold.stdout
+    for i in range(3):
+        added = warm.run("add", f"Listed at once {i}", "-b", "Body.")
+        assert added.returncode == 0, added.stderr
+        listed = warm.run("list")  # before the server made it anew: from the records
+        assert f"\tListed at once {i}\t\tnotes/Listed at once {i}.md\n".encode() in listed.stdout
+        cold_now = warm.run("list", cold=True).stdout
+        assert listed.stdout == cold_now, (listed.stdout.decode(), cold_now.decode(), warm.status())
+    _made_ahead(warm)
+    assert warm.run("list").stdout == warm.run("list", cold=True).stdout
+    filtered = warm.run("list", "-t", "greek")
+    assert (
+        filtered.stdout.count(b"\n") == 2
+        and filtered.stdout == warm.run("list", "-t", "greek", cold=True).stdout
+    )
+
+
 def test_an_outside_edit_just_before_a_warm_write_is_committed_first(warm: Warm, root: Path):
     warm.start()
     for attempt in range(3):
@@ -929,3 +972,28 @@ def test_a_large_warm_change_is_indexed_before_it_answers(warm: Warm, root: Path
     assert "[[Center]]" in (root / "notes" / "Spoke 0.md").read_text()
     found = warm.run("search", "links:Center", "-l", "-n", "100")
     assert len(found.stdout.decode().splitlines()) == spokes, found.stderr
+
+
+def test_a_list_made_ahead_is_printed_through_any_stdout_as_the_notes_would_be(
+    cold_kb, root: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """What the server makes ahead for `kb list` (render.plain_list_data), printed by render.note_list,
+    is what it prints from the notes themselves: on a UTF-8 stdout and on one of another encoding."""
+    import io
+
+    from kb import render
+    from kb.service import list_notes
+
+    assert cold_kb("add", "Café 한국어", "-b", "Text.").exit_code == 0
+    assert cold_kb("add", "Plain", "-b", "Text.").exit_code == 0
+    result = list_notes(root)
+    made = dataclasses.replace(result, plain=render.plain_list_data(result.notes))
+    for encoding in ("utf-8", "latin-1"):
+        printed = []
+        for one in (result, made):
+            stdout = io.TextIOWrapper(io.BytesIO(), encoding=encoding, errors="replace")
+            monkeypatch.setattr(sys, "stdout", stdout)
+            render.note_list(one, False)
+            stdout.flush()
+            printed.append(stdout.buffer.getvalue())
+        assert printed[0] == printed[1] and b"Plain" in printed[0]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what mypy sees: the real names, so every call from kb.cli is typed
     from kb.service.check import CheckResult as CheckResult
     from kb.service.check import check as check
+    from kb.service.core import LIST_PLAIN as LIST_PLAIN
     from kb.service.core import ChangeResult as ChangeResult
     from kb.service.core import Draft as Draft
     from kb.service.core import EditorFn as EditorFn
@@ -95,6 +96,7 @@ _WHERE = {
     "RecentLog": "revisions",
     "ReindexResult": "search",
     "Revision": "revisions",
+    "LIST_PLAIN": "core",
     "ShowResult": "core",
     "SyncResult": "sync",
     "TagCount": "core",

@@ -82,6 +82,13 @@ class ShowResult:
 class ListResult:
     notes: tuple[NoteInfo, ...]
     warnings: tuple[str, ...]
+    # What kb list prints for exactly these notes off a terminal, made ahead by the warm server
+    # (kb.render.plain_list_data, under LIST_PLAIN) while the notes are settled; None: render makes it.
+    plain: bytes | None = field(default=None, repr=False, compare=False, metadata={"json": False})
+
+
+# The settled value (kb.store.settle_value) that holds ListResult.plain for `kb list` in its default order.
+LIST_PLAIN = "list:modified:plain"
 
 
 @dataclass(frozen=True)
@@ -156,7 +163,12 @@ def list_notes(
     `as_of`: the notes as they were at the end of that WHEN."""
     recover(root)
     store = Store(root)
+    infos: Sequence[NoteInfo]
     infos, warnings = _sorted_infos(root, store, as_of, sort)
+    if paths is None and folder is None and not tag and as_of is None and sort == "modified":
+        kept = settled_value(root, LIST_PLAIN) if store.settled() else None
+        if isinstance(kept, tuple) and kept[0] is infos:  # made from this very list
+            return ListResult(infos, tuple(warnings), kept[1])
     if paths is not None:
         infos = [i for i in infos if i.path in paths]
     if folder is not None:
@@ -205,18 +217,20 @@ def _by_modified(info: NoteInfo) -> tuple[float, str, str]:
     return (-(parsed.timestamp() if parsed else float("-inf")), title_key(info.title), info.path)
 
 
-def _sorted_infos(root: Path, store: Store, as_of: str | None, sort: str) -> tuple[list[NoteInfo], list[str]]:
+def _sorted_infos(
+    root: Path, store: Store, as_of: str | None, sort: str
+) -> tuple[tuple[NoteInfo, ...], list[str]]:
     """Every note (as of `as_of`) in `sort` order. While the warm server vouches for the notes (kb.store.
     settled) the order is worked out once and kept: filtering a sorted list keeps it sorted."""
     name = f"list:{sort}"
     if as_of is None and store.settled():
         kept = settled_value(root, name)
         if isinstance(kept, tuple):
-            return list(kept[0]), list(kept[1])
+            return kept[0], list(kept[1])  # the kept tuple itself: ListResult.plain is made from it
     infos, warnings = _infos(root, store, as_of)
-    ordered = _sorted(infos, sort)
+    ordered = tuple(_sorted(infos, sort))
     if as_of is None and store.settled():
-        settle_value(root, name, (tuple(ordered), tuple(warnings)))
+        settle_value(root, name, (ordered, tuple(warnings)))
     return ordered, warnings
 
 
