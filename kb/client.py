@@ -42,10 +42,16 @@ UMASK = b"_KB_CLIENT_UMASK"
 
 
 def runtime_dir(env: dict[bytes, bytes]) -> bytes:
-    """The per-user folder of sockets and lock files: $XDG_RUNTIME_DIR/kb, else /tmp/kb-UID."""
+    """The per-user folder of sockets and lock files: $XDG_RUNTIME_DIR/kb, else (unset, relative, or not a
+    folder) /tmp/kb-UID."""
     base = env.get(b"XDG_RUNTIME_DIR", b"")
     if base.startswith(b"/"):
-        return base.rstrip(b"/") + b"/kb"
+        try:
+            folder = (posix.stat(base).st_mode & 0o170000) == 0o040000
+        except OSError:
+            folder = False
+        if folder:
+            return base.rstrip(b"/") + b"/kb"
     return b"/tmp/kb-%d" % posix.getuid()
 
 

@@ -1472,7 +1472,7 @@ def serve(root: Path, foreground: bool = False, announce: Callable[[str], None] 
     if where is None:
         return 1
     folder, sock_path, lock_path = where
-    with contextlib.suppress(FileExistsError):
+    with contextlib.suppress(OSError):  # there already; or it cannot be made: private_dir says no
         os.mkdir(folder, 0o700)
     if not client.private_dir(folder) or len(sock_path) > 100:
         return 1

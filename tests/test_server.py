@@ -997,3 +997,12 @@ def test_a_list_made_ahead_is_printed_through_any_stdout_as_the_notes_would_be(
             stdout.flush()
             printed.append(stdout.buffer.getvalue())
         assert printed[0] == printed[1] and b"Plain" in printed[0]
+
+
+def test_the_runtime_folder_is_under_xdg_runtime_dir_only_when_that_is_a_folder(tmp_path: Path):
+    uid = os.getuid()
+    assert client.runtime_dir({b"XDG_RUNTIME_DIR": os.fsencode(tmp_path)}) == os.fsencode(tmp_path) + b"/kb"
+    for value in (b"", b"relative/dir", os.fsencode(tmp_path / "missing"), os.fsencode(tmp_path / "file")):
+        (tmp_path / "file").write_text("not a folder")
+        assert client.runtime_dir({b"XDG_RUNTIME_DIR": value}) == b"/tmp/kb-%d" % uid
+    assert client.runtime_dir({}) == b"/tmp/kb-%d" % uid
