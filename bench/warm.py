@@ -6,7 +6,7 @@ Makes N notes (bench/generate.py) a knowledge base (or measures `--reuse KB`), t
 a user runs them (the `kb` program next to this interpreter, the thin client): `kb search WORD` cold
 (KB_SERVER=0) and warm, `rg -l -i WORD` on the same notes, and warm searches of a rare word, a common word,
 a phrase, a prefix and a word no note has, `kb list` (piped, and on a pseudo-terminal through `cat` as
-its pager, warm and cold), `kb show NOTE`, `kb log NOTE`, `kb tags`, `kb add`
+its pager, warm and cold), `kb show NOTE`, `kb log NOTE` (a note of LOGGED revisions), `kb tags`, `kb add`
 and `kb edit -a`; the server's resident memory when idle; and an outside edit (a new word appended to a
 note in place) followed at once by `kb search` of that word, which must find it. Each warm figure is
 measured twice: with `--pause` seconds between runs (a person's pace: the server's spare worker is ready
@@ -57,6 +57,7 @@ def kb_program() -> list[str]:
 
 
 _RUN = itertools.count()  # "{i}" in a command: a new number each run (titles of added notes)
+LOGGED = 10  # revisions of the note `kb log NOTE` shows
 
 
 def measure(
@@ -215,6 +216,16 @@ def main() -> None:
         subprocess.run([*base, "server", "start"], env=env, check=True, capture_output=True, timeout=120)
         other = max(made[20:40] or made, key=lambda p: p.stat().st_size)  # not the note kb edit -a changes
         rare = rare_word_of(root, other, avoid=NoteIndex(root).rare_word())
+        # `kb log NOTE` of a note with LOGGED revisions (made here, cold, when it has fewer): not the note the
+        # edits below change, whose history grows with every run on a reused knowledge base.
+        logged = other.stem
+        rel = other.relative_to(root).as_posix()
+        count = subprocess.run(
+            ["git", "-C", str(root), "rev-list", "--count", "HEAD", "--", rel], capture_output=True, text=True
+        ).stdout.strip()
+        for i in range(int(count or 0), LOGGED):
+            edit = [*base, "edit", logged, "-a", f"Line {i} of its history."]
+            subprocess.run(edit, env=cold_env, check=True, capture_output=True)
         first, second = phrase_of(note)
         stamp = f"{os.getpid()}"
         warm = [
@@ -230,7 +241,7 @@ def main() -> None:
             ("kb search NOMATCH (warm)", "kb search zzqxnothing", ["search", "zzqxnothing"]),
             ("kb list (warm)", "kb list", ["list"]),
             ("kb show NOTE (warm)", f"kb show '{title}'", ["show", title]),
-            ("kb log NOTE (warm)", f"kb log '{title}'", ["log", title]),
+            ("kb log NOTE (warm)", f"kb log '{logged}'", ["log", logged]),
             ("kb tags (warm)", "kb tags", ["tags"]),
             ("kb add (warm)", "kb add TITLE -b TEXT", ["add", f"Bench {stamp} {{i}}", "-b", "A new note."]),
             ("kb edit -a (warm)", "kb edit NOTE -a TEXT", ["edit", title, "-a", "Another line {i}."]),
