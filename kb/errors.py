@@ -49,6 +49,13 @@ class NoteExists(KbError):
         super().__init__(f"a note titled '{title}' already exists ({path}){more}")
 
 
+class FileAppeared(KbError):
+    """A file kb was making anew was made meanwhile by another program: left as it is."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} appeared while kb was writing it (made by another program); left as it is")
+
+
 class BrokenNote(KbError):
     """The note's file cannot be parsed, so kb refuses to rewrite it."""
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from kb.errors import KbError, LockTimeout, RehearsalStopped, UsageError
+from kb.errors import FileAppeared, KbError, LockTimeout, RehearsalStopped, UsageError
 from kb.layout import (
     ATTACHMENTS_DIR,
     INDEX_DIR,
@@ -38,6 +38,7 @@ __all__ = [
     "Listing",
     "Store",
     "file_times",
+    "is_utf8",
     "scan_digest",
 ]
 
@@ -70,18 +71,23 @@ def _stat_all(folder: str, names: list[str]) -> list[tuple[int, int, int] | None
     return out
 
 
-def _utf8_name(name: str, base: str, warnings: list[str]) -> bool:
-    """Whether a file or folder name is UTF-8 (os.listdir gives other bytes as lone surrogates, which
-    neither the search index nor the catalog can hold); if not, a warning says that it is not read."""
-    if name.isascii():
-        return True
+def is_utf8(name: str) -> bool:
+    """Whether a name read from the file system (or git) was UTF-8: other bytes come as lone surrogates,
+    which neither the search index nor the catalog can hold."""
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        shown = os.fsencode(base + name).decode("utf-8", "backslashreplace")
-        warnings.append(f"{shown}: the name is not UTF-8; not read (rename it)")
         return False
     return True
+
+
+def _utf8_name(name: str, base: str, warnings: list[str]) -> bool:
+    """is_utf8(name); if not, a warning says that it is not read."""
+    if name.isascii() or is_utf8(name):
+        return True
+    shown = os.fsencode(base + name).decode("utf-8", "backslashreplace")
+    warnings.append(f"{shown}: the name is not UTF-8; not read (rename it)")
+    return False
 
 
 def scan_digest(found: dict[str, tuple[int, int, int]]) -> str | None:
@@ -337,7 +343,7 @@ class Store:
                 if name[:1] != "." and os.path.islink(path):
                     return None  # a link to a folder, perhaps: the walk warns of it
                 continue
-            if not path.isascii() and not _utf8_name(path, "", []):
+            if not path.isascii() and not is_utf8(path):
                 return None  # the walk warns of it
             looked.add(rel)
             if layout.ignore and layout.ignored(rel):
@@ -475,14 +481,18 @@ class Store:
 
     # ------------------------------------------------------------ writing
 
-    def write_atomic(self, rel: str, data: bytes, durable: bool = True) -> None:
+    def write_atomic(self, rel: str, data: bytes, durable: bool = True, new: bool = False) -> None:
         """Temp file in the same folder, fsync, rename over the target, fsync the folder. Not `durable`:
-        no fsync (the caller syncs many files at once)."""
+        no fsync (the caller syncs many files at once). `new`: a file that must not exist; one that
+        appeared meanwhile (made by another program) is left as it is, and KbError says so."""
         path = self.abs(rel)
         if path.is_symlink():
             raise KbError(f"{rel} is a symbolic link; kb does not write through links")
         self._kept = self._names = None
-        write_atomic(path, data, durable)
+        try:
+            write_atomic(path, data, durable, new)
+        except FileExistsError:
+            raise FileAppeared(rel) from None
 
     def remove(self, rel: str) -> None:
         self._kept = self._names = None
@@ -531,7 +541,9 @@ def file_times(path: Path) -> tuple[str, str]:
     )
 
 
-def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+def write_atomic(path: Path, data: bytes, durable: bool = True, new: bool = False) -> None:
+    """`path` written whole or not at all (a temp file renamed into place). `new`: never over a file of
+    that name, even one made while this runs: FileExistsError then, and nothing written."""
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -545,14 +557,19 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
             if durable:
                 os.fsync(handle.fileno())
         with contextlib.suppress(OSError):
-            if path.exists():
+            if not new and path.exists():
                 os.chmod(tmp, path.stat().st_mode & 0o7777)
             else:
                 os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        if new:
+            _link_new(tmp, path)
+        else:
+            os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, FileExistsError):
+            raise
         if isinstance(exc, OSError):
             raise KbError(
                 f"cannot write {path.name}: {exc.strerror or exc}; the old file is intact"
@@ -560,6 +577,24 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
         raise
     if durable:
         _fsync_dir(folder)
+
+
+def _link_new(tmp: str, path: Path) -> None:
+    """The temp file `tmp` given the name `path` only if no file has it (a hard link, which never replaces
+    one: FileExistsError), then its temp name removed. Where the file system has no hard links, a look
+    first, then the rename (a file made between the two would be replaced)."""
+    try:
+        os.link(tmp, path, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+            raise
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def _umask() -> int:

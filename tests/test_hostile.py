@@ -142,7 +142,10 @@ def test_names_that_are_not_utf8_are_warned_of_and_break_nothing(kb, with_note):
     assert file_warning in listed.stderr and folder_warning in listed.stderr
     checked = kb("check")
     assert checked.exit_code == 1 and "kb cannot see this file: the name is not UTF-8" in checked.stdout
-    assert kb("add", "After them", "-b", "A quince at last.").exit_code == 0
+    added = kb("add", "After them", "-b", "A quince at last.")
+    assert added.exit_code == 0 and "outside" not in added.stdout + added.stderr  # nothing kb commits
+    untracked = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "-z"], capture_output=True)
+    assert sorted(untracked.stdout.split(b"\0")[:-1]) == [b"?? notes/Caf\xe9.md", b"?? notes/D\xe9p\xf4t/"]
     assert kb("search", "quince", "-l").stdout.strip() == "notes/After them.md"
     os.rename(notes + b"/Caf\xe9.md", notes + b"/Cafe.md")
     assert sorted(kb("search", "quince", "-l").stdout.splitlines()) == [
@@ -260,6 +263,43 @@ def test_a_second_writer_waits_then_fails_clearly(kb, with_note):
     finally:
         os.close(fd)
     assert kb("add", "Blocked", "-b", "x").exit_code == 0
+
+
+@pytest.mark.cold_only("it makes a file appear in the middle of kb's write, in this process")
+@pytest.mark.parametrize("linked", [True, False], ids=["hard-links", "no-hard-links"])
+def test_a_file_made_while_kb_adds_a_note_of_its_name_is_never_replaced(linked, kb, with_note, monkeypatch):
+    """Between the look for a free file name and the write, another program makes a file of that name:
+    kb leaves it as it is and changes nothing (a new note's file is linked into place, never renamed over
+    one; where the file system has no hard links, it looks again just before the rename)."""
+    from kb import store
+
+    root = with_note
+    target = root / "notes" / "Raced.md"
+    made = tempfile.mkstemp
+
+    def racing(*args: object, **kwargs: object) -> tuple[int, str]:
+        found = made(*args, **kwargs)  # type: ignore[call-overload]
+        if not target.exists():
+            target.write_text("# By hand\n\nPrecious.\n")
+        return found
+
+    monkeypatch.setattr(store.tempfile, "mkstemp", racing)
+    if not linked:
+
+        def no_links(*args: object, **kwargs: object) -> None:
+            raise OSError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(store.os, "link", no_links)
+    head = git(root, "rev-parse", "HEAD")
+    r = kb("add", "Raced", "-b", "From kb.")
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    assert "notes/Raced.md appeared while kb was writing it" in r.stderr and "nothing was changed" in r.stderr
+    assert target.read_text() == "# By hand\n\nPrecious.\n"
+    assert git(root, "rev-parse", "HEAD") == head
+    assert not [p for p in (root / "notes").iterdir() if p.name.startswith(".kb-tmp-")]
+    monkeypatch.setattr(store.tempfile, "mkstemp", made)
+    again = kb("add", "Raced", "-b", "From kb.")
+    assert again.exit_code == 0 and "notes/Raced (2).md" in again.stderr + again.stdout
 
 
 @pytest.mark.cold_only("it makes kb's own writes fail in this process")

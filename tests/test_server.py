@@ -687,6 +687,18 @@ def test_a_write_on_the_servers_word_finds_a_free_name_among_every_name_of_the_f
     assert (notes / "NOT A NOTE.MD").read_text() == "Not kb's to overwrite.\n"
 
 
+def test_a_name_that_is_not_utf8_does_not_keep_writes_off_the_servers_word(warm: Warm, root: Path):
+    """kb neither reads nor commits a file whose name is not UTF-8 (kb check names it): the server's git
+    status still finds every note committed."""
+    with open(os.fsencode(root / "notes") + b"/Caf\xe9.md", "wb") as f:
+        f.write(b"# Cafe\n")
+    warm.start()
+    _committed(warm)
+    added = warm.run("add", "Vouched beside it", "-b", "Body.")
+    assert added.returncode == 0 and b"outside" not in added.stderr, added.stderr
+    assert _vouched(warm) == 1
+
+
 def _made_ahead(warm: Warm, timeout: float = 30.0) -> str:
     """Wait until the server has made `kb list`'s output for the notes as they are; its size."""
     deadline = time.monotonic() + timeout

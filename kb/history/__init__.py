@@ -184,7 +184,7 @@ class _Repository:
             stdout, stderr = proc.communicate()
             if proc.returncode != 0:
                 raise GitError(f"git status failed: {last_line(stderr.decode('utf-8', 'replace'))}")
-            return _changes(stdout.decode("utf-8", "replace"))
+            return _changes(stdout)
 
         return result
 
@@ -554,13 +554,14 @@ _STATUS = ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-rena
 
 def status_changes(out: bytes) -> list[Change]:
     """The output of status_process as changes."""
-    return _changes(out.decode("utf-8", "replace"))
+    return _changes(out)
 
 
-def _changes(out: str) -> list[Change]:
-    """`git status --porcelain=v1 -z` output as changes."""
+def _changes(out: bytes) -> list[Change]:
+    """`git status --porcelain=v1 -z` output as changes. A path that is not UTF-8 keeps its bytes as lone
+    surrogates (as os.listdir gives it), never a stand-in character that names no file."""
     changes: list[Change] = []
-    fields = out.split("\0")
+    fields = out.decode("utf-8", "surrogateescape").split("\0")
     i = 0
     while i < len(fields):
         entry = fields[i]

@@ -447,7 +447,12 @@ def _copy_attachments(tx: Transaction, attachments: list[Path], items: list[Impo
                 )
             continue
         target_dir.mkdir(exist_ok=True)
-        write_atomic(target, data)
+        try:
+            write_atomic(target, data, new=True)
+        except FileExistsError:  # made by another program since the look above: left as it is
+            reason = f"{ATTACHMENTS_DIR}/{source.name} appeared while kb was copying it"
+            items.append(ImportItem(str(source), "skipped", reason=reason))
+            continue
         copied.append(f"{ATTACHMENTS_DIR}/{source.name}")
     if copied:
         plural = "attachment" if len(copied) == 1 else "attachments"

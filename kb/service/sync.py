@@ -223,5 +223,5 @@ def _conflict_copy(tx: Transaction, path: str, ours: bytes) -> str:
     if parsed.doc is not None and not parsed.problem:
         data = set_fields(parsed.doc, {"title": label}).render().encode("utf-8")
     copy = free_path(tx.store, label, folder=tx.store.layout.folder_of(path))
-    tx.store.write_atomic(copy, data)
+    tx.store.write_atomic(copy, data, new=True)
     return copy

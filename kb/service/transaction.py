@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from kb import config
 from kb.errors import (
+    FileAppeared,
     HeadMoved,
     KbError,
     UsageError,
@@ -34,6 +35,7 @@ from kb.store import (
     TEMP_PREFIX,
     Store,
     exclusive_lock,
+    is_utf8,
     write_atomic,
 )
 
@@ -102,19 +104,28 @@ class Transaction:
         # A path whose name differs from a written one only by case goes first (case-insensitive disks).
         first = [p for p, d in writes.items() if d is None and any(
             title_key(p) == title_key(q) and p != q for q, e in writes.items() if e is not None)]  # fmt: skip
+        done: list[str] = []  # the files changed so far: only they are put back
         try:
             for path in first:
+                done.append(path)
                 self.store.remove(path)
             for path, data in writes.items():
                 if data is not None:
-                    self.store.write_atomic(path, data, durable=not bulk)
+                    done.append(path)
+                    try:
+                        # a new file never replaces one another program made meanwhile (its name was free)
+                        self.store.write_atomic(path, data, durable=not bulk, new=old[path] is None)
+                    except FileAppeared:
+                        done.pop()  # that program's file: not ours to put back
+                        raise
             for path, data in writes.items():
                 if data is None and path not in first:
+                    done.append(path)
                     self.store.remove(path)
             if bulk:
                 os.sync()
         except BaseException as exc:
-            self._roll_back(old, exc)
+            self._roll_back({path: old[path] for path in done}, exc)
             raise
         head = self.history.head()
         with signals_deferred():
@@ -175,7 +186,8 @@ class Transaction:
                     else:
                         self.store.write_atomic(path, data)
             with contextlib.suppress(KbError, OSError):
-                self.history._git("reset", "-q", "--", *old)
+                if old:  # (with no path, git reset would unstage everything)
+                    self.history._git("reset", "-q", "--", *old)
             with contextlib.suppress(OSError):
                 journal.write_text(json.dumps({"pid": os.getpid()}))
         if isinstance(exc, KbError):
@@ -445,6 +457,8 @@ def outside_changes(store: Store, pending: list[Change]) -> tuple[list[Change], 
             continue
         if os.path.islink(store.root / change.path):
             continue  # a link kb does not follow is not kb's to commit
+        if not change.path.isascii() and not is_utf8(change.path):
+            continue  # nor a name that is not UTF-8, which kb does not read (the walk warns of it)
         changes.append(change)
     return changes, temps
 
