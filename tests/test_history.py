@@ -826,3 +826,19 @@ def test_a_name_a_note_left_says_where_it_went(kb, monkeypatch):
     assert kb("rm", "Nerve cells", "--yes").exit_code == 0
     assert "notes/Nerve cells.md, its last name, is gone too" in kb("show", "Neurons").stderr
     assert "kb restore 'Nerve cells' 2" in kb("show", "Nerve cells").stderr
+
+
+def test_restore_title_too_renames_the_note_in_its_own_folder_and_never_over_another(kb, root):
+    """The old title's file name is looked for in the note's own folder: a note of that file name at the
+    top is another note, never overwritten."""
+    assert kb("add", "X", "-b", "First text.", "--folder", "sub").exit_code == 0
+    note = root / "notes" / "sub" / "X.md"
+    note.write_text(note.read_text().replace("title: X\n", "title: Z\n"))
+    (root / "notes" / "X.md").write_text("---\ntitle: Other\n---\n\nPrecious.\n")
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=Someone", "-c", "user.email=s@example.org", "commit", "-q", "-m", "By hand")
+    r = kb("restore", "Z", "1", "--title-too")
+    assert r.exit_code == 0, r.stderr
+    assert (root / "notes" / "X.md").read_text() == "---\ntitle: Other\n---\n\nPrecious.\n"
+    assert "title: X\n" in note.read_text() and "First text." in note.read_text()
+    assert git(root, "status", "--porcelain") == ""

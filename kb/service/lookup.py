@@ -330,7 +330,12 @@ def free_path(
     stem = file_stem(title)
     where = f"{store.prefix}{folder}/" if folder else store.prefix
     names = store.name_keys(folder) if taken is None else taken
-    own = title_key(Path(except_path).name) if except_path else None  # the note's own name is free for it
+    # the note's own name is free for it, in its own folder
+    own = (
+        title_key(except_path[len(where) :])
+        if except_path and except_path.rpartition("/")[0] == where.rstrip("/")
+        else None
+    )
     n = 1
     while True:
         name = f"{stem}.md" if n == 1 else f"{stem} ({n}).md"

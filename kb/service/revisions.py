@@ -446,7 +446,8 @@ def restore(root: Path, ref: str, rev: str, title_too: bool = False) -> ChangeRe
             path = current_path
         else:
             title = old_title
-            other = find_title(tx.store, title, except_path=current_path)
+            where = tx.store.layout.folder_of(current_path) if current_path else None
+            other = find_title(tx.store, title, except_path=current_path, folder=where)
             if other:
                 raise NoteExists(other.title, other.path, "rename it first, or restore without --title-too")
             same = current is not None and title_key(title) == title_key(
@@ -454,8 +455,8 @@ def restore(root: Path, ref: str, rev: str, title_too: bool = False) -> ChangeRe
             )
             if current_path and same:
                 path = current_path
-            elif current_path:
-                path = free_path(tx.store, title, except_path=current_path)
+            elif current_path:  # renamed where it is, as kb edit --title does
+                path = free_path(tx.store, title, except_path=current_path, folder=where or "")
             else:
                 path = revision.path if not tx.store.exists(revision.path) else free_path(tx.store, title)
         if current is not None and current.created and current.created != old.created:
