@@ -473,11 +473,11 @@ class Freshness:
                 self.quick += 1
                 if agreed is not None:  # only the rows of the files that changed are read
                     report = index.refresh_changed(paths, agreed)
-                if report is not None and report.agreed is not None:
-                    # No row but theirs changed: the listing is brought up to date from these files. Not
-                    # otherwise: a worker's change may have written other rows too (a note it committed as
-                    # an outside edit gets its dates from that commit), and so the listing is made anew.
-                    self.increment = (before, paths, self.generation)
+                if report is not None and report.agreed is not None and report.compared is not None:
+                    # The listing is brought up to date from the rows compared: the files the events
+                    # named, and the rows changed since (a worker's change that committed an outside edit
+                    # dated that note by its commit). Otherwise it is made anew.
+                    self.increment = (before, set(report.compared), self.generation)
             if report is None:
                 report = index.refresh()
         except (KbError, LockError, *damage_errors()):  # type: ignore[misc]

@@ -142,10 +142,12 @@ def test_only_the_changed_rows_are_compared_while_no_one_else_changed_the_catalo
     assert report is not None and (report.added, report.updated, report.removed) == (0, 1, 0)
     assert report.agreed == next_generation(agreed)  # ours was the only change since
     assert cold_kb("search", "okapi").exit_code == 0
-    # another process changes the catalog (a note of its own): the rows are all compared again
+    assert report.compared == {"notes/Alpha.md"}
+    # another process changes the catalog (a note of its own): its row is compared too, as the log says
     assert cold_kb("edit", "Beta", "-a", "A quokka.").exit_code == 0
-    again = Store(root)
-    assert NoteIndex(root, again).refresh_changed({"notes/Alpha.md"}, report.agreed) is None
+    again = NoteIndex(root, Store(root)).refresh_changed({"notes/Alpha.md"}, report.agreed)
+    assert again is not None and again.compared == {"notes/Alpha.md", "notes/Beta.md"}
+    assert (again.added, again.updated, again.removed) == (0, 0, 0)  # it indexed its own change
     # a rebuilt catalog counts its changes from 0 again: never taken for the one agreed with
     assert cold_kb("reindex").exit_code == 0
     rebuilt = NoteIndex(root, Store(root)).refresh().agreed
@@ -181,7 +183,8 @@ def test_when_the_catalog_changed_the_rescanned_notes_are_compared_without_a_wal
     assert quick is not None and quick.agreed is not None and quick.agreed != agreed
     monkeypatch.setattr(Store, "_walk", walk)
     assert cold_kb("edit", "Alpha", "-a", "More zebra.").exit_code == 0  # a row the events did not name
-    assert NoteIndex(root, Store(root)).refresh_changed(found[1], quick.agreed) is None
+    other = NoteIndex(root, Store(root)).refresh_changed(found[1], quick.agreed)
+    assert other is not None and other.compared == {"notes/Alpha.md", "notes/Beta.md"}
     after = NoteIndex(root, Store(root)).refresh().agreed
     assert after is not None
     assert cold_kb("edit", "Beta", "-a", "More giraffe.").exit_code == 0

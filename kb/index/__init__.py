@@ -272,6 +272,25 @@ def _after_ours(catalog: Catalog, before: str | None) -> str | None:
     return after if before is not None and after == next_generation(before) else None
 
 
+def _agreed_since(
+    catalog: Catalog, generation: str, current: dict[str, Signature], compared: frozenset[str]
+) -> tuple[str | None, frozenset[str]]:
+    """After a change of ours made from `generation` that another came with: the catalog's generation now
+    and the rows compared with it, when the rows changed since `generation` that are not ours all agree with
+    the scan `current`; (None, `compared`) when that is not known."""
+    try:
+        since, now = catalog.changed_since(generation)
+        if since is None:
+            return None, compared
+        theirs = since - compared
+        known, at = catalog.signatures_at(theirs)
+    except CatalogError:
+        return None, compared
+    if at != now or any(current.get(p) != known.get(p) for p in theirs):
+        return None, compared
+    return now, compared | theirs
+
+
 @dataclass(frozen=True)
 class RefreshReport:
     added: int
@@ -279,6 +298,8 @@ class RefreshReport:
     removed: int
     rebuilt: bool
     agreed: str | None = None  # the catalog's generation at which it agreed with the scan, when known
+    # refresh_changed's: the paths whose rows it compared (the files named, and the rows changed since)
+    compared: frozenset[str] | None = None
 
 
 class NoteIndex:
@@ -478,11 +499,13 @@ class NoteIndex:
     def refresh_changed(self, paths: Collection[str], agreed: str) -> RefreshReport | None:
         """refresh() for a store whose scan can differ only in `paths` from the one the catalog agreed with
         at its generation `agreed` (the warm server's watch says which files changed): only their rows are
-        read. None when a row other than theirs changed since `agreed`, or the catalog cannot say (then
-        refresh() compares them all)."""
+        read, and those of the rows changed since `agreed` (another process's write, a warm server's
+        worker's), as the catalog's log says (the report's `compared`). None when the catalog cannot say
+        which rows changed (then refresh() compares them all)."""
         catalog = self.catalog()
         if catalog is None or not self._has_toc():
             raise NeedsRebuild("the search index is missing, unreadable or of another version")
+        looked = set(paths)
         with catalog:
             current = self.store.scan(keep=True)[0]  # kept for refresh(), when it is needed
             try:
@@ -490,22 +513,29 @@ class NoteIndex:
             except CatalogError:
                 raise NeedsRebuild("the search catalog is damaged") from None
             if generation != agreed:
-                # Rows changed since (a write by another process, a warm server's worker): still only these
-                # rows need comparing if every one of them is among `paths`, as the catalog's log says.
                 try:
                     since, now = catalog.changed_since(agreed)
+                    if since is None or now != generation:
+                        return None
+                    if since - looked:
+                        more, now = catalog.signatures_at(since - looked)
+                        if now != generation:
+                            return None  # changed again meanwhile
+                        known.update(more)
+                        looked |= since
                 except CatalogError:
                     return None
-                if since is None or now != generation or not since <= set(paths):
-                    return None
-            changed = {p for p in paths if current.get(p) != known.get(p)}
+            compared = frozenset(looked)
+            changed = {p for p in looked if current.get(p) != known.get(p)}
             if not changed:
-                return RefreshReport(0, 0, 0, False, generation)
+                return RefreshReport(0, 0, 0, False, generation, compared)
             self._apply(catalog, changed)
             after = _after_ours(catalog, generation)
+            if after is None:  # another process's change came with ours (a worker's, after its answer)
+                after, compared = _agreed_since(catalog, generation, current, compared)
         added = sum(1 for p in changed if p in current and p not in known)
         removed = sum(1 for p in changed if p not in current)
-        return RefreshReport(added, len(changed) - added - removed, removed, False, after)
+        return RefreshReport(added, len(changed) - added - removed, removed, False, after, compared)
 
     def _has_toc(self) -> bool:
         """Whoosh's table of contents is there (a damaged index is found when it is read, and rebuilt)."""
