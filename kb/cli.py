@@ -50,6 +50,14 @@ class KbGroup(TyperGroup):
 
         STATE.kb, STATE.debug = None, "--debug" in (args or sys.argv[1:])
         terminal.configure()
+        for arg in args if args is not None else sys.argv[1:]:
+            if not arg.isascii():
+                from kb.store import is_utf8
+
+                if not is_utf8(arg):  # a file name's bytes, say: no note, tag or path of kb's holds them
+                    shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
+                    _error(f"an argument is not UTF-8: {shown}")
+                    sys.exit(2)
         try:
             rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except KbError as exc:

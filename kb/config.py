@@ -22,7 +22,13 @@ def resolve_root(explicit: str | os.PathLike[str] | None = None) -> Path:
         raw = str(Path.home() / DEFAULT_DIRNAME)
     if "\0" in raw:
         raise UsageError("the knowledge base path contains a NUL byte")
-    return Path(raw).expanduser().absolute()
+    found = Path(raw).expanduser().absolute()
+    try:
+        str(found).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(found).decode("utf-8", "backslashreplace")
+        raise UsageError(f"the knowledge base path is not UTF-8: {shown} (rename the folder)") from None
+    return found
 
 
 def now() -> datetime:

@@ -154,6 +154,20 @@ def test_names_that_are_not_utf8_are_warned_of_and_break_nothing(kb, with_note):
     ]
 
 
+def test_arguments_and_a_knowledge_base_path_that_are_not_utf8_are_refused_in_one_line(
+    kb, with_note, monkeypatch, tmp_path
+):
+    odd = os.fsdecode(b"caf\xe9")
+    for args in (["show", odd], ["edit", odd, "-a", "x"], ["list", "-t", odd], ["search", odd], ["add", odd]):
+        r = kb(*args)
+        assert r.exit_code == 2 and r.stderr == "Error: an argument is not UTF-8: caf\\xe9\n", args
+    home = os.fsdecode(os.fsencode(tmp_path) + b"/\xe9kb")
+    monkeypatch.setenv("KB_HOME", home)
+    r = kb("add", "Anything", "-b", "x")
+    assert r.exit_code == 2 and "the knowledge base path is not UTF-8" in r.stderr
+    assert r.stderr.count("\n") == 1 and not os.path.exists(os.fsencode(home))
+
+
 def test_an_empty_note_is_valid_and_left_alone(kb, with_note):
     root = with_note
     empty = root / "notes" / "Empty.md"
