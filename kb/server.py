@@ -1550,15 +1550,40 @@ def status(root: Path) -> ServerStatus:
     return ServerStatus(str(root), os.fsdecode(sock_path), True, details, note)
 
 
-def stop(root: Path, wait: float = 5.0) -> bool:
-    """Ask the server to stop; True when one was running (it is gone when this returns, or after `wait`)."""
+def stop(root: Path, wait: float = 5.0, starting: float = 30.0) -> bool:
+    """Ask the server to stop; True when one was running (it is gone when this returns, or after `wait`).
+    One that is starting (it holds its lock file, but does not answer yet: a command that ran cold has just
+    started it) is waited for, up to `starting` seconds, then stopped."""
     where = paths(root)
-    if where is None or _ask(where[1], b"stop") is None:
+    if where is None:
         return False
+    if _ask(where[1], b"stop") is None:
+        deadline = time.monotonic() + starting
+        while _held(where[2]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            if _ask(where[1], b"stop") is not None:
+                break
+        else:
+            return False
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and client.connect(where[1], 0.2) is not None:
         time.sleep(0.02)
     return True
+
+
+def _held(lock_path: bytes) -> bool:
+    """Whether a server holds this lock file (it is starting or running)."""
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def start(root: Path, wait: float = 10.0) -> ServerStatus:

@@ -1018,3 +1018,14 @@ def test_the_runtime_folder_is_under_xdg_runtime_dir_only_when_that_is_a_folder(
         (tmp_path / "file").write_text("not a folder")
         assert client.runtime_dir({b"XDG_RUNTIME_DIR": value}) == b"/tmp/kb-%d" % uid
     assert client.runtime_dir({}) == b"/tmp/kb-%d" % uid
+
+
+def test_server_stop_right_after_a_cold_command_stops_the_server_it_started(warm: Warm):
+    """The first command runs cold and starts the server in the background; `kb server stop` at once waits
+    for it to answer and stops it, rather than saying none runs while it starts."""
+    assert not warm.status().running
+    assert warm.run("list").returncode == 0  # cold: no server yet; it starts one
+    stopped = warm.run("server", "stop")
+    assert stopped.returncode == 0 and b"Stopped the server." in stopped.stderr + stopped.stdout, stopped
+    time.sleep(1.0)
+    assert not warm.status().running
