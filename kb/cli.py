@@ -52,7 +52,7 @@ class KbGroup(TyperGroup):
         terminal.configure()
         for arg in args if args is not None else sys.argv[1:]:
             if not arg.isascii():
-                from kb.store import is_utf8
+                from kb.notes import is_utf8
 
                 if not is_utf8(arg):  # a file name's bytes, say: no note, tag or path of kb's holds them
                     shown = os.fsencode(arg).decode("utf-8", "backslashreplace")

@@ -350,26 +350,37 @@ def _page(payload: bytes) -> bool:
             return True
 
 
+def held(lock_path: bytes, create: bool = False) -> bool:
+    """Whether a server holds this lock file: it is starting or running (`create`: the file is made when it
+    is not there)."""
+    import fcntl  # not built in; only the cold path and `kb server` get here
+
+    flags = posix.O_RDWR | posix.O_CLOEXEC | (posix.O_CREAT if create else 0)
+    try:
+        fd = posix.open(lock_path, flags, 0o600)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        posix.close(fd)
+    return False
+
+
 def spawn(root: bytes, folder: bytes, key: bytes) -> None:
     """Start the server of this knowledge base in the background, unless one is starting or running (its
     lock file is held). Never waits for it."""
     try:
-        import fcntl  # not built in; only the cold path gets here
-        import subprocess
+        import subprocess  # not built in; only the cold path gets here
 
         try:  # noqa: SIM105
             posix.mkdir(folder, 0o700)
         except FileExistsError:
             pass
-        if not private_dir(folder):
+        if not private_dir(folder) or held(folder + b"/" + key + b".lock", create=True):
             return
-        fd = posix.open(folder + b"/" + key + b".lock", posix.O_RDWR | posix.O_CREAT | posix.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return  # a server holds it
-        finally:
-            posix.close(fd)
         subprocess.Popen(
             [sys.executable, "-P", "-m", "kb.server", "serve", root.decode("utf-8", "surrogateescape")],
             cwd="/",

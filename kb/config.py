@@ -23,11 +23,12 @@ def resolve_root(explicit: str | os.PathLike[str] | None = None) -> Path:
     if "\0" in raw:
         raise UsageError("the knowledge base path contains a NUL byte")
     found = Path(raw).expanduser().absolute()
-    try:
-        str(found).encode("utf-8")
-    except UnicodeEncodeError:
-        shown = os.fsencode(found).decode("utf-8", "backslashreplace")
-        raise UsageError(f"the knowledge base path is not UTF-8: {shown} (rename the folder)") from None
+    if not str(found).isascii():
+        from kb.notes import is_utf8
+
+        if not is_utf8(str(found)):
+            shown = os.fsencode(found).decode("utf-8", "backslashreplace")
+            raise UsageError(f"the knowledge base path is not UTF-8: {shown} (rename the folder)")
     return found
 
 

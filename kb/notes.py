@@ -122,6 +122,16 @@ def tag_with_parents(tag: str) -> list[str]:
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
+def is_utf8(name: str) -> bool:
+    """Whether a name read from the file system, git or the command line was UTF-8: other bytes come as
+    lone surrogates, which no note, tag, search index or catalog can hold."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def title_key(title: str) -> str:
     """Two titles are the same note when their NFC, case-folded forms are equal."""
     return unicodedata.normalize("NFC", title).casefold()

@@ -1559,7 +1559,7 @@ def stop(root: Path, wait: float = 5.0, starting: float = 30.0) -> bool:
         return False
     if _ask(where[1], b"stop") is None:
         deadline = time.monotonic() + starting
-        while _held(where[2]) and time.monotonic() < deadline:
+        while client.held(where[2]) and time.monotonic() < deadline:
             time.sleep(0.05)
             if _ask(where[1], b"stop") is not None:
                 break
@@ -1569,21 +1569,6 @@ def stop(root: Path, wait: float = 5.0, starting: float = 30.0) -> bool:
     while time.monotonic() < deadline and client.connect(where[1], 0.2) is not None:
         time.sleep(0.02)
     return True
-
-
-def _held(lock_path: bytes) -> bool:
-    """Whether a server holds this lock file (it is starting or running)."""
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def start(root: Path, wait: float = 10.0) -> ServerStatus:

@@ -38,7 +38,6 @@ __all__ = [
     "Listing",
     "Store",
     "file_times",
-    "is_utf8",
     "scan_digest",
 ]
 
@@ -71,18 +70,10 @@ def _stat_all(folder: str, names: list[str]) -> list[tuple[int, int, int] | None
     return out
 
 
-def is_utf8(name: str) -> bool:
-    """Whether a name read from the file system (or git) was UTF-8: other bytes come as lone surrogates,
-    which neither the search index nor the catalog can hold."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _utf8_name(name: str, base: str, warnings: list[str]) -> bool:
-    """is_utf8(name); if not, a warning says that it is not read."""
+    """kb.notes.is_utf8(name); if not, a warning says that it is not read."""
+    from kb.notes import is_utf8
+
     if name.isascii() or is_utf8(name):
         return True
     shown = os.fsencode(base + name).decode("utf-8", "backslashreplace")
@@ -343,7 +334,7 @@ class Store:
                 if name[:1] != "." and os.path.islink(path):
                     return None  # a link to a folder, perhaps: the walk warns of it
                 continue
-            if not path.isascii() and not is_utf8(path):
+            if not path.isascii() and not _utf8_name(path, "", []):
                 return None  # the walk warns of it
             looked.add(rel)
             if layout.ignore and layout.ignored(rel):

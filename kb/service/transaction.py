@@ -25,6 +25,7 @@ from kb.errors import (
 from kb.layout import SETTINGS_FILE
 from kb.notes import (
     format_timestamp,
+    is_utf8,
     title_from_path,
     title_key,
 )
@@ -35,7 +36,6 @@ from kb.store import (
     TEMP_PREFIX,
     Store,
     exclusive_lock,
-    is_utf8,
     write_atomic,
 )
 
