@@ -11,8 +11,9 @@ and `kb edit -a`; the server's resident memory when idle; and an outside edit (a
 note in place) followed at once by `kb search` of that word, which must find it. Each warm figure is
 measured twice: with `--pause` seconds between runs (a person's pace: the server's spare worker is ready
 when the command comes) and back to back. Bytecode caching is on (PYTHONDONTWRITEBYTECODE is removed), as
-on a user's machine. Prints a Markdown table with the targets and writes warm-N.json. Nothing is asserted
-but that every command succeeds.
+on a user's machine. Prints a Markdown table with the targets and writes warm-N.json (N: --notes, or the
+notes of the reused knowledge base to the nearest power of ten). Nothing is asserted but that every
+command succeeds.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import contextlib
 import itertools
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -331,7 +333,8 @@ def main() -> None:
         "writes_on_the_servers_word": word,
         "figures": [asdict(fig) for fig in figures],
     }
-    (args.out / f"warm-{args.notes}.json").write_text(json.dumps(data, indent=2) + "\n")
+    size = 10 ** round(math.log10(count)) if args.reuse and count > 0 else args.notes  # 100,335 notes: 100000
+    (args.out / f"warm-{size}.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
 if __name__ == "__main__":
