@@ -280,8 +280,14 @@ def test_a_second_writer_waits_then_fails_clearly(kb, with_note):
 
 
 @pytest.mark.cold_only("it makes a file appear in the middle of kb's write, in this process")
-@pytest.mark.parametrize("linked", [True, False], ids=["hard-links", "no-hard-links"])
-def test_a_file_made_while_kb_adds_a_note_of_its_name_is_never_replaced(linked, kb, with_note, monkeypatch):
+@pytest.mark.parametrize(
+    ("linked", "failing"),
+    [(True, False), (False, False), (True, True)],
+    ids=["hard-links", "no-hard-links", "write-fails"],
+)
+def test_a_file_made_while_kb_adds_a_note_of_its_name_is_never_replaced(
+    linked, failing, kb, with_note, monkeypatch
+):
     """Between the look for a free file name and the write, another program makes a file of that name:
     kb leaves it as it is and changes nothing (a new note's file is linked into place, never renamed over
     one; where the file system has no hard links, it looks again just before the rename)."""
@@ -289,7 +295,7 @@ def test_a_file_made_while_kb_adds_a_note_of_its_name_is_never_replaced(linked, 
 
     root = with_note
     target = root / "notes" / "Raced.md"
-    made = tempfile.mkstemp
+    made, synced = tempfile.mkstemp, os.fsync
 
     def racing(*args: object, **kwargs: object) -> tuple[int, str]:
         found = made(*args, **kwargs)  # type: ignore[call-overload]
@@ -298,6 +304,12 @@ def test_a_file_made_while_kb_adds_a_note_of_its_name_is_never_replaced(linked, 
         return found
 
     monkeypatch.setattr(store.tempfile, "mkstemp", racing)
+    if failing:  # the write fails before its file is in place: the file made meanwhile is not kb's to delete
+
+        def full(fd: int) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(store.os, "fsync", full)
     if not linked:
 
         def no_links(*args: object, **kwargs: object) -> None:
@@ -307,11 +319,13 @@ def test_a_file_made_while_kb_adds_a_note_of_its_name_is_never_replaced(linked, 
     head = git(root, "rev-parse", "HEAD")
     r = kb("add", "Raced", "-b", "From kb.")
     assert r.exit_code == 1 and "Traceback" not in r.stderr
-    assert "notes/Raced.md appeared while kb was writing it" in r.stderr and "nothing was changed" in r.stderr
+    said = "No space left on device" if failing else "notes/Raced.md appeared while kb was writing it"
+    assert said in r.stderr and "nothing was changed" in r.stderr
     assert target.read_text() == "# By hand\n\nPrecious.\n"
     assert git(root, "rev-parse", "HEAD") == head
     assert not [p for p in (root / "notes").iterdir() if p.name.startswith(".kb-tmp-")]
     monkeypatch.setattr(store.tempfile, "mkstemp", made)
+    monkeypatch.setattr(store.os, "fsync", synced)
     again = kb("add", "Raced", "-b", "From kb.")
     assert again.exit_code == 0 and "notes/Raced (2).md" in again.stderr + again.stdout
 

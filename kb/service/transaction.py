@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from kb import config
 from kb.errors import (
-    FileAppeared,
     HeadMoved,
     KbError,
     UsageError,
@@ -111,13 +110,14 @@ class Transaction:
                 self.store.remove(path)
             for path, data in writes.items():
                 if data is not None:
-                    done.append(path)
-                    try:
-                        # a new file never replaces one another program made meanwhile (its name was free)
-                        self.store.write_atomic(path, data, durable=not bulk, new=old[path] is None)
-                    except FileAppeared:
-                        done.pop()  # that program's file: not ours to put back
-                        raise
+                    # A new file never replaces one another program made meanwhile (its name was free), and
+                    # counts as changed only once it is there: until then that name is not kb's to delete.
+                    new = old[path] is None
+                    if not new:
+                        done.append(path)
+                    self.store.write_atomic(path, data, durable=not bulk, new=new)
+                    if new:
+                        done.append(path)
             for path, data in writes.items():
                 if data is None and path not in first:
                     done.append(path)
