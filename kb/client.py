@@ -350,14 +350,12 @@ def _page(payload: bytes) -> bool:
             return True
 
 
-def held(lock_path: bytes, create: bool = False) -> bool:
-    """Whether a server holds this lock file: it is starting or running (`create`: the file is made when it
-    is not there)."""
-    import fcntl  # not built in; only the cold path and `kb server` get here
+def held(lock_path: bytes) -> bool:
+    """Whether a server holds this lock file: it is starting or running."""
+    import fcntl  # not built in; only `kb server` gets here
 
-    flags = posix.O_RDWR | posix.O_CLOEXEC | (posix.O_CREAT if create else 0)
     try:
-        fd = posix.open(lock_path, flags, 0o600)
+        fd = posix.open(lock_path, posix.O_RDWR | posix.O_CLOEXEC)
     except OSError:
         return False
     try:
@@ -371,25 +369,37 @@ def held(lock_path: bytes, create: bool = False) -> bool:
 
 def spawn(root: bytes, folder: bytes, key: bytes) -> None:
     """Start the server of this knowledge base in the background, unless one is starting or running (its
-    lock file is held). Never waits for it."""
+    lock file is held). Never waits for it. The lock is taken here and handed to the server (--lock-fd):
+    from this moment on a server is starting, for `kb server stop` and for other commands alike."""
     try:
-        import subprocess  # not built in; only the cold path gets here
+        import fcntl  # not built in; only the cold path gets here
+        import subprocess
 
         try:  # noqa: SIM105
             posix.mkdir(folder, 0o700)
         except FileExistsError:
             pass
-        if not private_dir(folder) or held(folder + b"/" + key + b".lock", create=True):
+        if not private_dir(folder):
             return
-        subprocess.Popen(
-            [sys.executable, "-P", "-m", "kb.server", "serve", root.decode("utf-8", "surrogateescape")],
-            cwd="/",
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            close_fds=True,
-        )
+        fd = posix.open(folder + b"/" + key + b".lock", posix.O_RDWR | posix.O_CREAT | posix.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return  # a server holds it
+            subprocess.Popen(
+                [sys.executable, "-P", "-m", "kb.server", "serve", root.decode("utf-8", "surrogateescape"),
+                 "--lock-fd", str(fd)],
+                cwd="/",
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=(fd,),
+            )  # fmt: skip
+        finally:
+            posix.close(fd)  # the server's copy keeps the lock
     except OSError:
         return
 

@@ -1466,8 +1466,14 @@ def paths(root: Path) -> tuple[bytes, bytes, bytes] | None:
     return folder, folder + b"/" + key + b".sock", folder + b"/" + key + b".lock"
 
 
-def serve(root: Path, foreground: bool = False, announce: Callable[[str], None] | None = None) -> int:
-    """Run the server of `root` until it is idle, stopped or out of date. 0; 1 when it cannot start."""
+def serve(
+    root: Path,
+    foreground: bool = False,
+    announce: Callable[[str], None] | None = None,
+    lock_fd: int | None = None,
+) -> int:
+    """Run the server of `root` until it is idle, stopped or out of date. 0; 1 when it cannot start.
+    `lock_fd`: its lock file, locked already by the command that started it (client.spawn)."""
     where = paths(root)
     if where is None:
         return 1
@@ -1476,9 +1482,14 @@ def serve(root: Path, foreground: bool = False, announce: Callable[[str], None] 
         os.mkdir(folder, 0o700)
     if not client.private_dir(folder) or len(sock_path) > 100:
         return 1
-    lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    if lock_fd is not None and not _same_file(lock_fd, lock_path):
+        os.close(lock_fd)  # not this knowledge base's lock file: taken as any server takes it
+        lock_fd = None
+    if lock_fd is None:
+        lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    os.set_inheritable(lock_fd, False)
     try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held already when it was handed over
     except OSError:
         os.close(lock_fd)
         return 0  # another server is starting or running
@@ -1550,16 +1561,23 @@ def status(root: Path) -> ServerStatus:
     return ServerStatus(str(root), os.fsdecode(sock_path), True, details, note)
 
 
-def stop(root: Path, wait: float = 5.0, starting: float = 30.0) -> bool:
+def stop(root: Path, wait: float = 5.0, starting: float = 10.0) -> bool:
     """Ask the server to stop; True when one was running (it is gone when this returns, or after `wait`).
     One that is starting (it holds its lock file, but does not answer yet: a command that ran cold has just
-    started it) is waited for, up to `starting` seconds, then stopped."""
+    started it) is waited for, up to `starting` seconds, then stopped; KbError if it still does not answer."""
+    from kb.errors import KbError
+
     where = paths(root)
     if where is None:
         return False
     if _ask(where[1], b"stop") is None:
         deadline = time.monotonic() + starting
-        while client.held(where[2]) and time.monotonic() < deadline:
+        while client.held(where[2]):
+            if time.monotonic() > deadline:
+                raise KbError(
+                    "this knowledge base's server holds its lock but does not answer (still starting, or its "
+                    f"socket {os.fsdecode(where[1])} is gone); try again, or end it with kill"
+                )
             time.sleep(0.05)
             if _ask(where[1], b"stop") is not None:
                 break
@@ -1584,13 +1602,26 @@ def start(root: Path, wait: float = 10.0) -> ServerStatus:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] != "serve":
-        sys.stderr.write("usage: python -m kb.server serve ROOT [--foreground]\n")
+        sys.stderr.write("usage: python -m kb.server serve ROOT [--foreground] [--lock-fd FD]\n")
         return 2
     foreground = "--foreground" in argv[2:]
+    lock_fd = None
+    if "--lock-fd" in argv[2:-1]:
+        given = argv[argv.index("--lock-fd", 2) + 1]
+        lock_fd = int(given) if given.isdigit() else None
     if not foreground:
         os.chdir("/")
     announce = (lambda line: print(line, file=sys.stderr, flush=True)) if foreground else None
-    return serve(Path(argv[1]).absolute(), foreground, announce)
+    return serve(Path(argv[1]).absolute(), foreground, announce, lock_fd)
+
+
+def _same_file(fd: int, path: bytes) -> bool:
+    """Whether descriptor `fd` is open on the file at `path`."""
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 if __name__ == "__main__":

@@ -1029,3 +1029,31 @@ def test_server_stop_right_after_a_cold_command_stops_the_server_it_started(warm
     assert stopped.returncode == 0 and b"Stopped the server." in stopped.stderr + stopped.stdout, stopped
     time.sleep(1.0)
     assert not warm.status().running
+
+
+def test_a_server_being_spawned_holds_its_lock_at_once_and_kb_server_stop_stops_it(warm: Warm, root: Path):
+    """client.spawn takes the lock file and hands it to the server it starts: stop, at the very next moment,
+    finds a server starting, waits for it and stops it (it never comes up afterwards)."""
+    where = server.paths(root)
+    assert where is not None
+    folder, sock_path, lock_path = where
+    client.spawn(os.fsencode(root), folder, os.path.basename(sock_path)[:-5])
+    assert client.held(lock_path)  # before the new process has even started Python
+    assert server.stop(root)
+    time.sleep(1.0)
+    assert not warm.status().running and not client.held(lock_path)
+
+
+def test_kb_server_stop_says_so_when_a_server_holds_its_lock_but_does_not_answer(warm: Warm, root: Path):
+    from kb.errors import KbError
+
+    warm.start()
+    where = server.paths(root)
+    assert where is not None
+    os.unlink(where[1])  # its socket gone (a cleaner of /tmp, say): the server still runs
+    pids = server_pids(root)
+    with pytest.raises(KbError, match="holds its lock but does not answer"):
+        server.stop(root, starting=0.3)
+    for pid in pids:  # ended by hand, as the message says
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
