@@ -580,20 +580,27 @@ class Freshness:
         from kb import render
         from kb import store as kb_store
         from kb.forked import fork
-        from kb.service import LIST_PLAIN
 
-        if self.stale or self.plain is not None or self.listing is not None:
+        if self.stale or self.plain is not None or self.listing is not None or self.made_plain() is not None:
             return
         listed = kb_store.settled_value(self.root, "list:modified")
         if not isinstance(listed, tuple) or not isinstance(listed[0], tuple):
-            return
-        kept = kb_store.settled_value(self.root, LIST_PLAIN)
-        if isinstance(kept, tuple) and kept[0] is listed[0]:
             return
         notes = listed[0]
         forked = fork(lambda: render.plain_list_data(notes))
         if forked is not None:
             self.plain = _Plain(forked, self.generation, notes)
+
+    def made_plain(self) -> bytes | None:
+        """`kb list`'s plain output made ahead for the settled list as it is now (start_plain), or None."""
+        from kb import store as kb_store
+        from kb.service import LIST_PLAIN
+
+        listed = kb_store.settled_value(self.root, "list:modified")
+        kept = kb_store.settled_value(self.root, LIST_PLAIN)
+        if isinstance(listed, tuple) and isinstance(kept, tuple) and kept[0] is listed[0]:
+            return kept[1] if isinstance(kept[1], bytes) else None
+        return None
 
     def plain_ready(self) -> bool:
         """The background plain list's answer: kept (True) if the list is still the one it was made from."""
@@ -1093,13 +1100,9 @@ class Server:
 
     def _plain(self) -> str:
         """Whether `kb list`'s output for the notes as they are is made (Freshness.start_plain)."""
-        from kb import store as kb_store
-        from kb.service import LIST_PLAIN
-
-        listed = kb_store.settled_value(self.root, "list:modified")
-        kept = kb_store.settled_value(self.root, LIST_PLAIN)
-        if isinstance(listed, tuple) and isinstance(kept, tuple) and kept[0] is listed[0]:
-            return f"yes ({len(kept[1]) / 1024:.0f} kB)"
+        made = self.freshness.made_plain() if self.freshness is not None else None
+        if made is not None:
+            return f"yes ({len(made) / 1024:.0f} kB)"
         return "being made" if self.freshness is not None and self.freshness.plain is not None else "no"
 
     def _committed(self) -> str:
