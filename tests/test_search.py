@@ -237,6 +237,9 @@ def test_a_prefix_reads_a_bounded_number_of_postings_and_says_what_it_left_out(k
     kb("add", "One", "-b", "prelude prelude")
     kb("add", "Two", "-b", "prelude premise")
     kb("add", "Three", "-b", "preface")
+    # one segment holding all three (each add writes a segment of its own; a segment whose every note
+    # already matches has nothing more to find, and its expansions are not read on)
+    assert kb("reindex").exit_code == 0
     full = kb("search", "pre*", "-l")
     assert sorted(full.stdout.split()) == ["notes/One.md", "notes/Three.md", "notes/Two.md"]
     assert "Warning" not in full.stderr
@@ -584,3 +587,14 @@ def test_a_search_whose_index_changes_under_it_is_asked_again(kb, root, monkeypa
     assert r.exit_code == 0, r.stderr
     assert sorted(r.stdout.split("\n")[:-1]) == [f"notes/Part {i}.md" for i in range(4)]
     assert len(calls) == 2 and "rebuilt" not in r.stderr
+
+
+def test_a_knowledge_base_made_by_its_first_add_has_its_index_at_once(kb, root):
+    """The first `kb add` makes the knowledge base and its (empty) search index, then indexes its note:
+    the first search finds it without building anything, as after kb init."""
+    assert not root.exists()
+    assert kb("add", "First note", "-b", "A walrus in the garden.").exit_code == 0
+    assert (root / "index").is_dir()
+    r = kb("search", "walrus")
+    assert r.exit_code == 0 and "First note" in r.stdout
+    assert "built" not in r.stderr and "rebuilt" not in r.stderr

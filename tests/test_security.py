@@ -402,7 +402,9 @@ def test_a_query_shares_one_budget_across_its_expanding_terms(kb, root, monkeypa
     words = " ".join(f"alpha{i} beta{i}" for i in range(30))
     assert kb("add", "Many", "-b", words).exit_code == 0
     assert kb("add", "Other", "-b", "gamma").exit_code == 0
-    assert kb("search", "-l", "alpha*").exit_code == 0  # the index is built
+    # one segment holding both notes (each add writes a segment of its own; in one that holds only "Many"
+    # every note matches after the first word, and nothing more is read, nor needs to be)
+    assert kb("reindex").exit_code == 0
     monkeypatch.setattr(query_module, "QUERY_WORDS_BUDGET", 10)
     r = kb("search", "-l", "alpha* OR beta*")
     assert r.exit_code == 0 and r.stdout == "notes/Many.md\n"

@@ -240,7 +240,8 @@ def transaction(
 
     _prepare_root(root, explicit_init)
     with exclusive_lock(root, config.lock_timeout() if timeout is None else timeout):
-        if not (root / ".git").exists():
+        made = not (root / ".git").exists()
+        if made:
             init_repository(root)
         history = History(root)
         _finish_interrupted_sync(history)
@@ -254,6 +255,12 @@ def transaction(
         # see _commit_external). The small folders are always looked at.
         tx.store.remove_temp_files(everywhere=dead_run or not history.has_commits())
         _ensure_layout(tx, settings)
+        if made and not explicit_init and not tx.store.list_notes().paths:
+            # A knowledge base this change makes (a first `kb add`): its search index, empty, made now, so
+            # that the change indexes its note and the first search finds the index there, as after kb init.
+            from kb.index import NoteIndex
+
+            NoteIndex(root, tx.store).rebuild()
         vouched = None if dead_run or recovered or not _VOUCH else _VOUCH[0](root)
         if vouched is not None:
             # The warm server vouches that the notes are its last scan and all committed, and that
