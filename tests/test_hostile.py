@@ -434,6 +434,8 @@ def test_any_title_tags_and_body_round_trip(kb, title, tags, body):
         assert len(shown["tags"]) == len(tags) or "#" in body  # a body's own #tags are tags too
         assert body.rstrip("\n") in shown["body"] or not body.strip()
         assert log_subjects(root)[0] == f"Add: {message_for_git(title.strip())}"
+        # a knowledge base outside the test's folder: its server (with --warm) ends before the folder goes
+        assert kb("--kb", str(root), "server", "stop").exit_code == 0
 
 
 def test_an_earlier_revision_imported_keeps_its_message_readable(kb, root, tmp_path):
