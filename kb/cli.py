@@ -52,11 +52,10 @@ class KbGroup(TyperGroup):
         terminal.configure()
         for arg in args if args is not None else sys.argv[1:]:
             if not arg.isascii():
-                from kb.notes import is_utf8
+                from kb.notes import is_utf8, shown_name
 
                 if not is_utf8(arg):  # a file name's bytes, say: no note, tag or path of kb's holds them
-                    shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
-                    _error(f"an argument is not UTF-8: {shown}")
+                    _error(f"an argument is not UTF-8: {shown_name(arg)}")
                     sys.exit(2)
         try:
             rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)

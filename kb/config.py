@@ -24,10 +24,10 @@ def resolve_root(explicit: str | os.PathLike[str] | None = None) -> Path:
         raise UsageError("the knowledge base path contains a NUL byte")
     found = Path(raw).expanduser().absolute()
     if not str(found).isascii():
-        from kb.notes import is_utf8
+        from kb.notes import is_utf8, shown_name
 
         if not is_utf8(str(found)):
-            shown = os.fsencode(found).decode("utf-8", "backslashreplace")
+            shown = shown_name(str(found))
             raise UsageError(f"the knowledge base path is not UTF-8: {shown} (rename the folder)")
     return found
 

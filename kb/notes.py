@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -125,11 +126,18 @@ def tag_with_parents(tag: str) -> list[str]:
 def is_utf8(name: str) -> bool:
     """Whether a name read from the file system, git or the command line was UTF-8: other bytes come as
     lone surrogates, which no note, tag, search index or catalog can hold."""
+    if name.isascii():  # the common case, at C speed
+        return True
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
         return False
     return True
+
+
+def shown_name(name: str) -> str:
+    """A name that is_utf8 refused, shown as its bytes: those that are not UTF-8 as `\\xNN`."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def title_key(title: str) -> str:

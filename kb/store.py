@@ -72,12 +72,11 @@ def _stat_all(folder: str, names: list[str]) -> list[tuple[int, int, int] | None
 
 def _utf8_name(name: str, base: str, warnings: list[str]) -> bool:
     """kb.notes.is_utf8(name); if not, a warning says that it is not read."""
-    from kb.notes import is_utf8
+    from kb.notes import is_utf8, shown_name
 
-    if name.isascii() or is_utf8(name):
+    if is_utf8(name):
         return True
-    shown = os.fsencode(base + name).decode("utf-8", "backslashreplace")
-    warnings.append(f"{shown}: the name is not UTF-8; not read (rename it)")
+    warnings.append(f"{shown_name(base + name)}: the name is not UTF-8; not read (rename it)")
     return False
 
 

@@ -464,7 +464,7 @@ def outside_changes(store: Store, pending: list[Change]) -> tuple[list[Change], 
             continue
         if os.path.islink(store.root / change.path):
             continue  # a link kb does not follow is not kb's to commit
-        if not change.path.isascii() and not is_utf8(change.path):
+        if not is_utf8(change.path):
             continue  # nor a name that is not UTF-8, which kb does not read (the walk warns of it)
         changes.append(change)
     return changes, temps
