@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TextIO, TypeVar
 
 from kb import client
 
@@ -273,8 +273,8 @@ class Freshness:
         self.tried: tuple[object, ...] | None = None  # the stamp git status was last run at
         self.failed: tuple[object, ...] | None = None  # when check_when_idle last failed
         self.last_event = 0.0  # when events were last read
-        self.listing: _Listing | None = None
-        self.plain: _Plain | None = None
+        self.listing: _Job[dict[str, object]] | None = None
+        self.plain: _Job[bytes] | None = None
         # After a quick check: what was worked out for the notes before it, the files that changed, and the
         # generation it is for (the listing is then brought up to date instead of worked out anew).
         self.increment: tuple[dict[str, object], set[str], int] | None = None
@@ -543,7 +543,7 @@ class Freshness:
 
         forked = fork(work)
         if forked is not None:
-            self.listing = _Listing(forked, self.generation)
+            self.listing = _Job(forked, self.generation)
 
     def updated(self) -> bool:
         """The listing brought up to date from the one before the last quick check, here (only the changed
@@ -589,7 +589,7 @@ class Freshness:
         notes = listed[0]
         forked = fork(lambda: render.plain_list_data(notes))
         if forked is not None:
-            self.plain = _Plain(forked, self.generation, notes)
+            self.plain = _Job(forked, self.generation, notes)
 
     def made_plain(self) -> bytes | None:
         """`kb list`'s plain output made ahead for the settled list as it is now (start_plain), or None."""
@@ -614,9 +614,9 @@ class Freshness:
         listed = kb_store.settled_value(self.root, "list:modified")
         if not isinstance(made, bytes) or plain.generation != self.generation or self.stale:
             return False
-        if not isinstance(listed, tuple) or listed[0] is not plain.notes:
+        if not isinstance(listed, tuple) or listed[0] is not plain.made_from:
             return False
-        kb_store.settle_value(self.root, LIST_PLAIN, (plain.notes, made))
+        kb_store.settle_value(self.root, LIST_PLAIN, (plain.made_from, made))
         _give_back()  # what reading the answer took
         return True
 
@@ -632,24 +632,18 @@ class _Selectable(Protocol):
     def fileno(self) -> int: ...
 
 
-@dataclass
-class _Plain:
-    """`kb list`'s plain output being made in a forked child (Freshness.start_plain), from `notes`."""
-
-    forked: Forked[bytes]
-    generation: int
-    notes: tuple[object, ...]
-
-    def fileno(self) -> int:
-        return self.forked.fileno()
+_T = TypeVar("_T")
 
 
 @dataclass
-class _Listing:
-    """notes() being worked out in a forked child (Freshness.start_listing), for this generation."""
+class _Job(Generic[_T]):
+    """Work done in a forked child while the server goes on answering, for the notes' `generation`: the
+    listing (Freshness.start_listing), `kb list`'s plain output (Freshness.start_plain, `made_from` the
+    list it prints)."""
 
-    forked: Forked[dict[str, object]]
+    forked: Forked[_T]
     generation: int
+    made_from: object = None
 
     def fileno(self) -> int:
         return self.forked.fileno()
