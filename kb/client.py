@@ -404,6 +404,23 @@ def spawn(root: bytes, folder: bytes, key: bytes) -> None:
         return
 
 
+def _ask_git(argv: list[str], env: dict[bytes, bytes]) -> None:
+    """A search run here: git checks whether any note changed (kb.gitwitness) while the command line is
+    imported, so the search need not walk the notes."""
+    command, kb = command_of(argv)
+    if command != "search" or env.get(b"_KB_COMPLETE"):
+        return
+    try:
+        cwd = posix.getcwd().encode("utf-8", "surrogateescape")
+    except OSError:
+        return
+    root = resolve_root(kb, env, cwd)
+    if root is not None:
+        from kb import gitwitness
+
+        gitwitness.start(root.decode("utf-8", "surrogateescape"))
+
+
 def main() -> None:
     argv = sys.argv[1:]
     if sys.platform != "linux":
@@ -411,9 +428,11 @@ def main() -> None:
 
         cold()
         return
+    env = dict(posix.environ)
     try:
-        code = _warm(argv, dict(posix.environ))
+        code = _warm(argv, env)
     except _Cold:
+        _ask_git(argv, env)
         from kb.cli import main as cold
 
         cold()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kb import gitwitness
 from kb.errors import KbError, UsageError
 from kb.index.catalog import CATALOG, Catalog, CatalogError, Entry, Signature, next_generation
 from kb.index.document import (
@@ -475,19 +476,31 @@ class NoteIndex:
             catalog.close()
             return RefreshReport(0, 0, 0, False)
         with catalog:
+            root = str(self.root)
+            layout = self.store.layout
+            witness = gitwitness.witness(root, layout)  # git's word, when this process asked it
+            try:
+                if witness is not None and witness == catalog.agreed_witness():
+                    return RefreshReport(0, 0, 0, False, catalog.generation())  # no scan needed
+            except CatalogError:
+                raise NeedsRebuild("the search catalog is damaged") from None
             current = self.store.scan()[0]
             # The common case, nothing changed: this scan is the one that last agreed with every row (its
             # digest is forgotten whenever a row changes), so the rows need not be read.
             digest = scan_digest(current)
             try:
                 if digest is not None and digest == catalog.agreed_scan():
-                    return RefreshReport(0, 0, 0, False, catalog.generation())
+                    generation = catalog.generation()
+                    if witness is not None and (vouched := gitwitness.vouches(root, layout, current)):
+                        catalog.remember_scan(digest, generation, vouched)
+                    return RefreshReport(0, 0, 0, False, generation)
                 known, generation = catalog.signatures_at()
             except CatalogError:
                 raise NeedsRebuild("the search catalog is damaged") from None
             if current == known:  # compared without a Python loop
                 if digest is not None:
-                    catalog.remember_scan(digest, generation)
+                    vouched = gitwitness.vouches(root, layout, current) if witness is not None else None
+                    catalog.remember_scan(digest, generation, vouched)
                 return RefreshReport(0, 0, 0, False, generation)
             added = {p for p in current if p not in known}
             removed = {p for p in known if p not in current}

@@ -266,6 +266,16 @@ class Catalog:
             raise CatalogError(str(exc)) from None
         return row[0] if row is not None and isinstance(row[0], str) else None
 
+    def agreed_witness(self) -> str | None:
+        """What kb.gitwitness said when the agreed scan was made, kept with its digest (forgotten with it):
+        equal to git's word now, the notes are as they were at that scan."""
+        try:
+            rows = dict(self.db.execute("SELECT key, value FROM meta WHERE key IN ('scan', 'witness')"))
+        except sqlite3.Error as exc:
+            raise CatalogError(str(exc)) from None
+        witness = rows.get("witness")
+        return witness if isinstance(witness, str) and isinstance(rows.get("scan"), str) else None
+
     def signatures_at(self, paths: Collection[str] | None = None) -> tuple[dict[str, Signature], str]:
         """signatures() (of `paths` only, when given) with the catalog's generation (it moves with every
         change to the rows), read in one snapshot: what remember_scan needs to know that nothing changed in
@@ -281,15 +291,21 @@ class Catalog:
             raise CatalogError(str(exc)) from None
         return found, generation
 
-    def remember_scan(self, digest: str, generation: str | None) -> None:
+    def remember_scan(self, digest: str, generation: str | None, witness: str | None = None) -> None:
         """Record that a scan of this digest equals every row, if no row changed since `generation` was
-        read. Only a shortcut for the next check: when the catalog is busy or read-only, nothing is kept."""
+        read, with git's word on it (`witness`, see agreed_witness). Only a shortcut for the next check:
+        when the catalog is busy or read-only, nothing is kept."""
         try:
             self.db.execute(f"PRAGMA busy_timeout = {int(SHORTCUT_WAIT * 1000)}")
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 if self._generation() == generation:
-                    self.db.execute("INSERT OR REPLACE INTO meta VALUES ('scan', ?)", (digest,))
+                    row = self.db.execute("SELECT value FROM meta WHERE key = 'scan'").fetchone()
+                    if row is None or row[0] != digest:
+                        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('scan', ?)", (digest,))
+                        self.db.execute("DELETE FROM meta WHERE key = 'witness'")  # said of another scan
+                    if witness is not None:
+                        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('witness', ?)", (witness,))
                 self.db.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -304,7 +320,7 @@ class Catalog:
     def _changed(self, paths: Iterable[str] | None) -> None:
         """Inside a write transaction that changes rows: the agreed scan no longer holds, a new generation,
         and which rows it changed (None: any of them), kept for the last CHANGES_KEPT generations."""
-        self.db.execute("DELETE FROM meta WHERE key = 'scan'")
+        self.db.execute("DELETE FROM meta WHERE key IN ('scan', 'witness')")
         self.db.execute(
             "INSERT INTO meta VALUES ('generation', '1') ON CONFLICT (key)"
             " DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"

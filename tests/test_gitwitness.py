@@ -1,0 +1,209 @@
+"""git's word that no note changed (kb.gitwitness): a cold search that has it does not walk the notes, and
+every change made outside kb is still found."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from kb import gitwitness
+from kb.index import NoteIndex, RefreshReport
+from kb.index.catalog import Catalog
+from kb.store import Store
+from tests.conftest import PROGRAM, Run, cold_runner
+
+
+@pytest.fixture(autouse=True)
+def _no_checks_left() -> Iterator[None]:
+    gitwitness.forget()
+    yield
+    gitwitness.forget()
+
+
+@pytest.fixture
+def kb(root: Path) -> Callable[..., Run]:
+    run = cold_runner()
+    for title, body in (("Alpha", "apple banana"), ("Beta", "cherry damson"), ("Gamma", "elder fig")):
+        assert run("add", title, "-b", body).exit_code == 0
+    assert run("search", "apple").exit_code == 0
+    return run
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+
+
+def _refresh(root: Path) -> RefreshReport:
+    """What a cold search does first: git asked as the process starts, then the index brought up to date."""
+    gitwitness.forget()
+    gitwitness.start(str(root))
+    return NoteIndex(root).refresh()
+
+
+def _witness(root: Path) -> str | None:
+    catalog = Catalog.open(root / "index")
+    assert catalog is not None
+    with catalog:
+        return catalog.agreed_witness()
+
+
+def _no_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    def walk(self: Store, keep: bool = False) -> None:
+        raise AssertionError("the notes were walked")
+
+    monkeypatch.setattr(Store, "scan", walk)
+
+
+def test_unchanged_notes_are_not_walked(
+    kb: Callable[..., Run], root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _refresh(root)
+    assert _witness(root) is not None
+    with monkeypatch.context() as patched:
+        _no_walk(patched)
+        assert _refresh(root) == RefreshReport(0, 0, 0, False, _refresh_generation(root))
+        assert kb("search", "banana").exit_code == 0  # no checks started in this process: a walk, patched out
+    gitwitness.forget()
+
+
+def _refresh_generation(root: Path) -> str:
+    catalog = Catalog.open(root / "index")
+    assert catalog is not None
+    with catalog:
+        return catalog.generation()
+
+
+def _append(root: Path) -> str:
+    with open(root / "notes" / "Alpha.md", "a") as f:
+        f.write("\nappended quince\n")
+    return "quince"
+
+
+def _same_size(root: Path) -> str:
+    path = root / "notes" / "Beta.md"
+    text = path.read_text()
+    assert "cherry" in text
+    path.write_text(text.replace("cherry", "raisin"))
+    return "raisin"
+
+
+def _create(root: Path) -> str:
+    (root / "notes" / "New one.md").write_text("# New one\n\nwalnut\n")
+    return "walnut"
+
+
+def _create_deep(root: Path) -> str:
+    (root / "notes" / "deep" / "er").mkdir(parents=True)
+    (root / "notes" / "deep" / "er" / "Far.md").write_text("# Far\n\nhazelnut\n")
+    return "hazelnut"
+
+
+def _committed_by_hand(root: Path) -> str:
+    (root / "notes" / "Hand.md").write_text("# Hand\n\npistachio\n")
+    _git(root, "add", "notes/Hand.md")
+    _git(root, "-c", "user.name=A", "-c", "user.email=a@b", "commit", "-q", "-m", "by hand")
+    return "pistachio"
+
+
+def _rename(root: Path) -> str:
+    os.replace(root / "notes" / "Gamma.md", root / "notes" / "Moved.md")
+    return "elder"
+
+
+def _assume_unchanged(root: Path) -> str:
+    _git(root, "update-index", "--assume-unchanged", "notes/Alpha.md")
+    for _ in range(2):  # the index was rewritten: scanned; the bit keeps git's word from being kept
+        _refresh(root)
+        assert _witness(root) != gitwitness.witness(str(root), Store(root).layout)
+    return _append(root)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_append, _same_size, _create, _create_deep, _committed_by_hand, _rename, _assume_unchanged],
+    ids=lambda f: f.__name__.strip("_"),
+)
+def test_changes_made_outside_are_found(
+    kb: Callable[..., Run], root: Path, change: Callable[[Path], str]
+) -> None:
+    _refresh(root)
+    assert _witness(root) is not None
+    word = change(root)
+    report = _refresh(root)
+    assert report.added + report.updated + report.removed > 0
+    found = kb("search", word, "-l")
+    assert found.exit_code == 0, word
+    assert all((root / path).is_file() for path in found.stdout.splitlines())
+
+
+def test_a_deleted_note_is_gone(kb: Callable[..., Run], root: Path) -> None:
+    _refresh(root)
+    (root / "notes" / "Gamma.md").unlink()
+    assert _refresh(root).removed == 1
+    assert kb("search", "elder").exit_code == 1
+
+
+def test_a_changed_layout_is_not_vouched_for(kb: Callable[..., Run], root: Path) -> None:
+    (root / "notes" / "drafts").mkdir()
+    (root / "notes" / "drafts" / "Draft.md").write_text("# Draft\n\nmulberry\n")
+    _git(root, "add", "notes/drafts/Draft.md")
+    _git(root, "-c", "user.name=A", "-c", "user.email=a@b", "commit", "-q", "-m", "draft")
+    _refresh(root)
+    _refresh(root)
+    assert _witness(root) is not None
+    assert kb("search", "mulberry").exit_code == 0
+    (root / "kb.toml").write_text('notes = "notes"\nignore = ["notes/drafts"]\n')
+    assert _refresh(root).removed == 1
+    assert kb("search", "mulberry").exit_code == 1
+
+
+def test_untracked_files_that_are_not_notes_keep_the_word(kb: Callable[..., Run], root: Path) -> None:
+    (root / "notes" / "picture.png").write_bytes(b"png")
+    (root / "notes" / ".hidden").mkdir()
+    (root / "notes" / ".hidden" / "Secret.md").write_text("x")
+    (root / "scratch.txt").write_text("x")
+    _refresh(root)
+    assert _witness(root) is not None
+    (root / "notes" / "Other.md").write_text("# Other\n\nalmond\n")
+    assert _refresh(root).added == 1
+
+
+def test_without_git_the_notes_are_walked(
+    kb: Callable[..., Run], root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "no-programs"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    _refresh(root)
+    assert _witness(root) is None
+    _append(root)
+    assert _refresh(root).updated == 1
+
+
+def test_another_knowledge_base_gets_no_word(kb: Callable[..., Run], root: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    assert kb("--kb", str(other), "add", "Other", "-b", "plum").exit_code == 0
+    gitwitness.start(str(root))
+    assert gitwitness.witness(str(other), Store(other).layout) is None
+    assert gitwitness.witness(str(root), Store(root).layout) is not None
+
+
+def test_the_program_finds_an_outside_edit(kb: Callable[..., Run], root: Path) -> None:
+    env = {**os.environ, "KB_SERVER": "0"}
+
+    def search(word: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([str(PROGRAM), "search", word, "-l"], capture_output=True, env=env, check=False)
+
+    assert search("banana").returncode == 0
+    assert search("banana").returncode == 0
+    assert _witness(root) is not None  # the program asked git, and its word was kept
+    for i in range(3):
+        with open(root / "notes" / "Alpha.md", "a") as f:
+            f.write(f"\nround{i}word\n")
+        done = search(f"round{i}word")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == b"notes/Alpha.md\n"
