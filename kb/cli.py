@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 import typer
 from typer.core import TyperGroup
 
-from kb import __version__, completion, helptext, terminal
+from kb import __version__, completion, helptext, quick, terminal
 from kb.errors import AmbiguousNote, BadLimit, KbError, UsageError
 
 if TYPE_CHECKING:
@@ -62,8 +62,7 @@ class KbGroup(TyperGroup):
         except KbError as exc:
             if STATE.debug:
                 raise
-            _error(str(exc))
-            sys.exit(exc.exit_code)
+            sys.exit(quick.failed(exc))
         except _click.exceptions.UsageError as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
             _error(f"{exc.format_message()}{hint}")
@@ -72,19 +71,13 @@ class KbGroup(TyperGroup):
             _error(exc.format_message())
             sys.exit(exc.exit_code)
         except typer.Abort:
-            _error("interrupted")
-            sys.exit(130)
-        except KeyboardInterrupt:
-            _error("interrupted")
-            sys.exit(130)
-        except BrokenPipeError:
-            sys.stderr.close()
-            sys.exit(1)
+            sys.exit(quick.failed(KeyboardInterrupt()))
+        except (KeyboardInterrupt, BrokenPipeError) as exc:
+            sys.exit(quick.failed(exc))
         except Exception as exc:  # the one place an unexpected failure becomes a clear exit
             if STATE.debug:
                 raise
-            _error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)")
-            sys.exit(1)
+            sys.exit(quick.failed(exc))
         if rv == 130:  # typer turns Ctrl-C into exit code 130 before it reaches the handlers above
             _error("interrupted")
         sys.exit(rv if isinstance(rv, int) else 0)
@@ -158,13 +151,7 @@ def _root() -> Path:
 
 def _reading_root() -> Path:
     """The knowledge base a reading command reads: it must be one already (reading creates nothing)."""
-    from kb.layout import is_knowledge_base
-
-    root = _root()
-    if not is_knowledge_base(root):
-        state = "does not exist" if not root.exists() else "is not a knowledge base"
-        raise KbError(f"{root} {state}; 'kb init' or 'kb add' makes one (or give --kb PATH)")
-    return root
+    return quick.reading_root(STATE.kb)
 
 
 def _stdin_text() -> str | None:
@@ -1023,26 +1010,9 @@ def run(argv: list[str]) -> int:
         else:
             sys.stderr.write(f"{exc.code}\n")
             code = 1
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None and not stream.closed:
-                stream.flush()
-        except (OSError, ValueError):
-            code = 120  # as the interpreter exits when it cannot flush
-    return code
+    return quick.flushed(code)
 
 
 def main() -> None:
-    import atexit
-
-    handlers = getattr(atexit, "_ncallbacks", None)
-    before = handlers() if handlers is not None else None
-    code = run(sys.argv[1:])
-    # The interpreter's teardown (freeing every object: ~10% of a search's time) is skipped when it has
-    # nothing else to do: streams flushed by run(), no exit handler registered since the start (logging,
-    # multiprocessing and tempfile register theirs), no other thread.
-    threading = sys.modules.get("threading")
-    alone = threading is None or threading.active_count() == 1
-    if handlers is not None and handlers() == before and alone and "multiprocessing" not in sys.modules:
-        os._exit(code)
-    sys.exit(code)
+    handlers = quick.handlers_now()
+    quick.leave(run(sys.argv[1:]), handlers)

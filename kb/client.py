@@ -433,6 +433,12 @@ def main() -> None:
         code = _warm(argv, env)
     except _Cold:
         _ask_git(argv, env)
+        from kb import quick
+
+        handlers = quick.handlers_now()
+        done = quick.run(argv)  # a plain search, without the command line's parser
+        if done is not None:
+            quick.leave(done, handlers)
         from kb.cli import main as cold
 
         cold()

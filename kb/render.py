@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
@@ -123,6 +122,8 @@ def _run_pager(argv: list[str], text: str) -> bool:
     sys.stdout.flush()
     if terminal.SETTINGS.run_pager is not None:
         return terminal.SETTINGS.run_pager([exe, *argv[1:]], env, text.encode("utf-8", "replace"))
+    import subprocess  # only for a pager (a plain search's cold path never starts one)
+
     try:
         proc = subprocess.Popen([exe, *argv[1:]], stdin=subprocess.PIPE, env=env)
     except OSError:

@@ -1,0 +1,133 @@
+"""The cold path's plain search, `kb [--kb PATH] search WORD...`, without the command line's parser (typer and
+click are a sixth of a cold search's time); and what that path shares with kb.cli: the reading root, how a
+failure ends the command, how the process ends.
+
+Only the plain form is taken here: global `--kb PATH` at most, then `search` and words, none of them
+starting with "-" (no option, no --help) and all UTF-8. Anything else goes to kb.cli, which prints the same
+bytes and exit status for this form too (tests/test_quick.py compares them).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from kb.errors import KbError
+
+
+def plain_search(argv: list[str]) -> tuple[str | None, list[str]] | None:
+    """(the --kb value, the words) of `[--kb PATH] search WORD...`; None for any other command line."""
+    kb: str | None = None
+    i = 0
+    while i < len(argv) and argv[i].startswith("--kb"):
+        arg = argv[i]
+        if arg == "--kb" and i + 1 < len(argv) and argv[i + 1] and not argv[i + 1].startswith("-"):
+            kb, i = argv[i + 1], i + 2
+        elif arg.startswith("--kb=") and len(arg) > 5:
+            kb, i = arg[5:], i + 1
+        else:
+            return None
+    words = argv[i + 1 :]
+    if i >= len(argv) or argv[i] != "search" or not words:
+        return None
+    for word in words:
+        if word.startswith("-") or not (word.isascii() or _utf8(word)):
+            return None
+    return kb, words
+
+
+def _utf8(text: str) -> bool:
+    from kb.notes import is_utf8
+
+    return is_utf8(text)
+
+
+def reading_root(kb: str | None) -> Path:
+    """The knowledge base a reading command reads (--kb, $KB_HOME, ~/.kb): it must be one already (reading
+    creates nothing)."""
+    from kb import config
+    from kb.layout import is_knowledge_base
+
+    root = config.resolve_root(kb)
+    if not is_knowledge_base(root):
+        state = "does not exist" if not root.exists() else "is not a knowledge base"
+        raise KbError(f"{root} {state}; 'kb init' or 'kb add' makes one (or give --kb PATH)")
+    return root
+
+
+def failed(exc: BaseException) -> int:
+    """Say why a command failed in one line on stderr; its exit status. For kb's own errors, an interrupt, a
+    closed pipe and (the one place an unexpected failure becomes a clear exit) any other exception."""
+    from kb import render  # light: rich is imported only where it draws
+
+    if isinstance(exc, KbError):
+        render.error(str(exc))
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        render.error("interrupted")
+        return 130
+    if isinstance(exc, BrokenPipeError):
+        sys.stderr.close()
+        return 1
+    render.error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)")
+    return 1
+
+
+def flushed(code: int) -> int:
+    """`code`, once stdout and stderr are flushed; 120 when they cannot be (as the interpreter exits)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None and not stream.closed:
+                stream.flush()
+        except (OSError, ValueError):
+            code = 120
+    return code
+
+
+def leave(code: int, handlers: int | None) -> NoReturn:
+    """End the process with `code`. The interpreter's teardown (freeing every object: ~10% of a search's
+    time) is skipped when it has nothing else to do: streams flushed (flushed()), no exit handler registered
+    since the start (`handlers`: atexit's count then; logging, multiprocessing and tempfile register theirs),
+    no other thread."""
+    import atexit
+
+    count = getattr(atexit, "_ncallbacks", None)
+    threading = sys.modules.get("threading")
+    alone = threading is None or threading.active_count() == 1
+    quiet = count is not None and handlers is not None and count() == handlers
+    if quiet and alone and "multiprocessing" not in sys.modules:
+        os._exit(code)
+    sys.exit(code)
+
+
+def handlers_now() -> int | None:
+    """atexit's count of exit handlers now (see leave)."""
+    import atexit
+
+    count = getattr(atexit, "_ncallbacks", None)
+    return count() if count is not None else None
+
+
+def run(argv: list[str]) -> int | None:
+    """Run `kb [--kb PATH] search WORD...` as kb.cli would, without its parser; None for any other command
+    line (kb.cli runs it)."""
+    parsed = plain_search(argv)
+    if parsed is None or os.environ.get("_KB_COMPLETE"):
+        return None
+    kb, words = parsed
+    from kb import render, service, terminal
+
+    os.environ.setdefault("GIT_TERMINAL_PROMPT", "0")
+    terminal.configure()
+    try:
+        result = service.search(
+            reading_root(kb), " ".join(words), limit=10, snippets=True, progress=render.progress()
+        )
+        code = render.search(result, json=False, paths=False)
+    except Exception as exc:  # kb.cli's exit point, for this one form
+        code = failed(exc)
+    except KeyboardInterrupt as exc:
+        code = failed(exc)
+    return flushed(code)
