@@ -12,8 +12,9 @@ The witness is the git index file's identity and times, with the layout. The cat
 digest that agreed with every row (kb.index.catalog.Catalog.remember_scan), and only when, in one process:
 - diff-files found every tracked file as the index records it, nothing untracked could be a note, and the
   index file was the same one before git started and after it ended;
-- then the scan found only notes that git tracks plainly (`git ls-files -v`: no assume-unchanged or
-  skip-worktree bit, which would make git look away from a file), and agreed with every row.
+- then the scan found only notes that git tracks plainly (`git ls-files --stage -v`: no assume-unchanged
+  or skip-worktree bit, which would make git look away from a file, and no submodule where notes may be:
+  git does not look inside one), and agreed with every row.
 Later, when the index file is still that file, diff-files is quiet again and nothing untracked could be a
 note, every note is as it was at that scan: a file changed since has other stat data than the index records
 (its ctime at least), a new one is untracked or rewrites the index, a removed one is reported. Whatever
@@ -123,7 +124,7 @@ def start(root: str) -> None:
     try:
         listing = os.posix_spawnp(
             "git",
-            [*_git(root), "ls-files", "-z", "--others", "--directory"],
+            [*_git(root), "ls-files", "-z", "--others", "--directory", "--no-empty-directory"],
             env,
             file_actions=[quiet[0], (os.POSIX_SPAWN_DUP2, w, 1), quiet[2]],
         )
@@ -219,15 +220,16 @@ def _answer(root: str, layout: Layout) -> tuple[str, frozenset[str]] | None:
 
 def vouches(root: str, layout: Layout, notes: Iterable[str]) -> str | None:
     """The witness, when git also tracks each of `notes` (a scan's paths, found after the checks ended)
-    plainly: not marked assume-unchanged or skip-worktree, nor any other note path so marked. Runs
-    `git ls-files -v` (only when a witness is to be kept: after a scan that agreed)."""
+    plainly: not marked assume-unchanged or skip-worktree, nor unmerged, nor any other note path so; and no
+    submodule is where notes may be (git does not look inside one). Runs `git ls-files --stage -v` (only
+    when a witness is to be kept: after a scan that agreed)."""
     if witness(root, layout) is None:
         return None
     import subprocess
 
     try:
         done = subprocess.run(
-            [*_git(root), "ls-files", "-z", "-v"],
+            [*_git(root), "ls-files", "-z", "--stage", "-v"],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             env=_environment(),
@@ -241,8 +243,12 @@ def vouches(root: str, layout: Layout, notes: Iterable[str]) -> str | None:
     for entry in done.stdout.decode("utf-8", "surrogateescape").split("\0"):
         if not entry:
             continue
-        tag, _, path = entry.partition(" ")
-        if tag == "H":
+        tag, _, rest = entry.partition(" ")  # "H 100644 SHA 0\tpath"
+        mode, _, path = rest.partition("\t")
+        if mode.startswith("160000 "):  # a submodule: git does not look at the files inside it
+            if _could_be_notes(path + "/", layout):
+                return None
+        elif tag == "H" and mode.endswith(" 0"):
             plain.add(path)
         elif layout.is_note_path(path):
             return None

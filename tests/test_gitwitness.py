@@ -207,3 +207,29 @@ def test_the_program_finds_an_outside_edit(kb: Callable[..., Run], root: Path) -
         done = search(f"round{i}word")
         assert done.returncode == 0, done.stderr
         assert done.stdout == b"notes/Alpha.md\n"
+
+
+def test_a_submodule_where_notes_may_be_gets_no_word(kb: Callable[..., Run], root: Path) -> None:
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+    _git(root, "update-index", "--add", "--cacheinfo", f"160000,{head.stdout.strip()},notes/sub")
+    _git(root, "-c", "user.name=A", "-c", "user.email=a@b", "commit", "-q", "-m", "a submodule")
+    (root / "notes" / "sub").mkdir()
+    _refresh(root)
+    _refresh(root)
+    assert _witness(root) != gitwitness.witness(str(root), Store(root).layout)
+    (root / "notes" / "sub" / "Inside.md").write_text("# Inside\n\nlychee\n")  # git looks away from it
+    assert _refresh(root).added == 1
+    assert kb("search", "lychee").exit_code == 0
+
+
+def test_an_empty_folder_keeps_the_word(
+    kb: Callable[..., Run], root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (root / "notes" / "empty").mkdir()
+    _refresh(root)
+    _refresh(root)
+    with monkeypatch.context() as patched:
+        _no_walk(patched)
+        _refresh(root)
+    (root / "notes" / "empty" / "Now.md").write_text("# Now\n\nkumquat\n")
+    assert _refresh(root).added == 1
