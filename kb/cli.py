@@ -128,6 +128,8 @@ def _global(
         bool, typer.Option("--no-pager", help="Never page output ($KB_PAGER, $PAGER, else less -FRX).")
     ] = False,
 ) -> None:
+    if kb is not None and not kb.strip():
+        raise UsageError("--kb needs a folder (an empty one would mean the default, ~/.kb)")
     STATE.kb = kb
     STATE.debug = debug
     for mode in terminal.COLOR_MODES:

@@ -9,6 +9,7 @@ bytes and exit status for this form too (tests/test_quick.py compares them).
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -23,9 +24,9 @@ def plain_search(argv: list[str]) -> tuple[str | None, list[str]] | None:
     i = 0
     while i < len(argv) and argv[i].startswith("--kb"):
         arg = argv[i]
-        if arg == "--kb" and i + 1 < len(argv) and argv[i + 1] and not argv[i + 1].startswith("-"):
+        if arg == "--kb" and i + 1 < len(argv) and argv[i + 1].strip() and not argv[i + 1].startswith("-"):
             kb, i = argv[i + 1], i + 2
-        elif arg.startswith("--kb=") and len(arg) > 5:
+        elif arg.startswith("--kb=") and arg[5:].strip():
             kb, i = arg[5:], i + 1
         else:
             return None
@@ -71,8 +72,30 @@ def failed(exc: BaseException) -> int:
     if isinstance(exc, BrokenPipeError):
         sys.stderr.close()
         return 1
+    why = _unwritable(exc)
+    if why is not None:
+        render.error(why)
+        return 1
     render.error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)")
     return 1
+
+
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
+
+
+def _unwritable(exc: BaseException) -> str | None:
+    """Why the output could not be written, when that is what `exc` is: standard output closed (`>&-`),
+    a full or failing device, a character its encoding has no place for."""
+    out = sys.stdout
+    if out is None and isinstance(exc, AttributeError):
+        return "cannot write the output: standard output is closed"
+    if isinstance(exc, UnicodeEncodeError) and out is not None and exc.encoding == out.encoding:
+        shown = ascii(exc.object[exc.start : exc.end])
+        return f"cannot write {shown} in the output's encoding ({exc.encoding}); use UTF-8 (LC_ALL=C.UTF-8)"
+    if isinstance(exc, OSError) and exc.errno in _FULL:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"cannot write{where}: {exc.strerror}"
+    return None
 
 
 def flushed(code: int) -> int:

@@ -75,3 +75,46 @@ def test_stdin_body_through_a_real_pipe(root: Path):
     )
     assert proc.returncode == 0, proc.stderr
     assert (root / "notes" / "From Pipe.md").read_bytes().endswith(b"# From Pipe\n\npiped body\n")
+
+
+def _close_stdout() -> None:
+    os.close(1)
+
+
+def test_output_that_cannot_be_written_is_one_line(root: Path):
+    from tests.conftest import PROGRAM
+
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "kb", "add", "Café", "-b", "text"], capture_output=True
+        ).returncode
+        == 0
+    )
+    env = {**os.environ, "KB_SERVER": "0"}
+    for argv in (["search", "text"], ["list"], ["show", "Café"]):
+        for program in ([str(PROGRAM)], [sys.executable, "-m", "kb"]):
+            # standard output closed in the child, as `>&-` leaves it
+            closed = subprocess.run(
+                [*program, *argv], stderr=subprocess.PIPE, env=env, preexec_fn=_close_stdout
+            )
+            assert closed.returncode == 1
+            assert closed.stderr == b"Error: cannot write the output: standard output is closed\n", argv
+            with open("/dev/full", "wb") as full:
+                done = subprocess.run([*program, *argv], stdout=full, stderr=subprocess.PIPE, env=env)
+            assert done.returncode == 1
+            assert done.stderr == b"Error: cannot write: No space left on device\n", argv
+            ascii_only = subprocess.run(
+                [*program, *argv], capture_output=True, env={**env, "PYTHONIOENCODING": "ascii"}
+            )
+            assert ascii_only.returncode == 1
+            assert ascii_only.stderr.startswith(
+                b"Error: cannot write '\\xe9' in the output's encoding (ascii)"
+            ), argv
+            assert ascii_only.stderr.count(b"\n") == 1
+
+
+def test_an_empty_kb_option_is_refused(root: Path):
+    for argv in (["--kb", "", "list"], ["--kb=", "search", "x"], ["--kb", " ", "search", "x"]):
+        done = subprocess.run([sys.executable, "-m", "kb", *argv], capture_output=True)
+        assert done.returncode == 2
+        assert done.stderr.startswith(b"Error: --kb needs a folder"), argv

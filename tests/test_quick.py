@@ -34,6 +34,8 @@ from tests.conftest import PROGRAM, cold_runner
         (["--kb", "search", "apple"], None),
         (["--kb", "--debug", "search", "apple"], None),
         (["--kb="], None),
+        (["--kb=", "search", "apple"], None),
+        (["--kb", " ", "search", "apple"], None),
         (["--kbx", "search", "apple"], None),
         (["list"], None),
         (["show", "search"], None),
@@ -80,6 +82,7 @@ def test_the_same_bytes_as_the_whole_command_line(root: Path, tmp_path: Path) ->
         ["search", "*"],
         ["search", ""],
         ["--kb", str(other), "search", "apple"],  # not a knowledge base
+        ["--kb", " ", "search", "apple"],
         ["--kb", str(tmp_path / "missing"), "search", "apple"],
         [f"--kb={root}", "search", "apple"],
     ]
