@@ -147,3 +147,14 @@ def test_a_misspelt_word_suggests_the_index_own_word(kb):
     kb("add", "Databases", "-b", "PostgreSQL and postgres notes.")
     r = kb("search", "postgress")
     assert r.exit_code == 1 and "did you mean 'postgres'?" in r.stderr
+
+
+def test_no_word_of_a_deleted_note_is_suggested(kb):
+    kb("add", "Ghost", "-b", "A ghostzq walks and a phantomology paper.")
+    kb("add", "Other", "-b", "Other words.")
+    assert "did you mean 'ghostzq'?" in kb("search", "ghostzr").stderr  # one edit away
+    assert "did you mean 'phantomology'?" in kb("search", "phantomolgy").stderr
+    assert kb("rm", "Ghost", "-y").exit_code == 0
+    for typed in ("ghostzr", "phantomolgy"):
+        r = kb("search", typed)
+        assert r.exit_code == 1 and "did you mean" not in r.stderr, r.stderr

@@ -258,9 +258,22 @@ def _one_edit_away(word: str, reader: Any) -> str | None:
     for variant in sorted(variants - {typed, ""}):
         stem = normal_word(variant)
         frequency = reader.doc_frequency("body", stem) + reader.doc_frequency("title", stem)
-        if frequency and (best is None or frequency > best[0]):
+        if frequency and (best is None or frequency > best[0]) and _held(reader, stem):
             best = (frequency, variant)
     return best[1] if best else None
+
+
+def _held(reader: Any, stem: str) -> bool:
+    """Whether a note in the index holds `stem` now: Whoosh keeps the words of a deleted note (and counts
+    them) until its segment is merged."""
+    if not reader.has_deletions():
+        return True
+    for name in ("body", "title"):
+        if reader.frequency(name, stem):
+            postings = reader.postings(name, stem)
+            if any(not reader.is_deleted(doc) for doc in postings.all_ids()):
+                return True
+    return False
 
 
 def _after_ours(catalog: Catalog, before: str | None) -> str | None:
@@ -794,10 +807,13 @@ class NoteIndex:
                 # The index holds stems ("postgr"): show the word as a note has it ("postgres").
                 stem = found[0]
                 hit = searcher.search(wq.Term("body", stem), limit=1)
-                real = stem
+                real = None  # held only by notes deleted since (Whoosh keeps their words until a merge): none
                 if hit.scored_length():
                     body = self._body_text(hit[0]["path"])
-                    real = next((w for w in _WORDS.findall(body) if normal_word(w) == stem), stem)
+                    real = next((w for w in _WORDS.findall(body) if normal_word(w) == stem), None)
+                if real is None:  # never a bare stem ("résum"): only a word as a note has it
+                    out.append(word)
+                    continue
                 out.append(real.lower())
                 changed = True
         return " ".join(out) if changed else None
