@@ -50,6 +50,8 @@ class KbGroup(TyperGroup):
 
         STATE.kb, STATE.debug = None, "--debug" in (args or sys.argv[1:])
         terminal.configure()
+        if not os.environ.get(completion.COMPLETE_VAR):  # `kb search vim -emacs`: a word left out
+            args = quick.search_argv(list(args if args is not None else sys.argv[1:]))
         for arg in args if args is not None else sys.argv[1:]:
             if not arg.isascii():
                 from kb.notes import is_utf8, shown_name

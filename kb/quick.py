@@ -17,6 +17,64 @@ from typing import NoReturn
 
 from kb.errors import KbError
 
+# kb search's options as click reads them after the command: short flags, short options with a value
+_FLAGS = "l0h"
+_VALUED = "ntC"
+_GLOBAL_VALUED = frozenset({"--kb", "--color"})
+_GLOBAL_FLAGS = frozenset({"--no-pager", "--debug"})
+
+
+def is_option(token: str) -> bool:
+    """Whether `token`, after `kb search`, is one of its options (or a long option it lacks) rather than a
+    query word: `-l`, `-l0`, `-n5`, `-C3`, `--json`, `--tag=x` are options; `-draft`, `-tmux`, `-5`, `-`
+    are words (the query leaves out notes with a word after a dash, as `kb help search` says)."""
+    if token.startswith("--"):
+        return True
+    for i, letter in enumerate(token[1:], start=2):
+        rest = token[i:]
+        if letter in _VALUED:  # its value is the next argument, or a number joined to it
+            return not rest or (letter != "t" and rest.isdigit())
+        if letter not in _FLAGS:
+            return False
+    return len(token) > 1
+
+
+def search_argv(argv: list[str]) -> list[str]:
+    """`argv` with the query words of `kb search` that start with a dash (`kb search vim -emacs`) put
+    after `--`, so that the parser takes them as words rather than unknown options; unchanged when there
+    are none, or for any other command."""
+    i = 0
+    while i < len(argv) and (
+        argv[i] in _GLOBAL_VALUED or argv[i] in _GLOBAL_FLAGS or argv[i].startswith(("--kb=", "--color="))
+    ):
+        i += 2 if argv[i] in _GLOBAL_VALUED else 1
+    if i >= len(argv) or argv[i] != "search":
+        return argv
+    options: list[str] = []
+    words: list[str] = []
+    rest = argv[i + 1 :]
+    j = 0
+    while j < len(rest):
+        token = rest[j]
+        if token == "--":
+            words.extend(rest[j + 1 :])
+            break
+        if token.startswith("-") and is_option(token):
+            options.append(token)
+            takes = token in _LONG_VALUED or (not token.startswith("--") and token[-1] in _VALUED)
+            if takes and j + 1 < len(rest):
+                options.append(rest[j + 1])
+                j += 1
+        else:
+            words.append(token)
+        j += 1
+    if not any(word.startswith("-") for word in words):
+        return argv
+    return [*argv[: i + 1], *options, "--", *words]
+
+
+_LONG_VALUED = frozenset({"--limit", "--tag", "--sort", "--context", "--as-of"})
+
 
 def plain_search(argv: list[str]) -> tuple[str | None, list[str]] | None:
     """(the --kb value, the words) of `[--kb PATH] search WORD...`; None for any other command line."""
@@ -34,7 +92,7 @@ def plain_search(argv: list[str]) -> tuple[str | None, list[str]] | None:
     if i >= len(argv) or argv[i] != "search" or not words:
         return None
     for word in words:
-        if word.startswith("-") or not (word.isascii() or _utf8(word)):
+        if (word.startswith("-") and is_option(word)) or not (word.isascii() or _utf8(word)):
             return None
     return kb, words
 

@@ -158,3 +158,14 @@ def test_no_word_of_a_deleted_note_is_suggested(kb):
     for typed in ("ghostzr", "phantomolgy"):
         r = kb("search", typed)
         assert r.exit_code == 1 and "did you mean" not in r.stderr, r.stderr
+
+
+def test_a_word_after_a_dash_is_left_out_without_quotes(kb):
+    kb("add", "Editors", "-b", "vim and emacs")
+    kb("add", "Modal", "-b", "vim only", "-t", "tmux")
+    assert paths_of(kb, "vim") == ["notes/Editors.md", "notes/Modal.md"]
+    for argv in (["vim", "-emacs"], ["-emacs", "vim"], ["vim", "-emacs", "-l"], ["vim", "-n", "5", "-emacs"]):
+        r = kb("search", *argv, "-l")
+        assert (r.exit_code, r.stdout) == (0, "notes/Modal.md\n"), argv
+    r = kb("search", "vim", "-t", "tmux", "-l")  # still an option
+    assert r.stdout == "notes/Modal.md\n"

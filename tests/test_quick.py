@@ -24,6 +24,8 @@ from tests.conftest import PROGRAM, cold_runner
         (["search", "tag:a/b", '"two words"'], (None, ["tag:a/b", '"two words"'])),
         (["search", "café"], (None, ["café"])),
         (["search"], None),
+        (["search", "apple", "-pear"], (None, ["apple", "-pear"])),  # a word left out
+        (["search", "-", "apple"], (None, ["-", "apple"])),
         (["search", "-n", "3", "apple"], None),
         (["search", "apple", "--json"], None),
         (["search", "apple", "-l"], None),
@@ -71,6 +73,10 @@ def test_the_same_bytes_as_the_whole_command_line(root: Path, tmp_path: Path) ->
         ["search", "nothingmatches"],  # exit 1, a suggestion perhaps
         ["search", "orchad"],  # did you mean
         ["search", "apple", "pear"],
+        ["search", "apple", "-orchard"],
+        ["search", "-orchard", "apple", "-number3"],
+        ["search", "apple", "-n", "2", "-orchard"],
+        ["search", "apple", "-tree"],
         ["search", '"second note"'],
         ["search", "tag:fruit/tree"],
         ["search", "tag:bad tag!"],
@@ -127,3 +133,55 @@ def test_a_plain_search_imports_no_parser(root: Path) -> None:
     other = subprocess.run([*program, "search", "text", "-l"], capture_output=True, env=env, check=False)
     assert other.returncode == 0 and other.stdout == b"notes/One.md\n"
     assert b"typer" in other.stderr
+
+
+@pytest.mark.parametrize(
+    ("token", "option"),
+    [
+        ("-l", True),
+        ("-0", True),
+        ("-l0", True),
+        ("-h", True),
+        ("-n", True),
+        ("-n5", True),
+        ("-ln", True),
+        ("-C3", True),
+        ("-t", True),
+        ("--json", True),
+        ("--tag=x", True),
+        ("--nope", True),
+        ("--", True),
+        ("-draft", False),
+        ("-tmux", False),
+        ("-nfoo", False),
+        ("-linux", False),
+        ("-5", False),
+        ("-", False),
+    ],
+)
+def test_which_dashed_arguments_are_options(token: str, option: bool) -> None:
+    assert quick.is_option(token) is option
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["search", "vim", "-emacs"], ["search", "--", "vim", "-emacs"]),
+        (
+            ["--kb", "/x", "search", "-emacs", "vim", "-n", "3"],
+            ["--kb", "/x", "search", "-n", "3", "--", "-emacs", "vim"],
+        ),
+        (
+            ["--kb=/x", "--no-pager", "search", "a", "-t", "-b", "-c"],
+            ["--kb=/x", "--no-pager", "search", "-t", "-b", "--", "a", "-c"],
+        ),
+        (["search", "a", "--limit", "2", "-b"], ["search", "--limit", "2", "--", "a", "-b"]),
+        (["search", "-x", "--", "-y"], ["search", "--", "-x", "-y"]),
+        (["search", "vim", "-n", "3"], ["search", "vim", "-n", "3"]),  # no word with a dash: as it was
+        (["search", "--", "-y"], ["search", "--", "-y"]),
+        (["show", "-emacs"], ["show", "-emacs"]),
+        (["--color", "never", "search", "-x"], ["--color", "never", "search", "--", "-x"]),
+    ],
+)
+def test_words_with_a_dash_go_after_the_options(argv: list[str], expected: list[str]) -> None:
+    assert quick.search_argv(argv) == expected
