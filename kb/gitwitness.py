@@ -1,35 +1,45 @@
 """git's word, for a cold `kb search`, that no note changed since the search catalog last agreed with a scan.
 
 A cold search must know that the index is in step with the notes: walking every folder and lstat-ing every
-note costs 30-40 ms at 10,000 notes in Python. git keeps the same facts already. Its index file records the
-stat data (mtime, ctime, size, inode...) of every tracked file as it last saw it; `git diff-files` compares
-them with the files in C, lstat-ing in parallel threads and reading the content of a racily clean entry (one
-changed in the same moment as the index was written); `git ls-files -o` lists what is not tracked. Both are
-started as the process starts (kb.client, before the command line is imported) and run on another core
-while the interpreter imports; the search waits for them only when it needs the answer.
+note costs 30-40 ms at 10,000 notes in Python. git keeps most of the same facts already: its index file
+records the stat data (mtime, ctime, size, inode...) of every tracked file as it last saw it, and `git
+diff-files` compares them with the files in C, reading the content of a racily clean entry (one changed in
+the same second as the index was written). It is started as the process starts (kb.client, before the
+command line is imported) and runs on another core while the interpreter imports; the search waits for it
+only when it needs the answer. A new file is seen from the folders instead: creating, removing or renaming
+a file in a folder changes the folder's mtime and ctime, so the stat data of every folder where notes may be
+stands for its list of names.
 
-The witness is the git index file's identity and times, with the layout. The catalog keeps it with the scan
-digest that agreed with every row (kb.index.catalog.Catalog.remember_scan), and only when, in one process:
-- diff-files found every tracked file as the index records it, nothing untracked could be a note, and the
-  index file was the same one before git started and after it ended;
-- then the scan found only notes that git tracks plainly (`git ls-files --stage -v`: no assume-unchanged
-  or skip-worktree bit, which would make git look away from a file, and no submodule where notes may be:
-  git does not look inside one), and agreed with every row.
-Later, when the index file is still that file, diff-files is quiet again and nothing untracked could be a
-note, every note is as it was at that scan: a file changed since has other stat data than the index records
-(its ctime at least), a new one is untracked or rewrites the index, a removed one is reported. Whatever
-git says otherwise, or when it cannot say, the notes are scanned as before. The catalog forgets the witness
-with the digest whenever a row changes. git's own settings that would weaken its checks (core.ignoreStat,
-core.checkStat, core.trustctime, core.fsmonitor) are overridden, and variables that point git elsewhere
-(GIT_DIR, GIT_INDEX_FILE...) are not passed on.
+The witness, kept by the catalog with the scan digest that agreed with every row
+(kb.index.catalog.Catalog.remember_scan), is the git index file's identity and times, the layout, and the
+stat data of every folder where notes may be. It is kept only when, in one process:
+- diff-files found every tracked file as the index records it, the index file being the same one before
+  git started and after it ended;
+- then the scan agreed with every row and found only notes that git tracks plainly (`git ls-files --stage
+  -v`: no assume-unchanged or skip-worktree bit, which would make git look away from a file, and no
+  submodule where notes may be: git does not look inside one);
+- the index file and every folder were last changed two seconds or more before (git compares times in whole
+  seconds: an in-place rewrite in the same second as its stat was recorded could keep every number it
+  compares, and a folder's time could be set twice in one tick of the clock).
+Later, when diff-files is quiet again, the index file is still that file, the layout is the same and every
+folder has the same stat data, every note is as it was at that scan: a file changed since has other stat
+data than the index records (its ctime at least, a second or more later), a new, removed or renamed one
+changed its folder. Whatever git says otherwise, or when it cannot say, the notes are scanned as before.
+The catalog forgets the witness with the digest whenever a row changes. git's own settings that would
+weaken its checks (core.ignoreStat, core.checkStat, core.trustctime, core.fsmonitor) are overridden, and
+variables that point git elsewhere (GIT_DIR, GIT_INDEX_FILE...) are not passed on.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
-from kb.layout import INDEX_DIR, SKIPPED_FOLDERS, Layout
+from kb.layout import Layout
+
+SETTLED_NS = 2_000_000_000  # how long before the witness is kept the index file and folders were last changed
 
 _SETTINGS = (
     "core.fsmonitor=false",
@@ -38,16 +48,26 @@ _SETTINGS = (
     "core.trustctime=true",
     "core.preloadIndex=true",
 )
+# Variables that would point git at another repository, work tree or index than the knowledge base's own.
+_ELSEWHERE = frozenset(
+    {
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_COMMON_DIR",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_NAMESPACE",
+    }
+)
 
 
 class _Probe:
-    """git's two checks of one knowledge base, started; `answer` once they ended."""
+    """`git diff-files` of one knowledge base, started; `clean` once it ended."""
 
-    def __init__(self, root: str, folder: tuple[int, int], before: str, diff: int, listing: int, out: int):
-        self.root, self.folder, self.before = os.path.realpath(root), folder, before
-        self.diff, self.listing, self.out = diff, listing, out
-        self.answer: tuple[str, frozenset[str]] | None = None
-        self.ended = False
+    def __init__(self, root: str, folder: tuple[int, int], before: str, diff: int):
+        self.root, self.folder, self.before, self.diff = os.path.realpath(root), folder, before, diff
+        self.clean: bool | None = None  # None: not waited for yet
 
 
 _PROBE: list[_Probe] = []  # at most one: the one this process started
@@ -64,28 +84,7 @@ def index_signature(git_dir: str) -> str | None:
 
 
 def _git(root: str) -> list[str]:
-    return [
-        "git",
-        "-C",
-        root,
-        "--git-dir=.git",
-        "--work-tree=.",
-        *(arg for s in _SETTINGS for arg in ("-c", s)),
-    ]
-
-
-# Variables that would point git at another repository, work tree or index than the knowledge base's own.
-_ELSEWHERE = frozenset(
-    {
-        "GIT_DIR",
-        "GIT_WORK_TREE",
-        "GIT_INDEX_FILE",
-        "GIT_COMMON_DIR",
-        "GIT_OBJECT_DIRECTORY",
-        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-        "GIT_NAMESPACE",
-    }
-)
+    return ["git", "-C", root, "--git-dir=.git", "--work-tree=.", *(a for s in _SETTINGS for a in ("-c", s))]
 
 
 def _environment() -> dict[str, str]:
@@ -95,8 +94,8 @@ def _environment() -> dict[str, str]:
 
 
 def start(root: str) -> None:
-    """Start git's checks of the knowledge base at `root` (an absolute path), when it is a git repository
-    of its own. Never waits; nothing happens when git cannot be started."""
+    """Start git's check of the knowledge base at `root` (an absolute path), when it is a git repository of
+    its own. Never waits; nothing happens when git cannot be started."""
     if _PROBE or not os.path.isdir(os.path.join(root, ".git")):
         return
     before = index_signature(os.path.join(root, ".git"))
@@ -106,35 +105,18 @@ def start(root: str) -> None:
         return
     if before is None:
         return
-    env = _environment()
     quiet = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
         (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
     ]
     try:
-        diff = os.posix_spawnp("git", [*_git(root), "diff-files", "--quiet"], env, file_actions=quiet)
-    except OSError:
-        return
-    try:
-        r, w = os.pipe()
-    except OSError:
-        _reap(diff)
-        return
-    try:
-        listing = os.posix_spawnp(
-            "git",
-            [*_git(root), "ls-files", "-z", "--others", "--directory", "--no-empty-directory"],
-            env,
-            file_actions=[quiet[0], (os.POSIX_SPAWN_DUP2, w, 1), quiet[2]],
+        diff = os.posix_spawnp(
+            "git", [*_git(root), "diff-files", "--quiet"], _environment(), file_actions=quiet
         )
     except OSError:
-        os.close(r)
-        _reap(diff)
         return
-    finally:
-        os.close(w)
-    _PROBE.append(_Probe(root, (st.st_dev, st.st_ino), before, diff, listing, r))
+    _PROBE.append(_Probe(root, (st.st_dev, st.st_ino), before, diff))
 
 
 def _reap(pid: int) -> int:
@@ -148,56 +130,18 @@ def _reap(pid: int) -> int:
             return -1
 
 
-def _ended(probe: _Probe) -> tuple[bool, list[str]]:
-    """Wait for git's two checks: (every tracked file as the index records it, what is not tracked)."""
-    chunks: list[bytes] = []
-    try:
-        while chunk := os.read(probe.out, 1 << 16):
-            chunks.append(chunk)
-    except OSError:
-        chunks = [b"\0?"]
-    finally:
-        os.close(probe.out)
-    listed = _reap(probe.listing) == 0
-    clean = _reap(probe.diff) == 0 and listed
-    names = b"".join(chunks).decode("utf-8", "surrogateescape").split("\0")
-    return clean, [name for name in names if name]
-
-
 def forget() -> None:
-    """Forget the checks this process started (waiting for them to end): the next start() starts anew."""
+    """Forget the check this process started (waiting for it to end): the next start() starts anew (a
+    process runs one command and asks once; a test asks again)."""
     while _PROBE:
         probe = _PROBE.pop()
-        if not probe.ended:
-            probe.ended = True
-            _ended(probe)
+        if probe.clean is None:
+            _reap(probe.diff)
 
 
-def _could_be_notes(name: str, layout: Layout) -> bool:
-    """Whether an untracked file or folder (`git ls-files -o --directory` names a folder with a slash at
-    the end) is or may hold a note under `layout`. (A file that changes the layout itself, kb.toml or
-    Markdown outside notes/, changes the layout kb finds, which is part of the witness.)"""
-    if not name.endswith("/"):
-        return layout.is_note_path(name)
-    folder = name.rstrip("/")
-    parts = folder.split("/")
-    if any(part.startswith(".") or part in SKIPPED_FOLDERS for part in parts) or folder == INDEX_DIR:
-        return False
-    prefix = layout.prefix
-    if prefix and not (folder + "/").startswith(prefix) and not prefix.startswith(folder + "/"):
-        return False  # outside the notes root
-    return not layout.ignored(folder)
-
-
-def witness(root: str, layout: Layout) -> str | None:
-    """What the catalog keeps with an agreed scan, from the checks this process started for `root`: None
-    when there were none, or git found a changed file, an untracked one that could be a note, or the index
-    file was rewritten meanwhile."""
-    answer = _answer(root, layout)
-    return answer[0] if answer is not None else None
-
-
-def _answer(root: str, layout: Layout) -> tuple[str, frozenset[str]] | None:
+def _asked(root: str) -> _Probe | None:
+    """The check this process started for `root`, once it ended and found every tracked file as the git
+    index records it, the index file unchanged meanwhile; None otherwise."""
     if not _PROBE:
         return None
     probe = _PROBE[0]
@@ -207,23 +151,66 @@ def _answer(root: str, layout: Layout) -> tuple[str, frozenset[str]] | None:
         return None
     if (st.st_dev, st.st_ino) != probe.folder or os.path.realpath(root) != probe.root:
         return None
-    if not probe.ended:
-        probe.ended = True
-        clean, untracked = _ended(probe)
-        after = index_signature(os.path.join(probe.root, ".git"))
-        if clean and after == probe.before:
-            probe.answer = probe.before, frozenset(untracked)
-    if probe.answer is None or any(_could_be_notes(name, layout) for name in probe.answer[1]):
+    if probe.clean is None:
+        quiet = _reap(probe.diff) == 0
+        probe.clean = quiet and index_signature(os.path.join(probe.root, ".git")) == probe.before
+    return probe if probe.clean else None
+
+
+def _folder_stats(root: str, folders: list[str]) -> tuple[list[list[str | int]], int] | None:
+    """[folder, mtime_ns, ctime_ns, inode] of each folder (root-relative), with the latest of their times;
+    None when one is gone."""
+    out: list[list[str | int]] = []
+    latest = 0
+    for folder in folders:
+        try:
+            st = os.stat(os.path.join(root, folder) if folder else root)
+        except OSError:
+            return None
+        out.append([folder, st.st_mtime_ns, st.st_ctime_ns, st.st_ino])
+        latest = max(latest, st.st_mtime_ns, st.st_ctime_ns)
+    return out, latest
+
+
+def holds(root: str, layout: Layout, kept: str | None) -> bool:
+    """Whether the witness `kept` (the catalog's, see Catalog.agreed) still holds: the check this process
+    started found nothing changed in the files git tracks, and the git index file, the layout and every
+    folder are as the witness has them. No note changed since the scan it was kept with."""
+    probe = _asked(root) if kept is not None else None
+    if probe is None or kept is None:
+        return False
+    try:
+        data = json.loads(kept)
+        if data.get("refused") or data["index"] != probe.before or data["layout"] != repr(layout):
+            return False
+        folders = data["folders"]
+        found = _folder_stats(root, [str(f[0]) for f in folders])
+        return found is not None and found[0] == folders
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return False
+
+
+def vouch(
+    root: str, layout: Layout, notes: Iterable[str], folders: Callable[[], list[str]], kept: str | None
+) -> str | None:
+    """What to keep with a scan that agreed with every row (`notes`: its paths; `folders`: every folder
+    where notes may be, root-relative; `kept`: what the catalog keeps now): the witness; or, when git does
+    not track each note plainly or a submodule is where notes may be, a refusal that spares the next
+    search the look while the git index file stays the same. None, and nothing to keep, when the check this
+    process started found a change or did not run, when `kept` is that refusal already, or when the index
+    file or a folder changed less than SETTLED_NS ago. Runs `git ls-files --stage -v`."""
+    probe = _asked(root)
+    if probe is None or kept == _refusal(probe.before):
         return None
-    return f"{probe.answer[0]} {layout!r}", probe.answer[1]
-
-
-def vouches(root: str, layout: Layout, notes: Iterable[str]) -> str | None:
-    """The witness, when git also tracks each of `notes` (a scan's paths, found after the checks ended)
-    plainly: not marked assume-unchanged or skip-worktree, nor unmerged, nor any other note path so; and no
-    submodule is where notes may be (git does not look inside one). Runs `git ls-files --stage -v` (only
-    when a witness is to be kept: after a scan that agreed)."""
-    if witness(root, layout) is None:
+    git_dir = os.path.join(root, ".git")
+    try:
+        index_changed = os.stat(os.path.join(git_dir, "index")).st_mtime_ns
+    except OSError:
+        return None
+    settled = time.time_ns() - SETTLED_NS
+    names = folders()
+    stats = _folder_stats(root, names) if index_changed <= settled else None
+    if stats is None or stats[1] > settled:
         return None
     import subprocess
 
@@ -239,6 +226,8 @@ def vouches(root: str, layout: Layout, notes: Iterable[str]) -> str | None:
         return None
     if done.returncode != 0:
         return None
+    if index_signature(git_dir) != probe.before or _folder_stats(root, names) != stats:
+        return None  # changed while git listed it
     plain: set[str] = set()
     for entry in done.stdout.decode("utf-8", "surrogateescape").split("\0"):
         if not entry:
@@ -246,14 +235,16 @@ def vouches(root: str, layout: Layout, notes: Iterable[str]) -> str | None:
         tag, _, rest = entry.partition(" ")  # "H 100644 SHA 0\tpath"
         mode, _, path = rest.partition("\t")
         if mode.startswith("160000 "):  # a submodule: git does not look at the files inside it
-            if _could_be_notes(path + "/", layout):
-                return None
+            if layout.may_hold_notes(path):
+                return _refusal(probe.before)
         elif tag == "H" and mode.endswith(" 0"):
             plain.add(path)
         elif layout.is_note_path(path):
-            return None
+            return _refusal(probe.before)
     if any(path not in plain for path in notes):
-        return None
-    if index_signature(os.path.join(root, ".git")) != _PROBE[0].before:
-        return None  # the index file was rewritten since the checks read it
-    return witness(root, layout)
+        return _refusal(probe.before)
+    return json.dumps({"index": probe.before, "layout": repr(layout), "folders": stats[0]})
+
+
+def _refusal(index: str) -> str:
+    return json.dumps({"index": index, "refused": True})

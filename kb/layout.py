@@ -73,6 +73,19 @@ class Layout:
             for candidate in candidates
         )
 
+    def may_hold_notes(self, folder: str) -> bool:
+        """Whether notes may be in the folder `folder` (root-relative, posix) or below it under this layout:
+        not hidden, skipped, kb's index or ignored, and inside the notes root or above it."""
+        parts = folder.split("/")
+        if any(not part or part.startswith(".") or part in SKIPPED_FOLDERS for part in parts):
+            return False
+        if folder == INDEX_DIR:
+            return False
+        prefix = self.prefix
+        if prefix and not (folder + "/").startswith(prefix) and not prefix.startswith(folder + "/"):
+            return False
+        return not self.ignored(folder)
+
     def is_note_path(self, rel: str) -> bool:
         """Whether a root-relative path names a note under this layout (by its name alone)."""
         if not rel.endswith(MARKDOWN_SUFFIXES) or not rel.startswith(self.prefix):

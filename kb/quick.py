@@ -91,6 +91,8 @@ def plain_search(argv: list[str]) -> tuple[str | None, list[str]] | None:
     words = argv[i + 1 :]
     if i >= len(argv) or argv[i] != "search" or not words:
         return None
+    if kb is not None and not (kb.isascii() or _utf8(kb)):
+        return None  # kb.cli says which argument is not UTF-8
     for word in words:
         if (word.startswith("-") and is_option(word)) or not (word.isascii() or _utf8(word)):
             return None

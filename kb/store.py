@@ -427,6 +427,10 @@ class Store:
                 continue
         return out
 
+    def note_folders(self) -> list[str]:
+        """Every folder where notes may be, root-relative ("notes", "notes/sub"; "" for the root itself)."""
+        return [rel for _, rel in self._folders()]
+
     def folders(self) -> list[str]:
         """The folders under the notes root that hold notes or folders, relative to the notes root."""
         n = len(self.prefix)

@@ -3,8 +3,10 @@ every change made outside kb is still found."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,9 +18,13 @@ from kb.index.catalog import Catalog
 from kb.store import Store
 from tests.conftest import PROGRAM, Run, cold_runner
 
+SETTLED_NS = gitwitness.SETTLED_NS
+
 
 @pytest.fixture(autouse=True)
-def _no_checks_left() -> Iterator[None]:
+def _no_checks_left(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # kept at once (the two seconds that guard against changes within one tick are tested on their own)
+    monkeypatch.setattr(gitwitness, "SETTLED_NS", 0)
     gitwitness.forget()
     yield
     gitwitness.forget()
@@ -48,7 +54,14 @@ def _witness(root: Path) -> str | None:
     catalog = Catalog.open(root / "index")
     assert catalog is not None
     with catalog:
-        return catalog.agreed_witness()
+        return catalog.agreed()[1]
+
+
+def _holds(root: Path) -> bool:
+    """Whether the witness the catalog keeps holds now, by a check started anew."""
+    gitwitness.forget()
+    gitwitness.start(str(root))
+    return gitwitness.holds(str(root), Store(root).layout, _witness(root))
 
 
 def _no_walk(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,7 +131,7 @@ def _assume_unchanged(root: Path) -> str:
     _git(root, "update-index", "--assume-unchanged", "notes/Alpha.md")
     for _ in range(2):  # the index was rewritten: scanned; the bit keeps git's word from being kept
         _refresh(root)
-        assert _witness(root) != gitwitness.witness(str(root), Store(root).layout)
+        assert not _holds(root)
     return _append(root)
 
 
@@ -187,17 +200,24 @@ def test_without_git_the_notes_are_walked(
 def test_another_knowledge_base_gets_no_word(kb: Callable[..., Run], root: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
     assert kb("--kb", str(other), "add", "Other", "-b", "plum").exit_code == 0
+    for place in (root, other):
+        _refresh(place)
+        assert _holds(place)
+    gitwitness.forget()
     gitwitness.start(str(root))
-    assert gitwitness.witness(str(other), Store(other).layout) is None
-    assert gitwitness.witness(str(root), Store(root).layout) is not None
+    assert not gitwitness.holds(str(other), Store(other).layout, _witness(other))
+    assert gitwitness.holds(str(root), Store(root).layout, _witness(root))
 
 
-def test_the_program_finds_an_outside_edit(kb: Callable[..., Run], root: Path) -> None:
+def test_the_program_finds_an_outside_edit(
+    kb: Callable[..., Run], root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = {**os.environ, "KB_SERVER": "0"}
 
     def search(word: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run([str(PROGRAM), "search", word, "-l"], capture_output=True, env=env, check=False)
 
+    time.sleep(SETTLED_NS / 1e9 + 0.1)  # the program's own setting, not this process's patched one
     assert search("banana").returncode == 0
     assert search("banana").returncode == 0
     assert _witness(root) is not None  # the program asked git, and its word was kept
@@ -216,7 +236,7 @@ def test_a_submodule_where_notes_may_be_gets_no_word(kb: Callable[..., Run], roo
     (root / "notes" / "sub").mkdir()
     _refresh(root)
     _refresh(root)
-    assert _witness(root) != gitwitness.witness(str(root), Store(root).layout)
+    assert not _holds(root)
     (root / "notes" / "sub" / "Inside.md").write_text("# Inside\n\nlychee\n")  # git looks away from it
     assert _refresh(root).added == 1
     assert kb("search", "lychee").exit_code == 0
@@ -233,3 +253,49 @@ def test_an_empty_folder_keeps_the_word(
         _refresh(root)
     (root / "notes" / "empty" / "Now.md").write_text("# Now\n\nkumquat\n")
     assert _refresh(root).added == 1
+
+
+def test_a_new_name_differing_only_in_case_is_seen(kb: Callable[..., Run], root: Path) -> None:
+    _git(root, "config", "core.ignorecase", "true")  # git would not list it as untracked
+    _refresh(root)
+    assert _holds(root)
+    (root / "notes" / "ALPHA.md").write_text("---\ntitle: ALPHA upper\n---\nquokka\n")
+    assert _refresh(root).added == 1
+    assert kb("search", "quokka", "-l").stdout == "notes/ALPHA.md\n"
+
+
+def test_a_refusal_is_kept_and_spares_the_look(
+    kb: Callable[..., Run], root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _git(root, "update-index", "--skip-worktree", "notes/Beta.md")
+    _refresh(root)
+    _refresh(root)
+    kept = _witness(root)
+    assert kept is not None and json.loads(kept).get("refused")
+    real = subprocess.run
+
+    def no_listing(*args: object, **kwargs: object) -> object:
+        raise AssertionError("git ls-files ran again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(subprocess, "run", no_listing)
+        _refresh(root)
+    assert subprocess.run is real
+    _append(root)
+    assert _refresh(root).updated == 1
+
+
+def test_a_folder_changed_just_now_keeps_no_word(
+    kb: Callable[..., Run], root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gitwitness, "SETTLED_NS", 3_600 * 10**9)  # an hour is "just now"
+    _refresh(root)
+    _refresh(root)
+    assert _witness(root) is None  # the git index file was written just now
+    long_ago = time.time() - 7_200
+    os.utime(root / ".git" / "index", (long_ago, long_ago))
+    _refresh(root)
+    assert _witness(root) is None  # and the notes folder changed just now
+    monkeypatch.setattr(gitwitness, "SETTLED_NS", 0)
+    _refresh(root)
+    assert _witness(root) is not None

@@ -42,6 +42,8 @@ from tests.conftest import PROGRAM, cold_runner
         (["list"], None),
         (["show", "search"], None),
         (["search", "caf\udce9"], None),
+        (["--kb", "kb\udcff", "search", "apple"], None),
+        (["--kb=kb\udcff", "search", "apple"], None),
     ],
 )
 def test_only_the_plain_form_is_taken(argv: list[str], expected: object) -> None:

@@ -478,7 +478,7 @@ def test_the_scan_that_agreed_is_a_shortcut_that_never_hides_an_edit(corpus, kb,
         catalog = NoteIndex(root).catalog()
         assert catalog is not None
         with catalog:
-            return catalog.agreed_scan()
+            return catalog.agreed()[0]
 
     assert titles(kb, "zebra")
     assert titles(kb, "zebra")  # this check found the catalog in step and recorded its scan
@@ -524,7 +524,7 @@ def test_a_scan_is_not_recorded_when_the_rows_changed_since_they_were_read(corpu
         digest = scan_digest(Store(root).scan()[0])
         assert digest is not None
         catalog.remember_scan(digest, generation)
-        assert catalog.agreed_scan() is None
+        assert catalog.agreed()[0] is None
         assert isinstance(entry, Entry)
     assert "Zebra" in titles(kb, "zebra")  # the changed row is seen as a change and indexed again
 

@@ -489,30 +489,29 @@ class NoteIndex:
             catalog.close()
             return RefreshReport(0, 0, 0, False)
         with catalog:
-            root = str(self.root)
-            layout = self.store.layout
-            witness = gitwitness.witness(root, layout)  # git's word, when this process asked it
+            root, layout = str(self.root), self.store.layout
             try:
-                if witness is not None and witness == catalog.agreed_witness():
-                    return RefreshReport(0, 0, 0, False, catalog.generation())  # no scan needed
+                agreed, kept, generation = catalog.agreed()
             except CatalogError:
                 raise NeedsRebuild("the search catalog is damaged") from None
+            if gitwitness.holds(root, layout, kept):  # git's word, when this process asked it
+                return RefreshReport(0, 0, 0, False, generation)  # no scan needed
             current = self.store.scan()[0]
             # The common case, nothing changed: this scan is the one that last agreed with every row (its
             # digest is forgotten whenever a row changes), so the rows need not be read.
             digest = scan_digest(current)
+            if digest is not None and digest == agreed:
+                vouched = gitwitness.vouch(root, layout, current, self.store.note_folders, kept)
+                if vouched is not None:
+                    catalog.remember_scan(digest, generation, vouched)
+                return RefreshReport(0, 0, 0, False, generation)
             try:
-                if digest is not None and digest == catalog.agreed_scan():
-                    generation = catalog.generation()
-                    if witness is not None and (vouched := gitwitness.vouches(root, layout, current)):
-                        catalog.remember_scan(digest, generation, vouched)
-                    return RefreshReport(0, 0, 0, False, generation)
                 known, generation = catalog.signatures_at()
             except CatalogError:
                 raise NeedsRebuild("the search catalog is damaged") from None
             if current == known:  # compared without a Python loop
                 if digest is not None:
-                    vouched = gitwitness.vouches(root, layout, current) if witness is not None else None
+                    vouched = gitwitness.vouch(root, layout, current, self.store.note_folders, None)
                     catalog.remember_scan(digest, generation, vouched)
                 return RefreshReport(0, 0, 0, False, generation)
             added = {p for p in current if p not in known}

@@ -257,24 +257,24 @@ class Catalog:
 
     # ------------------------------------------------------------ the scan that agreed
 
-    def agreed_scan(self) -> str | None:
-        """The digest (kb.store.scan_digest) of the last scan found equal to every row, unless a row changed
-        since: equal to the digest of a new scan, the catalog is in step without its rows being read."""
+    def agreed(self) -> tuple[str | None, str | None, str]:
+        """In one snapshot: the digest (kb.store.scan_digest) of the last scan found equal to every row,
+        unless a row changed since (equal to the digest of a new scan, the catalog is in step without its
+        rows being read); the witness kept with it (kb.gitwitness: while it holds, the notes are as they
+        were at that scan; forgotten with the digest); the generation."""
         try:
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'scan'").fetchone()
+            self.db.execute("BEGIN")
+            try:
+                rows = dict(self.db.execute("SELECT key, value FROM meta WHERE key IN ('scan', 'witness')"))
+                generation = self._generation()
+            finally:
+                self.db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise CatalogError(str(exc)) from None
-        return row[0] if row is not None and isinstance(row[0], str) else None
-
-    def agreed_witness(self) -> str | None:
-        """What kb.gitwitness said when the agreed scan was made, kept with its digest (forgotten with it):
-        equal to git's word now, the notes are as they were at that scan."""
-        try:
-            rows = dict(self.db.execute("SELECT key, value FROM meta WHERE key IN ('scan', 'witness')"))
-        except sqlite3.Error as exc:
-            raise CatalogError(str(exc)) from None
-        witness = rows.get("witness")
-        return witness if isinstance(witness, str) and isinstance(rows.get("scan"), str) else None
+        digest, witness = rows.get("scan"), rows.get("witness")
+        if not isinstance(digest, str):
+            return None, None, generation
+        return digest, witness if isinstance(witness, str) else None, generation
 
     def signatures_at(self, paths: Collection[str] | None = None) -> tuple[dict[str, Signature], str]:
         """signatures() (of `paths` only, when given) with the catalog's generation (it moves with every
@@ -293,7 +293,7 @@ class Catalog:
 
     def remember_scan(self, digest: str, generation: str | None, witness: str | None = None) -> None:
         """Record that a scan of this digest equals every row, if no row changed since `generation` was
-        read, with git's word on it (`witness`, see agreed_witness). Only a shortcut for the next check:
+        read, with git's word on it (`witness`, see agreed). Only a shortcut for the next check:
         when the catalog is busy or read-only, nothing is kept."""
         try:
             self.db.execute(f"PRAGMA busy_timeout = {int(SHORTCUT_WAIT * 1000)}")
