@@ -222,6 +222,11 @@ def _warm(argv: list[str], env: dict[bytes, bytes]) -> int:
     command, kb = command_of(argv)
     if command not in WARM or env.get(b"_KB_COMPLETE"):
         raise _Cold
+    for fd in (0, 1, 2):
+        try:
+            posix.fstat(fd)
+        except OSError:
+            raise _Cold from None  # a standard stream closed (`>&-`): the command says so itself
     for arg in argv:
         if arg in ("-h", "--help", "--debug", "--version"):
             raise _Cold

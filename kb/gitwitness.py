@@ -13,19 +13,21 @@ stands for its list of names.
 The witness, kept by the catalog with the scan digest that agreed with every row
 (kb.index.catalog.Catalog.remember_scan), is the git index file's identity and times, the layout, and the
 stat data of every folder where notes may be. It is kept only when, in one process:
-- diff-files found every tracked file as the index records it, the index file being the same one before
-  git started and after it ended;
+- diff-files ran (naming the tracked files that differ from what the index records), the index file being
+  the same one before git started and after it ended;
 - then the scan agreed with every row and found only notes that git tracks plainly (`git ls-files --stage
   -v`: no assume-unchanged or skip-worktree bit, which would make git look away from a file, and no
   submodule where notes may be: git does not look inside one);
 - the index file and every folder were last changed two seconds or more before (git compares times in whole
   seconds: an in-place rewrite in the same second as its stat was recorded could keep every number it
   compares, and a folder's time could be set twice in one tick of the clock).
-Later, when diff-files is quiet again, the index file is still that file, the layout is the same and every
-folder has the same stat data, every note is as it was at that scan: a file changed since has other stat
-data than the index records (its ctime at least, a second or more later), a new, removed or renamed one
-changed its folder. Whatever git says otherwise, or when it cannot say, the notes are scanned as before.
-The catalog forgets the witness with the digest whenever a row changes. git's own settings that would
+Later, when the index file is still that file, the layout is the same and every folder has the same stat
+data, every note is as it was at that scan but for those diff-files named then or names now (outside edits
+not committed yet, at most MOST_DIRTY of them), which are compared with their rows one by one: a file
+changed since has other stat data than the index records (its ctime at least, a second or more later), a
+new, removed or renamed one changed its folder. Whatever git says otherwise, or when it cannot say, the
+notes are scanned as before. The catalog forgets the witness with the digest whenever a row changes (and
+keeps it again when the change was to the rows of notes it names). git's own settings that would
 weaken its checks (core.ignoreStat, core.checkStat, core.trustctime, core.fsmonitor) are overridden, and
 variables that point git elsewhere (GIT_DIR, GIT_INDEX_FILE...) are not passed on.
 """
@@ -40,6 +42,9 @@ from collections.abc import Callable, Iterable
 from kb.layout import Layout
 
 SETTLED_NS = 2_000_000_000  # how long before the witness is kept the index file and folders were last changed
+MOST_DIRTY = (
+    1000  # files changed since the git index has them that a witness may name (then they are compared)
+)
 
 _SETTINGS = (
     "core.fsmonitor=false",
@@ -63,11 +68,13 @@ _ELSEWHERE = frozenset(
 
 
 class _Probe:
-    """`git diff-files` of one knowledge base, started; `clean` once it ended."""
+    """`git diff-files` of one knowledge base, started; `clean` and `dirty` once it ended."""
 
-    def __init__(self, root: str, folder: tuple[int, int], before: str, diff: int):
-        self.root, self.folder, self.before, self.diff = os.path.realpath(root), folder, before, diff
+    def __init__(self, root: str, folder: tuple[int, int], before: str, diff: int, out: int | None):
+        self.root, self.folder, self.before = os.path.realpath(root), folder, before
+        self.diff, self.out = diff, out  # `out`: the file its list of names goes to (None: --quiet)
         self.clean: bool | None = None  # None: not waited for yet
+        self.dirty: frozenset[str] = frozenset()  # the files it names (changed since the index has them)
 
 
 _PROBE: list[_Probe] = []  # at most one: the one this process started
@@ -110,13 +117,21 @@ def start(root: str) -> None:
         (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
         (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
     ]
+    try:  # the names go to a file of no name (a pipe could fill while nothing reads it)
+        out: int | None = os.open(os.environ.get("TMPDIR") or "/tmp", os.O_TMPFILE | os.O_RDWR, 0o600)
+    except (OSError, AttributeError):
+        out = None
+    args = ["--name-only", "-z"] if out is not None else ["--quiet"]
+    actions = quiet if out is None else [quiet[0], (os.POSIX_SPAWN_DUP2, out, 1), quiet[2]]
     try:
         diff = os.posix_spawnp(
-            "git", [*_git(root), "diff-files", "--quiet"], _environment(), file_actions=quiet
+            "git", [*_git(root), "diff-files", *args], _environment(), file_actions=actions
         )
     except OSError:
+        if out is not None:
+            os.close(out)
         return
-    _PROBE.append(_Probe(root, (st.st_dev, st.st_ino), before, diff))
+    _PROBE.append(_Probe(root, (st.st_dev, st.st_ino), before, diff, out))
 
 
 def _reap(pid: int) -> int:
@@ -137,6 +152,9 @@ def forget() -> None:
         probe = _PROBE.pop()
         if probe.clean is None:
             _reap(probe.diff)
+        if probe.out is not None:
+            os.close(probe.out)
+            probe.out = None
 
 
 def _asked(root: str) -> _Probe | None:
@@ -152,9 +170,30 @@ def _asked(root: str) -> _Probe | None:
     if (st.st_dev, st.st_ino) != probe.folder or os.path.realpath(root) != probe.root:
         return None
     if probe.clean is None:
-        quiet = _reap(probe.diff) == 0
-        probe.clean = quiet and index_signature(os.path.join(probe.root, ".git")) == probe.before
+        ended = _reap(probe.diff) == 0
+        probe.clean = ended and index_signature(os.path.join(probe.root, ".git")) == probe.before
+        if probe.out is not None:
+            names = _read_all(probe.out)
+            os.close(probe.out)
+            probe.out = None
+            if names is None or len(names) > MOST_DIRTY:
+                probe.clean = False
+            else:
+                probe.dirty = names
     return probe if probe.clean else None
+
+
+def _read_all(fd: int) -> frozenset[str] | None:
+    """The NUL-separated names written to the file `fd` (from its start); None when it cannot be read."""
+    chunks: list[bytes] = []
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    text = b"".join(chunks).decode("utf-8", "surrogateescape")
+    return frozenset(name for name in text.split("\0") if name)
 
 
 def _folder_stats(root: str, folders: list[str]) -> tuple[list[list[str | int]], int] | None:
@@ -172,22 +211,27 @@ def _folder_stats(root: str, folders: list[str]) -> tuple[list[list[str | int]],
     return out, latest
 
 
-def holds(root: str, layout: Layout, kept: str | None) -> bool:
+def holds(root: str, layout: Layout, kept: str | None) -> frozenset[str] | None:
     """Whether the witness `kept` (the catalog's, see Catalog.agreed) still holds: the check this process
-    started found nothing changed in the files git tracks, and the git index file, the layout and every
-    folder are as the witness has them. No note changed since the scan it was kept with."""
+    started ended, and the git index file, the layout and every folder are as the witness has them. Then
+    every note is as it was at the scan it was kept with, but for the notes git named then or now (changed
+    since the index has them: outside edits not committed yet), which are returned to be compared; None
+    when it does not hold."""
     probe = _asked(root) if kept is not None else None
     if probe is None or kept is None:
-        return False
+        return None
     try:
         data = json.loads(kept)
         if data.get("refused") or data["index"] != probe.before or data["layout"] != repr(layout):
-            return False
+            return None
         folders = data["folders"]
         found = _folder_stats(root, [str(f[0]) for f in folders])
-        return found is not None and found[0] == folders
+        if found is None or found[0] != folders:
+            return None
+        named = {str(name) for name in data["dirty"]} | probe.dirty
     except (ValueError, KeyError, TypeError, IndexError, AttributeError):
-        return False
+        return None
+    return frozenset(name for name in named if layout.is_note_path(name))
 
 
 def vouch(
@@ -243,7 +287,8 @@ def vouch(
             return _refusal(probe.before)
     if any(path not in plain for path in notes):
         return _refusal(probe.before)
-    return json.dumps({"index": probe.before, "layout": repr(layout), "folders": stats[0]})
+    dirty = sorted(probe.dirty)
+    return json.dumps({"index": probe.before, "layout": repr(layout), "folders": stats[0], "dirty": dirty})
 
 
 def _refusal(index: str) -> str:

@@ -159,13 +159,14 @@ def _unwritable(exc: BaseException) -> str | None:
 
 
 def flushed(code: int) -> int:
-    """`code`, once stdout and stderr are flushed; 120 when they cannot be (as the interpreter exits)."""
+    """`code`, once stdout and stderr are flushed; 120 when they cannot be (as the interpreter exits), unless
+    the command failed already (its error said why: writing the output, say)."""
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None and not stream.closed:
                 stream.flush()
         except (OSError, ValueError):
-            code = 120
+            code = code or 120
     return code
 
 

@@ -61,7 +61,7 @@ def _holds(root: Path) -> bool:
     """Whether the witness the catalog keeps holds now, by a check started anew."""
     gitwitness.forget()
     gitwitness.start(str(root))
-    return gitwitness.holds(str(root), Store(root).layout, _witness(root))
+    return gitwitness.holds(str(root), Store(root).layout, _witness(root)) is not None
 
 
 def _no_walk(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -205,8 +205,8 @@ def test_another_knowledge_base_gets_no_word(kb: Callable[..., Run], root: Path,
         assert _holds(place)
     gitwitness.forget()
     gitwitness.start(str(root))
-    assert not gitwitness.holds(str(other), Store(other).layout, _witness(other))
-    assert gitwitness.holds(str(root), Store(root).layout, _witness(root))
+    assert gitwitness.holds(str(other), Store(other).layout, _witness(other)) is None
+    assert gitwitness.holds(str(root), Store(root).layout, _witness(root)) == frozenset()
 
 
 def test_the_program_finds_an_outside_edit(
@@ -299,3 +299,23 @@ def test_a_folder_changed_just_now_keeps_no_word(
     monkeypatch.setattr(gitwitness, "SETTLED_NS", 0)
     _refresh(root)
     assert _witness(root) is not None
+
+
+def test_outside_edits_not_committed_keep_the_word(
+    kb: Callable[..., Run], root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _append(root)  # not committed: git names it
+    _refresh(root)
+    _refresh(root)
+    assert _holds(root)
+    with monkeypatch.context() as patched:
+        _no_walk(patched)
+        assert _refresh(root) == RefreshReport(0, 0, 0, False, _refresh_generation(root))
+        with open(root / "notes" / "Alpha.md", "a") as f:  # the named note again
+            f.write("\nsecond persimmon\n")
+        assert _refresh(root).updated == 1
+        assert _holds(root)  # kept again: the rows agree with the notes it names
+        _same_size(root)  # another, committed note: git names it now
+        assert _refresh(root).updated == 1
+    assert kb("search", "persimmon", "-l").stdout == "notes/Alpha.md\n"
+    assert kb("search", "raisin", "-l").stdout == "notes/Beta.md\n"

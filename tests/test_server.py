@@ -1058,3 +1058,27 @@ def test_kb_server_stop_says_so_when_a_server_holds_its_lock_but_does_not_answer
     for pid in pids:  # ended by hand, as the message says
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
+
+
+def _close_stdout() -> None:
+    os.close(1)
+
+
+def test_output_that_cannot_be_written_fails_as_cold(warm: Warm, root: Path):
+    """A closed or full standard output: the same one-line error and exit status warm as cold."""
+    warm.start()
+    seen = []
+    for cold in (False, True):
+        env = {**warm.env, **({"KB_SERVER": "0"} if cold else {})}
+        closed = subprocess.run([*CLIENT, "search", "zebra"], stderr=subprocess.PIPE, env=env,
+                                preexec_fn=_close_stdout, timeout=60)  # fmt: skip
+        with open("/dev/full", "wb") as full:
+            filled = subprocess.run(
+                [*CLIENT, "list"], stdout=full, stderr=subprocess.PIPE, env=env, timeout=60
+            )
+        seen.append(((closed.returncode, closed.stderr), (filled.returncode, filled.stderr)))
+    assert seen[0] == seen[1]
+    assert seen[1] == (
+        (1, b"Error: cannot write the output: standard output is closed\n"),
+        (1, b"Error: cannot write: No space left on device\n"),
+    )

@@ -494,8 +494,11 @@ class NoteIndex:
                 agreed, kept, generation = catalog.agreed()
             except CatalogError:
                 raise NeedsRebuild("the search catalog is damaged") from None
-            if gitwitness.holds(root, layout, kept):  # git's word, when this process asked it
-                return RefreshReport(0, 0, 0, False, generation)  # no scan needed
+            named = gitwitness.holds(root, layout, kept)  # git's word, when this process asked it
+            if named is not None:  # no scan needed: only the notes git names may have changed
+                report = self._compare(catalog, named, generation, kept)
+                if report is not None:
+                    return report
             current = self.store.scan()[0]
             # The common case, nothing changed: this scan is the one that last agreed with every row (its
             # digest is forgotten whenever a row changes), so the rows need not be read.
@@ -520,6 +523,38 @@ class NoteIndex:
             self._apply(catalog, added | removed | updated)
             agreed = _after_ours(catalog, generation)
         return RefreshReport(len(added), len(updated), len(removed), False, agreed)
+
+    def _compare(
+        self, catalog: Catalog, paths: frozenset[str], generation: str, witness: str | None
+    ) -> RefreshReport | None:
+        """refresh() when only `paths` may differ from the rows (at `generation`), as `witness` says: each
+        compared with its row, and indexed again if it changed (the witness then kept again: the rows agree
+        with the notes as it has them). None when the rows moved meanwhile (then the scan decides)."""
+        if not paths:
+            return RefreshReport(0, 0, 0, False, generation)
+        try:
+            known, now = catalog.signatures_at(paths)
+        except CatalogError:
+            raise NeedsRebuild("the search catalog is damaged") from None
+        if now != generation:
+            return None
+        current: dict[str, Signature] = {}
+        for path in paths:
+            try:
+                st = os.lstat(self.root / path)
+            except OSError:
+                continue
+            current[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
+        changed = {p for p in paths if current.get(p) != known.get(p)}
+        if not changed:
+            return RefreshReport(0, 0, 0, False, generation)
+        self._apply(catalog, changed)
+        after = _after_ours(catalog, now)
+        if witness is not None:
+            catalog.keep_witness(witness, after)
+        added = sum(1 for p in changed if p in current and p not in known)
+        removed = sum(1 for p in changed if p not in current)
+        return RefreshReport(added, len(changed) - added - removed, removed, False, after)
 
     def refresh_changed(self, paths: Collection[str], agreed: str) -> RefreshReport | None:
         """refresh() for a store whose scan can differ only in `paths` from the one the catalog agreed with

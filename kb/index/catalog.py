@@ -261,7 +261,8 @@ class Catalog:
         """In one snapshot: the digest (kb.store.scan_digest) of the last scan found equal to every row,
         unless a row changed since (equal to the digest of a new scan, the catalog is in step without its
         rows being read); the witness kept with it (kb.gitwitness: while it holds, the notes are as they
-        were at that scan; forgotten with the digest); the generation."""
+        were at that scan but for those it names; forgotten with the digest when a row changes, kept
+        again by keep_witness); the generation."""
         try:
             self.db.execute("BEGIN")
             try:
@@ -272,9 +273,32 @@ class Catalog:
         except sqlite3.Error as exc:
             raise CatalogError(str(exc)) from None
         digest, witness = rows.get("scan"), rows.get("witness")
-        if not isinstance(digest, str):
-            return None, None, generation
-        return digest, witness if isinstance(witness, str) else None, generation
+        return (
+            digest if isinstance(digest, str) else None,
+            witness if isinstance(witness, str) else None,
+            generation,
+        )
+
+    def keep_witness(self, witness: str, generation: str | None) -> None:
+        """Keep `witness` again after a change that made the rows agree with the notes it names (see
+        kb.index.NoteIndex.refresh), if no row changed since `generation`. Like remember_scan, only a
+        shortcut: when the catalog is busy, nothing is kept."""
+        try:
+            self.db.execute(f"PRAGMA busy_timeout = {int(SHORTCUT_WAIT * 1000)}")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                if generation is not None and self._generation() == generation:
+                    self.db.execute("INSERT OR REPLACE INTO meta VALUES ('witness', ?)", (witness,))
+                self.db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error:
+            pass
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
 
     def signatures_at(self, paths: Collection[str] | None = None) -> tuple[dict[str, Signature], str]:
         """signatures() (of `paths` only, when given) with the catalog's generation (it moves with every
