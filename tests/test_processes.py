@@ -118,3 +118,26 @@ def test_an_empty_kb_option_is_refused(root: Path):
         done = subprocess.run([sys.executable, "-m", "kb", *argv], capture_output=True)
         assert done.returncode == 2
         assert done.stderr.startswith(b"Error: --kb needs a folder"), argv
+
+
+def test_a_sub_writer_ends_quietly_on_ctrl_c():
+    """Whoosh's sub-writers, forked while a rebuild runs, end without a traceback on Ctrl-C (sent to the
+    whole process group); a child forked at any other time keeps Python's KeyboardInterrupt."""
+    code = (
+        "import os, signal, sys, time\n"
+        "from kb import index\n"
+        "if sys.argv[1] == 'rebuild': index._WRITERS_FORKING.append(True)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(5)\n"
+        "    os._exit(0)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "print(os.waitstatus_to_exitcode(status))\n"
+    )
+    quiet = subprocess.run(
+        [sys.executable, "-c", code, "rebuild"], capture_output=True, text=True, timeout=30
+    )
+    assert (quiet.stdout, quiet.stderr) == ("130\n", "")
+    other = subprocess.run([sys.executable, "-c", code, "other"], capture_output=True, text=True, timeout=30)
+    assert "KeyboardInterrupt" in other.stderr

@@ -276,6 +276,21 @@ def _held(reader: Any, stem: str) -> bool:
     return False
 
 
+_WRITERS_FORKING: list[bool] = []  # set while Whoosh's writer forks its sub-writers (rebuild)
+
+
+def _quiet_sub_writer() -> None:
+    """In a child forked while Whoosh's writer starts its sub-writers: Ctrl-C (sent to the whole terminal's
+    process group) ends it without a traceback; the parent says "interrupted" and cancels the writer."""
+    if _WRITERS_FORKING:
+        import signal
+
+        signal.signal(signal.SIGINT, lambda number, frame: os._exit(130))
+
+
+os.register_at_fork(after_in_child=_quiet_sub_writer)
+
+
 def _after_ours(catalog: Catalog, before: str | None) -> str | None:
     """The catalog's generation after one change of ours made from `before`, if no one else's came
     between (each change moves it by one); None when that is not known."""
@@ -383,6 +398,7 @@ class NoteIndex:
             options.update(procs=procs, multisegment=True)
         writer = ix.writer(timeout=WRITER_TIMEOUT, **options)
         indexed: dict[str, Entry] = {}
+        _WRITERS_FORKING.append(True)
         try:
             for done, path in enumerate(paths, 1):
                 doc = self._read_document(path)
@@ -396,6 +412,8 @@ class NoteIndex:
             with contextlib.suppress(Exception):
                 writer.cancel()
             raise
+        finally:
+            _WRITERS_FORKING.clear()
         Catalog.create(self.folder, indexed)
         return len(indexed)
 
