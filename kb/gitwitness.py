@@ -18,9 +18,10 @@ stat data of every folder where notes may be. It is kept only when, in one proce
 - then the scan agreed with every row and found only notes that git tracks plainly (`git ls-files --stage
   -v`: no assume-unchanged or skip-worktree bit, which would make git look away from a file, and no
   submodule where notes may be: git does not look inside one);
-- the index file and every folder were last changed two seconds or more before (git compares times in whole
-  seconds: an in-place rewrite in the same second as its stat was recorded could keep every number it
-  compares, and a folder's time could be set twice in one tick of the clock).
+- the index file and every folder were last changed two seconds or more before the process began, so before
+  its scan (git compares times in whole seconds: an in-place rewrite in the same second as its stat was
+  recorded could keep every number it compares; a folder's time could be set twice in one tick of the
+  clock; and a note made while the scan ran changes its folder after that moment).
 Later, when the index file is still that file, the layout is the same and every folder has the same stat
 data, every note is as it was at that scan but for those diff-files named then or names now (outside edits
 not committed yet, at most MOST_DIRTY of them), which are compared with their rows one by one: a file
@@ -40,6 +41,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from kb.layout import Layout
+from kb.notes import is_utf8
 
 SETTLED_NS = 2_000_000_000  # how long before the witness is kept the index file and folders were last changed
 MOST_DIRTY = (
@@ -71,6 +73,7 @@ class _Probe:
     """`git diff-files` of one knowledge base, started; `clean` and `dirty` once it ended."""
 
     def __init__(self, root: str, folder: tuple[int, int], before: str, diff: int, out: int | None):
+        self.started = time.time_ns()  # before any scan of this process: what "settled" is measured from
         self.root, self.folder, self.before = os.path.realpath(root), folder, before
         self.diff, self.out = diff, out  # `out`: the file its list of names goes to (None: --quiet)
         self.clean: bool | None = None  # None: not waited for yet
@@ -231,7 +234,7 @@ def holds(root: str, layout: Layout, kept: str | None) -> frozenset[str] | None:
         named = {str(name) for name in data["dirty"]} | probe.dirty
     except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         return None
-    return frozenset(name for name in named if layout.is_note_path(name))
+    return frozenset(name for name in named if layout.is_note_path(name) and is_utf8(name))
 
 
 def vouch(
@@ -251,7 +254,9 @@ def vouch(
         index_changed = os.stat(os.path.join(git_dir, "index")).st_mtime_ns
     except OSError:
         return None
-    settled = time.time_ns() - SETTLED_NS
+    # Settled before this process began (before its scan): a folder changed after the scan began (a note
+    # made while it ran, in a search that stalled for seconds) must not be taken as the scan saw it.
+    settled = probe.started - SETTLED_NS
     names = folders()
     stats = _folder_stats(root, names) if index_changed <= settled else None
     if stats is None or stats[1] > settled:

@@ -149,7 +149,8 @@ def _unwritable(exc: BaseException) -> str | None:
     out = sys.stdout
     if out is None and isinstance(exc, AttributeError):
         return "cannot write the output: standard output is closed"
-    if isinstance(exc, UnicodeEncodeError) and out is not None and exc.encoding == out.encoding:
+    utf8 = exc.encoding.lower().replace("-", "") == "utf8" if isinstance(exc, UnicodeEncodeError) else True
+    if isinstance(exc, UnicodeEncodeError) and out is not None and exc.encoding == out.encoding and not utf8:
         shown = ascii(exc.object[exc.start : exc.end])
         return f"cannot write {shown} in the output's encoding ({exc.encoding}); use UTF-8 (LC_ALL=C.UTF-8)"
     if isinstance(exc, OSError) and exc.errno in _FULL:

@@ -319,3 +319,48 @@ def test_outside_edits_not_committed_keep_the_word(
         assert _refresh(root).updated == 1
     assert kb("search", "persimmon", "-l").stdout == "notes/Alpha.md\n"
     assert kb("search", "raisin", "-l").stdout == "notes/Beta.md\n"
+
+
+def test_a_note_made_after_the_scan_began_keeps_no_word(
+    kb: Callable[..., Run], root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search that stalled (Ctrl-Z, a slow disk) longer than SETTLED_NS between its scan and keeping the
+    witness: a note made meanwhile must not be taken as seen."""
+    _refresh(root)
+    assert _holds(root)
+    assert kb("add", "Other", "-b", "text").exit_code == 0  # the witness no longer holds: a scan
+    monkeypatch.setattr(gitwitness, "SETTLED_NS", 10**9)
+    _refresh(root)  # the rows agree with a scan: too soon after the add for a witness
+    assert _witness(root) is None
+    time.sleep(1.1)  # what the add changed is settled
+    gitwitness.forget()
+    gitwitness.start(str(root))
+    scan = Store.scan
+
+    def late(self: Store, keep: bool = False) -> object:  # after the scan, before the witness is kept
+        found = scan(self, keep)
+        (root / "notes" / "Late.md").write_text("# Late\n\nlatecomer\n")
+        time.sleep(1.1)  # the stall
+        return found
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Store, "scan", late)
+        NoteIndex(root).refresh()
+    assert _witness(root) is None
+    assert _refresh(root).added == 1
+    assert kb("search", "latecomer", "-l").stdout == "notes/Late.md\n"
+
+
+def test_a_tracked_name_that_is_not_utf8_is_left_out(kb: Callable[..., Run], root: Path) -> None:
+    odd = os.fsencode(root / "notes") + b"/caf\xe9.md"
+    with open(odd, "wb") as f:
+        f.write(b"# Cafe\n\napple latin\n")
+    _git(root, "add", "-A")
+    _git(root, "-c", "user.name=A", "-c", "user.email=a@b", "commit", "-q", "-m", "a name not UTF-8")
+    _refresh(root)
+    _refresh(root)
+    assert _holds(root)
+    with open(odd, "ab") as f:  # git names it now
+        f.write(b"more\n")
+    assert _refresh(root) == RefreshReport(0, 0, 0, False, _refresh_generation(root))
+    assert kb("search", "apple", "-l").stdout == "notes/Alpha.md\n"

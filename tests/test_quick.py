@@ -187,3 +187,10 @@ def test_which_dashed_arguments_are_options(token: str, option: bool) -> None:
 )
 def test_words_with_a_dash_go_after_the_options(argv: list[str], expected: list[str]) -> None:
     assert quick.search_argv(argv) == expected
+
+
+def test_an_encoding_error_in_utf8_is_not_blamed_on_the_output(capsys: pytest.CaptureFixture[str]) -> None:
+    """A UTF-8 output can hold any text kb prints: such an error comes from elsewhere (a file name)."""
+    error = UnicodeEncodeError("utf-8", "caf\udce9", 3, 4, "surrogates not allowed")
+    assert quick.failed(error) == 1
+    assert "unexpected UnicodeEncodeError" in capsys.readouterr().err
