@@ -229,6 +229,17 @@ def detect(root: Path) -> Layout:
     return layout
 
 
+def beyond_link(root: Path, rel: str) -> bool:
+    """Whether a folder on the way from `root` to the root-relative path `rel` is a symbolic link (a folder
+    replaced by a link: what is beyond it is not the file that path names; git refuses to stage it)."""
+    folder = root
+    for part in rel.split("/")[:-1]:
+        folder = folder / part
+        if folder.is_symlink():
+            return True
+    return False
+
+
 def is_knowledge_base(root: Path) -> bool:
     """Whether `root` is a knowledge base already: a folder with notes/, a git repository or kb.toml
     (reading commands need one; the first writing command makes one)."""

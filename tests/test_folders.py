@@ -440,3 +440,25 @@ def test_a_file_that_is_not_a_note_is_never_taken_for_one(kb, tmp_path):
         assert r.exit_code == 2 and "is not a note" in r.stderr
     assert (vault / "Attachments" / "diagram.png").read_text() == "\x89PNG fake"
     assert git(vault, "status", "--porcelain") == ""
+
+
+def test_a_folder_replaced_by_a_link_loses_its_notes_and_blocks_no_write(kb, root):
+    assert kb("add", "First", "-b", "alpha").exit_code == 0
+    (root / "notes" / "sub").mkdir()
+    (root / "notes" / "other").mkdir()
+    (root / "notes" / "sub" / "c.md").write_text("# Sub note\n\nsubword\n")
+    (root / "notes" / "other" / "c.md").write_text("# Other note\n\notherword\n")
+    assert kb("add", "Second", "-b", "beta").exit_code == 0  # both committed as outside edits
+    assert kb("search", "subword", "-l").stdout == "notes/sub/c.md\n"
+    for child in (root / "notes" / "sub").iterdir():
+        child.unlink()
+    (root / "notes" / "sub").rmdir()
+    os.symlink("other", root / "notes" / "sub")  # the same file name is beyond the link
+    r = kb("search", "subword", "-l")
+    assert (r.exit_code, r.stdout) == (1, "")
+    r = kb("add", "Third", "-b", "gamma")
+    assert r.exit_code == 0, r.stderr
+    assert "notes/sub/c.md" not in git(root, "ls-files")
+    assert kb("reindex").exit_code == 0
+    assert kb("search", "otherword", "-l").stdout == "notes/other/c.md\n"
+    assert kb("search", "subword", "-l").exit_code == 1

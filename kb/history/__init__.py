@@ -27,6 +27,7 @@ from pathlib import Path
 
 from kb.errors import GitError, HeadMoved, RepositoryStateError
 from kb.history.revcache import LOG_FORMAT, CacheUnavailable, RevisionCache, Row, parse_log
+from kb.layout import beyond_link
 
 FALLBACK_NAME = "kb"
 FALLBACK_EMAIL = "kb@localhost"
@@ -230,11 +231,18 @@ class _Repository:
         if all(not os.path.isdir(self.root / p) or os.path.islink(self.root / p) for p in paths):
             # Files: update-index stages an addition, a change or a deletion alike, and passes over a path
             # that is neither on disk nor in the index (a deletion already staged).
-            data = "".join(f"{p}\0" for p in paths).encode("utf-8")
+            # A path beyond a folder replaced by a symbolic link is gone as far as the notes go (git refuses
+            # to stage it "beyond a symbolic link"): it is taken out of the index.
+            gone = [p for p in paths if beyond_link(self.root, p)]
+            data = "".join(f"{p}\0" for p in paths if p not in gone).encode("utf-8")
 
             def plumbing() -> tuple[bool, str | None]:
                 left = self._index_as_left()
-                self._git_input(["update-index", "--add", "--remove", "-z", "--stdin"], data)
+                if gone:
+                    names = "".join(f"{p}\0" for p in gone).encode("utf-8")
+                    self._git_input(["update-index", "--force-remove", "-z", "--stdin"], names)
+                if data:
+                    self._git_input(["update-index", "--add", "--remove", "-z", "--stdin"], data)
                 return self._commit_tree(paths, message, env, left)
 
             done, sha = plumbing() if meanwhile is None else _alongside(plumbing, run_meanwhile)

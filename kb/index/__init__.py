@@ -38,6 +38,7 @@ from kb.index.document import (
     writable,
 )
 from kb.index.query import QueryError, body_terms, bound_notices, parse_query, without_longer_words
+from kb.layout import beyond_link
 from kb.notes import HEAD_BYTES, parse_note
 from kb.store import INDEX_DIR, Store, run_deferred, scan_digest
 
@@ -470,7 +471,12 @@ class NoteIndex:
             for path in sorted(paths):
                 full = self.root / path
                 # gone, a link, or no longer a note (kb.toml now ignores it): out of the index
-                note = full.exists() and not full.is_symlink() and self.store.is_note_path(path)
+                note = (
+                    full.exists()
+                    and not full.is_symlink()
+                    and self.store.is_note_path(path)
+                    and not beyond_link(self.root, path)
+                )
                 st = os.lstat(full) if note else None
                 doc = self._read_document(path) if st is not None else None
                 if doc is None:
