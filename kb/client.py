@@ -31,7 +31,7 @@ WARM = frozenset(
 )
 # Global options before the command that take a value.
 _VALUED = frozenset({"--kb", "--color"})
-_FLAGS = frozenset({"--no-pager"})
+_FLAGS = frozenset({"--no-pager", "--debug"})
 CONNECT_TIMEOUT = 1.0
 READY_TIMEOUT = 5.0  # the server catches up with outside edits before it answers "ready"
 _LEN = 4
