@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -283,12 +283,22 @@ class Catalog:
         """Keep `witness` again after a change that made the rows agree with the notes it names (see
         kb.index.NoteIndex.refresh), if no row changed since `generation`. Like remember_scan, only a
         shortcut: when the catalog is busy, nothing is kept."""
+
+        def write() -> None:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('witness', ?)", (witness,))
+
+        if generation is not None:
+            self._shortcut(generation, write)
+
+    def _shortcut(self, generation: str | None, write: Callable[[], None]) -> None:
+        """Run `write` in a short transaction of its own if no row changed since `generation`; when the
+        catalog is busy (SHORTCUT_WAIT) or read-only, nothing is written: what it keeps is only a shortcut."""
         try:
             self.db.execute(f"PRAGMA busy_timeout = {int(SHORTCUT_WAIT * 1000)}")
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                if generation is not None and self._generation() == generation:
-                    self.db.execute("INSERT OR REPLACE INTO meta VALUES ('witness', ?)", (witness,))
+                if self._generation() == generation:
+                    write()
                 self.db.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -319,27 +329,16 @@ class Catalog:
         """Record that a scan of this digest equals every row, if no row changed since `generation` was
         read, with git's word on it (`witness`, see agreed). Only a shortcut for the next check:
         when the catalog is busy or read-only, nothing is kept."""
-        try:
-            self.db.execute(f"PRAGMA busy_timeout = {int(SHORTCUT_WAIT * 1000)}")
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                if self._generation() == generation:
-                    row = self.db.execute("SELECT value FROM meta WHERE key = 'scan'").fetchone()
-                    if row is None or row[0] != digest:
-                        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('scan', ?)", (digest,))
-                        self.db.execute("DELETE FROM meta WHERE key = 'witness'")  # said of another scan
-                    if witness is not None:
-                        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('witness', ?)", (witness,))
-                self.db.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    self.db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error:
-            pass
-        finally:
-            with contextlib.suppress(sqlite3.Error):
-                self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+
+        def write() -> None:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'scan'").fetchone()
+            if row is None or row[0] != digest:
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('scan', ?)", (digest,))
+                self.db.execute("DELETE FROM meta WHERE key = 'witness'")  # said of another scan
+            if witness is not None:
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('witness', ?)", (witness,))
+
+        self._shortcut(generation, write)
 
     def _changed(self, paths: Iterable[str] | None) -> None:
         """Inside a write transaction that changes rows: the agreed scan no longer holds, a new generation,
