@@ -44,9 +44,7 @@ from kb.layout import Layout
 from kb.notes import is_utf8
 
 SETTLED_NS = 2_000_000_000  # how long before the witness is kept the index file and folders were last changed
-MOST_DIRTY = (
-    1000  # files changed since the git index has them that a witness may name (then they are compared)
-)
+MOST_DIRTY = 1000  # files git may name as changed since its index has them (each compared with its row)
 
 _SETTINGS = (
     "core.fsmonitor=false",
@@ -161,8 +159,8 @@ def forget() -> None:
 
 
 def _asked(root: str) -> _Probe | None:
-    """The check this process started for `root`, once it ended and found every tracked file as the git
-    index records it, the index file unchanged meanwhile; None otherwise."""
+    """The check this process started for `root`, once it ended (naming at most MOST_DIRTY files that
+    differ from what the git index records) with the index file unchanged meanwhile; None otherwise."""
     if not _PROBE:
         return None
     probe = _PROBE[0]

@@ -2,9 +2,10 @@
 click are a sixth of a cold search's time); and what that path shares with kb.cli: the reading root, how a
 failure ends the command, how the process ends.
 
-Only the plain form is taken here: global `--kb PATH` at most, then `search` and words, none of them
-starting with "-" (no option, no --help) and all UTF-8. Anything else goes to kb.cli, which prints the same
-bytes and exit status for this form too (tests/test_quick.py compares them).
+Only the plain form is taken here: global `--kb PATH` at most, then `search` and words, all UTF-8, none of
+them an option of search's (a word after a dash, `-emacs`, is a word the query leaves out; `-n 5`, `--json`
+or `--help` is not taken). Anything else goes to kb.cli, which prints the same bytes and exit status for
+this form too (tests/test_quick.py compares them).
 """
 
 from __future__ import annotations

@@ -292,6 +292,20 @@ def _quiet_sub_writer() -> None:
 os.register_at_fork(after_in_child=_quiet_sub_writer)
 
 
+def _report(
+    changed: set[str],
+    current: dict[str, Signature],
+    known: dict[str, Signature],
+    agreed: str | None,
+    compared: frozenset[str] | None = None,
+) -> RefreshReport:
+    """What an update of the `changed` rows did: notes added (on disk, no row), removed (a row, not on
+    disk) and updated (the rest)."""
+    added = sum(1 for p in changed if p in current and p not in known)
+    removed = sum(1 for p in changed if p not in current)
+    return RefreshReport(added, len(changed) - added - removed, removed, False, agreed, compared)
+
+
 def _after_ours(catalog: Catalog, before: str | None) -> str | None:
     """The catalog's generation after one change of ours made from `before`, if no one else's came
     between (each change moves it by one); None when that is not known."""
@@ -576,9 +590,7 @@ class NoteIndex:
         after = _after_ours(catalog, now)
         if witness is not None:
             catalog.keep_witness(witness, after)
-        added = sum(1 for p in changed if p in current and p not in known)
-        removed = sum(1 for p in changed if p not in current)
-        return RefreshReport(added, len(changed) - added - removed, removed, False, after)
+        return _report(changed, current, known, after)
 
     def refresh_changed(self, paths: Collection[str], agreed: str) -> RefreshReport | None:
         """refresh() for a store whose scan can differ only in `paths` from the one the catalog agreed with
@@ -617,9 +629,7 @@ class NoteIndex:
             after = _after_ours(catalog, generation)
             if after is None:  # another process's change came with ours (a worker's, after its answer)
                 after, compared = _agreed_since(catalog, generation, current, compared)
-        added = sum(1 for p in changed if p in current and p not in known)
-        removed = sum(1 for p in changed if p not in current)
-        return RefreshReport(added, len(changed) - added - removed, removed, False, after, compared)
+        return _report(changed, current, known, after, compared)
 
     def _has_toc(self) -> bool:
         """Whoosh's table of contents is there (a damaged index is found when it is read, and rebuilt)."""
