@@ -29,8 +29,9 @@ changed since has other stat data than the index records (its ctime at least, a 
 new, removed or renamed one changed its folder. Whatever git says otherwise, or when it cannot say, the
 notes are scanned as before. The catalog forgets the witness with the digest whenever a row changes (and
 keeps it again when the change was to the rows of notes it names). git's own settings that would
-weaken its checks (core.ignoreStat, core.checkStat, core.trustctime, core.fsmonitor) are overridden, and
-variables that point git elsewhere (GIT_DIR, GIT_INDEX_FILE...) are not passed on.
+weaken its checks (core.ignoreStat, core.checkStat, core.trustctime, core.fsmonitor) are overridden, every
+filter the configuration defines is turned off (git reads a racily clean file through its clean command),
+hooks are off, and variables that point git elsewhere (GIT_DIR, GIT_INDEX_FILE...) are not passed on.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ MOST_DIRTY = 1000  # files git may name as changed since its index has them (eac
 
 _SETTINGS = (
     "core.fsmonitor=false",
+    "core.hooksPath=/dev/null",
     "core.ignoreStat=false",
     "core.checkStat=default",
     "core.trustctime=true",
@@ -91,6 +93,66 @@ def index_signature(git_dir: str) -> str | None:
     return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
 
 
+def filters_off(names: Iterable[str]) -> list[str]:
+    """The `-c` arguments that turn off the clean and smudge filters of these names: a filter runs a command
+    the configuration names (someone else's, in a repository kb adopted) on the paths .gitattributes gives
+    it, and git reads a racily clean file through it."""
+    return [
+        arg
+        for name in sorted(set(names))
+        for var, value in (("clean", ""), ("smudge", ""), ("process", ""), ("required", "false"))
+        for arg in ("-c", f"filter.{name}.{var}={value}")
+    ]
+
+
+def _filters(root: str, env: dict[str, str]) -> list[str] | None:
+    """filters_off() of every filter git's configuration defines for `root` (one `git config`, ~2 ms);
+    None when it cannot be read."""
+    try:
+        r, w = os.pipe()
+    except OSError:
+        return None
+    try:
+        pid = os.posix_spawnp(
+            "git",
+            [
+                "git",
+                "-C",
+                root,
+                "--git-dir=.git",
+                "config",
+                "-z",
+                "--name-only",
+                "--get-regexp",
+                r"^filter\.",
+            ],
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, w, 1),
+                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+            ],
+        )
+    except OSError:
+        os.close(r)
+        return None
+    finally:
+        os.close(w)
+    chunks: list[bytes] = []
+    try:
+        while chunk := os.read(r, 1 << 16):
+            chunks.append(chunk)
+    except OSError:
+        _reap(pid)
+        return None
+    finally:
+        os.close(r)
+    if _reap(pid) not in (0, 1):  # 1: no such setting
+        return None
+    keys = b"".join(chunks).decode("utf-8", "surrogateescape").split("\0")
+    return filters_off(key[len("filter.") :].rsplit(".", 1)[0] for key in keys if key.startswith("filter."))
+
+
 def _git(root: str) -> list[str]:
     return ["git", "-C", root, "--git-dir=.git", "--work-tree=.", *(a for s in _SETTINGS for a in ("-c", s))]
 
@@ -113,6 +175,10 @@ def start(root: str) -> None:
         return
     if before is None:
         return
+    env = _environment()
+    off = _filters(root, env)
+    if off is None:
+        return
     quiet = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
@@ -125,9 +191,7 @@ def start(root: str) -> None:
     args = ["--name-only", "-z"] if out is not None else ["--quiet"]
     actions = quiet if out is None else [quiet[0], (os.POSIX_SPAWN_DUP2, out, 1), quiet[2]]
     try:
-        diff = os.posix_spawnp(
-            "git", [*_git(root), "diff-files", *args], _environment(), file_actions=actions
-        )
+        diff = os.posix_spawnp("git", [*_git(root), *off, "diff-files", *args], env, file_actions=actions)
     except OSError:
         if out is not None:
             os.close(out)

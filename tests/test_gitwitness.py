@@ -364,3 +364,26 @@ def test_a_tracked_name_that_is_not_utf8_is_left_out(kb: Callable[..., Run], roo
         f.write(b"more\n")
     assert _refresh(root) == RefreshReport(0, 0, 0, False, _refresh_generation(root))
     assert kb("search", "apple", "-l").stdout == "notes/Alpha.md\n"
+
+
+def test_git_runs_no_filter_or_hook_of_the_repository(root: Path, tmp_path: Path) -> None:
+    """A repository kb adopted may define a clean filter for every file: git reads a racily clean file
+    through it, so git's check of the notes turns every filter off."""
+    from tests.test_security import booby_trap
+
+    root.mkdir()
+    (root / "notes").mkdir()
+    (root / "notes" / "Theirs.md").write_text("# Theirs\n\ntheir words\n")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    markers = tmp_path / "markers"
+    booby_trap(root, markers)
+    kb = cold_runner()
+    assert kb("init", str(root)).exit_code == 0
+    assert kb("add", "Mine", "-b", "my words").exit_code == 0  # racily clean: committed just now
+    env = {**os.environ, "KB_SERVER": "0"}
+    for _ in range(2):
+        done = subprocess.run(
+            [str(PROGRAM), "search", "words", "-l"], capture_output=True, env=env, check=False
+        )
+        assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in markers.iterdir()) == []

@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from kb.errors import GitError, HeadMoved, RepositoryStateError
+from kb.gitwitness import filters_off
 from kb.history.revcache import LOG_FORMAT, CacheUnavailable, RevisionCache, Row, parse_log
 from kb.layout import beyond_link
 
@@ -470,12 +471,7 @@ class _Repository:
             names = {
                 key[len("filter.") :].rsplit(".", 1)[0] for key in self._config() if key.startswith("filter.")
             }
-            self._filter_off = [
-                arg
-                for name in sorted(names)
-                for var, value in (("clean", ""), ("smudge", ""), ("process", ""), ("required", "false"))
-                for arg in ("-c", f"filter.{name}.{var}={value}")
-            ]
+            self._filter_off = filters_off(names)
         return git_command(args, self._filter_off)
 
     def _run(
