@@ -233,6 +233,70 @@ def test_loose_objects_are_packed_when_git_would_pack_them(kb, root):
     assert git(root, "cat-file", "-t", "HEAD") == "commit\n"
 
 
+def loose_objects(root: Path) -> list[Path]:
+    objects = root / ".git" / "objects"
+    return [p for d in objects.iterdir() if len(d.name) == 2 for p in d.iterdir()]
+
+
+@pytest.mark.cold_only("it lowers kb's mark for packing in this process")
+def test_loose_objects_of_many_bytes_are_packed_though_few(kb, root, monkeypatch):
+    """git's automatic packing counts objects only; kb packs its loose objects once they take
+    PACK_LOOSE_BYTES (each commit writes the tree of a changed folder whole), in the foreground when
+    gc.autoDetach is false, as gc does."""
+    from kb import history
+
+    assert kb("init").exit_code == 0
+    git(root, "config", "gc.autoDetach", "false")
+    for n in range(3):
+        assert kb("add", f"Note {n}", "-b", f"body {n}").exit_code == 0
+    assert loose_objects(root)  # a few small objects: not due
+    assert not list((root / ".git" / "objects" / "pack").glob("*.pack"))
+    estimate = int((root / ".git" / history.LOOSE_ESTIMATE).read_text())
+    assert estimate > 0  # the index's size, added by each commit
+
+    # The mark just past what the loose objects take now: the next commit's estimate reaches it, the
+    # count finds it passed, and git packs them all.
+    monkeypatch.setattr(history, "PACK_LOOSE_BYTES", sum(p.stat().st_size for p in loose_objects(root)) + 1)
+    assert kb("add", "Last", "-b", "the last").exit_code == 0
+    assert list((root / ".git" / "objects" / "pack").glob("*.pack"))
+    assert loose_objects(root) == []
+    assert (root / ".git" / history.LOOSE_ESTIMATE).read_text() == "0"
+    assert git(root, "fsck", "--no-progress", "--no-dangling") == ""
+    assert log_subjects(root)[:2] == ["Add: Last", "Add: Note 2"]
+    assert kb("show", "Note 0").stdout.count("body 0") == 1
+
+
+@pytest.mark.cold_only("it lowers kb's mark for packing in this process")
+def test_the_packing_of_many_bytes_runs_in_the_background_one_at_a_time(kb, root, monkeypatch):
+    import fcntl
+    import time
+
+    from kb import history
+
+    assert kb("init").exit_code == 0
+    monkeypatch.setattr(history, "PACK_LOOSE_BYTES", 1)  # due at every commit
+    lock = root / ".git" / history.PACK_LOCK
+    lock.touch()
+    with open(lock, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a packing kb started would hold it
+        assert kb("add", "Alpha", "-b", "x").exit_code == 0
+        time.sleep(0.5)
+        assert not list((root / ".git" / "objects" / "pack").glob("*.pack"))  # one at a time: none started
+    assert kb("add", "Beta", "-b", "y").exit_code == 0  # started, and kb answered without waiting
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with open(lock, "rb") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the packing has ended
+            except OSError:
+                time.sleep(0.05)
+                continue
+        break
+    assert list((root / ".git" / "objects" / "pack").glob("*.pack"))
+    assert loose_objects(root) == []
+    assert git(root, "fsck", "--no-progress", "--no-dangling") == ""
+
+
 @pytest.mark.parametrize(
     "message",
     [
