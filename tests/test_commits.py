@@ -297,6 +297,60 @@ def test_the_packing_of_many_bytes_runs_in_the_background_one_at_a_time(kb, root
     assert git(root, "fsck", "--no-progress", "--no-dangling") == ""
 
 
+def test_a_split_index_grown_whole_is_split_again(kb, root):
+    """git leaves entries whose stat data changed (every note touched) in the split index's own file,
+    up to all of them, and splits it again only for new entries: kb's commit splits it again."""
+    import os
+    import time
+
+    assert kb("init").exit_code == 0
+    for n in range(300):
+        (root / "notes" / f"n{n}.md").write_text(f"---\ntitle: N{n}\n---\nbody {n}\n")
+    assert kb("add", "First", "-b", "x").exit_code == 0  # commits the notes made outside kb first
+    time.sleep(1.1)  # none of the notes racily clean (git keeps those in the split index's own file)
+    assert git(root, "status", "--porcelain") == ""
+    git(root, "update-index", "--split-index")
+    index = root / ".git" / "index"
+    small = index.stat().st_size
+    for n in range(300):
+        os.utime(root / "notes" / f"n{n}.md", (time.time() - 5, time.time() - 5))
+    assert git(root, "status", "--porcelain") == ""  # refreshed: every entry's stat data is new
+    grown = index.stat().st_size
+    assert grown > 10 * small
+    assert kb("add", "Second", "-b", "y").exit_code == 0
+    assert index.stat().st_size < grown / 4
+    st = index.stat()
+    state = (root / ".git" / "kb-index-state").read_text().split("\n")
+    assert state[0] == git(root, "rev-parse", "HEAD").strip()  # the next commit knows the index as left
+    assert state[2] == f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
+    assert git(root, "status", "--porcelain") == ""
+    assert git(root, "fsck", "--no-progress", "--no-dangling") == ""
+
+
+@pytest.mark.cold_only("it records kb's git calls in this process")
+def test_write_tree_looks_up_every_object_unless_the_index_is_as_kb_left_it(kb, root, monkeypatch):
+    assert kb("init").exit_code == 0
+    assert kb("add", "Alpha", "-b", "x").exit_code == 0
+    run = History._run
+    trees: list[list[str]] = []
+
+    def recorded(self, args, *rest, **kw):
+        if "write-tree" in args:
+            trees.append(list(args))
+        return run(self, args, *rest, **kw)
+
+    monkeypatch.setattr(History, "_run", recorded)
+    history = History(root)
+    for name in ("Beta", "Gamma", "Delta"):
+        (root / "notes" / f"{name}.md").write_text(f"{name}\n")
+        assert history.commit([f"notes/{name}.md"], f"Add: {name}", MOMENT, MOMENT)
+        if name == "Gamma":  # the index written by someone else: what it holds is not known
+            git(root, "update-index", "--really-refresh")
+    assert ["--missing-ok" in t for t in trees] == [True, True, False]
+    assert log_subjects(root)[:3] == ["Add: Delta", "Add: Gamma", "Add: Beta"]
+    assert git(root, "status", "--porcelain") == ""
+
+
 @pytest.mark.parametrize(
     "message",
     [
