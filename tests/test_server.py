@@ -1001,17 +1001,23 @@ def test_a_list_made_ahead_is_printed_through_any_stdout_as_the_notes_would_be(
 
     assert cold_kb("add", "Café 한국어", "-b", "Text.").exit_code == 0
     assert cold_kb("add", "Plain", "-b", "Text.").exit_code == 0
+    for n in range(30):  # made outside kb: the list takes them in
+        (root / "notes" / f"Note {n} ☃.md").write_text(f"# Note {n} ☃\n\nText.\n", encoding="utf-8")
     result = list_notes(root)
-    made = dataclasses.replace(result, plain=render.plain_list_data(result.notes))
-    for encoding in ("utf-8", "latin-1"):
-        printed = []
-        for one in (result, made):
-            stdout = io.TextIOWrapper(io.BytesIO(), encoding=encoding, errors="replace")
-            monkeypatch.setattr(sys, "stdout", stdout)
-            render.note_list(one, False)
-            stdout.flush()
-            printed.append(stdout.buffer.getvalue())
-        assert printed[0] == printed[1] and b"Plain" in printed[0]
+    # In one piece, and in pieces of 7 bytes (a character of three split between two; unpacked by two
+    # threads, printed in order).
+    for piece in (1 << 20, 7):
+        monkeypatch.setattr(render, "_MADE_CHUNK", piece)
+        made = dataclasses.replace(result, plain=render.plain_list_data(result.notes))
+        for encoding in ("utf-8", "latin-1"):
+            printed = []
+            for one in (result, made):
+                stdout = io.TextIOWrapper(io.BytesIO(), encoding=encoding, errors="replace")
+                monkeypatch.setattr(sys, "stdout", stdout)
+                render.note_list(one, False)
+                stdout.flush()
+                printed.append(stdout.buffer.getvalue())
+            assert printed[0] == printed[1] and b"Plain" in printed[0] and b"Note 29" in printed[0]
 
 
 def test_the_runtime_folder_is_under_xdg_runtime_dir_only_when_that_is_a_folder(tmp_path: Path):
