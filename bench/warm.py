@@ -305,7 +305,9 @@ def main() -> None:
             shutil.rmtree(runtime, ignore_errors=True)
 
     by = {fig.name: fig for fig in figures}
-    print(f"# Warm server at {args.notes} notes ({args.runs} runs each; medians, min-max)\n")
+    # --reuse: the notes the knowledge base holds, not --notes (its default)
+    count = sum(1 for p in notes.rglob("*.md")) if args.reuse else args.notes
+    print(f"# Warm server at {count} notes ({args.runs} runs each; medians, min-max)\n")
     print("| figure | command | median ms | min-max ms | peak RSS MiB | target |")
     print("|---|---|---:|---:|---:|---|")
     for fig in figures:
@@ -322,8 +324,6 @@ def main() -> None:
         ratio = by["kb search WORD (warm)"].median_ms / by["rg -l -i WORD"].median_ms
         print(f"\nwarm search / rg: {ratio:.2f}×")
     args.out.mkdir(parents=True, exist_ok=True)
-    # --reuse: the notes the knowledge base holds, not --notes (its default)
-    count = sum(1 for p in notes.rglob("*.md")) if args.reuse else args.notes
     data = {
         "notes": count,
         "runs": args.runs,
