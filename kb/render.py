@@ -478,7 +478,7 @@ def _unpacked(pieces: list[bytes]) -> Iterable[bytes]:
     if len(pieces) < 2:
         yield from (zlib.decompress(p) for p in pieces)
         return
-    done: list[bytes | None] = [None] * len(pieces)
+    done: list[bytes | BaseException | None] = [None] * len(pieces)
     ready = [threading.Event() for _ in pieces]
     claim = itertools.count()  # next() on it is atomic: each piece is taken once
 
@@ -486,8 +486,12 @@ def _unpacked(pieces: list[bytes]) -> Iterable[bytes]:
         n = next(claim)
         if n >= len(pieces):
             return False
-        done[n] = zlib.decompress(pieces[n])
-        ready[n].set()
+        try:
+            done[n] = zlib.decompress(pieces[n])
+        except BaseException as exc:  # handed to this thread, which raises it in order (never a hang)
+            done[n] = exc
+        finally:
+            ready[n].set()
         return True
 
     def helper() -> None:
@@ -501,6 +505,8 @@ def _unpacked(pieces: list[bytes]) -> Iterable[bytes]:
                 ready[n].wait()
         piece = done[n]
         done[n] = None
+        if isinstance(piece, BaseException):
+            raise piece
         assert piece is not None
         yield piece
 

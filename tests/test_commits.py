@@ -327,6 +327,23 @@ def test_a_split_index_grown_whole_is_split_again(kb, root):
     assert git(root, "fsck", "--no-progress", "--no-dangling") == ""
 
 
+def test_packs_past_git_s_limit_are_joined_as_git_commit_would(kb, root):
+    """kb's packing by bytes adds packs; past gc.autoPackLimit, git gc --auto joins them (as after a
+    git commit)."""
+    assert kb("init").exit_code == 0
+    git(root, "config", "gc.autoPackLimit", "2")
+    git(root, "config", "gc.autoDetach", "false")
+    packs = root / ".git" / "objects" / "pack"
+    for n in range(3):
+        assert kb("add", f"Note {n}", "-b", f"body {n}").exit_code == 0
+        git(root, "repack", "-d", "-l", "-q")  # one more pack each time
+    assert len(list(packs.glob("*.pack"))) == 3
+    assert kb("add", "Last", "-b", "the last").exit_code == 0
+    assert len(list(packs.glob("*.pack"))) == 1
+    assert git(root, "fsck", "--no-progress", "--no-dangling") == ""
+    assert log_subjects(root)[:2] == ["Add: Last", "Add: Note 2"]
+
+
 @pytest.mark.cold_only("it records kb's git calls in this process")
 def test_write_tree_looks_up_every_object_unless_the_index_is_as_kb_left_it(kb, root, monkeypatch):
     assert kb("init").exit_code == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import itertools
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -1003,12 +1005,15 @@ def test_a_list_made_ahead_is_printed_through_any_stdout_as_the_notes_would_be(
     assert cold_kb("add", "Plain", "-b", "Text.").exit_code == 0
     for n in range(30):  # made outside kb: the list takes them in
         (root / "notes" / f"Note {n} ☃.md").write_text(f"# Note {n} ☃\n\nText.\n", encoding="utf-8")
-    result = list_notes(root)
+    whole = list_notes(root)
     # In one piece, and in pieces of 7 bytes (a character of three split between two; unpacked by two
-    # threads, printed in order).
-    for piece in (1 << 20, 7):
+    # threads, printed in order); with a note whose title UTF-8 writes with 0xED (printed through the
+    # stream) and without (the bytes written as they are unpacked).
+    plain = dataclasses.replace(whole, notes=[n for n in whole.notes if "한" not in n.title])
+    for result, piece in itertools.product((whole, plain), (1 << 20, 7)):
         monkeypatch.setattr(render, "_MADE_CHUNK", piece)
         made = dataclasses.replace(result, plain=render.plain_list_data(result.notes))
+        assert render._made_pieces(made.plain)[0] is (result is plain)
         for encoding in ("utf-8", "latin-1"):
             printed = []
             for one in (result, made):
@@ -1018,6 +1023,30 @@ def test_a_list_made_ahead_is_printed_through_any_stdout_as_the_notes_would_be(
                 stdout.flush()
                 printed.append(stdout.buffer.getvalue())
             assert printed[0] == printed[1] and b"Plain" in printed[0] and b"Note 29" in printed[0]
+
+
+def test_a_damaged_piece_of_a_list_made_ahead_fails_and_never_hangs():
+    """What the second thread unpacking the pieces meets is raised in order by the first."""
+    import zlib
+
+    from kb import render
+
+    pieces = [zlib.compress(b"a" * 100, 1) for _ in range(6)]
+    pieces[3] = b"not zlib"
+    got: list[bytes] = []
+    raised: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            got.extend(render._unpacked(pieces))
+        except zlib.error as exc:
+            raised.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(10)
+    assert not reader.is_alive()  # it did not hang
+    assert len(raised) == 1 and got == [b"a" * 100] * 3  # the pieces before it, then the error
 
 
 def test_the_runtime_folder_is_under_xdg_runtime_dir_only_when_that_is_a_folder(tmp_path: Path):

@@ -243,11 +243,15 @@ class _Repository:
 
             def plumbing() -> tuple[bool, str | None]:
                 left = self._index_as_left()
+                # git's split index split again, when it has grown, by the update-index that stages the
+                # paths (one process, under git's lock: see _split_grown).
+                split = ["--split-index"] if self._split_grown() else []
                 if gone:
                     names = "".join(f"{p}\0" for p in gone).encode("utf-8")
-                    self._git_input(["update-index", "--force-remove", "-z", "--stdin"], names)
+                    self._git_input(["update-index", *split, "--force-remove", "-z", "--stdin"], names)
+                    split = []
                 if data:
-                    self._git_input(["update-index", "--add", "--remove", "-z", "--stdin"], data)
+                    self._git_input(["update-index", *split, "--add", "--remove", "-z", "--stdin"], data)
                 return self._commit_tree(paths, message, env, left)
 
             done, sha = plumbing() if meanwhile is None else _alongside(plumbing, run_meanwhile)
@@ -328,8 +332,9 @@ class _Repository:
                     f"HEAD moved while kb was committing (another program changed the branch): {why}"
                 )
             raise GitError(f"git update-ref failed: {why}")
-        self._leave_index(sha, tree, self._split_again(written))
-        self._pack_when_due()
+        self._leave_index(sha, tree, written)
+        with contextlib.suppress(GitError):  # the commit is made: packing is for another time
+            self._pack_when_due()
         return True, sha
 
     def _index_signature(self) -> str | None:
@@ -343,23 +348,17 @@ class _Repository:
             return None
         return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
 
-    def _split_again(self, written: str | None) -> str | None:
-        """git's split index, split again when its own file has grown to a quarter of the shared index's
-        size; returns the index file's signature as this leaves it (`written`, when it is not split
-        again). git writes a new shared index only when the entries it lacks (new ones) pass a share of
-        all; entries only changed since it was written (their stat data refreshed: every file touched,
-        copied back or checked out) stay in the index file, up to every entry: then each commit reads
-        and writes both whole. It is split again only while the index is as write-tree left it (a
-        write by anything else since is left as it is: _leave_index then records nothing)."""
-        if written is None or self._config().get("core.splitindex", "").lower() in _FALSE:
-            return written
+    def _split_grown(self) -> bool:
+        """Whether git's split index has grown its own file to a quarter of the shared index's size: git
+        writes a new shared index only when the entries it lacks (new ones) pass a share of all; entries
+        only changed since it was written (their stat data refreshed: every file touched, copied back or
+        checked out) stay in the index file, up to every entry, and then each commit reads and writes
+        both whole. The update-index that stages a commit's paths then splits it again."""
+        if os.environ.get("GIT_INDEX_FILE") or self._config().get("core.splitindex", "").lower() in _FALSE:
+            return False
         own = _index_bytes(self.git_dir, shared=False)
         shared = _index_bytes(self.git_dir) - own
-        if shared <= 0 or own * 4 < shared or self._index_signature() != written:
-            return written
-        if self._run(["update-index", "--split-index"]).returncode != 0:
-            return written  # git did not write it: as it was
-        return self._index_signature()
+        return shared > 0 and own * 4 >= shared
 
     def _leave_index(self, commit: str, tree: str, written: str | None) -> None:
         """Record that the index holds exactly `tree`, the tree of `commit`: `written` is the index file's
@@ -393,15 +392,17 @@ class _Repository:
 
     def _pack_when_due(self) -> None:
         """What `git commit` does after each commit and plumbing does not: git's automatic packing, when
-        git's own test says it is due (more loose objects than gc.auto, counted as git counts them: those
-        whose id begins with 17, times 256). `git gc --auto` then runs in the background by itself.
+        git's own tests say it is due (more loose objects than gc.auto, counted as git counts them: those
+        whose id begins with 17, times 256; or more packs than gc.autoPackLimit). `git gc --auto` then
+        runs in the background by itself.
 
         And a packing git's test does not see: of few loose objects, but large ones. Each commit writes
         the tree of every folder it changes anew, whole (a folder of 10,000 notes: 700 kB; of 100,000:
         7 MB), and git counts only objects: 2,000 commits of one note each, in a folder of 100,000 notes,
         would leave 14 GB of trees loose. So past PACK_LOOSE_BYTES of loose objects (see _loose_due),
-        `git repack -d -l` packs them (each tree a delta of the last: a few hundred bytes), in the
-        background as gc does (unless gc.autoDetach is false), one at a time."""
+        `git repack -d -l` packs them into one more pack (each tree a delta of the one before: a few
+        hundred bytes), in the background as gc does (unless gc.autoDetach is false), one at a time; the
+        packs it adds are gc's to join, past gc.autoPackLimit."""
         config = self._config()
         if config.get("maintenance.auto", "true").lower() in _FALSE:
             return  # as `git commit` does: no automatic maintenance
@@ -412,15 +413,22 @@ class _Repository:
             threshold = 27
         if threshold <= 0:
             return  # gc.auto = 0: the user packs by hand
-        common = self._common_dir()
         try:
+            packs_limit = int(config.get("gc.autopacklimit", "50"))
+        except ValueError:
+            packs_limit = 50
+        common = self._common_dir()
+        loose = packs = 0
+        with contextlib.suppress(OSError):  # no loose object begins with 17 (yet)
             loose = sum(1 for name in os.listdir(common / "objects" / "17") if len(name) >= 38)
-        except OSError:
-            loose = 0  # no loose object begins with 17 (yet)
-        if loose > threshold:
+        with contextlib.suppress(OSError):
+            packs = sum(1 for name in os.listdir(common / "objects" / "pack") if name.endswith(".pack"))
+        if loose > threshold or 0 < packs_limit < packs:
             self._run(["gc", "--auto", "--quiet"])
-        elif self._loose_due(common):
-            self._repack(common, config.get("gc.autodetach", "true").lower() not in _FALSE)
+        elif (found := self._loose_due(common)) is not None:
+            started = self._repack(common, config.get("gc.autodetach", "true").lower() not in _FALSE)
+            with contextlib.suppress(OSError):
+                (common / LOOSE_ESTIMATE).write_text("0" if started else str(found), encoding="ascii")
 
     def _common_dir(self) -> Path:
         """The folder of the objects (a linked worktree's are in the main repository's folder)."""
@@ -428,51 +436,52 @@ class _Repository:
             return self.git_dir / (self.git_dir / "commondir").read_text().strip()
         return self.git_dir
 
-    def _loose_due(self, common: Path) -> bool:
-        """Whether the loose objects take PACK_LOOSE_BYTES or more. Counting them is a stat of every loose
-        object (10 ms for 3,000): done only once an estimate kept in LOOSE_ESTIMATE reaches the mark. A
-        commit adds the size of git's index to it, more than the trees it wrote (a tree holds a folder's
-        names and ids, the index every file's, with its stat data). Objects made otherwise (git by hand,
-        a pull) are found at the count."""
+    def _loose_due(self, common: Path) -> int | None:
+        """The bytes the loose objects take, when PACK_LOOSE_BYTES or more; None otherwise. Counting them
+        is a stat of every loose object (10 ms for 3,000): done only once an estimate kept in
+        LOOSE_ESTIMATE reaches the mark. A commit adds the size of git's index to it, more than the trees
+        it wrote (a tree holds a folder's names and ids, the index every file's, with its stat data).
+        Objects made otherwise (git by hand, a pull) are found at the count."""
         estimate_file = common / LOOSE_ESTIMATE
         try:
             estimate = int(estimate_file.read_text(encoding="ascii"))
         except (OSError, ValueError):
             estimate = 0
         estimate += _index_bytes(self.git_dir)
-        due = False
         if estimate >= PACK_LOOSE_BYTES:
             estimate = _loose_bytes(common / "objects")
-            due = estimate >= PACK_LOOSE_BYTES
-            if due:
-                estimate = 0
+            if estimate >= PACK_LOOSE_BYTES:
+                return estimate  # the caller keeps what it left
         with contextlib.suppress(OSError):
             estimate_file.write_text(str(estimate), encoding="ascii")
-        return due
+        return None
 
-    def _repack(self, common: Path, detach: bool) -> None:
-        """`git repack -d -l -q` (git gc's own packing of loose objects: those a commit being written
-        meanwhile has not made reachable yet stay loose), unless one kb started still runs (it holds
-        PACK_LOCK's lock: the repack process inherits it). In the background at the lowest priority, in
-        a session of its own (a Ctrl-C in the terminal does not stop it), or in the foreground."""
+    def _repack(self, common: Path, detach: bool) -> bool:
+        """`git repack -d -l -q` (what `git gc --auto` runs for many loose objects: those a commit being
+        written meanwhile has not made reachable yet stay loose), unless one kb started still runs (it
+        holds PACK_LOCK's lock: the repack process inherits it). In the background at the lowest
+        priority, in a session of its own (a Ctrl-C in the terminal does not stop it), or in the
+        foreground. Whether it started (or, in the foreground, ran)."""
         try:
             fd = os.open(common / PACK_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError:
-            return
+            return False
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                return  # a packing runs
+                return False  # a packing runs
             args = self._argv(["repack", "-d", "-l", "-q"])
             env = {**os.environ, **GIT_ENV}
             if not detach:
-                with contextlib.suppress(OSError):
-                    subprocess.run(args, cwd=self.root, capture_output=True, env=env)
-                return
+                try:
+                    return subprocess.run(args, cwd=self.root, capture_output=True, env=env).returncode == 0
+                except OSError:
+                    return False
+            nice = shutil.which("nice")  # git's own children (pack-objects) at the lowest priority too
             try:
                 proc = subprocess.Popen(
-                    args,
+                    [nice, "-n", "19", *args] if nice else args,
                     cwd=self.root,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
@@ -482,9 +491,9 @@ class _Repository:
                     start_new_session=True,
                 )
             except OSError:
-                return
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, proc.pid, 19)
+                return False
+            _BACKGROUND[:] = [p for p in _BACKGROUND if p.poll() is None] + [proc]  # reaped when done
+            return True
         finally:
             os.close(fd)
 
@@ -548,7 +557,7 @@ class _Repository:
         """The settings kb reads (identity, index options, signing, filters), in one `git config` call."""
         if self._config_values is None:
             wanted = (
-                r"^(user\.(name|email)|core\.(splitindex|untrackedcache)|commit\.(gpgsign|cleanup)|gc\.auto(detach)?|maintenance\.auto"
+                r"^(user\.(name|email)|core\.(splitindex|untrackedcache)|commit\.(gpgsign|cleanup)|gc\.auto(detach|packlimit)?|maintenance\.auto"
                 r"|filter\..+)$"
             )
             try:
@@ -631,13 +640,14 @@ class _Repository:
 
 
 _FALSE = ("false", "no", "off", "0")
+_BACKGROUND: list[subprocess.Popen[bytes]] = []  # packings started: kept until done, then reaped
 
 
 def _index_bytes(git_dir: Path, shared: bool = True) -> int:
-    """The size of git's index: the index file and (`shared`), with a split index, the largest shared
-    index."""
+    """The size of git's index: the index file and (`shared`), with a split index, the shared index
+    written or used last (git freshens the one it uses; older ones stay two weeks)."""
     total = 0
-    largest = 0
+    newest = (0, 0)  # (mtime, size)
     with contextlib.suppress(OSError):
         total = os.stat(git_dir / "index").st_size
         if not shared:
@@ -646,8 +656,9 @@ def _index_bytes(git_dir: Path, shared: bool = True) -> int:
             for entry in entries:
                 if entry.name.startswith("sharedindex."):
                     with contextlib.suppress(OSError):
-                        largest = max(largest, entry.stat(follow_symlinks=False).st_size)
-    return total + largest
+                        st = entry.stat(follow_symlinks=False)
+                        newest = max(newest, (st.st_mtime_ns, st.st_size))
+    return total + newest[1]
 
 
 def _loose_bytes(objects: Path) -> int:

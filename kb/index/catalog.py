@@ -82,7 +82,7 @@ def _row(path: str, e: Entry) -> tuple[object, ...]:
 def _entry(row: tuple[Any, ...], shared: dict[str, tuple[str, ...]]) -> tuple[str, Entry]:
     """A row as read back; SQLite gives back the types written (a damaged value fails here or later).
     `shared`: the tags already read, by their column's text: notes with the same tags share one tuple
-    (at 100,000 notes, 10 MB less in a warm server, which keeps every note's record)."""
+    (at 100,000 notes, 13 MiB less in a warm server, which keeps every note's record)."""
     path, mtime, size, ino, title, tags, created, modified, problem, warnings = row
     if not isinstance(title, str) or not isinstance(mtime, int):
         raise TypeError(f"unexpected values in the row of {path!r}")
