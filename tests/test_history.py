@@ -476,11 +476,12 @@ def _cache_off(monkeypatch):
     """History read from git alone, as when the revision cache cannot be used."""
     from kb.history.revcache import CacheUnavailable, RevisionCache
 
-    def unavailable(self, head):
+    def unavailable(self, *args):
         raise CacheUnavailable("off")
 
     with monkeypatch.context() as m:
-        m.setattr(RevisionCache, "bring_up_to", unavailable)
+        for name in ("bring_up_to", "versions", "counts"):
+            m.setattr(RevisionCache, name, unavailable)
         yield
 
 
@@ -509,6 +510,32 @@ def test_the_revision_cache_agrees_with_git(history, kb, root, monkeypatch):
     rewritten = revisions(kb, "Beta")
     assert rewritten == _without_cache(kb, "Beta", monkeypatch) and len(rewritten) == 7
     assert kb("show", "Beta", "--rev", "1").stdout == _show_rev_without_cache(kb, monkeypatch)
+
+
+def test_a_log_reads_what_it_worked_out_of_each_version_from_the_cache(history, kb, root, monkeypatch):
+    """kb log keeps each version's `modified` and the lines counted between versions by their blob ids:
+    the next log reads only versions new since, and says what the cache says."""
+    import sqlite3
+
+    assert kb("add", "Gamma", "-b", "one").exit_code == 0
+    for line in ("two", "three"):
+        assert kb("edit", "Gamma", "-a", line).exit_code == 0
+    first = revisions(kb, "Gamma")
+    assert first == _without_cache(kb, "Gamma", monkeypatch)
+    db = sqlite3.connect(root / ".git" / "kb-revisions.sqlite3")
+    assert db.execute("SELECT count(*) FROM versions1").fetchone()[0] == 3
+    assert db.execute("SELECT count(*) FROM counts1").fetchone()[0] == 3
+    with db:
+        db.execute("UPDATE counts1 SET added = 99, removed = 98")  # not what git's versions say
+    assert {(r["added"], r["removed"]) for r in revisions(kb, "Gamma")} == {(99, 98)}  # read, not counted
+    (root / ".git" / "kb-revisions.sqlite3").unlink()
+    assert revisions(kb, "Gamma") == first
+    assert kb("edit", "Gamma", "-a", "four").exit_code == 0
+    again = revisions(kb, "Gamma")
+    assert again[:3] == first and again[3]["added"] > 0
+    assert again == _without_cache(kb, "Gamma", monkeypatch)
+    # A note followed through a rename: the versions before it (read from git) are counted each time.
+    assert revisions(kb, "Beta") == _without_cache(kb, "Beta", monkeypatch)
 
 
 def _show_rev_without_cache(kb, monkeypatch) -> str:

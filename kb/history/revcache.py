@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 VERSION = "4"
+_VERSIONS = "versions1"  # blob -> its `modified`
+_COUNTS = "counts1"  # (blob, blob) -> lines added, removed
 NAME = "kb-revisions.sqlite3"
 FIELD = "\x1f"
 RECORD = "\x1e"
@@ -142,6 +144,14 @@ class RevisionCache:
             # by a walk of every change (40 ms at 50,000 changes).
             with contextlib.suppress(sqlite3.OperationalError):  # a read-only cache goes without
                 db.execute("CREATE INDEX IF NOT EXISTS changes_n ON changes (n)")
+            # What kb log works out of each version (see versions, counts): the number in the names
+            # changes with the way it is worked out.
+            with contextlib.suppress(sqlite3.OperationalError):
+                db.execute(f"CREATE TABLE IF NOT EXISTS {_VERSIONS} (blob TEXT PRIMARY KEY, modified TEXT)")
+                db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {_COUNTS} (old TEXT, new TEXT, added INTEGER,"
+                    " removed INTEGER, PRIMARY KEY (old, new)) WITHOUT ROWID"
+                )
         except (sqlite3.Error, OSError) as exc:
             raise CacheUnavailable(str(exc)) from None
         self._db = db
@@ -248,6 +258,57 @@ class RevisionCache:
         for chunk in _chunks(values):
             rows.extend(self._query(head, sql.format(",".join("?" * len(chunk))), tuple(chunk)))
         return rows
+
+    def versions(self, blobs: list[str]) -> dict[str, str | None]:
+        """Of these versions (blob ids), those whose `modified` was worked out before
+        (kb.notes.modified_of; None: it has none): a version never changes, nor what it holds."""
+        found: dict[str, str | None] = {}
+        try:
+            db = self._open()
+            for chunk in _chunks(sorted(set(blobs))):
+                sql = f"SELECT blob, modified FROM {_VERSIONS} WHERE blob IN ({','.join('?' * len(chunk))})"
+                found.update(db.execute(sql, chunk).fetchall())
+        except sqlite3.Error as exc:
+            raise CacheUnavailable(str(exc)) from None
+        return found
+
+    def counts(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int]]:
+        """Of these pairs of versions (blob ids, "" for no text), those whose lines added and removed
+        from the first to the second were counted before (kb.diff.line_counts)."""
+        wanted = set(pairs)
+        found: dict[tuple[str, str], tuple[int, int]] = {}
+        try:
+            db = self._open()
+            for chunk in _chunks(sorted({new for _, new in wanted})):
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT old, new, added, removed FROM {_COUNTS} WHERE new IN ({marks})"
+                for old, new, added, removed in db.execute(sql, chunk):
+                    if (old, new) in wanted:
+                        found[(old, new)] = (added, removed)
+        except sqlite3.Error as exc:
+            raise CacheUnavailable(str(exc)) from None
+        return found
+
+    def keep(self, versions: dict[str, str | None], counts: dict[tuple[str, str], tuple[int, int]]) -> None:
+        """Keep what versions and counts give back, for the next time. A cache that cannot be written (a
+        read-only repository, another process writing) keeps nothing: it is only a shortcut."""
+        if not versions and not counts:
+            return
+        try:
+            db = self._open()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(f"INSERT OR REPLACE INTO {_VERSIONS} VALUES (?, ?)", versions.items())
+                db.executemany(
+                    f"INSERT OR REPLACE INTO {_COUNTS} VALUES (?, ?, ?, ?)",
+                    [(old, new, added, removed) for (old, new), (added, removed) in counts.items()],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, CacheUnavailable):
+            pass
 
     def path_log(self, head: str, path: str) -> list[Row]:
         """The commits reachable from `head` that changed `path`, newest first."""

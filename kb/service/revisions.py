@@ -4,6 +4,7 @@ diffs between any two versions, restoring an old version as a new revision."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -182,8 +183,8 @@ def revisions_of(root: Path, path: str, reader: History | None = None, counts: b
         if commit.sha not in seen:
             seen.add(commit.sha)
             unique.append(commit)
-    blobs = reader.read_blobs([_spec(c) for c in unique])
-    modifieds = [modified_of(blob) if blob is not None else None for blob in blobs]
+    versions = _Versions(reader, unique)
+    modifieds = versions.modifieds()
 
     def when(i: int) -> datetime:
         """A revision's place in time: its commit's author date, which kb sets to the note's `modified`;
@@ -196,17 +197,17 @@ def revisions_of(root: Path, path: str, reader: History | None = None, counts: b
         return unique[i].author_date
 
     order = sorted(range(len(unique)), key=lambda i: (when(i), -i))
+    steps = list(zip([None, *order[:-1]], order, strict=True))
+    changed = versions.changed(steps)
+    line_counts = versions.line_counts(steps) if counts else [(0, 0)] * len(steps)
     revisions: list[Revision] = []
-    previous = b""
-    for number, i in enumerate(order, 1):
-        commit, blob = unique[i], blobs[i]
-        deleted = blob is None
+    for number, (i, (added, removed), new) in enumerate(zip(order, line_counts, changed, strict=True), 1):
+        commit = unique[i]
         modified = modifieds[i]
         # The note's own `modified`, else the commit's date (also for a move, which leaves the text as it
         # was); one form for all: UTC with milliseconds.
-        own = parse_timestamp(modified) if modified and blob != previous else None
+        own = parse_timestamp(modified) if modified and new else None
         moment = format_timestamp(own or commit.author_date)
-        added, removed = _line_counts(previous, blob or b"") if counts else (0, 0)
         revisions.append(
             Revision(
                 number,
@@ -217,12 +218,117 @@ def revisions_of(root: Path, path: str, reader: History | None = None, counts: b
                 commit.path,
                 added,
                 removed,
-                deleted,
+                versions.deleted(i),
                 commit.blob or None,
             )
         )
-        previous = blob or b""
+    versions.keep()
     return revisions
+
+
+_EMPTY_BLOB = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"  # git's id of an empty file
+
+
+class _Versions:
+    """The versions of a note's revisions (`commits`, by index), with what kb log works out of each: its
+    `modified` and the lines added and removed from the one before. Kept in the revision cache by blob id
+    (a version never changes), so that a note's log reads only the versions new since the last one; a
+    version whose id is not known (no cache) is read and worked out each time."""
+
+    def __init__(self, reader: History, commits: list[Any]) -> None:
+        from kb.history import CacheUnavailable
+
+        self.reader = reader
+        self.commits = commits
+        # Each version's key: its blob id, "" for no text (deleted, or an empty file), None where the id
+        # is not known.
+        self.keys: list[str | None] = [
+            None if c.blob is None else "" if not c.blob or c.blob == _EMPTY_BLOB else c.blob for c in commits
+        ]
+        self.texts: dict[int, bytes | None] = {}  # the versions read
+        self.cache = None
+        self.known: dict[str, str | None] = {}
+        try:
+            self.cache = reader.revision_cache()
+            self.known = self.cache.versions([k for k in self.keys if k])
+        except CacheUnavailable:
+            self.cache = None
+        self.new_versions: dict[str, str | None] = {}
+        self.new_counts: dict[tuple[str, str], tuple[int, int]] = {}
+
+    def _read(self, wanted: Iterable[int]) -> None:
+        missing = sorted({i for i in wanted if i not in self.texts})
+        if missing:
+            texts = self.reader.read_blobs([_spec(self.commits[i]) for i in missing])
+            self.texts.update(zip(missing, texts, strict=True))
+
+    def deleted(self, i: int) -> bool:
+        """Whether revision `i` deleted the note (or its version cannot be read)."""
+        blob = self.commits[i].blob
+        return (blob is not None and not blob) or (i in self.texts and self.texts[i] is None)
+
+    def _key(self, i: int | None) -> str | None:
+        """What stands for version `i`'s text ("" for none); None when only its text tells."""
+        if i is None or self.deleted(i):
+            return ""
+        return self.keys[i]
+
+    def _text(self, i: int | None) -> bytes:
+        return b"" if i is None else self.texts.get(i) or b""
+
+    def modifieds(self) -> list[str | None]:
+        self._read(i for i, key in enumerate(self.keys) if key is None or (key and key not in self.known))
+        found: list[str | None] = []
+        for i, key in enumerate(self.keys):
+            if key and key in self.known:
+                found.append(self.known[key])
+                continue
+            text = self.texts.get(i)
+            modified = modified_of(text) if text is not None and not self.deleted(i) else None
+            if key:
+                self.new_versions[key] = modified
+            found.append(modified)
+        return found
+
+    def changed(self, steps: list[tuple[int | None, int]]) -> list[bool]:
+        """For each (previous, this) step: whether the text changed."""
+        unkeyed = [step for step in steps if self._key(step[0]) is None or self._key(step[1]) is None]
+        self._read(j for step in unkeyed for j in step if j is not None)
+        return [
+            self._key(a) != self._key(b)
+            if self._key(a) is not None and self._key(b) is not None
+            else self._text(a) != self._text(b)
+            for a, b in steps
+        ]
+
+    def line_counts(self, steps: list[tuple[int | None, int]]) -> list[tuple[int, int]]:
+        """For each (previous, this) step: the lines added and removed."""
+        from kb.history import CacheUnavailable
+
+        pairs = [(self._key(a), self._key(b)) for a, b in steps]
+        known: dict[tuple[str, str], tuple[int, int]] = {}
+        keyed = [(a, b) for a, b in pairs if a is not None and b is not None]
+        if self.cache is not None and keyed:
+            try:
+                known = self.cache.counts(keyed)
+            except CacheUnavailable:
+                self.cache = None
+        todo = [step for step, pair in zip(steps, pairs, strict=True) if pair not in known]
+        self._read(j for step in todo for j in step if j is not None)
+        found: list[tuple[int, int]] = []
+        for (a, b), (ka, kb_) in zip(steps, pairs, strict=True):
+            if ka is not None and kb_ is not None and (ka, kb_) in known:
+                found.append(known[(ka, kb_)])
+                continue
+            counted = _line_counts(self._text(a), self._text(b))
+            if ka is not None and kb_ is not None:
+                self.new_counts[(ka, kb_)] = counted
+            found.append(counted)
+        return found
+
+    def keep(self) -> None:
+        if self.cache is not None:
+            self.cache.keep(self.new_versions, self.new_counts)
 
 
 def _line_counts(a: bytes, b: bytes) -> tuple[int, int]:
