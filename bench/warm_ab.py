@@ -1,6 +1,6 @@
 """Warm commands of this tree against a baseline tree, side by side, runs interleaved:
 
-    python bench/warm_ab.py --reuse KB --baseline SRC --baseline-kb KB2 [--runs 15] [--pause 0.5]
+    python bench/warm_ab.py --reuse KB --baseline SRC --baseline-kb KB2 [--runs 15] [--pause 0.5] [--log NOTE]
 
 SRC is a folder holding a `kb` package (`git worktree add SRC COMMIT`, or `git archive COMMIT kb | tar -x
 -C SRC`); KB2 a copy of KB (`cp -a KB KB2`) made for it: each tree's server keeps its own knowledge base
@@ -8,7 +8,8 @@ SRC is a folder holding a `kb` package (`git worktree add SRC COMMIT`, or `git a
 `kb` program next to this interpreter, the baseline with SRC first on PYTHONPATH (and so its server too).
 Times whole processes as a user runs them, warm, `--pause` seconds before each (a person's pace: the
 server's spare worker is ready): `kb add TITLE -b TEXT` (a new title each run), `kb edit NOTE -a TEXT`
-(the note that run added), `kb list` (piped: its output made ahead), `kb show NOTE` and `kb search WORD`.
+(the note that run added), `kb list` (piped: its output made ahead), `kb show NOTE`, `kb log NOTE` (`--log`,
+or the note shown) and `kb search WORD`.
 One run of each command in one tree, then in the other, then the next command: a busy machine slows
 both alike. Medians, min-max, and the ratio of the medians. Bytecode caching is on. Writes change both
 knowledge bases alike. Nothing is asserted but that every command succeeds.
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--baseline-kb", type=Path, required=True, help="a copy of KB for the baseline")
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--pause", type=float, default=0.5)
+    parser.add_argument("--log", help="the note `kb log` shows (default: the one `kb show` shows)")
     args = parser.parse_args()
 
     runtime = tempfile.mkdtemp(prefix="kb-ab-")  # the servers' sockets, apart from any other
@@ -51,6 +53,7 @@ def main() -> None:
     notes = args.reuse / "notes" if (args.reuse / "notes").is_dir() else args.reuse
     word = word_of(notes)
     shown = next(p.stem for p in sorted(notes.glob("*.md")) if not p.name.startswith("AB "))
+    logged = args.log or shown
     program = kb_program()
 
     def run(root: Path, env: dict[str, str], *argv: str) -> float:
@@ -71,7 +74,7 @@ def main() -> None:
 
     stamp = int(time.time())
     commands = ["kb add TITLE -b TEXT", "kb edit NOTE -a TEXT", "kb list"]
-    commands += [f"kb show {shown}", f"kb search {word}"]
+    commands += [f"kb show {shown}", f"kb log {logged}", f"kb search {word}"]
     times: dict[tuple[str, str], list[float]] = {(c, t): [] for c in commands for t in trees}
     for n in range(args.runs):
         title = f"AB {stamp} {n}"
@@ -80,6 +83,7 @@ def main() -> None:
             ("edit", title, "-a", "Another line."),
             ("list",),
             ("show", shown),
+            ("log", logged),
             ("search", word),
         ]
         for command, argv in zip(commands, argvs, strict=True):
