@@ -297,6 +297,19 @@ def test_the_packing_of_many_bytes_runs_in_the_background_one_at_a_time(kb, root
     assert git(root, "fsck", "--no-progress", "--no-dangling") == ""
 
 
+def a_while_ago(root: Path) -> None:
+    """As if kb's last split of the split index, which could not share the notes just written (racily
+    clean in the second they were written), were minutes old: the next commit may split it again."""
+    import os
+    import time
+
+    from kb import history
+
+    tried = root / ".git" / history.SPLIT_TRIED
+    if tried.exists():
+        os.utime(tried, (time.time() - 3600, time.time() - 3600))
+
+
 def test_a_split_index_grown_whole_is_split_again(kb, root):
     """git leaves entries whose stat data changed (every note touched) in the split index's own file,
     up to all of them, and splits it again only for new entries: kb's commit splits it again."""
@@ -307,6 +320,7 @@ def test_a_split_index_grown_whole_is_split_again(kb, root):
     for n in range(300):
         (root / "notes" / f"n{n}.md").write_text(f"---\ntitle: N{n}\n---\nbody {n}\n")
     assert kb("add", "First", "-b", "x").exit_code == 0  # commits the notes made outside kb first
+    a_while_ago(root)
     time.sleep(1.1)  # none of the notes racily clean (git keeps those in the split index's own file)
     assert git(root, "status", "--porcelain") == ""
     git(root, "update-index", "--split-index")
@@ -323,6 +337,45 @@ def test_a_split_index_grown_whole_is_split_again(kb, root):
     state = (root / ".git" / "kb-index-state").read_text().split("\n")
     assert state[0] == git(root, "rev-parse", "HEAD").strip()  # the next commit knows the index as left
     assert state[2] == f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
+    assert git(root, "status", "--porcelain") == ""
+    assert git(root, "fsck", "--no-progress", "--no-dangling") == ""
+
+
+@pytest.mark.cold_only("it records kb's git calls in this process")
+def test_a_split_index_that_cannot_shrink_is_not_split_at_every_commit(kb, root, monkeypatch):
+    """Notes dated in the future are racily clean for git: they stay in the split index's own file
+    whatever splits it. kb tries once, and not again at every commit (each would write a new shared
+    index)."""
+    import os
+    import time
+
+    from kb import history
+
+    assert kb("init").exit_code == 0
+    for n in range(300):
+        (root / "notes" / f"n{n}.md").write_text(f"---\ntitle: N{n}\n---\nbody {n}\n")
+    assert kb("add", "First", "-b", "x").exit_code == 0
+    future = time.time() + 86400
+    for n in range(300):
+        os.utime(root / "notes" / f"n{n}.md", (future, future))
+    assert git(root, "status", "--porcelain") == ""
+    a_while_ago(root)
+    index = root / ".git" / "index"
+    grown = index.stat().st_size
+    staged = History._git_input
+    splits: list[list[str]] = []
+
+    def recorded(self, args, *rest, **kw):
+        if "--split-index" in args:
+            splits.append(args)
+        return staged(self, args, *rest, **kw)
+
+    monkeypatch.setattr(History, "_git_input", recorded)
+    for name in ("A", "B", "C"):
+        assert kb("add", name, "-b", name).exit_code == 0
+    assert len(splits) == 1
+    assert index.stat().st_size > grown / 2  # it could not shrink
+    assert (root / ".git" / history.SPLIT_TRIED).exists()
     assert git(root, "status", "--porcelain") == ""
     assert git(root, "fsck", "--no-progress", "--no-dangling") == ""
 

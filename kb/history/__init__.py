@@ -36,6 +36,7 @@ FALLBACK_EMAIL = "kb@localhost"
 MIN_GIT = (2, 25)
 INDEX_STATE = "kb-index-state"  # in the git folder: the commit whose tree the index holds, as kb left it
 LOOSE_ESTIMATE = "kb-loose-bytes"  # in the git folder: at most how many bytes kb's commits left loose since
+SPLIT_TRIED = "kb-split-tried"  # in the git folder: the index's own size after a split that left it large
 PACK_LOCK = "kb-pack.lock"  # in the git folder: held while a packing kb started runs
 PACK_LOOSE_BYTES = 128 << 20  # loose objects' bytes past which kb packs them (whatever their number)
 GIT_ENV = {"LANGUAGE": "C", "LC_ALL": "C", "GIT_LITERAL_PATHSPECS": "1"}
@@ -245,13 +246,16 @@ class _Repository:
                 left = self._index_as_left()
                 # git's split index split again, when it has grown, by the update-index that stages the
                 # paths (one process, under git's lock: see _split_grown).
-                split = ["--split-index"] if self._split_grown() else []
+                splitting = self._split_grown()
+                split = ["--split-index"] if splitting else []
                 if gone:
                     names = "".join(f"{p}\0" for p in gone).encode("utf-8")
                     self._git_input(["update-index", *split, "--force-remove", "-z", "--stdin"], names)
                     split = []
                 if data:
                     self._git_input(["update-index", *split, "--add", "--remove", "-z", "--stdin"], data)
+                if splitting:
+                    self._split_done()
                 return self._commit_tree(paths, message, env, left)
 
             done, sha = plumbing() if meanwhile is None else _alongside(plumbing, run_meanwhile)
@@ -358,7 +362,33 @@ class _Repository:
             return False
         own = _index_bytes(self.git_dir, shared=False)
         shared = _index_bytes(self.git_dir) - own
-        return shared > 0 and own * 4 >= shared
+        if shared <= 0 or own * 4 < shared:
+            return False
+        # Entries git cannot tell from a change (racily clean: a file changed in the second the index
+        # was written, or dated in the future) stay in its own file whatever splits it: after splits that
+        # left it as large (_split_done), none again until it has doubled, or until 2^N minutes after the
+        # Nth (each writes a new shared index, kept two weeks).
+        tried = self.git_dir / SPLIT_TRIED
+        with contextlib.suppress(OSError, ValueError):
+            size, times = (int(n) for n in tried.read_text(encoding="ascii").split())
+            waited = time.time() - tried.stat().st_mtime
+            return own >= 2 * size or waited >= 60 * 2 ** min(times, 14)
+        return True
+
+    def _split_done(self) -> None:
+        """After a split (_split_grown): what it left in the index's own file, when that is still a
+        quarter of the shared index or more, for the next look; otherwise nothing."""
+        own = _index_bytes(self.git_dir, shared=False)
+        shared = _index_bytes(self.git_dir) - own
+        tried = self.git_dir / SPLIT_TRIED
+        with contextlib.suppress(OSError):
+            if shared > 0 and own * 4 >= shared:
+                times = 0
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    times = int(tried.read_text(encoding="ascii").split()[1])
+                tried.write_text(f"{own} {times + 1}", encoding="ascii")
+            else:
+                tried.unlink(missing_ok=True)
 
     def _leave_index(self, commit: str, tree: str, written: str | None) -> None:
         """Record that the index holds exactly `tree`, the tree of `commit`: `written` is the index file's
