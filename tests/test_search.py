@@ -598,3 +598,34 @@ def test_a_knowledge_base_made_by_its_first_add_has_its_index_at_once(kb, root):
     r = kb("search", "walrus")
     assert r.exit_code == 0 and "First note" in r.stdout
     assert "built" not in r.stderr and "rebuilt" not in r.stderr
+
+
+@pytest.mark.cold_only("it shortens the wait for the index's writer in this process")
+def test_a_search_while_another_process_keeps_the_index_s_writer_answers_from_the_index_as_it_is(
+    kb, root, monkeypatch
+):
+    """Another process indexing every note again (all of them touched) keeps Whoosh's writer for long: a
+    search that needs it to take in an outside edit answers from the index as it is, and says so."""
+    from whoosh import index as windex
+
+    from kb import index as kb_index
+
+    assert kb("add", "Alpha", "-b", "first words").exit_code == 0
+    assert kb("search", "first").exit_code == 0
+    with (root / "notes" / "Alpha.md").open("a") as f:
+        f.write("\nzanzibarish\n")  # an outside edit: the search must index it first
+    monkeypatch.setattr(kb_index, "WRITER_TIMEOUT", 0.2)
+    writer = windex.open_dir(str(root / "index")).writer()  # as the other process holds it
+    try:
+        for args in (("search", "first"), ("search", "zanzibarish"), ("search", "links:Alpha")):
+            r = kb("--debug", *args)
+            assert r.exit_code in (0, 1) and "Traceback" not in r.stderr, (args, r.stderr)
+            assert r.stderr.count("another kb process is bringing the search index up to date") == 1, r.stderr
+        assert "Alpha" in kb("search", "first").stdout
+        r = kb("backlinks", "Alpha")  # a link command cannot say what it leaves out: it fails clearly
+        busy = "another kb process is bringing the search index up to date; try again when it has finished"
+        assert r.exit_code == 1 and r.stderr.splitlines() == [f"Error: {busy}"], r.stderr
+    finally:
+        writer.cancel()
+    r = kb("search", "zanzibarish")
+    assert r.exit_code == 0 and "Alpha" in r.stdout and "another kb process" not in r.stderr

@@ -454,7 +454,14 @@ class _Repository:
         with contextlib.suppress(OSError):
             packs = sum(1 for name in os.listdir(common / "objects" / "pack") if name.endswith(".pack"))
         if loose > threshold or 0 < packs_limit < packs:
-            self._run(["gc", "--auto", "--quiet"])
+            nice = shutil.which("nice")  # gc's packing, in the background, at the lowest priority
+            with contextlib.suppress(OSError):
+                subprocess.run(
+                    [*([nice, "-n", "19"] if nice else []), *self._argv(["gc", "--auto", "--quiet"])],
+                    cwd=self.root,
+                    capture_output=True,
+                    env={**os.environ, **GIT_ENV},
+                )
         elif (found := self._loose_due(common)) is not None:
             started = self._repack(common, config.get("gc.autodetach", "true").lower() not in _FALSE)
             with contextlib.suppress(OSError):

@@ -692,7 +692,7 @@ class NoteIndex:
                 lines=lines,
             )
 
-        report = self.ensure_fresh(progress)
+        report, busy = self.fresh_or_busy(progress)
         for _ in range(CHANGED_UNDER_SEARCH):
             contents = _contents_file(str(self.folder))
             try:
@@ -708,7 +708,21 @@ class NoteIndex:
                 break
         else:
             total, hits, notices = ask()
-        return total, hits, notices, report
+        return total, hits, [*busy, *notices], report
+
+    def fresh_or_busy(self, progress: Progress | None = None) -> tuple[RefreshReport, list[str]]:
+        """ensure_fresh(); or, when another process keeps the index's writer longer than WRITER_TIMEOUT
+        (the warm server indexing every note again after they were all touched, say), the index as it
+        is, with a notice that says so: a search answers from it rather than fail."""
+        from whoosh.index import LockError
+
+        try:
+            return self.ensure_fresh(progress), []
+        except LockError:
+            return RefreshReport(0, 0, 0, False), [
+                "another kb process is bringing the search index up to date; "
+                "notes changed outside kb lately may be missing from what follows"
+            ]
 
     def update_or_warn(self, paths: Iterable[str]) -> tuple[str, ...]:
         """update(), for a change that is already committed: damage to the index is not the change's

@@ -92,14 +92,25 @@ def vault_of(store: Store, infos: list[NoteInfo], with_files: bool = True) -> Va
     return Vault({i.path: i.title for i in infos}, other_files(store) if with_files else (), store.prefix)
 
 
-def fresh_catalog(root: Path, store: Store | None = None) -> Any:
+def fresh_catalog(root: Path, store: Store | None = None, busy_ok: bool = False) -> Any:
     """The catalog, brought up to date with the notes first (rebuilt, under the lock, when it is missing or
-    of another version), as a search does it."""
+    of another version), as a search does it. When another process keeps the index's writer (indexing
+    every note again): the catalog as it is with `busy_ok` (a search, which says so), else a clear error."""
+    from whoosh.index import LockError
+
     from kb.index import NoteIndex
 
     recover(root)
     index = NoteIndex(root, store)
-    index.ensure_fresh()
+    if busy_ok:
+        index.fresh_or_busy()
+    else:
+        try:
+            index.ensure_fresh()
+        except LockError:
+            raise KbError(
+                "another kb process is bringing the search index up to date; try again when it has finished"
+            ) from None
     catalog = index.catalog()
     if catalog is None:
         raise KbError(f"the search catalog in {root / INDEX_DIR} cannot be opened; run 'kb reindex'")
@@ -450,14 +461,16 @@ def link_filter(
     links_to: str | None = None,
     linked_by: str | None = None,
     dead_links: bool = False,
+    busy_ok: bool = False,
 ) -> frozenset[str]:
     """The notes that meet every condition given: no other note links to them (orphans), they link to
-    the note `links_to`, the note `linked_by` links to them, they hold a dead link. From the catalog."""
+    the note `links_to`, the note `linked_by` links to them, they hold a dead link. From the catalog
+    (`busy_ok`: see fresh_catalog)."""
     from kb.index.catalog import CatalogError
 
     _require(root)
     store = Store(root)
-    with fresh_catalog(root, store) as catalog:
+    with fresh_catalog(root, store, busy_ok) as catalog:
         infos, _ = all_notes(store)
         vault = vault_of(store, infos, with_files=dead_links)
         wanted = set(vault.notes)

@@ -55,8 +55,9 @@ def search(
         return SearchResult(query, 0, (), False)
     recover(root)
     index = NoteIndex(root)
+    busy: list[str] = []
     if fields:
-        index.ensure_fresh(progress)  # the catalog's links must be current
+        busy = index.fresh_or_busy(progress)[1]  # the catalog's links must be current
         parsed = bind_link_fields(parsed, [_linked_paths(root, field, note) for field, note in fields])
     total, hits, notices, report = index.fresh_search(
         parsed,
@@ -69,14 +70,17 @@ def search(
         lines=(line_counts, context),
     )
     suggestion = index.suggest(query) if not hits and not wanted_tag and not fields else None
-    return SearchResult(query, total, tuple(hits), report.rebuilt, tuple(notices), suggestion)
+    notices = [n for n in notices if n not in busy] if busy else notices  # said once
+    return SearchResult(query, total, tuple(hits), report.rebuilt, tuple([*busy, *notices]), suggestion)
 
 
 def _linked_paths(root: Path, field: str, note: str) -> frozenset[str]:
     """`links:NOTE`: the notes that link to NOTE; `linkedby:NOTE`: the notes NOTE links to."""
     from kb.service.links import link_filter
 
-    return link_filter(root, links_to=note) if field == "links" else link_filter(root, linked_by=note)
+    if field == "links":
+        return link_filter(root, links_to=note, busy_ok=True)
+    return link_filter(root, linked_by=note, busy_ok=True)
 
 
 def reindex(root: Path, progress: Callable[[int, int], None] | None = None) -> ReindexResult:
