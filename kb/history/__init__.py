@@ -360,8 +360,7 @@ class _Repository:
         both whole. The update-index that stages a commit's paths then splits it again."""
         if os.environ.get("GIT_INDEX_FILE") or self._config().get("core.splitindex", "").lower() in _FALSE:
             return False
-        own = _index_bytes(self.git_dir, shared=False)
-        shared = _index_bytes(self.git_dir) - own
+        own, shared = _split_sizes(self.git_dir)
         if shared <= 0 or own * 4 < shared:
             return False
         # Entries git cannot tell from a change (racily clean: a file changed in the second the index
@@ -378,8 +377,7 @@ class _Repository:
     def _split_done(self) -> None:
         """After a split (_split_grown): what it left in the index's own file, when that is still a
         quarter of the shared index or more, for the next look; otherwise nothing."""
-        own = _index_bytes(self.git_dir, shared=False)
-        shared = _index_bytes(self.git_dir) - own
+        own, shared = _split_sizes(self.git_dir)
         tried = self.git_dir / SPLIT_TRIED
         with contextlib.suppress(OSError):
             if shared > 0 and own * 4 >= shared:
@@ -454,10 +452,9 @@ class _Repository:
         with contextlib.suppress(OSError):
             packs = sum(1 for name in os.listdir(common / "objects" / "pack") if name.endswith(".pack"))
         if loose > threshold or 0 < packs_limit < packs:
-            nice = shutil.which("nice")  # gc's packing, in the background, at the lowest priority
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # gc's packing, in the background, at the lowest priority
                 subprocess.run(
-                    [*([nice, "-n", "19"] if nice else []), *self._argv(["gc", "--auto", "--quiet"])],
+                    _lowest(self._argv(["gc", "--auto", "--quiet"])),
                     cwd=self.root,
                     capture_output=True,
                     env={**os.environ, **GIT_ENV},
@@ -515,10 +512,9 @@ class _Repository:
                     return subprocess.run(args, cwd=self.root, capture_output=True, env=env).returncode == 0
                 except OSError:
                     return False
-            nice = shutil.which("nice")  # git's own children (pack-objects) at the lowest priority too
             try:
                 proc = subprocess.Popen(
-                    [nice, "-n", "19", *args] if nice else args,
+                    _lowest(args),
                     cwd=self.root,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
@@ -680,22 +676,32 @@ _FALSE = ("false", "no", "off", "0")
 _BACKGROUND: list[subprocess.Popen[bytes]] = []  # packings started: kept until done, then reaped
 
 
-def _index_bytes(git_dir: Path, shared: bool = True) -> int:
-    """The size of git's index: the index file and (`shared`), with a split index, the shared index
-    written or used last (git freshens the one it uses; older ones stay two weeks)."""
-    total = 0
+def _split_sizes(git_dir: Path) -> tuple[int, int]:
+    """The sizes of git's index file and, with a split index, of the shared index written or used last
+    (git freshens the one it uses; older ones stay two weeks); 0 for one that is not there."""
+    own = 0
     newest = (0, 0)  # (mtime, size)
     with contextlib.suppress(OSError):
-        total = os.stat(git_dir / "index").st_size
-        if not shared:
-            return total
+        own = os.stat(git_dir / "index").st_size
         with os.scandir(git_dir) as entries:
             for entry in entries:
                 if entry.name.startswith("sharedindex."):
                     with contextlib.suppress(OSError):
                         st = entry.stat(follow_symlinks=False)
                         newest = max(newest, (st.st_mtime_ns, st.st_size))
-    return total + newest[1]
+    return own, newest[1]
+
+
+def _index_bytes(git_dir: Path) -> int:
+    """The size of git's index: the index file and, with a split index, its shared index."""
+    return sum(_split_sizes(git_dir))
+
+
+def _lowest(args: list[str]) -> list[str]:
+    """`args` run at the lowest priority, and the processes they start too (`nice -n 19`, where there is a
+    `nice`)."""
+    nice = shutil.which("nice")
+    return [nice, "-n", "19", *args] if nice else args
 
 
 def _loose_bytes(objects: Path) -> int:
