@@ -369,14 +369,9 @@ def test_a_tracked_name_that_is_not_utf8_is_left_out(kb: Callable[..., Run], roo
 def test_git_runs_no_filter_or_hook_of_the_repository(root: Path, tmp_path: Path) -> None:
     """A repository kb adopted may define a clean filter for every file: git reads a racily clean file
     through it, so git's check of the notes turns every filter off."""
-    from tests.test_security import booby_trap
+    from tests.test_security import trapped_folder
 
-    root.mkdir()
-    (root / "notes").mkdir()
-    (root / "notes" / "Theirs.md").write_text("# Theirs\n\ntheir words\n")
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    markers = tmp_path / "markers"
-    booby_trap(root, markers)
+    markers = trapped_folder(root, tmp_path)
     kb = cold_runner()
     assert kb("init", str(root)).exit_code == 0
     assert kb("add", "Mine", "-b", "my words").exit_code == 0  # racily clean: committed just now

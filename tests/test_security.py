@@ -184,14 +184,21 @@ def booby_trap(repo: Path, markers: Path) -> None:
     (repo / ".git" / "info" / "attributes").write_text("* filter=trap\n")
 
 
-def test_kb_runs_no_hooks_fsmonitor_or_filters_of_the_repository(kb, root, tmp_path):
-    # Someone else's folder with a .git: kb init adopts it, then every command works on it.
+def trapped_folder(root: Path, tmp_path: Path) -> Path:
+    """Someone else's folder at `root`: a note and a git repository whose configuration is booby-trapped
+    (booby_trap); the folder the traps leave their markers in."""
     root.mkdir()
     (root / "notes").mkdir()
     (root / "notes" / "Theirs.md").write_text("# Theirs\n\ntheir words\n")
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     markers = tmp_path / "markers"
     booby_trap(root, markers)
+    return markers
+
+
+def test_kb_runs_no_hooks_fsmonitor_or_filters_of_the_repository(kb, root, tmp_path):
+    # Someone else's folder with a .git: kb init adopts it, then every command works on it.
+    markers = trapped_folder(root, tmp_path)
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
     booby_trap(remote, markers)

@@ -452,13 +452,7 @@ class _Repository:
         with contextlib.suppress(OSError):
             packs = sum(1 for name in os.listdir(common / "objects" / "pack") if name.endswith(".pack"))
         if loose > threshold or 0 < packs_limit < packs:
-            with contextlib.suppress(OSError):  # gc's packing, in the background, at the lowest priority
-                subprocess.run(
-                    _lowest(self._argv(["gc", "--auto", "--quiet"])),
-                    cwd=self.root,
-                    capture_output=True,
-                    env={**os.environ, **GIT_ENV},
-                )
+            self._run(["gc", "--auto", "--quiet"], lowest=True)  # gc's packing, in the background
         elif (found := self._loose_due(common)) is not None:
             started = self._repack(common, config.get("gc.autodetach", "true").lower() not in _FALSE)
             with contextlib.suppress(OSError):
@@ -505,13 +499,11 @@ class _Repository:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 return False  # a packing runs
-            args = self._argv(["repack", "-d", "-l", "-q"])
-            env = {**os.environ, **GIT_ENV}
+            repack = ["repack", "-d", "-l", "-q"]
             if not detach:
-                try:
-                    return subprocess.run(args, cwd=self.root, capture_output=True, env=env).returncode == 0
-                except OSError:
-                    return False
+                return self._run(repack).returncode == 0
+            args = self._argv(repack)
+            env = {**os.environ, **GIT_ENV}
             try:
                 proc = subprocess.Popen(
                     _lowest(args),
@@ -621,13 +613,17 @@ class _Repository:
         return git_command(args, self._filter_off)
 
     def _run(
-        self, args: Sequence[str], data: bytes | None = None, env: dict[str, str] | None = None
+        self,
+        args: Sequence[str],
+        data: bytes | None = None,
+        env: dict[str, str] | None = None,
+        lowest: bool = False,
     ) -> subprocess.CompletedProcess[bytes]:
+        """git with `args`, its output captured; `lowest`: at the lowest priority (_lowest)."""
         full_env = {**os.environ, **GIT_ENV, **(env or {})}
+        argv = _lowest(self._argv(args)) if lowest else self._argv(args)
         try:
-            return subprocess.run(
-                self._argv(args), cwd=self.root, input=data, capture_output=True, env=full_env
-            )
+            return subprocess.run(argv, cwd=self.root, input=data, capture_output=True, env=full_env)
         except OSError as exc:
             raise GitError(f"cannot run git: {exc.strerror or exc}") from None
 

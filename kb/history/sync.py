@@ -47,10 +47,14 @@ class Syncing(History):
             raise GitError(f"{root} is not a git repository") from None
 
     def _run(
-        self, args: Sequence[str], data: bytes | None = None, env: dict[str, str] | None = None
+        self,
+        args: Sequence[str],
+        data: bytes | None = None,
+        env: dict[str, str] | None = None,
+        lowest: bool = False,
     ) -> subprocess.CompletedProcess[bytes]:
-        if data is not None:
-            return super()._run(args, data, env)
+        if data is not None or lowest:
+            return super()._run(args, data, env, lowest)
         try:
             status, out, err = self.repo.git.execute(
                 self._argv(args),
