@@ -21,6 +21,8 @@ from kb.errors import AmbiguousNote, BadLimit, KbError, UsageError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from typer import _click
+
     from kb.service import EditorFn
 
 T = TypeVar("T")
@@ -34,8 +36,18 @@ class _State:
 STATE = _State()
 
 
+class _ClosedPipe(Exception):
+    """A closed pipe, carried past click (which would end the command with status 1, saying nothing)."""
+
+
 class KbGroup(TyperGroup):
     """One exit point: KbError -> `Error: <message>` and its exit code; usage errors exit 2."""
+
+    def invoke(self, ctx: _click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            raise _ClosedPipe from exc
 
     def main(
         self,
@@ -76,6 +88,8 @@ class KbGroup(TyperGroup):
             sys.exit(quick.failed(KeyboardInterrupt()))
         except (KeyboardInterrupt, BrokenPipeError) as exc:
             sys.exit(quick.failed(exc))
+        except _ClosedPipe as exc:
+            sys.exit(quick.failed(exc.__cause__ or exc))
         except Exception as exc:  # the one place an unexpected failure becomes a clear exit
             if STATE.debug:
                 raise

@@ -130,9 +130,8 @@ def failed(exc: BaseException) -> int:
     if isinstance(exc, KeyboardInterrupt):
         render.error("interrupted")
         return 130
-    if isinstance(exc, BrokenPipeError):
-        sys.stderr.close()
-        return 1
+    if isinstance(exc, BrokenPipeError) and reader_gone():
+        return 0
     why = _unwritable(exc)
     if why is not None:
         render.error(why)
@@ -158,6 +157,26 @@ def _unwritable(exc: BaseException) -> str | None:
         where = f" ({exc.filename})" if exc.filename else ""
         return f"cannot write{where}: {exc.strerror}"
     return None
+
+
+def reader_gone() -> bool:
+    """Whether standard output is a pipe or socket whose reader has gone (`kb list | head -1`): the reader
+    took what it wanted, which is no failure, as for ripgrep. Standard output then writes to /dev/null, so
+    that what is left in its buffer goes nowhere rather than failing again. A closed pipe anywhere else
+    (to git, say) is a failure, said as one."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(1, select.POLLOUT)
+        gone = any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError):
+        return False
+    if gone:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+    return gone
 
 
 def flushed(code: int) -> int:

@@ -213,6 +213,26 @@ def test_piped_stdin_and_a_closed_stdout_behave_as_cold(warm: Warm):
     assert proc.stdout.strip() == b"0"
 
 
+def test_a_reader_that_stops_early_is_no_failure_warm_or_cold(warm: Warm, root: Path):
+    # `kb list | head -1`: the reader takes a line and closes the pipe while kb still writes (the output
+    # is far larger than a pipe holds); kb stops quietly with status 0, warm as cold. A pipe closed
+    # anywhere else is still a failure.
+    notes = root / "notes"
+    for n in range(1500):
+        (notes / f"A long title for note number {n:05d} of many.md").write_text(f"# Note {n}\n")
+    warm.start()
+    warm.wait_running()
+    program = " ".join(f"'{part}'" for part in CLIENT)
+    for command in ("list", "list --json", "search note -n 2000 -l"):
+        for mode in ("1", "0"):
+            script = f"{program} --kb '{root}' {command} | head -c 1 >/dev/null; echo ${{PIPESTATUS[0]}}"
+            env = {**warm.env, "KB_SERVER": mode}
+            proc = subprocess.run(["bash", "-c", script], capture_output=True, env=env, timeout=120)
+            assert proc.stdout.strip() == b"0", (command, mode, proc.stderr)
+            assert b"Error" not in proc.stderr and b"Traceback" not in proc.stderr
+    assert warm.requests() >= 3
+
+
 def test_outside_edits_are_found_at_once(warm: Warm, root: Path):
     warm.start()
     notes = root / "notes"
