@@ -283,6 +283,32 @@ def test_restore_brings_back_a_deleted_note(history, kb, root):
     assert revisions(kb, "Beta")[-1]["action"] == "restore"
 
 
+def test_a_note_moved_then_deleted_is_one_deleted_note(kb, root):
+    assert kb("add", "Alpha", "-b", "first words").exit_code == 0
+    (root / "notes" / "sub").mkdir()
+    assert kb("mv", "notes/Alpha.md", "sub/").exit_code == 0
+    assert kb("rm", "Alpha").exit_code == 0
+    r = kb("show", "Alpha", "--rev", "1")  # its first path was moved, not deleted
+    assert r.exit_code == 0, r.stderr
+    assert "first words" in r.stdout
+    assert kb("restore", "Alpha", "1").exit_code == 0
+    assert "first words" in (root / "notes" / "sub" / "Alpha.md").read_text()
+
+
+def test_a_namesake_deleted_elsewhere_is_a_second_deleted_note(kb, root):
+    assert kb("add", "Alpha", "-b", "a namesake in a folder", "--folder", "old").exit_code == 0
+    assert kb("rm", "Alpha").exit_code == 0
+    assert kb("add", "Alpha", "-b", "first words").exit_code == 0
+    (root / "notes" / "sub").mkdir()
+    assert kb("mv", "notes/Alpha.md", "sub/").exit_code == 0
+    assert kb("rm", "Alpha").exit_code == 0
+    r = kb("show", "Alpha", "--rev", "1")
+    assert r.exit_code == 1
+    assert "matches 2 deleted notes: notes/old/Alpha.md, notes/sub/Alpha.md" in r.stderr
+    r = kb("show", "notes/sub/Alpha.md", "--rev", "1")
+    assert r.exit_code == 0 and "first words" in r.stdout
+
+
 def test_restore_of_a_deletion_revision_is_refused(history, kb, root):
     kb("rm", "Beta")
     before = snapshot(root)

@@ -1009,14 +1009,18 @@ class History(_Repository):
     def renamed_away(self, commit: CommitInfo) -> bool:
         """Whether this commit, which deleted `commit.path`, renamed that note to another path: kb's
         trailer naming the path, else git's rename detection."""
-        trailers = [
-            line.split(": ", 1)[1].strip()
-            for line in commit.body.splitlines()
-            if line.startswith("Kb-Renamed-From: ")
-        ]
+        return self._moved(commit.sha, commit.body, commit.path)
+
+    def moved_away(self, sha: str, path: str) -> bool:
+        """Whether commit `sha`, one that deleted `path`, renamed that note to another path (renamed_away)."""
+        return self._moved(sha, self._git("log", "-1", "--format=%B", sha, "--"), path)
+
+    def _moved(self, sha: str, body: str, path: str) -> bool:
+        mark = "Kb-Renamed-From: "
+        trailers = [line.removeprefix(mark).strip() for line in body.splitlines() if line.startswith(mark)]
         if trailers:
-            return commit.path in trailers
-        return any(old == commit.path for old, _ in self._git_renames(commit.sha))
+            return path in trailers
+        return any(old == path for old, _ in self._git_renames(sha))
 
     def _git_renames(self, sha: str) -> list[tuple[str, str]]:
         """(from, to) of each rename git's rename detection finds in this commit."""

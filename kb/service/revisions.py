@@ -128,6 +128,10 @@ def _locate(root: Path, ref: str) -> tuple[str, bool]:
             parsed = parse_note(blob or b"")
             candidates[path] = parsed.title_for(path)
         found = [path for path, _ in match_title(ref, list(candidates.items()))]
+        if len(found) > 1:  # a note moved, then deleted: its first path was not deleted but moved
+            last = {path: sha for sha, path in reversed(deleted)}  # each path's newest deletion
+            moved = {path for path in found if reader.moved_away(last[path], path)}
+            found = [path for path in found if path not in moved] or found
         if len(found) == 1:
             return found[0], False
         if found:
@@ -522,6 +526,10 @@ def diff(root: Path, ref: str, a: str | None = None, b: str | None = None) -> Di
 # ---------------------------------------------------------------- restore
 
 
+def _same_name(a: str, b: str) -> bool:
+    return a.rpartition("/")[2] == b.rpartition("/")[2]
+
+
 def restore(root: Path, ref: str, rev: str, title_too: bool = False) -> ChangeResult:
     """The note becomes that revision's content (tags, body), `created` kept and `modified` now, as a new
     revision. The note keeps its current title and file (a revision from before a rename is restored under
@@ -563,6 +571,8 @@ def restore(root: Path, ref: str, rev: str, title_too: bool = False) -> ChangeRe
                 path = current_path
             elif current_path:  # renamed where it is, as kb edit --title does
                 path = free_path(tx.store, title, except_path=current_path, folder=where or "")
+            elif _same_name(log.path, revision.path) and not tx.store.exists(log.path):
+                path = log.path  # a deleted note comes back where it was last (a folder it moved to)
             else:
                 path = revision.path if not tx.store.exists(revision.path) else free_path(tx.store, title)
         if current is not None and current.created and current.created != old.created:
