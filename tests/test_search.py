@@ -7,6 +7,7 @@ import os
 import random
 import re
 import shutil
+import time
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -465,6 +466,80 @@ def test_a_copied_knowledge_base_is_not_indexed_again(kb, root, tmp_path):
     assert (report.updated, report.removed) == (1, 1)
 
 
+def _index_generations(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / "index").glob("*.toc"))
+
+
+def _stale_rows(root: Path) -> list[str]:
+    from kb.index import NoteIndex
+
+    catalog = NoteIndex(root).catalog()
+    assert catalog is not None
+    with catalog:
+        rows = catalog.signatures()
+    now = {}
+    for path in rows:
+        st = os.lstat(root / path)
+        now[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
+    return sorted(path for path in rows if rows[path] != now[path])
+
+
+def test_notes_touched_but_unchanged_are_not_indexed_again(kb, root):
+    assert kb("init").exit_code == 0
+    notes = root / "notes"
+    for n in range(70):
+        (notes / f"Dated {n}.md").write_text(
+            f"---\ntitle: Dated {n}\ncreated: '2024-01-01T00:00:00.000Z'\n"
+            f"modified: '2024-01-02T00:00:00.000Z'\n---\n\nbody of a kudu {n}\n"
+        )
+    assert kb("add", "Committed", "-b", "the outside notes are committed first").exit_code == 0
+    assert kb("search", "kudu", "-l").stdout.count("notes/") == 70
+    generations = _index_generations(root)
+    later = time.time() + 100
+    for path in notes.glob("*.md"):
+        os.utime(path, (later, later))  # touched: new times, the same bytes
+    assert len(_stale_rows(root)) == 71
+    listed = kb("list", "--json")  # a listing takes the new times (no note is parsed again next time)
+    assert listed.exit_code == 0
+    assert _stale_rows(root) == []
+    assert kb("search", "kudu", "-l").stdout.count("notes/") == 70
+    assert _stale_rows(root) == []
+    assert _index_generations(root) == generations  # nothing was written to the search index
+    # a note written with other bytes is indexed, even at the same size and times as before
+    target = notes / "Dated 7.md"
+    st = os.stat(target)
+    target.write_text(target.read_text().replace("kudu 7", "eland"))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert "Dated 7" in kb("search", "eland").stdout
+    assert kb("search", "kudu", "-l").stdout.count("notes/") == 69
+
+
+def test_a_touched_note_dated_by_its_file_is_listed_with_its_new_time(kb, tmp_path):
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    assert kb("--kb", str(vault), "init").exit_code == 0
+    for n in range(70):  # enough for a listing to ask which changed notes have only new times
+        (vault / f"n{n}.md").write_text(f"# Heading {n}\n\nwords {n}\n")
+    plain = vault / "n0.md"
+    old = 1_600_000_000
+    for path in vault.glob("*.md"):
+        os.utime(path, (old, old))
+    assert kb("--kb", str(vault), "search", "words", "-l").exit_code == 0
+
+    def modified() -> str:
+        notes = json.loads(kb("--kb", str(vault), "list", "--json").stdout)["notes"]
+        return next(n["modified"] for n in notes if n["path"] == "n0.md")
+
+    before = modified()
+    assert before.startswith("2020-09-13")
+    for path in vault.glob("*.md"):
+        os.utime(path, (old + 86400 * 3, old + 86400 * 3))
+    assert modified().startswith("2020-09-16")
+    assert kb("--kb", str(vault), "search", "words", "-l").exit_code == 0
+    assert modified().startswith("2020-09-16")
+    assert plain.read_text() == "# Heading 0\n\nwords 0\n"
+
+
 @pytest.mark.cold_only(
     "it reads what a cold check records in the catalog; a server's worker skips that check"
 )
@@ -520,7 +595,7 @@ def test_a_scan_is_not_recorded_when_the_rows_changed_since_they_were_read(corpu
         assert other is not None
         with other:  # another process changes a row in between
             entry = other.entries()["notes/Zebra.md"]
-            other.apply({"notes/Zebra.md": entry._replace(sig=(1, 2, 3))}, [])
+            other.apply({"notes/Zebra.md": entry._replace(sig=(1, 2, 3))}, [], {})
         digest = scan_digest(Store(root).scan()[0])
         assert digest is not None
         catalog.remember_scan(digest, generation)

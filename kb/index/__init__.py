@@ -11,6 +11,7 @@ leaves the note "changed" for next time.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -413,12 +414,14 @@ class NoteIndex:
             options.update(procs=procs, multisegment=True)
         writer = ix.writer(timeout=WRITER_TIMEOUT, **options)
         indexed: dict[str, Entry] = {}
+        digests: dict[str, bytes] = {}
         _WRITERS_FORKING.append(True)
         try:
             for done, path in enumerate(paths, 1):
                 doc = self._read_document(path)
                 if doc is not None:
                     indexed[path] = _entry(sigs[path], doc)
+                    digests[path] = doc["_digest"]
                     writer.add_document(**writable(doc))
                 if progress and (done % 50 == 0 or done == len(paths)):
                     progress(done, len(paths))
@@ -429,7 +432,7 @@ class NoteIndex:
             raise
         finally:
             _WRITERS_FORKING.clear()
-        Catalog.create(self.folder, indexed)
+        Catalog.create(self.folder, indexed, digests)
         return len(indexed)
 
     def _read_document(self, path: str) -> dict[str, Any] | None:
@@ -438,7 +441,10 @@ class NoteIndex:
         except KbError:
             return None
         fallback: DatesFallback = self._dates_of
-        return document(path, raw, fallback, self.store.layout.folder_of(path))
+        doc = document(path, raw, fallback, self.store.layout.folder_of(path))
+        if doc is not None:
+            doc["_digest"] = hashlib.blake2b(raw, digest_size=16).digest()  # all of the note that is read
+        return doc
 
     def _move_aside(self) -> None:
         """A broken or outdated index goes to .git/kb-index-broken (the last one is kept for inspection)."""
@@ -477,10 +483,20 @@ class NoteIndex:
             self._apply(catalog, wanted)
 
     def _apply(self, catalog: Catalog, paths: set[str]) -> None:
+        """Index these notes again (a missing one is removed). A note whose bytes, and dates where its
+        front matter has none, are what was indexed (touched, copied with new times, written back as it
+        was) is not: only its row takes the file's new signature."""
+        try:
+            stored = catalog.get(paths)
+            digests = catalog.digests(stored)
+        except CatalogError:  # every note is indexed again (and the row written anew)
+            stored, digests = {}, {}
         ix = self._open()
         writer = ix.writer(timeout=WRITER_TIMEOUT, compound=COMPOUND)
         put: dict[str, Entry] = {}
         drop: list[str] = []
+        made: dict[str, bytes] = {}
+        written = 0
         try:
             for path in sorted(paths):
                 full = self.root / path
@@ -496,11 +512,18 @@ class NoteIndex:
                 if doc is None:
                     writer.delete_by_term("path", path)
                     drop.append(path)
-                else:
+                    written += 1
+                    continue
+                assert st is not None
+                entry = put[path] = _entry((st.st_mtime_ns, st.st_size, st.st_ino), doc)
+                made[path] = doc["_digest"]
+                was = stored.get(path)
+                if was is None or digests.get(path) != made[path] or was[1:7] != entry[1:7]:
                     writer.update_document(**writable(doc))
-                    assert st is not None
-                    put[path] = _entry((st.st_mtime_ns, st.st_size, st.st_ino), doc)
-            if len(ix._segments()) <= MERGE_AFTER_SEGMENTS:
+                    written += 1
+            if not written:
+                writer.cancel()
+            elif len(ix._segments()) <= MERGE_AFTER_SEGMENTS:
                 writer.commit(merge=False)
             elif _MERGE_LATER:
                 writer.commit(merge=False)
@@ -513,9 +536,38 @@ class NoteIndex:
                 writer.cancel()
             raise
         try:
-            catalog.apply(put, drop)
+            catalog.apply(put, drop, made)
         except CatalogError as exc:
             raise KbError(f"cannot write the search catalog: {exc}") from None
+
+    def retouch(self, paths: Collection[str]) -> int:
+        """The rows of these notes whose files have new times but hold what was indexed, and dates of
+        their own (touched, copied with new times, restored from a backup), take the files' signatures:
+        nothing is parsed for them again, here or by the next command. No index writer is needed. How
+        many rows did. (_apply does the same for each note it is given, under the writer.)"""
+        catalog = self.catalog()
+        if catalog is None:
+            return 0
+        with catalog:
+            try:
+                digests = catalog.digests(paths)
+            except CatalogError:
+                return 0
+            signed: dict[str, Signature] = {}
+            for path in sorted(digests):
+                try:
+                    raw, sig = self.store.read_head_signed(path, HEAD_BYTES)
+                except KbError:
+                    continue
+                if hashlib.blake2b(raw, digest_size=16).digest() != digests[path]:
+                    continue
+                if None not in parse_note(raw, with_extra=False).dates:  # not the file's times
+                    signed[path] = sig
+            try:
+                catalog.resign(signed, digests)
+            except CatalogError:
+                return 0
+        return len(signed)
 
     def refresh(self) -> RefreshReport:
         """Index what was added, changed or removed in notes/ since the last update. Raises NeedsRebuild

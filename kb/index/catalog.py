@@ -33,6 +33,10 @@ NO_CHANGE_YET = "0"  # the generation of a catalog whose rows have not changed s
 CHANGES_KEPT = 256  # generations whose changed rows are kept (Catalog.changed_since)
 CHANGES_NAMED = 1000  # rows a change names at most; more is logged as "any row"
 _CHANGES = "changes (generation INTEGER, path TEXT)"
+# What was indexed of each note, hashed (kb.index.NoteIndex._apply): a note touched, copied or restored
+# with new times but the same bytes needs no indexing again. Catalogs made before it lack the table until
+# their first change.
+_DIGESTS = "digests (path TEXT PRIMARY KEY, digest BLOB) WITHOUT ROWID"
 
 
 def next_generation(generation: str) -> str:
@@ -177,8 +181,9 @@ class Catalog:
             raise
 
     @classmethod
-    def create(cls, folder: Path, entries: dict[str, Entry]) -> None:
-        """Write a new catalog with these entries: built in a temp file, then renamed into place."""
+    def create(cls, folder: Path, entries: dict[str, Entry], digests: dict[str, bytes]) -> None:
+        """Write a new catalog with these entries and the digests of what was indexed of each note (see
+        digests): built in a temp file, then renamed into place."""
         from kb.store import TEMP_PREFIX
 
         tmp = folder / f"{TEMP_PREFIX}{os.getpid()}-{CATALOG}"
@@ -195,6 +200,7 @@ class Catalog:
                 f"CREATE TABLE links ({_LINK_COLUMNS});"
                 "CREATE INDEX links_src ON links (src);"
                 "CREATE INDEX links_key ON links (key);"
+                f"CREATE TABLE {_DIGESTS};"
             )
             db.execute("BEGIN")
             db.execute("INSERT INTO meta VALUES ('version', ?)", (str(VERSION),))
@@ -209,6 +215,7 @@ class Catalog:
                 f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (row for path, entry in entries.items() for row in _link_rows(path, entry.links)),
             )
+            db.executemany("INSERT INTO digests VALUES (?,?)", digests.items())
             db.execute("COMMIT")
             db.close()
             with open(tmp, "rb+") as handle:
@@ -411,6 +418,23 @@ class Catalog:
             found.update(self._select(f"WHERE path IN ({marks})", tuple(chunk)))
         return found
 
+    def digests(self, paths: Iterable[str]) -> dict[str, bytes]:
+        """The digest of what was indexed of each of these notes that has one (see create)."""
+        wanted = sorted(set(paths))
+        found: dict[str, bytes] = {}
+        try:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT path, digest FROM digests WHERE path IN ({marks})"
+                found.update((path, digest) for path, digest in self.db.execute(sql, chunk))
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise CatalogError(str(exc)) from None
+        except sqlite3.Error as exc:
+            raise CatalogError(str(exc)) from None
+        return found
+
     def with_key(self, key: str) -> dict[str, Entry]:
         """Entries whose title has this case-folded key (notes.title_key)."""
         return dict(self._select("WHERE tkey = ?", (key,)))
@@ -459,13 +483,38 @@ class Catalog:
 
     # ------------------------------------------------------------ writing
 
-    def apply(self, put: dict[str, Entry], drop: Iterable[str]) -> None:
-        """Replace and remove rows in one transaction."""
+    def resign(self, sigs: dict[str, Signature], digests: dict[str, bytes]) -> None:
+        """Give these rows new signatures, nothing else changed, each only while its digest is still the
+        one given (another process may have indexed the note meanwhile): NoteIndex.retouch."""
+        if not sigs:
+            return
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self._changed(list(sigs))
+                self.db.executemany(
+                    "UPDATE notes SET mtime_ns = ?, size = ?, ino = ? WHERE path = ?"
+                    " AND (SELECT digest FROM digests WHERE digests.path = notes.path) = ?",
+                    ((*sig, path, digests[path]) for path, sig in sigs.items()),
+                )
+                self.db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise CatalogError(str(exc)) from None
+
+    def apply(self, put: dict[str, Entry], drop: Iterable[str], digests: dict[str, bytes]) -> None:
+        """Replace and remove rows in one transaction; `digests`: those of the notes in `put` (see create)."""
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 gone = [*drop, *put]
                 self._changed(gone)
+                self.db.execute(f"CREATE TABLE IF NOT EXISTS {_DIGESTS}")
+                self.db.executemany("DELETE FROM digests WHERE path = ?", ((p,) for p in gone))
+                self.db.executemany("INSERT INTO digests VALUES (?,?)", digests.items())
                 self.db.executemany("DELETE FROM notes WHERE path = ?", ((p,) for p in drop))
                 self.db.executemany("DELETE FROM links WHERE src = ?", ((p,) for p in gone))
                 self.db.executemany(

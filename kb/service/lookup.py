@@ -31,6 +31,8 @@ from kb.store import (
 )
 
 T = TypeVar("T")
+# Changed notes from which a command that reads the catalog first asks it which have only new times.
+RETOUCH_AT = 64
 
 if TYPE_CHECKING:
     from kb.index.catalog import Catalog, Entry, Signature
@@ -77,9 +79,20 @@ def all_notes(store: Store) -> tuple[list[NoteInfo], list[str]]:
         return list(kept[0]), list(kept[1])
     sigs, scan_warnings = store.scan()
     known = catalog_rows(store, lambda catalog: catalog.entries()) or {}
+    changed = [path for path, sig in sigs.items() if (e := known.get(path)) is not None and e.sig != sig]
+    if len(changed) >= RETOUCH_AT and _retouched(store, changed):
+        known.update(catalog_rows(store, lambda catalog: catalog.get(changed)) or {})
     said: dict[str, tuple[str, ...]] = {}
     infos = _infos_of(store, sorted(sigs), sigs, known, said)
     return _kept_all(store, infos, scan_warnings, said)
+
+
+def _retouched(store: Store, changed: Collection[str]) -> bool:
+    """Whether any of these notes, changed since the catalog saw them, has only new times (touched, copied,
+    restored from a backup): their rows then say so (NoteIndex.retouch), for this command and the next."""
+    from kb.index import NoteIndex
+
+    return NoteIndex(store.root, store).retouch(changed) > 0
 
 
 def all_notes_changed(
@@ -289,7 +302,7 @@ def find_title(
 
 
 def _find_title_anywhere(
-    store: Store, title: str, except_path: str | None, where: str | None
+    store: Store, title: str, except_path: str | None, where: str | None, again: bool = True
 ) -> NoteInfo | None:
     def here(path: str) -> bool:
         return where is None or (path.startswith(where) and "/" not in path[len(where) :])
@@ -306,6 +319,10 @@ def _find_title_anywhere(
             (i for i in infos if i.path != except_path and here(i.path) and title_key(i.title) == key), None
         )
     known, same = rows
+    if known is not None and sigs != known:
+        changed = [path for path, sig in sigs.items() if path in known and known[path] != sig]
+        if again and len(changed) >= RETOUCH_AT and _retouched(store, changed):
+            return _find_title_anywhere(store, title, except_path, where, again=False)
     for path, entry in sorted(same.items()):
         if path != except_path and sigs.get(path) == entry.sig and here(path):
             return _from_entry(path, entry)
