@@ -514,6 +514,41 @@ def test_notes_touched_but_unchanged_are_not_indexed_again(kb, root):
     assert kb("search", "kudu", "-l").stdout.count("notes/") == 69
 
 
+@pytest.mark.cold_only("it takes the digests out of the catalog, as an earlier kb's catalog lacks them")
+def test_an_earlier_catalog_gets_its_digests_from_the_notes_unchanged_since(kb, root):
+    import sqlite3
+
+    from kb.index.catalog import CATALOG
+
+    assert kb("init").exit_code == 0
+    for n in range(5):
+        assert kb("add", f"Note {n}", "-b", f"a gnu {n}").exit_code == 0
+    assert kb("search", "gnu", "-l").stdout.count("notes/") == 5
+    db = sqlite3.connect(root / "index" / CATALOG)
+    db.execute("DROP TABLE digests")
+    db.execute("DELETE FROM meta WHERE key = 'digests'")
+    db.commit()
+    db.close()
+    edited = root / "notes" / "Note 1.md"
+    edited.write_text(edited.read_text().replace("gnu 1", "gnu 1 and an oryx"))  # changed since indexed
+    assert kb("search", "gnu", "-l").stdout.count("notes/") == 5  # the edit indexed, the others digested
+    assert kb("search", "gnu", "-l").exit_code == 0
+    db = sqlite3.connect(root / "index" / CATALOG)
+    assert db.execute("SELECT COUNT(*) FROM digests").fetchone()[0] == 5
+    db.close()
+    assert kb("search", "gnu", "-l").exit_code == 0  # finds none missing: says so, not to look again
+    db = sqlite3.connect(root / "index" / CATALOG)
+    assert db.execute("SELECT value FROM meta WHERE key = 'digests'").fetchone() == ("all",)
+    db.close()
+    generations = _index_generations(root)
+    later = time.time() + 100
+    for path in (root / "notes").glob("*.md"):
+        os.utime(path, (later, later))
+    assert kb("search", "oryx", "-l").stdout == "notes/Note 1.md\n"
+    assert _index_generations(root) == generations
+    assert _stale_rows(root) == []
+
+
 def test_a_touched_note_dated_by_its_file_is_listed_with_its_new_time(kb, tmp_path):
     vault = tmp_path / "vault"
     vault.mkdir()

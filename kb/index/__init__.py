@@ -69,6 +69,7 @@ MERGE_AFTER_SEGMENTS = 8
 # it merged, and Whoosh opens a segment's columns (stored fields, lengths) when they are first read.
 CHANGED_UNDER_SEARCH = 3
 BULK = 2000  # notes; from here a build uses two processes
+DIGESTS_AT_ONCE = 5000  # notes of an earlier kb's catalog given a digest per check (NoteIndex._fill_digests)
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -540,6 +541,27 @@ class NoteIndex:
         except CatalogError as exc:
             raise KbError(f"cannot write the search catalog: {exc}") from None
 
+    def _fill_digests(self, catalog: Catalog, current: dict[str, Signature]) -> None:
+        """A catalog made by an earlier kb has no digests (see retouch): those of notes unchanged since they
+        were indexed are worked out from their files, DIGESTS_AT_ONCE a time, whenever the rows agree
+        with a scan. Only a shortcut: nothing is kept when the catalog is busy."""
+        try:
+            missing = catalog.undigested(DIGESTS_AT_ONCE)
+        except CatalogError:
+            return
+        made: dict[str, bytes] = {}
+        for path, sig in missing.items():
+            if current.get(path) != sig:
+                continue
+            try:
+                raw, now = self.store.read_head_signed(path, HEAD_BYTES)
+            except KbError:
+                continue
+            if now == sig:
+                made[path] = hashlib.blake2b(raw, digest_size=16).digest()
+        with contextlib.suppress(CatalogError):
+            catalog.add_digests(made, missing)
+
     def retouch(self, paths: Collection[str]) -> int:
         """The rows of these notes whose files have new times but hold what was indexed, and dates of
         their own (touched, copied with new times, restored from a backup), take the files' signatures:
@@ -594,6 +616,7 @@ class NoteIndex:
             # digest is forgotten whenever a row changes), so the rows need not be read.
             digest = scan_digest(current)
             if digest is not None and digest == agreed:
+                self._fill_digests(catalog, current)
                 vouched = gitwitness.vouch(root, layout, current, self.store.note_folders, kept)
                 if vouched is not None:
                     catalog.remember_scan(digest, generation, vouched)
@@ -603,6 +626,7 @@ class NoteIndex:
             except CatalogError:
                 raise NeedsRebuild("the search catalog is damaged") from None
             if current == known:  # compared without a Python loop
+                self._fill_digests(catalog, current)
                 if digest is not None:
                     vouched = gitwitness.vouch(root, layout, current, self.store.note_folders, None)
                     catalog.remember_scan(digest, generation, vouched)

@@ -207,6 +207,7 @@ class Catalog:
             root = os.stat(folder.parent)
             db.execute("INSERT INTO meta VALUES ('folder', ?)", (f"{root.st_dev}:{root.st_ino}",))
             db.execute("INSERT INTO meta VALUES ('made', ?)", (os.urandom(8).hex(),))
+            db.execute("INSERT INTO meta VALUES ('digests', 'all')")
             db.executemany(
                 f"INSERT INTO notes ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (_row(path, entry) for path, entry in entries.items()),
@@ -482,6 +483,49 @@ class Catalog:
             raise CatalogError(f"a damaged row: {exc}") from None
 
     # ------------------------------------------------------------ writing
+
+    def undigested(self, limit: int) -> dict[str, Signature]:
+        """Up to `limit` rows without a digest, with their signatures: a catalog made by an earlier kb has
+        none (NoteIndex.refresh fills them in); {} once every row has one."""
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'digests'").fetchone()
+            if row is not None and row[0] == "all":
+                return {}
+            table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'digests'"
+            without = (
+                " WHERE path NOT IN (SELECT path FROM digests)" if self.db.execute(table).fetchone() else ""
+            )
+            sql = f"SELECT path, mtime_ns, size, ino FROM notes{without} LIMIT ?"
+            rows = self.db.execute(sql, (limit,)).fetchall()
+            generation = self._generation()
+        except sqlite3.Error as exc:
+            raise CatalogError(str(exc)) from None
+        if not rows:
+
+            def write() -> None:
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('digests', 'all')")
+
+            self._shortcut(generation, write)
+        return {path: (mtime, size, ino) for path, mtime, size, ino in rows}
+
+    def add_digests(self, digests: dict[str, bytes], sigs: dict[str, Signature]) -> None:
+        """Keep these digests, each only while its row still has the signature given (undigested)."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute(f"CREATE TABLE IF NOT EXISTS {_DIGESTS}")
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO digests SELECT path, ? FROM notes"
+                    " WHERE path = ? AND mtime_ns = ? AND size = ? AND ino = ?",
+                    ((digest, path, *sigs[path]) for path, digest in digests.items()),
+                )
+                self.db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise CatalogError(str(exc)) from None
 
     def resign(self, sigs: dict[str, Signature], digests: dict[str, bytes]) -> None:
         """Give these rows new signatures, nothing else changed, each only while its digest is still the
