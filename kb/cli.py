@@ -89,6 +89,8 @@ class KbGroup(TyperGroup):
         except (KeyboardInterrupt, BrokenPipeError) as exc:
             sys.exit(quick.failed(exc))
         except _ClosedPipe as exc:
+            if STATE.debug and exc.__cause__ is not None:
+                raise exc.__cause__ from None
             sys.exit(quick.failed(exc.__cause__ or exc))
         except Exception as exc:  # the one place an unexpected failure becomes a clear exit
             if STATE.debug:

@@ -122,22 +122,30 @@ def reading_root(kb: str | None) -> Path:
 def failed(exc: BaseException) -> int:
     """Say why a command failed in one line on stderr; its exit status. For kb's own errors, an interrupt, a
     closed pipe and (the one place an unexpected failure becomes a clear exit) any other exception."""
-    from kb import render  # light: rich is imported only where it draws
-
     if isinstance(exc, KbError):
-        render.error(str(exc))
-        return exc.exit_code
+        return _said(str(exc), exc.exit_code)
     if isinstance(exc, KeyboardInterrupt):
-        render.error("interrupted")
-        return 130
-    if isinstance(exc, BrokenPipeError) and reader_gone():
+        return _said("interrupted", 130)
+    if isinstance(exc, BrokenPipeError) and reader_gone(1):
         return 0
+    if isinstance(exc, BrokenPipeError) and reader_gone(2):  # nowhere to say so
+        return 1
     why = _unwritable(exc)
     if why is not None:
-        render.error(why)
-        return 1
-    render.error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)")
-    return 1
+        return _said(why, 1)
+    return _said(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)", 1)
+
+
+def _said(message: str, code: int) -> int:
+    """`code`, once `message` is said on stderr (unless no one reads it any more: `2>&1 | true`)."""
+    from kb import render  # light: rich is imported only where it draws
+
+    try:
+        render.error(message)
+    except BrokenPipeError:
+        if not reader_gone(2):
+            raise
+    return code
 
 
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
@@ -159,22 +167,22 @@ def _unwritable(exc: BaseException) -> str | None:
     return None
 
 
-def reader_gone() -> bool:
-    """Whether standard output is a pipe or socket whose reader has gone (`kb list | head -1`): the reader
-    took what it wanted, which is no failure, as for ripgrep. Standard output then writes to /dev/null, so
-    that what is left in its buffer goes nowhere rather than failing again. A closed pipe anywhere else
-    (to git, say) is a failure, said as one."""
+def reader_gone(fd: int) -> bool:
+    """Whether this descriptor (1, 2) is a pipe or socket whose reader has gone (`kb list | head -1`): for
+    standard output, the reader took what it wanted, which is no failure, as for ripgrep. The descriptor
+    then writes to /dev/null, so that what is left in its buffer goes nowhere rather than failing again.
+    A closed pipe anywhere else (to git, say) is a failure, said as one."""
     import select
 
     try:
         poll = select.poll()
-        poll.register(1, select.POLLOUT)
-        gone = any(events & select.POLLERR for _, events in poll.poll(0))
+        poll.register(fd, select.POLLOUT)
+        gone = any(events & (select.POLLERR | select.POLLHUP) for _, events in poll.poll(0))
     except (OSError, ValueError):
         return False
     if gone:
         null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 1)
+        os.dup2(null, fd)
         os.close(null)
     return gone
 

@@ -141,3 +141,45 @@ def test_a_sub_writer_ends_quietly_on_ctrl_c():
     assert (quiet.stdout, quiet.stderr) == ("130\n", "")
     other = subprocess.run([sys.executable, "-c", code, "other"], capture_output=True, text=True, timeout=30)
     assert "KeyboardInterrupt" in other.stderr
+
+
+def test_a_reader_gone_is_told_from_a_reader_still_there():
+    import socket
+
+    from kb.quick import reader_gone
+
+    r, w = os.pipe()
+    try:
+        assert not reader_gone(w)  # someone may still read
+        os.close(r)
+        r = -1
+        assert reader_gone(w)
+        os.write(w, b"goes nowhere now")  # /dev/null took its place: no EPIPE
+    finally:
+        os.close(w)
+        if r >= 0:
+            os.close(r)
+    ours, theirs = socket.socketpair()
+    with ours:
+        fd = os.dup(ours.fileno())
+        try:
+            assert not reader_gone(fd)
+            theirs.close()
+            assert reader_gone(fd)
+        finally:
+            os.close(fd)
+
+
+def test_an_error_no_one_reads_any_more_ends_quietly():
+    # stderr into a pipe whose reader has gone (`2>&1 | true`): the error cannot be said; kb still ends
+    # with the error's status rather than failing again while saying it
+    script = (
+        "import os, sys\n"
+        "r, w = os.pipe(); os.close(r); os.dup2(w, 2)\n"
+        "from kb.errors import KbError, NoteNotFound\n"
+        "from kb.quick import failed\n"
+        "print(failed(NoteNotFound('no note matches x')), failed(BrokenPipeError()), flush=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert done.returncode == 0, done
+    assert done.stdout == b"1 1\n"
