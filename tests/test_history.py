@@ -295,6 +295,25 @@ def test_a_note_moved_then_deleted_is_one_deleted_note(kb, root):
     assert "first words" in (root / "notes" / "sub" / "Alpha.md").read_text()
 
 
+def test_a_deleted_note_of_a_vault_comes_back_in_its_folder_beside_a_namesake_elsewhere(kb, tmp_path):
+    vault = tmp_path / "vault"
+    (vault / "sub").mkdir(parents=True)
+    (vault / "sub" / "Alpha.md").write_text("# Alpha\n\nthe one in sub\n")
+    assert kb("--kb", str(vault), "init").exit_code == 0
+    assert kb("--kb", str(vault), "rm", "sub/Alpha.md").exit_code == 0
+    assert kb("--kb", str(vault), "add", "Alpha", "-b", "another at the top").exit_code == 0
+    r = kb("--kb", str(vault), "restore", "sub/Alpha.md", "1")
+    assert r.exit_code == 0, r.stderr
+    assert "the one in sub" in (vault / "sub" / "Alpha.md").read_text()
+    assert "another at the top" in (vault / "Alpha.md").read_text()
+    # a namesake in the very folder it comes back to is a clash
+    assert kb("--kb", str(vault), "rm", "sub/Alpha.md").exit_code == 0
+    (vault / "sub" / "Other.md").write_text("# Alpha\n\na namesake in sub\n")
+    r = kb("--kb", str(vault), "restore", "sub/Alpha.md", "1")
+    assert r.exit_code == 1 and "already exists" in r.stderr, r.stderr
+    assert not (vault / "sub" / "Alpha.md").exists()
+
+
 def test_a_namesake_deleted_elsewhere_is_a_second_deleted_note(kb, root):
     assert kb("add", "Alpha", "-b", "a namesake in a folder", "--folder", "old").exit_code == 0
     assert kb("rm", "Alpha").exit_code == 0

@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kb.cli import app
+from kb.errors import KbError
 from tests.conftest import FIXTURES, NOW, isolate, snapshot
 from tests.generated import generate
 
@@ -525,8 +526,8 @@ def test_an_earlier_catalog_gets_its_digests_from_the_notes_unchanged_since(kb, 
         assert kb("add", f"Note {n}", "-b", f"a gnu {n}").exit_code == 0
     assert kb("search", "gnu", "-l").stdout.count("notes/") == 5
     db = sqlite3.connect(root / "index" / CATALOG)
-    db.execute("DROP TABLE digests")
-    db.execute("DELETE FROM meta WHERE key = 'digests'")
+    db.execute("DROP TABLE contents")
+    db.execute("DELETE FROM meta WHERE key = 'contents'")
     db.commit()
     db.close()
     edited = root / "notes" / "Note 1.md"
@@ -534,11 +535,11 @@ def test_an_earlier_catalog_gets_its_digests_from_the_notes_unchanged_since(kb, 
     assert kb("search", "gnu", "-l").stdout.count("notes/") == 5  # the edit indexed, the others digested
     assert kb("search", "gnu", "-l").exit_code == 0
     db = sqlite3.connect(root / "index" / CATALOG)
-    assert db.execute("SELECT COUNT(*) FROM digests").fetchone()[0] == 5
+    assert db.execute("SELECT COUNT(*) FROM contents").fetchone()[0] == 5
     db.close()
     assert kb("search", "gnu", "-l").exit_code == 0  # finds none missing: says so, not to look again
     db = sqlite3.connect(root / "index" / CATALOG)
-    assert db.execute("SELECT value FROM meta WHERE key = 'digests'").fetchone() == ("all",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'contents'").fetchone() == ("all",)
     db.close()
     generations = _index_generations(root)
     later = time.time() + 100
@@ -547,6 +548,57 @@ def test_an_earlier_catalog_gets_its_digests_from_the_notes_unchanged_since(kb, 
     assert kb("search", "oryx", "-l").stdout == "notes/Note 1.md\n"
     assert _index_generations(root) == generations
     assert _stale_rows(root) == []
+
+
+@pytest.mark.cold_only("it makes the catalog's write fail in this process")
+def test_an_index_written_when_its_row_was_not_is_never_trusted_by_its_digest(kb, root, monkeypatch):
+    from kb.index import NoteIndex
+    from kb.index.catalog import Catalog, CatalogError
+
+    assert kb("add", "Dessert", "-b", "apple pie").exit_code == 0
+    assert titles(kb, "apple") == ["Dessert"]
+    note = root / "notes" / "Dessert.md"
+    before = note.read_bytes()
+    note.write_bytes(before.replace(b"apple pie", b"banana split"))
+
+    def fails(self: Catalog, *args: object) -> None:
+        raise CatalogError("database is locked")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Catalog, "apply", fails)
+        with pytest.raises(KbError):
+            NoteIndex(root).update(["notes/Dessert.md"])  # the index took "banana", the row did not follow
+    note.write_bytes(before)  # back as it was indexed first (an undo)
+    later = time.time() + 50
+    os.utime(note, (later, later))
+    assert titles(kb, "apple") == ["Dessert"]
+    assert titles(kb, "banana") == []
+
+
+@pytest.mark.cold_only("it puts back a digest as a kb that knows none leaves it")
+def test_a_row_an_earlier_kb_rewrote_does_not_trust_the_digest_left_beside_it(kb, root):
+    import sqlite3
+
+    from kb.index import NoteIndex
+    from kb.index.catalog import CATALOG
+
+    assert kb("add", "Dessert", "-b", "apple pie").exit_code == 0
+    assert titles(kb, "apple") == ["Dessert"]
+    note = root / "notes" / "Dessert.md"
+    before = note.read_bytes()
+    path = root / "index" / CATALOG
+    with sqlite3.connect(path) as db:
+        kept = db.execute("SELECT * FROM contents WHERE path = 'notes/Dessert.md'").fetchone()
+    assert kept is not None
+    note.write_bytes(before.replace(b"apple pie", b"banana split"))
+    NoteIndex(root).update(["notes/Dessert.md"])
+    with sqlite3.connect(path) as db:  # an earlier kb rewrote the row and left the digest as it was
+        db.execute("INSERT OR REPLACE INTO contents VALUES (?,?,?,?,?)", kept)
+    note.write_bytes(before)
+    later = time.time() + 50
+    os.utime(note, (later, later))
+    assert titles(kb, "apple") == ["Dessert"]
+    assert titles(kb, "banana") == []
 
 
 def test_a_touched_note_dated_by_its_file_is_listed_with_its_new_time(kb, tmp_path):
@@ -573,6 +625,17 @@ def test_a_touched_note_dated_by_its_file_is_listed_with_its_new_time(kb, tmp_pa
     assert kb("--kb", str(vault), "search", "words", "-l").exit_code == 0
     assert modified().startswith("2020-09-16")
     assert plain.read_text() == "# Heading 0\n\nwords 0\n"
+    # committed, they are dated by their commits: touched again, a listing takes their new times at once
+    assert (
+        kb("--kb", str(vault), "add", "Another", "-b", "commits the notes written outside first").exit_code
+        == 0
+    )
+    assert kb("--kb", str(vault), "search", "words", "-l").exit_code == 0
+    dated = modified()
+    for path in vault.glob("*.md"):
+        os.utime(path, (old + 86400 * 5, old + 86400 * 5))
+    assert modified() == dated
+    assert [path for path in _stale_rows(vault) if path.startswith("n")] == []
 
 
 @pytest.mark.cold_only(

@@ -1011,16 +1011,43 @@ class History(_Repository):
         trailer naming the path, else git's rename detection."""
         return self._moved(commit.sha, commit.body, commit.path)
 
-    def moved_away(self, sha: str, path: str) -> bool:
-        """Whether commit `sha`, one that deleted `path`, renamed that note to another path (renamed_away)."""
-        return self._moved(sha, self._git("log", "-1", "--format=%B", sha, "--"), path)
+    def moved_away(self, deletions: list[tuple[str, str]]) -> set[str]:
+        """Of these (commit, path) deletions, the paths whose commit renamed that note to another path
+        (renamed_away): the revision cache tells a commit that added no path (`kb rm`'s), which renamed
+        nothing, without asking git."""
+        head = self.head()
+        shapes: dict[str, tuple[str, bool]] = {}
+        if head is not None:
+            with contextlib.suppress(CacheUnavailable):
+                shapes = self._revision_cache().shapes(head, sorted({sha for sha, _ in deletions}))
+        renames: dict[str, list[tuple[str, str]]] = {}
+        moved = set()
+        for sha, path in deletions:
+            body, adds = shapes.get(sha) or (self._git("log", "-1", "--format=%B", sha, "--"), True)
+            if self._moved(sha, body, path, adds, renames):
+                moved.add(path)
+        return moved
 
-    def _moved(self, sha: str, body: str, path: str) -> bool:
+    def _moved(
+        self,
+        sha: str,
+        body: str,
+        path: str,
+        adds: bool = True,
+        renames: dict[str, list[tuple[str, str]]] | None = None,
+    ) -> bool:
         mark = "Kb-Renamed-From: "
         trailers = [line.removeprefix(mark).strip() for line in body.splitlines() if line.startswith(mark)]
         if trailers:
             return path in trailers
-        return any(old == path for old, _ in self._git_renames(sha))
+        if not adds:
+            return False
+        found = renames.get(sha) if renames is not None else None
+        if found is None:
+            found = self._git_renames(sha)
+            if renames is not None:
+                renames[sha] = found
+        return any(old == path for old, _ in found)
 
     def _git_renames(self, sha: str) -> list[tuple[str, str]]:
         """(from, to) of each rename git's rename detection finds in this commit."""

@@ -398,6 +398,15 @@ class RevisionCache:
         )
         return [(sha, path) for sha, path in rows]
 
+    def shapes(self, head: str, shas: list[str]) -> dict[str, tuple[str, bool]]:
+        """Of each of these commits (reachable from `head`): its message's body, and whether it added any
+        path (one that did not renamed nothing)."""
+        sql = (
+            "SELECT c.sha, c.body, EXISTS (SELECT 1 FROM changes ch WHERE ch.n = c.n AND ch.status = 'A')"
+            " FROM commits c WHERE c.sha IN ({})"
+        )
+        return {sha: (body or "", bool(adds)) for sha, body, adds in self._query_in(head, sql, shas)}
+
     def deletes_any(self, head: str, sha: str) -> bool:
         """Whether the commit `sha` (reachable from `head`) deleted any path: one that did not renamed
         nothing."""

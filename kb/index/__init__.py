@@ -486,19 +486,21 @@ class NoteIndex:
     def _apply(self, catalog: Catalog, paths: set[str]) -> None:
         """Index these notes again (a missing one is removed). A note whose bytes, and dates where its
         front matter has none, are what was indexed (touched, copied with new times, written back as it
-        was) is not: only its row takes the file's new signature."""
-        try:
-            stored = catalog.get(paths)
-            digests = catalog.digests(stored)
-        except CatalogError:  # every note is indexed again (and the row written anew)
-            stored, digests = {}, {}
+        was) is not: only its row takes the file's new signature. The rows are read under the index's
+        writer (only its holder changes them but for their signatures), and the digests of the notes
+        written are forgotten before the index is: a row that does not follow then holds none."""
         ix = self._open()
         writer = ix.writer(timeout=WRITER_TIMEOUT, compound=COMPOUND)
         put: dict[str, Entry] = {}
         drop: list[str] = []
         made: dict[str, bytes] = {}
-        written = 0
+        written: list[str] = []
         try:
+            try:
+                stored = catalog.get(paths)
+                digests = catalog.digests(stored)
+            except CatalogError:  # every note is indexed again (and its row written anew)
+                stored, digests = {}, {}
             for path in sorted(paths):
                 full = self.root / path
                 # gone, a link, or no longer a note (kb.toml now ignores it): out of the index
@@ -513,7 +515,7 @@ class NoteIndex:
                 if doc is None:
                     writer.delete_by_term("path", path)
                     drop.append(path)
-                    written += 1
+                    written.append(path)
                     continue
                 assert st is not None
                 entry = put[path] = _entry((st.st_mtime_ns, st.st_size, st.st_ino), doc)
@@ -521,7 +523,12 @@ class NoteIndex:
                 was = stored.get(path)
                 if was is None or digests.get(path) != made[path] or was[1:7] != entry[1:7]:
                     writer.update_document(**writable(doc))
-                    written += 1
+                    written.append(path)
+            if written:
+                try:
+                    catalog.forget_digests(written)
+                except CatalogError as exc:
+                    raise KbError(f"cannot write the search catalog: {exc}") from None
             if not written:
                 writer.cancel()
             elif len(ix._segments()) <= MERGE_AFTER_SEGMENTS:
@@ -563,16 +570,17 @@ class NoteIndex:
             catalog.add_digests(made, missing)
 
     def retouch(self, paths: Collection[str]) -> int:
-        """The rows of these notes whose files have new times but hold what was indexed, and dates of
-        their own (touched, copied with new times, restored from a backup), take the files' signatures:
-        nothing is parsed for them again, here or by the next command. No index writer is needed. How
-        many rows did. (_apply does the same for each note it is given, under the writer.)"""
+        """The rows of these notes whose files have new times but hold what was indexed, with the same
+        dates (a note without dates in its front matter is dated by its commits, else by its file), take
+        the files' signatures: nothing is parsed for them again, here or by the next command. No index
+        writer is needed. How many rows did. (_apply does the same for each note it is given.)"""
         catalog = self.catalog()
         if catalog is None:
             return 0
         with catalog:
             try:
                 digests = catalog.digests(paths)
+                stored = catalog.get(digests)
             except CatalogError:
                 return 0
             signed: dict[str, Signature] = {}
@@ -581,15 +589,19 @@ class NoteIndex:
                     raw, sig = self.store.read_head_signed(path, HEAD_BYTES)
                 except KbError:
                     continue
-                if hashlib.blake2b(raw, digest_size=16).digest() != digests[path]:
+                entry = stored.get(path)
+                if entry is None or hashlib.blake2b(raw, digest_size=16).digest() != digests[path]:
                     continue
-                if None not in parse_note(raw, with_extra=False).dates:  # not the file's times
+                created, modified = parse_note(raw, with_extra=False).dates
+                if created is None or modified is None:
+                    found = self._dates_of(path)
+                    created, modified = created or found[0], modified or found[1]
+                if (created, modified) == (entry.created, entry.modified):
                     signed[path] = sig
             try:
-                catalog.resign(signed, digests)
+                return catalog.resign(signed, digests)
             except CatalogError:
                 return 0
-        return len(signed)
 
     def refresh(self) -> RefreshReport:
         """Index what was added, changed or removed in notes/ since the last update. Raises NeedsRebuild

@@ -33,10 +33,15 @@ NO_CHANGE_YET = "0"  # the generation of a catalog whose rows have not changed s
 CHANGES_KEPT = 256  # generations whose changed rows are kept (Catalog.changed_since)
 CHANGES_NAMED = 1000  # rows a change names at most; more is logged as "any row"
 _CHANGES = "changes (generation INTEGER, path TEXT)"
-# What was indexed of each note, hashed (kb.index.NoteIndex._apply): a note touched, copied or restored
-# with new times but the same bytes needs no indexing again. Catalogs made before it lack the table until
-# their first change.
-_DIGESTS = "digests (path TEXT PRIMARY KEY, digest BLOB) WITHOUT ROWID"
+# What was indexed of each note, hashed (kb.index.NoteIndex._apply), with the signature its row had then:
+# a note touched, copied or restored with new times but the same bytes needs no indexing again. A digest
+# holds only while its row keeps that signature (an earlier kb rewrites rows, never this table); a
+# catalog made before it lacks the table until its first change.
+_CONTENTS = "contents (path TEXT PRIMARY KEY, digest BLOB, mtime_ns INTEGER, size INTEGER, ino INTEGER)"
+_HELD = (
+    "contents c JOIN notes n ON n.path = c.path AND n.mtime_ns = c.mtime_ns AND n.size = c.size"
+    " AND n.ino = c.ino"
+)
 
 
 def next_generation(generation: str) -> str:
@@ -172,6 +177,8 @@ class Catalog:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self.db.executemany("UPDATE notes SET ino = ? WHERE path = ?", updates)
+            with contextlib.suppress(sqlite3.OperationalError):  # no such table: an earlier kb's catalog
+                self.db.executemany("UPDATE contents SET ino = ? WHERE path = ?", updates)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('folder', ?)", (here,))
             self._changed(None)
             self.db.execute("COMMIT")
@@ -183,7 +190,7 @@ class Catalog:
     @classmethod
     def create(cls, folder: Path, entries: dict[str, Entry], digests: dict[str, bytes]) -> None:
         """Write a new catalog with these entries and the digests of what was indexed of each note (see
-        digests): built in a temp file, then renamed into place."""
+        _CONTENTS): built in a temp file, then renamed into place."""
         from kb.store import TEMP_PREFIX
 
         tmp = folder / f"{TEMP_PREFIX}{os.getpid()}-{CATALOG}"
@@ -200,14 +207,14 @@ class Catalog:
                 f"CREATE TABLE links ({_LINK_COLUMNS});"
                 "CREATE INDEX links_src ON links (src);"
                 "CREATE INDEX links_key ON links (key);"
-                f"CREATE TABLE {_DIGESTS};"
+                f"CREATE TABLE {_CONTENTS} WITHOUT ROWID;"
             )
             db.execute("BEGIN")
             db.execute("INSERT INTO meta VALUES ('version', ?)", (str(VERSION),))
             root = os.stat(folder.parent)
             db.execute("INSERT INTO meta VALUES ('folder', ?)", (f"{root.st_dev}:{root.st_ino}",))
             db.execute("INSERT INTO meta VALUES ('made', ?)", (os.urandom(8).hex(),))
-            db.execute("INSERT INTO meta VALUES ('digests', 'all')")
+            db.execute("INSERT INTO meta VALUES ('contents', 'all')")
             db.executemany(
                 f"INSERT INTO notes ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (_row(path, entry) for path, entry in entries.items()),
@@ -216,7 +223,10 @@ class Catalog:
                 f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (row for path, entry in entries.items() for row in _link_rows(path, entry.links)),
             )
-            db.executemany("INSERT INTO digests VALUES (?,?)", digests.items())
+            db.executemany(
+                "INSERT INTO contents VALUES (?,?,?,?,?)",
+                ((path, digest, *entries[path].sig) for path, digest in digests.items()),
+            )
             db.execute("COMMIT")
             db.close()
             with open(tmp, "rb+") as handle:
@@ -420,14 +430,14 @@ class Catalog:
         return found
 
     def digests(self, paths: Iterable[str]) -> dict[str, bytes]:
-        """The digest of what was indexed of each of these notes that has one (see create)."""
+        """The digest of what was indexed of each of these notes that has one still held (see _CONTENTS)."""
         wanted = sorted(set(paths))
         found: dict[str, bytes] = {}
         try:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                sql = f"SELECT path, digest FROM digests WHERE path IN ({marks})"
+                sql = f"SELECT c.path, c.digest FROM {_HELD} WHERE c.path IN ({marks})"
                 found.update((path, digest) for path, digest in self.db.execute(sql, chunk))
         except sqlite3.OperationalError as exc:
             if "no such table" not in str(exc):
@@ -485,17 +495,19 @@ class Catalog:
     # ------------------------------------------------------------ writing
 
     def undigested(self, limit: int) -> dict[str, Signature]:
-        """Up to `limit` rows without a digest, with their signatures: a catalog made by an earlier kb has
-        none (NoteIndex.refresh fills them in); {} once every row has one."""
+        """Up to `limit` rows without a digest held, with their signatures: a catalog made by an earlier kb
+        has none (NoteIndex.refresh fills them in); {} once every row had one."""
         try:
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'digests'").fetchone()
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'contents'").fetchone()
             if row is not None and row[0] == "all":
                 return {}
-            table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'digests'"
-            without = (
-                " WHERE path NOT IN (SELECT path FROM digests)" if self.db.execute(table).fetchone() else ""
+            table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'contents'"
+            held = (
+                f" WHERE path NOT IN (SELECT c.path FROM {_HELD})"
+                if self.db.execute(table).fetchone()
+                else ""
             )
-            sql = f"SELECT path, mtime_ns, size, ino FROM notes{without} LIMIT ?"
+            sql = f"SELECT path, mtime_ns, size, ino FROM notes{held} LIMIT ?"
             rows = self.db.execute(sql, (limit,)).fetchall()
             generation = self._generation()
         except sqlite3.Error as exc:
@@ -503,22 +515,33 @@ class Catalog:
         if not rows:
 
             def write() -> None:
-                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('digests', 'all')")
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('contents', 'all')")
 
             self._shortcut(generation, write)
         return {path: (mtime, size, ino) for path, mtime, size, ino in rows}
 
     def add_digests(self, digests: dict[str, bytes], sigs: dict[str, Signature]) -> None:
         """Keep these digests, each only while its row still has the signature given (undigested)."""
+        self._write(
+            "INSERT OR REPLACE INTO contents SELECT path, ?, mtime_ns, size, ino FROM notes"
+            " WHERE path = ? AND mtime_ns = ? AND size = ? AND ino = ?",
+            [(digest, path, *sigs[path]) for path, digest in digests.items()],
+        )
+
+    def forget_digests(self, paths: Collection[str]) -> None:
+        """Forget what was indexed of these notes, before the index is written for them: should their rows
+        not follow (a failure, a kill), no digest says the index holds what a file holds."""
+        self._write("DELETE FROM contents WHERE path = ?", [(path,) for path in paths])
+
+    def _write(self, sql: str, rows: list[tuple[object, ...]]) -> None:
+        """`sql` for each of `rows`, in one transaction, the contents table made first if need be."""
+        if not rows:
+            return
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self.db.execute(f"CREATE TABLE IF NOT EXISTS {_DIGESTS}")
-                self.db.executemany(
-                    "INSERT OR REPLACE INTO digests SELECT path, ? FROM notes"
-                    " WHERE path = ? AND mtime_ns = ? AND size = ? AND ino = ?",
-                    ((digest, path, *sigs[path]) for path, digest in digests.items()),
-                )
+                self.db.execute(f"CREATE TABLE IF NOT EXISTS {_CONTENTS}")
+                self.db.executemany(sql, rows)
                 self.db.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -527,20 +550,31 @@ class Catalog:
         except sqlite3.Error as exc:
             raise CatalogError(str(exc)) from None
 
-    def resign(self, sigs: dict[str, Signature], digests: dict[str, bytes]) -> None:
-        """Give these rows new signatures, nothing else changed, each only while its digest is still the
-        one given (another process may have indexed the note meanwhile): NoteIndex.retouch."""
+    def resign(self, sigs: dict[str, Signature], digests: dict[str, bytes]) -> int:
+        """Give these rows new signatures, nothing else changed, each only while the digest it holds is
+        still the one given (another process may have indexed the note meanwhile): NoteIndex.retouch.
+        How many rows did."""
         if not sigs:
-            return
+            return 0
+        done = 0
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self._changed(list(sigs))
-                self.db.executemany(
-                    "UPDATE notes SET mtime_ns = ?, size = ?, ino = ? WHERE path = ?"
-                    " AND (SELECT digest FROM digests WHERE digests.path = notes.path) = ?",
-                    ((*sig, path, digests[path]) for path, sig in sigs.items()),
-                )
+                for path, sig in sigs.items():
+                    held = self.db.execute(
+                        f"SELECT c.digest FROM {_HELD} WHERE c.path = ?", (path,)
+                    ).fetchone()
+                    if held is None or held[0] != digests[path]:
+                        continue
+                    self.db.execute(
+                        "UPDATE notes SET mtime_ns = ?, size = ?, ino = ? WHERE path = ?", (*sig, path)
+                    )
+                    self.db.execute(
+                        "UPDATE contents SET mtime_ns = ?, size = ?, ino = ? WHERE path = ?", (*sig, path)
+                    )
+                    done += 1
+                if done:
+                    self._changed(list(sigs))
                 self.db.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -548,6 +582,7 @@ class Catalog:
                 raise
         except sqlite3.Error as exc:
             raise CatalogError(str(exc)) from None
+        return done
 
     def apply(self, put: dict[str, Entry], drop: Iterable[str], digests: dict[str, bytes]) -> None:
         """Replace and remove rows in one transaction; `digests`: those of the notes in `put` (see create)."""
@@ -556,9 +591,12 @@ class Catalog:
             try:
                 gone = [*drop, *put]
                 self._changed(gone)
-                self.db.execute(f"CREATE TABLE IF NOT EXISTS {_DIGESTS}")
-                self.db.executemany("DELETE FROM digests WHERE path = ?", ((p,) for p in gone))
-                self.db.executemany("INSERT INTO digests VALUES (?,?)", digests.items())
+                self.db.execute(f"CREATE TABLE IF NOT EXISTS {_CONTENTS}")
+                self.db.executemany("DELETE FROM contents WHERE path = ?", ((p,) for p in gone))
+                self.db.executemany(
+                    "INSERT INTO contents VALUES (?,?,?,?,?)",
+                    ((path, digest, *put[path].sig) for path, digest in digests.items()),
+                )
                 self.db.executemany("DELETE FROM notes WHERE path = ?", ((p,) for p in drop))
                 self.db.executemany("DELETE FROM links WHERE src = ?", ((p,) for p in gone))
                 self.db.executemany(

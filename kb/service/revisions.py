@@ -130,7 +130,7 @@ def _locate(root: Path, ref: str) -> tuple[str, bool]:
         found = [path for path, _ in match_title(ref, list(candidates.items()))]
         if len(found) > 1:  # a note moved, then deleted: its first path was not deleted but moved
             last = {path: sha for sha, path in reversed(deleted)}  # each path's newest deletion
-            moved = {path for path in found if reader.moved_away(last[path], path)}
+            moved = reader.moved_away([(last[path], path) for path in found])
             found = [path for path in found if path not in moved] or found
         if len(found) == 1:
             return found[0], False
@@ -560,7 +560,14 @@ def restore(root: Path, ref: str, rev: str, title_too: bool = False) -> ChangeRe
             path = current_path
         else:
             title = old_title
-            where = tx.store.layout.folder_of(current_path) if current_path else None
+            back: str | None = None  # where a deleted note comes back
+            if current_path is None:
+                if _same_name(log.path, revision.path) and not tx.store.exists(log.path):
+                    back = log.path  # where it was last (a folder it moved to)
+                elif not tx.store.exists(revision.path):
+                    back = revision.path
+            at = current_path or back
+            where = tx.store.layout.folder_of(at) if at else None
             other = find_title(tx.store, title, except_path=current_path, folder=where)
             if other:
                 raise NoteExists(other.title, other.path, "rename it first, or restore without --title-too")
@@ -571,10 +578,8 @@ def restore(root: Path, ref: str, rev: str, title_too: bool = False) -> ChangeRe
                 path = current_path
             elif current_path:  # renamed where it is, as kb edit --title does
                 path = free_path(tx.store, title, except_path=current_path, folder=where or "")
-            elif _same_name(log.path, revision.path) and not tx.store.exists(log.path):
-                path = log.path  # a deleted note comes back where it was last (a folder it moved to)
             else:
-                path = revision.path if not tx.store.exists(revision.path) else free_path(tx.store, title)
+                path = back or free_path(tx.store, title)
         if current is not None and current.created and current.created != old.created:
             updates["created"] = current.created
         if not old.modified and tx.store.layout.in_place:
