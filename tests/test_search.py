@@ -788,6 +788,7 @@ def test_a_search_while_another_process_keeps_the_index_s_writer_answers_from_th
     with (root / "notes" / "Alpha.md").open("a") as f:
         f.write("\nzanzibarish\n")  # an outside edit: the search must index it first
     monkeypatch.setattr(kb_index, "WRITER_TIMEOUT", 0.2)
+    monkeypatch.setattr(kb_index, "BUSY_WAIT", 0.5)
     writer = windex.open_dir(str(root / "index")).writer()  # as the other process holds it
     try:
         for args in (("search", "first"), ("search", "zanzibarish"), ("search", "links:Alpha")):
@@ -802,3 +803,29 @@ def test_a_search_while_another_process_keeps_the_index_s_writer_answers_from_th
         writer.cancel()
     r = kb("search", "zanzibarish")
     assert r.exit_code == 0 and "Alpha" in r.stdout and "another kb process" not in r.stderr
+
+
+@pytest.mark.cold_only("it shortens the wait for the index's writer in this process")
+def test_a_search_waits_for_another_process_that_lets_the_index_s_writer_go(kb, root, monkeypatch):
+    """The other process (a warm server indexing what a `git checkout` changed) lets go within BUSY_WAIT:
+    the search waits for it, then takes in the outside edit and answers from the index as it is now."""
+    import threading
+
+    from whoosh import index as windex
+
+    from kb import index as kb_index
+
+    assert kb("add", "Alpha", "-b", "first words").exit_code == 0
+    assert kb("search", "first").exit_code == 0
+    with (root / "notes" / "Alpha.md").open("a") as f:
+        f.write("\nzanzibarish\n")
+    monkeypatch.setattr(kb_index, "WRITER_TIMEOUT", 0.2)
+    writer = windex.open_dir(str(root / "index")).writer()
+    timer = threading.Timer(1.5, writer.cancel)  # several of the search's tries for the writer fail first
+    timer.start()
+    try:
+        r = kb("search", "zanzibarish")
+    finally:
+        timer.join()
+    assert r.exit_code == 0 and "Alpha" in r.stdout, r.stderr
+    assert "another kb process" not in r.stderr

@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,9 @@ MERGE_AFTER_SEGMENTS = 8
 # it merged, and Whoosh opens a segment's columns (stored fields, lengths) when they are first read.
 CHANGED_UNDER_SEARCH = 3
 BULK = 2000  # notes; from here a build uses two processes
+# Seconds a search waits for another process that keeps the index's writer, WRITER_TIMEOUT at a time, before
+# it answers from the index as it is (with a notice).
+BUSY_WAIT = 300.0
 DIGESTS_AT_ONCE = 5000  # notes of an earlier kb's catalog given a digest per check (NoteIndex._fill_digests)
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -799,14 +803,19 @@ class NoteIndex:
         return total, hits, [*busy, *notices], report
 
     def fresh_or_busy(self, progress: Progress | None = None) -> tuple[RefreshReport, list[str]]:
-        """ensure_fresh(); or, when another process keeps the index's writer longer than WRITER_TIMEOUT
-        (the warm server indexing every note again after they were all touched, say), the index as it
-        is, with a notice that says so: a search answers from it rather than fail."""
+        """ensure_fresh(), waiting for another process that keeps the index's writer (the warm server
+        indexing thousands of notes a `git checkout` changed, say: what it indexes is then not indexed
+        again here); or, when it keeps it longer than BUSY_WAIT, the index as it is, with a notice that
+        says so: a search answers from it rather than fail."""
         from whoosh.index import LockError
 
-        try:
-            return self.ensure_fresh(progress), []
-        except LockError:
+        until = time.monotonic() + BUSY_WAIT
+        while True:
+            try:
+                return self.ensure_fresh(progress), []
+            except LockError:
+                if time.monotonic() < until:
+                    continue
             return RefreshReport(0, 0, 0, False), [
                 "another kb process is bringing the search index up to date; "
                 "notes changed outside kb lately may be missing from what follows"

@@ -94,23 +94,19 @@ def vault_of(store: Store, infos: list[NoteInfo], with_files: bool = True) -> Va
 
 def fresh_catalog(root: Path, store: Store | None = None, busy_ok: bool = False) -> Any:
     """The catalog, brought up to date with the notes first (rebuilt, under the lock, when it is missing or
-    of another version), as a search does it. When another process keeps the index's writer (indexing
-    every note again): the catalog as it is with `busy_ok` (a search, which says so), else a clear error."""
-    from whoosh.index import LockError
-
+    of another version), as a search does it, waiting for another process that keeps the index's writer
+    (NoteIndex.fresh_or_busy); when it keeps it longer than BUSY_WAIT: the catalog as it is with `busy_ok`
+    (a search, which says so), else a clear error."""
     from kb.index import NoteIndex
 
     recover(root)
     index = NoteIndex(root, store)
     if busy_ok:
         index.fresh_or_busy()
-    else:
-        try:
-            index.ensure_fresh()
-        except LockError:
-            raise KbError(
-                "another kb process is bringing the search index up to date; try again when it has finished"
-            ) from None
+    elif index.fresh_or_busy()[1]:  # waited BUSY_WAIT for it
+        raise KbError(
+            "another kb process is bringing the search index up to date; try again when it has finished"
+        )
     catalog = index.catalog()
     if catalog is None:
         raise KbError(f"the search catalog in {root / INDEX_DIR} cannot be opened; run 'kb reindex'")
