@@ -552,18 +552,16 @@ class NoteIndex:
         except CatalogError as exc:
             raise KbError(f"cannot write the search catalog: {exc}") from None
 
-    def _fill_digests(self, catalog: Catalog, current: dict[str, Signature]) -> None:
+    def _fill_digests(self, catalog: Catalog) -> None:
         """A catalog made by an earlier kb has no digests (see retouch): those of notes unchanged since they
-        were indexed are worked out from their files, DIGESTS_AT_ONCE a time, whenever the rows agree
-        with a scan. Only a shortcut: nothing is kept when the catalog is busy."""
+        were indexed (the file's signature is its row's) are worked out from their files, DIGESTS_AT_ONCE
+        a check. Only a shortcut: nothing is kept when the catalog is busy."""
         try:
             missing = catalog.undigested(DIGESTS_AT_ONCE)
         except CatalogError:
             return
         made: dict[str, bytes] = {}
         for path, sig in missing.items():
-            if current.get(path) != sig:
-                continue
             try:
                 raw, now = self.store.read_head_signed(path, HEAD_BYTES)
             except KbError:
@@ -622,6 +620,7 @@ class NoteIndex:
                 agreed, kept, generation = catalog.agreed()
             except CatalogError:
                 raise NeedsRebuild("the search catalog is damaged") from None
+            self._fill_digests(catalog)
             named = gitwitness.holds(root, layout, kept)  # git's word, when this process asked it
             if named is not None:  # no scan needed: only the notes git names may have changed
                 report = self._compare(catalog, named, generation, kept)
@@ -632,7 +631,6 @@ class NoteIndex:
             # digest is forgotten whenever a row changes), so the rows need not be read.
             digest = scan_digest(current)
             if digest is not None and digest == agreed:
-                self._fill_digests(catalog, current)
                 vouched = gitwitness.vouch(root, layout, current, self.store.note_folders, kept)
                 if vouched is not None:
                     catalog.remember_scan(digest, generation, vouched)
@@ -642,7 +640,6 @@ class NoteIndex:
             except CatalogError:
                 raise NeedsRebuild("the search catalog is damaged") from None
             if current == known:  # compared without a Python loop
-                self._fill_digests(catalog, current)
                 if digest is not None:
                     vouched = gitwitness.vouch(root, layout, current, self.store.note_folders, None)
                     catalog.remember_scan(digest, generation, vouched)
