@@ -537,11 +537,18 @@ class Catalog:
         """`sql` for each of `rows`, in one transaction, the contents table made first if need be."""
         if not rows:
             return
+        with self._writing():
+            self.db.execute(f"CREATE TABLE IF NOT EXISTS {_CONTENTS}")
+            self.db.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction: committed when the block ends, rolled back when it raises; SQLite's
+        errors raised as CatalogError."""
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self.db.execute(f"CREATE TABLE IF NOT EXISTS {_CONTENTS}")
-                self.db.executemany(sql, rows)
+                yield
                 self.db.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -557,60 +564,40 @@ class Catalog:
         if not sigs:
             return 0
         done = 0
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                for path, sig in sigs.items():
-                    held = self.db.execute(
-                        f"SELECT c.digest FROM {_HELD} WHERE c.path = ?", (path,)
-                    ).fetchone()
-                    if held is None or held[0] != digests[path]:
-                        continue
-                    self.db.execute(
-                        "UPDATE notes SET mtime_ns = ?, size = ?, ino = ? WHERE path = ?", (*sig, path)
-                    )
-                    self.db.execute(
-                        "UPDATE contents SET mtime_ns = ?, size = ?, ino = ? WHERE path = ?", (*sig, path)
-                    )
-                    done += 1
-                if done:
-                    self._changed(list(sigs))
-                self.db.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    self.db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise CatalogError(str(exc)) from None
+        with self._writing():
+            for path, sig in sigs.items():
+                held = self.db.execute(f"SELECT c.digest FROM {_HELD} WHERE c.path = ?", (path,)).fetchone()
+                if held is None or held[0] != digests[path]:
+                    continue
+                self.db.execute(
+                    "UPDATE notes SET mtime_ns = ?, size = ?, ino = ? WHERE path = ?", (*sig, path)
+                )
+                self.db.execute(
+                    "UPDATE contents SET mtime_ns = ?, size = ?, ino = ? WHERE path = ?", (*sig, path)
+                )
+                done += 1
+            if done:
+                self._changed(list(sigs))
         return done
 
     def apply(self, put: dict[str, Entry], drop: Iterable[str], digests: dict[str, bytes]) -> None:
         """Replace and remove rows in one transaction; `digests`: those of the notes in `put` (see create)."""
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                gone = [*drop, *put]
-                self._changed(gone)
-                self.db.execute(f"CREATE TABLE IF NOT EXISTS {_CONTENTS}")
-                self.db.executemany("DELETE FROM contents WHERE path = ?", ((p,) for p in gone))
-                self.db.executemany(
-                    "INSERT INTO contents VALUES (?,?,?,?,?)",
-                    ((path, digest, *put[path].sig) for path, digest in digests.items()),
-                )
-                self.db.executemany("DELETE FROM notes WHERE path = ?", ((p,) for p in drop))
-                self.db.executemany("DELETE FROM links WHERE src = ?", ((p,) for p in gone))
-                self.db.executemany(
-                    f"INSERT OR REPLACE INTO notes ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (_row(path, entry) for path, entry in put.items()),
-                )
-                self.db.executemany(
-                    f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (row for path, entry in put.items() for row in _link_rows(path, entry.links)),
-                )
-                self.db.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    self.db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise CatalogError(str(exc)) from None
+        with self._writing():
+            gone = [*drop, *put]
+            self._changed(gone)
+            self.db.execute(f"CREATE TABLE IF NOT EXISTS {_CONTENTS}")
+            self.db.executemany("DELETE FROM contents WHERE path = ?", ((p,) for p in gone))
+            self.db.executemany(
+                "INSERT INTO contents VALUES (?,?,?,?,?)",
+                ((path, digest, *put[path].sig) for path, digest in digests.items()),
+            )
+            self.db.executemany("DELETE FROM notes WHERE path = ?", ((p,) for p in drop))
+            self.db.executemany("DELETE FROM links WHERE src = ?", ((p,) for p in gone))
+            self.db.executemany(
+                f"INSERT OR REPLACE INTO notes ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (_row(path, entry) for path, entry in put.items()),
+            )
+            self.db.executemany(
+                f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (row for path, entry in put.items() for row in _link_rows(path, entry.links)),
+            )
