@@ -30,6 +30,7 @@ from kb.index.document import (
     DatesFallback,
     Line,
     Snippet,
+    dated,
     document,
     indexed_body,
     matching_lines,
@@ -594,11 +595,8 @@ class NoteIndex:
                 entry = stored.get(path)
                 if entry is None or hashlib.blake2b(raw, digest_size=16).digest() != digests[path]:
                     continue
-                created, modified = parse_note(raw, with_extra=False).dates
-                if created is None or modified is None:
-                    found = self._dates_of(path)
-                    created, modified = created or found[0], modified or found[1]
-                if (created, modified) == (entry.created, entry.modified):
+                dates = dated(parse_note(raw, with_extra=False).dates, path, self._dates_of)
+                if dates == (entry.created, entry.modified):
                     signed[path] = sig
             try:
                 return catalog.resign(signed, digests)

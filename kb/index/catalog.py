@@ -44,6 +44,15 @@ _HELD = (
 )
 
 
+def _chunks(values: Iterable[str]) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """The values, sorted and without repeats, 500 at a time (SQLite's limit on parameters), each chunk
+    with the placeholders of its `IN (...)`."""
+    wanted = sorted(set(values))
+    for start in range(0, len(wanted), 500):
+        chunk = tuple(wanted[start : start + 500])
+        yield ",".join("?" * len(chunk)), chunk
+
+
 def next_generation(generation: str) -> str:
     """The generation one change after `generation` (see Catalog.generation)."""
     made, _, count = generation.rpartition("/")
@@ -256,11 +265,9 @@ class Catalog:
             raise CatalogError(str(exc)) from None
         return {path: (mtime, size, ino) for path, mtime, size, ino in rows}
 
-    def _signatures_of(self, paths: list[str]) -> dict[str, Signature]:
+    def _signatures_of(self, paths: Iterable[str]) -> dict[str, Signature]:
         found: dict[str, Signature] = {}
-        for start in range(0, len(paths), 500):
-            chunk = paths[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        for marks, chunk in _chunks(paths):
             sql = f"SELECT path, mtime_ns, size, ino FROM notes WHERE path IN ({marks})"
             for path, mtime, size, ino in self.db.execute(sql, chunk):
                 found[path] = (mtime, size, ino)
@@ -341,7 +348,7 @@ class Catalog:
             self.db.execute("BEGIN")
             try:
                 generation = self._generation()
-                found = self.signatures() if paths is None else self._signatures_of(sorted(paths))
+                found = self.signatures() if paths is None else self._signatures_of(paths)
             finally:
                 self.db.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -421,22 +428,16 @@ class Catalog:
         return dict(self._select("", ()))
 
     def get(self, paths: Iterable[str]) -> dict[str, Entry]:
-        wanted = sorted(set(paths))
         found: dict[str, Entry] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(self._select(f"WHERE path IN ({marks})", tuple(chunk)))
+        for marks, chunk in _chunks(paths):
+            found.update(self._select(f"WHERE path IN ({marks})", chunk))
         return found
 
     def digests(self, paths: Iterable[str]) -> dict[str, bytes]:
         """The digest of what was indexed of each of these notes that has one still held (see _CONTENTS)."""
-        wanted = sorted(set(paths))
         found: dict[str, bytes] = {}
         try:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
+            for marks, chunk in _chunks(paths):
                 sql = f"SELECT c.path, c.digest FROM {_HELD} WHERE c.path IN ({marks})"
                 found.update((path, digest) for path, digest in self.db.execute(sql, chunk))
         except sqlite3.OperationalError as exc:
@@ -457,11 +458,9 @@ class Catalog:
     def links_named(self, keys: Iterable[str]) -> list[tuple[str, Link]]:
         """(source, link) of every link filed under one of these keys (kb.links.name_key): the links that
         may lead to a note of that file name or title."""
-        wanted = sorted(set(keys))
         found: list[tuple[str, Link]] = []
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            found.extend(self._links(f"WHERE key IN ({','.join('?' * len(chunk))})", tuple(chunk)))
+        for marks, chunk in _chunks(keys):
+            found.extend(self._links(f"WHERE key IN ({marks})", chunk))
         return found
 
     def all_links(self) -> list[tuple[str, Link]]:

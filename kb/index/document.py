@@ -56,6 +56,17 @@ def _naive_utc(value: str | None) -> datetime | None:
 DatesFallback = Callable[[str], tuple[str | None, str | None]]
 
 
+def dated(
+    dates: tuple[str | None, str | None], path: str, fallback: DatesFallback | None
+) -> tuple[str | None, str | None]:
+    """A note's (created, modified) as indexed: its front matter's, each missing one from `fallback`."""
+    created, modified = dates
+    if fallback is not None and (created is None or modified is None):
+        found = fallback(path)
+        created, modified = created or found[0], modified or found[1]
+    return created, modified
+
+
 def document(
     path: str, raw: bytes, fallback: DatesFallback | None = None, folder: str = "", links: bool = True
 ) -> dict[str, Any] | None:
@@ -71,10 +82,7 @@ def document(
     tags = parsed.all_tags
     for tag in tags:
         expanded.extend(t for t in tag_with_parents(tag) if t not in expanded)
-    created, modified = parsed.dates
-    if fallback is not None and (created is None or modified is None):
-        found = fallback(path)
-        created, modified = created or found[0], modified or found[1]
+    created, modified = dated(parsed.dates, path, fallback)
     fields: dict[str, Any] = {
         "path": path,
         "title": title,
