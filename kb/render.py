@@ -32,7 +32,15 @@ if TYPE_CHECKING:
     from kb.index.document import Snippet
     from kb.server import ServerStatus
     from kb.service.check import CheckResult
-    from kb.service.core import ChangeResult, InitResult, ListResult, NoteInfo, ShowResult, TagsResult
+    from kb.service.core import (
+        ChangeResult,
+        InitResult,
+        ListResult,
+        MadeList,
+        NoteInfo,
+        ShowResult,
+        TagsResult,
+    )
     from kb.service.history_search import HistoryHit, HistorySearchResult
     from kb.service.importing import ImportResult
     from kb.service.links import LinkRow, LinksResult
@@ -434,100 +442,84 @@ def _plain_list(notes: Sequence[NoteInfo]) -> str:
     return _table([_list_row(n) for n in notes])
 
 
-_MADE_CHUNK = 1 << 20  # bytes of text in each piece of plain_list_data
-
-
-def plain_list_data(notes: Sequence[NoteInfo]) -> bytes:
-    """What note_list prints for `notes` off a terminal, made ahead (ListResult.plain): UTF-8 (a lone
-    surrogate of a file name kept as it is), in pieces of 1 MB each compressed with zlib's fastest level,
-    a quarter of the size (13.6 MB of text at 100,000 notes; printing it from the notes' records takes
-    a forked worker 130 ms, most of it copying the pages it touches). The pieces are unpacked on both
-    cores while the first ones are written (_out_made).
-
-    The bytes: one byte that says whether the text can be written as it is to a UTF-8 stream (it holds
-    no 0xED: neither a lone surrogate nor a Hangul syllable from U+D000), the number of pieces and
-    each one's length (4 bytes each, big-endian), then the pieces."""
-    import zlib
-
+def write_plain_list(notes: Sequence[NoteInfo], fd: int) -> tuple[int, bool]:
+    """What note_list prints for `notes` off a terminal, written ahead into the empty file `fd` (in the
+    warm server's forked child; kb.service.MadeList): its size in bytes and whether it can be written as
+    it is to a UTF-8 stream. Printing it from the notes' records takes a forked worker 130 ms at 100,000
+    notes (13.6 MB of text), most of it copying the pages it touches; from this file the kernel copies it
+    (_out_made)."""
     text = visible(_plain_list(notes)).encode("utf-8", "surrogatepass")
-    pieces = [zlib.compress(text[i : i + _MADE_CHUNK], 1) for i in range(0, len(text), _MADE_CHUNK)]
-    head = [b"\x01" if b"\xed" not in text else b"\x00", len(pieces).to_bytes(4, "big")]
-    return b"".join([*head, *(len(p).to_bytes(4, "big") for p in pieces), *pieces])
+    view = memoryview(text)
+    at = 0
+    while at < len(text):
+        at += os.pwrite(fd, view[at:], at)
+    return len(text), b"\xed" not in text
 
 
-def _made_pieces(data: bytes) -> tuple[bool, list[bytes]]:
-    """plain_list_data's flag and pieces (still compressed)."""
-    count = int.from_bytes(data[1:5], "big")
-    pieces: list[bytes] = []
-    at = 5 + 4 * count
-    for n in range(count):
-        size = int.from_bytes(data[5 + 4 * n : 9 + 4 * n], "big")
-        pieces.append(data[at : at + size])
-        at += size
-    return data[0] == 1, pieces
+def _made_text(made: MadeList) -> bytes:
+    """The bytes of a list made ahead, read from its file."""
+    fd = made.file.fileno()
+    chunks: list[bytes] = []
+    at = 0
+    while at < made.size:
+        chunk = os.pread(fd, made.size - at, at)
+        if not chunk:
+            raise OSError(f"kb list's output made ahead ends after {at} of {made.size} bytes")
+        chunks.append(chunk)
+        at += len(chunk)
+    return b"".join(chunks)
 
 
-def _unpacked(pieces: list[bytes]) -> Iterable[bytes]:
-    """The pieces unpacked, in order, by this thread and one more (zlib lets go of the interpreter
-    while it works): the caller writes each one while the rest are unpacked. Each thread takes the next
-    piece no one has taken; this one waits only for a piece the other is still unpacking."""
-    import itertools
-    import threading
-    import zlib
+def _send_made(made: MadeList, out: int) -> None:
+    """The list made ahead written to the descriptor `out` by the kernel (sendfile: no copy through this
+    process), or read and written where sendfile cannot write (a file opened to append, say)."""
+    import errno
+    import select
 
-    if len(pieces) < 2:
-        yield from (zlib.decompress(p) for p in pieces)
-        return
-    done: list[bytes | BaseException | None] = [None] * len(pieces)
-    ready = [threading.Event() for _ in pieces]
-    claim = itertools.count()  # next() on it is atomic: each piece is taken once
-
-    def take() -> bool:
-        n = next(claim)
-        if n >= len(pieces):
-            return False
+    fd = made.file.fileno()
+    at = 0
+    while at < made.size:
         try:
-            done[n] = zlib.decompress(pieces[n])
-        except BaseException as exc:  # handed to this thread, which raises it in order (never a hang)
-            done[n] = exc
-        finally:
-            ready[n].set()
-        return True
-
-    def helper() -> None:
-        while take():
-            pass
-
-    threading.Thread(target=helper, daemon=True).start()
-    for n in range(len(pieces)):
-        while not ready[n].is_set():
-            if not take():
-                ready[n].wait()
-        piece = done[n]
-        done[n] = None
-        if isinstance(piece, BaseException):
-            raise piece
-        assert piece is not None
-        yield piece
+            sent = os.sendfile(out, fd, at, made.size - at)
+        except BlockingIOError:  # a stdout set not to block: wait until it takes more
+            select.select([], [out], [])
+            continue
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            rest = memoryview(_made_text(made))[at:]
+            with os.fdopen(os.dup(out), "wb") as stream:
+                stream.write(rest)
+            return
+        if sent == 0:
+            raise OSError(f"kb list's output made ahead ends after {at} of {made.size} bytes")
+        at += sent
 
 
-def _out_made(data: bytes) -> None:
-    """Print what plain_list_data made, as _out would have printed its text: its bytes as they are when
+def _out_made(made: MadeList) -> None:
+    """Print what write_plain_list made, as _out would have printed its text: its bytes as they are when
     stdout writes UTF-8 and the text holds nothing UTF-8 starts with 0xED (a lone surrogate, and the
-    Hangul syllables from U+D000); otherwise the text, through stdout's encoding and error handler."""
+    Hangul syllables from U+D000), by the kernel when stdout has a descriptor; otherwise the text,
+    through stdout's encoding and error handler."""
     import codecs
 
     out = _stdout()
-    as_is, pieces = _made_pieces(data)
     raw = getattr(out, "buffer", None)
     utf8 = codecs.lookup(getattr(out, "encoding", None) or "ascii").name == "utf-8"
-    if raw is not None and utf8 and as_is:
+    if raw is not None and utf8 and made.as_is:
         out.flush()
-        for piece in _unpacked(pieces):
-            raw.write(piece)
         raw.flush()
+        try:
+            fd: int | None = raw.fileno()
+        except (OSError, ValueError):  # io.UnsupportedOperation is both: an in-memory stream
+            fd = None
+        if fd is None:
+            raw.write(_made_text(made))
+            raw.flush()
+        else:
+            _send_made(made, fd)
         return
-    out.write(b"".join(_unpacked(pieces)).decode("utf-8", "surrogatepass"))
+    out.write(_made_text(made).decode("utf-8", "surrogatepass"))
     out.flush()
 
 

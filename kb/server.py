@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TextIO, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Generic, Protocol, TextIO, TypeVar
 
 from kb import client
 
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from kb.forked import Forked
     from kb.index import NoteIndex
     from kb.layout import Layout
+    from kb.service import MadeList
     from kb.store import Names, Scan
 
 IDLE_SECONDS = 900.0
@@ -252,9 +253,10 @@ class Watcher:
 class Freshness:
     """What the server knows about the notes: whether anything may have changed since its last check."""
 
-    def __init__(self, root: Path, watcher: Watcher) -> None:
+    def __init__(self, root: Path, watcher: Watcher, spool: str | None = None) -> None:
         self.root = root
         self.watcher = watcher
+        self.spool = spool  # the private folder `kb list`'s output made ahead is kept in (start_plain)
         self.dirty = True  # a check is due, and it walks every folder (events lost, a folder changed...)
         self.due = False  # a check is due; the files the events named are enough
         self.touched: set[str] = set()  # those files, since the last check
@@ -274,7 +276,7 @@ class Freshness:
         self.failed: tuple[object, ...] | None = None  # when check_when_idle last failed
         self.last_event = 0.0  # when events were last read
         self.listing: _Job[dict[str, object]] | None = None
-        self.plain: _Job[bytes] | None = None
+        self.plain: _Job[tuple[int, bool]] | None = None
         # After a quick check: what was worked out for the notes before it, the files that changed, and the
         # generation it is for (the listing is then brought up to date instead of worked out anew).
         self.increment: tuple[dict[str, object], set[str], int] | None = None
@@ -573,10 +575,13 @@ class Freshness:
         _give_back()
 
     def start_plain(self) -> None:
-        """What `kb list` prints off a terminal (kb.render.plain_list_data), made in a forked child from
-        the settled list while the server goes on answering, and kept with it (kb.service.LIST_PLAIN): a
-        forked worker that prints it from the records copies every page they are on (130 ms at 100,000
-        notes)."""
+        """What `kb list` prints off a terminal (kb.render.write_plain_list), written by a forked child
+        from the settled list into an unlinked file of the server's private folder while the server goes
+        on answering, and kept with the list (kb.service.LIST_PLAIN, a kb.service.MadeList): a forked
+        worker that prints it from the records copies every page they are on (130 ms at 100,000 notes);
+        from the file, which it inherits, the kernel copies it to the client's stdout."""
+        import tempfile
+
         from kb import render
         from kb import store as kb_store
         from kb.forked import fork
@@ -584,40 +589,55 @@ class Freshness:
         if self.stale or self.plain is not None or self.listing is not None or self.made_plain() is not None:
             return
         listed = kb_store.settled_value(self.root, "list:modified")
-        if not isinstance(listed, tuple) or not isinstance(listed[0], tuple):
+        if self.spool is None or not isinstance(listed, tuple) or not isinstance(listed[0], tuple):
             return
         notes = listed[0]
-        forked = fork(lambda: render.plain_list_data(notes))
-        if forked is not None:
-            self.plain = _Job(forked, self.generation, notes)
+        try:
+            file = tempfile.TemporaryFile(dir=self.spool)  # noqa: SIM115 (kept open by MadeList)
+        except OSError:
+            return  # workers print it from the records
+        forked = fork(lambda: render.write_plain_list(notes, file.fileno()))
+        if forked is None:
+            file.close()
+            return
+        self.plain = _Job(forked, self.generation, notes, file)
 
-    def made_plain(self) -> bytes | None:
+    def made_plain(self) -> MadeList | None:
         """`kb list`'s plain output made ahead for the settled list as it is now (start_plain), or None."""
         from kb import store as kb_store
-        from kb.service import LIST_PLAIN
+        from kb.service import LIST_PLAIN, MadeList
 
         listed = kb_store.settled_value(self.root, "list:modified")
         kept = kb_store.settled_value(self.root, LIST_PLAIN)
         if isinstance(listed, tuple) and isinstance(kept, tuple) and kept[0] is listed[0]:
-            return kept[1] if isinstance(kept[1], bytes) else None
+            return kept[1] if isinstance(kept[1], MadeList) else None
         return None
 
     def plain_ready(self) -> bool:
         """The background plain list's answer: kept (True) if the list is still the one it was made from."""
         from kb import store as kb_store
-        from kb.service import LIST_PLAIN
+        from kb.service import LIST_PLAIN, MadeList
 
         plain, self.plain = self.plain, None
         if plain is None:
             return False
         made = plain.forked.result()
         listed = kb_store.settled_value(self.root, "list:modified")
-        if not isinstance(made, bytes) or plain.generation != self.generation or self.stale:
+        file = plain.file
+        fits = (
+            isinstance(made, tuple)
+            and file is not None
+            and plain.generation == self.generation
+            and not self.stale
+            and isinstance(listed, tuple)
+            and listed[0] is plain.made_from
+        )
+        if not fits or made is None or file is None:
+            if file is not None:
+                file.close()
             return False
-        if not isinstance(listed, tuple) or listed[0] is not plain.made_from:
-            return False
-        kb_store.settle_value(self.root, LIST_PLAIN, (plain.made_from, made))
-        _give_back()  # what reading the answer took
+        size, as_is = made
+        kb_store.settle_value(self.root, LIST_PLAIN, (plain.made_from, MadeList(file, size, as_is)))
         return True
 
     def _keep(self, made: object) -> None:
@@ -639,11 +659,12 @@ _T = TypeVar("_T")
 class _Job(Generic[_T]):
     """Work done in a forked child while the server goes on answering, for the notes' `generation`: the
     listing (Freshness.start_listing), `kb list`'s plain output (Freshness.start_plain, `made_from` the
-    list it prints)."""
+    list it prints, into `file`)."""
 
     forked: Forked[_T]
     generation: int
     made_from: object = None
+    file: IO[bytes] | None = None
 
     def fileno(self) -> int:
         return self.forked.fileno()
@@ -792,7 +813,7 @@ class Server:
             except OSError as exc:
                 self.reason = f"the folders cannot be watched ({exc.strerror})"
             else:
-                self.freshness = Freshness(root, self.watcher)
+                self.freshness = Freshness(root, self.watcher, os.path.dirname(sock.getsockname()))
 
     def warm_up(self) -> None:
         """Import what the commands import, check the notes once, and freeze what is shared with workers."""
@@ -942,6 +963,8 @@ class Server:
         if plain is not None and self.freshness is not None:
             self.freshness.plain = None
             plain.forked.cancel()
+            if plain.file is not None:
+                plain.file.close()
         status = self.freshness.status if self.freshness is not None else None
         if status is not None:
             status.stop()
@@ -1096,7 +1119,7 @@ class Server:
         """Whether `kb list`'s output for the notes as they are is made (Freshness.start_plain)."""
         made = self.freshness.made_plain() if self.freshness is not None else None
         if made is not None:
-            return f"yes ({len(made) / 1024:.0f} kB)"
+            return f"yes ({made.size / 1024:.0f} kB)"
         return "being made" if self.freshness is not None and self.freshness.plain is not None else "no"
 
     def _committed(self) -> str:

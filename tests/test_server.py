@@ -8,7 +8,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
-import itertools
 import os
 import re
 import shutil
@@ -766,6 +765,40 @@ def test_kb_list_made_ahead_prints_what_the_cold_path_prints_and_never_an_older_
     )
 
 
+def test_a_list_made_ahead_reaches_a_file_a_file_opened_to_append_and_a_pipe(
+    warm: Warm, root: Path, tmp_path: Path
+):
+    """The kernel sends the list made ahead to the client's stdout; where it cannot (a file opened to
+    append), the worker writes it. Every way, the bytes are the cold path's."""
+    notes = root / "notes"
+    for n in range(1500):
+        (notes / f"A long title for note number {n:05d} of many.md").write_text(f"# Note {n}\n")
+    warm.start()
+    warm.wait_running()
+    assert warm.run("list").returncode == 0  # from now on the server makes it ahead
+    _made_ahead(warm)
+    cold = warm.run("list", cold=True).stdout
+    assert cold.count(b"\n") > 1500
+    program = " ".join(f"'{part}'" for part in CLIENT)
+    out = tmp_path / "out.txt"
+    for redirect, kept in ((">", b""), (">>", b"kept\n")):
+        out.write_bytes(b"kept\n")
+        requests = warm.requests()
+        proc = subprocess.run(
+            ["sh", "-c", f"{program} --kb '{root}' list {redirect} '{out}'"],
+            capture_output=True,
+            env=warm.env,
+            timeout=60,
+        )
+        assert proc.returncode == 0 and proc.stderr == b"", proc.stderr
+        assert warm.requests() == requests + 1  # the server answered
+        assert out.read_bytes() == kept + cold
+    assert warm.run("list").stdout == cold
+    script = f"{program} --kb '{root}' list | head -c 1 >/dev/null; echo ${{PIPESTATUS[0]}}"
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, env=warm.env, timeout=60)
+    assert proc.stdout.strip() == b"0" and proc.stderr == b"", proc.stderr
+
+
 def test_an_outside_edit_just_before_a_warm_write_is_committed_first(warm: Warm, root: Path):
     warm.start()
     for attempt in range(3):
@@ -1014,11 +1047,22 @@ def test_a_large_warm_change_is_indexed_before_it_answers(warm: Warm, root: Path
     assert len(found.stdout.decode().splitlines()) == spokes, found.stderr
 
 
+def _made(notes, folder: Path):
+    """A kb.service.MadeList of `notes`, written as the server writes it."""
+    from kb import render
+    from kb.service import MadeList
+
+    file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 (kept open by MadeList)
+    size, as_is = render.write_plain_list(notes, file.fileno())
+    return MadeList(file, size, as_is)
+
+
 def test_a_list_made_ahead_is_printed_through_any_stdout_as_the_notes_would_be(
-    cold_kb, root: Path, monkeypatch: pytest.MonkeyPatch
+    cold_kb, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """What the server makes ahead for `kb list` (render.plain_list_data), printed by render.note_list,
-    is what it prints from the notes themselves: on a UTF-8 stdout and on one of another encoding."""
+    """What the server makes ahead for `kb list` (render.write_plain_list), printed by render.note_list,
+    is what it prints from the notes themselves: on a UTF-8 stdout and on one of another encoding, in
+    memory, into a file, a file opened to append (where the kernel cannot send a file) and a pipe."""
     import io
 
     from kb import render
@@ -1026,17 +1070,15 @@ def test_a_list_made_ahead_is_printed_through_any_stdout_as_the_notes_would_be(
 
     assert cold_kb("add", "Café 한국어", "-b", "Text.").exit_code == 0
     assert cold_kb("add", "Plain", "-b", "Text.").exit_code == 0
-    for n in range(30):  # made outside kb: the list takes them in
+    for n in range(300):  # made outside kb: the list takes them in
         (root / "notes" / f"Note {n} ☃.md").write_text(f"# Note {n} ☃\n\nText.\n", encoding="utf-8")
     whole = list_notes(root)
-    # In one piece, and in pieces of 7 bytes (a character of three split between two; unpacked by two
-    # threads, printed in order); with a note whose title UTF-8 writes with 0xED (printed through the
-    # stream) and without (the bytes written as they are unpacked).
+    # With a note whose title UTF-8 writes with 0xED (printed through the stream) and without (the bytes
+    # sent as they are).
     plain = dataclasses.replace(whole, notes=[n for n in whole.notes if "한" not in n.title])
-    for result, piece in itertools.product((whole, plain), (1 << 20, 7)):
-        monkeypatch.setattr(render, "_MADE_CHUNK", piece)
-        made = dataclasses.replace(result, plain=render.plain_list_data(result.notes))
-        assert render._made_pieces(made.plain)[0] is (result is plain)
+    for result in (whole, plain):
+        made = dataclasses.replace(result, plain=_made(result.notes, tmp_path))
+        assert made.plain is not None and made.plain.as_is is (result is plain)
         for encoding in ("utf-8", "latin-1"):
             printed = []
             for one in (result, made):
@@ -1045,31 +1087,45 @@ def test_a_list_made_ahead_is_printed_through_any_stdout_as_the_notes_would_be(
                 render.note_list(one, False)
                 stdout.flush()
                 printed.append(stdout.buffer.getvalue())
-            assert printed[0] == printed[1] and b"Plain" in printed[0] and b"Note 29" in printed[0]
+            assert printed[0] == printed[1] and b"Plain" in printed[0] and b"Note 299" in printed[0]
+            if encoding == "utf-8":
+                expected = printed[0]
+        for mode in ("wb", "ab"):
+            target = tmp_path / f"out-{mode}"
+            target.write_bytes(b"before\n")
+            with open(target, mode) as raw:
+                monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="utf-8"))
+                render.note_list(made, False)
+                sys.stdout.flush()
+            assert target.read_bytes() == (b"before\n" if mode == "ab" else b"") + expected
+        reading, writing = os.pipe()
+        os.set_blocking(writing, False)  # the kernel's copy waits for the reader
+        got: list[bytes] = []
+
+        def read(fd: int = reading, into: list[bytes] = got) -> None:
+            into.extend(iter(lambda: os.read(fd, 4096), b""))
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        with open(writing, "wb") as raw:
+            monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="utf-8"))
+            render.note_list(made, False)
+            sys.stdout.flush()
+        reader.join(30)
+        os.close(reading)
+        assert b"".join(got) == expected
 
 
-def test_a_damaged_piece_of_a_list_made_ahead_fails_and_never_hangs():
-    """What the second thread unpacking the pieces meets is raised in order by the first."""
-    import zlib
-
+def test_a_list_made_ahead_that_lost_bytes_is_an_error_never_a_shorter_list(tmp_path: Path):
     from kb import render
+    from kb.service import MadeList
 
-    pieces = [zlib.compress(b"a" * 100, 1) for _ in range(6)]
-    pieces[3] = b"not zlib"
-    got: list[bytes] = []
-    raised: list[BaseException] = []
-
-    def read() -> None:
-        try:
-            got.extend(render._unpacked(pieces))
-        except zlib.error as exc:
-            raised.append(exc)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(10)
-    assert not reader.is_alive()  # it did not hang
-    assert len(raised) == 1 and got == [b"a" * 100] * 3  # the pieces before it, then the error
+    made = _made([], tmp_path)
+    short = MadeList(made.file, made.size + 10, True)
+    with pytest.raises(OSError, match="ends after 0 of 10 bytes"):
+        render._made_text(short)
+    with open(tmp_path / "out", "wb") as out, pytest.raises(OSError, match="ends after 0 of 10 bytes"):
+        render._send_made(short, out.fileno())
 
 
 def test_the_runtime_folder_is_under_xdg_runtime_dir_only_when_that_is_a_folder(tmp_path: Path):

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # what mypy sees: the real names, so every call from kb.cli i
     from kb.service.core import EditorFn as EditorFn
     from kb.service.core import InitResult as InitResult
     from kb.service.core import ListResult as ListResult
+    from kb.service.core import MadeList as MadeList
     from kb.service.core import ShowResult as ShowResult
     from kb.service.core import TagCount as TagCount
     from kb.service.core import TagsResult as TagsResult
@@ -91,6 +92,7 @@ _WHERE = {
     "LinkRow": "links",
     "LinksResult": "links",
     "ListResult": "core",
+    "MadeList": "core",
     "NoteInfo": "lookup",
     "NoteLog": "revisions",
     "RecentLog": "revisions",

@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from kb.errors import (
     BrokenNote,
@@ -79,12 +79,25 @@ class ShowResult:
 
 
 @dataclass(frozen=True)
+class MadeList:
+    """What `kb list` prints for some notes off a terminal, made ahead by the warm server into an unlinked
+    file of its runtime folder (kb.render.write_plain_list), which the workers forked after it inherit:
+    `size` bytes of UTF-8 (a lone surrogate of a file name kept as it is), and whether they can be written
+    as they are to a UTF-8 stream (`as_is`: they hold no 0xED, neither a lone surrogate nor a Hangul
+    syllable from U+D000). The file is closed when the last reference to it goes."""
+
+    file: IO[bytes]
+    size: int
+    as_is: bool
+
+
+@dataclass(frozen=True)
 class ListResult:
     notes: tuple[NoteInfo, ...]
     warnings: tuple[str, ...]
-    # What kb list prints for exactly these notes off a terminal, made ahead by the warm server
-    # (kb.render.plain_list_data, under LIST_PLAIN) while the notes are settled; None: render makes it.
-    plain: bytes | None = field(default=None, repr=False, compare=False, metadata={"json": False})
+    # What kb list prints for exactly these notes off a terminal, made ahead by the warm server (under
+    # LIST_PLAIN) while the notes are settled; None: render makes it.
+    plain: MadeList | None = field(default=None, repr=False, compare=False, metadata={"json": False})
 
 
 # The settled value (kb.store.settle_value) that holds ListResult.plain for `kb list` in its default order.
