@@ -18,8 +18,8 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, ParamSpec, TextIO, TypeVar
 
 from kb import terminal
 from kb.jsonshape import Json, document
@@ -456,23 +456,21 @@ def write_plain_list(notes: Sequence[NoteInfo], fd: int) -> tuple[int, bool]:
     return len(text), b"\xed" not in text
 
 
-def _made_text(made: MadeList) -> bytes:
-    """The bytes of a list made ahead, read from its file."""
+def _made_chunks(made: MadeList, at: int = 0) -> Iterator[bytes]:
+    """The bytes of a list made ahead from `at` on, read from its file a megabyte at a time."""
     fd = made.file.fileno()
-    chunks: list[bytes] = []
-    at = 0
     while at < made.size:
-        chunk = os.pread(fd, made.size - at, at)
+        chunk = os.pread(fd, min(made.size - at, 1 << 20), at)
         if not chunk:
             raise OSError(f"kb list's output made ahead ends after {at} of {made.size} bytes")
-        chunks.append(chunk)
+        yield chunk
         at += len(chunk)
-    return b"".join(chunks)
 
 
-def _send_made(made: MadeList, out: int) -> None:
-    """The list made ahead written to the descriptor `out` by the kernel (sendfile: no copy through this
-    process), or read and written where sendfile cannot write (a file opened to append, say)."""
+def _send_made(made: MadeList, raw: BinaryIO, out: int) -> None:
+    """The list made ahead written to stdout (`raw`, its descriptor `out`) by the kernel (sendfile: no
+    copy through this process); from where sendfile cannot write (a file opened to append, say), read
+    and written."""
     import errno
     import select
 
@@ -487,12 +485,12 @@ def _send_made(made: MadeList, out: int) -> None:
         except OSError as exc:
             if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                 raise
-            rest = memoryview(_made_text(made))[at:]
-            with os.fdopen(os.dup(out), "wb") as stream:
-                stream.write(rest)
+            sent = 0
+        if sent == 0:  # the rest, read and written (the file ending early says so)
+            for chunk in _made_chunks(made, at):
+                raw.write(chunk)
+            raw.flush()
             return
-        if sent == 0:
-            raise OSError(f"kb list's output made ahead ends after {at} of {made.size} bytes")
         at += sent
 
 
@@ -514,12 +512,13 @@ def _out_made(made: MadeList) -> None:
         except (OSError, ValueError):  # io.UnsupportedOperation is both: an in-memory stream
             fd = None
         if fd is None:
-            raw.write(_made_text(made))
+            for chunk in _made_chunks(made):
+                raw.write(chunk)
             raw.flush()
         else:
-            _send_made(made, fd)
+            _send_made(made, raw, fd)
         return
-    out.write(_made_text(made).decode("utf-8", "surrogatepass"))
+    out.write(b"".join(_made_chunks(made)).decode("utf-8", "surrogatepass"))
     out.flush()
 
 

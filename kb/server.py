@@ -277,6 +277,7 @@ class Freshness:
         self.last_event = 0.0  # when events were last read
         self.listing: _Job[dict[str, object]] | None = None
         self.plain: _Job[tuple[int, bool]] | None = None
+        self.unmade: int | None = None  # the generation whose plain list could not be made (start_plain)
         # After a quick check: what was worked out for the notes before it, the files that changed, and the
         # generation it is for (the listing is then brought up to date instead of worked out anew).
         self.increment: tuple[dict[str, object], set[str], int] | None = None
@@ -592,6 +593,8 @@ class Freshness:
         if self.spool is None or not isinstance(listed, tuple) or not isinstance(listed[0], tuple):
             return
         notes = listed[0]
+        if self.unmade == self.generation:
+            return  # it could not be written (a full disk, say): workers print it from the records
         try:
             file = tempfile.TemporaryFile(dir=self.spool)  # noqa: SIM115 (kept open by MadeList)
         except OSError:
@@ -622,22 +625,16 @@ class Freshness:
         if plain is None:
             return False
         made = plain.forked.result()
+        assert plain.file is not None
+        if made is None:
+            self.unmade = plain.generation  # not tried again until the notes change
         listed = kb_store.settled_value(self.root, "list:modified")
-        file = plain.file
-        fits = (
-            isinstance(made, tuple)
-            and file is not None
-            and plain.generation == self.generation
-            and not self.stale
-            and isinstance(listed, tuple)
-            and listed[0] is plain.made_from
-        )
-        if not fits or made is None or file is None:
-            if file is not None:
-                file.close()
+        current = isinstance(listed, tuple) and listed[0] is plain.made_from
+        if made is None or plain.generation != self.generation or self.stale or not current:
+            plain.file.close()
             return False
         size, as_is = made
-        kb_store.settle_value(self.root, LIST_PLAIN, (plain.made_from, MadeList(file, size, as_is)))
+        kb_store.settle_value(self.root, LIST_PLAIN, (plain.made_from, MadeList(plain.file, size, as_is)))
         return True
 
     def _keep(self, made: object) -> None:
@@ -1604,7 +1601,11 @@ def stop(root: Path, wait: float = 5.0, starting: float = 10.0) -> bool:
         else:
             return False
     deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and client.connect(where[1], 0.2) is not None:
+    while time.monotonic() < deadline:
+        still = client.connect(where[1], 0.2)
+        if still is None:
+            break
+        still.close()
         time.sleep(0.02)
     return True
 

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import pexpect
 import pytest
 
 from kb import client, server
+from kb.service import NoteInfo
 from tests.conftest import PROGRAM, git, server_pids
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the warm server needs inotify (Linux)")
@@ -1114,6 +1115,62 @@ def test_a_list_made_ahead_is_printed_through_any_stdout_as_the_notes_would_be(
         reader.join(30)
         os.close(reading)
         assert b"".join(got) == expected
+        made.plain.file.close()
+
+
+def test_a_list_that_cannot_be_made_ahead_is_not_tried_again_until_the_notes_change(
+    cold_kb, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A full disk (here: a write that fails in the forked child) leaves workers printing from the
+    records; the server does not fork again and again for the same notes."""
+    from kb import render, store
+    from kb.service import list_notes
+
+    assert cold_kb("add", "Alpha note", "-b", "Some text.").exit_code == 0
+    watcher = server.Watcher(root)
+    freshness = server.Freshness(root, watcher, str(tmp_path))
+    write = render.write_plain_list
+    failing = [True]
+
+    def full(notes: Sequence[NoteInfo], fd: int) -> tuple[int, bool]:
+        if failing:
+            raise OSError(28, "No space left on device")
+        return write(notes, fd)
+
+    def settled() -> None:
+        assert freshness.check()
+        store.settle(root, freshness.kept)
+        listed = list_notes(root)  # what lookup keeps with the settled notes
+        store.settle_value(root, "list:modified", (listed.notes, ()))
+
+    monkeypatch.setattr(render, "write_plain_list", full)
+    try:
+        settled()
+        tried = []
+        for _ in range(3):
+            freshness.start_plain()
+            job = freshness.plain
+            if job is not None:
+                tried.append(job)
+                assert not freshness.plain_ready()
+                assert job.file is not None and job.file.closed
+        assert len(tried) == 1  # once, not on every idle moment
+        assert freshness.made_plain() is None
+        failing.clear()
+        freshness.start_plain()
+        assert freshness.plain is None  # the same notes: not tried again
+        (root / "notes" / "Beta note.md").write_text("# Beta note\n\nNew.\n")
+        time.sleep(0.05)
+        freshness.read_events()
+        settled()
+        freshness.start_plain()  # the notes changed: tried again, and made
+        assert freshness.plain is not None and freshness.plain_ready()
+        made = freshness.made_plain()
+        assert made is not None and b"Beta note" in b"".join(render._made_chunks(made))
+        made.file.close()
+    finally:
+        store.settle(root, None)
+        watcher.close()
 
 
 def test_a_list_made_ahead_that_lost_bytes_is_an_error_never_a_shorter_list(tmp_path: Path):
@@ -1123,9 +1180,10 @@ def test_a_list_made_ahead_that_lost_bytes_is_an_error_never_a_shorter_list(tmp_
     made = _made([], tmp_path)
     short = MadeList(made.file, made.size + 10, True)
     with pytest.raises(OSError, match="ends after 0 of 10 bytes"):
-        render._made_text(short)
+        b"".join(render._made_chunks(short))
     with open(tmp_path / "out", "wb") as out, pytest.raises(OSError, match="ends after 0 of 10 bytes"):
-        render._send_made(short, out.fileno())
+        render._send_made(short, out, out.fileno())
+    made.file.close()
 
 
 def test_the_runtime_folder_is_under_xdg_runtime_dir_only_when_that_is_a_folder(tmp_path: Path):
