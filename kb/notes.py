@@ -7,7 +7,6 @@ the original text; rewriting replaces only the front matter lines of the keys th
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 import unicodedata
@@ -161,6 +160,8 @@ def file_stem(title: str) -> str:
     if name.split(".")[0].upper() in _RESERVED:
         name = name + "_"
     if len(name.encode("utf-8")) > MAX_STEM_BYTES:
+        import hashlib  # rarely: its start is 2-3 ms of every command that loads this module
+
         digest = hashlib.sha256(title.encode("utf-8")).hexdigest()[:10]
         cut = name.encode("utf-8")[: MAX_STEM_BYTES - 12].decode("utf-8", errors="ignore").rstrip(". ")
         name = f"{cut}~{digest}"

@@ -62,3 +62,27 @@ def test_a_submodule_named_like_its_function_does_not_hide_it():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "0 notes/Note.md"
+
+
+def test_a_search_leaves_whooshs_word_variations_unbuilt_until_they_are_used():
+    """whoosh.lang.morph_en (its tables take ~10 ms to build) is loaded only when something asks it for
+    a word's variations, and then answers as whoosh alone does."""
+    alone = "from whoosh.lang.morph_en import variations\nprint(sorted(variations('render')))\n"
+    expected = subprocess.run([sys.executable, "-c", alone], capture_output=True, text=True, check=True)
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from kb.cli import app\n"
+        "run = CliRunner().invoke\n"
+        "assert run(app, ['add', 'Note', '-b', 'rendering zebra']).exit_code == 0\n"
+        "assert run(app, ['search', 'zebra', '-l']).stdout.strip() == 'notes/Note.md'\n"
+        "print(hasattr(sys.modules['whoosh.lang.morph_en'], 'exceptions'))\n"
+        "from whoosh.query import terms\n"  # what Variations queries call
+        "print(sorted(terms.variations('render')))\n"
+        "print(hasattr(sys.modules['whoosh.lang.morph_en'], 'exceptions'))\n"
+        "from whoosh.lang.morph_en import variations\n"
+        "print(sorted(variations('render')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = proc.stdout.splitlines()
+    assert lines[-4:] == ["False", expected.stdout.strip(), "True", expected.stdout.strip()], proc.stdout

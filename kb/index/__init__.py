@@ -11,7 +11,6 @@ leaves the note "changed" for next time.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import shutil
@@ -44,6 +43,44 @@ from kb.index.query import QueryError, body_terms, bound_notices, parse_query, w
 from kb.layout import beyond_link
 from kb.notes import HEAD_BYTES, parse_note
 from kb.store import INDEX_DIR, Store, run_deferred, scan_digest
+
+
+def _defer_word_variations() -> None:
+    """whoosh.query.terms imports whoosh.lang.morph_en for its Variations query, which kb never builds;
+    making that module's tables of English word forms takes ~10 ms, a tenth of a cold search. Until its
+    `variations` is called, a stand-in module holds the name; the first call loads the real module."""
+    import sys
+    import types
+
+    name = "whoosh.lang.morph_en"
+    if name in sys.modules:
+        return
+    stand_in = types.ModuleType(name, "Stands in for whoosh.lang.morph_en until its first use.")
+
+    def variations(word: str) -> Iterable[str]:
+        import importlib
+
+        if sys.modules.get(name) is stand_in:
+            del sys.modules[name]
+        real = importlib.import_module(name)
+        stand_in.variations = real.variations  # type: ignore[attr-defined]
+        found: Iterable[str] = real.variations(word)
+        return found
+
+    stand_in.variations = variations  # type: ignore[attr-defined]
+    sys.modules[name] = stand_in
+
+
+_defer_word_variations()
+
+
+def _digest(raw: bytes) -> bytes:
+    """What the catalog keeps of the bytes of a note that were indexed (its table `contents`). hashlib is
+    loaded on first use: its start (OpenSSL's) is 2-3 ms of a search that indexes nothing."""
+    from hashlib import blake2b
+
+    return blake2b(raw, digest_size=16).digest()
+
 
 __all__ = [
     "DatesLookup",
@@ -449,7 +486,7 @@ class NoteIndex:
         fallback: DatesFallback = self._dates_of
         doc = document(path, raw, fallback, self.store.layout.folder_of(path))
         if doc is not None:
-            doc["_digest"] = hashlib.blake2b(raw, digest_size=16).digest()  # all of the note that is read
+            doc["_digest"] = _digest(raw)  # all of the note that is read
         return doc
 
     def _move_aside(self) -> None:
@@ -568,7 +605,7 @@ class NoteIndex:
             except KbError:
                 continue
             if now == sig:
-                made[path] = hashlib.blake2b(raw, digest_size=16).digest()
+                made[path] = _digest(raw)
         with contextlib.suppress(CatalogError):
             catalog.add_digests(made, missing)
 
@@ -593,7 +630,7 @@ class NoteIndex:
                 except KbError:
                     continue
                 entry = stored.get(path)
-                if entry is None or hashlib.blake2b(raw, digest_size=16).digest() != digests[path]:
+                if entry is None or _digest(raw) != digests[path]:
                     continue
                 dates = dated(parse_note(raw, with_extra=False).dates, path, self._dates_of)
                 if dates == (entry.created, entry.modified):

@@ -16,11 +16,13 @@ import os
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
-from kb.links import Link, name_key
 from kb.notes import title_key
+
+if TYPE_CHECKING:
+    from kb.links import Link
 
 CATALOG = "kb-catalog.sqlite3"
 VERSION = 7  # bumped with the Whoosh schema (kb.index.document.schema) too: another version means a rebuild
@@ -115,16 +117,18 @@ _LINK_COLUMNS = "src, line, kind, target, fragment, alias, embed, start, end_, k
 
 
 def _link_rows(path: str, links: Iterable[Link]) -> Iterator[tuple[object, ...]]:
+    from kb.links import name_key
+
     for link in links:
         yield (path, link.line, link.kind, link.target, link.fragment, link.alias, int(link.embed),
                link.start, link.end, name_key(link.target))  # fmt: skip
 
 
-def _link(row: tuple[Any, ...]) -> tuple[str, Link]:
+def _link(row: tuple[Any, ...], make: type[Link]) -> tuple[str, Link]:
     src, line, kind, target, fragment, alias, embed, start, end = row
     if not isinstance(target, str) or not isinstance(line, int):
         raise TypeError(f"unexpected values in a link row of {src!r}")
-    return src, Link(kind, target, fragment, alias, bool(embed), line, start, end)
+    return src, make(kind, target, fragment, alias, bool(embed), line, start, end)
 
 
 class CatalogError(Exception):
@@ -467,6 +471,8 @@ class Catalog:
         return self._links("", ())
 
     def _links(self, where: str, args: tuple[object, ...]) -> list[tuple[str, Link]]:
+        from kb.links import Link  # links are read and written by few commands: a search loads none
+
         try:
             rows = self.db.execute(
                 f"SELECT src, line, kind, target, fragment, alias, embed, start, end_ FROM links {where}"
@@ -476,7 +482,7 @@ class Catalog:
         except sqlite3.Error as exc:
             raise CatalogError(str(exc)) from None
         try:
-            return [_link(row) for row in rows]
+            return [_link(row, Link) for row in rows]
         except (TypeError, ValueError) as exc:
             raise CatalogError(f"a damaged link row: {exc}") from None
 

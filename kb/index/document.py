@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kb.links import note_links
 from kb.notes import ParsedNote, parse_note, parse_timestamp, split_document, split_text, tag_with_parents
 
 MAX_INDEXED_CHARS = 1_000_000  # of one note's text; the rest of a huge note is not searchable
@@ -83,6 +82,8 @@ def document(
     for tag in tags:
         expanded.extend(t for t in tag_with_parents(tag) if t not in expanded)
     created, modified = dated(parsed.dates, path, fallback)
+    if links:
+        from kb.links import note_links  # only where a note is indexed: a search loads no link code
     fields: dict[str, Any] = {
         "path": path,
         "title": title,

@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from kb.errors import (
     BrokenNote,
@@ -36,10 +36,12 @@ from kb.notes import (
     validate_title,
     yaml_value,
 )
-from kb.service.links import LinkUpdates, plan_link_updates
 from kb.service.lookup import NoteInfo, all_notes, find_title, free_path, load_note, note_info, resolve_note
 from kb.service.transaction import Transaction, recover, reindex_paths, transaction
 from kb.store import INDEX_DIR, NOTE_SUFFIXES, Store, settle_value, settled_value
+
+if TYPE_CHECKING:
+    from kb.service.links import LinkUpdates
 
 LARGE_NOTE_BYTES = 10 * 1024 * 1024  # above this a note is worth a warning: every change rewrites it whole
 
@@ -648,6 +650,8 @@ def _save(
 
 def _link_updates(tx: Transaction, path: str, new_path: str, title: str, data: bytes) -> LinkUpdates | None:
     """The rewrites that keep links to a renamed note leading to it; None when there are none."""
+    from kb.service.links import plan_link_updates  # a rename only: the other commands load no link code
+
     updates = plan_link_updates(tx.root, tx.store, path, new_path, title, data, tx.stamp)
     return updates if updates.writes or updates.warnings else None
 
