@@ -8,8 +8,22 @@ import os
 import sys
 
 
+def _blocking_output() -> None:
+    """Standard output and error made to block when they are a pipe or socket handed over set not to
+    (O_NONBLOCK: some programs leave it on the pipes they give their children). Python's writes would
+    stop at what the pipe holds, 64 kB, and drop the rest without a word. A terminal is left as it is:
+    the setting is the shell's too."""
+    for fd in (1, 2):
+        try:
+            if not os.get_blocking(fd) and not os.isatty(fd):
+                os.set_blocking(fd, True)
+        except OSError:  # closed (`>&-`): said when something is written
+            pass
+
+
 def main(warm: bool = True) -> None:
     """The `kb` program (warm: through kb.client); `python -m kb` passes warm=False (always cold)."""
+    _blocking_output()
     if os.environ.get("_KB_COMPLETE"):
         from kb.quickcomplete import quick
 

@@ -233,6 +233,31 @@ def test_a_reader_that_stops_early_is_no_failure_warm_or_cold(warm: Warm, root: 
     assert warm.requests() >= 3
 
 
+def test_output_into_a_pipe_set_not_to_block_is_whole_warm_or_cold(warm: Warm, root: Path):
+    """A pipe handed over with O_NONBLOCK (as some programs leave theirs) whose reader comes late: every
+    byte arrives, warm and cold (Python alone writes what the pipe holds and drops the rest)."""
+    notes = root / "notes"
+    for n in range(1500):
+        (notes / f"A long title for note number {n:05d} of many.md").write_text(f"# Note {n}\n")
+    warm.start()
+    warm.wait_running()
+    expected = warm.run("list", cold=True).stdout
+    assert len(expected) > 100_000
+    for mode in ("1", "1", "0"):  # warm twice: the second time the list is made ahead
+        reading, writing = os.pipe()
+        os.set_blocking(writing, False)
+        env = {**warm.env, "KB_SERVER": mode}
+        proc = subprocess.Popen([str(PROGRAM), "list"], stdout=writing, stderr=subprocess.PIPE, env=env)
+        os.close(writing)
+        time.sleep(0.5)  # the pipe fills while no one reads
+        with open(reading, "rb") as got:
+            out = got.read()
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and err == b"", (mode, err)
+        assert out == expected, (mode, len(out), len(expected))
+    assert warm.requests() >= 2
+
+
 def test_outside_edits_are_found_at_once(warm: Warm, root: Path):
     warm.start()
     notes = root / "notes"
