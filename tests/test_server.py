@@ -25,7 +25,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from kb import client, server
+from kb import client, server, watch
+from kb.freshness import Freshness
 from kb.service import NoteInfo
 from tests.conftest import PROGRAM, git, server_pids
 
@@ -503,13 +504,13 @@ def test_a_socket_of_another_mode_or_owner_is_not_used(warm: Warm):
 
 
 def test_a_file_system_without_inotify_runs_cold(monkeypatch: pytest.MonkeyPatch, root: Path):
-    monkeypatch.setattr(server, "fs_type", lambda path: "nfs4")
-    reason = server.cold_reason(root)
+    monkeypatch.setattr(watch, "fs_type", lambda path: "nfs4")
+    reason = watch.cold_reason(root)
     assert reason is not None and "nfs4" in reason
-    monkeypatch.setattr(server, "fs_type", lambda path: "fuse.sshfs")
-    assert server.cold_reason(root) is not None
-    monkeypatch.setattr(server, "fs_type", lambda path: "ext4")
-    assert server.cold_reason(root) is None
+    monkeypatch.setattr(watch, "fs_type", lambda path: "fuse.sshfs")
+    assert watch.cold_reason(root) is not None
+    monkeypatch.setattr(watch, "fs_type", lambda path: "ext4")
+    assert watch.cold_reason(root) is None
 
 
 def test_the_client_imports_no_heavy_library():
@@ -857,8 +858,8 @@ def test_the_word_is_checked_again_under_the_lock(cold_kb, root: Path):
 
     assert cold_kb("add", "Alpha note", "-b", "Some text.").exit_code == 0
     assert cold_kb("search", "text").exit_code == 0
-    watcher = server.Watcher(root)
-    freshness = server.Freshness(root, watcher)
+    watcher = watch.Watcher(root)
+    freshness = Freshness(root, watcher)
     fake = SimpleNamespace(watcher=watcher, freshness=freshness, real=os.path.realpath(root))
 
     def settled() -> tuple[object, ...]:
@@ -880,7 +881,7 @@ def test_the_word_is_checked_again_under_the_lock(cold_kb, root: Path):
         check = word()
         assert check(root) == (freshness.kept, freshness.names)  # nothing happened: the scan stands
         assert "alpha note.md" in freshness.names[""] and "beta note.md" not in freshness.names[""]
-        assert watcher.counts.value(server.Shared.VOUCHED) == 1
+        assert watcher.counts.value(watch.Shared.VOUCHED) == 1
         assert check not in transaction._VOUCH  # asked once
 
         check = word()
@@ -904,7 +905,7 @@ def test_the_word_is_checked_again_under_the_lock(cold_kb, root: Path):
         check = word()
         git(root, "config", "core.excludesFile", str(root / "nowhere"))  # git status may now say more
         assert check(root) is None
-        assert watcher.counts.value(server.Shared.VOUCHED) == 1
+        assert watcher.counts.value(watch.Shared.VOUCHED) == 1
     finally:
         transaction.vouch_for_writes(None)
         watcher.close()
@@ -1152,8 +1153,8 @@ def test_a_list_that_cannot_be_made_ahead_is_not_tried_again_until_the_notes_cha
     from kb.service import list_notes
 
     assert cold_kb("add", "Alpha note", "-b", "Some text.").exit_code == 0
-    watcher = server.Watcher(root)
-    freshness = server.Freshness(root, watcher, str(tmp_path))
+    watcher = watch.Watcher(root)
+    freshness = Freshness(root, watcher, str(tmp_path))
     write = render.write_plain_list
     failing = [True]
 

@@ -1,0 +1,533 @@
+"""What the warm server (kb.server) knows of the notes between requests (Freshness): the scan it last
+made, brought up to date from the files inotify names; whether git and the index moved; the notes all
+committed, as its own idle `git status` found them; and the work it does in forked children while it goes
+on answering (every note's record for listings, `kb list`'s output made ahead)."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Generic, TypeVar
+
+from kb.watch import Drained, Shared, Watcher
+
+if TYPE_CHECKING:
+    from kb.forked import Forked
+    from kb.index import NoteIndex
+    from kb.layout import Layout
+    from kb.service import MadeList
+    from kb.store import Names, Scan
+
+SPARE_DELAY = 0.05  # seconds without a running worker before a spare is forked
+
+
+class Freshness:
+    """What the server knows about the notes: whether anything may have changed since its last check."""
+
+    def __init__(self, root: Path, watcher: Watcher, spool: str | None = None) -> None:
+        self.root = root
+        self.watcher = watcher
+        self.spool = spool  # the private folder `kb list`'s output made ahead is kept in (start_plain)
+        self.dirty = True  # a check is due, and it walks every folder (events lost, a folder changed...)
+        self.due = False  # a check is due; the files the events named are enough
+        self.touched: set[str] = set()  # those files, since the last check
+        self.kept: Scan | None = None  # the last scan
+        self.layout: Layout | None = None  # the layout it was made with
+        self.agreed: str | None = None  # the catalog's generation when it agreed with that scan
+        self.outside: tuple[object, ...] | None = None
+        self.checks = 0
+        self.quick = 0
+        self.generation = 0  # grows whenever what workers inherit (the remembered scan) changes
+        # The notes all committed, as a `git status` the server ran when idle found them (nothing that
+        # kb.service.transaction would commit as an outside edit): the stamp of the moment it started.
+        self.clean: tuple[object, ...] | None = None
+        self.names: Names = {}  # every watched notes folder's names, listed once the status found that
+        self.status: _Status | None = None
+        self.tried: tuple[object, ...] | None = None  # the stamp git status was last run at
+        self.failed: tuple[object, ...] | None = None  # when check_when_idle last failed
+        self.last_event = 0.0  # when events were last read
+        self.listing: _Job[dict[str, object]] | None = None
+        self.plain: _Job[tuple[int, bool]] | None = None
+        self.unmade: int | None = None  # the generation whose plain list could not be made (start_plain)
+        # After a quick check: what was worked out for the notes before it, the files that changed, and the
+        # generation it is for (the listing is then brought up to date instead of worked out anew).
+        self.increment: tuple[dict[str, object], set[str], int] | None = None
+        self.updates = 0  # listings brought up to date that way
+
+    @property
+    def stale(self) -> bool:
+        return self.dirty or self.due
+
+    def read_events(self) -> None:
+        """Read the waiting events (take); a watch that fails to read or to watch a new folder: a full
+        check is due."""
+        try:
+            self.take(self.watcher.drain())
+        except OSError:
+            self.dirty = True
+
+    def take(self, drained: Drained | None) -> None:
+        """Events read from the watcher."""
+        if drained is None:
+            return
+        self.last_event = time.monotonic()
+        self.due = True
+        if drained.folders:
+            self.dirty = True
+        self.touched |= drained.files
+
+    def signature(self) -> tuple[object, ...]:
+        """What git and the index look like: HEAD and its ref, packed refs, the catalog, a dead run."""
+        from kb.index.catalog import CATALOG
+        from kb.store import INDEX_DIR
+
+        git = self.root / ".git"
+        head = _read(git / "HEAD")
+        ref = head[5:].strip().decode("utf-8", "surrogateescape") if head.startswith(b"ref: ") else ""
+        parts: list[object] = [head]
+        for path in (git / ref if ref else None, git / "packed-refs", self.root / INDEX_DIR / CATALOG,
+                     self.root / INDEX_DIR, git / "kb-journal", git / "kb-sync-merge"):  # fmt: skip
+            parts.append(_stat(path) if path is not None else None)
+        return tuple(parts)
+
+    def stamp(self) -> tuple[object, ...]:
+        """The moment as far as the notes and git go: how many times events were read, git and the index
+        (signature), git's own index (what is staged), excludes and settings, and the remembered scan's
+        generation. Equal stamps: nothing changed between them."""
+        git = self.root / ".git"
+        return (
+            self.watcher.counts.value(Shared.READS),
+            self.signature(),
+            _stat(git / "index"),
+            _stat(git / "info" / "exclude"),  # what git status leaves out
+            _stat(git / "config"),  # and its settings (an excludes file, say)
+            self.generation,
+        )
+
+    def vouchable(self) -> bool:
+        """Whether the remembered scan is the notes on disk, all of them committed: nothing happened since
+        a git status found nothing to commit (after the events are read)."""
+        if self.stale or self.clean is None or self.kept is None or not self.watcher.complete:
+            return False
+        return self.clean == self.stamp()
+
+    def check_when_idle(self) -> None:
+        """check(), with no request waiting, when events came: a failed check (a dead run's journal, a
+        damaged index: the next command repairs them) is not tried again until something else changes."""
+        if not self.idle_work() or time.monotonic() - self.last_event < SPARE_DELAY:
+            return  # nothing to check, or events still coming (a folder being copied or deleted)
+        if not os.path.exists(self.root / ".git"):
+            return  # the knowledge base is going: nothing here may make files in it again
+        self.failed = None
+        if not self.check():
+            self.failed = self._moment()
+
+    def idle_work(self) -> bool:
+        """Whether check_when_idle has a check to make."""
+        return self.stale and (self.failed is None or self.failed != self._moment())
+
+    def _moment(self) -> tuple[object, ...]:
+        return self.watcher.counts.value(Shared.READS), self.signature()
+
+    def start_status(self) -> _Status | None:
+        """Run git status, when idle, to learn whether the notes are all committed (see vouchable); not
+        again in the same state."""
+        from kb.errors import KbError
+        from kb.history import History
+        from kb.service.transaction import watched_paths
+        from kb.store import Store
+
+        if self.stale or self.kept is None or self.status is not None or not self.watcher.complete:
+            return None
+        if not os.path.isdir(self.root / ".git"):
+            return None  # a .git file (a worktree, a separate git folder): the stamp would not see git change
+        if self.signature() != self.outside:
+            self.due = True  # git or the index changed since the last check (no event says so): check first
+            return None
+        stamp = self.stamp()
+        if stamp == self.tried or stamp == self.clean:
+            return None
+        self.clean, self.tried, self.names = None, stamp, {}
+        try:
+            proc = History(self.root).status_process(watched_paths(Store(self.root)))
+        except KbError:
+            return None
+        self.status = _Status(proc, stamp, bytearray())
+        return self.status
+
+    def status_output(self) -> None:
+        """The status's output is ready to read: read it; at its end, whether the notes are all committed."""
+        from kb.errors import KbError
+        from kb.history import status_changes
+        from kb.service.transaction import outside_changes
+        from kb.store import Store
+
+        status = self.status
+        if status is None:
+            return
+        chunk = os.read(status.fileno(), 1 << 16)
+        if chunk:
+            status.out += chunk
+            return
+        self.status = None
+        status.close()
+        if status.proc.wait() != 0:
+            return
+        try:
+            changes, temps = outside_changes(Store(self.root), status_changes(bytes(status.out)))
+        except KbError:
+            return
+        if not changes and not temps:
+            # Listed after the status began: a name changed since then is an event, and the stamp (or a
+            # waiting event) then says so, as for the scan. A new note's free name is looked up in these.
+            names = self.folder_names()
+            _give_back()  # the names listed, gone again: 8 MB at 100,000 notes
+            if status.stamp == self.stamp():
+                self.clean, self.names = status.stamp, names
+
+    def folder_names(self) -> Names:
+        """Each watched folder under the notes root: its names (kb.store.folder_names), by its path
+        relative to the notes root."""
+        from kb.errors import KbError
+        from kb.store import Store, folder_names
+
+        try:
+            notes = str(Store(self.root).notes)
+        except KbError:
+            return {}
+        found: Names = {}
+        for folder in self.watcher.folders.values():
+            if folder == notes:
+                found[""] = folder_names(folder)
+            elif folder.startswith(notes + "/"):
+                found[folder[len(notes) + 1 :]] = folder_names(folder)
+        return found
+
+    def check(self) -> bool:
+        """Drain the events; after any, the cold path's check (outside edits indexed), with a walk of every
+        folder only when the events do not say which files changed. True when the notes are known to be
+        exactly the remembered scan, which the catalog agrees with."""
+        from whoosh.index import LockError
+
+        from kb import store as kb_store
+        from kb.errors import KbError
+        from kb.index import NoteIndex, damage_errors
+
+        self.take(self.watcher.drain())
+        signature = self.signature()
+        if signature != self.outside:
+            self.due = True
+        if not self.stale:
+            return True
+        before = kb_store.settled_values(self.root)  # what was worked out for the notes as they were
+        self.increment = None
+        kb_store.settle(self.root, None)
+        self.generation += 1
+        self.outside = signature
+        git = self.root / ".git"
+        if (git / "kb-journal").exists() or (git / "kb-sync-merge").exists():
+            return False  # a dead run: the worker recovers it, as the cold path does
+        touched, self.touched = self.touched, set()
+        previous = None if self.dirty else self.kept
+        agreed, self.agreed = self.agreed, None
+        self.dirty = self.due = False  # events from here on make it stale again
+        self.kept = None
+        try:
+            notes = kb_store.Store(self.root)
+            index = NoteIndex(self.root, notes)
+            found = None
+            if previous is not None and self.layout is not None:
+                found = notes.rescan(previous, self.layout, touched)
+            report = None
+            if found is None:
+                scan = notes.scan(keep=True)
+                self.checks += 1
+            else:
+                scan, paths = found
+                self.quick += 1
+                if agreed is not None:  # only the rows of the files that changed are read
+                    report = index.refresh_changed(paths, agreed)
+                if report is not None and report.agreed is not None and report.compared is not None:
+                    # The listing is brought up to date from the rows compared: the files the events
+                    # named, and the rows changed since (a worker's change that committed an outside edit
+                    # dated that note by its commit). Otherwise it is made anew.
+                    self.increment = (before, set(report.compared), self.generation)
+            if report is None:
+                report = index.refresh()
+        except (KbError, LockError, *damage_errors()):  # type: ignore[misc]
+            # the worker repairs it the cold way (with its progress bar), or waits for the writer that
+            # held the index
+            self.dirty = True
+            return False
+        self.kept, self.layout, self.agreed = scan, notes.layout, report.agreed
+        self.outside = self.signature()
+        if report.agreed is not None and _generation(index) != report.agreed:
+            # A worker's change (its index update after its answer) came between the check and the look at
+            # the catalog just now: checked again at the next request, as the rows it wrote may be others
+            # than the files the events named.
+            self.due = True
+        kb_store.settle(self.root, scan)
+        _give_back()
+        return True
+
+    def notes(self) -> None:
+        """Every note's record, `kb list`'s order and `kb tags`' counts, worked out here once while the
+        notes stay as they are (NOTE lookups, list and tags read them; the workers inherit them)."""
+        from kb import service
+        from kb import store as kb_store
+        from kb.errors import KbError
+
+        if not self.needs_listing() or self.updated():
+            return  # nothing to vouch for, or done for this state
+        listing = self.listing
+        if listing is not None and listing.generation == self.generation:
+            self.listing = None  # the one already being worked out: wait for it
+            self._keep(listing.forked.result())
+            if not self.needs_listing():
+                return
+        made = _in_child(
+            lambda: service.prepare_listing(self.root), lambda: kb_store.settled_values(self.root)
+        )
+        if made is not None:
+            self._keep(made)
+        else:
+            with contextlib.suppress(KbError):
+                service.prepare_listing(self.root)
+        _give_back()
+
+    def needs_listing(self) -> bool:
+        from kb import store as kb_store
+
+        return kb_store.settled(self.root) is not None and kb_store.settled_value(self.root, "tags") is None
+
+    def start_listing(self) -> None:
+        """notes(), worked out in a forked child while the server goes on answering (at 100,000 notes it
+        takes 1-2 s); its answer is read when it is ready (listing_ready)."""
+        from kb import service
+        from kb import store as kb_store
+        from kb.forked import fork
+
+        if not self.needs_listing() or self.listing is not None or self.updated():
+            return
+        root = self.root
+
+        def work() -> dict[str, object]:
+            service.prepare_listing(root)
+            return kb_store.settled_values(root)
+
+        forked = fork(work)
+        if forked is not None:
+            self.listing = _Job(forked, self.generation)
+
+    def updated(self) -> bool:
+        """The listing brought up to date from the one before the last quick check, here (only the changed
+        files' records are read: milliseconds where working it out anew takes seconds at 100,000 notes)."""
+        from kb import service
+        from kb.errors import KbError
+
+        increment, self.increment = self.increment, None
+        if increment is None or increment[2] != self.generation:
+            return False
+        before, changed, _ = increment
+        try:
+            done = service.update_listing(self.root, before, changed)
+        except KbError:
+            return False
+        self.updates += done
+        return done
+
+    def listing_ready(self) -> None:
+        """The background listing's answer: kept if the notes are still as they were when it began."""
+        listing, self.listing = self.listing, None
+        if listing is None:
+            return
+        made = listing.forked.result()
+        if listing.generation == self.generation and self.needs_listing():
+            self._keep(made)
+        _give_back()
+
+    def start_plain(self) -> None:
+        """What `kb list` prints off a terminal (kb.render.write_plain_list), written by a forked child
+        from the settled list into an unlinked file of the server's private folder while the server goes
+        on answering, and kept with the list (kb.service.LIST_PLAIN, a kb.service.MadeList): a forked
+        worker that prints it from the records copies every page they are on (130 ms at 100,000 notes);
+        from the file, which it inherits, the kernel copies it to the client's stdout."""
+        import tempfile
+
+        from kb import render
+        from kb import store as kb_store
+        from kb.forked import fork
+
+        if self.stale or self.plain is not None or self.listing is not None or self.made_plain() is not None:
+            return
+        listed = kb_store.settled_value(self.root, "list:modified")
+        if self.spool is None or not isinstance(listed, tuple) or not isinstance(listed[0], tuple):
+            return
+        notes = listed[0]
+        if self.unmade == self.generation:
+            return  # it could not be written (a full disk, say): workers print it from the records
+        try:
+            file = tempfile.TemporaryFile(dir=self.spool)  # noqa: SIM115 (kept open by MadeList)
+        except OSError:
+            return  # workers print it from the records
+        forked = fork(lambda: render.write_plain_list(notes, file.fileno()))
+        if forked is None:
+            file.close()
+            return
+        self.plain = _Job(forked, self.generation, notes, file)
+
+    def made_plain(self) -> MadeList | None:
+        """`kb list`'s plain output made ahead for the settled list as it is now (start_plain), or None."""
+        from kb import store as kb_store
+        from kb.service import LIST_PLAIN, MadeList
+
+        listed = kb_store.settled_value(self.root, "list:modified")
+        kept = kb_store.settled_value(self.root, LIST_PLAIN)
+        if isinstance(listed, tuple) and isinstance(kept, tuple) and kept[0] is listed[0]:
+            return kept[1] if isinstance(kept[1], MadeList) else None
+        return None
+
+    def plain_ready(self) -> bool:
+        """The background plain list's answer: kept (True) if the list is still the one it was made from."""
+        from kb import store as kb_store
+        from kb.service import LIST_PLAIN, MadeList
+
+        plain, self.plain = self.plain, None
+        if plain is None:
+            return False
+        made = plain.forked.result()
+        assert plain.file is not None
+        if made is None:
+            self.unmade = plain.generation  # not tried again until the notes change
+        listed = kb_store.settled_value(self.root, "list:modified")
+        current = isinstance(listed, tuple) and listed[0] is plain.made_from
+        if made is None or plain.generation != self.generation or self.stale or not current:
+            plain.file.close()
+            return False
+        size, as_is = made
+        kb_store.settle_value(self.root, LIST_PLAIN, (plain.made_from, MadeList(plain.file, size, as_is)))
+        return True
+
+    def _keep(self, made: object) -> None:
+        from kb import store as kb_store
+
+        if isinstance(made, dict):
+            for name, value in made.items():
+                kb_store.settle_value(self.root, name, value)
+
+
+_T = TypeVar("_T")
+
+
+@dataclass
+class _Job(Generic[_T]):
+    """Work done in a forked child while the server goes on answering, for the notes' `generation`: the
+    listing (Freshness.start_listing), `kb list`'s plain output (Freshness.start_plain, `made_from` the
+    list it prints, into `file`)."""
+
+    forked: Forked[_T]
+    generation: int
+    made_from: object = None
+    file: IO[bytes] | None = None
+
+    def fileno(self) -> int:
+        return self.forked.fileno()
+
+
+@dataclass
+class _Status:
+    """A git status the server runs (Freshness.start_status): the process, the stamp of when it started,
+    its output so far."""
+
+    proc: subprocess.Popen[bytes]
+    stamp: tuple[object, ...]
+    out: bytearray
+
+    def fileno(self) -> int:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.fileno()
+
+    def close(self) -> None:
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def stop(self) -> None:
+        """Ended before its answer (the server stops, or its output cannot be read): killed and waited for."""
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        self.close()
+        self.proc.wait()
+
+
+def _give_back() -> None:
+    """Return the C library's free memory to the system (glibc's malloc_trim; nothing elsewhere)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")  # looked up once: it may run ldconfig
+    if name is None:
+        return None
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+def _generation(index: NoteIndex) -> str | None:
+    """The catalog's generation now (kb.index.catalog.Catalog.generation); None when it cannot be read."""
+    from kb.index.catalog import CatalogError
+
+    catalog = index.catalog()
+    if catalog is None:
+        return None
+    try:
+        with catalog:
+            return catalog.generation()
+    except CatalogError:
+        return None
+
+
+def _in_child(work: Callable[[], None], result: Callable[[], dict[str, object]]) -> dict[str, object] | None:
+    """`work` done in a forked child, and what `result` then gives, sent back pickled; None if it failed.
+    Reading 100,000 notes' records makes a few hundred MB of short-lived objects among the kept ones: done
+    here, the server's memory would stay that size (freed memory scattered among live objects is not given
+    back); done in a child, the server holds only the unpickled records, side by side."""
+    from kb.forked import fork
+
+    def both() -> dict[str, object]:
+        work()
+        return result()
+
+    child = fork(both)
+    made = child.result() if child is not None else None
+    return made if isinstance(made, dict) else None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4096)
+    except OSError:
+        return b""
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
