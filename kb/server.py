@@ -37,17 +37,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol
 
 from kb import client
 from kb.freshness import SPARE_DELAY, Freshness
 from kb.watch import Shared, Watcher, cold_reason
+from kb.worker import (
+    REQUEST_TIMEOUT,
+    Spare,
+    Worker,
+    command_line,
+    detach,
+    git_settings,
+    receive,
+    vouch_in_worker,
+)
 
 if TYPE_CHECKING:
     from kb.store import Names, Scan
 
 IDLE_SECONDS = 900.0
-REQUEST_TIMEOUT = 2.0
 # What a worker must have imported before it forks: everything a reading command imports.
 PRELOAD = (
     "kb.cli", "kb.render", "kb.jsonshape", "kb.index",
@@ -111,7 +120,7 @@ class Server:
         self.last = time.monotonic()
         self.requests = 0
         self.children: set[int] = set()
-        self.spare: _Spare | None = None
+        self.spare: Spare | None = None
         self.probe = ("", "")  # what a spare rehearses (a rare word, a note's path)
         self.by_spare = 0
         self.busy = 0.0  # when a worker last ran
@@ -304,7 +313,7 @@ class Server:
             conn.settimeout(REQUEST_TIMEOUT)
             if client.peer_uid(conn) != os.getuid():
                 return  # another user's process: refused
-            data, fds = _receive(conn)
+            data, fds = receive(conn)
             self._handle(conn, data, fds)
         except (OSError, EOFError, ValueError):
             pass
@@ -332,7 +341,7 @@ class Server:
             return
         self.last = time.monotonic()
         build, root, cwd = parts[2], parts[3], parts[4]
-        argv, env = _command_line(parts)
+        argv, env = command_line(parts)
         if build != self.build:
             self.stopping = True  # kb was changed: this server is out of date
             conn.sendall(client.frame(b"C", b"build"))
@@ -355,13 +364,13 @@ class Server:
         # A write checks the notes itself, under the write lock, as the cold path does (the lock forgets
         # any remembered scan): checking here first would scan them twice. Unless the server can vouch
         # for them (Freshness.vouchable: no event since a git status found them all committed), which the
-        # worker confirms once it holds the lock (_vouch). What it changes makes the next request check
+        # worker confirms once it holds the lock (vouch). What it changes makes the next request check
         # (the events name the files it wrote).
         vouch: tuple[tuple[object, ...], Scan, Names] | None = None
         if writes:
             self.freshness.read_events()
             kept = self.freshness.kept
-            same_git = _git_settings(env) == _git_settings(dict(os.environ))  # git status ran with ours
+            same_git = git_settings(env) == git_settings(dict(os.environ))  # git status ran with ours
             if same_git and self.freshness.vouchable() and kept is not None:
                 vouch = (self.freshness.stamp(), kept, self.freshness.names)
             fresh = False
@@ -394,13 +403,13 @@ class Server:
                 code = 1
                 try:
                     if writes and vouch is not None:
-                        _vouch(self, *vouch)  # before _detach: it keeps the watch's descriptor
-                    _detach(self)
+                        vouch_in_worker(self, *vouch)  # before detach: it keeps the watch's descriptor
+                    detach(self)
                     if writes and vouch is None:
                         from kb import store as kb_store
 
                         kb_store.settle(self.root, None)  # exactly the cold path: it scans the disk
-                    _Worker(self, conn, fds).run(cwd, argv, env)
+                    Worker(self, conn, fds).run(cwd, argv, env)
                     code = 0
                 finally:
                     os._exit(code)
@@ -408,7 +417,7 @@ class Server:
         self.last = time.monotonic()
 
     def _new_spare(self) -> None:
-        """Fork the worker of the next request now, while no one waits (kb.server._Spare). Only where no
+        """Fork the worker of the next request now, while no one waits (kb.server.Spare). Only where no
         request's descriptors are open (the spare would hold the client's pipes)."""
         if self.stopping or self.reason is not None or self.freshness is None or self.spare is not None:
             return
@@ -419,7 +428,7 @@ class Server:
             self.freshness.start_listing()
             if self.freshness.listing is not None:
                 return
-        self.spare = _Spare.fork(self, self.freshness.generation)
+        self.spare = Spare.fork(self, self.freshness.generation)
 
     def _drop_spare(self) -> None:
         if self.spare is not None:
@@ -479,311 +488,6 @@ class Server:
             ("memory (RSS)", rss),
         ]
         return "".join(f"{k}\t{v}\n" for k, v in rows)
-
-
-def _command_line(parts: list[bytes]) -> tuple[list[str], dict[str, str]]:
-    """The argument list and the environment of a "run" request's fields (kb.client._converse)."""
-    n = int(parts[5])
-    argv = [os.fsdecode(a) for a in parts[6 : 6 + n]]
-    env: dict[str, str] = {}
-    for item in parts[6 + n : -1]:
-        name, sep, value = item.partition(b"=")
-        if sep:
-            env[os.fsdecode(name)] = os.fsdecode(value)
-    return argv, env
-
-
-def _receive(conn: socket.socket, most: int = 3) -> tuple[bytes, list[int]]:
-    """One request frame and the (at most `most`) descriptors sent with it."""
-    fds: list[int] = []
-    data, ancillary, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(most * 4))
-    for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            usable = len(payload) - len(payload) % 4
-            fds.extend(
-                int.from_bytes(payload[i : i + 4], sys.byteorder, signed=True) for i in range(0, usable, 4)
-            )
-    try:
-        while len(data) < 5:
-            more = conn.recv(65536)
-            if not more:
-                raise EOFError
-            data += more
-        if data[:1] != b"Q":
-            raise ValueError("not a request")
-        size = int.from_bytes(data[1:5], "big")
-        while len(data) < 5 + size:
-            more = conn.recv(65536)
-            if not more:
-                raise EOFError
-            data += more
-    except BaseException:
-        for fd in fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        raise
-    return data[5 : 5 + size], fds
-
-
-_KEPT: list[object] = []  # the server's own streams: never closed (their descriptors are the client's now)
-
-
-class _Worker:
-    """A forked copy of the server running one command line on the client's descriptors."""
-
-    def __init__(self, server: Server, conn: socket.socket, fds: list[int]) -> None:
-        self.server = server
-        self.conn = conn
-        self.fds = fds
-
-    def run(self, cwd: bytes, argv: list[str], env: dict[str, str]) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        conn = self.conn
-        try:
-            os.chdir(cwd)
-        except OSError:
-            conn.sendall(client.frame(b"C", b"cwd"))
-            return
-        conn.sendall(client.frame(b"R", str(os.getpid()).encode()))
-        kind, _ = client.recv_frame(conn)
-        if kind != b"G":
-            return  # the client gave up waiting and runs the command itself
-        conn.settimeout(None)
-        mask = env.pop(os.fsdecode(client.UMASK), "")
-        with contextlib.suppress(ValueError):
-            os.umask(int(mask, 8) & 0o777)
-        os.environ.clear()
-        os.environ.update(env)
-        for target, fd in enumerate(self.fds):
-            os.dup2(fd, target)
-            os.close(fd)
-        _streams()
-        from kb import cli, terminal
-        from kb import index as kb_index
-        from kb import store as kb_store
-
-        terminal.SETTINGS.run_pager = self.page
-        terminal.SETTINGS.before_terminal = self.hand_back
-        sys.argv = ["kb", *argv]
-        kb_index.merge_later()
-        kb_store.defer_after_answer()
-        code = cli.run(argv)
-        conn.sendall(client.frame(b"X", str(code).encode()))
-        if kb_store.deferring_work() or kb_index.merges_deferred():
-            # Answered: the client's descriptors are let go (a pipe it writes to ends), then what the
-            # change left runs: the index update under the write lock still, then, at a lower priority
-            # than the commands that may come meanwhile, the merge.
-            _let_go()
-            conn.close()
-            kb_store.run_deferred()
-            with contextlib.suppress(OSError):
-                os.nice(10)
-            kb_index.merge_deferred()
-
-    def hand_back(self) -> None:
-        """The command needs the user's terminal (the picker, $EDITOR): the client runs it cold. It is
-        asked for before anything is printed or changed (and before piped stdin is read: the editor opens
-        only when stdin is a terminal), so running it again there is the same command."""
-        with contextlib.suppress(OSError):
-            self.conn.sendall(client.frame(b"K"))
-        os._exit(0)
-
-    def page(self, argv: list[str], env: dict[str, str], data: bytes) -> bool:
-        """The pager runs in the client, on its terminal (this process has none)."""
-        head = f"{len(argv)}\0{len(env)}\0".encode()
-        items = [os.fsencode(a) for a in argv] + [os.fsencode(f"{k}={v}") for k, v in env.items()]
-        self.conn.sendall(client.frame(b"P", head + client.fields(items) + data))
-        kind, payload = client.recv_frame(self.conn)
-        return kind == b"D" and payload == b"1"
-
-
-def _git_settings(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    """What in an environment changes what git status says: GIT_* variables (but the prompt setting kb
-    makes itself), HOME and XDG_CONFIG_HOME (where git's own settings and excludes file are)."""
-    return tuple(
-        sorted(
-            (k, v)
-            for k, v in env.items()
-            if (k.startswith("GIT_") and k != "GIT_TERMINAL_PROMPT") or k in ("HOME", "XDG_CONFIG_HOME")
-        )
-    )
-
-
-def _vouch(server: Server, stamp: tuple[object, ...], scan: Scan, names: Names) -> None:
-    """In a worker about to write on the server's word (Freshness.vouchable): its transaction, once it holds
-    the write lock, takes `scan` as the notes (and `names` as the folders' names: a new note's free file
-    name is found without listing its folder) and skips git status and the walk, if no event is waiting on
-    the watch (this worker keeps the watch's descriptor to look, without reading it) and the stamp is still
-    `stamp` (no event read by the server meanwhile, HEAD, git's index, the catalog and the rest as they
-    were). Otherwise it does what a cold process does."""
-    from kb.service import transaction
-
-    watcher, freshness, real = server.watcher, server.freshness, server.real
-    assert watcher is not None and freshness is not None
-    fd = os.dup(watcher.fileno())
-
-    def check(root: Path) -> tuple[Scan, Names] | None:
-        transaction.vouch_for_writes(None)  # the first transaction only: its own writes come next
-        try:
-            waiting = select.select([fd], [], [], 0)[0]  # looked at first, the count second: see drain
-        finally:
-            os.close(fd)
-        if waiting or os.path.realpath(root) != real or freshness.stamp() != stamp:
-            return None
-        watcher.counts.bump(Shared.VOUCHED)
-        return scan, names
-
-    transaction.vouch_for_writes(check)
-
-
-def _detach(server: Server) -> None:
-    """In a forked child: close what only the server may hold (its socket, lock and inotify watch)."""
-    with contextlib.suppress(OSError):
-        server.sock.close()
-    with contextlib.suppress(OSError):
-        os.close(server.lock_fd)
-    if server.watcher is not None:
-        with contextlib.suppress(OSError):
-            server.watcher.close()
-    if server.spare is not None:  # the spare's end of its pair is the server's only
-        server.spare.drop()
-    freshness = server.freshness
-    if freshness is not None:  # the background git status's and listing's pipes are the server's
-        if freshness.status is not None:
-            freshness.status.close()
-        for job in (freshness.listing, freshness.plain):
-            if job is not None:
-                with contextlib.suppress(OSError):
-                    os.close(job.fileno())
-
-
-class _Spare:
-    """The worker of the next request, forked ahead of it. Forking a copy of the server and the first run
-    of a command in that copy (each page it writes is copied then) cost a few milliseconds; the spare pays
-    them while no one waits, by running the server's rehearsal, then says it is ready and waits for a
-    request. The server hands it one (the request and the client's descriptors, over a socket pair) only
-    when nothing changed since it was forked; otherwise it is dropped (it exits) and a worker is forked as
-    before. One spare at a time."""
-
-    def __init__(self, pid: int, sock: socket.socket, generation: int) -> None:
-        self.pid = pid
-        self.sock = sock
-        self.generation = generation
-        self.is_ready = False
-        self.dead = False
-
-    @classmethod
-    def fork(cls, server: Server, generation: int) -> _Spare | None:
-        try:
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        except OSError:
-            return None
-        try:
-            pid = os.fork()
-        except OSError:  # no memory or processes left: requests get a worker of their own
-            ours.close()
-            theirs.close()
-            return None
-        if pid == 0:
-            code = 1
-            try:
-                ours.close()
-                _detach(server)
-                cls._wait(server, theirs)
-                code = 0
-            finally:
-                os._exit(code)
-        theirs.close()
-        return cls(pid, ours, generation)
-
-    @staticmethod
-    def _wait(server: Server, sock: socket.socket) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the server's terminal is not for us
-        from kb import cli
-
-        server.rehearse(cli.run, server.light_rehearsal())
-        sock.sendall(b"r")
-        try:
-            data, fds = _receive(sock, 4)
-        except (OSError, EOFError, ValueError):
-            return  # dropped: the server moved on
-        if len(fds) != 4:
-            return
-        sock.close()
-        conn_fd, client_fds = fds[0], fds[1:]
-        conn = socket.socket(fileno=conn_fd)
-        conn.settimeout(REQUEST_TIMEOUT)  # as the server had it (the descriptor is non-blocking)
-        parts = data.split(b"\0")
-        argv, env = _command_line(parts)
-        _Worker(server, conn, client_fds).run(parts[4], argv, env)
-
-    def ready(self) -> bool:
-        """Whether it has rehearsed and waits (False while it rehearses, or when it died: see dead)."""
-        if not self.is_ready and not self.dead:
-            try:
-                said = self.sock.recv(1, socket.MSG_DONTWAIT)
-            except OSError:  # BlockingIOError: still rehearsing
-                return False
-            self.is_ready = said == b"r"
-            self.dead = not self.is_ready  # the end of its socket: it died before it was ready
-        return self.is_ready
-
-    def take(self, request: bytes, fds: list[int]) -> int | None:
-        """Hand it the request and the connection's and client's descriptors; its pid, None if it failed."""
-        data = client.frame(b"Q", request)
-        try:
-            rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, client.descriptors(*fds))]
-            sent = self.sock.sendmsg([data], rights)
-            if sent < len(data):
-                self.sock.sendall(data[sent:])
-        except OSError:
-            self.drop()
-            return None
-        self.sock.close()
-        return self.pid
-
-    def drop(self) -> None:
-        """It reads the end of its socket and exits."""
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-
-def _let_go() -> None:
-    """Flush the output, then put /dev/null on descriptors 0, 1 and 2 in place of the client's."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.close(null)
-
-
-def _streams() -> None:
-    """sys.stdin, stdout and stderr made anew on descriptors 0, 1 and 2 as the interpreter makes them at
-    start (encoding and errors of this environment, line buffering on a terminal, stderr always)."""
-    unbuffered = bool(getattr(sys.flags, "unbuffered", 0))
-    made: list[TextIO] = []
-    for fd, old in ((0, sys.stdin), (1, sys.stdout), (2, sys.stderr)):
-        _KEPT.append(old)
-        mode = "rb" if fd == 0 else "wb"
-        buffered = fd == 0 or not unbuffered
-        raw: Any = open(fd, mode, buffering=-1 if buffered else 0, closefd=False)  # noqa: SIM115
-        tty = os.isatty(fd)
-        stream = io.TextIOWrapper(
-            raw,
-            encoding=old.encoding if old is not None else "utf-8",
-            errors=old.errors if old is not None else "strict",
-            newline="\n",
-            line_buffering=buffered and (tty or fd == 2),
-            write_through=not buffered,
-        )
-        made.append(stream)
-    sys.stdin, sys.stdout, sys.stderr = made
-    for name, made_stream in zip(("__stdin__", "__stdout__", "__stderr__"), made, strict=True):
-        setattr(sys, name, made_stream)
 
 
 # ------------------------------------------------------------------ starting, asking, stopping

@@ -25,7 +25,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from kb import client, server, watch
+from kb import client, server, watch, worker
 from kb.freshness import Freshness
 from kb.service import NoteInfo
 from tests.conftest import PROGRAM, git, server_pids
@@ -848,9 +848,9 @@ def test_an_outside_edit_just_before_a_warm_write_is_committed_first(warm: Warm,
 
 
 def test_the_word_is_checked_again_under_the_lock(cold_kb, root: Path):
-    """What the worker checks once it holds the write lock (server._vouch): a change since the server's
-    word, whether its event is still waiting or the server has read it meanwhile, or a commit made by hand,
-    means no word: git status and the walk, as cold."""
+    """What the worker checks once it holds the write lock (worker.vouch_in_worker): a change since the
+    server's word, whether its event is still waiting or the server has read it meanwhile, or a commit made
+    by hand, means no word: git status and the walk, as cold."""
     from types import SimpleNamespace
 
     from kb import store
@@ -874,7 +874,7 @@ def test_the_word_is_checked_again_under_the_lock(cold_kb, root: Path):
 
     def word() -> object:
         stamp = settled()
-        server._vouch(fake, stamp, freshness.kept, freshness.names)
+        worker.vouch_in_worker(fake, stamp, freshness.kept, freshness.names)
         return transaction._VOUCH[0]
 
     try:
