@@ -372,10 +372,26 @@ def held(lock_path: bytes) -> bool:
     return False
 
 
+def is_knowledge_base(root: bytes) -> bool:
+    """kb.layout.is_knowledge_base, with built-in modules only: a folder with notes/, a git repository or
+    kb.toml. Any other folder (a mistyped --kb, say) gets no server: it would watch every folder in it."""
+
+    def kind(name: bytes) -> int:  # the file type bits of its mode (S_IFMT); 0: there is none
+        try:
+            return posix.stat(root + b"/" + name).st_mode & 0o170000
+        except (OSError, ValueError):
+            return 0
+
+    return kind(b"notes") == 0o040000 or kind(b".git") != 0 or kind(b"kb.toml") == 0o100000
+
+
 def spawn(root: bytes, folder: bytes, key: bytes) -> None:
     """Start the server of this knowledge base in the background, unless one is starting or running (its
-    lock file is held). Never waits for it. The lock is taken here and handed to the server (--lock-fd):
-    from this moment on a server is starting, for `kb server stop` and for other commands alike."""
+    lock file is held) or `root` is no knowledge base. Never waits for it. The lock is taken here and
+    handed to the server (--lock-fd): from this moment on a server is starting, for `kb server stop` and
+    for other commands alike."""
+    if not is_knowledge_base(root):
+        return
     try:
         import fcntl  # not built in; only the cold path gets here
         import subprocess

@@ -9,13 +9,13 @@ import sys
 
 
 def _blocking_output() -> None:
-    """Standard output and error made to block when they are a pipe or socket handed over set not to
-    (O_NONBLOCK: some programs leave it on the pipes they give their children). Python's writes would
-    stop at what the pipe holds, 64 kB, and drop the rest without a word. A terminal is left as it is:
-    the setting is the shell's too."""
+    """Standard output and error made to block when they were handed over set not to (O_NONBLOCK: some
+    programs leave it on the pipes, sockets or terminal they give their children). Python's writes would
+    stop at what the pipe or terminal takes at once (64 kB; a few lines on a terminal) and drop the rest
+    without a word. They stay blocking after kb, as they are for almost every program."""
     for fd in (1, 2):
         try:
-            if not os.get_blocking(fd) and not os.isatty(fd):
+            if not os.get_blocking(fd):
                 os.set_blocking(fd, True)
         except OSError:  # closed (`>&-`): said when something is written
             pass

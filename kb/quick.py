@@ -164,7 +164,19 @@ def _unwritable(exc: BaseException) -> str | None:
     if isinstance(exc, OSError) and exc.errno in _FULL:
         where = f" ({exc.filename})" if exc.filename else ""
         return f"cannot write{where}: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.errno == errno.EBADF and _read_only(1):
+        return "cannot write the output: standard output is open for reading only"
     return None
+
+
+def _read_only(fd: int) -> bool:
+    """Whether this descriptor is open for reading only (`kb list 1</dev/null`)."""
+    import fcntl
+
+    try:
+        return fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
+    except OSError:
+        return False
 
 
 def reader_gone(fd: int) -> bool:

@@ -512,8 +512,8 @@ def serve(
     """Run the server of `root` until it is idle, stopped or out of date. 0; 1 when it cannot start.
     `lock_fd`: its lock file, locked already by the command that started it (client.spawn)."""
     where = paths(root)
-    if where is None:
-        return 1
+    if where is None or not client.is_knowledge_base(os.fsencode(root)):
+        return 1  # no folder to serve (a server on any other folder would watch all of it)
     folder, sock_path, lock_path = where
     with contextlib.suppress(OSError):  # there already; or it cannot be made: private_dir says no
         os.mkdir(folder, 0o700)

@@ -99,6 +99,11 @@ def test_output_that_cannot_be_written_is_one_line(root: Path):
             )
             assert closed.returncode == 1
             assert closed.stderr == b"Error: cannot write the output: standard output is closed\n", argv
+            with open(os.devnull, "rb") as for_reading:  # `kb list 1</dev/null`
+                done = subprocess.run([*program, *argv], stdout=for_reading, stderr=subprocess.PIPE, env=env)
+            assert done.returncode == 1
+            said = b"Error: cannot write the output: standard output is open for reading only\n"
+            assert done.stderr == said, argv
             with open("/dev/full", "wb") as full:
                 done = subprocess.run([*program, *argv], stdout=full, stderr=subprocess.PIPE, env=env)
             assert done.returncode == 1

@@ -259,6 +259,56 @@ def test_output_into_a_pipe_set_not_to_block_is_whole_warm_or_cold(warm: Warm, r
     assert warm.requests() >= 2
 
 
+def test_a_folder_that_is_no_knowledge_base_gets_no_server(warm: Warm, tmp_path: Path):
+    """A mistyped --kb names some other folder: the command says it is no knowledge base, and no server is
+    started for it (one would watch every folder under it)."""
+    from kb import layout
+
+    other = tmp_path / "elsewhere"
+    for n in range(5):
+        (other / f"folder {n}").mkdir(parents=True)
+    try:
+        for command in ("list", "search", "tags", "show"):
+            args = [command] + (["word"] if command in ("search", "show") else [])
+            proc = warm.run("--kb", str(other), *args)
+            assert proc.returncode != 0 and b"is not a knowledge base" in proc.stderr, proc.stderr
+        time.sleep(0.5)  # a server started in the background would be up by now
+        assert not server.status(other).running
+    finally:
+        server.stop(other, wait=5.0)
+    assert server.serve(other) == 1
+    assert not client.is_knowledge_base(os.fsencode(other)) and not layout.is_knowledge_base(other)
+    for marker in ("notes", ".git", "kb.toml"):  # the client's test is kb.layout's
+        made = tmp_path / f"with {marker}"
+        made.mkdir()
+        (made / marker).mkdir() if marker != "kb.toml" else (made / marker).write_text("")
+        assert client.is_knowledge_base(os.fsencode(made)) and layout.is_knowledge_base(made)
+    (tmp_path / "file notes").mkdir()
+    (tmp_path / "file notes" / "notes").write_text("a file, not a folder")
+    assert not client.is_knowledge_base(os.fsencode(tmp_path / "file notes"))
+    assert not layout.is_knowledge_base(tmp_path / "file notes")
+
+
+def test_a_terminal_set_not_to_block_gets_every_line_warm_or_cold(warm: Warm, root: Path):
+    """A terminal left with O_NONBLOCK by the program before: every row of a long list reaches it."""
+    notes = root / "notes"
+    for n in range(800):
+        (notes / f"Row {n:04d}.md").write_text(f"# Row {n:04d}\n")
+    warm.start()
+    warm.wait_running()
+    code = "import os, sys; os.set_blocking(1, False); os.execv(sys.argv[1], sys.argv[1:])"
+    for mode in ("1", "0"):
+        env = {**warm.env, "KB_SERVER": mode, "TERM": "xterm-256color"}
+        child = pexpect.spawn(
+            sys.executable, ["-c", code, str(PROGRAM), "--no-pager", "list"], env=env, dimensions=(24, 100)
+        )
+        shown = child.read()  # until it ends
+        child.close()
+        assert child.exitstatus == 0, (mode, shown[-300:])
+        rows = set(re.findall(rb"Row (\d{4})", shown))
+        assert len(rows) == 800, (mode, len(rows))
+
+
 def test_outside_edits_are_found_at_once(warm: Warm, root: Path):
     warm.start()
     notes = root / "notes"
