@@ -342,6 +342,7 @@ def plain_query(text: str) -> Any:
 
 # `links:NOTE` and `linkedby:NOTE` (NOTE quoted when it has spaces); a phrase in quotes is passed over
 _LINK_FIELD = re.compile(r'"[^"]*"|(?<![\w:])(links|linkedby):(?:"([^"]*)"|([^\s()"]+))')
+_EMPTY_LINK_FIELD = re.compile(r'"[^"]*"|(?<![\w:])(links|linkedby):(?=\s|$|\))')
 # `-word` is `NOT word` (Whoosh's own minus fails inside a group after OR: `a OR (b -c)`); a word that
 # starts with `--` (`--force`) is a word; a phrase is passed over.
 _NEGATION = re.compile(r'"[^"]*"|(?:(?<=\s)|(?<=\()|^)-(?=[^\s-])')
@@ -352,6 +353,9 @@ def link_fields(text: str) -> list[tuple[str, str]]:
     """The query's `links:NOTE` and `linkedby:NOTE` terms as (field, NOTE), in order. Each stands for a
     set of notes (see bind_link_fields), and combines with the rest of the query like any other term:
     AND, OR, NOT and `-`, parentheses."""
+    for match in _EMPTY_LINK_FIELD.finditer(text):
+        if match.group(1) is not None:
+            raise QueryError(f"'{match.group(1)}:' needs a note")
     found: list[tuple[str, str]] = []
     for match in _LINK_FIELD.finditer(text):
         if match.group(1) is None:
