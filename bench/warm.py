@@ -112,9 +112,17 @@ def on_terminal(
     return Figure.of(name, shown, walls, [0.0] * len(walls))
 
 
+MADE_BY_BENCHMARKS = ("Bench ", "AB ")  # notes that runs of this script and of bench/warm_ab.py add
+
+
+def corpus_notes(notes: Path) -> list[Path]:
+    """The notes of the corpus, sorted: not those earlier benchmark runs added."""
+    return [p for p in sorted(notes.iterdir()) if not p.name.startswith(MADE_BY_BENCHMARKS)]
+
+
 def word_of(notes: Path) -> str:
     """A word of the corpus that some notes have: the longest word of the first note's body."""
-    first = sorted(notes.iterdir())[0].read_text(encoding="utf-8")
+    first = corpus_notes(notes)[0].read_text(encoding="utf-8")
     body = first.split("---", 2)[-1]
     words = [w for w in body.split() if w.isalpha()]
     return max(words, key=len).lower()
@@ -205,9 +213,7 @@ def main() -> None:
             subprocess.run([*kb, "--kb", str(root), "init"], env=cold_env, check=True, capture_output=True)
         notes = root / "notes" if (root / "notes").is_dir() else root
         word = word_of(notes)
-        made = [
-            p for p in sorted(notes.iterdir()) if not p.name.startswith("Bench ")
-        ]  # not of an earlier run
+        made = corpus_notes(notes)
         note = max(made[:20], key=lambda p: p.stat().st_size)  # one with text
         title = note.stem
         base = [*kb, "--kb", str(root)]
