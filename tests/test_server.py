@@ -214,15 +214,19 @@ def test_piped_stdin_and_a_closed_stdout_behave_as_cold(warm: Warm):
     assert proc.stdout.strip() == b"0"
 
 
+def _many_notes(warm: Warm, root: Path, count: int = 1500) -> None:
+    """Notes enough that `kb list` prints far more than a pipe holds (150 kB), then the server started."""
+    for n in range(count):
+        (root / "notes" / f"A long title for note number {n:05d} of many.md").write_text(f"# Note {n}\n")
+    warm.start()
+    warm.wait_running()
+
+
 def test_a_reader_that_stops_early_is_no_failure_warm_or_cold(warm: Warm, root: Path):
     # `kb list | head -1`: the reader takes a line and closes the pipe while kb still writes (the output
     # is far larger than a pipe holds); kb stops quietly with status 0, warm as cold. A pipe closed
     # anywhere else is still a failure.
-    notes = root / "notes"
-    for n in range(1500):
-        (notes / f"A long title for note number {n:05d} of many.md").write_text(f"# Note {n}\n")
-    warm.start()
-    warm.wait_running()
+    _many_notes(warm, root)
     program = " ".join(f"'{part}'" for part in CLIENT)
     for command in ("list", "list --json", "search note -n 2000 -l"):
         for mode in ("1", "0"):
@@ -237,11 +241,7 @@ def test_a_reader_that_stops_early_is_no_failure_warm_or_cold(warm: Warm, root: 
 def test_output_into_a_pipe_set_not_to_block_is_whole_warm_or_cold(warm: Warm, root: Path):
     """A pipe handed over with O_NONBLOCK (as some programs leave theirs) whose reader comes late: every
     byte arrives, warm and cold (Python alone writes what the pipe holds and drops the rest)."""
-    notes = root / "notes"
-    for n in range(1500):
-        (notes / f"A long title for note number {n:05d} of many.md").write_text(f"# Note {n}\n")
-    warm.start()
-    warm.wait_running()
+    _many_notes(warm, root)
     expected = warm.run("list", cold=True).stdout
     assert len(expected) > 100_000
     for mode in ("1", "1", "0"):  # warm twice: the second time the list is made ahead
@@ -291,11 +291,7 @@ def test_a_folder_that_is_no_knowledge_base_gets_no_server(warm: Warm, tmp_path:
 
 def test_a_terminal_set_not_to_block_gets_every_line_warm_or_cold(warm: Warm, root: Path):
     """A terminal left with O_NONBLOCK by the program before: every row of a long list reaches it."""
-    notes = root / "notes"
-    for n in range(800):
-        (notes / f"Row {n:04d}.md").write_text(f"# Row {n:04d}\n")
-    warm.start()
-    warm.wait_running()
+    _many_notes(warm, root, 800)
     code = "import os, sys; os.set_blocking(1, False); os.execv(sys.argv[1], sys.argv[1:])"
     for mode in ("1", "0"):
         env = {**warm.env, "KB_SERVER": mode, "TERM": "xterm-256color"}
@@ -305,7 +301,7 @@ def test_a_terminal_set_not_to_block_gets_every_line_warm_or_cold(warm: Warm, ro
         shown = child.read()  # until it ends
         child.close()
         assert child.exitstatus == 0, (mode, shown[-300:])
-        rows = set(re.findall(rb"Row (\d{4})", shown))
+        rows = set(re.findall(rb"number (\d{5})", shown))
         assert len(rows) == 800, (mode, len(rows))
 
 
@@ -847,11 +843,7 @@ def test_a_list_made_ahead_reaches_a_file_a_file_opened_to_append_and_a_pipe(
 ):
     """The kernel sends the list made ahead to the client's stdout; where it cannot (a file opened to
     append), the worker writes it. Every way, the bytes are the cold path's."""
-    notes = root / "notes"
-    for n in range(1500):
-        (notes / f"A long title for note number {n:05d} of many.md").write_text(f"# Note {n}\n")
-    warm.start()
-    warm.wait_running()
+    _many_notes(warm, root)
     assert warm.run("list").returncode == 0  # from now on the server makes it ahead
     _made_ahead(warm)
     cold = warm.run("list", cold=True).stdout
