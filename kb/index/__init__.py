@@ -76,7 +76,8 @@ _defer_word_variations()
 
 def _digest(raw: bytes) -> bytes:
     """What the catalog keeps of the bytes of a note that were indexed (its table `contents`). hashlib is
-    loaded on first use: its start (OpenSSL's) is 2-3 ms of a search that indexes nothing."""
+    loaded on first use: its start (OpenSSL's) is 2-3 ms of a listing that makes no digest (a search loads
+    it anyway: Whoosh does)."""
     from hashlib import blake2b
 
     return blake2b(raw, digest_size=16).digest()
