@@ -19,14 +19,15 @@ WORD_PATTERN = r"[^\W_]+(?:\.[^\W_]+)*"
 
 def analyzer() -> Any:
     from whoosh.analysis import CharsetFilter, StemmingAnalyzer
+    from whoosh.lang.porter2 import stem
     from whoosh.support.charset import accent_map
 
     # Words are runs of letters and digits (dots inside kept: "e.g", "example.org"); Markdown's `*` and `_`
     # markup is not part of a word. No stop words: a phrase matches exactly what was typed. Tokens over
-    # 64 characters are dropped.
-    return StemmingAnalyzer(expression=WORD_PATTERN, stoplist=None, minsize=1, maxsize=64) | CharsetFilter(
-        accent_map
-    )
+    # 64 characters are dropped. Stemmed by Porter's second stemmer (Snowball's English): Whoosh's default,
+    # the first, keeps a doubled consonant ("running" is "runn", never "run").
+    stemmed = StemmingAnalyzer(expression=WORD_PATTERN, stoplist=None, minsize=1, maxsize=64, stemfn=stem)
+    return stemmed | CharsetFilter(accent_map)
 
 
 def schema() -> Any:
@@ -134,7 +135,7 @@ _WORD = re.compile(WORD_PATTERN)
 @functools.lru_cache(maxsize=1 << 16)
 def normal_word(word: str) -> str:
     """A word as the index stores it: lower case, accents folded, stemmed (the analyzer's steps)."""
-    from whoosh.lang.porter import stem
+    from whoosh.lang.porter2 import stem
     from whoosh.support.charset import accent_map
 
     return stem(word.lower()).translate(accent_map) if len(word) <= 64 else ""
