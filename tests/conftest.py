@@ -199,8 +199,8 @@ class WarmRunner:
         found = client.resolve_root(
             kb_option, {os.fsencode(k): os.fsencode(v) for k, v in env.items()}, os.fsencode(os.getcwd())
         )
-        if found is None or client.key_of(found) is None:
-            return None  # no knowledge base yet: the client runs the command (an error, as cold)
+        if found is None or client.key_of(found) is None or not client.is_knowledge_base(found):
+            return None  # no knowledge base (yet): the client runs the command (an error, as cold)
         root = Path(os.fsdecode(found))
         status = server.status(root)
         if not status.running:
