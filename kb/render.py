@@ -467,16 +467,16 @@ def _made_chunks(made: MadeList, at: int = 0) -> Iterator[bytes]:
         at += len(chunk)
 
 
-def _send_made(made: MadeList, raw: BinaryIO, out: int) -> None:
+def _send_made(made: MadeList, raw: BinaryIO, out: int | None) -> None:
     """The list made ahead written to stdout (`raw`, its descriptor `out`) by the kernel (sendfile: no
-    copy through this process); from where sendfile cannot write (a file opened to append, say), read
-    and written."""
+    copy through this process); read and written where there is no descriptor (an in-memory stream) or
+    sendfile cannot write to it (a file opened to append, say)."""
     import errno
     import select
 
     fd = made.file.fileno()
     at = 0
-    while at < made.size:
+    while out is not None and at < made.size:
         try:
             sent = os.sendfile(out, fd, at, made.size - at)
         except BlockingIOError:  # a stdout set not to block: wait until it takes more
@@ -485,13 +485,14 @@ def _send_made(made: MadeList, raw: BinaryIO, out: int) -> None:
         except OSError as exc:
             if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                 raise
-            sent = 0
-        if sent == 0:  # the rest, read and written (the file ending early says so)
-            for chunk in _made_chunks(made, at):
-                raw.write(chunk)
-            raw.flush()
-            return
+            break
+        if sent == 0:
+            break
         at += sent
+    if at < made.size:  # the rest, read and written (the file ending early says so)
+        for chunk in _made_chunks(made, at):
+            raw.write(chunk)
+        raw.flush()
 
 
 def _out_made(made: MadeList) -> None:
@@ -511,12 +512,7 @@ def _out_made(made: MadeList) -> None:
             fd: int | None = raw.fileno()
         except (OSError, ValueError):  # io.UnsupportedOperation is both: an in-memory stream
             fd = None
-        if fd is None:
-            for chunk in _made_chunks(made):
-                raw.write(chunk)
-            raw.flush()
-        else:
-            _send_made(made, raw, fd)
+        _send_made(made, raw, fd)
         return
     out.write(b"".join(_made_chunks(made)).decode("utf-8", "surrogatepass"))
     out.flush()
