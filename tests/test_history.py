@@ -295,6 +295,27 @@ def test_a_note_moved_then_deleted_is_one_deleted_note(kb, root):
     assert "first words" in (root / "notes" / "sub" / "Alpha.md").read_text()
 
 
+def test_each_of_many_deleted_notes_is_named_by_its_own_title(kb, root):
+    for title in ("Apple pie", "Banana bread", "Cherry tart"):
+        assert kb("add", title, "-b", f"{title} recipe").exit_code == 0
+    for title in ("Banana bread", "Apple pie", "Cherry tart"):
+        assert kb("rm", title).exit_code == 0
+    # A path deleted twice is known by what it held last.
+    (root / "notes" / "Banana bread.md").write_text("---\ntitle: Banana loaf\n---\nloaf\n")
+    assert kb("reindex").exit_code == 0
+    assert kb("rm", "Banana loaf").exit_code == 0
+    for ref, path in (
+        ("cherry", "Cherry tart.md"),
+        ("Apple pie", "Apple pie.md"),
+        ("Banana loaf", "Banana bread.md"),
+    ):
+        r = kb("show", ref)
+        assert r.exit_code != 0
+        assert f"({'notes/' + path}) was deleted in revision" in r.stderr, r.stderr
+    r = kb("show", "Banana bread")  # its file name names it too
+    assert "'Banana loaf' (notes/Banana bread.md) was deleted in revision" in r.stderr, r.stderr
+
+
 def test_a_deleted_note_of_a_vault_comes_back_in_its_folder_beside_a_namesake_elsewhere(kb, tmp_path):
     vault = tmp_path / "vault"
     (vault / "sub").mkdir(parents=True)

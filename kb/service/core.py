@@ -137,10 +137,10 @@ def _resolve_or_deleted(store: Store, ref: str) -> str:
     """resolve_note, with a note deleted since named as such (and how to restore it)."""
     try:
         return resolve_note(store, ref)
-    except NoteNotFound:
+    except NoteNotFound as missing:
         from kb.service.revisions import deleted_note
 
-        gone = deleted_note(store.root, ref)
+        gone = deleted_note(store.root, ref, missing)
         if gone is not None:
             raise gone from None
         raise

@@ -274,15 +274,16 @@ def match_title(ref: str, notes: Sequence[tuple[str, str]]) -> list[tuple[str, s
     note), a prefix of the title."""
     key = title_key(ref)
     name_key = title_key(title_from_path(ref))
-    bare = "/" not in ref
-    rules: tuple[Callable[[str, str], bool], ...] = (
-        lambda path, title: title == ref,
-        lambda path, title: title_key(title) == key,
-        lambda path, title: bare and title_key(title_from_path(path)) == name_key,
-        lambda path, title: title_key(title).startswith(key),
-    )
+    keyed = [(path, title, title_key(title)) for path, title in notes]  # each title's key made once
+    rules: list[Callable[[str, str, str], bool]] = [
+        lambda path, title, k: title == ref,
+        lambda path, title, k: k == key,
+    ]
+    if "/" not in ref:  # a bare name
+        rules.append(lambda path, title, k: title_key(title_from_path(path)) == name_key)
+    rules.append(lambda path, title, k: k.startswith(key))
     for rule in rules:
-        found = [(path, title) for path, title in notes if rule(path, title)]
+        found = [(path, title) for path, title, k in keyed if rule(path, title, k)]
         if found:
             return found
     return []

@@ -108,37 +108,40 @@ def _reader(root: Path) -> History:
     return History(root)
 
 
-def _locate(root: Path, ref: str) -> tuple[str, bool]:
-    """The note's path, and whether it exists now. A deleted note is found by its title in history."""
+def _locate(root: Path, ref: str, missing: NoteNotFound | None = None) -> tuple[str, bool]:
+    """The note's path, and whether it exists now. A deleted note is found by its title in history.
+    `missing`: what resolve_note said of `ref` already (it names no note now)."""
     store = Store(root)
-    try:
-        return resolve_note(store, ref), True
-    except NoteNotFound as missing:
-        reader = _reader(root)
-        candidates: dict[str, str] = {}
-        deleted = reader.deleted_paths(store.layout.notes)
-        plain = ref.removeprefix("./")
-        for wanted in (plain, store.prefix + plain):
-            if any(path == wanted for _, path in deleted) and not (root / wanted).exists():
-                return wanted, False
-        for sha, path in deleted:
-            if path in candidates or (root / path).exists() or not store.is_note_path(path):
-                continue
-            [blob] = reader.read_blobs([f"{sha}^:{path}"])
-            parsed = parse_note(blob or b"")
-            candidates[path] = parsed.title_for(path)
-        found = [path for path, _ in match_title(ref, list(candidates.items()))]
-        if len(found) > 1:  # a note moved, then deleted: its first path was not deleted but moved
-            last = {path: sha for sha, path in reversed(deleted)}  # each path's newest deletion
-            moved = reader.moved_away([(last[path], path) for path in found])
-            found = [path for path in found if path not in moved] or found
-        if len(found) == 1:
-            return found[0], False
-        if found:
-            raise NoteNotFound(
-                f"'{ref}' matches {len(found)} deleted notes: " + ", ".join(sorted(found)[:10])
-            ) from None
-        raise missing
+    if missing is None:
+        try:
+            return resolve_note(store, ref), True
+        except NoteNotFound as exc:
+            missing = exc
+    reader = _reader(root)
+    candidates: dict[str, str] = {}
+    deleted = reader.deleted_paths(store.layout.notes)
+    plain = ref.removeprefix("./")
+    for wanted in (plain, store.prefix + plain):
+        if any(path == wanted for _, path in deleted) and not (root / wanted).exists():
+            return wanted, False
+    newest: dict[str, str] = {}  # each deleted note's path -> its newest deletion
+    for sha, path in deleted:
+        if path not in newest and store.is_note_path(path) and not (root / path).exists():
+            newest[path] = sha
+    blobs = reader.read_blobs([f"{sha}^:{path}" for path, sha in newest.items()])
+    for path, blob in zip(newest, blobs, strict=True):
+        candidates[path] = parse_note(blob or b"").title_for(path)
+    found = [path for path, _ in match_title(ref, list(candidates.items()))]
+    if len(found) > 1:  # a note moved, then deleted: its first path was not deleted but moved
+        moved = reader.moved_away([(newest[path], path) for path in found])
+        found = [path for path in found if path not in moved] or found
+    if len(found) == 1:
+        return found[0], False
+    if found:
+        raise NoteNotFound(
+            f"'{ref}' matches {len(found)} deleted notes: " + ", ".join(sorted(found)[:10])
+        )
+    raise missing
 
 
 def _spec(commit: CommitInfo) -> str | None:
@@ -341,13 +344,14 @@ def _line_counts(a: bytes, b: bytes) -> tuple[int, int]:
     return line_counts(a, b)
 
 
-def deleted_note(root: Path, ref: str) -> NoteNotFound | None:
+def deleted_note(root: Path, ref: str, missing: NoteNotFound | None = None) -> NoteNotFound | None:
     """For a NOTE that names no note now but a deleted one: an error that says when it was deleted and
-    the command that brings it back. None when it names no deleted note either."""
+    the command that brings it back. None when it names no deleted note either. `missing`: what
+    resolve_note said of `ref` already."""
     if not (root / ".git").exists():
         return None
     try:
-        log = note_log(root, ref)
+        log = note_log(root, ref, missing=missing)
     except KbError:
         return None
     if log.exists or not log.revisions or not log.revisions[-1].deleted:
@@ -380,10 +384,11 @@ def _renamed_to(root: Path, path: str, gone: Revision) -> str | None:
     return current
 
 
-def note_log(root: Path, ref: str, counts: bool = True) -> NoteLog:
-    """The note's revisions (with `counts=False`, their lines added and removed left 0)."""
+def note_log(root: Path, ref: str, counts: bool = True, missing: NoteNotFound | None = None) -> NoteLog:
+    """The note's revisions (with `counts=False`, their lines added and removed left 0). `missing`: what
+    resolve_note said of `ref` already (it names no note now: only deleted notes are looked at)."""
     recover(root)
-    path, exists = _locate(root, ref)
+    path, exists = _locate(root, ref, missing)
     revisions = revisions_of(root, path, counts=counts)
     if not revisions:
         raise NoteNotFound(f"{path} has no revisions yet (it is not committed)")
