@@ -217,7 +217,7 @@ class Freshness:
 
         from kb import store as kb_store
         from kb.errors import KbError
-        from kb.index import NoteIndex, damage_errors
+        from kb.index import NeedsRebuild, NoteIndex, RefreshReport, damage_errors
 
         self.take(self.watcher.drain())
         signature = self.signature()
@@ -259,7 +259,13 @@ class Freshness:
                     # dated that note by its commit). Otherwise it is made anew.
                     self.increment = (before, set(report.compared), self.generation)
             if report is None:
-                report = index.refresh()
+                try:
+                    report = index.refresh()
+                except NeedsRebuild:
+                    # No usable index (deleted, or of another version after an upgrade): the first search
+                    # builds it, as on the cold path. The notes are known all the same, so list, tags and
+                    # NOTE lookups are worked out once here rather than by every worker (seconds each).
+                    report = RefreshReport(0, 0, 0, False)
         except (KbError, LockError, *damage_errors()):  # type: ignore[misc]
             # the worker repairs it the cold way (with its progress bar), or waits for the writer that
             # held the index

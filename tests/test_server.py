@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -361,6 +362,32 @@ def test_changed_files_are_checked_alone_and_a_changed_folder_walks_them_all(war
     assert warm.run("list").returncode == 0
     assert _checks(warm)[0] > full
     assert warm.run("search", "narwhal").stdout == warm.run("search", "narwhal", cold=True).stdout
+
+
+def test_with_no_usable_index_the_notes_are_still_worked_out_once_by_the_server(warm: Warm, root: Path):
+    # After an upgrade (a catalog of another version) or with index/ deleted, the first search builds the
+    # index; until then list, tags and NOTE lookups read every note, which the server does once.
+    assert warm.run("search", "zebra", cold=True).returncode == 0  # the index built
+    catalog = root / "index" / "kb-catalog.sqlite3"
+    with contextlib.closing(sqlite3.connect(catalog)) as db:
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'version'")
+        db.commit()
+    cold = [warm.run(*args, cold=True) for args in (["list"], ["tags"], ["show", "Beta note"])]
+    warm.start()
+    full = _checks(warm)[0]
+    for _ in range(3):
+        _spare_ready(warm)
+        hot = [warm.run(*args) for args in (["list"], ["tags"], ["show", "Beta note"])]
+        assert [(r.returncode, r.stdout, r.stderr) for r in hot] == [
+            (r.returncode, r.stdout, r.stderr) for r in cold
+        ]
+    assert _checks(warm)[0] == full  # not a check of every note per command, as before
+    assert _by_spare(warm) >= 3
+    found = warm.run("search", "zebra")  # builds the index, as cold would
+    assert found.returncode == 0 and b"rebuilt" in found.stderr, found.stderr
+    assert warm.run("add", "Later", "-b", "An okapi.").returncode == 0
+    assert b"Later" in warm.run("search", "okapi").stdout
+    assert b"Later" in warm.run("list").stdout
 
 
 def _spare_ready(warm: Warm, timeout: float = 30.0) -> None:

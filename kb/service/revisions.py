@@ -138,9 +138,7 @@ def _locate(root: Path, ref: str, missing: NoteNotFound | None = None) -> tuple[
     if len(found) == 1:
         return found[0], False
     if found:
-        raise NoteNotFound(
-            f"'{ref}' matches {len(found)} deleted notes: " + ", ".join(sorted(found)[:10])
-        )
+        raise NoteNotFound(f"'{ref}' matches {len(found)} deleted notes: " + ", ".join(sorted(found)[:10]))
     raise missing
 
 
