@@ -61,7 +61,7 @@ IDLE_SECONDS = 900.0
 PRELOAD = (
     "kb.cli", "kb.render", "kb.jsonshape", "kb.index",
     "kb.index.query", "kb.index.document", "kb.index.catalog", "kb.history", "kb.notes", "kb.links",
-    "kb.service.links", "hashlib",
+    "kb.service.links", "hashlib", "kb.diff", "kb.picker", "whoosh.qparser.dateparse", "encodings.ascii",
     "kb.when", "whoosh.index", "whoosh.query", "whoosh.searching", "whoosh.highlight", "whoosh.sorting",
     "whoosh.filedb.filestore", "whoosh.codec.whoosh3", "whoosh.qparser", "sqlite3", "difflib", "yaml",
     "frontmatter", "rich.console", "rich.text", "rich.table", "rich.markdown", "rich.markup",
