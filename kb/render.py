@@ -417,7 +417,7 @@ def show(result: ShowResult, raw: bool, as_json: bool) -> None:
     body = result.body if not note.problem else result.raw.decode("utf-8", "replace")
     body = _without_title_heading(body, note.title)
     # Links are shown with their targets, never as hidden clickable text.
-    console.print(Markdown(visible(body), hyperlinks=False))
+    console.print(Markdown(visible(body), hyperlinks=False), soft_wrap=False)
 
 
 def _without_title_heading(body: str, title: str) -> str:

@@ -230,6 +230,23 @@ def test_show_on_a_terminal_prints_the_title_once(kb, root):
     assert "# Heading Note" in kb("show", "Heading Note").stdout  # piped: the file as it is
 
 
+def test_show_on_a_terminal_wraps_list_items_quotes_and_code_and_loses_no_word(kb, root):
+    body = (
+        "- A list item long enough to go past the edge of a narrow window, ending in itemend\n\n"
+        "> [!tip] A callout whose text is long enough to go past the edge of the window too, quoteend\n\n"
+        "A paragraph long enough to need wrapping at sixty columns at least once, paraend\n\n"
+        "```\nsome-command --with-a-long-option /a/long/path/to/somewhere --and-more codeend\n```\n"
+    )
+    assert kb("add", "Wrapped", "-b", body).exit_code == 0
+    out, code = spawn(
+        ["--color", "never", "show", "Wrapped"], {"KB_HOME": str(root), "KB_PAGER": "cat"}, cols=60
+    )
+    assert code == 0
+    assert all(len(line.rstrip()) <= 60 for line in out.splitlines()), out
+    for word in ("itemend", "quoteend", "paraend", "codeend", "narrow", "/a/long/path/to/somewhere"):
+        assert word in out, (word, out)
+
+
 def test_list_on_a_terminal_cuts_long_cells_with_an_ellipsis(kb, root):
     long_title = "An extraordinarily long title with many words that cannot possibly fit the window"
     assert kb("add", long_title, "-t", "Projects/Long/Tag", "-b", "x").exit_code == 0
