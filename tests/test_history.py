@@ -54,6 +54,18 @@ def history(built_history: Path, root: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("KB_NOW", "2026-02-01T00:00:00.000Z")
 
 
+def test_restoring_the_current_version_is_refused_and_commits_nothing(history, kb, root):
+    before = git(root, "rev-parse", "HEAD")
+    r = kb("restore", "Beta", "5")
+    assert (
+        r.exit_code == 1
+        and "revision 5 is the current version of notes/Beta.md: nothing to restore" in r.stderr
+    )
+    assert git(root, "rev-parse", "HEAD") == before
+    assert kb("restore", "Beta", "4").exit_code == 0  # another version: restored
+    assert git(root, "rev-parse", "HEAD") != before
+
+
 def test_log_says_how_many_revisions_it_leaves_out(history, kb):
     r = kb("log", "Beta", "-n", "2")
     assert r.exit_code == 0 and len(r.stdout.splitlines()) == 2

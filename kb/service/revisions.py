@@ -549,7 +549,12 @@ def restore(root: Path, ref: str, rev: str, title_too: bool = False) -> ChangeRe
         raise KbError(f"revision {revision.number} cannot be restored: {old.problem}")
     with transaction(root, scan=True) as tx:
         current_path = log.path if tx.store.exists(log.path) else None
-        current = parse_note(tx.store.read(current_path)) if current_path else None
+        current_raw = tx.store.read(current_path) if current_path else None
+        if current_raw == old_raw:
+            raise KbError(
+                f"revision {revision.number} is the current version of {current_path}: nothing to restore"
+            )
+        current = parse_note(current_raw) if current_raw is not None else None
         old_title = old.title_for(revision.path)
         doc = old.doc
         updates: dict[str, str | list[str] | None] = {"modified": tx.stamp}
