@@ -367,6 +367,25 @@ def test_importing_again_never_overwrites_a_change_made_here(kb, root, tmp_path)
     assert data["revised"] == 1 and (root / "notes" / "dated.md").read_text().endswith("Changed too.\n")
 
 
+def test_importing_a_changed_file_again_keeps_the_created_date_it_was_given(kb, root, tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    note = source / "Plain.md"
+    note.write_text("# Plain\n\nNo dates of its own.\n")
+    os.utime(note, (1_600_000_000, 1_600_000_000))  # 2020-09-13
+    assert kb("import", str(source)).exit_code == 0
+    first = (root / "notes" / "Plain.md").read_text()
+    assert "created: '2020-09-13T12:26:40.000Z'" in first, first
+    with open(note, "a") as f:  # edited at the source: its times move
+        f.write("A line more.\n")
+    r = kb("import", str(source), "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["revised"] == 1, r.stdout
+    again = (root / "notes" / "Plain.md").read_text()
+    assert "A line more." in again
+    assert "created: '2020-09-13T12:26:40.000Z'" in again, again
+    assert "modified: '2020-09-13" not in again
+
+
 def test_a_folder_whose_notes_notable_did_not_write_keeps_its_structure(kb, root, tmp_path):
     source = tmp_path / "proj"
     for sub, text in (("x", "monday"), ("y", "tuesday")):

@@ -297,7 +297,13 @@ def import_tree(
             found = ([parsed.problem] if parsed.problem else []) + list(parsed.warnings)
             result.warnings.extend(f"{full}: {w} (imported as it is)" for w in found)
         if is_note and not history:
-            raw = _with_dates(raw, dates.get(rel) or file_times(full))
+            times = dates.get(rel) or file_times(full)
+            if parsed is not None and parsed.dates[0] is None and store.exists(target):
+                # imported before: the note keeps the `created` it was given then (the file's time, which
+                # an edit of the file since may have moved)
+                kept = parse_note(store.read(target), with_extra=False).dates[0]
+                times = (kept or times[0], times[1])
+            raw = _with_dates(raw, times)
         title = parsed.title_for(rel) if parsed is not None else None
         modified = parsed.dates[1] if parsed is not None else None
         if parsed is not None and not store.exists(target) and parsed.title and parsed.created:
