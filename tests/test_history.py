@@ -54,6 +54,17 @@ def history(built_history: Path, root: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("KB_NOW", "2026-02-01T00:00:00.000Z")
 
 
+def test_restore_by_a_renamed_notes_old_title_names_it_and_makes_no_second_note(history, kb, root):
+    # Alpha was renamed Beta in revision 4 (the module's history)
+    before = git(root, "rev-parse", "HEAD")
+    r = kb("restore", "Alpha", "1")
+    assert r.exit_code != 0
+    assert "'Alpha' (notes/Alpha.md) was renamed in revision 4" in r.stderr, r.stderr
+    assert "it is notes/Beta.md now: restore it by that name" in r.stderr
+    assert not (root / "notes" / "Alpha.md").exists() and git(root, "rev-parse", "HEAD") == before
+    assert kb("restore", "Beta", "1").exit_code == 0
+
+
 def test_restoring_the_current_version_is_refused_and_commits_nothing(history, kb, root):
     before = git(root, "rev-parse", "HEAD")
     r = kb("restore", "Beta", "5")

@@ -355,7 +355,7 @@ def deleted_note(root: Path, ref: str, missing: NoteNotFound | None = None) -> N
     if log.exists or not log.revisions or not log.revisions[-1].deleted:
         return None
     gone = log.revisions[-1]
-    now_at = _renamed_to(root, log.path, gone) if gone.action in ("rename", "move", "restore") else None
+    now_at = _renamed_away(root, log)
     if now_at is not None:
         where = f"it is {now_at} now" if (root / now_at).exists() else f"{now_at}, its last name, is gone too"
         return NoteNotFound(
@@ -367,6 +367,12 @@ def deleted_note(root: Path, ref: str, missing: NoteNotFound | None = None) -> N
         f"'{log.title}' ({log.path}) was deleted in revision {gone.number} on {gone.date[:10]}; "
         f"bring it back with: kb restore {quoted} {last}"
     )
+
+
+def _renamed_away(root: Path, log: NoteLog) -> str | None:
+    """Where the note of a log that ends in its path's deletion went, when that deletion was a rename."""
+    gone = log.revisions[-1]
+    return _renamed_to(root, log.path, gone) if gone.action in ("rename", "move", "restore") else None
 
 
 def _renamed_to(root: Path, path: str, gone: Revision) -> str | None:
@@ -543,6 +549,13 @@ def restore(root: Path, ref: str, rev: str, title_too: bool = False) -> ChangeRe
 
     log = note_log(root, ref)
     revision = pick(log.revisions, rev)
+    now_at = _renamed_away(root, log) if not log.exists and log.revisions[-1].deleted else None
+    if now_at is not None and (root / now_at).exists():  # the note is there under another name
+        gone = log.revisions[-1]
+        raise NoteNotFound(
+            f"'{log.title}' ({log.path}) was renamed in revision {gone.number} on {gone.date[:10]}; it is "
+            f"{now_at} now: restore it by that name"
+        )
     old_raw = _content(root, revision)
     old = parse_note(old_raw)
     if old.problem or old.doc is None:
