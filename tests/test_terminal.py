@@ -374,7 +374,7 @@ def test_list_on_a_terminal_shows_a_hostile_date_and_fits_a_narrow_window(kb, ro
 def test_a_hint_comes_under_the_output_it_is_about(kb, root):
     for n in range(4):
         assert kb("add", f"Note {n}", "-b", "x").exit_code == 0
-    for args, advice in ((["log", "-n", "2"], "2 of 5 commits"), (["search", "x", "-n", "2"], "more match")):
+    for args, advice in ((["log", "-n", "2"], "2 of 4 commits"), (["search", "x", "-n", "2"], "more match")):
         term = Terminal(args, root, rows=30, cols=100, env={"KB_PAGER": ""})  # less -FRX: held, then shown
         _, code = term.finish()
         lines = [line for line in term.text().splitlines() if line.strip()]

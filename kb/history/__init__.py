@@ -943,11 +943,11 @@ class History(_Repository):
             return
         self._run(["commit-graph", "write", "--reachable", "--changed-paths", "--split"])
 
-    def commit_count(self) -> int:
-        """Commits reachable from HEAD."""
+    def commit_count(self, pathspec: str | None = None) -> int:
+        """Commits reachable from HEAD (that change something under `pathspec`, when given)."""
         if not self.has_commits():
             return 0
-        out = self._git("rev-list", "--count", "HEAD").strip()
+        out = self._git("rev-list", "--count", "HEAD", *(("--", pathspec) if pathspec else ())).strip()
         return int(out) if out.isdigit() else 0
 
     def trailer_values(self, key: str) -> set[str]:

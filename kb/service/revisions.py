@@ -417,7 +417,9 @@ def recent(root: Path, limit: int = 20) -> RecentLog:
     changes = []
     store = Store(root)
     # a few more than asked: commits that touched no note (kb's settings, other files) are passed over
-    for commit, paths in _reader(root).recent(limit + 10, store.layout.notes or "."):
+    pathspec = store.layout.notes or "."
+    looked = _reader(root).recent(limit + 10, pathspec)
+    for commit, paths in looked:
         paths = [(status, path) for status, path in paths if store.is_note_path(path)]
         if not paths:
             continue
@@ -430,7 +432,9 @@ def recent(root: Path, limit: int = 20) -> RecentLog:
                 tuple(paths),
             )
         )
-    return RecentLog(tuple(changes[:limit]), _reader(root).commit_count())
+    # every commit was looked at, or how many touched the notes' folder (what -n N could show, or about)
+    total = len(changes) if len(looked) < limit + 10 else _reader(root).commit_count(pathspec)
+    return RecentLog(tuple(changes[:limit]), total)
 
 
 # ---------------------------------------------------------------- revision references
