@@ -22,6 +22,16 @@ class UsageError(KbError):
     exit_code = 2
 
 
+class InterruptedAfterCommit(KbError):
+    """Ctrl-C came while git wrote a change's commit: the commit landed and stays; what came after it (the
+    search index's update) is left to the next command."""
+
+    exit_code = 130
+
+    def __init__(self, commit: str) -> None:
+        super().__init__(f"interrupted, after the change was committed [{commit[:8]}]; it is kept")
+
+
 class NoteNotFound(KbError):
     """NOTE matched nothing."""
 

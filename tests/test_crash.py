@@ -192,6 +192,28 @@ def test_ctrl_c_in_the_editor_saves_nothing_and_exits_130(root: Path, tmp_path: 
     assert git(root, "status", "--porcelain") == ""
 
 
+@pytest.mark.cold_only("makes History.commit send this process Ctrl-C")
+def test_ctrl_c_while_git_commits_keeps_the_commit_and_says_so(root: Path, kb, monkeypatch):
+    from kb.history import History
+
+    assert kb("add", "Note", "-b", "x").exit_code == 0
+    real = History.commit
+
+    def commit(self: History, *args: object, **kwargs: object) -> object:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while git writes the commit: it waits for it
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(History, "commit", commit)
+    r = kb("edit", "Note", "-a", "walrus")
+    assert r.exit_code == 130, r.stderr
+    assert "interrupted, after the change was committed [" in r.stderr and "it is kept" in r.stderr
+    assert git(root, "log", "-1", "--format=%s").strip() == "Edit: Note"
+    assert (root / "notes" / "Note.md").read_text().endswith("walrus\n")
+    monkeypatch.setattr(History, "commit", real)
+    assert "Note.md" in kb("search", "walrus").stdout  # the index caught up
+    assert_converged(root)
+
+
 @pytest.mark.parametrize("when", [0.05, 0.15, 0.3])
 def test_ctrl_c_during_a_change_is_all_or_nothing(root: Path, when: float):
     assert (

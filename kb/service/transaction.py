@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from kb import config
 from kb.errors import (
     HeadMoved,
+    InterruptedAfterCommit,
     KbError,
     UsageError,
 )
@@ -128,14 +129,23 @@ class Transaction:
             self._roll_back({path: old[path] for path in done}, exc)
             raise
         head = self.history.head()
-        with signals_deferred():
-            try:
-                return self.history.commit(writes.keys(), message, author_date, self.now, meanwhile=meanwhile)
-            except BaseException as exc:
-                if not isinstance(exc, HeadMoved) and self.history.head() != head:
-                    raise  # the commit landed (git failed after writing it): nothing to put back
-                self._roll_back(old, exc)
-                raise
+        try:
+            with signals_deferred():
+                try:
+                    commit = self.history.commit(
+                        writes.keys(), message, author_date, self.now, meanwhile=meanwhile
+                    )
+                except BaseException as exc:
+                    if not isinstance(exc, HeadMoved) and self.history.head() != head:
+                        raise  # the commit landed (git failed after writing it): nothing to put back
+                    self._roll_back(old, exc)
+                    raise
+        except KeyboardInterrupt:
+            landed = self.history.head()
+            if landed is not None and landed != head:  # Ctrl-C waited for the commit, which is kept
+                raise InterruptedAfterCommit(landed) from None
+            raise
+        return commit
 
     def change_indexed(
         self, writes: dict[str, bytes | None], message: str, author_date: datetime, paths: Iterable[str]
