@@ -126,6 +126,24 @@ def test_moving_between_folders_rewrites_relative_links_both_ways(vault, kb):
     assert "dead" not in kb("links", "sub/Old Note.md").stdout
 
 
+def test_a_moved_notes_links_by_name_stay_as_written(root, kb):
+    write_vault(
+        root,
+        {
+            "Embed files.md": "# Embed files\n",
+            "Internal links.md": "See [[Embed Files]], [[embed files|this]] and [x](Embed%20files.md).\n",
+        },
+    )
+    kb("init")
+    out = kb("mv", "Internal links", "sub/")
+    assert out.exit_code == 0, out.stderr
+    text = (root / "sub" / "Internal links.md").read_text()
+    # names lead to the same note from any folder: kept, in their own case; a relative path is not
+    assert text == "See [[Embed Files]], [[embed files|this]] and [x](../Embed%20files.md).\n", text
+    assert "1 link in 1 note updated" in out.stderr
+    assert "dead" not in kb("links", "sub/Internal links.md").stdout
+
+
 def test_a_link_that_cannot_be_kept_by_name_becomes_a_path(root, kb):
     write_vault(
         root,

@@ -355,7 +355,12 @@ def _retarget(
 
     raw = body[link.start : link.end]
     now = new_vault.resolve(link, source)
-    if now.path == leads_to and before.path == leads_to and (now.how == before.how or before.how == "name"):
+    by_name = link.kind == WIKI and "/" not in link.target  # `[[Name]]`: a name, from wherever it is
+    if (
+        now.path == leads_to
+        and before.path == leads_to
+        and (now.how == before.how or before.how == "name" or by_name)
+    ):
         return raw  # still leads there as written, the same way (a relative path still relative)
     same_name = (before.path or "").rsplit("/", 1)[-1] == leads_to.rsplit("/", 1)[-1]
     if now.path == leads_to and before.how == "name" == now.how and same_name:
