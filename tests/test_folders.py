@@ -367,6 +367,16 @@ def test_importing_again_never_overwrites_a_change_made_here(kb, root, tmp_path)
     assert data["revised"] == 1 and (root / "notes" / "dated.md").read_text().endswith("Changed too.\n")
 
 
+def test_an_import_into_a_pipe_says_its_summary_and_draws_no_progress(kb, root, tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    for n in range(60):  # enough for the progress callback to be called
+        (source / f"n{n}.md").write_text(f"# N{n}\n")
+    r = kb("import", str(source))
+    assert r.exit_code == 0
+    assert r.stderr.startswith("Imported into notes/: 60 new"), repr(r.stderr[:200])
+
+
 def test_importing_a_changed_file_again_keeps_the_created_date_it_was_given(kb, root, tmp_path):
     source = tmp_path / "src"
     source.mkdir()
