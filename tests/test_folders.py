@@ -469,6 +469,10 @@ def test_a_file_that_is_not_a_note_is_never_taken_for_one(kb, tmp_path):
         assert r.exit_code == 2 and "is not a note" in r.stderr
     assert (vault / "Attachments" / "diagram.png").read_text() == "\x89PNG fake"
     assert git(vault, "status", "--porcelain") == ""
+    outside = tmp_path / "outside.txt"  # a file out of the knowledge base is no file of it either
+    outside.write_text("x")
+    r = kb("--kb", str(vault), "show", str(outside))
+    assert r.exit_code == 1 and "no note matches" in r.stderr and "kb mv" not in r.stderr, r.stderr
 
 
 def test_a_folder_replaced_by_a_link_loses_its_notes_and_blocks_no_write(kb, root):

@@ -235,7 +235,8 @@ def resolve_note(store: Store, ref: str) -> str:
                         return note
             except UsageError:
                 continue
-        if not plain.endswith(NOTE_SUFFIXES) and (store.root / plain).is_file():
+        inside = not Path(plain).is_absolute()  # else a path out of the knowledge base
+        if inside and not plain.endswith(NOTE_SUFFIXES) and (store.root / plain).is_file():
             raise UsageError(
                 f"{plain} is not a note (kb's notes are Markdown files); only kb mv takes it, as a file"
             )
