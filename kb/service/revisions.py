@@ -358,14 +358,20 @@ def deleted_note(root: Path, ref: str, missing: NoteNotFound | None = None) -> N
     now_at = _renamed_away(root, log)
     if now_at is not None:
         where = f"it is {now_at} now" if (root / now_at).exists() else f"{now_at}, its last name, is gone too"
-        return NoteNotFound(
-            f"'{log.title}' ({log.path}) was renamed in revision {gone.number} on {gone.date[:10]}; {where}"
-        )
+        return _renamed(log, where)
     last = gone.number - 1
     quoted = "'" + log.title.replace("'", "'\\''") + "'"
     return NoteNotFound(
         f"'{log.title}' ({log.path}) was deleted in revision {gone.number} on {gone.date[:10]}; "
         f"bring it back with: kb restore {quoted} {last}"
+    )
+
+
+def _renamed(log: NoteLog, where: str) -> NoteNotFound:
+    """The error for a NOTE that names a note by a name it was renamed from (`where`: where it went)."""
+    gone = log.revisions[-1]
+    return NoteNotFound(
+        f"'{log.title}' ({log.path}) was renamed in revision {gone.number} on {gone.date[:10]}; {where}"
     )
 
 
@@ -555,11 +561,7 @@ def restore(root: Path, ref: str, rev: str, title_too: bool = False) -> ChangeRe
     revision = pick(log.revisions, rev)
     now_at = _renamed_away(root, log) if not log.exists and log.revisions[-1].deleted else None
     if now_at is not None and (root / now_at).exists():  # the note is there under another name
-        gone = log.revisions[-1]
-        raise NoteNotFound(
-            f"'{log.title}' ({log.path}) was renamed in revision {gone.number} on {gone.date[:10]}; it is "
-            f"{now_at} now: restore it by that name"
-        )
+        raise _renamed(log, f"it is {now_at} now: restore it by that name")
     old_raw = _content(root, revision)
     old = parse_note(old_raw)
     if old.problem or old.doc is None:
