@@ -653,11 +653,7 @@ def progress(label: str = "Indexing notes") -> Progress:
 
     def update(done: int, total: int) -> None:
         if "bar" not in state:
-            try:
-                shown = sys.stderr is not None and sys.stderr.isatty()
-            except (OSError, ValueError):  # closed
-                shown = False
-            if not shown:  # in a pipe or a log a bar is noise (and its end left a blank line there)
+            if not terminal.is_terminal(sys.stderr):  # in a pipe or a log a bar is noise
                 return
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -424,7 +424,8 @@ def recent(root: Path, limit: int = 20) -> RecentLog:
     store = Store(root)
     # a few more than asked: commits that touched no note (kb's settings, other files) are passed over
     pathspec = store.layout.notes or "."
-    looked = _reader(root).recent(limit + 10, pathspec)
+    reader = _reader(root)
+    looked = reader.recent(limit + 10, pathspec)
     for commit, paths in looked:
         paths = [(status, path) for status, path in paths if store.is_note_path(path)]
         if not paths:
@@ -439,7 +440,7 @@ def recent(root: Path, limit: int = 20) -> RecentLog:
             )
         )
     # every commit was looked at, or how many touched the notes' folder (what -n N could show, or about)
-    total = len(changes) if len(looked) < limit + 10 else _reader(root).commit_count(pathspec)
+    total = len(changes) if len(looked) < limit + 10 else reader.commit_count(pathspec)
     return RecentLog(tuple(changes[:limit]), total)
 
 
