@@ -296,26 +296,27 @@ def import_tree(
         if parsed is not None:
             found = ([parsed.problem] if parsed.problem else []) + list(parsed.warnings)
             result.warnings.extend(f"{full}: {w} (imported as it is)" for w in found)
+        current = store.read(target) if store.exists(target) else None  # what is here now
         if is_note and not history:
             times = dates.get(rel) or file_times(full)
-            if parsed is not None and parsed.dates[0] is None and store.exists(target):
+            if parsed is not None and parsed.dates[0] is None and current is not None:
                 # imported before: the note keeps the `created` it was given then (the file's time, which
                 # an edit of the file since may have moved)
-                kept = parse_note(store.read(target), with_extra=False).dates[0]
+                kept = parse_note(current, with_extra=False).dates[0]
                 times = (kept or times[0], times[1])
             raw = _with_dates(raw, times)
         title = parsed.title_for(rel) if parsed is not None else None
         modified = parsed.dates[1] if parsed is not None else None
-        if parsed is not None and not store.exists(target) and parsed.title and parsed.created:
+        if parsed is not None and current is None and parsed.title and parsed.created:
             moment = parse_timestamp(parsed.created)
             same = known.get(
                 (title_key(parsed.title), format_timestamp(moment) if moment else parsed.created)
             )
             if same is not None:
                 target = same  # a Notable note already here: this file is a revision of it
+                current = store.read(target) if store.exists(target) else None
         if is_note:
             result.folders.add(store.layout.folder_of(target))
-        current = store.read(target) if store.exists(target) else None
         brought = rel not in existed and target == store.prefix + rel  # by the replayed history just now
         if current == raw:
             if is_note:
