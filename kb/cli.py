@@ -240,6 +240,14 @@ def _on_note(root: Path, note: str | None, call: Callable[[str], T], name: str =
         return call(_picked(root, exc.paths))
 
 
+def _no_unknown_options(*values: str | None) -> None:
+    """For a command whose revisions may start with a dash (`-1`, taken as arguments): a word starting with
+    two is still an option it does not have."""
+    for value in values:
+        if value is not None and value.startswith("--"):
+            raise UsageError(f"no such option: {value}")
+
+
 def _note_and(note: str | None, second: str | None, name: str) -> tuple[str | None, str]:
     """NOTE and the argument after it; on a terminal, one argument alone is the second (the picker asks
     for NOTE)."""
@@ -471,7 +479,7 @@ def changes(
     render.changes(service.changes(_reading_root(), since, until, notes or (), patch), patch, json)
 
 
-@app.command(epilog=helptext.epilog("blame"))
+@app.command(context_settings={"ignore_unknown_options": True}, epilog=helptext.epilog("blame"))
 def blame(
     note: PickArg = None,
     rev: Annotated[
@@ -483,6 +491,7 @@ def blame(
     and commit, through renames."""
     from kb import render, service
 
+    _no_unknown_options(note, rev)
     root = _reading_root()
     render.blame(_on_note(root, note, lambda ref: service.blame(root, ref, rev)), json)
 
@@ -509,11 +518,7 @@ def diff(
     """
     from kb import render, service
 
-    for value in (a, b):
-        if value is not None and value.startswith("--"):
-            raise UsageError(f"no such option: {value}")
-    if note is not None and note.startswith("--"):
-        raise UsageError(f"no such option: {note}")
+    _no_unknown_options(note, a, b)
     root = _reading_root()
     render.diff(
         _on_note(root, note, lambda ref: service.diff(root, ref, a, b)),
@@ -541,6 +546,7 @@ def restore(
     asks which note."""
     from kb import render, service
 
+    _no_unknown_options(note, rev)
     note, wanted = _note_and(note, rev, "REV")
     root = _root()
     render.change(_on_note(root, note, lambda ref: service.restore(root, ref, wanted, title_too=title_too)))

@@ -274,8 +274,20 @@ def _err(text: str) -> None:
     sys.stderr.flush()
 
 
+MAX_ERROR_LINE = 1000  # characters of one line of an error; a longer one (a pasted name) loses its middle
+
+
 def error(message: str) -> None:
-    _err(f"Error: {message}")
+    _err("\n".join(_shortened(line) for line in f"Error: {message}".split("\n")))
+
+
+def _shortened(line: str) -> str:
+    """`line`, or its first and last characters around a count of those left out when it is longer than
+    MAX_ERROR_LINE (the end of an error says what to do; a 5,000-character name echoed whole hides it)."""
+    if len(line) <= MAX_ERROR_LINE:
+        return line
+    keep = MAX_ERROR_LINE // 2 - 20
+    return f"{line[:keep]} …({len(line) - 2 * keep:,} characters left out)… {line[-keep:]}"
 
 
 def note(message: str) -> None:

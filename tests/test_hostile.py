@@ -690,3 +690,18 @@ def test_a_title_or_file_name_with_a_line_break_stays_on_its_line(kb, root):
     )
     exact = kb("search", "-l", "-0", "body").stdout_bytes.split(b"\0")
     assert b"notes/new\nline\tname.md" in exact  # -0 into a pipe: the name as it is, for xargs -0
+
+
+def test_a_name_of_thousands_of_characters_is_not_echoed_whole(kb, with_note):
+    name = "x" * 5000
+    err = one_line_error(kb("show", name))
+    assert len(err) < 1100 and "characters left out" in err
+    assert err.startswith("Error: no note matches 'xxx")
+
+
+def test_mv_to_a_path_with_dot_dot_is_refused_not_made_a_title(kb, with_note):
+    root = with_note
+    err = one_line_error(kb("mv", "Good", "../archive"), 2)
+    assert "'../archive' is a path, not a title" in err and "archive/" in err
+    assert [p.name for p in (root / "notes").iterdir()] == ["Good.md"]
+    assert "'sub/../x' is a path" in one_line_error(kb("mv", "Good", "sub/../x"), 2)

@@ -183,6 +183,8 @@ def test_changes_made_outside_kb_count(timeline, kb, root):
     [
         (["--since", "soon"], "cannot read the --since 'soon'"),
         (["--since", "2026-01-10", "--until", "2026-01-01"], "is before --since"),
+        (["--since", ""], "--since needs a date or a commit id"),
+        (["--until", " "], "--until needs a date or a commit id"),
     ],
 )
 def test_changes_refuses_bad_windows(timeline, kb, args, message):
@@ -209,6 +211,9 @@ def test_blame_follows_the_note_through_its_rename(timeline, kb):
     assert "title: Alpha" in [line["text"] for line in old["lines"]]
     plain = kb("blame", "Gamma").stdout.splitlines()
     assert plain[-1].startswith("3 2026-01-12 ") and plain[-1].endswith(") more gamma")
+    assert kb("blame", "Gamma", "-2").stdout == kb("blame", "Gamma", "1").stdout  # back from the latest
+    r = kb("blame", "Gamma", "--nope")
+    assert r.exit_code == 2 and r.stderr == "Error: no such option: --nope\n"
 
 
 def test_blame_of_a_deleted_revision_or_unknown_note(timeline, kb):

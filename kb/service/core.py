@@ -757,6 +757,11 @@ def move(root: Path, ref: str, destination: str, update_links: bool = True) -> C
     if other is not None:
         return move_file(root, other, destination, update_links)
     if not destination.endswith(("/", ".md", ".markdown")):
+        if any(part in (".", "..") for part in destination.replace("\\", "/").split("/")):
+            raise UsageError(
+                f"{destination!r} is a path, not a title: kb mv moves a note to a folder inside the "
+                "knowledge base written with a / at its end (archive/), or to a file name ending in .md"
+            )
         return edit(root, ref, title=destination, update_links=update_links)
     with transaction(root, scan=True) as tx:
         store = tx.store

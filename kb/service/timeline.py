@@ -415,9 +415,12 @@ def changes(
     from kb.service.revisions import action_of
     from kb.service.transaction import recover
 
+    for value, option in ((since, "--since"), (until, "--until")):
+        if value is not None and not value.strip():
+            raise UsageError(f"{option} needs a date or a commit id (kb help dates)")
     recover(root)
-    start = read_when(root, since if since else DEFAULT_SINCE, "--since").start
-    end = read_when(root, until, "--until").last if until else now()
+    start = read_when(root, since if since is not None else DEFAULT_SINCE, "--since").start
+    end = read_when(root, until, "--until").last if until is not None else now()
     if end < start:
         raise UsageError(f"--until ({format_timestamp(end)}) is before --since ({format_timestamp(start)})")
     window = ChangesResult(format_timestamp(start), format_timestamp(end), ())
