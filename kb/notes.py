@@ -10,7 +10,7 @@ import functools
 import os
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -88,6 +88,20 @@ def validate_title(title: str) -> str:
         if unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs"):
             raise UsageError(f"the title contains a control character (U+{ord(ch):04X})")
     return title.strip()
+
+
+def no_such_tag(tag: str, tags: Iterable[str]) -> str:
+    """What to say when no note has `tag`: the closest of `tags` (or of their parents), if one is close."""
+    import difflib
+
+    forms: dict[str, str] = {}
+    for name in tags:
+        parts = name.split("/")
+        for n in range(1, len(parts) + 1):
+            forms.setdefault("/".join(parts[:n]).casefold(), "/".join(parts[:n]))
+    close = difflib.get_close_matches(tag.lstrip("#").casefold(), list(forms), n=1, cutoff=0.75)
+    hint = f"; did you mean '{forms[close[0]]}'?" if close else ""
+    return f"no note has the tag '{tag}'{hint} (kb tags lists them)"
 
 
 def validate_tag(tag: str) -> str:

@@ -249,6 +249,20 @@ def test_tags_count_children_under_parents(kb):
     assert kb("tags").stdout.splitlines()[0] == "Notebooks\t2"
 
 
+def test_a_tag_no_note_has_is_said_with_the_closest_and_a_hash_is_read_as_kb_shows_tags(kb):
+    kb("add", "A", "-t", "Notebooks/Skills/Tech", "-b", "words here")
+    kb("add", "C", "-t", "Other", "-b", "words there")
+    for command in (["list"], ["search", "words"]):
+        r = kb(*command, "-t", "Noteboks/skils")
+        assert r.stdout == "" or "No notes match" in r.stdout
+        assert "no note has the tag 'Noteboks/skils'; did you mean" in r.stderr
+        assert "'notebooks/skills'?" in r.stderr.lower()
+        assert "did you mean" not in kb(*command, "-t", "zzz").stderr
+        shown = kb(*command, "-t", "#Other")  # as kb list and kb search show tags
+        assert shown.exit_code == 0 and "notes/A.md" not in shown.stdout and "notes/C.md" in shown.stdout
+        assert "no note has" not in shown.stderr
+
+
 def test_rm_is_a_recoverable_revision(kb, root):
     kb("add", "Doomed", "-b", "keep me")
     content = note_path(root, "Doomed").read_bytes()

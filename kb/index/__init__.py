@@ -982,6 +982,14 @@ class NoteIndex:
                             break
         return best[1] if best else None
 
+    def tag_words(self) -> frozenset[str]:
+        """Every tag the index holds, in lower case, parents included (a tag of notes deleted since may
+        stay until Whoosh merges the segment)."""
+        ix = self._open()
+        with ix.searcher() as searcher:
+            words = searcher.reader().lexicon("tags")
+            return frozenset(t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in words)
+
     def suggest(self, text: str) -> str | None:
         """For a query of plain words that matched nothing: the same words with each one the index does not
         hold replaced by the closest word it does (within two edits), or None."""

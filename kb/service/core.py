@@ -26,6 +26,7 @@ from kb.notes import (
     file_stem,
     head_of,
     new_note_text,
+    no_such_tag,
     parse_note,
     parse_timestamp,
     set_fields,
@@ -184,6 +185,7 @@ def list_notes(
         kept = settled_value(root, LIST_PLAIN) if store.settled() else None
         if isinstance(kept, tuple) and kept[0] is infos:  # made from this very list
             return ListResult(infos, tuple(warnings), kept[1])
+    every = infos
     if paths is not None:
         infos = [i for i in infos if i.path in paths]
     if folder is not None:
@@ -201,7 +203,11 @@ def list_notes(
                 warnings.append(f"no notes in a folder '{wanted}' (kb list shows the paths)")
     if tag:  # in any case, as the folder above and search's tag: field
         wanted = validate_tag(tag).casefold()
+        if wanted.startswith("#") and len(wanted) > 1 and not any(_tagged(i, wanted) for i in every):
+            wanted = validate_tag(wanted[1:]).casefold()  # as kb list and kb search show tags: #Ideas
         infos = [i for i in infos if _tagged(i, wanted)]
+        if not infos and not any(_tagged(i, wanted) for i in every):
+            warnings.append(no_such_tag(tag, [name for i in every for name in i.tags]))
     return ListResult(tuple(infos), tuple(warnings))
 
 

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 from kb import config
 from kb.errors import BadLimit, KbError, UsageError
-from kb.notes import validate_tag
+from kb.notes import no_such_tag, validate_tag
 from kb.service.transaction import recover, transaction
 from kb.store import Store
 
 if TYPE_CHECKING:
-    from kb.index import SearchResult
+    from kb.index import Hit, RefreshReport, SearchResult
 
 
 @dataclass(frozen=True)
@@ -59,16 +59,29 @@ def search(
     if fields:
         busy = index.fresh_or_busy(progress)[1]  # the catalog's links must be current
         parsed = bind_link_fields(parsed, [_linked_paths(root, field, note) for field, note in fields])
-    total, hits, notices, report = index.fresh_search(
-        parsed,
-        limit=limit,
-        tag=wanted_tag,
-        sort=sort,
-        snippets=snippets,
-        count=count,
-        progress=progress,
-        lines=(line_counts, context),
-    )
+
+    def run(tag: str | None) -> tuple[int | None, list[Hit], list[str], RefreshReport]:
+        return index.fresh_search(
+            parsed,
+            limit=limit,
+            tag=tag,
+            sort=sort,
+            snippets=snippets,
+            count=count,
+            progress=progress,
+            lines=(line_counts, context),
+        )
+
+    total, hits, notices, report = run(wanted_tag)
+    if not hits and wanted_tag is not None:
+        known = index.tag_words()
+        if wanted_tag.lower() not in known:
+            bare = wanted_tag[1:] if wanted_tag.startswith("#") else ""  # as kb shows tags: #Ideas
+            if bare and validate_tag(bare).lower() in known:
+                wanted_tag = validate_tag(bare)
+                total, hits, notices, report = run(wanted_tag)
+            else:
+                notices = [*notices, no_such_tag(wanted_tag, known)]
     suggestion = index.suggest(query) if not hits and not wanted_tag and not fields else None
     notices = [n for n in notices if n not in busy] if busy else notices  # said once
     return SearchResult(query, total, tuple(hits), report.rebuilt, tuple([*busy, *notices]), suggestion)
