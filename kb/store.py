@@ -28,6 +28,7 @@ from kb.layout import (
 NOTES_DIR = NOTABLE_NOTES
 NOTE_SUFFIXES = MARKDOWN_SUFFIXES
 TEMP_PREFIX = ".kb-tmp-"
+BUILDING_INDEX = f"{TEMP_PREFIX}index"  # a search index being built, beside index/ (NoteIndex.rebuild)
 Scan = tuple[dict[str, tuple[int, int, int]], tuple[str, ...]]  # each note's signature, and warnings
 __all__ = [
     "ATTACHMENTS_DIR",
@@ -513,10 +514,17 @@ class Store:
                 continue
             for name in names:
                 entry = folder / name
-                if not entry.is_symlink():
-                    with contextlib.suppress(OSError):
-                        entry.unlink()
-                        removed.append(self.rel(entry))
+                if entry.is_symlink():
+                    continue
+                if name == BUILDING_INDEX and folder == self.root and entry.is_dir():
+                    import shutil
+
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed.append(self.rel(entry))
+                    continue
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+                    removed.append(self.rel(entry))
         return removed
 
 

@@ -258,3 +258,46 @@ def test_a_change_interrupted_between_write_and_commit_is_finished_by_the_next_r
     assert not (root / "notes" / ".kb-tmp-leftover").exists()
     assert not (root / ".git" / "kb-journal").exists()
     assert kb("search", "crash", "-l").stdout == "notes/Note.md\n"
+
+
+@pytest.mark.cold_only("makes the index build of this process stop at Ctrl-C")
+def test_ctrl_c_during_reindex_keeps_the_index_there_was(root: Path, kb, monkeypatch):
+    from kb.index import NoteIndex
+    from kb.store import BUILDING_INDEX
+
+    for n in range(6):
+        assert kb("add", f"Note {n}", "-b", f"walrus number{n}").exit_code == 0
+    assert kb("search", "walrus").exit_code == 0
+    before = {p.name: p.stat().st_ino for p in (root / "index").iterdir()}
+    real = NoteIndex._read_document
+    read: list[str] = []
+
+    def read_document(self: NoteIndex, path: str) -> object:
+        read.append(path)
+        if len(read) == 4:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the build
+        return real(self, path)
+
+    monkeypatch.setattr(NoteIndex, "_read_document", read_document)
+    r = kb("reindex")
+    assert r.exit_code == 130 and "interrupted" in r.stderr
+    assert {p.name: p.stat().st_ino for p in (root / "index").iterdir()} == before  # untouched
+    assert not (root / BUILDING_INDEX).exists()
+    monkeypatch.setattr(NoteIndex, "_read_document", real)
+    r = kb("search", "walrus", "-n", "10")
+    assert r.exit_code == 0 and r.stdout.count("notes/Note ") == 6 and "rebuilt" not in r.stderr.lower()
+    assert kb("reindex").exit_code == 0
+    assert not (root / BUILDING_INDEX).exists()
+    assert kb("search", "number3", "-l").stdout == "notes/Note 3.md\n"
+
+
+def test_an_index_build_a_kill_left_is_removed_by_the_next_change(root: Path, kb):
+    from kb.store import BUILDING_INDEX
+
+    assert kb("add", "Note", "-b", "x").exit_code == 0
+    left = root / BUILDING_INDEX
+    left.mkdir()
+    (left / "_MAIN_1.toc").write_bytes(b"half")
+    assert kb("edit", "Note", "-a", "y").exit_code == 0
+    assert not left.exists()
+    assert git(root, "status", "--porcelain") == ""

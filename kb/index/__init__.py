@@ -42,7 +42,7 @@ from kb.index.document import (
 from kb.index.query import QueryError, body_terms, bound_notices, parse_query, without_longer_words
 from kb.layout import beyond_link
 from kb.notes import HEAD_BYTES, parse_note
-from kb.store import INDEX_DIR, Store, run_deferred, scan_digest
+from kb.store import BUILDING_INDEX, INDEX_DIR, Store, run_deferred, scan_digest
 
 
 def _defer_word_variations() -> None:
@@ -444,12 +444,24 @@ class NoteIndex:
     # ------------------------------------------------------------ building
 
     def rebuild(self, progress: Progress | None = None) -> int:
-        """Build a new index from notes/; a broken one is moved aside first. Returns the note count."""
+        """Build a new index from notes/ beside the one there is (BUILDING_INDEX), then put it in its place;
+        the one it replaces is moved aside. Interrupted (Ctrl-C, a failure, a kill), the index there was
+        stays as it was. Called under the write lock. Returns the note count."""
         from whoosh import index
 
-        self._move_aside()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        ix = index.create_in(str(self.folder), schema())
+        building = self.root / BUILDING_INDEX
+        shutil.rmtree(building, ignore_errors=True)  # left by a build that was killed
+        building.mkdir()
+        try:
+            count = self._build(index.create_in(str(building), schema()), building, progress)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        self._move_aside(building)
+        os.replace(building, self.folder)
+        return count
+
+    def _build(self, ix: Any, folder: Path, progress: Progress | None) -> int:
         sigs = self.store.scan()[0]
         paths = sorted(sigs)
         procs = 2 if len(paths) >= BULK and (os.cpu_count() or 1) >= 2 else 1
@@ -473,10 +485,16 @@ class NoteIndex:
         except BaseException:
             with contextlib.suppress(Exception):
                 writer.cancel()
+            # Whoosh's sub-writers (other processes) stop before their files are removed: the signal may
+            # have come to this process alone (kill -INT), and cancel() reaches only their copies here.
+            for task in getattr(writer, "tasks", ()):
+                with contextlib.suppress(OSError, ValueError, AssertionError):
+                    task.terminate()
+                    task.join(5)
             raise
         finally:
             _WRITERS_FORKING.clear()
-        Catalog.create(self.folder, indexed, digests)
+        Catalog.create(folder, indexed, digests)
         return len(indexed)
 
     def _read_document(self, path: str) -> dict[str, Any] | None:
@@ -490,28 +508,23 @@ class NoteIndex:
             doc["_digest"] = _digest(raw)  # all of the note that is read
         return doc
 
-    def _move_aside(self) -> None:
-        """A broken or outdated index goes to .git/kb-index-broken (the last one is kept for inspection)."""
+    def _move_aside(self, replacement: Path) -> None:
+        """The index there was goes to .git/kb-index-broken (the last one is kept for inspection); the
+        history index (kb.index.history) in its history/ goes into `replacement` first: it is built from
+        git, not the notes."""
         if not self.folder.exists():
             return
+        kept = self.folder / "history"
+        if kept.is_dir():
+            with contextlib.suppress(OSError):
+                os.replace(kept, replacement / "history")
         git_dir = self.root / ".git"
         target = git_dir / "kb-index-broken" if git_dir.is_dir() else self.root / ".kb-index-broken"
         shutil.rmtree(target, ignore_errors=True)
-        # The history index (kb.index.history) in index/history/ stays: it is built from git, not the notes.
-        kept = self.folder / "history"
-        parked = target.with_name(target.name + "-history")
-        if kept.is_dir():
-            shutil.rmtree(parked, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                os.replace(kept, parked)
         try:
             os.replace(self.folder, target)
         except OSError:
             shutil.rmtree(self.folder, ignore_errors=True)
-        if parked.is_dir():
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(OSError):
-                os.replace(parked, kept)
 
     def update(self, paths: Iterable[str]) -> None:
         """Index exactly these notes (a missing file is removed from the index). No index yet: nothing."""
