@@ -24,6 +24,8 @@ LINES = [
     "snake_case and *emphasis* and __strong__ marks",
     "x" * 80 + " a token longer than sixty-four letters",
     "日本語のテキスト and 中文 mixed with latin",
+    "Obsidian插件的设置 猫 x 数据库notes 插件",
+    "ปลั๊กอินซิงค์ ไทย and हिन्दी में লেখা words",
     "numbers 42 3.14 2021-11-19T16:02:40.897Z",
     "carriage return line\r",
     "tabs\tand\x0bvertical\x0cfeeds",

@@ -845,3 +845,54 @@ def test_a_search_waits_for_another_process_that_lets_the_index_s_writer_go(kb, 
         timer.join()
     assert r.exit_code == 0 and "Alpha" in r.stdout, r.stderr
     assert "another kb process" not in r.stderr
+
+
+@pytest.fixture
+def scripts(kb):
+    kb("add", "插件设置", "-b", "Obsidian的插件系统很强大。\n\n数据库同步功能。")
+    kb("add", "Thai", "-b", "การตั้งค่าปลั๊กอินซิงค์ข้อมูล")
+    kb("add", "Hindi", "-b", "हिन्दी में लिखा गया नोट")
+    kb("add", "Apart", "-b", "据 and 库 apart, 插 alone")
+    return kb
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ("插件", ["插件设置"]),  # inside a longer run, as grep finds it
+        ("数据库", ["插件设置"]),
+        ("据库", ["插件设置"]),  # not the note with the two characters apart
+        ("据", ["Apart", "插件设置"]),  # one character alone
+        ('"的插件系统"', ["插件设置"]),
+        ("Obsidian的插件", ["插件设置"]),  # letters of two scripts in one word
+        ("系统强大", []),  # the characters must be next to each other
+        ("ปลั๊กอิน", ["Thai"]),
+        ("ซิงค์", ["Thai"]),
+        ("हिन्दी", ["Hindi"]),  # vowel signs are part of the word
+        ("लिखा", ["Hindi"]),
+        ("title:插件", ["插件设置"]),
+    ],
+)
+def test_scripts_written_without_spaces_find_the_characters_typed(scripts, query, found):
+    r = scripts("search", query, "--json")
+    assert r.exit_code == (0 if found else 1), r.stderr
+    assert sorted(h["title"] for h in json.loads(r.stdout)["hits"]) == found if found else True
+
+
+def test_a_run_of_characters_is_highlighted_where_it_is(scripts):
+    [hit] = json.loads(scripts("search", "数据库", "--json").stdout)["hits"]
+    [snippet] = hit["snippets"]
+    assert [snippet["text"][a:b] for a, b in snippet["matches"]] == ["数据库"]
+    r = scripts("search", "插件", "-C", "0")
+    assert r.exit_code == 0 and "notes/插件设置.md:9:Obsidian的插件系统很强大。" in r.stdout
+    assert "数据库同步" not in r.stdout  # that line has not the word
+    [hit] = json.loads(scripts("search", "ซิงค์", "--json").stdout)["hits"]
+    [snippet] = hit["snippets"]
+    assert [snippet["text"][a:b] for a, b in snippet["matches"]] == ["ซิงค์"]
+
+
+def test_every_revision_of_a_run_of_characters_is_searched(scripts):
+    assert scripts("edit", "插件设置", "-b", "全部删除了").exit_code == 0
+    assert scripts("search", "数据库").exit_code == 1
+    r = scripts("search", "--history", "数据库")
+    assert r.exit_code == 0 and "插件设置" in r.stdout and "revision 1 of 2" in r.stdout

@@ -175,7 +175,7 @@ class BulkWriter:
         poses: dict[bytes, list[int]] = {}
         found_in = poses.get
         lines = self.lines
-        offset = 0
+        offset = length = 0
         for line in body.split("\n"):
             tokens = lines.get(line)
             if tokens is None:
@@ -186,11 +186,13 @@ class BulkWriter:
                     poses[term] = [pos + offset]
                 else:
                     found.append(pos + offset)
-            offset += len(tokens)
+            if tokens:
+                length += len(tokens)
+                offset += tokens[-1][1] + 1  # positions the line took: fewer than its words in a run of pairs
         encoded = self.encoded
         if len(encoded) >= ENCODED_CACHE:
             encoded.clear()
-        stored = _stored_length(offset)
+        stored = _stored_length(length)
         weights = self.weights
         terms = self.postings.get(BODY)
         if terms is None:
@@ -223,7 +225,7 @@ class BulkWriter:
                 values.append(value)
                 lengths.append(stored)
         self.held += len(poses)
-        return offset
+        return length
 
     def _write_segment(self) -> None:
         writer, self.writer = self.writer, None
@@ -234,30 +236,39 @@ class BulkWriter:
 
 def line_analyser(analyzer: Any) -> Callable[[str], Tokens]:
     """What `analyzer` makes of a line, as (word, position) pairs. The analyser of kb's text fields (a
-    regular expression's matches, lower-cased, stemmed, accents folded) is run here as one loop, without
-    the chain of generators of Whoosh's (four times faster; a test compares them); any other analyser as
-    Whoosh runs it."""
+    regular expression's matches, lower-cased, runs of scripts written without spaces made pairs, stemmed,
+    accents folded) is run here as one loop, without the chain of generators of Whoosh's (four times
+    faster; a test compares them); any other analyser as Whoosh runs it."""
     from whoosh.analysis import CharsetFilter, LowercaseFilter, RegexTokenizer, StemFilter
     from whoosh.analysis.analyzers import CompositeAnalyzer
 
+    from kb.index.document import Pairs, dense, pairs
+
     items: list[Any] = list(analyzer.items) if isinstance(analyzer, CompositeAnalyzer) else []
     kinds = [type(item) for item in items]
-    if kinds != [RegexTokenizer, LowercaseFilter, StemFilter, CharsetFilter] or items[0].gaps:
+    if kinds != [RegexTokenizer, LowercaseFilter, Pairs, StemFilter, CharsetFilter] or items[0].gaps:
         return lambda line: tuple(
             (t.text.encode("utf-8"), t.pos) for t in analyzer(line, positions=True, mode="index")
         )
     finditer = items[0].expression.finditer
-    stem = items[2]._stem
-    ignore = items[2].ignore
-    charmap = items[3].charmap
+    stem = items[3]._stem
+    ignore = items[3].ignore
+    charmap = items[4].charmap
 
     def analyse(line: str) -> Tokens:
         found = []
-        for position, match in enumerate(finditer(line)):
+        position = 0
+        for match in finditer(line):
             word = match.group(0).lower()
+            if dense(word):
+                words, position = pairs(word, position, True)
+                for text, pos, _, _ in words:
+                    found.append(((text if text in ignore else stem(text)).translate(charmap).encode(), pos))
+                continue
             if word not in ignore:
                 word = stem(word)
             found.append((word.translate(charmap).encode("utf-8"), position))
+            position += 1
         return tuple(found)
 
     return analyse

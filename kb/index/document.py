@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,20 +14,125 @@ from kb.notes import ParsedNote, parse_note, parse_timestamp, split_document, sp
 
 MAX_INDEXED_CHARS = 1_000_000  # of one note's text; the rest of a huge note is not searchable
 DATE_FIELDS = ("created", "modified")
-WORD_PATTERN = r"[^\W_]+(?:\.[^\W_]+)*"
+# Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer; Chinese and Japanese): a run of
+# them is read as its pairs of characters (Pairs), so that a word inside a longer run is found.
+DENSE = (
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u2e80-\u2fdf\u3005-\u3007\u3021-\u303c\u3040-\u30ff"
+    "\u3100-\u312f\u31a0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
+)
+# Combining marks (vowel signs, viramas, diacritics) are part of the word they are in: Python's \w leaves
+# them out, which splits Hindi, Bengali or Thai words at every vowel sign. (Blocks of scripts whose marks
+# sit between letters, taken whole but for their sentence punctuation.)
+MARKS = (
+    "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0711\u0730-\u074a"
+    "\u07a6-\u07b0\u0900-\u0963\u0966-\u096f\u0971-\u0dff\u0e00-\u0eff\u0f18-\u0f19\u0f35\u0f37\u0f39"
+    "\u0f3e-\u0f3f\u0f71-\u0f84\u0f86-\u0f87\u0f8d-\u0fbc\u1000-\u109f\u1780-\u17ff\u1ab0-\u1aff"
+    "\u1dc0-\u1dff\u20d0-\u20f0\ufe20-\ufe2f"
+)
+_LETTERS = rf"[{MARKS}]*[^\W_]+(?:[{MARKS}]+[^\W_]*)*"
+WORD_PATTERN = rf"{_LETTERS}(?:\.{_LETTERS})*"
+_DENSE_RUN = re.compile(f"[{DENSE}]+")
+_PIECES = re.compile(f"[{DENSE}]+|[^{DENSE}]+")
 
 
 def analyzer() -> Any:
-    from whoosh.analysis import CharsetFilter, StemmingAnalyzer
+    from whoosh.analysis import CharsetFilter, LowercaseFilter, RegexTokenizer, StemFilter
     from whoosh.lang.porter2 import stem
     from whoosh.support.charset import accent_map
 
-    # Words are runs of letters and digits (dots inside kept: "e.g", "example.org"); Markdown's `*` and `_`
-    # markup is not part of a word. No stop words: a phrase matches exactly what was typed. Tokens over
-    # 64 characters are dropped. Stemmed by Porter's second stemmer (Snowball's English): Whoosh's default,
-    # the first, keeps a doubled consonant ("running" is "runn", never "run").
-    stemmed = StemmingAnalyzer(expression=WORD_PATTERN, stoplist=None, minsize=1, maxsize=64, stemfn=stem)
-    return stemmed | CharsetFilter(accent_map)
+    # Words are runs of letters and digits, their combining marks included (dots inside kept: "e.g",
+    # "example.org"); Markdown's `*` and `_` markup is not part of a word. No stop words: a phrase matches
+    # exactly what was typed. Stemmed by Porter's second stemmer (Snowball's English): Whoosh's default,
+    # the first, keeps a doubled consonant ("running" is "runn", never "run"). Runs of scripts written
+    # without spaces become their pairs of characters (Pairs), before stemming.
+    return (
+        RegexTokenizer(WORD_PATTERN)
+        | LowercaseFilter()
+        | __getattr__("Pairs")()
+        | StemFilter(stemfn=stem, cachesize=50000)
+        | CharsetFilter(accent_map)
+    )
+
+
+def dense(word: str) -> bool:
+    """Whether `word` has characters of a script written without spaces (see Pairs)."""
+    return not word.isascii() and _DENSE_RUN.search(word) is not None
+
+
+def __getattr__(name: str) -> Any:
+    """`Pairs`, made when first asked for (Whoosh's analysis module is imported then, not with this one):
+    the index's schema names it, so unpickling an index's schema asks this module for it."""
+    if name == "Pairs":
+        made = globals().get("Pairs")
+        if made is None:
+            globals()["Pairs"] = made = _pairs_class()
+        return made
+    raise AttributeError(name)
+
+
+def _pairs_class() -> type:
+    from whoosh.analysis import Filter
+
+    class Pairs(Filter):
+        """A run of characters of a script written without spaces (DENSE), as its pairs of characters:
+        `数据库` is `数据` and `据库` at two positions one after the other, so that a word of two characters
+        is one term and a longer one a phrase of its pairs (the text fields' `multitoken_query`), found
+        inside any longer run. Each character is indexed too, at the position of the pair it begins (the
+        last at the last pair's), so that one character alone finds a note; a query reads only the pairs.
+        Letters of other scripts in the same word stay a word of their own. Later words' positions are
+        moved along (a run of n characters takes n - 1 positions, one at least)."""
+
+        def __eq__(self, other: object) -> bool:
+            return type(other) is type(self)
+
+        def __hash__(self) -> int:
+            return hash(type(self))
+
+        def __call__(self, tokens: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            shift = 0
+            for t in tokens:
+                if t.positions:
+                    t.pos += shift
+                if not dense(t.text):
+                    yield t
+                    continue
+                first = t.pos if t.positions else 0
+                start = t.startchar if t.chars else 0
+                found, after = pairs(t.text, first, t.mode != "query")
+                for text, pos, begin, end in found:
+                    t.text = text
+                    if t.positions:
+                        t.pos = pos
+                    if t.chars:
+                        t.startchar, t.endchar = start + begin, start + end
+                    yield t
+                shift += after - first - 1
+
+    Pairs.__qualname__ = "Pairs"  # pickled by name with the schema: kb.index.document.Pairs
+    Pairs.__module__ = __name__
+    return Pairs
+
+
+def pairs(word: str, pos: int, index: bool) -> tuple[list[tuple[str, int, int, int]], int]:
+    """What Pairs makes of a word that has characters of a script written without spaces, from position
+    `pos`: (text, position, start, end) each (start and end: offsets in `word`), and the position of the
+    word after it. `index`: for the index (pairs and single characters), else for a query (pairs only)."""
+    found: list[tuple[str, int, int, int]] = []
+    for piece in _PIECES.finditer(word):
+        text, begin = piece.group(), piece.start()
+        n = len(text)
+        if n == 1 or _DENSE_RUN.match(text) is None:
+            found.append((text, pos, begin, begin + n))
+            pos += 1
+            continue
+        for i in range(n - 1):
+            if index:
+                found.append((text[i], pos + i, begin + i, begin + i + 1))
+            found.append((text[i : i + 2], pos + i, begin + i, begin + i + 2))
+        if index:
+            found.append((text[n - 1], pos + n - 2, begin + n - 1, begin + n))
+        pos += n - 1
+    return found, pos
 
 
 def schema() -> Any:
@@ -36,9 +141,9 @@ def schema() -> Any:
     analyze = analyzer()
     return fields.Schema(
         path=fields.ID(unique=True, stored=True),
-        title=fields.TEXT(analyzer=analyze, field_boost=3.0, stored=True),
+        title=fields.TEXT(analyzer=analyze, field_boost=3.0, stored=True, multitoken_query="phrase"),
         title_sort=fields.ID(sortable=True),
-        body=fields.TEXT(analyzer=analyze),
+        body=fields.TEXT(analyzer=analyze, multitoken_query="phrase"),
         tags=fields.KEYWORD(lowercase=True, commas=True, scorable=True),
         folder=fields.KEYWORD(lowercase=True, commas=True),
         tag_list=fields.STORED(),
@@ -157,6 +262,46 @@ def _first_letter(word: str) -> str:
     return letter
 
 
+def _matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]]:
+    """The [start, end) offsets of the words of `text` the index stores as one of `terms`, in order; in a
+    run of a script written without spaces, each place a term of that script is (body_terms gives such a
+    term as the characters typed: `数据库`, not its pairs)."""
+    firsts = {term[:1] for term in terms}
+    runs = tuple(term for term in terms if dense(term))
+    for match in _WORD.finditer(text):
+        word = match.group()
+        if _first_letter(word) in firsts and normal_word(word) in terms:
+            yield match.span()
+        elif runs and dense(word):
+            yield from _run_matches(word, match.start(), terms, runs)
+
+
+def _run_matches(
+    word: str, offset: int, terms: frozenset[str], runs: tuple[str, ...]
+) -> list[tuple[int, int]]:
+    """Where `runs` (and, between them, the words of other scripts of `terms`) are in `word`, one span
+    where they overlap."""
+    spans = []
+    for piece in _PIECES.finditer(word):
+        text, begin = piece.group(), offset + piece.start()
+        if _DENSE_RUN.match(text) is None:
+            if normal_word(text) in terms:
+                spans.append((begin, begin + len(text)))
+            continue
+        for run in runs:
+            at = text.find(run)
+            while at >= 0:
+                spans.append((begin + at, begin + at + len(run)))
+                at = text.find(run, at + 1)
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 @dataclass(frozen=True)
 class Snippet:
     """A passage of a note around matches: its text as the note has it (white space folded, `…` where it
@@ -174,12 +319,7 @@ def snippets_of(body: str, terms: frozenset[str], top: int = 2, width: int = 160
     it needs to."""
     spans: list[tuple[int, int]] = []
     fragments: list[tuple[int, int]] = []
-    firsts = {term[:1] for term in terms}
-    for match in _WORD.finditer(body):
-        word = match.group()
-        if _first_letter(word) not in firsts or normal_word(word) not in terms:
-            continue
-        start, end = match.span()
+    for start, end in _matches(body, terms):
         if fragments and start < fragments[-1][1]:
             spans.append((start, end))
             continue
@@ -225,14 +365,9 @@ def matching_lines(text: str, terms: frozenset[str], context: int | None) -> tup
     doc, _ = split_document(text)
     first = 1 + (doc.open_line + doc.fm_text + doc.close_line).count("\n")
     lines = doc.body.splitlines()
-    firsts = {term[:1] for term in terms}
     found: dict[int, tuple[tuple[int, int], ...]] = {}
     for n, line in enumerate(lines):
-        spans = tuple(
-            m.span()
-            for m in _WORD.finditer(line)
-            if _first_letter(m.group()) in firsts and normal_word(m.group()) in terms
-        )
+        spans = tuple(_matches(line, terms))
         if spans:
             found[n] = spans
     if context is None:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kb.errors import UsageError
-from kb.index.document import analyzer, schema
+from kb.index.document import analyzer, dense, schema
 
 
 class QueryError(UsageError):
@@ -24,9 +24,14 @@ class QueryError(UsageError):
 def body_terms(parsed: Any, reader: Any, most: int = 5000) -> frozenset[str]:
     """The body terms the query matches, prefixes and fuzzy terms expanded, for highlighting.
     (Query.existing_terms in whoosh3 3.54 skips every leaf after the first.)"""
+    from whoosh import query as wq
+
     terms: set[str] = set()
     for leaf in parsed.leaves():
         if leaf.field() != "body":
+            continue
+        if isinstance(leaf, wq.Phrase) and any(dense(word) for word in leaf.words):
+            terms.update(_typed(leaf.words))
             continue
         for field, text in leaf.expanded_terms(reader, phrases=True):
             word = text.decode("utf-8") if isinstance(text, bytes) else str(text)
@@ -35,6 +40,21 @@ def body_terms(parsed: Any, reader: Any, most: int = 5000) -> frozenset[str]:
                 if len(terms) >= most:
                     return frozenset(terms)
     return frozenset(terms)
+
+
+def _typed(words: list[str]) -> list[str]:
+    """A phrase's words with each run of pairs (document.Pairs: `数据`, `据库`) joined back into the
+    characters typed (`数据库`)."""
+    out: list[str] = []
+    joining = False
+    for word in words:
+        pair = len(word) == 2 and dense(word)
+        if pair and joining and out[-1][-1] == word[0]:
+            out[-1] += word[1]
+        else:
+            out.append(word)
+        joining = pair
+    return out
 
 
 _DATE_VALUE = re.compile(r"\b(created|modified):(>=|<=|>|<)?(?=[^\s\['\"(])([^\s)]+)")
