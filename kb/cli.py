@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from kb import __version__, completion, helptext, quick, terminal
-from kb.errors import AmbiguousNote, BadLimit, KbError, UsageError
+from kb.errors import AmbiguousNote, BadLimit, KbError, NoteNotFound, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -233,11 +233,26 @@ def _on_note(root: Path, note: str | None, call: Callable[[str], T], name: str =
             _missing(name)
         note = _picked(root)
     try:
-        return call(note)
+        return _looking_back(root, note, call)
     except AmbiguousNote as exc:
         if not exc.paths or not picker.interactive():
             raise
         return call(_picked(root, exc.paths))
+
+
+def _looking_back(root: Path, note: str, call: Callable[[str], T]) -> T:
+    """`call` on NOTE; when NOTE names no note now, but one deleted since or renamed, the error says so."""
+    try:
+        return call(note)
+    except NoteNotFound as exc:
+        if exc.ref != note or exc.looked_back:
+            raise
+        from kb import service
+
+        gone = service.deleted_note(root, note, exc)
+        if gone is None:
+            raise
+        raise gone from None
 
 
 def _no_unknown_options(*values: str | None) -> None:
@@ -859,7 +874,8 @@ def links(note: NoteArg, json: JsonOpt = False, as_of: AsOfOpt = None) -> None:
     if as_of is not None:
         render.links(service.links_as_of(_reading_root(), note, as_of, incoming=False), json)
         return
-    render.links(service.outgoing(_root(), note), json)
+    root = _root()
+    render.links(_looking_back(root, note, lambda ref: service.outgoing(root, ref)), json)
 
 
 @app.command(epilog=helptext.epilog("backlinks"))
@@ -871,7 +887,8 @@ def backlinks(note: NoteArg, json: JsonOpt = False, as_of: AsOfOpt = None) -> No
     if as_of is not None:
         render.backlinks(service.links_as_of(_reading_root(), note, as_of, incoming=True), json)
         return
-    render.backlinks(service.backlinks(_root(), note), json)
+    root = _root()
+    render.backlinks(_looking_back(root, note, lambda ref: service.backlinks(root, ref)), json)
 
 
 @app.command(epilog=helptext.epilog("check"))

@@ -33,7 +33,13 @@ class InterruptedAfterCommit(KbError):
 
 
 class NoteNotFound(KbError):
-    """NOTE matched nothing."""
+    """NOTE matched nothing. `ref`: the NOTE (set where nothing matched it now); `looked_back`: whether its
+    deleted and renamed notes were looked for already."""
+
+    def __init__(self, message: str, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.ref = ref
+        self.looked_back = False
 
 
 class AmbiguousNote(KbError):

@@ -938,10 +938,17 @@ def test_a_name_a_note_left_says_where_it_went(kb, monkeypatch):
         "'Neurons' (notes/Neurons.md) was renamed in revision 2 on 2026-01-02; it is notes/Nerve cells.md now"
         in r.stderr
     )
+    went = "was renamed in revision 2 on 2026-01-02; it is notes/Nerve cells.md now"
+    for command in (["diff"], ["links"], ["backlinks"], ["rm", "--yes"], ["edit", "-a", "x"], ["mv", "Y"]):
+        r = kb(command[0], "Neurons", *command[1:])
+        assert r.exit_code == 1 and went in r.stderr and "did you mean" not in r.stderr, (command, r.stderr)
     monkeypatch.setenv("KB_NOW", "2026-01-03T10:00:00.000Z")
     assert kb("rm", "Nerve cells", "--yes").exit_code == 0
     assert "notes/Nerve cells.md, its last name, is gone too" in kb("show", "Neurons").stderr
     assert "kb restore 'Nerve cells' 2" in kb("show", "Nerve cells").stderr
+    for command in (["edit", "Nerve cells", "-a", "x"], ["backlinks", "Nerve cells"], ["rm", "Nerve cells"]):
+        r = kb(*command)
+        assert r.exit_code == 1 and "kb restore 'Nerve cells' 2" in r.stderr, (command, r.stderr)
 
 
 def test_restore_title_too_renames_the_note_in_its_own_folder_and_never_over_another(kb, root):

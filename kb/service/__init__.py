@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # what mypy sees: the real names, so every call from kb.cli i
     from kb.service.revisions import NoteLog as NoteLog
     from kb.service.revisions import RecentLog as RecentLog
     from kb.service.revisions import Revision as Revision
+    from kb.service.revisions import deleted_note as deleted_note
     from kb.service.revisions import diff as diff
     from kb.service.revisions import note_log as note_log
     from kb.service.revisions import recent as recent
@@ -107,6 +108,7 @@ _WHERE = {
     "add_with_editor": "core",
     "backlinks": "links",
     "check": "check",
+    "deleted_note": "revisions",
     "diff": "revisions",
     "edit": "core",
     "edit_with_editor": "core",

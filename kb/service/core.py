@@ -144,6 +144,7 @@ def _resolve_or_deleted(store: Store, ref: str) -> str:
         gone = deleted_note(store.root, ref, missing)
         if gone is not None:
             raise gone from None
+        missing.looked_back = True
         raise
 
 

@@ -266,7 +266,7 @@ def resolve_note(store: Store, ref: str) -> str:
     close = difflib.get_close_matches(ref, list(paths), n=5, cutoff=0.5)
     shown = [repr(c) if len(paths[c]) == 1 else f"{c!r} ({', '.join(paths[c][:3])})" for c in close]
     hint = f"; did you mean: {', '.join(shown)}?" if close else ""
-    raise NoteNotFound(f"no note matches '{ref}'{hint}")
+    raise NoteNotFound(f"no note matches '{ref}'{hint}", ref)
 
 
 def match_title(ref: str, notes: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:

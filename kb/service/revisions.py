@@ -519,6 +519,9 @@ def diff(root: Path, ref: str, a: str | None = None, b: str | None = None) -> Di
     def version(rev: str | None) -> tuple[bytes, str, str]:
         if rev is None:
             if current is None:
+                now_at = _renamed_away(root, log) if revisions and revisions[-1].deleted else None
+                if now_at is not None:
+                    raise _renamed(log, f"it is {now_at} now: compare its versions by that name")
                 raise KbError(f"'{log.title}' is deleted; name two revisions to compare")
             return current, log.path, "current"
         revision = pick(revisions, rev)
