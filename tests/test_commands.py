@@ -300,6 +300,20 @@ def test_ambiguous_and_unknown_notes_list_candidates(kb):
     r = kb("show", "Deep Lerning")
     assert r.exit_code == 1
     assert "no note matches 'Deep Lerning'; did you mean: 'Deep Learning'" in r.stderr
+    kb("add", "Café Crème Brûlée Recipes", "-b", "x")
+    r = kb("show", "cafe  creme brulee   recipes")  # accents and spaces as typed on any keyboard
+    assert r.exit_code == 1 and "did you mean: 'Café Crème Brûlée Recipes'" in r.stderr
+
+
+def test_did_you_mean_ranks_the_closest_of_many_long_titles():
+    from kb.service.lookup import close_titles
+
+    titles = [f"Meeting notes about the quarterly planning of team {n}" for n in range(3000)]
+    titles.append("Meeting notes about the quarterly planing of team 77 (draft)")
+    typed = "Meeting notes about the quarterly planing of team 77 (draft"
+    assert close_titles(typed, titles)[0] == titles[-1]
+    assert close_titles("Meeting notes about the quarterly planning of team 1234", titles)[0] == titles[1234]
+    assert close_titles("zzzz", titles) == []
 
 
 def test_init_is_idempotent_and_adopts_a_notable_folder(kb, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import heapq
+import unicodedata
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -213,6 +214,40 @@ def _parse_info(
     return info
 
 
+CLOSE_CANDIDATES = 100  # titles whose full likeness to a NOTE that matched nothing is worked out
+
+
+def close_titles(ref: str, titles: Sequence[str], n: int = 5) -> list[str]:
+    """The titles closest to `ref`, for a "did you mean": first those it equals but for case, accents and
+    spaces (`cafe  notes` for `Café Notes`), then difflib's closest (likeness 0.5 at least) among the
+    CLOSE_CANDIDATES of the highest quick upper bound of it. (difflib.get_close_matches works out the full
+    likeness of most titles: 0.7 s at 10,000 titles of 50 characters.)"""
+    key = _loose(ref)
+    found = [t for t in titles if _loose(t) == key][:n]
+    matcher = difflib.SequenceMatcher()
+    matcher.set_seq2(ref)
+    bounded: list[tuple[float, str]] = []
+    for title in titles:
+        matcher.set_seq1(title)
+        if matcher.real_quick_ratio() >= 0.5 and (bound := matcher.quick_ratio()) >= 0.5:
+            bounded.append((bound, title))
+    scored: list[tuple[float, str]] = []
+    for _, title in heapq.nlargest(CLOSE_CANDIDATES, bounded):
+        matcher.set_seq1(title)
+        if (likeness := matcher.ratio()) >= 0.5:
+            scored.append((likeness, title))
+    found += [t for _, t in heapq.nlargest(n, scored) if t not in found]
+    return found[:n]
+
+
+def _loose(text: str) -> str:
+    """`text` in lower case, without accents, its spaces folded."""
+    folded = " ".join(text.casefold().split())
+    if folded.isascii():
+        return folded
+    return "".join(c for c in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(c))
+
+
 def resolve_note(store: Store, ref: str) -> str:
     """NOTE is a path (from the root, or inside the notes root), a file name, an exact title, or a unique
     case-insensitive prefix of a title. Two notes that share a title in different folders make it ambiguous:
@@ -263,7 +298,7 @@ def resolve_note(store: Store, ref: str) -> str:
     paths: dict[str, list[str]] = {}
     for i in infos:
         paths.setdefault(i.title, []).append(i.path)
-    close = difflib.get_close_matches(ref, list(paths), n=5, cutoff=0.5)
+    close = close_titles(ref, list(paths))
     shown = [repr(c) if len(paths[c]) == 1 else f"{c!r} ({', '.join(paths[c][:3])})" for c in close]
     hint = f"; did you mean: {', '.join(shown)}?" if close else ""
     raise NoteNotFound(f"no note matches '{ref}'{hint}", ref)
