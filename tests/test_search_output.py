@@ -187,3 +187,46 @@ def test_a_search_of_unchanged_notes_does_not_load_the_yaml_parser(kb, root):
     assert proc.returncode == 0 and "Quiet" in proc.stdout, proc.stderr[-500:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert "whoosh.searching" in imported and "yaml" not in imported
+
+
+def test_snippet_matches_skip_words_by_their_first_letter_as_a_word_by_word_scan_finds_them():
+    """document._matches looks only at the words that begin with a letter a term begins with (a regular
+    expression skips the rest); what it finds is what checking every word of _WORD finds."""
+    import importlib
+    import random
+
+    document = importlib.import_module("kb.index.document")
+
+    def every_word(text: str, terms: frozenset[str]) -> list[tuple[int, int]]:
+        firsts = {t[:1] for t in terms}
+        return [
+            m.span()
+            for m in document._WORD.finditer(text)
+            if document._first_letter(m.group()) in firsts and document.normal_word(m.group()) in terms
+        ]
+
+    rng = random.Random(7)
+    alphabet = list("abcdefg ABC.._-éÉèçÇ\u0301\u0915\u093f12 \n*[]()ñÑØøßİıǅKÅẞдДΩωϴθ")
+    for _ in range(4000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        words = [m.group() for m in document._WORD.finditer(text)]
+        chosen = rng.sample(words, min(len(words), 2))
+        terms = frozenset(t for t in map(document.normal_word, chosen) if t) or frozenset({"a"})
+        assert list(document._matches(text, terms)) == every_word(text, terms), (text, terms)
+
+
+def test_every_letter_that_folds_to_a_first_letter_is_one_the_skipping_looks_for():
+    import importlib
+
+    from whoosh.support.charset import accent_map
+
+    document = importlib.import_module("kb.index.document")
+    by_letter: dict[str, list[str]] = {}
+    for code in range(0x10000):
+        char = chr(code)
+        if char.isalnum() and (letter := char.lower().translate(accent_map)[:1]) and letter != char:
+            by_letter.setdefault(letter, []).append(char)
+    for letter, chars in by_letter.items():
+        pattern = document._words_starting(frozenset({letter}))
+        missed = [char for char in chars if not pattern.match(char + "x")]
+        assert not missed, (letter, missed)

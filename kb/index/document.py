@@ -266,14 +266,66 @@ def _matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]]:
     """The [start, end) offsets of the words of `text` the index stores as one of `terms`, in order; in a
     run of a script written without spaces, each place a term of that script is (body_terms gives such a
     term as the characters typed: `数据库`, not its pairs)."""
-    firsts = {term[:1] for term in terms}
+    firsts = frozenset(term[:1] for term in terms)
     runs = tuple(term for term in terms if dense(term))
+    if not runs and not any(_MARK.match(first) for first in firsts):
+        # only the words that begin with a letter a term begins with are looked at
+        for match in _words_starting(firsts).finditer(text):
+            start = match.start()
+            if start and text[start - 1] == "." and not _begins_a_word(text, start):
+                continue  # inside a word with dots (e.g, example.org)
+            if normal_word(match.group()) in terms:
+                yield match.span()
+        return
     for match in _WORD.finditer(text):
         word = match.group()
         if _first_letter(word) in firsts and normal_word(word) in terms:
             yield match.span()
-        elif runs and dense(word):
+        elif dense(word):
             yield from _run_matches(word, match.start(), terms, runs)
+
+
+@functools.lru_cache(maxsize=64)
+def _words_starting(letters: frozenset[str]) -> re.Pattern[str]:
+    """The words _WORD finds whose first character is, lower-cased and accent-folded, one of `letters`
+    (the regular expression skips the others at C speed: most of a note's words)."""
+    chars: set[str] = set()
+    for letter in letters:
+        chars.update((letter, letter.upper(), letter.title(), _OTHER_CASE.get(letter, letter)))
+        chars.update(_FOLDED_TO().get(letter, ()))
+    first = "".join(re.escape(c) for c in sorted(chars) if len(c) == 1)
+    # where _WORD's words may begin: not after a letter or a mark (after a dot: see _begins_a_word)
+    return re.compile(rf"(?<![^\W_])(?<![{MARKS}])(?=[{first}]){WORD_PATTERN}")
+
+
+_WORDY = re.compile(rf"[\w.{MARKS}]")
+_MARK = re.compile(f"[{MARKS}]")
+
+
+def _begins_a_word(text: str, at: int) -> bool:
+    """Whether a word of _WORD begins at `at` (after a dot, it may be the end of a word with dots)."""
+    back = at
+    while back and _WORDY.match(text, back - 1):
+        back -= 1
+    return any(m.start() == at for m in _WORD.finditer(text, back, at + 1))
+
+
+# The letters that lower-case to a letter whose upper or title case is another (a test checks them all)
+_OTHER_CASE = {"θ": "\u03f4", "s": "\u1e9e", "ω": "\u2126", "k": "\u212a", "a": "\u212b"}
+
+
+@functools.cache
+def _FOLDED_TO() -> dict[str, frozenset[str]]:
+    """Each letter and the characters that are it once lower-cased and accent-folded (é, É for e)."""
+    from whoosh.support.charset import accent_map
+
+    table: Any = accent_map
+    found: dict[str, set[str]] = {}
+    for code in accent_map:
+        for c in {chr(code), chr(code).upper(), chr(code).lower()}:
+            if len(c) == 1:
+                found.setdefault(c.lower().translate(table)[:1], set()).add(c)
+    return {letter: frozenset(chars) for letter, chars in found.items()}
 
 
 def _run_matches(
