@@ -292,7 +292,7 @@ def _words_starting(letters: frozenset[str]) -> re.Pattern[str]:
     chars: set[str] = set()
     for letter in letters:
         chars.update((letter, letter.upper(), letter.title(), _OTHER_CASE.get(letter, letter)))
-        chars.update(_FOLDED_TO().get(letter, ()))
+        chars.update(_folded_to().get(letter, ()))
     first = "".join(re.escape(c) for c in sorted(chars) if len(c) == 1)
     # where _WORD's words may begin: not after a letter or a mark (after a dot: see _begins_a_word)
     return re.compile(rf"(?<![^\W_])(?<![{MARKS}])(?=[{first}]){WORD_PATTERN}")
@@ -315,13 +315,13 @@ _OTHER_CASE = {"θ": "\u03f4", "s": "\u1e9e", "ω": "\u2126", "k": "\u212a", "a"
 
 
 @functools.cache
-def _FOLDED_TO() -> dict[str, frozenset[str]]:
+def _folded_to() -> dict[str, frozenset[str]]:
     """Each letter and the characters that are it once lower-cased and accent-folded (é, É for e)."""
     from whoosh.support.charset import accent_map
 
     table: Any = accent_map
     found: dict[str, set[str]] = {}
-    for code in accent_map:
+    for code in table:
         for c in {chr(code), chr(code).upper(), chr(code).lower()}:
             if len(c) == 1:
                 found.setdefault(c.lower().translate(table)[:1], set()).add(c)
