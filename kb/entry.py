@@ -22,7 +22,21 @@ def _blocking_output() -> None:
 
 
 def main(warm: bool = True) -> None:
-    """The `kb` program (warm: through kb.client); `python -m kb` passes warm=False (always cold)."""
+    """The `kb` program (warm: through kb.client); `python -m kb` passes warm=False (always cold). A Ctrl-C
+    before kb's own handling of it began (while its modules are imported) ends it as that handling
+    does: one line, exit status 130, no traceback."""
+    try:
+        _main(warm)
+    except KeyboardInterrupt:
+        try:
+            sys.stderr.write("Error: interrupted\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):  # stderr closed or gone: the status says it
+            pass
+        os._exit(130)
+
+
+def _main(warm: bool) -> None:
     _blocking_output()
     if os.environ.get("_KB_COMPLETE"):
         from kb.quickcomplete import quick

@@ -301,3 +301,19 @@ def test_an_index_build_a_kill_left_is_removed_by_the_next_change(root: Path, kb
     assert kb("edit", "Note", "-a", "y").exit_code == 0
     assert not left.exists()
     assert git(root, "status", "--porcelain") == ""
+
+
+@pytest.mark.cold_only("makes importing kb.client in this process stop at Ctrl-C")
+def test_ctrl_c_while_kb_is_still_importing_ends_in_one_line(monkeypatch, capfd):
+    import kb.client
+    from kb import entry
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt  # Ctrl-C before kb's own handling of it began
+
+    monkeypatch.setattr(kb.client, "main", interrupted)
+    exits: list[int] = []
+    monkeypatch.setattr(os, "_exit", lambda code: exits.append(code))
+    entry.main()
+    assert exits == [130]
+    assert capfd.readouterr().err == "Error: interrupted\n"
