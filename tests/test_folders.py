@@ -495,3 +495,19 @@ def test_a_folder_replaced_by_a_link_loses_its_notes_and_blocks_no_write(kb, roo
     assert kb("reindex").exit_code == 0
     assert kb("search", "otherword", "-l").stdout == "notes/other/c.md\n"
     assert kb("search", "subword", "-l").exit_code == 1
+
+
+def test_importing_a_file_a_note_of_its_own_has_the_name_of_says_so(kb, tmp_path):
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "A.md").write_text("# A\n\nalpha\n")
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "A.md").write_text("# A\n\nanother alpha\n")
+    (source / "C.md").write_text("# C\n\ngamma\n")
+    assert kb("--kb", str(vault), "init").exit_code == 0
+    r = kb("--kb", str(vault), "import", str(source), "--json")
+    assert r.exit_code == 1
+    [skipped] = [i for i in json.loads(r.stdout)["items"] if i["status"] == "skipped"]
+    assert skipped["reason"] == "A.md is already here, with other text, not imported; kb's version is kept"
+    assert (vault / "A.md").read_text() == "# A\n\nalpha\n" and (vault / "C.md").exists()

@@ -350,7 +350,10 @@ def import_tree(
         log = tx.history.path_log(target)
         if log and not log[0][0].subject.startswith("Import"):
             # Changed here since it came in (or a note of kb's own at that path): kept, not overwritten.
-            reason = f"{target} was changed here since it was imported; kb's version is kept"
+            if any(entry[0].subject.startswith("Import") for entry in log):
+                reason = f"{target} was changed here since it was imported; kb's version is kept"
+            else:
+                reason = f"{target} is already here, with other text, not imported; kb's version is kept"
             result.items.append(ImportItem(item.source, "skipped", item.title, target, item.modified, reason))
             continue
         moment = parse_timestamp(item.modified or "") or tx.now
