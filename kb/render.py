@@ -1316,19 +1316,14 @@ def history_search(result: HistorySearchResult, json: bool, paths: bool, null: b
             )
             console.print(Text("    " + visible(history_summary(hit)), style="dim"))
             for snippet in hit.snippets:
-                line = Text("    ")
-                pos = 0
-                for start, end_ in snippet.matches:
-                    line.append(visible(snippet.text[pos:start]))
-                    line.append(visible(snippet.text[start:end_]), style="bold yellow")
-                    pos = end_
-                line.append(visible(snippet.text[pos:]))
-                console.print(line)
+                text, spans = _shown_snippet(snippet, console.width - 4)
+                console.print(Text("    ").append_text(_highlighted(text, spans)))
     else:
+        width = _columns()
         lines = []
         for hit in result.hits:
             lines.append(f"{hit.rank}. {hit.title}\t{hit.path}\t{history_summary(hit)}")
-            lines.extend(f"    {snippet.text}" for snippet in hit.snippets)
+            lines.extend(f"    {_shown_snippet(snippet, width - 4)[0]}" for snippet in hit.snippets)
         _out("\n".join(lines) + "\n")
     if len(result.hits) < result.total:
         shown = len(result.hits)

@@ -230,3 +230,21 @@ def test_every_letter_that_folds_to_a_first_letter_is_one_the_skipping_looks_for
         pattern = document._words_starting(frozenset({letter}))
         missed = [char for char in chars if not pattern.match(char + "x")]
         assert not missed, (letter, missed)
+
+
+def test_a_snippet_never_starts_or_ends_inside_a_link(kb):
+    url = "https://example.org/" + "a/" * 40
+    kb("add", "Early", "-b", f"Some **bold** words and a [link text]({url}) then more words about zebra.")
+    kb("add", "Late", "-b", "word " * 40 + f"see [the zebra page]({url}) and " + "more " * 40)
+    r = kb("search", "zebra", "-n", "5")
+    assert r.exit_code == 0
+    snippets = r.stdout.splitlines()[1::2]
+    assert snippets == ["    …then more words about zebra.", "    …" + "word " * 9 + "see the zebra page…"]
+
+
+def test_history_snippets_are_shown_as_current_ones_are(kb):
+    kb("add", "Marks", "-b", "Some **bold** words about _zebra_ and `code` here.")
+    current = kb("search", "zebra").stdout.splitlines()[1]
+    r = kb("search", "--history", "zebra")
+    assert r.exit_code == 0 and r.stdout.splitlines()[1] == current
+    assert current == "    Marks Some bold words about zebra and code here."

@@ -377,10 +377,22 @@ def snippets_of(body: str, terms: frozenset[str], top: int = 2, width: int = 160
             continue
         if len(fragments) == top:
             break
-        begin = max(0, start - width // 3, fragments[-1][1] if fragments else 0)
+        floor = fragments[-1][1] if fragments else 0
+        begin = max(0, start - width // 3, floor)
         space = body.rfind(" ", 0, begin + 1) if begin else -1
         begin = space + 1 if space >= 0 and begin - space < 20 else begin
-        fragments.append((begin, min(len(body), begin + width)))
+        # never from or to the middle of a link, whose marks could not be taken out then
+        link = _link_at(body, begin)
+        if link is not None:
+            if link[0] >= floor and (start < link[1] or start - link[0] <= width * 2 // 3):
+                begin = link[0]
+            elif link[1] <= start:
+                begin = link[1]
+        finish = min(len(body), begin + width)
+        link = _link_at(body, finish)
+        if link is not None and link[1] - finish <= width:
+            finish = link[1]
+        fragments.append((begin, finish))
         spans.append((start, end))
     out = []
     for begin, finish in fragments:
@@ -398,6 +410,21 @@ def snippets_of(body: str, terms: frozenset[str], top: int = 2, width: int = 160
         text += (tail.lstrip() if pos == begin else tail).rstrip()
         out.append(Snippet(text + ("…" if finish < len(body) else ""), tuple(matches)))
     return tuple(out)
+
+
+_LINKS = re.compile(r"!?\[\[[^\]\n]*\]\]|!?\[[^\]\n]*\]\([^)\n]*\)")  # [[wiki]], [text](url)
+
+
+def _link_at(body: str, at: int) -> tuple[int, int] | None:
+    """The [start, end) of the link `at` is inside of (not at its start), or None."""
+    if "[" not in body[max(0, at - 400) : at]:
+        return None
+    for match in _LINKS.finditer(body, max(0, at - 400), min(len(body), at + 400)):
+        if match.start() < at < match.end():
+            return match.span()
+        if match.start() >= at:
+            break
+    return None
 
 
 @dataclass(frozen=True)
