@@ -270,11 +270,14 @@ def _matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]]:
     runs = tuple(term for term in terms if dense(term))
     if not runs and not any(_MARK.match(first) for first in firsts):
         # only the words that begin with a letter a term begins with are looked at
-        for match in _words_starting(firsts).finditer(text):
-            start = match.start()
-            if start and text[start - 1] == "." and not _begins_a_word(text, start):
-                continue  # inside a word with dots (e.g, example.org)
-            if normal_word(match.group()) in terms:
+        word_at = _WORD.match
+        for first in _words_starting(firsts).finditer(text):
+            start = first.start()
+            inside = start and (_MARK.match(text, start - 1) or text[start - 1] == ".")
+            if inside and not _begins_a_word(text, start):
+                continue  # inside a word: after its combining mark, or its dot (e.g, example.org)
+            match = word_at(text, start)
+            if match is not None and normal_word(match.group()) in terms:
                 yield match.span()
         return
     for match in _WORD.finditer(text):
@@ -287,15 +290,16 @@ def _matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]]:
 
 @functools.lru_cache(maxsize=64)
 def _words_starting(letters: frozenset[str]) -> re.Pattern[str]:
-    """The words _WORD finds whose first character is, lower-cased and accent-folded, one of `letters`
-    (the regular expression skips the others at C speed: most of a note's words)."""
+    """The first characters of the words _WORD finds whose first character is, lower-cased and
+    accent-folded, one of `letters` (the regular expression skips the others at C speed: most of a note's
+    words), and of a few more that are not words' first (after a combining mark or a dot: _matches looks
+    closer). Small: made for each search."""
     chars: set[str] = set()
     for letter in letters:
         chars.update((letter, letter.upper(), letter.title(), _OTHER_CASE.get(letter, letter)))
         chars.update(_folded_to().get(letter, ()))
     first = "".join(re.escape(c) for c in sorted(chars) if len(c) == 1)
-    # where _WORD's words may begin: not after a letter or a mark (after a dot: see _begins_a_word)
-    return re.compile(rf"(?<![^\W_])(?<![{MARKS}])(?=[{first}]){WORD_PATTERN}")
+    return re.compile(rf"(?<![^\W_])[{first}]")
 
 
 _WORDY = re.compile(rf"[\w.{MARKS}]")
