@@ -278,6 +278,7 @@ MAX_ERROR_LINE = 1000  # characters of one line of an error; a longer one (a pas
 
 
 def error(message: str) -> None:
+    _stop_bars()
     _err("\n".join(_shortened(line) for line in f"Error: {message}".split("\n")))
 
 
@@ -678,12 +679,22 @@ def progress(label: str = "Indexing notes") -> Progress:
                 transient=True,
             )
             bar.start()
+            _BARS.append(bar)
             state["bar"], state["task"] = bar, bar.add_task("index", total=total)
         state["bar"].update(state["task"], completed=done, total=total)
         if done >= total:
-            state["bar"].stop()
+            _stop_bars()
 
     return update
+
+
+_BARS: list[Any] = []  # the progress bars drawn now (rich redraws them from a thread of its own)
+
+
+def _stop_bars() -> None:
+    """Take the progress bars off the terminal, before an error is said under them."""
+    while _BARS:
+        _BARS.pop().stop()
 
 
 def _paths(found: list[str], null: bool) -> int:

@@ -248,3 +248,11 @@ def test_history_snippets_are_shown_as_current_ones_are(kb):
     r = kb("search", "--history", "zebra")
     assert r.exit_code == 0 and r.stdout.splitlines()[1] == current
     assert current == "    Marks Some bold words about zebra and code here."
+
+
+def test_lines_and_counts_of_a_query_of_fields_only(kb):
+    kb("add", "Fields", "-t", "x", "-b", "a body of words")
+    for query in ("title:Fields", "tag:x", "*", "created:2026"):
+        for option in ("-C", "--count"):
+            r = kb("search", query, *([option, "0"] if option == "-C" else [option]))
+            assert r.exit_code == 0 and "unexpected" not in r.stderr, (query, option, r.stderr)

@@ -488,6 +488,8 @@ class NoteIndex:
             # Whoosh's sub-writers (other processes) stop before their files are removed: the signal may
             # have come to this process alone (kill -INT), and cancel() reaches only their copies here.
             for task in getattr(writer, "tasks", ()):
+                if task.pid is None:
+                    continue  # not started (the Ctrl-C came while it was)
                 with contextlib.suppress(OSError, ValueError, AssertionError):
                     task.terminate()
                     task.join(5)

@@ -266,6 +266,8 @@ def _matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]]:
     """The [start, end) offsets of the words of `text` the index stores as one of `terms`, in order; in a
     run of a script written without spaces, each place a term of that script is (body_terms gives such a
     term as the characters typed: `数据库`, not its pairs)."""
+    if not terms:
+        return  # a query of fields only (title:, tag:, *): no word of the body is one
     firsts = frozenset(term[:1] for term in terms)
     runs = tuple(term for term in terms if dense(term))
     if not runs and not any(_MARK.match(first) for first in firsts):
