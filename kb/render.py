@@ -724,7 +724,7 @@ def search(
         return _paths([hit.path for hit in result.hits], null)
     if not result.hits:
         suggestion = f"; did you mean {result.suggestion!r}?" if result.suggestion else ""
-        _err(f"No notes match {result.query!r}{suggestion}")
+        _err(_shortened(f"No notes match {result.query!r}{suggestion}"))
         return 1
     if lines == "count":
         _line_counts(result)

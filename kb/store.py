@@ -472,7 +472,12 @@ class Store:
 
     def exists(self, rel: str) -> bool:
         path = self.abs(rel)
-        return path.exists() or path.is_symlink()
+        try:
+            return path.exists() or path.is_symlink()
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:  # a name no file can have (a NOTE pasted with a path)
+                return False
+            raise
 
     # ------------------------------------------------------------ writing
 

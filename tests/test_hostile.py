@@ -705,3 +705,13 @@ def test_mv_to_a_path_with_dot_dot_is_refused_not_made_a_title(kb, with_note):
     assert "'../archive' is a path, not a title" in err and "archive/" in err
     assert [p.name for p in (root / "notes").iterdir()] == ["Good.md"]
     assert "'sub/../x' is a path" in one_line_error(kb("mv", "Good", "sub/../x"), 2)
+
+
+def test_names_longer_than_the_file_system_allows_are_one_line_errors(kb, with_note, tmp_path):
+    long = "x" * 300
+    for args in (["show", f"{long}.md"], ["backlinks", f"{long}.md"], ["rm", f"a/{long}.md"]):
+        assert "no note matches" in one_line_error(kb(*args))
+    err = one_line_error(kb("--kb", str(tmp_path / ("y" * 5000)), "list"))
+    assert "a name is longer than the file system allows" in err and len(err) < 1100
+    r = kb("search", "z" * 5000)
+    assert r.exit_code == 1 and "characters left out" in r.stderr and len(r.stderr) < 1100

@@ -1009,8 +1009,8 @@ class NoteIndex:
         """For a query of plain words that matched nothing: the same words with each one the index does not
         hold replaced by the closest word it does (within two edits), or None."""
         words = text.split()
-        if not words or len(words) > 8 or not all(w.isalnum() for w in words):
-            return None
+        if not words or len(words) > 8 or not all(w.isalnum() and len(w) <= 64 for w in words):
+            return None  # (a word of over 64 letters is no word the index holds)
         from whoosh import query as wq
 
         from kb.index.document import analyzer
