@@ -358,6 +358,8 @@ def test_a_damaged_index_is_rebuilt(corpus, kb, root, damage):
     assert [h["title"] for h in json.loads(r.stdout)["hits"]][:2] == ["Zebra", "Savanna"]
     assert "rebuilt" in r.stderr
     assert titles(kb, "zebra")[:2] == ["Zebra", "Savanna"]
+    kept = root / ".git" / "kb-index-broken"  # the damaged one, for inspection
+    assert kept.is_dir() == (damage is not _remove)
 
 
 def test_init_builds_the_index_and_writes_keep_it_current(kb, root):
@@ -373,6 +375,9 @@ def test_reindex(corpus, kb, root):
     r = kb("reindex")
     assert r.exit_code == 0 and "Indexed 5 notes" in r.stderr
     assert titles(kb, "zebra")[:2] == ["Zebra", "Savanna"]
+    # the index it replaced was sound: not kept, nothing of it or of the build left beside index/
+    assert not (root / ".git" / "kb-index-broken").exists()
+    assert sorted(p.name for p in root.iterdir()) == [".git", ".gitignore", "index", "notes"]
 
 
 def test_search_on_an_empty_or_missing_knowledge_base(kb, root):

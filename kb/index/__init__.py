@@ -443,10 +443,11 @@ class NoteIndex:
 
     # ------------------------------------------------------------ building
 
-    def rebuild(self, progress: Progress | None = None) -> int:
+    def rebuild(self, progress: Progress | None = None, broken: bool = False) -> int:
         """Build a new index from notes/ beside the one there is (BUILDING_INDEX), then put it in its place;
-        the one it replaces is moved aside. Interrupted (Ctrl-C, a failure, a kill), the index there was
-        stays as it was. Called under the write lock. Returns the note count."""
+        the one it replaces is removed, or, when it is `broken` (it failed to open or read), moved aside
+        for inspection. Interrupted (Ctrl-C, a failure, a kill), the index there was stays as it was.
+        Called under the write lock. Returns the note count."""
         from whoosh import index
 
         building = self.root / BUILDING_INDEX
@@ -457,8 +458,10 @@ class NoteIndex:
         except BaseException:
             shutil.rmtree(building, ignore_errors=True)
             raise
-        self._move_aside(building)
+        self._move_aside(building, broken)
         os.replace(building, self.folder)
+        if not broken:
+            shutil.rmtree(self._aside(False), ignore_errors=True)
         return count
 
     def _build(self, ix: Any, folder: Path, progress: Progress | None) -> int:
@@ -510,23 +513,29 @@ class NoteIndex:
             doc["_digest"] = _digest(raw)  # all of the note that is read
         return doc
 
-    def _move_aside(self, replacement: Path) -> None:
-        """The index there was goes to .git/kb-index-broken (the last one is kept for inspection); the
-        history index (kb.index.history) in its history/ goes into `replacement` first: it is built from
-        git, not the notes."""
+    def _move_aside(self, replacement: Path, broken: bool) -> None:
+        """The index there was goes aside: a `broken` one to .git/kb-index-broken (the last one is kept
+        for inspection), else where rebuild removes it; the history index (kb.index.history) in its
+        history/ goes into `replacement` first: it is built from git, not the notes."""
         if not self.folder.exists():
             return
         kept = self.folder / "history"
         if kept.is_dir():
             with contextlib.suppress(OSError):
                 os.replace(kept, replacement / "history")
-        git_dir = self.root / ".git"
-        target = git_dir / "kb-index-broken" if git_dir.is_dir() else self.root / ".kb-index-broken"
+        target = self._aside(broken)
         shutil.rmtree(target, ignore_errors=True)
         try:
             os.replace(self.folder, target)
         except OSError:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _aside(self, broken: bool) -> Path:
+        """Where the index a rebuild replaces goes: kept when `broken`, else removed at once."""
+        if not broken:
+            return self.root / f"{BUILDING_INDEX}-old"
+        git_dir = self.root / ".git"
+        return git_dir / "kb-index-broken" if git_dir.is_dir() else self.root / ".kb-index-broken"
 
     def update(self, paths: Iterable[str]) -> None:
         """Index exactly these notes (a missing file is removed from the index). No index yet: nothing."""
@@ -800,7 +809,7 @@ class NoteIndex:
                     return self.refresh()
                 except damage:
                     pass
-            self.rebuild(progress)
+            self.rebuild(progress, broken=self.folder.exists())
         return RefreshReport(0, 0, 0, True)
 
     def fresh_search(

@@ -97,7 +97,7 @@ def check(root: Path, fix: bool = False) -> CheckResult:
         from kb.service.transaction import transaction
 
         with transaction(root) as tx:
-            NoteIndex(tx.root).rebuild()
+            NoteIndex(tx.root).rebuild(broken=True)
         fixed.append("index: rebuilt")
         findings = _index_findings(root)
     if fix:
