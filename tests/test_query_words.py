@@ -193,3 +193,10 @@ def test_a_bare_star_finds_the_notes_with_any_word_without_reading_every_word(no
     for text in ("*", "body:*", "title:* push"):
         leaves = list(parse_query(text, datetime.now(UTC)).leaves())
         assert not any(type(leaf) is wq.Every for leaf in leaves), text
+
+
+def test_a_korean_word_of_two_syllables_finds_it_with_its_particle(kb):
+    kb("add", "Menu", "-b", "설정을 바꾸려면 메뉴를 엽니다.")
+    kb("add", "Screen", "-b", "설정 화면")
+    r = kb("search", "설정", "-l")
+    assert r.exit_code == 0 and r.stdout == "notes/Screen.md\nnotes/Menu.md\n"  # the word itself first

@@ -185,6 +185,8 @@ def _any_word_class() -> type:
 
 PREFIX_BOOST = 0.001  # a note that holds only a longer word ranks below every note that holds the word
 MIN_PREFIX = 4  # letters of a word (as indexed) before it finds longer words too
+MIN_HANGUL_PREFIX = 2  # Korean syllables: a word of two is a word, and its particles follow it (설정을)
+_HANGUL = re.compile("[\uac00-\ud7a3]")
 MAX_PREFIXED = 8  # words of a query that find longer words
 LONGER_WORDS_POSTINGS = 20_000  # postings the longer words of one word may read (the most frequent first)
 
@@ -201,7 +203,8 @@ def _also_longer_words(query: Any) -> Any:
             return q
         if type(q) is wq.Term and q.fieldname in ("title", "body"):
             text = str(q.text)
-            if len(text) < MIN_PREFIX or count[0] >= 2 * MAX_PREFIXED:
+            least = MIN_HANGUL_PREFIX if _HANGUL.match(text) else MIN_PREFIX
+            if len(text) < least or count[0] >= 2 * MAX_PREFIXED:
                 return q
             count[0] += 1
             return wq.Or([q, _longer_words()(q.fieldname, text, boost=PREFIX_BOOST)], boost=q.boost)
