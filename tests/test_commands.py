@@ -261,6 +261,7 @@ def test_a_tag_no_note_has_is_said_with_the_closest_and_a_hash_is_read_as_kb_sho
         shown = kb(*command, "-t", "#Other")  # as kb list and kb search show tags
         assert shown.exit_code == 0 and "notes/A.md" not in shown.stdout and "notes/C.md" in shown.stdout
         assert "no note has" not in shown.stderr
+    assert kb("search", "tag:#other", "-l").stdout == "notes/C.md\n"  # as Obsidian writes it
 
 
 def test_rm_is_a_recoverable_revision(kb, root):

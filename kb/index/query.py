@@ -57,6 +57,7 @@ def _typed(words: list[str]) -> list[str]:
     return out
 
 
+_TAG_MARK = re.compile(r"\b(tags?:)#(?=[^\s#)])")
 _DATE_VALUE = re.compile(r"\b(created|modified):(>=|<=|>|<)?(?=[^\s\['\"(])([^\s)]+)")
 _FUZZY = re.compile(r"~(\d+)")
 _EMPTY_FIELD = re.compile(r"\b(title|body|tag|tags|folder|created|modified):(?=\s|$|\))")
@@ -462,8 +463,9 @@ def parse_with_parser(text: str, now: datetime) -> Any:
     from whoosh.qparser.dateparse import DateParserPlugin
 
     _check_syntax(text)
-    # Dates are read by kb.when (the one date reader) and handed to Whoosh as absolute ranges.
-    prepared = absolute_dates(text, now)
+    # Dates are read by kb.when (the one date reader) and handed to Whoosh as absolute ranges; a tag
+    # written as kb and Obsidian show it (tag:#ideas) is the tag.
+    prepared = _TAG_MARK.sub(r"\1", absolute_dates(text, now))
     prepared = _NEGATION.sub(
         lambda m: "NOT " if m.group() == "-" else m.group(), _link_placeholders(prepared)
     )
