@@ -764,12 +764,18 @@ def move(root: Path, ref: str, destination: str, update_links: bool = True) -> C
     if other is not None:
         return move_file(root, other, destination, update_links)
     if not destination.endswith(("/", ".md", ".markdown")):
-        if any(part in (".", "..") for part in destination.replace("\\", "/").split("/")):
+        path_like = destination.replace("\\", "/")
+        if path_like.startswith("/") or any(part in (".", "..") for part in path_like.split("/")):
             raise UsageError(
                 f"{destination!r} is a path, not a title: kb mv moves a note to a folder inside the "
                 "knowledge base written with a / at its end (archive/), or to a file name ending in .md"
             )
-        return edit(root, ref, title=destination, update_links=update_links)
+        result = edit(root, ref, title=destination, update_links=update_links)
+        notes_root = Store(root).notes
+        if result.action == "rename" and (notes_root / path_like).is_dir():
+            hint = f"{path_like}/ is a folder: to move a note into it, write {path_like}/"
+            return replace(result, warnings=(*result.warnings, hint))
+        return result
     with transaction(root, scan=True) as tx:
         store = tx.store
         path = resolve_note(store, ref)
