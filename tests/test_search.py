@@ -876,6 +876,8 @@ def scripts(kb):
         ("हिन्दी", ["Hindi"]),  # vowel signs are part of the word
         ("लिखा", ["Hindi"]),
         ("title:插件", ["插件设置"]),
+        ('"数据 库"', ["插件设置"]),  # in a phrase, a space inside a run is no gap
+        ('"据 库"', ["插件设置"]),
     ],
 )
 def test_scripts_written_without_spaces_find_the_characters_typed(scripts, query, found):

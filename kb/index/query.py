@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kb.errors import UsageError
-from kb.index.document import analyzer, dense, schema
+from kb.index.document import DENSE, analyzer, dense, schema
 
 
 class QueryError(UsageError):
@@ -57,6 +57,8 @@ def _typed(words: list[str]) -> list[str]:
     return out
 
 
+_QUOTED = re.compile(r'"[^"]*"')
+_DENSE_GAP = re.compile(f"(?<=[{DENSE}])\\s+(?=[{DENSE}])")
 _TAG_MARK = re.compile(r"\b(tags?:)#(?=[^\s#)])")
 _DATE_VALUE = re.compile(r"\b(created|modified):(>=|<=|>|<)?(?=[^\s\['\"(])([^\s)]+)")
 _FUZZY = re.compile(r"~(\d+)")
@@ -466,6 +468,9 @@ def parse_with_parser(text: str, now: datetime) -> Any:
     # Dates are read by kb.when (the one date reader) and handed to Whoosh as absolute ranges; a tag
     # written as kb and Obsidian show it (tag:#ideas) is the tag.
     prepared = _TAG_MARK.sub(r"\1", absolute_dates(text, now))
+    # In a phrase, a space between characters of a script written without spaces is no gap between words:
+    # "数据 库" is the phrase 数据库 (a run's pairs leave no place for it).
+    prepared = _QUOTED.sub(lambda m: _DENSE_GAP.sub("", m.group()), prepared)
     prepared = _NEGATION.sub(
         lambda m: "NOT " if m.group() == "-" else m.group(), _link_placeholders(prepared)
     )
