@@ -878,6 +878,8 @@ def scripts(kb):
         ("title:插件", ["插件设置"]),
         ('"数据 库"', ["插件设置"]),  # in a phrase, a space inside a run is no gap
         ('"据 库"', ["插件设置"]),
+        ("*据*", ["Apart", "插件设置"]),  # a wildcard around a run: the run, found inside longer ones
+        ("*数据库*", ["插件设置"]),
     ],
 )
 def test_scripts_written_without_spaces_find_the_characters_typed(scripts, query, found):

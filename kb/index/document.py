@@ -93,12 +93,19 @@ def _pairs_class() -> type:
             for t in tokens:
                 if t.positions:
                     t.pos += shift
-                if not dense(t.text):
+                text = t.text
+                if "*" in text or "?" in text:  # a query's wildcard (never in a word of a note)
+                    core = text.strip("*")
+                    if not _DENSE_RUN.fullmatch(core):
+                        yield t
+                        continue
+                    text = core  # *据*: a run is found inside longer ones anyway
+                if not dense(text):
                     yield t
                     continue
                 first = t.pos if t.positions else 0
                 start = t.startchar if t.chars else 0
-                found, after = pairs(t.text, first, t.mode != "query")
+                found, after = pairs(text, first, t.mode != "query")
                 for text, pos, begin, end in found:
                     t.text = text
                     if t.positions:
