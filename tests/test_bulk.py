@@ -26,6 +26,7 @@ LINES = [
     "日本語のテキスト and 中文 mixed with latin",
     "Obsidian插件的设置 猫 x 数据库notes 插件",
     "ปลั๊กอินซิงค์ ไทย and हिन्दी में লেখা words",
+    "re\u0301sume\u0301 Zu\u0308rich Straße Æther œuvre ﬁnal ｶﾀｶﾅ ＰｏｓｔｇｒｅＳＱＬ",
     "numbers 42 3.14 2021-11-19T16:02:40.897Z",
     "carriage return line\r",
     "tabs\tand\x0bvertical\x0cfeeds",

@@ -888,6 +888,24 @@ def test_scripts_written_without_spaces_find_the_characters_typed(scripts, query
     assert sorted(h["title"] for h in json.loads(r.stdout)["hits"]) == found if found else True
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["résumé", "resume", "zurich", "Zürich", "strasse", "gross", "aether", "oeuvre", "final", "カタカナ"],
+)
+def test_text_in_any_unicode_form_is_found_as_typed(kb, query):
+    # written as macOS writes names (a letter and a combining accent), with ß, ligatures, half-width kana
+    kb(
+        "add",
+        "Forms",
+        "-b",
+        "Visited a re\u0301sume\u0301 workshop in Zu\u0308rich. Straße, groß, Æther, œuvre, ﬁnal, ｶﾀｶﾅ.",
+    )
+    r = kb("search", query, "--json")
+    assert r.exit_code == 0, (query, r.stderr)
+    [hit] = json.loads(r.stdout)["hits"]
+    assert hit["title"] == "Forms"
+
+
 def test_a_run_of_characters_is_highlighted_where_it_is(scripts):
     [hit] = json.loads(scripts("search", "数据库", "--json").stdout)["hits"]
     [snippet] = hit["snippets"]

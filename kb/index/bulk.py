@@ -242,7 +242,7 @@ def line_analyser(analyzer: Any) -> Callable[[str], Tokens]:
     from whoosh.analysis import CharsetFilter, LowercaseFilter, RegexTokenizer, StemFilter
     from whoosh.analysis.analyzers import CompositeAnalyzer
 
-    from kb.index.document import Pairs, dense, pairs
+    from kb.index.document import Pairs, dense, fold, pairs
 
     items: list[Any] = list(analyzer.items) if isinstance(analyzer, CompositeAnalyzer) else []
     kinds = [type(item) for item in items]
@@ -260,6 +260,8 @@ def line_analyser(analyzer: Any) -> Callable[[str], Tokens]:
         position = 0
         for match in finditer(line):
             word = match.group(0).lower()
+            if not word.isascii():
+                word = fold(word)
             if dense(word):
                 words, position = pairs(word, position, True)
                 for text, pos, _, _ in words:

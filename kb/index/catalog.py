@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from kb.links import Link
 
 CATALOG = "kb-catalog.sqlite3"
-VERSION = 9  # bumped with the Whoosh schema (kb.index.document.schema) too: another version means a rebuild
+VERSION = 10  # bumped with the Whoosh schema (kb.index.document.schema) too: another version means a rebuild
 SEP = "\x1f"
 
 Signature = tuple[int, int, int]  # mtime_ns, size, inode

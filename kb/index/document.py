@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,6 +55,18 @@ def analyzer() -> Any:
     )
 
 
+# After NFKC: letters that fold to two (ß, æ, œ), and the combining accents no letter took in
+_FOLDS: dict[int, str | None] = {ord("ß"): "ss", ord("æ"): "ae", ord("œ"): "oe"}
+_FOLDS.update({code: None for code in range(0x300, 0x370)})
+
+
+def fold(word: str) -> str:
+    """A lower-cased word in one form: NFKC (an accent typed as a letter and a combining mark, as macOS
+    writes names, is the accented letter; ﬁ is fi, full-width ＡＢＣ is abc, half-width ｶﾅ is カナ), ß as ss,
+    æ as ae, œ as oe, combining accents left alone dropped (accent folding takes the others)."""
+    return word if word.isascii() else unicodedata.normalize("NFKC", word).translate(_FOLDS)
+
+
 def dense(word: str) -> bool:
     """Whether `word` has characters of a script written without spaces (see Pairs)."""
     return not word.isascii() and _DENSE_RUN.search(word) is not None
@@ -80,7 +93,8 @@ def _pairs_class() -> type:
         inside any longer run. Each character is indexed too, at the position of the pair it begins (the
         last at the last pair's), so that one character alone finds a note; a query reads only the pairs.
         Letters of other scripts in the same word stay a word of their own. Later words' positions are
-        moved along (a run of n characters takes n - 1 positions, one at least)."""
+        moved along (a run of n characters takes n - 1 positions, one at least). A word that is not ASCII
+        is put in one form first (fold)."""
 
         def __eq__(self, other: object) -> bool:
             return type(other) is type(self)
@@ -94,6 +108,8 @@ def _pairs_class() -> type:
                 if t.positions:
                     t.pos += shift
                 text = t.text
+                if not text.isascii():
+                    t.text = text = fold(text)
                 if "*" in text or "?" in text:  # a query's wildcard (never in a word of a note)
                     core = text.strip("*")
                     if not _DENSE_RUN.fullmatch(core):
@@ -250,7 +266,7 @@ def normal_word(word: str) -> str:
     from whoosh.lang.porter2 import stem
     from whoosh.support.charset import accent_map
 
-    return stem(word.lower()).translate(accent_map) if len(word) <= 64 else ""
+    return stem(fold(word.lower())).translate(accent_map) if len(word) <= 64 else ""
 
 
 _FIRST_LETTERS: dict[str, str] = {}

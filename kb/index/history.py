@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 HISTORY_DIR = "history"
 STATE = "state.json"
-VERSION = 6  # bumped with the Whoosh schema of the notes (kb.index.document.schema)
+VERSION = 7  # bumped with the Whoosh schema of the notes (kb.index.document.schema)
 WRITER_TIMEOUT = 10.0
 BATCH = 1000  # blobs read from git at once
 MERGE_AFTER_SEGMENTS = 8
