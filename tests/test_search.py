@@ -889,6 +889,25 @@ def test_scripts_written_without_spaces_find_the_characters_typed(scripts, query
 
 
 @pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ("python", True),
+        ("python.org", True),
+        ("docs.python.org", True),
+        ("obsidian.md", True),
+        ("help.obsidian.md", True),
+        ("docs.pyth*", True),  # a prefix of the name whole
+        ("org.python", False),  # the parts in another order
+        ('"docs.python.org now"', False),
+    ],
+)
+def test_the_parts_of_a_name_with_dots_are_found_as_grep_finds_them(kb, query, found):
+    kb("add", "Links", "-b", "See https://docs.python.org/3/library and help.obsidian.md, then later now.")
+    r = kb("search", query, "-l")
+    assert r.stdout == ("notes/Links.md\n" if found else ""), (query, r.stderr)
+
+
+@pytest.mark.parametrize(
     "query",
     ["résumé", "resume", "zurich", "Zürich", "strasse", "gross", "aether", "oeuvre", "final", "カタカナ"],
 )

@@ -242,7 +242,7 @@ def line_analyser(analyzer: Any) -> Callable[[str], Tokens]:
     from whoosh.analysis import CharsetFilter, LowercaseFilter, RegexTokenizer, StemFilter
     from whoosh.analysis.analyzers import CompositeAnalyzer
 
-    from kb.index.document import Pairs, dense, fold, pairs
+    from kb.index.document import Pairs, dense, fold, pairs, parts
 
     items: list[Any] = list(analyzer.items) if isinstance(analyzer, CompositeAnalyzer) else []
     kinds = [type(item) for item in items]
@@ -266,6 +266,13 @@ def line_analyser(analyzer: Any) -> Callable[[str], Tokens]:
                 words, position = pairs(word, position, True)
                 for text, pos, _, _ in words:
                     found.append(((text if text in ignore else stem(text)).translate(charmap).encode(), pos))
+                continue
+            if "." in word:  # its parts at one position each, the word whole at the first (Pairs)
+                found.append(((word if word in ignore else stem(word)).translate(charmap).encode(), position))
+                for part, _ in parts(word):
+                    term = part if part in ignore else stem(part)
+                    found.append((term.translate(charmap).encode("utf-8"), position))
+                    position += 1
                 continue
             if word not in ignore:
                 word = stem(word)

@@ -67,6 +67,18 @@ def fold(word: str) -> str:
     return word if word.isascii() else unicodedata.normalize("NFKC", word).translate(_FOLDS)
 
 
+def parts(word: str) -> list[tuple[str, int]]:
+    """The parts of a word with dots (docs.python.org: docs, python, org), each with its offset in it
+    (see Pairs: a part is found as grep finds it)."""
+    found = []
+    at = 0
+    for part in word.split("."):
+        if part:
+            found.append((part, at))
+        at += len(part) + 1
+    return found
+
+
 def dense(word: str) -> bool:
     """Whether `word` has characters of a script written without spaces (see Pairs)."""
     return not word.isascii() and _DENSE_RUN.search(word) is not None
@@ -116,6 +128,25 @@ def _pairs_class() -> type:
                         yield t
                         continue
                     text = core  # *据*: a run is found inside longer ones anyway
+                whole = getattr(t, "original", None) is not None  # a prefix's text, not tokenized
+                if "." in text and not whole and "*" not in text and "?" not in text and not dense(text):
+                    # docs.python.org: its parts, one after the other, as a phrase a query reads (so
+                    # that python, or obsidian.md in help.obsidian.md, is found); the word whole too
+                    # in the index, at the first part's position (for a prefix: docs.py*)
+                    first = t.pos if t.positions else 0
+                    start = t.startchar if t.chars else 0
+                    if t.mode != "query":
+                        yield t
+                    pieces = parts(text)
+                    for n, (part, begin) in enumerate(pieces):
+                        t.text = part
+                        if t.positions:
+                            t.pos = first + n
+                        if t.chars:
+                            t.startchar, t.endchar = start + begin, start + begin + len(part)
+                        yield t
+                    shift += len(pieces) - 1
+                    continue
                 if not dense(text):
                     yield t
                     continue
@@ -269,66 +300,67 @@ def normal_word(word: str) -> str:
     return stem(fold(word.lower())).translate(accent_map) if len(word) <= 64 else ""
 
 
-_FIRST_LETTERS: dict[str, str] = {}
-
-
-def _first_letter(word: str) -> str:
-    """The first letter of normal_word(word) (stemming only changes endings), without stemming: it depends
-    on the word's first character only, so it is worked out once per character."""
-    first = word[:1]
-    letter = _FIRST_LETTERS.get(first)
-    if letter is None:
-        from whoosh.support.charset import accent_map
-
-        table: Any = accent_map
-        letter = _FIRST_LETTERS[first] = first.lower().translate(table)[:1]
-    return letter
-
-
 def _matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]]:
-    """The [start, end) offsets of the words of `text` the index stores as one of `terms`, in order; in a
-    run of a script written without spaces, each place a term of that script is (body_terms gives such a
-    term as the characters typed: `数据库`, not its pairs)."""
+    """The [start, end) offsets of the words of `text` the index stores as one of `terms` (and of the
+    parts of words with dots: document.parts), in order; in a run of a script written without spaces,
+    each place a term of that script is (body_terms gives such a term as the characters typed: `数据库`,
+    not its pairs)."""
     if not terms:
         return  # a query of fields only (title:, tag:, *): no word of the body is one
-    firsts = frozenset(term[:1] for term in terms)
-    runs = tuple(term for term in terms if dense(term))
-    if not runs and not any(_MARK.match(first) for first in firsts):
-        # only the words that begin with a letter a term begins with are looked at
-        word_at = _WORD.match
-        for first in _words_starting(firsts).finditer(text):
-            start = first.start()
-            inside = start and (_MARK.match(text, start - 1) or text[start - 1] == ".")
-            if inside and not _begins_a_word(text, start):
-                continue  # inside a word: after its combining mark, or its dot (e.g, example.org)
-            match = word_at(text, start)
-            if match is not None and normal_word(match.group()) in terms:
-                yield match.span()
+    if text.isascii():
+        yield from _ascii_matches(text, terms)
         return
+    runs = tuple(term for term in terms if dense(term))
     for match in _WORD.finditer(text):
         word = match.group()
-        if _first_letter(word) in firsts and normal_word(word) in terms:
+        if normal_word(word) in terms:
             yield match.span()
-        elif dense(word):
+        elif runs and dense(word):
             yield from _run_matches(word, match.start(), terms, runs)
+        elif "." in word:
+            for piece, begin in parts(word):
+                if normal_word(piece) in terms:
+                    yield match.start() + begin, match.start() + begin + len(piece)
+
+
+def _ascii_matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]]:
+    """_matches of a text that is all ASCII (most notes), looking only at the words that begin with a
+    letter a term begins with: one regular expression skips the others at C speed."""
+    letters = "".join(sorted({term[0] for term in terms if term[0].isascii() and term[0].isalnum()}))
+    if not letters:
+        return
+    word_at, part_at = _WORD.match, _PART.match
+    end = 0  # of the last word found: a part of it is not found again
+    for first in _ascii_starting(letters).finditer(text):
+        start = first.start()
+        if start < end:
+            continue
+        if start and text[start - 1] == "." and not _begins_a_word(text, start):
+            part = part_at(text, start)  # a part of a word with dots, after its dot (example.org)
+            if part is not None and normal_word(part.group()) in terms:
+                yield part.span()
+            continue
+        match = word_at(text, start)
+        if match is None:
+            continue
+        if normal_word(match.group()) in terms:
+            end = match.end()
+            yield match.span()
+        elif "." in match.group():  # the first part of a word with dots
+            part = part_at(text, start)
+            if part is not None and normal_word(part.group()) in terms:
+                yield part.span()
 
 
 @functools.lru_cache(maxsize=64)
-def _words_starting(letters: frozenset[str]) -> re.Pattern[str]:
-    """The first characters of the words _WORD finds whose first character is, lower-cased and
-    accent-folded, one of `letters` (the regular expression skips the others at C speed: most of a note's
-    words), and of a few more that are not words' first (after a combining mark or a dot: _matches looks
-    closer). Small: made for each search."""
-    chars: set[str] = set()
-    for letter in letters:
-        chars.update((letter, letter.upper(), letter.title(), _OTHER_CASE.get(letter, letter)))
-        chars.update(_folded_to().get(letter, ()))
-    first = "".join(re.escape(c) for c in sorted(chars) if len(c) == 1)
-    return re.compile(rf"(?<![^\W_])[{first}]")
+def _ascii_starting(letters: str) -> re.Pattern[str]:
+    """Where a word may begin with one of `letters` (lower case) in ASCII text: not after a letter or a
+    digit (after a dot, _ascii_matches looks closer)."""
+    return re.compile(f"(?<![A-Za-z0-9])[{re.escape(letters + letters.upper())}]")
 
 
+_PART = re.compile(_LETTERS)  # a word's letters up to a dot
 _WORDY = re.compile(rf"[\w.{MARKS}]")
-_MARK = re.compile(f"[{MARKS}]")
 
 
 def _begins_a_word(text: str, at: int) -> bool:
@@ -337,24 +369,6 @@ def _begins_a_word(text: str, at: int) -> bool:
     while back and _WORDY.match(text, back - 1):
         back -= 1
     return any(m.start() == at for m in _WORD.finditer(text, back, at + 1))
-
-
-# The letters that lower-case to a letter whose upper or title case is another (a test checks them all)
-_OTHER_CASE = {"θ": "\u03f4", "s": "\u1e9e", "ω": "\u2126", "k": "\u212a", "a": "\u212b"}
-
-
-@functools.cache
-def _folded_to() -> dict[str, frozenset[str]]:
-    """Each letter and the characters that are it once lower-cased and accent-folded (é, É for e)."""
-    from whoosh.support.charset import accent_map
-
-    table: Any = accent_map
-    found: dict[str, set[str]] = {}
-    for code in table:
-        for c in {chr(code), chr(code).upper(), chr(code).lower()}:
-            if len(c) == 1:
-                found.setdefault(c.lower().translate(table)[:1], set()).add(c)
-    return {letter: frozenset(chars) for letter, chars in found.items()}
 
 
 def _run_matches(
