@@ -931,7 +931,7 @@ def help_(
     else:
         command = commands.get_command(group, topic)
         if command is None:
-            names = ", ".join([*helptext.TOPICS, *commands.list_commands(group)])
+            names = ", ".join(dict.fromkeys([*helptext.TOPICS, *commands.list_commands(group)]))
             raise UsageError(f"no command or help topic {topic!r}; one of: {names}")
         with typer.Context(command, info_name=topic, parent=group) as sub:
             render.help_page(command.get_help(sub) + "\n")

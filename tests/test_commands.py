@@ -262,6 +262,11 @@ def test_a_tag_no_note_has_is_said_with_the_closest_and_a_hash_is_read_as_kb_sho
         assert shown.exit_code == 0 and "notes/A.md" not in shown.stdout and "notes/C.md" in shown.stdout
         assert "no note has" not in shown.stderr
     assert kb("search", "tag:#other", "-l").stdout == "notes/C.md\n"  # as Obsidian writes it
+    assert kb("add", "D", "-t", "#Other", "-b", "x").exit_code == 0  # the tag Other, as kb shows it
+    assert kb("tags").stdout.splitlines()[-1] == "Other\t2"
+    for command in (["add", "E", "-t", "#", "-b", "x"], ["list", "-t", ""], ["search", "words", "-t", ""]):
+        r = kb(*command)
+        assert r.exit_code == 2 and r.stderr.startswith("Error: invalid tag"), (command, r.stderr)
 
 
 def test_rm_is_a_recoverable_revision(kb, root):

@@ -439,7 +439,7 @@ def snippets_of(body: str, terms: frozenset[str], top: int = 2, width: int = 160
         spans.append((start, end))
     out = []
     for begin, finish in fragments:
-        text = "…" if begin else ""
+        text = "…" if body[:begin].strip() else ""
         matches: list[tuple[int, int]] = []
         pos = begin
         for start, end in spans:
@@ -451,7 +451,7 @@ def snippets_of(body: str, terms: frozenset[str], top: int = 2, width: int = 160
                 pos = end
         tail = _SPACE.sub(" ", body[pos:finish])
         text += (tail.lstrip() if pos == begin else tail).rstrip()
-        out.append(Snippet(text + ("…" if finish < len(body) else ""), tuple(matches)))
+        out.append(Snippet(text + ("…" if body[finish:].strip() else ""), tuple(matches)))
     return tuple(out)
 
 

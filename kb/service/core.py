@@ -202,7 +202,7 @@ def list_notes(
             ]
             if not infos:
                 warnings.append(f"no notes in a folder '{wanted}' (kb list shows the paths)")
-    if tag:  # in any case, as the folder above and search's tag: field
+    if tag is not None:  # in any case, as the folder above and search's tag: field
         wanted = validate_tag(tag).casefold()
         if wanted.startswith("#") and len(wanted) > 1 and not any(_tagged(i, wanted) for i in every):
             wanted = validate_tag(wanted[1:]).casefold()  # as kb list and kb search show tags: #Ideas
@@ -397,9 +397,13 @@ def _count_commits(root: Path) -> int:
 
 
 def _clean_tags(values: Sequence[str]) -> list[str]:
+    """The tags given to add or edit: each as validate_tag makes it, a leading # (as kb shows tags and
+    Obsidian writes them in a note's text) taken off."""
     out: list[str] = []
     for value in values:
-        tag = validate_tag(value)
+        if not value.strip().removeprefix("#").strip():
+            raise UsageError(f"invalid tag {value!r}")
+        tag = validate_tag(value.strip().removeprefix("#"))
         if tag not in out:
             out.append(tag)
     return out

@@ -50,7 +50,7 @@ def search(
         raise BadLimit()
     if context is not None and context < 0:
         raise UsageError("-C must be 0 or more")
-    wanted_tag = validate_tag(tag) if tag else None
+    wanted_tag = validate_tag(tag) if tag is not None else None
     if not _has_notes_root(root):
         return SearchResult(query, 0, (), False)
     recover(root)
