@@ -942,3 +942,15 @@ def test_every_revision_of_a_run_of_characters_is_searched(scripts):
     assert scripts("search", "数据库").exit_code == 1
     r = scripts("search", "--history", "数据库")
     assert r.exit_code == 0 and "插件设置" in r.stdout and "revision 1 of 2" in r.stdout
+
+
+def test_a_phrase_with_a_space_inside_a_run_is_found_spaced_as_typed_or_joined(kb):
+    kb("add", "Spaced", "-b", "这是 数据 库 的 例子。การตั้งค่าปลั๊กอินของคุณ และฐานข้อมูล")
+    kb("add", "Joined", "-b", "数据库的基本")
+    for query, found in (
+        ('"这是 数据"', "notes/Spaced.md\n"),
+        ('"ของคุณ และ"', "notes/Spaced.md\n"),
+        ('"数据 库"', "notes/Joined.md\nnotes/Spaced.md\n"),
+    ):
+        r = kb("search", query, "-l", "--sort", "title")
+        assert r.stdout == found, (query, r.stderr)

@@ -248,3 +248,18 @@ def test_lines_and_counts_of_a_query_of_fields_only(kb):
         for option in ("-C", "--count"):
             r = kb("search", query, *([option, "0"] if option == "-C" else [option]))
             assert r.exit_code == 0 and "unexpected" not in r.stderr, (query, option, r.stderr)
+
+
+def test_lines_and_snippets_of_a_phrase_or_a_name_with_dots_are_where_its_words_follow_each_other(kb):
+    body = (
+        "line one has python only\nline two: see https://docs.python.org/3/library for docs\n"
+        "line three says from python docs here\nline four mentions docs alone"
+    )
+    kb("add", "Phrase Test", "-b", body)
+    r = kb("search", '"python docs"', "-C", "0")
+    assert r.stdout == "notes/Phrase Test.md:11:line three says from python docs here\n"
+    r = kb("search", "docs.python.org", "-C", "0")
+    assert r.stdout == "notes/Phrase Test.md:10:line two: see https://docs.python.org/3/library for docs\n"
+    assert kb("search", '"python docs"', "--count").stdout == "notes/Phrase Test.md:1\n"
+    [hit] = json.loads(kb("search", '"python docs"', "--json").stdout)["hits"]
+    assert [[s["text"][a:b] for a, b in s["matches"]] for s in hit["snippets"]] == [["python docs"]]

@@ -307,6 +307,14 @@ def _matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]]:
     not its pairs)."""
     if not terms:
         return  # a query of fields only (title:, tag:, *): no word of the body is one
+    phrases = [term for term in terms if PHRASE in term]
+    if phrases:
+        singles = terms.difference(phrases)
+        found = list(_matches(text, singles)) if singles else []
+        for phrase in phrases:
+            found.extend(_phrase_matches(text, phrase.split(PHRASE)))
+        yield from sorted(set(found))
+        return
     if text.isascii():
         yield from _ascii_matches(text, terms)
         return
@@ -321,6 +329,38 @@ def _matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]]:
             for piece, begin in parts(word):
                 if normal_word(piece) in terms:
                     yield match.start() + begin, match.start() + begin + len(piece)
+
+
+PHRASE = "\x00"  # between the words of a phrase in a term of _matches (query.body_terms)
+
+
+def _phrase_matches(text: str, words: list[str]) -> list[tuple[int, int]]:
+    """Where the words of a phrase (as the index stores them) are one after the other in `text`: from
+    each place its first word is, the words that follow (the parts of a name with dots one by one)."""
+    found = []
+    for start, _ in _matches(text, frozenset(words[:1])):
+        following = _words_from(text, start)
+        end = start
+        for word in words:
+            token = next(following, None)
+            if token is None or token[0] != word:
+                break
+            end = token[1]
+        else:
+            found.append((start, end))
+    return found
+
+
+def _words_from(text: str, at: int) -> Iterator[tuple[str, int]]:
+    """The words of `text` from `at` as the index stores them, each with the offset of its end; a name
+    with dots by its parts."""
+    for match in _WORD.finditer(text, at):
+        word = match.group()
+        if "." in word and not dense(word):
+            for part, begin in parts(word):
+                yield normal_word(part), match.start() + begin + len(part)
+        else:
+            yield normal_word(word), match.end()
 
 
 def _ascii_matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]]:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kb.errors import UsageError
-from kb.index.document import DENSE, analyzer, dense, schema
+from kb.index.document import DENSE, PHRASE, analyzer, dense, schema
 
 
 class QueryError(UsageError):
@@ -32,6 +32,9 @@ def body_terms(parsed: Any, reader: Any, most: int = 5000) -> frozenset[str]:
             continue
         if isinstance(leaf, wq.Phrase) and any(dense(word) for word in leaf.words):
             terms.update(_typed(leaf.words))
+            continue
+        if isinstance(leaf, wq.Phrase) and len(leaf.words) > 1:  # its words one after the other only
+            terms.add(PHRASE.join(str(word) for word in leaf.words))
             continue
         for field, text in leaf.expanded_terms(reader, phrases=True):
             word = text.decode("utf-8") if isinstance(text, bytes) else str(text)
@@ -58,6 +61,14 @@ def _typed(words: list[str]) -> list[str]:
 
 
 _QUOTED = re.compile(r'"[^"]*"')
+
+
+def _spaced_or_not(match: re.Match[str]) -> str:
+    phrase = match.group()
+    joined = _DENSE_GAP.sub("", phrase)
+    return phrase if joined == phrase else f"({phrase} OR {joined})"
+
+
 _DENSE_GAP = re.compile(f"(?<=[{DENSE}])\\s+(?=[{DENSE}])")
 _TAG_MARK = re.compile(r"\b(tags?:)#(?=[^\s#)])")
 _DATE_VALUE = re.compile(r"\b(created|modified):(>=|<=|>|<)?(?=[^\s\['\"(])([^\s)]+)")
@@ -468,9 +479,9 @@ def parse_with_parser(text: str, now: datetime) -> Any:
     # Dates are read by kb.when (the one date reader) and handed to Whoosh as absolute ranges; a tag
     # written as kb and Obsidian show it (tag:#ideas) is the tag.
     prepared = _TAG_MARK.sub(r"\1", absolute_dates(text, now))
-    # In a phrase, a space between characters of a script written without spaces is no gap between words:
-    # "数据 库" is the phrase 数据库 (a run's pairs leave no place for it).
-    prepared = _QUOTED.sub(lambda m: _DENSE_GAP.sub("", m.group()), prepared)
+    # In a phrase, a space between characters of a script written without spaces may be in the note or
+    # not (people type one where the text has none): "数据 库" is that phrase or the phrase 数据库.
+    prepared = _QUOTED.sub(_spaced_or_not, prepared)
     prepared = _NEGATION.sub(
         lambda m: "NOT " if m.group() == "-" else m.group(), _link_placeholders(prepared)
     )
