@@ -10,6 +10,7 @@ this form too (tests/test_quick.py compares them).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
@@ -203,11 +204,18 @@ def reader_gone(fd: int) -> bool:
 
 def flushed(code: int) -> int:
     """`code`, once stdout and stderr are flushed; 120 when they cannot be (as the interpreter exits), unless
-    the command failed already (its error said why: writing the output, say)."""
-    for stream in (sys.stdout, sys.stderr):
+    the command failed already (its error said why: writing the output, say), or the reader of the pipe
+    has gone (`kb search x 2>&1 | head -1`: a reader that stops early is no failure)."""
+    for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
         try:
             if stream is not None and not stream.closed:
                 stream.flush()
+        except BrokenPipeError:
+            if not reader_gone(fd):
+                code = code or 120
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()  # what was left goes to /dev/null now
         except (OSError, ValueError):
             code = code or 120
     return code

@@ -194,3 +194,24 @@ def test_an_encoding_error_in_utf8_is_not_blamed_on_the_output(capsys: pytest.Ca
     error = UnicodeEncodeError("utf-8", "caf\udce9", 3, 4, "surrogates not allowed")
     assert quick.failed(error) == 1
     assert "unexpected UnicodeEncodeError" in capsys.readouterr().err
+
+
+def test_output_left_for_a_reader_that_has_gone_is_no_failure(tmp_path) -> None:
+    """`kb search x 2>&1 | head -1`: what is still buffered for stderr when the reader has gone."""
+    import subprocess
+    import sys
+
+    script = (
+        "import io, os, sys\n"
+        "from kb.quick import flushed\n"
+        "sys.stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, 'w', closefd=False), 1 << 20))\n"
+        "sys.stderr.write('hint line\\n' * 1000)\n"
+        "sys.stdin.read()\n"  # until the reader below has gone
+        "os._exit(flushed(0))\n"
+    )
+    pipes = {"stdin": subprocess.PIPE, "stderr": subprocess.PIPE, "stdout": subprocess.DEVNULL}
+    proc = subprocess.Popen([sys.executable, "-c", script], **pipes)
+    assert proc.stderr is not None and proc.stdin is not None
+    proc.stderr.close()  # the reader goes before anything was flushed to it
+    proc.stdin.close()
+    assert proc.wait(timeout=30) == 0
