@@ -870,7 +870,9 @@ def note_log(result: NoteLog, limit: int | None, json: bool) -> None:
         _note_log_table(result, shown)
     if len(shown) < len(revisions):
         hint(f"{len(shown)} of {len(revisions):,} revisions; -n N shows more.")
-    if not result.exists:
+    if result.renamed_to is not None:
+        hint(f"This note was renamed: it is {result.renamed_to} now.")
+    elif not result.exists:
         hint("This note is deleted; 'kb restore NOTE REV' brings it back.")
 
 

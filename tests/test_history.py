@@ -939,6 +939,10 @@ def test_a_name_a_note_left_says_where_it_went(kb, monkeypatch):
         in r.stderr
     )
     went = "was renamed in revision 2 on 2026-01-02; it is notes/Nerve cells.md now"
+    r = kb("log", "Neurons")
+    assert r.exit_code == 0 and "This note was renamed: it is notes/Nerve cells.md now." in r.stderr
+    assert "kb restore" not in r.stderr
+    assert json.loads(kb("log", "Neurons", "--json").stdout)["renamed_to"] == "notes/Nerve cells.md"
     for command in (["diff"], ["links"], ["backlinks"], ["rm", "--yes"], ["edit", "-a", "x"], ["mv", "Y"]):
         r = kb(command[0], "Neurons", *command[1:])
         assert r.exit_code == 1 and went in r.stderr and "did you mean" not in r.stderr, (command, r.stderr)

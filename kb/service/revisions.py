@@ -59,6 +59,7 @@ class NoteLog:
     path: str  # the current path (or the last one, for a deleted note)
     exists: bool
     revisions: tuple[Revision, ...]  # oldest first
+    renamed_to: str | None = None  # where the note went, when its last revision renamed it away
 
 
 @dataclass(frozen=True)
@@ -411,7 +412,12 @@ def note_log(root: Path, ref: str, counts: bool = True, missing: NoteNotFound | 
         if last_content:
             [blob] = _reader(root).read_blobs([version_spec(last_content[-1])])
             blob_title = parse_note(blob or b"").title_for(path)
-    return NoteLog(blob_title or title, path, exists, tuple(revisions))
+    log = NoteLog(blob_title or title, path, exists, tuple(revisions))
+    if not exists and revisions and revisions[-1].deleted:
+        now_at = _renamed_away(root, log)
+        if now_at is not None:
+            return replace(log, renamed_to=now_at)
+    return log
 
 
 def recent(root: Path, limit: int = 20) -> RecentLog:
