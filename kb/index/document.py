@@ -32,8 +32,19 @@ MARKS = (
 )
 _LETTERS = rf"[{MARKS}]*[^\W_]+(?:[{MARKS}]+[^\W_]*)*"
 WORD_PATTERN = rf"{_LETTERS}(?:\.{_LETTERS})*"
-_DENSE_RUN = re.compile(f"[{DENSE}]+")
-_PIECES = re.compile(f"[{DENSE}]+|[^{DENSE}]+")
+
+
+@functools.cache
+def _dense_run() -> re.Pattern[str]:
+    """A run of DENSE characters. (Made when first needed: a class this large takes milliseconds to
+    compile, and a text of ASCII never needs it.)"""
+    return re.compile(f"[{DENSE}]+")
+
+
+@functools.cache
+def _pieces() -> re.Pattern[str]:
+    """A word's runs of DENSE characters and of others."""
+    return re.compile(f"[{DENSE}]+|[^{DENSE}]+")
 
 
 def analyzer() -> Any:
@@ -81,7 +92,7 @@ def parts(word: str) -> list[tuple[str, int]]:
 
 def dense(word: str) -> bool:
     """Whether `word` has characters of a script written without spaces (see Pairs)."""
-    return not word.isascii() and _DENSE_RUN.search(word) is not None
+    return not word.isascii() and _dense_run().search(word) is not None
 
 
 def __getattr__(name: str) -> Any:
@@ -124,7 +135,7 @@ def _pairs_class() -> type:
                     t.text = text = fold(text)
                 if "*" in text or "?" in text:  # a query's wildcard (never in a word of a note)
                     core = text.strip("*")
-                    if not _DENSE_RUN.fullmatch(core):
+                    if not _dense_run().fullmatch(core):
                         yield t
                         continue
                     text = core  # *据*: a run is found inside longer ones anyway
@@ -172,10 +183,10 @@ def pairs(word: str, pos: int, index: bool) -> tuple[list[tuple[str, int, int, i
     `pos`: (text, position, start, end) each (start and end: offsets in `word`), and the position of the
     word after it. `index`: for the index (pairs and single characters), else for a query (pairs only)."""
     found: list[tuple[str, int, int, int]] = []
-    for piece in _PIECES.finditer(word):
+    for piece in _pieces().finditer(word):
         text, begin = piece.group(), piece.start()
         n = len(text)
-        if n == 1 or _DENSE_RUN.match(text) is None:
+        if n == 1 or _dense_run().match(text) is None:
             found.append((text, pos, begin, begin + n))
             pos += 1
             continue
@@ -288,7 +299,7 @@ def writable(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if not k.startswith("_")}
 
 
-_WORD = re.compile(WORD_PATTERN)
+_WORD = re.compile(WORD_PATTERN, re.UNICODE)  # as Whoosh's tokenizer compiles it: one compile for both
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -369,7 +380,7 @@ def _ascii_matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]
     letters = "".join(sorted({term[0] for term in terms if term[0].isascii() and term[0].isalnum()}))
     if not letters:
         return
-    word_at, part_at = _WORD.match, _PART.match
+    word_at, part_at = _WORD.match, _part().match
     end = 0  # of the last word found: a part of it is not found again
     for first in _ascii_starting(letters).finditer(text):
         start = first.start()
@@ -399,14 +410,22 @@ def _ascii_starting(letters: str) -> re.Pattern[str]:
     return re.compile(f"(?<![A-Za-z0-9])[{re.escape(letters + letters.upper())}]")
 
 
-_PART = re.compile(_LETTERS)  # a word's letters up to a dot
-_WORDY = re.compile(rf"[\w.{MARKS}]")
+@functools.cache
+def _part() -> re.Pattern[str]:
+    """A word's letters up to a dot."""
+    return re.compile(_LETTERS)
+
+
+@functools.cache
+def _wordy() -> re.Pattern[str]:
+    return re.compile(rf"[\w.{MARKS}]")
 
 
 def _begins_a_word(text: str, at: int) -> bool:
     """Whether a word of _WORD begins at `at` (after a dot, it may be the end of a word with dots)."""
     back = at
-    while back and _WORDY.match(text, back - 1):
+    wordy = _wordy().match
+    while back and wordy(text, back - 1):
         back -= 1
     return any(m.start() == at for m in _WORD.finditer(text, back, at + 1))
 
@@ -417,9 +436,9 @@ def _run_matches(
     """Where `runs` (and, between them, the words of other scripts of `terms`) are in `word`, one span
     where they overlap."""
     spans = []
-    for piece in _PIECES.finditer(word):
+    for piece in _pieces().finditer(word):
         text, begin = piece.group(), offset + piece.start()
-        if _DENSE_RUN.match(text) is None:
+        if _dense_run().match(text) is None:
             if normal_word(text) in terms:
                 spans.append((begin, begin + len(text)))
             continue

@@ -65,11 +65,18 @@ _QUOTED = re.compile(r'"[^"]*"')
 
 def _spaced_or_not(match: re.Match[str]) -> str:
     phrase = match.group()
-    joined = _DENSE_GAP.sub("", phrase)
+    if phrase.isascii():
+        return phrase
+    joined = _dense_gap().sub("", phrase)
     return phrase if joined == phrase else f"({phrase} OR {joined})"
 
 
-_DENSE_GAP = re.compile(f"(?<=[{DENSE}])\\s+(?=[{DENSE}])")
+@functools.cache
+def _dense_gap() -> re.Pattern[str]:
+    """Spaces between two characters of scripts written without spaces (made when first needed)."""
+    return re.compile(f"(?<=[{DENSE}])\\s+(?=[{DENSE}])")
+
+
 _TAG_MARK = re.compile(r"\b(tags?:)#(?=[^\s#)])")
 _DATE_VALUE = re.compile(r"\b(created|modified):(>=|<=|>|<)?(?=[^\s\['\"(])([^\s)]+)")
 _FUZZY = re.compile(r"~(\d+)")
