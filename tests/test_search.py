@@ -954,3 +954,9 @@ def test_a_phrase_with_a_space_inside_a_run_is_found_spaced_as_typed_or_joined(k
     ):
         r = kb("search", query, "-l", "--sort", "title")
         assert r.stdout == found, (query, r.stderr)
+
+
+def test_a_link_field_with_a_spaced_name_in_chinese_is_the_note_of_that_name(kb):
+    kb("add", "数据 库", "-b", "x")
+    kb("add", "Other", "-b", "see [[数据 库]] and 数据库")
+    assert kb("search", 'links:"数据 库"', "-l").stdout == "notes/Other.md\n"

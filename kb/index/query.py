@@ -486,12 +486,13 @@ def parse_with_parser(text: str, now: datetime) -> Any:
     # Dates are read by kb.when (the one date reader) and handed to Whoosh as absolute ranges; a tag
     # written as kb and Obsidian show it (tag:#ideas) is the tag.
     prepared = _TAG_MARK.sub(r"\1", absolute_dates(text, now))
-    # In a phrase, a space between characters of a script written without spaces may be in the note or
-    # not (people type one where the text has none): "数据 库" is that phrase or the phrase 数据库.
-    prepared = _QUOTED.sub(_spaced_or_not, prepared)
     prepared = _NEGATION.sub(
         lambda m: "NOT " if m.group() == "-" else m.group(), _link_placeholders(prepared)
     )
+    # In a phrase, a space between characters of a script written without spaces may be in the note or
+    # not (people type one where the text has none): "数据 库" is that phrase or the phrase 数据库. (After
+    # `links:"A B"` became a placeholder.)
+    prepared = _QUOTED.sub(_spaced_or_not, prepared)
     bad_dates: list[str] = []
     parser = qparser.MultifieldParser(["title", "body"], schema(), group=qparser.AndGroup)
     parser.remove_plugin_class(qparser.PlusMinusPlugin)
