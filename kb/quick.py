@@ -136,6 +136,8 @@ def failed(exc: BaseException) -> int:
         return _said(why, 1)
     if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # a path typed or pasted
         return _said(f"a name is longer than the file system allows: {exc.filename}", 1)
+    if isinstance(exc, PermissionError) and exc.filename:  # a knowledge base or note kb may not read
+        return _said(f"permission denied: {exc.filename}", 1)
     return _said(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)", 1)
 
 

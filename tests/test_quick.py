@@ -215,3 +215,10 @@ def test_output_left_for_a_reader_that_has_gone_is_no_failure(tmp_path) -> None:
     proc.stderr.close()  # the reader goes before anything was flushed to it
     proc.stdin.close()
     assert proc.wait(timeout=30) == 0
+
+
+def test_a_permission_denied_is_said_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from kb.quick import failed
+
+    assert failed(PermissionError(13, "Permission denied", "/srv/kb/notes")) == 1
+    assert capsys.readouterr().err == "Error: permission denied: /srv/kb/notes\n"
