@@ -255,8 +255,12 @@ def line_analyser(analyzer: Any) -> Callable[[str], Tokens]:
     ignore = items[3].ignore
     charmap = items[4].charmap
 
+    def indexed(word: str) -> bytes:
+        """A word (lower case, folded) as the index stores it: stemmed, accents folded, UTF-8."""
+        return (word if word in ignore else stem(word)).translate(charmap).encode("utf-8")
+
     def analyse(line: str) -> Tokens:
-        found = []
+        found: list[tuple[bytes, int]] = []
         position = 0
         for match in finditer(line):
             word = match.group(0).lower()
@@ -264,14 +268,12 @@ def line_analyser(analyzer: Any) -> Callable[[str], Tokens]:
                 word = fold(word)
             if dense(word):
                 words, position = pairs(word, position, True)
-                for text, pos, _, _ in words:
-                    found.append(((text if text in ignore else stem(text)).translate(charmap).encode(), pos))
+                found.extend((indexed(text), pos) for text, pos, _, _ in words)
                 continue
             if "." in word:  # its parts at one position each, the word whole at the first (Pairs)
-                found.append(((word if word in ignore else stem(word)).translate(charmap).encode(), position))
+                found.append((indexed(word), position))
                 for part, _ in parts(word):
-                    term = part if part in ignore else stem(part)
-                    found.append((term.translate(charmap).encode("utf-8"), position))
+                    found.append((indexed(part), position))
                     position += 1
                 continue
             if word not in ignore:
