@@ -608,7 +608,10 @@ def list_(
         paths = service.link_filter(
             root, orphans=orphans, links_to=links_to, linked_by=linked_by, dead_links=dead_links
         )
-    render.note_list(service.list_notes(root, tag, sort, folder, paths, as_of), json)
+    listed = service.list_notes(root, tag, sort, folder, paths, as_of)
+    render.note_list(listed, json)
+    if listed.named_nothing:
+        raise typer.Exit(1)
 
 
 @app.command(epilog=helptext.epilog("tags"))

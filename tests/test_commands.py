@@ -255,12 +255,18 @@ def test_a_tag_no_note_has_is_said_with_the_closest_and_a_hash_is_read_as_kb_sho
     for command in (["list"], ["search", "words"]):
         r = kb(*command, "-t", "Noteboks/skils")
         assert r.stdout == "" or "No notes match" in r.stdout
+        assert r.exit_code == 1, command  # a mistake, as grep's no match
         assert "no note has the tag 'Noteboks/skils'; did you mean" in r.stderr
         assert "'notebooks/skills'?" in r.stderr.lower()
         assert "did you mean" not in kb(*command, "-t", "zzz").stderr
         shown = kb(*command, "-t", "#Other")  # as kb list and kb search show tags
         assert shown.exit_code == 0 and "notes/A.md" not in shown.stdout and "notes/C.md" in shown.stdout
         assert "no note has" not in shown.stderr
+    assert kb("list", "-t", "Other", "--folder", "notes").exit_code == 0
+    missing = kb("list", "--folder", "nowhere", "--json")
+    assert missing.exit_code == 1 and json.loads(missing.stdout)["notes"] == []
+    assert "no notes in a folder 'nowhere'" in missing.stderr
+    assert kb("list", "--orphans", "-t", "Other").exit_code == 0  # a filter that leaves none is no mistake
     assert kb("search", "tag:#other", "-l").stdout == "notes/C.md\n"  # as Obsidian writes it
     assert kb("add", "D", "-t", "#Other", "-b", "x").exit_code == 0  # the tag Other, as kb shows it
     assert kb("tags").stdout.splitlines()[-1] == "Other\t2"

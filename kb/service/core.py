@@ -101,6 +101,9 @@ class ListResult:
     # What kb list prints for exactly these notes off a terminal, made ahead by the warm server (under
     # LIST_PLAIN) while the notes are settled; None: render makes it.
     plain: MadeList | None = field(default=None, repr=False, compare=False, metadata={"json": False})
+    # The folder or tag asked for names nothing (no such folder, no note has that tag): a mistake, said in
+    # a warning, and kb list exits 1, as a search for such a tag does.
+    named_nothing: bool = field(default=False, metadata={"json": False})
 
 
 # The settled value (kb.store.settle_value) that holds ListResult.plain for `kb list` in its default order.
@@ -187,6 +190,7 @@ def list_notes(
         if isinstance(kept, tuple) and kept[0] is infos:  # made from this very list
             return ListResult(infos, tuple(warnings), kept[1])
     every = infos
+    named_nothing = False
     if paths is not None:
         infos = [i for i in infos if i.path in paths]
     if folder is not None:
@@ -194,6 +198,8 @@ def list_notes(
         if store.layout.notes and wanted.startswith(store.layout.notes + "/"):
             wanted = wanted[len(store.layout.notes) + 1 :]  # given from the root
         key = wanted.casefold()
+        if store.layout.notes and wanted == store.layout.notes:  # notes/ itself, unless a sub-folder
+            key = next((key for i in infos if store.layout.folder_of(i.path).casefold() == key), "")
         if key:
             infos = [
                 i
@@ -202,6 +208,7 @@ def list_notes(
             ]
             if not infos:
                 warnings.append(f"no notes in a folder '{wanted}' (kb list shows the paths)")
+                named_nothing = True
     if tag is not None:  # in any case, as the folder above and search's tag: field
         wanted = validate_tag(tag).casefold()
         if wanted.startswith("#") and len(wanted) > 1 and not any(_tagged(i, wanted) for i in every):
@@ -209,7 +216,8 @@ def list_notes(
         infos = [i for i in infos if _tagged(i, wanted)]
         if not infos and not any(_tagged(i, wanted) for i in every):
             warnings.append(no_such_tag(tag, [name for i in every for name in i.tags]))
-    return ListResult(tuple(infos), tuple(warnings))
+            named_nothing = True
+    return ListResult(tuple(infos), tuple(warnings), named_nothing=named_nothing)
 
 
 def _tagged(info: NoteInfo, wanted: str) -> bool:
