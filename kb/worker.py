@@ -112,6 +112,7 @@ class Worker:
         sys.argv = ["kb", *argv]
         kb_index.merge_later()
         kb_store.defer_after_answer()
+        kb_store.keep_what_is_forgotten()
         code = cli.run(argv)
         conn.sendall(client.frame(b"X", str(code).encode()))
         if kb_store.deferring_work() or kb_index.merges_deferred():

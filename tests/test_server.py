@@ -1355,3 +1355,35 @@ def test_output_that_cannot_be_written_fails_as_cold(warm: Warm, root: Path):
         (1, b"Error: cannot write the output: standard output is closed\n"),
         (1, b"Error: cannot write: No space left on device\n"),
     )
+
+
+def test_a_worker_lets_go_of_the_servers_listings_without_freeing_them(tmp_path: Path):
+    """A worker is a fork of the server that ends with os._exit: what it forgets at the write lock (the
+    settled scan and every note's record) is kept, since freeing it would copy each page that holds it."""
+    code = """
+import sys, weakref
+from pathlib import Path
+from kb import store
+root = Path(sys.argv[1])
+
+class Listing:
+    pass
+
+def forgotten_alive(keep):
+    value = Listing()
+    store.settle(root, store.Store(root).scan())
+    store.settle_value(root, "listing", value)
+    alive = weakref.ref(value)
+    del value
+    if keep:
+        store.keep_what_is_forgotten()
+    with store.exclusive_lock(root, 1.0):
+        assert store.settled(root) is None and store.settled_value(root, "listing") is None
+    return alive() is not None
+
+print(forgotten_alive(False), forgotten_alive(True))
+"""
+    root = tmp_path / "kb"
+    (root / "notes").mkdir(parents=True)
+    proc = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["False", "True"], proc.stderr
