@@ -870,9 +870,14 @@ def note_log(result: NoteLog, limit: int | None, json: bool) -> None:
         _note_log_table(result, shown)
     if len(shown) < len(revisions):
         hint(f"{len(shown)} of {len(revisions):,} revisions; -n N shows more.")
-    if result.renamed_to is not None:
-        hint(f"This note was renamed: it is {result.renamed_to} now.")
-    elif not result.exists:
+    _gone(result.renamed_to, result.exists)
+
+
+def _gone(renamed_to: str | None, exists: bool) -> None:
+    """kb log's and kb blame's last word on a note that is no longer there."""
+    if renamed_to is not None:
+        hint(f"This note was renamed: it is {renamed_to} now.")
+    elif not exists:
         hint("This note is deleted; 'kb restore NOTE REV' brings it back.")
 
 
@@ -1234,6 +1239,12 @@ def blame(result: BlameResult, json: bool) -> None:
     if json:
         _json(document(result))
         return
+    _blame_lines(result)
+    _gone(result.renamed_to, result.exists)
+
+
+def _blame_lines(result: BlameResult) -> None:
+    """The lines of kb blame, plain off a terminal."""
     width = len(str(max((line.revision for line in result.lines), default=0)))
     if not _stdout_is_terminal():
         _out(

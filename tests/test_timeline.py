@@ -216,6 +216,21 @@ def test_blame_follows_the_note_through_its_rename(timeline, kb):
     assert r.exit_code == 2 and r.stderr == "Error: no such option: --nope\n"
 
 
+def test_blame_of_a_note_renamed_away_says_where_it_went(timeline, kb):
+    r = kb("blame", "notes/Alpha.md")
+    assert r.exit_code == 0 and r.stdout.splitlines()[-1].endswith(") first alpha")
+    assert r.stderr == "This note was renamed: it is notes/Gamma.md now.\n"
+    doc = json.loads(kb("blame", "notes/Alpha.md", "--json").stdout)
+    assert doc["renamed_to"] == "notes/Gamma.md" and doc["exists"] is False
+    now = json.loads(kb("blame", "Gamma", "--json").stdout)
+    assert now["renamed_to"] is None and now["exists"] is True and kb("blame", "Gamma").stderr == ""
+    kb("add", "Epsilon", "-b", "epsilon")
+    kb("rm", "Epsilon")
+    gone = kb("blame", "notes/Epsilon.md")
+    assert gone.exit_code == 0
+    assert gone.stderr == "This note is deleted; 'kb restore NOTE REV' brings it back.\n"
+
+
 def test_blame_of_a_deleted_revision_or_unknown_note(timeline, kb):
     assert kb("blame", "Nothing here").exit_code == 1
     assert kb("blame", "Beta", "2").exit_code == 1  # revision 2 deleted it

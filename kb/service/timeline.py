@@ -638,6 +638,8 @@ class BlameResult:
     path: str
     revision: int  # the revision shown (the latest by default)
     lines: tuple[BlameLine, ...]
+    exists: bool = True  # false: the note is deleted (its last revision with content is shown)
+    renamed_to: str | None = None  # where the note went, when its last revision renamed it away
 
 
 def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
@@ -676,7 +678,7 @@ def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
         )
         for i, (owner, text) in enumerate(zip(owners, texts, strict=True), 1)
     )
-    return BlameResult(log.title, chosen.path, chosen.number, result)
+    return BlameResult(log.title, chosen.path, chosen.number, result, log.exists, log.renamed_to)
 
 
 # ---------------------------------------------------------------- links as of a moment
