@@ -376,6 +376,7 @@ def edit(
     if not options and not editor:
         body = _stdin_text()
         if body is not None and not body:
+            _on_note(root, note, lambda ref: service.show(root, ref))  # a NOTE that names none is said first
             raise UsageError("stdin was empty; to clear the body say so with -b ''")
         editor = body is None
     if editor:
