@@ -674,8 +674,9 @@ def mv(
     new_title: Annotated[
         str | None,
         typer.Argument(
-            help="A new title (the file is renamed to match), or a place: 'folder/' keeps the file name, "
-            "'folder/name.md' names the file. For a FILE: its new path from the root, or 'folder/'.",
+            help="A new title (the file is renamed to match), or a place: 'folder/' keeps the file name "
+            "(so does the name of a folder that is there), 'folder/name.md' names the file. For a FILE: its "
+            "new path from the root, or 'folder/'.",
             metavar="NEW_TITLE|DIR/|PATH",
         ),
     ] = None,

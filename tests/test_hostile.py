@@ -707,8 +707,10 @@ def test_mv_to_a_path_with_dot_dot_is_refused_not_made_a_title(kb, with_note):
     assert "'sub/../x' is a path" in one_line_error(kb("mv", "Good", "sub/../x"), 2)
     assert "'/tmp/x' is a path" in one_line_error(kb("mv", "Good", "/tmp/x"), 2)
     (root / "notes" / "db").mkdir()
-    r = kb("mv", "Good", "db")  # a title, as asked; the folder of that name is pointed out
-    assert r.exit_code == 0 and "db/ is a folder: to move a note into it, write db/" in r.stderr
+    r = kb("mv", "Good", "db")  # a folder of that name: into it, as mv does
+    assert r.exit_code == 0 and (root / "notes" / "db" / "Good.md").is_file(), r.stderr
+    assert "Moved: Good (notes/Good.md -> notes/db/Good.md)" in r.stderr
+    assert kb("mv", "Good", "Fine").exit_code == 0 and (root / "notes" / "db" / "Fine.md").is_file()
 
 
 def test_names_longer_than_the_file_system_allows_are_one_line_errors(kb, with_note, tmp_path):

@@ -765,10 +765,10 @@ def _require_kb(root: Path, ref: str) -> None:
 
 
 def move(root: Path, ref: str, destination: str, update_links: bool = True) -> ChangeResult:
-    """A new title (the file is renamed along), or a new place: `folder/` keeps the file name, a path
-    ending in `.md` names the file. The note's text is unchanged by a move between folders, but for its
-    relative links, rewritten to lead where they did (unless `update_links` is off, as for the links of
-    other notes to it)."""
+    """A new title (the file is renamed along), or a new place: `folder/` (or the name of a folder that
+    is there) keeps the file name, a path ending in `.md` names the file. The note's text is unchanged by
+    a move between folders, but for its relative links, rewritten to lead where they did (unless
+    `update_links` is off, as for the links of other notes to it)."""
     _require_kb(root, ref)
     other = _other_file(root, ref)
     if other is not None and "/" not in ref and _names_a_note(root, ref):
@@ -782,12 +782,10 @@ def move(root: Path, ref: str, destination: str, update_links: bool = True) -> C
                 f"{destination!r} is a path, not a title: kb mv moves a note to a folder inside the "
                 "knowledge base written with a / at its end (archive/), or to a file name ending in .md"
             )
-        result = edit(root, ref, title=destination, update_links=update_links)
-        notes_root = Store(root).notes
-        if result.action == "rename" and (notes_root / path_like).is_dir():
-            hint = f"{path_like}/ is a folder: to move a note into it, write {path_like}/"
-            return replace(result, warnings=(*result.warnings, hint))
-        return result
+        if path_like.strip("/") and (Store(root).notes / path_like).is_dir():
+            destination = path_like.rstrip("/") + "/"  # a folder there: into it, as mv and git mv do
+        else:
+            return edit(root, ref, title=destination, update_links=update_links)
     with transaction(root, scan=True) as tx:
         store = tx.store
         path = resolve_note(store, ref)
