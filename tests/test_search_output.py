@@ -263,3 +263,23 @@ def test_lines_and_snippets_of_a_phrase_or_a_name_with_dots_are_where_its_words_
     assert kb("search", '"python docs"', "--count").stdout == "notes/Phrase Test.md:1\n"
     [hit] = json.loads(kb("search", '"python docs"', "--json").stdout)["hits"]
     assert [[s["text"][a:b] for a, b in s["matches"]] for s in hit["snippets"]] == [["python docs"]]
+
+
+def test_lines_of_a_word_are_found_in_every_form_that_stems_to_it(kb):
+    """-C and --count look only at the words that begin as a query word's stem does, but for its last two
+    letters: a form whose stem is no beginning of it (happy is happi, using is use) is found all the same,
+    and dying for die."""
+    body = (
+        "one: Dying\nnoise: dime dirt dial\ntwo: so happy\nthree: using it\nfour: Possibilities\nfive: a cry"
+    )
+    kb("add", "Forms", "-b", body)
+    for query, numbers in (
+        ("die", ["9"]),
+        ("happiness", ["11"]),
+        ("use", ["12"]),
+        ("possible", ["13"]),
+        ("cries", ["14"]),
+    ):
+        r = kb("search", query, "-C", "0")
+        assert [line.split(":")[1] for line in r.stdout.splitlines()] == numbers, (query, r.stdout)
+    assert kb("search", "dying", "--count").stdout == "notes/Forms.md:1\n"

@@ -374,15 +374,38 @@ def _words_from(text: str, at: int) -> Iterator[tuple[str, int]]:
             yield normal_word(word), match.end()
 
 
+# The words whose stem does not begin as the word does (Porter2's exceptional forms): dying is die.
+_STEM_UNLIKE_WORD = {"die": "dy", "lie": "ly", "tie": "ty"}
+
+
+def _heads(terms: frozenset[str]) -> tuple[str, ...]:
+    """How the ASCII words that the index stores as one of `terms` begin, in lower case. A word's stem is
+    the word but for its last letters: Porter2 deletes endings and replaces them with ones that differ in
+    at most their last two letters (-biliti is -ble), and the words of _STEM_UNLIKE_WORD; so such a word
+    begins with the term but for its last two letters, or with its first two when it is shorter. (Checked
+    on 2.2 million words: the notes and source of several projects, with 31 endings added to each.)"""
+    heads = set()
+    for term in terms:
+        if not term.isascii() or not term[:1].isalnum():
+            continue  # a term an ASCII word never is
+        head = term[:-2] if len(term) >= 4 else term[:2]
+        # up to a dot (a name with dots): the regular expression must not step over where a part begins
+        heads.add(head[: next((i for i, c in enumerate(head) if not c.isalnum()), len(head))])
+        if term in _STEM_UNLIKE_WORD:
+            heads.add(_STEM_UNLIKE_WORD[term])
+    return tuple(sorted(heads))
+
+
 def _ascii_matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]]:
-    """_matches of a text that is all ASCII (most notes), looking only at the words that begin with a
-    letter a term begins with: one regular expression skips the others at C speed."""
-    letters = "".join(sorted({term[0] for term in terms if term[0].isascii() and term[0].isalnum()}))
-    if not letters:
+    """_matches of a text that is all ASCII (most notes), looking only at the words that begin as a term
+    does (_heads): one regular expression skips the others at C speed, and stemming the words it finds
+    is most of the time."""
+    heads = _heads(terms)
+    if not heads:
         return
     word_at, part_at = _WORD.match, _part().match
     end = 0  # of the last word found: a part of it is not found again
-    for first in _ascii_starting(letters).finditer(text):
+    for first in _ascii_starting(heads).finditer(text):
         start = first.start()
         if start < end:
             continue
@@ -404,10 +427,10 @@ def _ascii_matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]
 
 
 @functools.lru_cache(maxsize=64)
-def _ascii_starting(letters: str) -> re.Pattern[str]:
-    """Where a word may begin with one of `letters` (lower case) in ASCII text: not after a letter or a
-    digit (after a dot, _ascii_matches looks closer)."""
-    return re.compile(f"(?<![A-Za-z0-9])[{re.escape(letters + letters.upper())}]")
+def _ascii_starting(heads: tuple[str, ...]) -> re.Pattern[str]:
+    """Where a word may begin with one of `heads` (lower case), in any case, in ASCII text: not after a
+    letter or a digit (after a dot, _ascii_matches looks closer)."""
+    return re.compile(f"(?<![A-Za-z0-9])(?i:{'|'.join(map(re.escape, heads))})")
 
 
 @functools.cache
