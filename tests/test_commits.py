@@ -4,6 +4,8 @@ a HEAD moved by another program meanwhile refused rather than overwritten."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -544,3 +546,20 @@ def test_a_commit_made_by_hand_between_kb_commits(kb, root):
     assert log_subjects(root)[:2] == ["Edit: Alpha", "Plan"]
     assert git(root, "show", "--name-only", "--format=", "HEAD").split("\n")[:-1] == ["notes/Alpha.md"]
     assert git(root, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_the_git_program_is_looked_up_once_per_path_and_again_when_it_is_gone(tmp_path, monkeypatch):
+    from kb.history import git_program
+
+    first = tmp_path / "bin"
+    first.mkdir()
+    fake = first / "git"
+    fake.write_text('#!/bin/sh\nexec git "$@"\n')
+    fake.chmod(0o755)
+    real = shutil.which("git")
+    monkeypatch.setenv("PATH", f"{first}{os.pathsep}{os.environ['PATH']}")
+    assert git_program() == str(fake)
+    fake.unlink()
+    assert git_program() == real  # the one it found is gone: looked up again
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    assert git_program() == "git"  # none: running it fails, and kb says git cannot run
