@@ -960,3 +960,13 @@ def test_a_link_field_with_a_spaced_name_in_chinese_is_the_note_of_that_name(kb)
     kb("add", "数据 库", "-b", "x")
     kb("add", "Other", "-b", "see [[数据 库]] and 数据库")
     assert kb("search", 'links:"数据 库"', "-l").stdout == "notes/Other.md\n"
+
+
+def test_a_query_of_punctuation_only_says_it_has_no_word_to_search_for(kb):
+    kb("add", "Marks", "-b", "wow!!! -- and ??? here")
+    for args in (["!!!"], ["--", "---"], ["#"], ['"!!!"'], ["!!!", "--json"], ["--history", "!!!"]):
+        r = kb("search", *args)
+        assert r.exit_code == 1, (args, r.stdout, r.stderr)
+        assert "Warning: the query has no word to search for" in r.stderr, (args, r.stderr)
+    r = kb("search", "here !!!")
+    assert r.exit_code == 0 and "no word to search for" not in r.stderr

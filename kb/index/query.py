@@ -341,9 +341,16 @@ def _posting_ids(matcher: Any) -> Any:
     return ids
 
 
+NO_WORDS = "the query has no word to search for: kb indexes words and numbers, not punctuation or symbols"
+
+
 def bound_notices(parsed: Any) -> list[str]:
+    """What the results of `parsed` should be read with: a query left with nothing to search for, and the
+    words of a prefix or a fuzzy term that were not searched."""
     from whoosh import query as wq
 
+    if parsed is wq.NullQuery:
+        return [NO_WORDS]
     notices: dict[str, None] = {}
     for leaf in parsed.leaves():
         if isinstance(leaf, _UnionOfPostings) and leaf.unread and not isinstance(leaf, _longer_words()):

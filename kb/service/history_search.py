@@ -124,6 +124,10 @@ def search_history(
     if limit is not None and limit < 1:
         raise BadLimit()
     wanted_tag = validate_tag(tag) if tag else None
+    from kb.index.query import NO_WORDS, bound_notices
+
+    if NO_WORDS in bound_notices(parsed):  # nothing to search for: no index to bring up to date
+        return HistorySearchResult(query, 0, (), False, (NO_WORDS,))
     history = _history(root)
     if history is None:
         return HistorySearchResult(query, 0, (), False)
