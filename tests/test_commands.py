@@ -269,6 +269,9 @@ def test_a_tag_no_note_has_is_said_with_the_closest_and_a_hash_is_read_as_kb_sho
     assert missing.exit_code == 1 and json.loads(missing.stdout)["notes"] == []
     assert "no notes in a folder 'nowhere'" in missing.stderr
     assert kb("list", "--orphans", "-t", "Other").exit_code == 0  # a filter that leaves none is no mistake
+    kb("add", "Linker", "-b", "see [[C]]", "--folder", "sub")
+    left = kb("list", "--folder", "sub", "--links-to", "A")  # the folder is there: no note in it links to A
+    assert left.exit_code == 0 and left.stdout == "" and left.stderr == ""
     assert kb("search", "tag:#other", "-l").stdout == "notes/C.md\n"  # as Obsidian writes it
     assert kb("add", "D", "-t", "#Other", "-b", "x").exit_code == 0  # the tag Other, as kb shows it
     assert kb("tags").stdout.splitlines()[-1] == "Other\t2"

@@ -201,12 +201,13 @@ def list_notes(
         if store.layout.notes and wanted == store.layout.notes:  # notes/ itself, unless a sub-folder
             key = next((key for i in infos if store.layout.folder_of(i.path).casefold() == key), "")
         if key:
-            infos = [
-                i
-                for i in infos
-                if (f := store.layout.folder_of(i.path).casefold()) == key or f.startswith(key + "/")
-            ]
-            if not infos:
+
+            def inside(info: NoteInfo) -> bool:
+                folder_key = store.layout.folder_of(info.path).casefold()
+                return folder_key == key or folder_key.startswith(key + "/")
+
+            infos = [i for i in infos if inside(i)]
+            if not infos and not any(inside(i) for i in every):  # not when another filter left none
                 warnings.append(f"no notes in a folder '{wanted}' (kb list shows the paths)")
                 named_nothing = True
     if tag is not None:  # in any case, as the folder above and search's tag: field
