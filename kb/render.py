@@ -870,14 +870,17 @@ def note_log(result: NoteLog, limit: int | None, json: bool) -> None:
         _note_log_table(result, shown)
     if len(shown) < len(revisions):
         hint(f"{len(shown)} of {len(revisions):,} revisions; -n N shows more.")
-    _gone(result.renamed_to, result.exists)
+    _gone(result)
 
 
-def _gone(renamed_to: str | None, exists: bool) -> None:
+def _gone(result: NoteLog | BlameResult) -> None:
     """kb log's and kb blame's last word on a note that is no longer there."""
-    if renamed_to is not None:
+    renamed_to = result.renamed_to
+    if renamed_to is not None and result.renamed_to_gone:
+        hint(f"This note was renamed to {renamed_to}, and deleted since; 'kb log {renamed_to}' shows it.")
+    elif renamed_to is not None:
         hint(f"This note was renamed: it is {renamed_to} now.")
-    elif not exists:
+    elif not result.exists:
         hint("This note is deleted; 'kb restore NOTE REV' brings it back.")
 
 
@@ -1240,7 +1243,7 @@ def blame(result: BlameResult, json: bool) -> None:
         _json(document(result))
         return
     _blame_lines(result)
-    _gone(result.renamed_to, result.exists)
+    _gone(result)
 
 
 def _blame_lines(result: BlameResult) -> None:

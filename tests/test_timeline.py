@@ -224,6 +224,17 @@ def test_blame_of_a_note_renamed_away_says_where_it_went(timeline, kb):
     assert doc["renamed_to"] == "notes/Gamma.md" and doc["exists"] is False
     now = json.loads(kb("blame", "Gamma", "--json").stdout)
     assert now["renamed_to"] is None and now["exists"] is True and kb("blame", "Gamma").stderr == ""
+    away = kb("blame", "notes/Alpha.md", "2")  # the revision that renamed it: no lines under that name
+    assert away.exit_code == 1 and away.stderr.startswith(
+        "Error: revision 2 took the note away from notes/Alpha.md"
+    )
+    kb("rm", "Delta")  # moved to archive/ before: the old path's log and blame say it went, then was deleted
+    for command in ("blame", "log"):
+        r = kb(command, "notes/Delta.md")
+        assert r.exit_code == 0 and r.stderr.endswith(
+            "This note was renamed to notes/archive/Delta.md, and deleted since; "
+            "'kb log notes/archive/Delta.md' shows it.\n"
+        ), (command, r.stderr)
     kb("add", "Epsilon", "-b", "epsilon")
     kb("rm", "Epsilon")
     gone = kb("blame", "notes/Epsilon.md")

@@ -60,6 +60,8 @@ class NoteLog:
     exists: bool
     revisions: tuple[Revision, ...]  # oldest first
     renamed_to: str | None = None  # where the note went, when its last revision renamed it away
+    # ...and it was deleted there since (so renamed_to is no note now)
+    renamed_to_gone: bool = field(default=False, metadata={"json": False})
 
 
 @dataclass(frozen=True)
@@ -416,7 +418,7 @@ def note_log(root: Path, ref: str, counts: bool = True, missing: NoteNotFound | 
     if not exists and revisions and revisions[-1].deleted:
         now_at = _renamed_away(root, log)
         if now_at is not None:
-            return replace(log, renamed_to=now_at)
+            return replace(log, renamed_to=now_at, renamed_to_gone=not Store(root).exists(now_at))
     return log
 
 
@@ -495,9 +497,20 @@ def pick(revisions: tuple[Revision, ...] | list[Revision], rev: str) -> Revision
     raise UsageError(f"unknown revision '{text}': use {_range_text(revisions)} (kb help dates)")
 
 
+def without_content(revision: Revision, what: str) -> KbError:
+    """The error for a revision that is no version of the note (`what` it has not): its deletion, or a
+    rename or move that took it away from this path."""
+    if revision.action in ("rename", "move"):
+        return KbError(
+            f"revision {revision.number} took the note away from {revision.path} ({revision.message}); "
+            f"it has no {what} there"
+        )
+    return KbError(f"revision {revision.number} is the deletion of the note; it has no {what}")
+
+
 def _content(root: Path, revision: Revision) -> bytes:
     if revision.deleted:
-        raise KbError(f"revision {revision.number} is the deletion of the note; it has no content")
+        raise without_content(revision, "content")
     [blob] = _reader(root).read_blobs([version_spec(revision)])
     if blob is None:
         raise KbError(f"cannot read revision {revision.number} ({revision.short})")

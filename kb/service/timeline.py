@@ -640,6 +640,7 @@ class BlameResult:
     lines: tuple[BlameLine, ...]
     exists: bool = True  # false: the note is deleted (its last revision with content is shown)
     renamed_to: str | None = None  # where the note went, when its last revision renamed it away
+    renamed_to_gone: bool = field(default=False, metadata={"json": False})  # and was deleted since
 
 
 def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
@@ -647,7 +648,7 @@ def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
     revision that last changed it, through renames: each revision's version is compared with the one
     before it in `kb log`'s order (git's own rename detection misses a short note whose title changed)."""
     from kb.diff import matching_runs
-    from kb.service.revisions import note_log, pick, version_spec
+    from kb.service.revisions import note_log, pick, version_spec, without_content
 
     log = note_log(root, ref, counts=False)
     with_content = [r for r in log.revisions if not r.deleted]
@@ -655,7 +656,7 @@ def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
         raise KbError(f"'{log.title}' has no revision with content")
     chosen = pick(log.revisions, rev) if rev is not None else with_content[-1]
     if chosen.deleted:
-        raise KbError(f"revision {chosen.number} is the deletion of the note; it has no lines")
+        raise without_content(chosen, "lines")
     upto = log.revisions[: chosen.number]
     blobs = _history(root).read_blobs([None if r.deleted else version_spec(r) for r in upto])
     texts: list[bytes] = []
@@ -678,7 +679,9 @@ def blame(root: Path, ref: str, rev: str | None = None) -> BlameResult:
         )
         for i, (owner, text) in enumerate(zip(owners, texts, strict=True), 1)
     )
-    return BlameResult(log.title, chosen.path, chosen.number, result, log.exists, log.renamed_to)
+    return BlameResult(
+        log.title, chosen.path, chosen.number, result, log.exists, log.renamed_to, log.renamed_to_gone
+    )
 
 
 # ---------------------------------------------------------------- links as of a moment
