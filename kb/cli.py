@@ -375,9 +375,11 @@ def edit(
         raise UsageError("--append needs text: an empty paragraph would change nothing")
     if not options and not editor:
         body = _stdin_text()
-        if body is not None and not body:
+        if body is not None and not body.strip():
             _on_note(root, note, lambda ref: service.show(root, ref))  # a NOTE that names none is said first
-            raise UsageError("stdin was empty; to clear the body say so with -b ''")
+            raise UsageError(
+                f"stdin was {'empty' if not body else 'blank'}; to clear the body say so with -b ''"
+            )
         editor = body is None
     if editor:
         render.change(_on_note(root, note, lambda ref: service.edit_with_editor(root, ref, _editor(root))))

@@ -142,6 +142,9 @@ def test_edit_with_empty_stdin_refuses(kb, root):
     assert r.exit_code == 2
     assert "stdin was empty" in r.stderr
     assert note_path(root, "Note").read_text().endswith("first\n")
+    blank = kb("edit", "Note", input=" \n\n")
+    assert blank.exit_code == 2 and "stdin was blank" in blank.stderr
+    assert note_path(root, "Note").read_text().endswith("first\n")
     missing = kb("edit", "Nothing like it", input="")  # the wrong NOTE is the first thing to say
     assert missing.exit_code == 1 and missing.stderr == "Error: no note matches 'Nothing like it'\n"
 
