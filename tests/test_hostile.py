@@ -711,6 +711,11 @@ def test_mv_to_a_path_with_dot_dot_is_refused_not_made_a_title(kb, with_note):
     assert r.exit_code == 0 and (root / "notes" / "db" / "Good.md").is_file(), r.stderr
     assert "Moved: Good (notes/Good.md -> notes/db/Good.md)" in r.stderr
     assert kb("mv", "Good", "Fine").exit_code == 0 and (root / "notes" / "db" / "Fine.md").is_file()
+    (root / "notes" / "db" / "inner").mkdir()
+    assert kb("mv", "Fine", "notes/db/inner").exit_code == 0  # written from the root
+    assert (root / "notes" / "db" / "inner" / "Fine.md").is_file()
+    assert kb("mv", "Fine", "./db").exit_code == 0 and (root / "notes" / "db" / "Fine.md").is_file()
+    assert "'./nowhere' is a path" in one_line_error(kb("mv", "Fine", "./nowhere"), 2)
 
 
 def test_names_longer_than_the_file_system_allows_are_one_line_errors(kb, with_note, tmp_path):

@@ -765,6 +765,19 @@ def _require_kb(root: Path, ref: str) -> None:
         raise NoteNotFound(f"no note matches '{ref}' (there is no knowledge base at {root} yet)")
 
 
+def _folder_there(store: Store, path_like: str) -> str | None:
+    """The folder of the notes (from the notes folder) that `path_like` names, written from the notes
+    folder or the knowledge base's root, with or without `./`; None when it names none."""
+    parts = [part for part in path_like.split("/") if part not in ("", ".")]
+    if not parts or path_like.startswith("/") or ".." in parts:
+        return None
+    if store.layout.notes and parts[0] == store.layout.notes and (store.root / "/".join(parts)).is_dir():
+        parts = parts[1:]  # from the root
+    if parts and (store.notes / "/".join(parts)).is_dir():
+        return "/".join(parts)
+    return None
+
+
 def move(root: Path, ref: str, destination: str, update_links: bool = True) -> ChangeResult:
     """A new title (the file is renamed along), or a new place: `folder/` (or the name of a folder that
     is there) keeps the file name, a path ending in `.md` names the file. The note's text is unchanged by
@@ -778,13 +791,14 @@ def move(root: Path, ref: str, destination: str, update_links: bool = True) -> C
         return move_file(root, other, destination, update_links)
     if not destination.endswith(("/", ".md", ".markdown")):
         path_like = destination.replace("\\", "/")
-        if path_like.startswith("/") or any(part in (".", "..") for part in path_like.split("/")):
+        folder = _folder_there(Store(root), path_like)
+        if folder is not None:
+            destination = folder + "/"  # a folder there: into it, as mv and git mv do
+        elif path_like.startswith("/") or any(part in (".", "..") for part in path_like.split("/")):
             raise UsageError(
                 f"{destination!r} is a path, not a title: kb mv moves a note to a folder inside the "
                 "knowledge base written with a / at its end (archive/), or to a file name ending in .md"
             )
-        if path_like.strip("/") and (Store(root).notes / path_like).is_dir():
-            destination = path_like.rstrip("/") + "/"  # a folder there: into it, as mv and git mv do
         else:
             return edit(root, ref, title=destination, update_links=update_links)
     with transaction(root, scan=True) as tx:
