@@ -100,6 +100,12 @@ def fit(text: str, spans: tuple[Span, ...], width: int) -> tuple[str, tuple[Span
         while start > 0 and used + _cell(text[start - 1]) <= width - 1:
             start -= 1
             used += _cell(text[start])
+        if start > 0 and text[start - 1] != " ":  # from a word's start, not the middle of one
+            space = text.find(" ", start, first)
+            if space >= 0:
+                start = space + 1
+        while start < first and text[start] == " ":
+            start += 1
     if end < len(text):  # end at a word's end when one is near
         space = text.rfind(" ", start, end)
         if space > start and end - space < 15:

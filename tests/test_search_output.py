@@ -239,7 +239,7 @@ def test_history_snippets_are_shown_as_current_ones_are(kb):
     current = kb("search", "zebra").stdout.splitlines()[1]
     r = kb("search", "--history", "zebra")
     assert r.exit_code == 0 and r.stdout.splitlines()[1] == current
-    assert current == "    Marks Some bold words about zebra and code here."
+    assert current == "    Some bold words about zebra and code here."  # below the `# Marks` title heading
 
 
 def test_lines_and_counts_of_a_query_of_fields_only(kb):
@@ -283,3 +283,23 @@ def test_lines_of_a_word_are_found_in_every_form_that_stems_to_it(kb):
         r = kb("search", query, "-C", "0")
         assert [line.split(":")[1] for line in r.stdout.splitlines()] == numbers, (query, r.stdout)
     assert kb("search", "dying", "--count").stdout == "notes/Forms.md:1\n"
+
+
+def test_a_snippet_starts_below_the_title_heading_and_at_a_word(kb):
+    kb("add", "Mood", "-b", "I was happy today")
+    kb(
+        "add",
+        "Other",
+        "-b",
+        "The impossible task died yesterday after the nationalization of the railways ended.",
+    )
+    hits = json.loads(kb("search", "happy", "--json").stdout)["hits"]
+    assert [s["text"] for s in hits[0]["snippets"]] == ["I was happy today"]  # no `# Mood`, no `…`
+    assert json.loads(kb("search", "mood", "--json").stdout)["hits"][0]["snippets"][0]["text"].startswith(
+        "# Mood"
+    )
+    for columns in range(40, 130, 5):  # cut to the terminal's width: at a word, `…` right before it
+        line = kb("search", "nationalize", env={"COLUMNS": str(columns)}).stdout.splitlines()[1].strip()
+        assert line.startswith(("The ", "…")) and not line.startswith("… "), (columns, line)
+        first = line.lstrip("…").split()[0]
+        assert first in ["The", "impossible", "task", "died", "yesterday", "after", "the"], (columns, line)

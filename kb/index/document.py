@@ -489,6 +489,7 @@ class Snippet:
 
 
 _SPACE = re.compile(r"\s+")
+_MARKS_AND_SPACE = " \t\r\n#>*-+"  # Markdown's marks at the start of a line, and white space
 
 
 def snippets_of(body: str, terms: frozenset[str], top: int = 2, width: int = 160) -> tuple[Snippet, ...]:
@@ -496,16 +497,21 @@ def snippets_of(body: str, terms: frozenset[str], top: int = 2, width: int = 160
     it needs to."""
     spans: list[tuple[int, int]] = []
     fragments: list[tuple[int, int]] = []
+    # A first line `# Heading` is the title (kb and Notable write it so): a passage after it starts below it.
+    first = len(body) - len(body.lstrip())
+    heading = body.find("\n", first) + 1 if body.startswith("# ", first) else 0
     for start, end in _matches(body, terms):
         if fragments and start < fragments[-1][1]:
             spans.append((start, end))
             continue
         if len(fragments) == top:
             break
-        floor = fragments[-1][1] if fragments else 0
+        floor = fragments[-1][1] if fragments else heading if start >= heading else 0
         begin = max(0, start - width // 3, floor)
-        space = body.rfind(" ", 0, begin + 1) if begin else -1
+        space = body.rfind(" ", floor, begin + 1) if begin > floor else -1
         begin = space + 1 if space >= 0 and begin - space < 20 else begin
+        if not body[floor:begin].strip(_MARKS_AND_SPACE):
+            begin = floor  # only marks (`# `, `- `) before it: nothing cut
         # never from or to the middle of a link, whose marks could not be taken out then
         link = _link_at(body, begin)
         if link is not None:
@@ -521,7 +527,7 @@ def snippets_of(body: str, terms: frozenset[str], top: int = 2, width: int = 160
         spans.append((start, end))
     out = []
     for begin, finish in fragments:
-        text = "…" if body[:begin].strip() else ""
+        text = "…" if body[heading if begin >= heading else 0 : begin].strip(_MARKS_AND_SPACE) else ""
         matches: list[tuple[int, int]] = []
         pos = begin
         for start, end in spans:
