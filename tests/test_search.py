@@ -419,8 +419,9 @@ def test_a_word_finds_its_other_forms_with_a_doubled_consonant(kb, root):
 
 def test_recall_oracle(kb, root):
     """For many random words, `kb search WORD -l` returns exactly the notes whose title or body holds a
-    word with the same stem, or (a stem of 4 letters or more) a word whose stem it begins, computed here by
-    scanning the files (Porter's second stemmer, our own tokenizer)."""
+    word with the same stem, or a word whose stem begins with WORD's stem or with WORD itself (when that
+    is 4 letters or more), computed here by scanning the files (Porter's second stemmer, our own
+    tokenizer)."""
     from whoosh.lang.porter2 import stem
 
     generate(root, 300, lo=30, hi=200, seed=7)
@@ -435,10 +436,11 @@ def test_recall_oracle(kb, root):
     checked = 0
     for word in rng.sample(vocabulary, 60):
         key = stem(_fold(word))
+        begins = [b for b in {key, _fold(word)} if len(b) >= 4]
         expected = sorted(
             p
             for p, stems in stems_by_path.items()
-            if key in stems or (len(key) >= 4 and any(s.startswith(key) for s in stems))
+            if key in stems or any(s.startswith(b) for s in stems for b in begins)
         )
         assert paths(kb, word) == expected, word
         checked += len(expected)
@@ -970,3 +972,15 @@ def test_a_query_of_punctuation_only_says_it_has_no_word_to_search_for(kb):
         assert "Warning: the query has no word to search for" in r.stderr, (args, r.stderr)
     r = kb("search", "here !!!")
     assert r.exit_code == 0 and "no word to search for" not in r.stderr
+
+
+def test_a_word_and_a_prefix_find_the_longer_words_that_begin_as_typed(kb):
+    """The index holds stems (`happy` is `happi`): a word and a prefix also find the words that begin with
+    them as typed, as grep does (`happyland`, `docs.python.org` for `docs.py*`)."""
+    kb("add", "Land", "-b", "welcome to happyland and runningshoes, see docs.python.org")
+    kb("add", "Mood", "-b", "I was happy, ran and running")
+    for query in ("happy", "happy*", "running", "docs.py*"):
+        found = kb("search", query, "-l").stdout.splitlines()
+        assert "notes/Land.md" in found, (query, found)
+    assert kb("search", "happy", "-l").stdout.splitlines()[0] == "notes/Mood.md"  # the word ranks first
+    assert kb("search", "happy", "-C", "0").stdout.count("happyland") == 1

@@ -311,6 +311,14 @@ def normal_word(word: str) -> str:
     return stem(fold(word.lower())).translate(accent_map) if len(word) <= 64 else ""
 
 
+def unstemmed_word(word: str) -> str:
+    """normal_word without the stemming: the word as typed, lower case, in one form, accents folded."""
+    from whoosh.support.charset import accent_map
+
+    table: Any = accent_map  # keyed by code point
+    return fold(word.lower()).translate(table) if len(word) <= 64 else ""
+
+
 def _matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]]:
     """The [start, end) offsets of the words of `text` the index stores as one of `terms` (and of the
     parts of words with dots: document.parts), in order; in a run of a script written without spaces,

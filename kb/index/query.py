@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kb.errors import UsageError
-from kb.index.document import DENSE, PHRASE, analyzer, dense, schema
+from kb.index.document import DENSE, PHRASE, WORD_PATTERN, analyzer, dense, schema
 
 
 class QueryError(UsageError):
@@ -204,6 +204,7 @@ def _any_word_class() -> type:
     return AnyWord
 
 
+_TYPED_WORD = re.compile(WORD_PATTERN)
 PREFIX_BOOST = 0.001  # a note that holds only a longer word ranks below every note that holds the word
 MIN_PREFIX = 4  # letters of a word (as indexed) before it finds longer words too
 MIN_HANGUL_PREFIX = 2  # Korean syllables: a word of two is a word, and its particles follow it (설정을)
@@ -212,9 +213,11 @@ MAX_PREFIXED = 8  # words of a query that find longer words
 LONGER_WORDS_POSTINGS = 20_000  # postings the longer words of one word may read (the most frequent first)
 
 
-def _also_longer_words(query: Any) -> Any:
+def _also_longer_words(query: Any, typed: dict[str, tuple[str, ...]]) -> Any:
     """Each title or body word of the query (not an excluded one, not in a phrase) finds the longer words
-    it begins as well (`postgres` finds `PostgreSQL`), scored far below the word itself."""
+    it begins as well (`postgres` finds `PostgreSQL`), scored far below the word itself: the words its
+    stem begins, and those the word as typed begins when the stem is no beginning of it (`happy`, stored
+    as `happi`, finds `happyland` as grep does). `typed`: see typed_forms."""
     from whoosh import query as wq
 
     count = [0]
@@ -225,13 +228,45 @@ def _also_longer_words(query: Any) -> Any:
         if type(q) is wq.Term and q.fieldname in ("title", "body"):
             text = str(q.text)
             least = MIN_HANGUL_PREFIX if _HANGUL.match(text) else MIN_PREFIX
-            if len(text) < least or count[0] >= 2 * MAX_PREFIXED:
+            begins = _beginnings([text, *typed.get(text, ())], least)
+            if not begins or count[0] >= 2 * MAX_PREFIXED:
                 return q
             count[0] += 1
-            return wq.Or([q, _longer_words()(q.fieldname, text, boost=PREFIX_BOOST)], boost=q.boost)
+            longer = _longer_words()(q.fieldname, begins[0], boost=PREFIX_BOOST)
+            longer.also = tuple(begins[1:])
+            return wq.Or([q, longer], boost=q.boost)
+        if type(q) is wq.Prefix and q.fieldname in ("title", "body") and typed.get(str(q.text)):
+            # `happy*` is `happi*` (the stem): the words that begin as typed too
+            begins = _beginnings([str(q.text), *typed[str(q.text)]], 1)[1:]
+            if begins:
+                return wq.Or([q, *(wq.Prefix(q.fieldname, begin, boost=q.boost) for begin in begins)])
         return q.apply(widen)
 
     return widen(query)
+
+
+def _beginnings(words: list[str], least: int) -> list[str]:
+    """The words of at least `least` characters, but those another of them begins (its longer words are
+    among the other's), in order."""
+    kept: list[str] = []
+    for word in words:
+        if len(word) >= least and not any(word.startswith(other) for other in kept):
+            kept.append(word)
+    return kept
+
+
+def typed_forms(text: str) -> dict[str, tuple[str, ...]]:
+    """For each word of the query text that its stem is not (lower case, in one form): the stem, and that
+    word (`happy`: {"happi": ("happy",)}, `running`: {"run": ("running",)})."""
+    from kb.index.document import normal_word, unstemmed_word
+
+    found: dict[str, set[str]] = {}
+    for match in _TYPED_WORD.finditer(text):
+        word = match.group()
+        stemmed, plain = normal_word(word), unstemmed_word(word)
+        if stemmed and plain != stemmed:
+            found.setdefault(stemmed, set()).add(plain)
+    return {stemmed: tuple(sorted(words)) for stemmed, words in found.items()}
 
 
 POSTINGS_BUDGET = 100_000  # postings one prefix, wildcard or fuzzy term may read per index segment
@@ -255,7 +290,8 @@ def without_longer_words(query: Any) -> Any:
     found = [False]
 
     def narrow(q: Any) -> Any:
-        if isinstance(q, wq.Or) and len(q.subqueries) == 2 and isinstance(q.subqueries[1], _longer_words()):
+        longer = _longer_words()
+        if isinstance(q, wq.Or) and len(q.subqueries) == 2 and isinstance(q.subqueries[1], longer):
             found[0] = True
             return q.subqueries[0]
         return q.apply(narrow)
@@ -270,10 +306,32 @@ def _longer_words() -> type:
 
     class LongerWords(wq.Prefix):
         """The words a query's word begins, but the word itself: implicit, so never named in a notice, and
-        with a smaller budget of postings (its notes rank below the word's anyway)."""
+        with a smaller budget of postings (its notes rank below the word's anyway). `also`: more
+        beginnings (the word as typed, beside its stem), read in the same pass over the words of the
+        index when they have MIN_PREFIX - 1 letters in common (one lookup per segment, not one each)."""
 
         own_budget = LONGER_WORDS_POSTINGS
         skip_own_text = True
+        also: tuple[str, ...] = ()
+
+        def __eq__(self, other: object) -> bool:
+            return bool(super().__eq__(other)) and self.also == getattr(other, "also", ())
+
+        def __hash__(self) -> int:
+            return super().__hash__() ^ hash(self.also)
+
+        def _btexts(self, ixreader: Any) -> Any:
+            if not self.also:
+                return ixreader.expand_prefix(self.fieldname, self.text)
+            begins = (self.text, *self.also)
+            common = self.text
+            for begin in self.also:
+                while not begin.startswith(common):
+                    common = common[:-1]
+            if len(common) < MIN_PREFIX - 1:  # far apart (dying, die): each its own lookup
+                return (b for begin in begins for b in ixreader.expand_prefix(self.fieldname, begin))
+            wanted = tuple(begin.encode("utf-8") for begin in begins)
+            return (b for b in ixreader.expand_prefix(self.fieldname, common) if b.startswith(wanted))
 
     return LongerWords
 
@@ -419,7 +477,8 @@ def plain_query(text: str) -> Any:
         if len(tokens) != 1:
             return None
         parts.append(wq.Or([wq.Term("title", tokens[0]), wq.Term("body", tokens[0])]))
-    return _constant_union(_also_longer_words(parts[0] if len(parts) == 1 else wq.And(parts)))
+    query = parts[0] if len(parts) == 1 else wq.And(parts)
+    return _constant_union(_also_longer_words(query, typed_forms(text)))
 
 
 # `links:NOTE` and `linkedby:NOTE` (NOTE quoted when it has spaces); a phrase in quotes is passed over
@@ -526,7 +585,7 @@ def parse_with_parser(text: str, now: datetime) -> Any:
         if type(exc) is not Exception and not isinstance(exc, errors):
             raise
         raise _parse_error(text, exc) from None
-    query = _constant_union(_also_longer_words(_fold_negations(_any_word(query))))
+    query = _constant_union(_also_longer_words(_fold_negations(_any_word(query)), typed_forms(text)))
     if bad_dates:
         raise QueryError(f"cannot read the date '{bad_dates[0]}' ({_DATE_HINT})")
     return query
