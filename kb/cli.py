@@ -255,6 +255,15 @@ def _looking_back(root: Path, note: str, call: Callable[[str], T]) -> T:
         raise gone from None
 
 
+def _one_tag(tags: list[str] | None, command: str) -> str | None:
+    """The one tag of `-t` (given twice, click would keep the last and drop the first without a word)."""
+    if tags and len(tags) > 1:
+        raise UsageError(
+            f"-t is given {len(tags)} times; {command} takes one tag (in a query, tag:A tag:B asks for both)"
+        )
+    return tags[0] if tags else None
+
+
 def _no_unknown_options(*values: str | None) -> None:
     """For a command whose revisions may start with a dash (`-1`, taken as arguments): a word starting with
     two is still an option it does not have."""
@@ -572,8 +581,8 @@ def restore(
 
 @app.command("list", epilog=helptext.epilog("list"))
 def list_(
-    tag: Annotated[
-        str | None,
+    tags: Annotated[
+        list[str] | None,
         typer.Option(
             "--tag",
             "-t",
@@ -603,6 +612,7 @@ def list_(
     """List notes."""
     from kb import render, service
 
+    tag = _one_tag(tags, "kb list")
     root = _reading_root()
     paths = None
     if orphans or links_to is not None or linked_by is not None or dead_links:
@@ -725,8 +735,8 @@ def search(
         int | None,
         typer.Option("-n", "--limit", help="At most N results (default 10; -l: all).", metavar="N"),
     ] = None,
-    tag: Annotated[
-        str | None,
+    tags: Annotated[
+        list[str] | None,
         typer.Option(
             "--tag", "-t", help="Only notes with this tag.", metavar="TAG", autocompletion=completion.tags
         ),
@@ -766,6 +776,7 @@ def search(
 ) -> None:
     from kb import render, service
 
+    tag = _one_tag(tags, "kb search")
     if (context is not None or count_lines) and (json or paths or null):
         raise UsageError("-C and --count print lines of text; they do not combine with --json or -l")
     paths = paths or null

@@ -272,6 +272,9 @@ def test_a_tag_no_note_has_is_said_with_the_closest_and_a_hash_is_read_as_kb_sho
     assert missing.exit_code == 1 and json.loads(missing.stdout)["notes"] == []
     assert "no notes in a folder 'nowhere'" in missing.stderr
     assert kb("list", "--orphans", "-t", "Other").exit_code == 0  # a filter that leaves none is no mistake
+    for command in (["list"], ["search", "words"]):  # click would keep the last -t and drop the first
+        twice = kb(*command, "-t", "nosuch", "-t", "Other")
+        assert twice.exit_code == 2 and "-t is given 2 times" in twice.stderr and twice.stdout == ""
     kb("add", "Linker", "-b", "see [[C]]", "--folder", "sub")
     left = kb("list", "--folder", "sub", "--links-to", "A")  # the folder is there: no note in it links to A
     assert left.exit_code == 0 and left.stdout == "" and left.stderr == ""
