@@ -199,7 +199,7 @@ def list_notes(
             wanted = wanted[len(store.layout.notes) + 1 :]  # given from the root
         key = wanted.casefold()
         if store.layout.notes and wanted == store.layout.notes:  # notes/ itself, unless a sub-folder
-            key = next((key for i in infos if store.layout.folder_of(i.path).casefold() == key), "")
+            key = next((key for i in every if store.layout.folder_of(i.path).casefold() == key), "")
         if key:
 
             def inside(info: NoteInfo) -> bool:
