@@ -215,9 +215,9 @@ LONGER_WORDS_POSTINGS = 20_000  # postings the longer words of one word may read
 
 def _also_longer_words(query: Any, typed: dict[str, tuple[str, ...]]) -> Any:
     """Each title or body word of the query (not an excluded one, not in a phrase) finds the longer words
-    it begins as well (`postgres` finds `PostgreSQL`), scored far below the word itself: the words its
-    stem begins, and those the word as typed begins when the stem is no beginning of it (`happy`, stored
-    as `happi`, finds `happyland` as grep does). `typed`: see typed_forms."""
+    it begins as well (`postgres` finds `PostgreSQL`), scored far below the word itself: the words that
+    begin as it was typed, as grep finds them (`happy`, stored as `happi`, finds `happyland`; `starred`,
+    stored as `star`, does not find `start`). `typed`: see typed_forms."""
     from whoosh import query as wq
 
     count = [0]
@@ -228,7 +228,7 @@ def _also_longer_words(query: Any, typed: dict[str, tuple[str, ...]]) -> Any:
         if type(q) is wq.Term and q.fieldname in ("title", "body"):
             text = str(q.text)
             least = MIN_HANGUL_PREFIX if _HANGUL.match(text) else MIN_PREFIX
-            begins = _beginnings([text, *typed.get(text, ())], least)
+            begins = _beginnings(list(typed.get(text, (text,))), least)
             if not begins or count[0] >= 2 * MAX_PREFIXED:
                 return q
             count[0] += 1
