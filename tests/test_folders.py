@@ -511,3 +511,26 @@ def test_importing_a_file_a_note_of_its_own_has_the_name_of_says_so(kb, tmp_path
     [skipped] = [i for i in json.loads(r.stdout)["items"] if i["status"] == "skipped"]
     assert skipped["reason"] == "A.md is already here, with other text, not imported; kb's version is kept"
     assert (vault / "A.md").read_text() == "# A\n\nalpha\n" and (vault / "C.md").exists()
+
+
+def test_a_folder_differing_only_in_case_from_one_there_is_refused(kb, root):
+    """macOS and Windows ignore case in names: `Programming/` beside `programming/` would be one folder
+    there, and a clone would mix the two."""
+    assert kb("add", "Py", "-b", "x", "--folder", "programming").exit_code == 0
+    for args in (
+        ["add", "Rust", "-b", "x", "--folder", "Programming"],
+        ["add", "Go", "-b", "x", "--folder", "PROGRAMMING/sub"],
+        ["mv", "Py", "Programming/"],
+        ["mv", "Py", "Programming/other.md"],
+    ):
+        r = kb(*args)
+        assert r.exit_code == 2, (args, r.stderr)
+        assert r.stderr.startswith(
+            "Error: a folder 'programming' is there already, its name differing only in case"
+        )
+    assert sorted(p.name for p in (root / "notes").iterdir()) == ["programming"]
+    assert (
+        kb("add", "Go", "-b", "x", "--folder", "programming/Sub").exit_code == 0
+    )  # a new folder inside: fine
+    assert kb("mv", "Py", "programming/sub/").exit_code == 2  # but not its twin
+    assert kb("mv", "Py", "programming/Sub/").exit_code == 0

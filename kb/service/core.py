@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import os
 import unicodedata
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -444,6 +445,30 @@ def clean_folder(folder: str | None) -> str:
     return "/".join(parts)
 
 
+def refuse_case_twin(notes: Path, folder: str) -> None:
+    """Refuse a new folder that differs only in case from one already there: macOS and Windows, whose
+    file systems ignore case, would see one folder, and a clone there would mix the two."""
+    here = notes
+    found: list[str] = []
+    for part in folder.split("/") if folder else []:
+        if (here / part).is_dir():
+            here = here / part
+            found.append(part)
+            continue
+        try:
+            names = [entry.name for entry in os.scandir(here) if entry.is_dir(follow_symlinks=False)]
+        except OSError:
+            return
+        twin = next((name for name in names if name.casefold() == part.casefold()), None)
+        if twin is not None:
+            there = "/".join([*found, twin])
+            raise UsageError(
+                f"a folder '{there}' is there already, its name differing only in case (macOS and Windows "
+                f"would see one folder): write {there}/ to use it"
+            )
+        return
+
+
 def add(
     root: Path, title: str, tags: Sequence[str] = (), body: str | None = None, folder: str | None = None
 ) -> ChangeResult:
@@ -453,6 +478,7 @@ def add(
     if body is not None:
         validate_text(body)
     with transaction(root, scan=True) as tx:
+        refuse_case_twin(tx.store.notes, where)
         existing = find_title(tx.store, title, folder=where)
         if existing:
             raise NoteExists(existing.title, existing.path)
@@ -807,11 +833,13 @@ def move(root: Path, ref: str, destination: str, update_links: bool = True) -> C
         raw, parsed = load_note(store, path)
         name = path.rsplit("/", 1)[-1]
         if destination.endswith("/"):
+            refuse_case_twin(store.notes, clean_folder(destination))
             target = f"{store.prefix}{_join(clean_folder(destination), name)}"
         else:
             folder, _, file_name = destination.replace("\\", "/").rpartition("/")
             if not file_name or file_name.startswith(".") or file_name in (".md", ".markdown"):
                 raise UsageError(f"not a note's file name: {destination!r}")
+            refuse_case_twin(store.notes, clean_folder(folder))
             target = f"{store.prefix}{_join(clean_folder(folder), file_name)}"
         store.abs(target)
         if target == path:
