@@ -15,8 +15,6 @@ terminal for the picker or $EDITOR) it runs the whole command line here (the col
 `python -m kb`), and for a command of WARM starts a server in the background for the next time.
 """
 
-from __future__ import annotations
-
 import sys
 
 if sys.platform != "win32":  # elsewhere main() runs the command line at once
@@ -128,7 +126,7 @@ def fields(values: list[bytes]) -> bytes:
     return b"".join(v + b"\0" for v in values)
 
 
-def recv_exact(sock: _socket.socket, n: int) -> bytes:
+def recv_exact(sock: "_socket.socket", n: int) -> bytes:
     out = b""
     while len(out) < n:
         chunk = sock.recv(n - len(out))
@@ -138,18 +136,18 @@ def recv_exact(sock: _socket.socket, n: int) -> bytes:
     return out
 
 
-def recv_frame(sock: _socket.socket) -> tuple[bytes, bytes]:
+def recv_frame(sock: "_socket.socket") -> tuple[bytes, bytes]:
     head = recv_exact(sock, 1 + _LEN)
     size = int.from_bytes(head[1:], "big")
     return head[:1], recv_exact(sock, size) if size else b""
 
 
-def peer_uid(sock: _socket.socket) -> int:
+def peer_uid(sock: "_socket.socket") -> int:
     creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
     return int.from_bytes(creds[4:8], sys.byteorder)
 
 
-def connect(path: bytes, timeout: float = CONNECT_TIMEOUT) -> _socket.socket | None:
+def connect(path: bytes, timeout: float = CONNECT_TIMEOUT) -> "_socket.socket | None":
     """A connection to the server listening at `path`, checked to be ours; None if there is none."""
     if not private_socket(path):
         return None
@@ -253,7 +251,9 @@ def _warm(argv: list[str], env: dict[bytes, bytes]) -> int:
         sock.close()
 
 
-def _converse(sock: _socket.socket, argv: list[str], env: dict[bytes, bytes], root: bytes, cwd: bytes) -> int:
+def _converse(
+    sock: "_socket.socket", argv: list[str], env: dict[bytes, bytes], root: bytes, cwd: bytes
+) -> int:
     args = [a.encode("utf-8", "surrogateescape") for a in argv]
     mask = posix.umask(0o022)
     posix.umask(mask)
@@ -442,9 +442,25 @@ def _ask_git(argv: list[str], env: dict[bytes, bytes]) -> None:
         gitwitness.start(root.decode("utf-8", "surrogateescape"))
 
 
+def full_site() -> None:
+    """Python's `site` (site-packages, .pth files, sitecustomize) when this process started without it (bin/kb
+    runs `python -S`): before anything outside the standard library is imported. Where multiprocessing
+    would start its children as new interpreters, which would inherit -S (a start method other than fork:
+    Python 3.14's default, macOS), the command starts again with site instead."""
+    if not sys.flags.no_site:
+        return
+    if sys.platform == "linux" and sys.version_info < (3, 14):
+        import site
+
+        site.main()
+        return
+    posix.execv(sys.executable, [sys.executable, sys.argv[0], *sys.argv[1:]])
+
+
 def main() -> None:
     argv = sys.argv[1:]
     if sys.platform != "linux":
+        full_site()
         from kb.cli import main as cold
 
         cold()
@@ -453,6 +469,7 @@ def main() -> None:
     try:
         code = _warm(argv, env)
     except _Cold:
+        full_site()
         _ask_git(argv, env)
         from kb import quick
 

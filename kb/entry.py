@@ -1,10 +1,9 @@
 """The program's entry point. A Tab on a NOTE or a tag is answered here before the command line (typer,
 rich) is imported (kb.quickcomplete.quick: a Tab is one process, and most of its time was importing);
-everything else goes to kb.client (the warm server, else the whole command line)."""
+everything else goes to kb.client (the warm server, else the whole command line). Only built-in modules
+here (posix, not os: bin/kb starts Python without `site`, and os would cost 2 ms more)."""
 
-from __future__ import annotations
-
-import os
+import posix
 import sys
 
 
@@ -15,8 +14,8 @@ def _blocking_output() -> None:
     without a word. They stay blocking after kb, as they are for almost every program."""
     for fd in (1, 2):
         try:
-            if not os.get_blocking(fd):
-                os.set_blocking(fd, True)
+            if not posix.get_blocking(fd):
+                posix.set_blocking(fd, True)
         except OSError:  # closed (`>&-`): said when something is written
             pass
 
@@ -33,12 +32,12 @@ def main(warm: bool = True) -> None:
             sys.stderr.flush()
         except (OSError, ValueError):  # stderr closed or gone: the status says it
             pass
-        os._exit(130)
+        posix._exit(130)
 
 
 def _main(warm: bool) -> None:
     _blocking_output()
-    if os.environ.get("_KB_COMPLETE"):
+    if posix.environ.get(b"_KB_COMPLETE"):
         from kb.quickcomplete import quick
 
         answer = quick()

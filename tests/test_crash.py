@@ -305,6 +305,8 @@ def test_an_index_build_a_kill_left_is_removed_by_the_next_change(root: Path, kb
 
 @pytest.mark.cold_only("makes importing kb.client in this process stop at Ctrl-C")
 def test_ctrl_c_while_kb_is_still_importing_ends_in_one_line(monkeypatch, capfd):
+    import posix
+
     import kb.client
     from kb import entry
 
@@ -313,7 +315,7 @@ def test_ctrl_c_while_kb_is_still_importing_ends_in_one_line(monkeypatch, capfd)
 
     monkeypatch.setattr(kb.client, "main", interrupted)
     exits: list[int] = []
-    monkeypatch.setattr(os, "_exit", lambda code: exits.append(code))
+    monkeypatch.setattr(posix, "_exit", lambda code: exits.append(code))  # kb.entry has no `os`
     entry.main()
     assert exits == [130]
     assert capfd.readouterr().err == "Error: interrupted\n"

@@ -600,7 +600,8 @@ def test_the_client_imports_no_heavy_library():
 
 def test_the_kb_program_answered_warm_imports_nothing_but_the_client(warm: Warm):
     """The installed `kb` program (not an entry point's wrapper, which imports `re` and with it `enum`:
-    4-5 ms of every start) imports only kb.entry and kb.client before the server answers."""
+    4-5 ms of every start) imports only kb.entry and kb.client before the server answers: in a Python
+    started without `site` (and so without `os`, which site imports)."""
     warm.env = {**warm.env, "PYTHONPROFILEIMPORTTIME": "1"}  # the server must have the same PYTHON* settings
     warm.start()
     before = warm.requests()
@@ -613,7 +614,9 @@ def test_the_kb_program_answered_warm_imports_nothing_but_the_client(warm: Warm)
         if line.startswith("import time:") and "|" in line
     }
     assert {"kb.entry", "kb.client"} <= imported
-    assert not imported & {"re", "enum", "typer", "rich", "whoosh", "yaml", "kb.cli"}, sorted(imported)
+    assert not imported & {"re", "enum", "typer", "rich", "whoosh", "yaml", "kb.cli", "site", "os"}, sorted(
+        imported
+    )
 
 
 def test_add_and_edit_run_warm_and_print_what_cold_prints(warm: Warm, root: Path):

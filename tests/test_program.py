@@ -1,0 +1,86 @@
+"""The installed `kb` program: bin/kb, a shell script, runs bin/kb-python with the interpreter named in
+kb-python's first line and -S (Python without `site`); kb-python then finds kb itself, and the cold path
+runs site before anything else."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kb import __version__
+from tests.conftest import PROGRAM
+
+pytestmark = pytest.mark.skipif(not PROGRAM.exists(), reason="kb is not installed beside this Python")
+SCRIPT = PROGRAM.with_name("kb-python")
+
+
+def _installed_copy(folder: Path, first_line: str | None) -> Path:
+    """bin/kb and bin/kb-python as pip installs them, in `folder`; kb-python's first line replaced."""
+    folder.mkdir(parents=True)
+    shutil.copy2(PROGRAM, folder / "kb")
+    if first_line is not None:
+        rest = SCRIPT.read_bytes().split(b"\n", 1)[1]
+        (folder / "kb-python").write_bytes(first_line.encode() + b"\n" + rest)
+        (folder / "kb-python").chmod(0o755)
+    return folder / "kb"
+
+
+def _recording_python(tmp_path: Path) -> tuple[Path, Path]:
+    """A program that notes the arguments it was given, then runs this Python with them (less a first
+    `--as-written`, which a first line may pass)."""
+    log = tmp_path / "arguments"
+    wrapper = tmp_path / "python"
+    wrapper.write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\n'
+        f'[ "$1" = --as-written ] && shift\nexec "{sys.executable}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper, log
+
+
+def _run(program: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KB_SERVER": "0"}
+    return subprocess.run(
+        [str(program), *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+
+
+def test_python_starts_without_site_and_the_whole_command_line_still_runs(root: Path, tmp_path: Path):
+    python, log = _recording_python(tmp_path)
+    program = _installed_copy(tmp_path / "bin", f"#!{python}")
+    assert _run(program, "--version").stdout == f"kb {__version__}\n"
+    added = _run(program, "add", "Okapi", "-b", "An okapi note.")
+    assert added.returncode == 0, added.stderr
+    found = _run(program, "search", "okapi", "-l")  # the cold search: whoosh, from site-packages
+    assert (found.returncode, found.stdout) == (0, "notes/Okapi.md\n"), found.stderr
+    calls = log.read_text().splitlines()
+    assert len(calls) == 3 and all(call.startswith(f"-S {tmp_path / 'bin' / 'kb-python'} ") for call in calls)
+
+
+def test_the_program_is_found_through_links(root: Path, tmp_path: Path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "kb").symlink_to(PROGRAM)  # as pipx links it into ~/.local/bin
+    (tmp_path / "b" / "kb").symlink_to(Path("..") / "a" / "kb")
+    proc = _run(tmp_path / "b" / "kb", "--version")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"kb {__version__}\n", "")
+
+
+def test_a_first_line_that_is_more_than_a_program_runs_as_written(root: Path, tmp_path: Path):
+    python, log = _recording_python(tmp_path)
+    program = _installed_copy(tmp_path / "bin", f"#!{python} --as-written")
+    proc = _run(program, "--version")
+    assert (proc.returncode, proc.stdout) == (0, f"kb {__version__}\n"), proc.stderr
+    assert log.read_text() == f"--as-written {tmp_path / 'bin' / 'kb-python'} --version\n"  # site ran
+
+
+def test_a_missing_script_is_said_in_one_line(tmp_path: Path):
+    program = _installed_copy(tmp_path / "bin", None)
+    proc = _run(program, "list")
+    assert proc.returncode == 127
+    assert proc.stderr.count("\n") == 1 and "kb-python is missing" in proc.stderr, proc.stderr
