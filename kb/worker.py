@@ -247,8 +247,10 @@ class Spare:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the server's terminal is not for us
         from kb import cli
+        from kb import index as kb_index
 
         server.rehearse(cli.run, server.light_rehearsal())
+        kb_index.ready_kept_searcher()
         sock.sendall(b"r")
         try:
             data, fds = receive(sock, 4)

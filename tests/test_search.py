@@ -987,3 +987,31 @@ def test_a_word_and_a_prefix_find_the_longer_words_that_begin_as_typed(kb):
     assert kb("search", "starred", "-C", "0").stdout == "notes/Sky.md:9:a starred item, and the start of it\n"
     kb("add", "Other sky", "-b", "the start only")
     assert kb("search", "starred", "-l").stdout == "notes/Sky.md\n"  # its stem is star: not start, as grep
+
+
+@pytest.mark.cold_only("counts what the index's readers read in this process")
+def test_every_segment_is_read_ahead_in_the_searcher_kept(kb, root: Path, monkeypatch: pytest.MonkeyPatch):
+    """A warm server's spare rehearses a search, then reads ahead in every segment what a search reads
+    there on first use: the command's search, whatever segments its hits lie in, builds none of it."""
+    from whoosh import index as whoosh_index
+    from whoosh.codec import whoosh3
+
+    from kb import index as kb_index
+    from kb.store import Store
+
+    assert kb("add", "Alpha", "-b", "Okapi words.").exit_code == 0
+    assert kb("add", "Beta", "-b", "Zebra words.").exit_code == 0
+    assert kb("search", "okapi", "-l").stdout == "notes/Alpha.md\n"  # its searcher is kept
+    with whoosh_index.open_dir(str(kb_index.NoteIndex(root, Store(root)).folder)).reader() as reader:
+        assert len(reader.leaf_readers()) == 2  # one segment per note
+    kb_index.ready_kept_searcher()
+    built: list[str] = []
+    column_reader = whoosh3.W3PerDocReader.column_reader
+
+    def counted(reader: object, name: str, column: object) -> object:
+        built.append(name)
+        return column_reader(reader, name, column)
+
+    monkeypatch.setattr(whoosh3.W3PerDocReader, "column_reader", counted)
+    assert kb("search", "zebra").stdout.startswith("1. Beta")
+    assert built == []
