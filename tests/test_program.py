@@ -71,6 +71,22 @@ def test_the_program_is_found_through_links(root: Path, tmp_path: Path):
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"kb {__version__}\n", "")
 
 
+def test_links_to_both_scripts_in_one_folder_need_no_link_followed(root: Path, tmp_path: Path):
+    (tmp_path / "bin").mkdir()
+    for name in ("kb", "kb-python"):  # as pipx links them into ~/.local/bin
+        (tmp_path / "bin" / name).symlink_to(PROGRAM.with_name(name))
+    env = {**os.environ, "KB_SERVER": "0", "PATH": str(tmp_path / "empty")}  # no readlink to run
+    proc = subprocess.run(
+        [str(tmp_path / "bin" / "kb"), "--version"], capture_output=True, text=True, env=env
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"kb {__version__}\n", "")
+    (tmp_path / "bin" / "kb-python").unlink()  # the link alone: followed with readlink, which is not there
+    proc = subprocess.run(
+        [str(tmp_path / "bin" / "kb"), "--version"], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 127 and "kb-python is missing" in proc.stderr
+
+
 def test_a_first_line_that_is_more_than_a_program_runs_as_written(root: Path, tmp_path: Path):
     python, log = _recording_python(tmp_path)
     program = _installed_copy(tmp_path / "bin", f"#!{python} --as-written")
