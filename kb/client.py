@@ -1,6 +1,7 @@
 """The `kb` program: a thin client of the knowledge base's warm server, else the whole command line.
 
-This module imports nothing but built-in modules (sys, posix, _socket): it starts in a few milliseconds.
+This module imports nothing but built-in modules (sys, posix, _socket, _signal): it starts in a few
+milliseconds.
 For a command of WARM (the reading commands, `add` and `edit`) it finds the knowledge base (`--kb PATH`
 before the command, `$KB_HOME`, `~/.kb`), connects to that knowledge base's server (kb.server) over a Unix
 socket in the user's runtime folder, and hands it the argument list, the working folder, the environment,
@@ -18,6 +19,7 @@ terminal for the picker or $EDITOR) it runs the whole command line here (the col
 import sys
 
 if sys.platform != "win32":  # elsewhere main() runs the command line at once
+    import _signal
     import _socket
     import posix
 
@@ -276,30 +278,48 @@ def _converse(
         if kind != b"R":
             raise _Cold  # "C": the server says run it here (another build, another locale...)
         pid = int(payload)
-        sock.sendall(frame(b"G"))
-        sock.settimeout(None)
     except (OSError, EOFError, ValueError):
         raise _Cold from None
-    # From here the worker runs the command on our stdin, stdout and stderr: never run it twice.
-    while True:
+    # Once the worker is told "go" it runs the command on our stdin, stdout and stderr: never run it twice.
+    # A Ctrl-C from now on is passed on to it (SIGINT: it stops as the cold path would, exit 130) by a
+    # handler, not as a KeyboardInterrupt, which could come between reading one part of a frame and the
+    # next; one before "go" ends this command here, and the worker, told nothing, ends too.
+    forward: list[int] = []
+    stopped: list[int] = []
+    _signal.signal(
+        _signal.SIGINT, lambda signum, frame: _kill(forward, signum) if forward else stopped.append(1)
+    )
+    try:
+        if stopped:
+            raise KeyboardInterrupt
         try:
-            kind, payload = recv_frame(sock)
-        except KeyboardInterrupt:
-            _signal(pid, 2)  # SIGINT: the worker stops as the cold path would (exit 130)
-            continue
-        except (OSError, EOFError):
-            posix.write(2, b"Error: the kb server stopped while answering; run the command again\n")
-            return 1
-        if kind == b"X":
-            return int(payload)
-        if kind == b"K":  # it needs this terminal (the picker) and has done nothing: run it here
-            raise _Cold
-        if kind == b"P":
-            ok = _page(payload)
-            try:  # noqa: SIM105 (contextlib is not built in)
-                sock.sendall(frame(b"D", b"1" if ok else b"0"))
-            except OSError:
-                pass
+            sock.sendall(frame(b"G"))
+            sock.settimeout(None)
+        except OSError:
+            raise _Cold from None
+        forward.append(pid)
+        if stopped:  # between the test above and "go": the worker runs now, and is stopped
+            _kill(forward, 2)
+        while True:
+            try:
+                kind, payload = recv_frame(sock)
+            except (OSError, EOFError):
+                posix.write(2, b"Error: the kb server stopped while answering; run the command again\n")
+                return 1
+            if kind == b"X":
+                return int(payload)
+            if kind == b"K":  # it needs this terminal (the picker) and has done nothing: run it here
+                raise _Cold
+            if kind == b"P":
+                forward.clear()  # a Ctrl-C belongs to the pager while it runs
+                ok = _page(payload)
+                forward.append(pid)
+                try:  # noqa: SIM105 (contextlib is not built in)
+                    sock.sendall(frame(b"D", b"1" if ok else b"0"))
+                except OSError:
+                    pass
+    finally:
+        _signal.signal(_signal.SIGINT, _signal.default_int_handler)
 
 
 def descriptors(*fds: int) -> bytes:
@@ -307,11 +327,12 @@ def descriptors(*fds: int) -> bytes:
     return b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
 
 
-def _signal(pid: int, signum: int) -> None:
-    try:  # noqa: SIM105
-        posix.kill(pid, signum)
-    except OSError:
-        pass
+def _kill(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        try:  # noqa: SIM105
+            posix.kill(pid, signum)
+        except OSError:
+            pass
 
 
 def _page(payload: bytes) -> bool:
@@ -454,11 +475,15 @@ def full_site() -> None:
     if not sys.flags.no_site:
         return
     if sys.platform == "linux" and sys.version_info < (3, 14):
+        # As at Python's start: sys.prefix is the base one until site finds the virtual environment (it
+        # reads it when imported: a virtual environment with the system's packages gets those too).
+        sys.prefix, sys.exec_prefix = sys.base_prefix, sys.base_exec_prefix
         import site
 
         site.main()
         return
-    posix.execv(sys.executable, [sys.executable, sys.argv[0], *sys.argv[1:]])
+    flags = ["-E"] if sys.flags.ignore_environment else []
+    posix.execv(sys.executable, [sys.executable, *flags, sys.argv[0], *sys.argv[1:]])
 
 
 def main() -> None:

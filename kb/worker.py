@@ -82,7 +82,10 @@ class Worker:
 
     def run(self, cwd: bytes, argv: list[str], env: dict[str, str]) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # A Ctrl-C the client passes on (only once it said "go") before the command runs is kept for it: it
+        # then ends as the cold path does, on the client's stderr, whatever it was setting up.
+        pending: list[int] = []
+        signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
         conn = self.conn
         try:
             os.chdir(cwd)
@@ -113,7 +116,18 @@ class Worker:
         kb_index.merge_later()
         kb_store.defer_after_answer()
         kb_store.keep_what_is_forgotten()
-        code = cli.run(argv)
+        try:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            if pending:
+                raise KeyboardInterrupt
+            code = cli.run(argv)
+        except KeyboardInterrupt:  # after the command's own handling (flushing its output, say): as cold
+            code = 130
+            with contextlib.suppress(OSError, ValueError, KeyboardInterrupt):
+                sys.stderr.write("Error: interrupted\n")
+                sys.stderr.flush()
+        # The status reaches the client whatever comes now: a Ctrl-C it passes on is too late to change it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         conn.sendall(client.frame(b"X", str(code).encode()))
         if kb_store.deferring_work() or kb_index.merges_deferred():
             # Answered: the client's descriptors are let go (a pipe it writes to ends), then what the

@@ -84,7 +84,7 @@ def test_links_to_both_scripts_in_one_folder_need_no_link_followed(root: Path, t
     proc = subprocess.run(
         [str(tmp_path / "bin" / "kb"), "--version"], capture_output=True, text=True, env=env
     )
-    assert proc.returncode == 127 and "kb-python is missing" in proc.stderr
+    assert proc.returncode == 127 and "no kb-python beside" in proc.stderr
 
 
 def test_a_first_line_that_is_more_than_a_program_runs_as_written(root: Path, tmp_path: Path):
@@ -99,4 +99,78 @@ def test_a_missing_script_is_said_in_one_line(tmp_path: Path):
     program = _installed_copy(tmp_path / "bin", None)
     proc = _run(program, "list")
     assert proc.returncode == 127
-    assert proc.stderr.count("\n") == 1 and "kb-python is missing" in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "no kb-python beside" in proc.stderr, proc.stderr
+
+
+def test_a_shell_trampoline_as_first_line_runs_as_written(root: Path, tmp_path: Path):
+    """uv writes this for an interpreter whose path has a space or is long: the shell runs Python on the
+    script, which Python reads as a string; it is not a Python to give -S to."""
+    python, log = _recording_python(tmp_path)
+    program = _installed_copy(tmp_path / "bin", f"#!/bin/sh\n'''exec' \"{python}\" \"$0\" \"$@\"\n' '''")
+    proc = _run(program, "--version")
+    assert (proc.returncode, proc.stdout) == (0, f"kb {__version__}\n"), proc.stderr
+    assert log.read_text() == f"{tmp_path / 'bin' / 'kb-python'} --version\n"
+
+
+def test_an_option_pipx_writes_after_python_is_kept(root: Path, tmp_path: Path):
+    python, log = _recording_python(tmp_path)
+    program = _installed_copy(tmp_path / "bin", f"#!{python} -E")
+    proc = _run(program, "--version")
+    assert (proc.returncode, proc.stdout) == (0, f"kb {__version__}\n"), proc.stderr
+    assert log.read_text() == f"-E -S {tmp_path / 'bin' / 'kb-python'} --version\n"
+
+
+def test_found_on_path_by_a_shell_given_its_name(root: Path, tmp_path: Path):
+    """`bash kb`: the shell finds kb on PATH and names it `kb` alone; a relative folder of PATH whose
+    name begins with a dash is not taken for an option of Python's."""
+    python, log = _recording_python(tmp_path)
+    _installed_copy(tmp_path / "-bin", f"#!{python}")
+    (tmp_path / "elsewhere").mkdir()
+    for folder, cwd in ((str(tmp_path / "-bin"), tmp_path / "elsewhere"), ("-bin", tmp_path)):
+        env = {**os.environ, "KB_SERVER": "0", "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
+        proc = subprocess.run(
+            ["bash", "kb", "--version"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=cwd,
+            timeout=120,
+            check=False,
+        )
+        assert (proc.returncode, proc.stdout) == (0, f"kb {__version__}\n"), (folder, proc.stderr)
+    assert log.read_text().splitlines() == [
+        f"-S {tmp_path / '-bin' / 'kb-python'} --version",
+        "-S ./-bin/kb-python --version",
+    ]
+
+
+def test_the_cold_path_in_a_virtual_environment_with_the_system_s_packages_gets_them(tmp_path: Path):
+    """Started without site, kb sets sys.prefix to the virtual environment's before site runs: site must
+    still see the base one then, or the system's packages are left out."""
+    import kb
+
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True
+    )
+    code = (
+        "import sys; sys.path.append(sys.argv[1]); sys.prefix = sys.exec_prefix = sys.argv[2]\n"
+        "from kb import client; client.full_site()\n"
+        "import site; print(site.PREFIXES, sys.prefix)"
+    )
+    usual = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import site, sys; print(site.PREFIXES, sys.prefix)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert str(sys.base_prefix) in usual.stdout  # the system's packages, as Python starts with site
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-S", "-c", code, str(Path(kb.__file__).parents[1]), str(venv)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.stdout == usual.stdout, proc.stderr
