@@ -137,17 +137,33 @@ def _run_pager(argv: list[str], text: str) -> bool:
     except OSError:
         return False
     assert proc.stdin is not None
+    import signal
+
+    # A Ctrl-C belongs to the pager while it runs, also while it has not read all the text yet (the write
+    # waits for it): kb goes on, as git does, and ends when the pager ends.
     try:
-        proc.stdin.write(text.encode("utf-8", "replace"))
-        proc.stdin.close()
-    except (BrokenPipeError, OSError):  # the user quit the pager early
-        pass
-    while True:
+        previous = signal.signal(signal.SIGINT, _pager_has_it)
+    except ValueError:  # not the main thread: no handler can be set
+        previous = None
+    try:
         try:
-            proc.wait()
-            return True
-        except KeyboardInterrupt:  # Ctrl-C belongs to the pager while it runs
-            continue
+            proc.stdin.write(text.encode("utf-8", "replace"))
+            proc.stdin.close()
+        except (BrokenPipeError, OSError):  # the user quit the pager early
+            pass
+        while True:
+            try:
+                proc.wait()
+                return True
+            except KeyboardInterrupt:  # the handler could not be set
+                continue
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _pager_has_it(signum: int, frame: object) -> None:
+    """SIGINT while the pager runs: the pager's."""
 
 
 # C0 controls but tab and newline (a carriage return only where no newline follows it: CRLF is a line

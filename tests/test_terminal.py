@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pexpect
@@ -427,3 +428,37 @@ def test_search_highlights_are_drawn_bold_and_coloured(one_note, root):
     cell = term.screen.buffer[row][col]
     assert cell.bold and cell.fg in ("yellow", "brown")  # pyte names ANSI 33 "brown"
     assert not term.screen.buffer[row][col + len("Second") + 1].bold
+
+
+def test_ctrl_c_while_the_pager_has_not_read_everything_is_the_pager_s(kb, root: Path, tmp_path: Path):
+    """kb waits to write the rest of a long text until the pager reads it: a Ctrl-C then is the pager's
+    (less takes it as "stop waiting"), and kb ends when the pager does, with its status 0."""
+    assert (
+        kb("add", "Huge", "-b", "\n\n".join(f"Paragraph {i} " + "word " * 40 for i in range(2000))).exit_code
+        == 0
+    )
+    started, read = tmp_path / "pager-started", tmp_path / "pager-read"
+    pager = tmp_path / "slow-pager"
+    pager.write_text(
+        f"#!{sys.executable}\n"
+        "import pathlib, signal, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        f"pathlib.Path({str(started)!r}).write_text('yes')\n"
+        "time.sleep(1.5)\n"
+        f"pathlib.Path({str(read)!r}).write_text(str(len(sys.stdin.buffer.read())))\n"
+    )
+    pager.chmod(0o755)
+    full = {**os.environ, "TERM": "xterm-256color", "KB_HOME": str(root), "KB_PAGER": str(pager)}
+    child = pexpect.spawn(
+        sys.executable, ["-m", "kb", "show", "Huge"], env=full, dimensions=(20, 100), timeout=60
+    )
+    deadline = time.monotonic() + 30
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    child.sendintr()
+    out = child.read()
+    child.close()
+    assert child.exitstatus == 0, out[-300:]
+    assert b"interrupted" not in out
+    assert int(read.read_text()) > 400_000  # the whole text reached the pager
