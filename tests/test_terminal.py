@@ -433,10 +433,8 @@ def test_search_highlights_are_drawn_bold_and_coloured(one_note, root):
 def test_ctrl_c_while_the_pager_has_not_read_everything_is_the_pager_s(kb, root: Path, tmp_path: Path):
     """kb waits to write the rest of a long text until the pager reads it: a Ctrl-C then is the pager's
     (less takes it as "stop waiting"), and kb ends when the pager does, with its status 0."""
-    assert (
-        kb("add", "Huge", "-b", "\n\n".join(f"Paragraph {i} " + "word " * 40 for i in range(2000))).exit_code
-        == 0
-    )
+    body = "\n\n".join(f"Paragraph {i} " + "word " * 40 for i in range(2000))
+    assert kb("add", "Huge", input=body).exit_code == 0  # on stdin: too long for one argument
     started, read = tmp_path / "pager-started", tmp_path / "pager-read"
     pager = tmp_path / "slow-pager"
     pager.write_text(
