@@ -87,14 +87,6 @@ def test_links_to_both_scripts_in_one_folder_need_no_link_followed(root: Path, t
     assert proc.returncode == 127 and "no kb-python beside" in proc.stderr
 
 
-def test_a_first_line_that_is_more_than_a_program_runs_as_written(root: Path, tmp_path: Path):
-    python, log = _recording_python(tmp_path)
-    program = _installed_copy(tmp_path / "bin", f"#!{python} --as-written")
-    proc = _run(program, "--version")
-    assert (proc.returncode, proc.stdout) == (0, f"kb {__version__}\n"), proc.stderr
-    assert log.read_text() == f"--as-written {tmp_path / 'bin' / 'kb-python'} --version\n"  # site ran
-
-
 def test_a_missing_script_is_said_in_one_line(tmp_path: Path):
     program = _installed_copy(tmp_path / "bin", None)
     proc = _run(program, "list")
@@ -102,22 +94,26 @@ def test_a_missing_script_is_said_in_one_line(tmp_path: Path):
     assert proc.stderr.count("\n") == 1 and "no kb-python beside" in proc.stderr, proc.stderr
 
 
-def test_a_shell_trampoline_as_first_line_runs_as_written(root: Path, tmp_path: Path):
-    """uv writes this for an interpreter whose path has a space or is long: the shell runs Python on the
-    script, which Python reads as a string; it is not a Python to give -S to."""
+@pytest.mark.parametrize(
+    ("first_line", "arguments"),
+    [
+        # a Python with an option: pipx writes -E, which is kept
+        ("#!{python} -E", "-E -S {script} --version"),
+        # more than one option: run as written (with site)
+        ("#!{python} --as-written", "--as-written {script} --version"),
+        # uv's shell trampoline for an interpreter whose path has a space or is long: the shell runs Python
+        # on the script, which Python reads as a string; it is no Python to give -S to
+        ("#!/bin/sh\n'''exec' \"{python}\" \"$0\" \"$@\"\n' '''", "{script} --version"),
+    ],
+)
+def test_what_the_first_line_names_decides_how_python_starts(
+    root: Path, tmp_path: Path, first_line: str, arguments: str
+):
     python, log = _recording_python(tmp_path)
-    program = _installed_copy(tmp_path / "bin", f"#!/bin/sh\n'''exec' \"{python}\" \"$0\" \"$@\"\n' '''")
+    program = _installed_copy(tmp_path / "bin", first_line.format(python=python))
     proc = _run(program, "--version")
     assert (proc.returncode, proc.stdout) == (0, f"kb {__version__}\n"), proc.stderr
-    assert log.read_text() == f"{tmp_path / 'bin' / 'kb-python'} --version\n"
-
-
-def test_an_option_pipx_writes_after_python_is_kept(root: Path, tmp_path: Path):
-    python, log = _recording_python(tmp_path)
-    program = _installed_copy(tmp_path / "bin", f"#!{python} -E")
-    proc = _run(program, "--version")
-    assert (proc.returncode, proc.stdout) == (0, f"kb {__version__}\n"), proc.stderr
-    assert log.read_text() == f"-E -S {tmp_path / 'bin' / 'kb-python'} --version\n"
+    assert log.read_text() == arguments.format(script=tmp_path / "bin" / "kb-python") + "\n"
 
 
 def test_found_on_path_by_a_shell_given_its_name(root: Path, tmp_path: Path):
