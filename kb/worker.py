@@ -106,7 +106,7 @@ class Worker:
             os.dup2(fd, target)
             os.close(fd)
         _streams()
-        from kb import cli, terminal
+        from kb import cli, quick, terminal
         from kb import index as kb_index
         from kb import store as kb_store
 
@@ -123,9 +123,8 @@ class Worker:
             code = cli.run(argv)
         except KeyboardInterrupt:  # after the command's own handling (flushing its output, say): as cold
             code = 130
-            with contextlib.suppress(OSError, ValueError, KeyboardInterrupt):
-                sys.stderr.write("Error: interrupted\n")
-                sys.stderr.flush()
+            with contextlib.suppress(KeyboardInterrupt):
+                code = quick.failed(KeyboardInterrupt())
         # The status reaches the client whatever comes now: a Ctrl-C it passes on is too late to change it.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         conn.sendall(client.frame(b"X", str(code).encode()))
