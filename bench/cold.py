@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import program
 from warm import kb_program, word_of
 
 
@@ -66,8 +66,9 @@ def main() -> None:
             ("kb (baseline, -P -c)", str(args.baseline.absolute())),
         ):
             variants[name] = ([sys.executable, "-P", "-c", code, *kb_args], {**env, "PYTHONPATH": tree})
-    if shutil.which("rg") and args.command == "search":
-        variants["rg -l -i"] = (["rg", "-l", "-i", word, str(notes)], env)
+    rg = program("rg")
+    if rg is not None and args.command == "search":
+        variants["rg -l -i"] = ([rg, "-l", "-i", word, str(notes)], env)
     walls: dict[str, list[float]] = {name: [] for name in variants}
     cpus: dict[str, list[float]] = {name: [] for name in variants}
     stamp = time.strftime("%H%M%S")

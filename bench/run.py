@@ -74,9 +74,19 @@ def timed(
     cwd: Path | None = None,
     ok: tuple[int, ...] = (0,),
 ) -> tuple[float, float]:
-    if shutil.which(argv[0]) is None:
+    found = program(argv[0])
+    if found is None:
         raise Missing(argv[0])
-    return _timed(argv, stdin, env, cwd, ok)
+    return _timed([found, *argv[1:]], stdin, env, cwd, ok)
+
+
+def program(name: str) -> str | None:
+    """A program on PATH, or beside this interpreter (where `pip install -e '.[bench]'` puts `rg`)."""
+    found = shutil.which(name)
+    if found is None and "/" not in name:
+        beside = Path(sys.executable).parent / name
+        found = str(beside) if os.access(beside, os.X_OK) and beside.is_file() else None
+    return found
 
 
 def isolated_env(work: Path) -> dict[str, str]:
