@@ -254,6 +254,31 @@ def test_a_prefix_reads_a_bounded_number_of_postings_and_says_what_it_left_out(k
     assert "Warning: pre* matches 3 words; the 2 rarest were not searched" in bounded.stderr
 
 
+@pytest.mark.cold_only("counts the index's word lookups in this process")
+def test_a_prefix_reads_how_many_notes_hold_its_words_in_one_pass(kb, monkeypatch):
+    """A prefix's words, and how many notes hold each, come from one pass over the index's words that
+    begin with it, not from a lookup of each word (Whoosh's ordering of an Or, then the matcher, each
+    asked every word in every segment); so do the longer words a word finds."""
+    from whoosh.reading import SegmentReader
+
+    for n, body in enumerate(["prelude premise", "preface", "prelude preludeland", "presto", "other"]):
+        assert kb("add", f"N{n}", "-b", body).exit_code == 0
+    looked_up: list[str] = []
+    real = SegmentReader.doc_frequency
+
+    def counted(self: SegmentReader, fieldname: str, text: str | bytes) -> int:
+        looked_up.append(text.decode() if isinstance(text, bytes) else text)
+        return real(self, fieldname, text)
+
+    monkeypatch.setattr(SegmentReader, "doc_frequency", counted)
+    found = kb("search", "pre*", "-l")
+    assert sorted(found.stdout.split()) == [f"notes/N{n}.md" for n in range(4)]
+    assert looked_up == []
+    found = kb("search", "prelude", "-l")  # the stem (prelud) and the longer words (preludeland)
+    assert found.stdout.split() == ["notes/N2.md", "notes/N0.md"]
+    assert set(looked_up) <= {"prelud"}  # the word's own, for its score
+
+
 def test_changes_by_kb_are_indexed_in_the_same_run(corpus, kb, root):
 
     assert titles(kb, "zebra")  # the first search builds the index; from then on every change updates it
