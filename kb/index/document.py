@@ -407,15 +407,20 @@ def _heads(terms: frozenset[str]) -> tuple[str, ...]:
 def _ascii_matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]]:
     """_matches of a text that is all ASCII (most notes), looking only at the words that begin as a term
     does (_heads): one regular expression skips the others at C speed, and stemming the words it finds
-    is most of the time."""
+    is most of the time. It looks in the text in lower case (the same offsets, in ASCII), where a head is
+    plain letters: Python's regular expressions search for one of those far faster (20x for one head)
+    than for letters in any case after a look behind."""
     heads = _heads(terms)
     if not heads:
         return
     word_at, part_at = _WORD.match, _part().match
+    lower = text.lower()
     end = 0  # of the last word found: a part of it is not found again
-    for first in _ascii_starting(heads).finditer(text):
+    for first in _ascii_starting(heads).finditer(lower):
         start = first.start()
-        if start < end:
+        if start < end or (start and lower[start - 1].isalnum()):
+            # Inside a word: not where a word begins. A head is letters and digits only, so no other
+            # head begins inside this one either (the search goes on after it).
             continue
         if start and text[start - 1] == "." and not _begins_a_word(text, start):
             part = part_at(text, start)  # a part of a word with dots, after its dot (example.org)
@@ -436,9 +441,9 @@ def _ascii_matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]
 
 @functools.lru_cache(maxsize=64)
 def _ascii_starting(heads: tuple[str, ...]) -> re.Pattern[str]:
-    """Where a word may begin with one of `heads` (lower case), in any case, in ASCII text: not after a
-    letter or a digit (after a dot, _ascii_matches looks closer)."""
-    return re.compile(f"(?<![A-Za-z0-9])(?i:{'|'.join(map(re.escape, heads))})")
+    """Where one of `heads` (lower case) is, in ASCII text in lower case: _ascii_matches keeps the places
+    not after a letter or a digit (after a dot, it looks closer)."""
+    return re.compile("|".join(map(re.escape, heads)))
 
 
 @functools.cache
