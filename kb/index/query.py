@@ -404,8 +404,8 @@ class _UnionOfPostings:
         from whoosh.matching import ListMatcher, NullMatcher
 
         reader = searcher.reader()
-        every = reader.doc_count_all()
         field = self.field()  # type: ignore[attr-defined]
+        every = reader.doc_count_all()
         own = self.text.encode("utf-8") if self.skip_own_text else None  # type: ignore[attr-defined]
         expansions = sorted(((f, b) for f, b in self._frequencies(reader) if b != own), reverse=True)
         self.expansions = max(self.expansions, len(expansions))
