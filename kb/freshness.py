@@ -1,13 +1,17 @@
 """What the warm server (kb.server) knows of the notes between requests (Freshness): the scan it last
 made, brought up to date from the files inotify names; whether git and the index moved; the notes all
-committed, as its own idle `git status` found them; and the work it does in forked children while it goes
+committed, as its own idle `git status` found them or as its worker's write on its word left them (carry);
+and the work it does in forked children while it goes
 on answering (every note's record for listings, `kb list`'s output made ahead)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
 import os
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -58,6 +62,11 @@ class Freshness:
         # After a quick check: what was worked out for the notes before it, the files that changed, and the
         # generation it is for (the listing is then brought up to date instead of worked out anew).
         self.increment: tuple[dict[str, object], set[str], int] | None = None
+        # While a write on the server's word runs (carry): the files events named since it was vouched for,
+        # and whether a folder changed or events were lost meanwhile.
+        self.since: set[str] | None = None
+        self.since_folders = False
+        self.carried = 0  # writes after which the notes were known all committed without a git status
         self.updates = 0  # listings brought up to date that way
 
     @property
@@ -81,9 +90,13 @@ class Freshness:
         if drained.folders:
             self.dirty = True
         self.touched |= drained.files
+        if self.since is not None:
+            self.since |= drained.files
+            self.since_folders = self.since_folders or drained.folders
 
-    def signature(self) -> tuple[object, ...]:
-        """What git and the index look like: HEAD and its ref, packed refs, the catalog, a dead run."""
+    def signature(self, segments: bool = True) -> tuple[object, ...]:
+        """What git and the index look like: HEAD and its ref, packed refs, the catalog, the index's folder
+        (its segments: not with `segments` False), a dead run."""
         from kb.index.catalog import CATALOG
         from kb.store import INDEX_DIR
 
@@ -92,23 +105,85 @@ class Freshness:
         ref = head[5:].strip().decode("utf-8", "surrogateescape") if head.startswith(b"ref: ") else ""
         parts: list[object] = [head]
         for path in (git / ref if ref else None, git / "packed-refs", self.root / INDEX_DIR / CATALOG,
-                     self.root / INDEX_DIR, git / "kb-journal", git / "kb-sync-merge"):  # fmt: skip
+                     self.root / INDEX_DIR if segments else None, git / "kb-journal",
+                     git / "kb-sync-merge"):  # fmt: skip
             parts.append(_stat(path) if path is not None else None)
         return tuple(parts)
 
     def stamp(self) -> tuple[object, ...]:
         """The moment as far as the notes and git go: how many times events were read, git and the index
-        (signature), git's own index (what is staged), excludes and settings, and the remembered scan's
+        (signature: not the index's segments, which its merges change, after a write has let go of the
+        lock), git's own index (what is staged), excludes and settings, and the remembered scan's
         generation. Equal stamps: nothing changed between them."""
         git = self.root / ".git"
         return (
             self.watcher.counts.value(Shared.READS),
-            self.signature(),
+            self.signature(segments=False),
             _stat(git / "index"),
             _stat(git / "info" / "exclude"),  # what git status leaves out
             _stat(git / "config"),  # and its settings (an excludes file, say)
             self.generation,
         )
+
+    def end_digest(self, stamp: tuple[object, ...]) -> str:
+        """The parts of `stamp` that git makes (HEAD, its ref, packed refs, a dead run, git's index, excludes
+        and settings), as a digest: what a worker's write on the server's word left them, once it lets go
+        of the lock. Not the catalog: the server's own check of the files writes it at times (a shortcut
+        it keeps), and a check agrees with it (Freshness.carry)."""
+        signature = stamp[1]
+        assert isinstance(signature, tuple)
+        parts = (signature[:3] + signature[4:], *stamp[2:5])
+        return hashlib.sha256(repr(parts).encode("utf-8", "surrogateescape")).hexdigest()
+
+    def begin_carry(self) -> None:
+        """A write on the server's word starts: the events from now on are kept aside for carry."""
+        self.since, self.since_folders = set(), False
+
+    def carry(self, told: bytes) -> bool:
+        """After a write on the server's word (vouchable), what its worker told as it let go of the lock
+        (kb.worker.carry_to_server: every file it wrote, the SHA-256 of the bytes and the mode it had once
+        written, each commit made on the one before and having left git's index exactly its tree, HEAD and
+        git's index still so, and end_digest then): the notes are known all committed again, without a git
+        status, when nothing else happened since the word was given. That is: the events named only the
+        files it wrote (and its own temporary files, gone), no folder; each of those files holds exactly
+        the bytes it wrote with that mode (or is gone, as it deleted it); git and the index are as it left
+        them; and the check of the files the events named agrees. True when the word is kept."""
+        from kb.store import TEMP_PREFIX, Store, name_key
+
+        files = _told_files(told)
+        checked = self.since is not None and files is not None and self.clean is not None and self.check()
+        since, folders = self.since, self.since_folders  # with the events the check read
+        self.since, self.since_folders = None, False
+        if not checked or since is None or folders or files is None or self.stale or self.layout is None:
+            return False
+        record, end = files
+        root = str(self.root)
+        written = {os.path.join(root, rel): digest for rel, digest in record.items()}
+        for path in since:
+            if path not in written and not (
+                os.path.basename(path).startswith(TEMP_PREFIX) and not os.path.lexists(path)
+            ):
+                return False  # a file it did not write, or a temporary file still there
+        for path, digest in written.items():
+            if _file_digest(path) != digest:
+                return False
+        stamp = self.stamp()
+        if end != self.end_digest(stamp):
+            return False
+        prefix = Store(self.root, self.layout).prefix
+        names = dict(self.names)
+        for rel, digest in record.items():
+            if not rel.startswith(prefix):
+                return False
+            folder, _, name = rel[len(prefix) :].rpartition("/")
+            known = names.get(folder)
+            if digest is None:
+                names.pop(folder, None)  # a name gone: the folder is listed again when a name is needed
+            elif known is not None:
+                names[folder] = known.with_keys([name_key(name)])
+        self.clean, self.names = stamp, names
+        self.carried += 1
+        return True
 
     def vouchable(self) -> bool:
         """Whether the remembered scan is the notes on disk, all of them committed: nothing happened since
@@ -521,6 +596,57 @@ def _in_child(work: Callable[[], None], result: Callable[[], dict[str, object]])
     child = fork(both)
     made = child.result() if child is not None else None
     return made if isinstance(made, dict) else None
+
+
+# Each file a write on the word wrote: (SHA-256, mode); None: deleted.
+Told = dict[str, tuple[str, int] | None]
+
+
+def _told_files(told: bytes) -> tuple[Told, str] | None:
+    """The files and the end digest a worker told (Freshness.carry), or None when it told nothing (or
+    something else)."""
+    try:
+        said = json.loads(told) if told else None
+    except ValueError:
+        return None
+    if not isinstance(said, dict):
+        return None
+    files, end = said.get("files"), said.get("end")
+    if not isinstance(files, dict) or not isinstance(end, str):
+        return None
+    found: Told = {}
+    for path, what in files.items():
+        if what is None:
+            found[path] = None
+        elif (
+            isinstance(what, list)
+            and len(what) == 2
+            and isinstance(what[0], str)
+            and isinstance(what[1], int)
+        ):
+            found[path] = (what[0], what[1])
+        else:
+            return None
+    return found, end
+
+
+def _file_digest(path: str) -> tuple[str, int] | str | None:
+    """The SHA-256 of a regular file's bytes (never through a link) and its mode; None when there is no
+    file; "" when it cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""
+    try:
+        with os.fdopen(fd, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            if not stat.S_ISREG(mode):
+                return ""
+            return hashlib.sha256(f.read()).hexdigest(), mode
+    except OSError:
+        return ""
 
 
 def _read(path: Path) -> bytes:

@@ -43,9 +43,12 @@ from kb import client
 from kb.freshness import SPARE_DELAY, Freshness
 from kb.watch import Shared, Watcher, cold_reason
 from kb.worker import (
+    CARRY_WAIT,
     REQUEST_TIMEOUT,
+    Carrying,
     Spare,
     Worker,
+    carry_to_server,
     command_line,
     detach,
     git_settings,
@@ -129,6 +132,7 @@ class Server:
         self.stopping = False
         self.watcher: Watcher | None = None
         self.freshness: Freshness | None = None
+        self.carrying: Carrying | None = None  # a write on the server's word, until its worker tells (carry)
         if reason is None:
             try:
                 self.watcher = Watcher(root)
@@ -251,12 +255,15 @@ class Server:
                 due = freshness is not None and freshness.idle_work()
                 wait = 0.02 if self.children or wanted or due else max(0.05, min(idle, 1.0))
                 listing = freshness.listing if freshness is not None else None
-                jobs: list[_Selectable] = [x for x in (status, listing, plain) if x is not None]
+                carrying = self.carrying
+                jobs: list[_Selectable] = [x for x in (status, listing, plain, carrying) if x is not None]
                 ready, _, _ = select.select(([] if self.stopping else watch) + jobs, [], [], wait)
             except InterruptedError:
                 continue
             if listing is not None and listing in ready and freshness is not None:
                 freshness.listing_ready()
+            if carrying is not None and carrying in ready:
+                self._carry()
             kept = plain is not None and plain in ready and freshness is not None and freshness.plain_ready()
             if kept and self.spare is not None:  # forked without it: the next one inherits it
                 self.spare.drop()
@@ -275,6 +282,27 @@ class Server:
             if not self.stopping and not os.path.isdir(self.root):
                 self.stopping = True  # the knowledge base was deleted (or moved): nothing left to serve
 
+    def _carry(self, wait: float = 0.0) -> None:
+        """What the worker of a write on the server's word told once it let go of the write lock
+        (kb.worker.carry_to_server): the notes known all committed again without a git status
+        (Freshness.carry). A write that comes meanwhile (`wait`) waits for it up to that long, if that
+        worker has answered its client (what is left is its index update, which the new write would wait
+        for under the lock anyway); otherwise, or when it does not tell in time, the word is not kept."""
+        carrying = self.carrying
+        if carrying is None or self.freshness is None:
+            return
+        carrying.take()
+        if wait and carrying.answered:
+            carrying.wait(wait)
+        if not carrying.done and not wait:
+            return  # still working: told when it is done
+        self.carrying = None
+        carrying.close()
+        if carrying.done:
+            self.freshness.carry(carrying.told())
+        else:
+            self.freshness.since = None  # git status, when idle, as before
+
     def _end_status(self) -> None:
         """Stop what runs in the background: the git status, the listing, the plain list."""
         listing = self.freshness.listing if self.freshness is not None else None
@@ -290,6 +318,9 @@ class Server:
         status = self.freshness.status if self.freshness is not None else None
         if status is not None:
             status.stop()
+        if self.carrying is not None:
+            self.carrying.close()
+            self.carrying = None
 
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping = True
@@ -368,6 +399,9 @@ class Server:
         # (the events name the files it wrote).
         vouch: tuple[tuple[object, ...], Scan, Names] | None = None
         if writes:
+            # The write before, on the server's word, may leave it standing (carry): its worker tells
+            # once its index update is done, which this write would wait for under the lock anyway.
+            self._carry(wait=CARRY_WAIT)
             self.freshness.read_events()
             kept = self.freshness.kept
             same_git = git_settings(env) == git_settings(dict(os.environ))  # git status ran with ours
@@ -398,12 +432,21 @@ class Server:
         if pid is None:
             if fresh and command in _LISTING:
                 self.freshness.notes()
-            pid = os.fork()
+            told = os.pipe() if writes and vouch is not None else None
+            try:
+                pid = os.fork()
+            except OSError:
+                for fd in told or ():
+                    os.close(fd)
+                raise
             if pid == 0:
                 code = 1
                 try:
                     if writes and vouch is not None:
                         vouch_in_worker(self, *vouch)  # before detach: it keeps the watch's descriptor
+                    if told is not None and vouch is not None:
+                        os.close(told[0])
+                        carry_to_server(self.freshness, vouch[0], told[1])
                     detach(self)
                     if writes and vouch is None:
                         from kb import store as kb_store
@@ -413,6 +456,10 @@ class Server:
                     code = 0
                 finally:
                     os._exit(code)
+            if told is not None:
+                os.close(told[1])
+                self.carrying = Carrying(told[0])
+                self.freshness.begin_carry()
         self.children.add(pid)
         self.last = time.monotonic()
 
@@ -476,6 +523,10 @@ class Server:
             (
                 "writes on the server's word (no git status, no walk)",
                 str(self.watcher.counts.value(Shared.VOUCHED) if self.watcher else 0),
+            ),
+            (
+                "writes that left the word standing (no git status after)",
+                str(self.freshness.carried if self.freshness else 0),
             ),
             (
                 "listings brought up to date (changed files only)",

@@ -12,6 +12,7 @@ import select
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -19,6 +20,7 @@ from kb import client
 from kb.watch import Shared
 
 if TYPE_CHECKING:
+    from kb.freshness import Freshness
     from kb.server import Server
     from kb.store import Names, Scan
 
@@ -128,6 +130,7 @@ class Worker:
         # The status reaches the client whatever comes now: a Ctrl-C it passes on is too late to change it.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         conn.sendall(client.frame(b"X", str(code).encode()))
+        answered()
         if kb_store.deferring_work() or kb_index.merges_deferred():
             # Answered: the client's descriptors are let go (a pipe it writes to ends), then what the
             # change left runs: the index update under the write lock still, then, at a lower priority
@@ -195,6 +198,108 @@ def vouch_in_worker(server: Server, stamp: tuple[object, ...], scan: Scan, names
     transaction.vouch_for_writes(check)
 
 
+def carry_to_server(freshness: Freshness, stamp: tuple[object, ...], fd: int) -> None:
+    """In a worker writing on the server's word (given at `stamp`): once it lets go of the write lock (its
+    change and the index update it left done), tell the server through `fd` what the change wrote and what
+    git and the index look like (kb.freshness.Freshness.carry); nothing, when its change did not commit as
+    it says or git's excludes or settings changed meanwhile. Before that, a byte once the client has its
+    answer (answered): what is left is the index update. The descriptor is closed then, or when the process
+    ends."""
+    import json
+
+    from kb import store as kb_store
+    from kb.errors import KbError
+    from kb.history import History
+    from kb.service import transaction
+
+    carried = transaction.Carried()
+    transaction.carry_writes(carried)
+    _TELLING.append(fd)
+
+    def tell() -> None:
+        transaction.carry_writes(None)
+        _TELLING.clear()
+        told = b""
+        with transaction.signals_deferred():  # a Ctrl-C is the command's, after the lock is let go
+            try:
+                files = carried.record(History(freshness.root))
+            except KbError:
+                files = None
+            now = freshness.stamp()
+            if files is not None and now[3:5] == stamp[3:5]:  # excludes and settings: what status reads
+                told = json.dumps({"files": files, "end": freshness.end_digest(now)}).encode()
+            if len(told) > CARRY_MOST:
+                told = b""  # (a pipe's buffer: never wait here for the server, holding the lock)
+            try:
+                while told:
+                    told = told[os.write(fd, told) :]
+            except OSError:
+                pass  # the server stopped waiting: its next write looks, as cold
+            finally:
+                os.close(fd)
+
+    kb_store.before_release(tell)
+
+
+def answered() -> None:
+    """The client has its answer: a write on the server's word says so (carry_to_server)."""
+    for fd in _TELLING:
+        with contextlib.suppress(OSError):
+            os.write(fd, b"a")
+
+
+_TELLING: list[int] = []  # the descriptor a write on the server's word tells through, until it has
+CARRY_MOST = 60000  # bytes told at most (a pipe holds 64 KiB)
+# How long a write waits for the write before it, on the server's word, to tell what it did (carry), once
+# that one answered its client: its index update, which the new write would wait for under the lock anyway.
+CARRY_WAIT = 1.0
+
+
+class Carrying:
+    """The server's end of the pipe a write on its word tells through (carry_to_server), read without
+    blocking."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        os.set_blocking(fd, False)
+        self.got = bytearray()
+        self.done = False  # the worker closed its end
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def take(self) -> None:
+        """Read what is there."""
+        try:
+            while chunk := os.read(self.fd, 65536):
+                self.got += chunk
+            self.done = True
+        except BlockingIOError:
+            pass
+        except OSError:
+            self.done = True
+
+    @property
+    def answered(self) -> bool:
+        """Whether its client has its answer (all that is left is its index update)."""
+        return self.done or self.got[:1] == b"a"
+
+    def wait(self, wait: float) -> None:
+        """Read until the worker has told, for up to `wait` seconds."""
+        deadline = time.monotonic() + wait
+        while not self.done and (left := deadline - time.monotonic()) > 0:
+            if select.select([self.fd], [], [], left)[0]:
+                self.take()
+
+    def told(self) -> bytes:
+        """What it told (the record, without the byte that said it answered)."""
+        return bytes(self.got.lstrip(b"a"))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
 def detach(server: Server) -> None:
     """In a forked child: close what only the server may hold (its socket, lock and inotify watch)."""
     with contextlib.suppress(OSError):
@@ -214,6 +319,8 @@ def detach(server: Server) -> None:
             if job is not None:
                 with contextlib.suppress(OSError):
                     os.close(job.fileno())
+    if server.carrying is not None:
+        server.carrying.close()
 
 
 class Spare:

@@ -987,6 +987,160 @@ def test_the_word_is_checked_again_under_the_lock(cold_kb, root: Path):
         watcher.close()
 
 
+_CARRIED = "writes that left the word standing (no git status after)"
+
+
+def _carried(warm: Warm) -> int:
+    return int(dict(warm.status().details)[_CARRIED])
+
+
+def test_writes_back_to_back_stay_on_the_servers_word(warm: Warm, root: Path):
+    """A write on the server's word tells the server what it wrote once it lets go of the lock: the next
+    write, at once, is on the word too (no git status between them), and commits what a cold one does.
+    (A `git status` by hand may rewrite git's index: that ends the word, so it comes last here.)"""
+    warm.start()
+    _committed(warm)
+    for i in range(4):
+        added = warm.run("add", f"In a row {i}", "-b", f"A wombat number {i}.")
+        assert added.returncode == 0, added.stderr
+        assert _vouched(warm) == i + 1, warm.status().details
+    for i in range(2):
+        edited = warm.run("edit", "In a row 1", "-a", f"Another wombat {i}.")
+        assert edited.returncode == 0, edited.stderr
+    assert _vouched(warm) == 6 and _carried(warm) >= 5, warm.status().details
+    found = warm.run("search", "wombat", "-l")
+    assert sorted(found.stdout.decode().splitlines()) == [f"notes/In a row {i}.md" for i in range(4)]
+    again = warm.run("add", "in a row 2", "-b", "Same title.")  # it changes nothing: the word stands
+    assert again.returncode != 0 and b"already" in again.stderr.lower(), again.stderr
+    for title in ("Colon:Name", "colonname"):  # one file name, in any case: the names kept know the first
+        assert warm.run("add", title, "-b", "Body.").returncode == 0
+    assert _vouched(warm) == 9, "; ".join(f"{k}={v}" for k, v in warm.status().details)
+    subjects = git(root, "log", "--format=%s", "-8").splitlines()
+    assert subjects == ["Add: colonname", "Add: Colon:Name"] + ["Edit: In a row 1"] * 2 + [
+        f"Add: In a row {i}" for i in (3, 2, 1, 0)
+    ], subjects
+    for rev, path in (("HEAD", "colonname (2)"), ("HEAD~1", "ColonName"), ("HEAD~2", "In a row 1"),
+                      ("HEAD~4", "In a row 3")):  # fmt: skip
+        assert git(root, "show", "--format=", "--name-only", rev).strip() == f"notes/{path}.md"
+    assert git(root, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize(
+    "which", ["another note", "the note just written", "a new file", "its mode", "git reset by hand"]
+)
+def test_an_outside_change_right_after_a_write_on_the_word_is_committed_first(
+    warm: Warm, root: Path, which: str
+):
+    """Whether its event comes before or after the write's word is kept, a change by another program
+    right after it means the next write looks, as cold, and commits that change first."""
+    warm.start()
+    for attempt in range(3):
+        _committed(warm)
+        title = f"Written {attempt}"
+        added = warm.run("add", title, "-b", "A wombat.")
+        assert added.returncode == 0, added.stderr
+        if which == "another note":
+            outside, path = "Beta note", root / "notes" / "Beta note.md"
+            with path.open("a") as f:
+                f.write(f"Outside {attempt}.\n")
+        elif which == "the note just written":
+            outside, path = title, root / "notes" / f"{title}.md"
+            data = path.read_bytes()
+            path.write_bytes(data.replace(b"A wombat.", b"A numbat."))  # the same size, at once
+        elif which == "its mode":
+            outside = title
+            (root / "notes" / f"{title}.md").chmod(0o755)
+        elif which == "git reset by hand":  # the note is no longer committed, nor staged
+            outside = title
+            git(root, "reset", "-q", "HEAD~1")
+        else:
+            outside = f"Made outside {attempt}"
+            (root / "notes" / f"{outside}.md").write_text(f"# {outside}\n\nText.\n")
+        before = _vouched(warm)
+        next_one = warm.run("add", f"Next {attempt}", "-b", "Body.")
+        assert next_one.returncode == 0, next_one.stderr
+        assert _vouched(warm) == before, warm.status()  # not on the word: the worker looked
+        subjects = git(root, "log", "--format=%s", "-2").splitlines()
+        assert subjects[0] == f"Add: Next {attempt}" and subjects[1].endswith(outside), subjects
+        assert git(root, "status", "--porcelain") == ""
+
+
+def test_what_a_write_tells_keeps_the_word_only_when_it_is_so(cold_kb, root: Path):
+    """Freshness.carry: the word stands again after a write only when the events named nothing but the
+    files it wrote, they hold the bytes it wrote, and git and the index are as it left them."""
+    import hashlib
+    import json
+
+    from kb import store
+
+    assert cold_kb("add", "Alpha note", "-b", "Some text.").exit_code == 0
+    assert cold_kb("search", "text").exit_code == 0
+    watcher = watch.Watcher(root)
+    freshness = Freshness(root, watcher)
+
+    def settled() -> None:
+        assert freshness.check()
+        store.settle(root, None)  # the server's promise is not this test process's
+        freshness.start_status()
+        while freshness.status is not None:
+            freshness.status_output()
+        assert freshness.vouchable()
+
+    def written(title: str, body: str) -> tuple[str, bytes]:
+        """A write as a worker on the word makes it (here, cold), and what it would tell."""
+        freshness.begin_carry()
+        freshness.due = True  # as the server marks a write's request
+        assert cold_kb("add", title, "-b", body).exit_code == 0
+        rel = f"notes/{title}.md"
+        said = [hashlib.sha256((root / rel).read_bytes()).hexdigest(), (root / rel).stat().st_mode]
+        end = freshness.end_digest(freshness.stamp())
+        return rel, json.dumps({"files": {rel: said}, "end": end}).encode()
+
+    try:
+        settled()
+        rel, told = written("Gamma note", "First.")
+        assert freshness.carry(told) and freshness.vouchable()
+        assert "gamma note.md" in freshness.names[""]
+        assert freshness.kept is not None and rel in freshness.kept[0]
+
+        _, told = written("Delta note", "Second.")
+        assert not freshness.carry(told.replace(b'"notes/Delta', b'"notes/Other'))  # not what it wrote
+        settled()
+        _, told = written("Epsilon note", "Third.")
+        (root / "notes" / "Alpha note.md").write_text("# Alpha note\n\nChanged outside.\n")
+        assert not freshness.carry(told)  # an event for a file it did not write
+        assert not freshness.vouchable()
+        assert cold_kb("add", "Commits it", "-b", "x").exit_code == 0
+        settled()
+        rel, told = written("Zeta note", "Fourth.")
+        (root / rel).write_text((root / rel).read_text().replace("Fourth", "Fifth"))
+        assert not freshness.carry(told)  # its file holds other bytes now
+        assert cold_kb("add", "Commits it too", "-b", "x").exit_code == 0
+        settled()
+        _, told = written("Eta note", "Sixth.")
+        git(root, *_ME, "commit", "-q", "--allow-empty", "-m", "HEAD moved")
+        assert not freshness.carry(told)  # git is not as it left it
+        settled()
+        _, told = written("Theta note", "Seventh.")
+        (root / "notes" / "A folder").mkdir()
+        assert not freshness.carry(told)  # a folder changed
+        assert not freshness.carry(b"")  # told nothing (its change did not commit as it says)
+        (root / "notes" / "picture.png").write_bytes(b"\x89PNG")
+        git(root, "add", "notes/picture.png")
+        git(root, *_ME, "commit", "-q", "-m", "A picture")
+        settled()
+        _, told = written("Iota note", "Eighth.")
+        (root / "notes" / "picture.png").write_bytes(b"\x89PNG, changed")  # not a note: no row changes
+        assert not freshness.carry(told)  # an event for a file it did not write
+        assert cold_kb("add", "Commits the picture", "-b", "x").exit_code == 0
+        settled()
+        rel, told = written("Kappa note", "Ninth.")
+        (root / rel).chmod(0o755)
+        assert not freshness.carry(told)  # its mode is not the one it wrote (git would commit it)
+    finally:
+        watcher.close()
+
+
 def test_after_changes_list_tags_and_show_warm_are_what_cold_gives(warm: Warm, root: Path):
     warm.start()
     assert warm.run("list").returncode == 0  # a listing command came: the server keeps the listing

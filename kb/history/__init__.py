@@ -116,6 +116,9 @@ class _Repository:
         self._identity_env: dict[str, str] | None = None
         self._config_values: dict[str, str] | None = None
         self._filter_off: list[str] | None = None
+        # When the last commit() left git's index exactly the new HEAD's tree (_leave_index recorded it):
+        # the commit it was made on (None: the first) and the commit.
+        self.left: tuple[str | None, str] | None = None
 
     # ------------------------------------------------------------ state checks
 
@@ -235,6 +238,7 @@ class _Repository:
         porcelain `git commit` first refreshes the whole index (an lstat of every tracked file) and runs
         the automatic maintenance, which grow with the number of notes. Folders (a first commit), and
         anything else staged by someone else (it stays staged, uncommitted), go through `git commit`."""
+        self.left = None
         paths = sorted(set(paths))
         if not paths:
             return None
@@ -350,7 +354,8 @@ class _Repository:
                     f"HEAD moved while kb was committing (another program changed the branch): {why}"
                 )
             raise GitError(f"git update-ref failed: {why}")
-        self._leave_index(sha, tree, written)
+        if self._leave_index(sha, tree, written):
+            self.left = (old, sha)
         with contextlib.suppress(GitError):  # the commit is made: packing is for another time
             self._pack_when_due()
         return True, sha
@@ -402,24 +407,30 @@ class _Repository:
             else:
                 tried.unlink(missing_ok=True)
 
-    def _leave_index(self, commit: str, tree: str, written: str | None) -> None:
+    def _leave_index(self, commit: str, tree: str, written: str | None) -> bool:
         """Record that the index holds exactly `tree`, the tree of `commit`: `written` is the index file's
         signature read as write-tree ended, and it must still be the file's now (nothing wrote it while
         the commit was made). Only a write in the moment between write-tree's end and that first look
         would go unseen; the state is not recorded again after anything else (git status, say) writes the
-        index, so a commit after that compares the trees."""
+        index, so a commit after that compares the trees. True when recorded."""
         state = self.git_dir / INDEX_STATE
         signature = self._index_signature()
         try:
             if signature is None or signature != written:
                 state.unlink(missing_ok=True)
-                return
+                return False
             temporary = state.with_name(f"{INDEX_STATE}.{os.getpid()}")
             temporary.write_text(f"{commit}\n{tree}\n{signature}\n", encoding="ascii")
             os.replace(temporary, state)
         except OSError:
             with contextlib.suppress(OSError):
                 state.unlink(missing_ok=True)
+            return False
+        return True
+
+    def index_as_left(self) -> tuple[str, str] | None:
+        """(commit, tree) when git's index is still exactly the tree of kb's last commit (_index_as_left)."""
+        return self._index_as_left()
 
     def _index_as_left(self) -> tuple[str, str] | None:
         """(commit, tree) when the index file is the one kb's commit of `commit` left (same file, same

@@ -5,12 +5,13 @@ while git commits, and the search index updated for exactly what changed."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,6 +76,7 @@ class Transaction:
     now: datetime
     external: tuple[str, ...] = ()
     external_paths: tuple[str, ...] = ()
+    carried: Carried | None = None  # what this change on the warm server's word tells the server (carry)
 
     @property
     def stamp(self) -> str:
@@ -96,6 +98,10 @@ class Transaction:
         completed by the next command, one that dies while putting files back is put back by it. Signals
         (Ctrl-C, SIGTERM, SIGHUP) wait while git writes the commit and act once it has landed, so a
         commit is never followed by a roll-back that deletes what it recorded."""
+        carried = self.carried
+        spoiled = carried is not None and carried.spoiled
+        if carried is not None:
+            carried.spoiled = True  # until the commit has left everything as its record says
         journal = self.history.git_dir / JOURNAL
         journal.write_text(json.dumps({"pid": os.getpid(), "message": message, "paths": sorted(writes)}))
         old: dict[str, bytes | None] = {}
@@ -129,6 +135,7 @@ class Transaction:
             self._roll_back({path: old[path] for path in done}, exc)
             raise
         head = self.history.head()
+        modes = self._modes(writes) if carried is not None else {}  # as written: a chmod since is a change
         try:
             with signals_deferred():
                 try:
@@ -145,7 +152,27 @@ class Transaction:
             if landed is not None and landed != head:  # Ctrl-C waited for the commit, which is kept
                 raise InterruptedAfterCommit(landed) from None
             raise
+        chained = carried is not None and commit is not None and self.history.left == (carried.head, commit)
+        if carried is not None and modes is not None and chained:
+            # made on the commit the word was given for (or this transaction's last), git's index left as
+            # exactly its tree
+            for path, data in writes.items():
+                mode = modes.get(path)
+                carried.files[path] = None if data is None or mode is None else (_sha256(data), mode)
+            carried.head = commit
+            carried.spoiled = spoiled
         return commit
+
+    def _modes(self, writes: dict[str, bytes | None]) -> dict[str, int] | None:
+        """Each written file's mode as it is now (None: one cannot be looked at)."""
+        modes: dict[str, int] = {}
+        for path, data in writes.items():
+            if data is not None:
+                try:
+                    modes[path] = os.lstat(self.store.abs(path)).st_mode
+                except OSError:
+                    return None
+        return modes
 
     def change_indexed(
         self, writes: dict[str, bytes | None], message: str, author_date: datetime, paths: Iterable[str]
@@ -272,6 +299,7 @@ def transaction(
 
             NoteIndex(root, tx.store).rebuild()
         vouched = None if dead_run or recovered or not _VOUCH else _VOUCH[0](root)
+        carrying, _CARRYING[:] = _CARRYING[:1], []  # the first transaction only, as the vouch
         if vouched is not None:
             # The warm server vouches that the notes are its last scan and all committed, and that
             # nothing moved since (kb.server: no change event since its `git status` found nothing to
@@ -279,6 +307,10 @@ def transaction(
             if scan:
                 tx.store.adopt(*vouched)
             tx.external, tx.external_paths = (), ()
+            if carrying:
+                tx.carried = carrying[0]
+                tx.carried.taken = True
+                tx.carried.head = tx.history.head()
         else:
             pending = tx.history.pending_later(watched_paths(tx.store))
             if scan:
@@ -304,6 +336,50 @@ def vouch_for_writes(check: Callable[[Path], tuple[Scan, Names] | None] | None) 
     _VOUCH.clear()
     if check is not None:
         _VOUCH.append(check)
+
+
+@dataclass
+class Carried:
+    """What a change on the warm server's word did, for the server to keep its word after it (kb.freshness.
+    Freshness.carry): every file it wrote (the SHA-256 of the bytes written; None: deleted), each commit
+    having left git's index exactly the new HEAD's tree (Transaction.change), in the process's first
+    transaction."""
+
+    files: dict[str, tuple[str, int] | None] = field(default_factory=dict)
+    taken: bool = False  # the transaction was on the word
+    head: str | None = None  # the commit the word was given for, then each change's own
+    spoiled: bool = False
+
+    def record(self, history: History) -> dict[str, tuple[str, int] | None] | None:
+        """The files (none: the transaction changed nothing, a title already taken, say), or None when the
+        word cannot be kept: a change that committed nothing, failed, was not made on the commit before it or
+        left something else staged; HEAD moved since, or git's index is no longer as the last commit left it.
+        Asked under the write lock."""
+        if not self.taken or self.spoiled:
+            return None
+        try:
+            if history.head() != self.head:
+                return None
+            left = history.index_as_left()
+        except KbError:
+            return None
+        if left is None or left[0] != self.head:
+            return None  # git's index changed since (or was not kb's commit's to begin with)
+        return dict(self.files)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# The warm server's worker puts here, for a write on its word, the record the first transaction fills when
+# its changes commit as they say (Transaction.change): what the server is told once the write lock is let go.
+_CARRYING: list[Carried] = []
+
+
+def carry_writes(carried: Carried | None) -> None:
+    """Set (or with None, clear) the record the next transaction on the server's word fills."""
+    _CARRYING[:] = [carried] if carried is not None else []
 
 
 JOURNAL = "kb-journal"
