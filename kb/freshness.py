@@ -67,6 +67,7 @@ class Freshness:
         self.since: set[str] | None = None
         self.since_folders = False
         self.carried = 0  # writes after which the notes were known all committed without a git status
+        self.statuses = 0  # git statuses run (start_status)
         self.updates = 0  # listings brought up to date that way
 
     @property
@@ -192,6 +193,28 @@ class Freshness:
             return False
         return self.clean == self.stamp()
 
+    def _catalog_only(self, before: tuple[object, ...], now: tuple[object, ...]) -> bool:
+        """Whether two stamps differ only in the catalog file, whose rows are still those the last check
+        agreed with (its generation: kb's shortcuts, written beside the rows, leave it as it is). git status
+        does not read the catalog; a write on the word only relies on those rows."""
+        from kb.index import NoteIndex
+        from kb.store import Store
+
+        old, new = before[1], now[1]
+        if not isinstance(old, tuple) or not isinstance(new, tuple) or len(old) != len(new):
+            return False
+        if old[:3] + old[4:] != new[:3] + new[4:] or before[:1] + before[2:] != now[:1] + now[2:]:
+            return False
+        if self.agreed is None or self.layout is None:
+            return False
+        return _generation(NoteIndex(self.root, Store(self.root, self.layout))) == self.agreed
+
+    def check_unnamed(self) -> None:
+        """check(), when git or the index moved but no event named a file (a merge of the index's segments,
+        say): it reads no file, and keeps the word if only that moved."""
+        if not self.dirty and not self.touched and self.signature() != self.outside:
+            self.check()
+
     def check_when_idle(self) -> None:
         """check(), with no request waiting, when events came: a failed check (a dead run's journal, a
         damaged index: the next command repairs them) is not tried again until something else changes."""
@@ -229,6 +252,7 @@ class Freshness:
         if stamp == self.tried or stamp == self.clean:
             return None
         self.clean, self.tried, self.names = None, stamp, {}
+        self.statuses += 1
         try:
             proc = History(self.root).status_process(watched_paths(Store(self.root)))
         except KbError:
@@ -300,6 +324,12 @@ class Freshness:
             self.due = True
         if not self.stale:
             return True
+        # No file named and nothing else moved since git status (or a write's word) found the notes all
+        # committed (the index's segments changed, say: a merge): the word stands after the check.
+        start = self.stamp()
+        clean = self.clean
+        standing = not self.touched and not self.dirty and clean is not None
+        standing = standing and clean is not None and (clean == start or self._catalog_only(clean, start))
         before = kb_store.settled_values(self.root)  # what was worked out for the notes as they were
         self.increment = None
         kb_store.settle(self.root, None)
@@ -354,6 +384,14 @@ class Freshness:
             # than the files the events named.
             self.due = True
         kb_store.settle(self.root, scan)
+        now = self.stamp()
+        if (
+            standing
+            and not self.stale
+            and now[0] == start[0]
+            and self.end_digest(now) == self.end_digest(start)
+        ):
+            self.clean = now  # no event read, git as it was: only the generation (and the catalog) moved
         _give_back()
         return True
 

@@ -403,6 +403,7 @@ class Server:
             # once its index update is done, which this write would wait for under the lock anyway.
             self._carry(wait=CARRY_WAIT)
             self.freshness.read_events()
+            self.freshness.check_unnamed()
             kept = self.freshness.kept
             same_git = git_settings(env) == git_settings(dict(os.environ))  # git status ran with ours
             if same_git and self.freshness.vouchable() and kept is not None:
@@ -528,6 +529,7 @@ class Server:
                 "writes that left the word standing (no git status after)",
                 str(self.freshness.carried if self.freshness else 0),
             ),
+            ("git statuses run when idle", str(self.freshness.statuses if self.freshness else 0)),
             (
                 "listings brought up to date (changed files only)",
                 str(self.freshness.updates if self.freshness else 0),

@@ -990,6 +990,10 @@ def test_the_word_is_checked_again_under_the_lock(cold_kb, root: Path):
 _CARRIED = "writes that left the word standing (no git status after)"
 
 
+def _statuses(warm: Warm) -> int:
+    return int(dict(warm.status().details)["git statuses run when idle"])
+
+
 def _carried(warm: Warm) -> int:
     return int(dict(warm.status().details)[_CARRIED])
 
@@ -1022,6 +1026,33 @@ def test_writes_back_to_back_stay_on_the_servers_word(warm: Warm, root: Path):
     for rev, path in (("HEAD", "colonname (2)"), ("HEAD~1", "ColonName"), ("HEAD~2", "In a row 1"),
                       ("HEAD~4", "In a row 3")):  # fmt: skip
         assert git(root, "show", "--format=", "--name-only", rev).strip() == f"notes/{path}.md"
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_the_index_changing_beside_its_rows_keeps_the_word(warm: Warm, root: Path):
+    """What kb writes in index/ without changing what the catalog's rows say (a merge of the segments, a
+    shortcut it keeps in the catalog) does not need a git status: the next write is on the word. A row
+    changed by someone else does."""
+    warm.start()
+    _committed(warm)
+    before, statuses = _vouched(warm), _statuses(warm)
+    segment = root / "index" / "merged-meanwhile.tmp"
+    segment.write_bytes(b"x")  # the index's folder changes (a merge writes and removes files there)
+    segment.unlink()
+    catalog = root / "index" / "kb-catalog.sqlite3"
+    os.utime(catalog, ns=(time.time_ns(), time.time_ns()))  # the file's times, not its rows
+    added = warm.run("add", "Beside the rows", "-b", "Body.")
+    assert added.returncode == 0, added.stderr
+    assert _vouched(warm) == before + 1, "; ".join(f"{k}={v}" for k, v in warm.status().details)
+    assert _statuses(warm) == statuses  # the word stood throughout: no git status was needed
+    _committed(warm)
+    with contextlib.closing(sqlite3.connect(catalog)) as db, db:
+        db.execute(
+            "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'generation'"
+        )
+    added = warm.run("add", "After a row changed", "-b", "Body.")
+    assert added.returncode == 0, added.stderr
+    assert _vouched(warm) == before + 1  # the catalog's rows may not be the scan's: the worker looked
     assert git(root, "status", "--porcelain") == ""
 
 
