@@ -1,0 +1,75 @@
+"""Writes run back to back through the warm server, two trees side by side: bursts of `kb add` and of
+`kb edit -a`, one burst of each tree in turn, each after a pause long enough for the server's own git status
+(so that every burst starts on its word); the median of every write of a kind.
+
+    python bench/writes_ab.py --rounds 3 --burst 6 new=/work/main:KB old=/tmp/wold:KB_COPY
+
+A tree is run as `PYTHONPATH=TREE kb ...` with the `kb` program beside this interpreter (a worktree of an
+earlier commit, say); each knowledge base gets its own server (a copy of one, for the earlier tree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+KB = Path(sys.executable).parent / "kb"
+
+
+def run(tree: str, kb: str, args: list[str], env: dict[str, str]) -> float:
+    """One command's whole-process time in ms."""
+    start = time.perf_counter()
+    proc = subprocess.run([str(KB), "--kb", kb, *args], env={**env, "PYTHONPATH": tree}, capture_output=True)
+    took = (time.perf_counter() - start) * 1000
+    if proc.returncode:
+        raise SystemExit(f"{args[0]} failed in {kb}: {proc.stderr.decode(errors='replace')}")
+    return took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--burst", type=int, default=6)
+    parser.add_argument("--pause", type=float, default=3.0, help="seconds before each burst")
+    parser.add_argument("trees", nargs="+", help="NAME=TREE:KNOWLEDGE_BASE")
+    args = parser.parse_args()
+    trees = []
+    for spec in args.trees:
+        name, _, rest = spec.partition("=")
+        tree, _, kb = rest.partition(":")
+        trees.append((name, tree, kb))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "KB_SERVER")}
+    env["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="kb-writes-ab-")
+    stamp = int(time.time())
+    for name, tree, kb in trees:
+        subprocess.run([str(KB), "--kb", kb, "server", "start"], env={**env, "PYTHONPATH": tree}, check=True)
+        run(tree, kb, ["add", f"AB warm {name} {stamp}", "-b", "A note to edit."], env)
+    time.sleep(20)  # warmed up, and the notes found all committed
+    times: dict[tuple[str, str], list[float]] = {(n, k): [] for n, _, _ in trees for k in ("add", "edit")}
+    try:
+        for r in range(args.rounds):
+            for name, tree, kb in trees:
+                for kind in ("add", "edit"):
+                    time.sleep(args.pause)
+                    for i in range(args.burst):
+                        if kind == "add":
+                            argv = ["add", f"AB {name} {stamp} {r} {i}", "-b", "A new note."]
+                        else:
+                            argv = ["edit", f"AB warm {name} {stamp}", "-a", f"Line {r} {i}."]
+                        times[(name, kind)].append(run(tree, kb, argv, env))
+    finally:
+        for _, tree, kb in trees:
+            subprocess.run([str(KB), "--kb", kb, "server", "stop"], env={**env, "PYTHONPATH": tree})
+    for (name, kind), took in times.items():
+        low, high = min(took), max(took)
+        print(f"{name} {kind}: median {statistics.median(took):.1f} ms, {low:.1f}-{high:.1f}, n={len(took)}")
+
+
+if __name__ == "__main__":
+    main()
