@@ -923,13 +923,25 @@ def test_an_outside_edit_just_before_a_warm_write_is_committed_first(warm: Warm,
     assert git(root, "status", "--porcelain") == ""
 
 
+def _settle(freshness: Freshness, root: Path) -> None:
+    """In this test process, as the server when idle: a check, then its git status, after which it vouches
+    for the notes."""
+    from kb import store
+
+    assert freshness.check()
+    store.settle(root, None)  # the server's promise is not this test process's
+    freshness.start_status()
+    while freshness.status is not None:
+        freshness.status_output()
+    assert freshness.vouchable()
+
+
 def test_the_word_is_checked_again_under_the_lock(cold_kb, root: Path):
     """What the worker checks once it holds the write lock (worker.vouch_in_worker): a change since the
     server's word, whether its event is still waiting or the server has read it meanwhile, or a commit made
     by hand, means no word: git status and the walk, as cold."""
     from types import SimpleNamespace
 
-    from kb import store
     from kb.service import transaction
 
     assert cold_kb("add", "Alpha note", "-b", "Some text.").exit_code == 0
@@ -939,12 +951,7 @@ def test_the_word_is_checked_again_under_the_lock(cold_kb, root: Path):
     fake = SimpleNamespace(watcher=watcher, freshness=freshness, real=os.path.realpath(root))
 
     def settled() -> tuple[object, ...]:
-        assert freshness.check()
-        store.settle(root, None)  # the server's promise is not this test process's
-        freshness.start_status()
-        while freshness.status is not None:
-            freshness.status_output()
-        assert freshness.vouchable()
+        _settle(freshness, root)
         assert freshness.kept is not None
         return freshness.stamp()
 
@@ -1102,20 +1109,13 @@ def test_what_a_write_tells_keeps_the_word_only_when_it_is_so(cold_kb, root: Pat
     import hashlib
     import json
 
-    from kb import store
-
     assert cold_kb("add", "Alpha note", "-b", "Some text.").exit_code == 0
     assert cold_kb("search", "text").exit_code == 0
     watcher = watch.Watcher(root)
     freshness = Freshness(root, watcher)
 
     def settled() -> None:
-        assert freshness.check()
-        store.settle(root, None)  # the server's promise is not this test process's
-        freshness.start_status()
-        while freshness.status is not None:
-            freshness.status_output()
-        assert freshness.vouchable()
+        _settle(freshness, root)
 
     def written(title: str, body: str) -> tuple[str, bytes]:
         """A write as a worker on the word makes it (here, cold), and what it would tell."""
