@@ -11,7 +11,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -338,17 +338,18 @@ def vouch_for_writes(check: Callable[[Path], tuple[Scan, Names] | None] | None) 
         _VOUCH.append(check)
 
 
-@dataclass
 class Carried:
     """What a change on the warm server's word did, for the server to keep its word after it (kb.freshness.
     Freshness.carry): every file it wrote (the SHA-256 of the bytes written; None: deleted), each commit
     having left git's index exactly the new HEAD's tree (Transaction.change), in the process's first
     transaction."""
 
-    files: dict[str, tuple[str, int] | None] = field(default_factory=dict)
-    taken: bool = False  # the transaction was on the word
-    head: str | None = None  # the commit the word was given for, then each change's own
-    spoiled: bool = False
+    def __init__(self) -> None:
+        # (a plain class: a Ctrl-C while a dataclass's field is set up at import would be a RuntimeError)
+        self.files: dict[str, tuple[str, int] | None] = {}
+        self.taken = False  # the transaction was on the word
+        self.head: str | None = None  # the commit the word was given for, then each change's own
+        self.spoiled = False
 
     def record(self, history: History) -> dict[str, tuple[str, int] | None] | None:
         """The files (none: the transaction changed nothing, a title already taken, say), or None when the
