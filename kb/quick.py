@@ -125,7 +125,8 @@ def failed(exc: BaseException) -> int:
     closed pipe and (the one place an unexpected failure becomes a clear exit) any other exception."""
     if isinstance(exc, KbError):
         return _said(str(exc), exc.exit_code)
-    if isinstance(exc, KeyboardInterrupt):
+    if isinstance(exc, KeyboardInterrupt) or isinstance(exc.__cause__, KeyboardInterrupt):
+        # (a Ctrl-C while a module is imported can come wrapped: "Error calling __set_name__ ...")
         return _said("interrupted", 130)
     if isinstance(exc, BrokenPipeError) and reader_gone(1):
         return 0

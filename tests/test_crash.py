@@ -319,3 +319,22 @@ def test_ctrl_c_while_kb_is_still_importing_ends_in_one_line(monkeypatch, capfd)
     entry.main()
     assert exits == [130]
     assert capfd.readouterr().err == "Error: interrupted\n"
+
+
+def test_a_ctrl_c_python_wraps_while_a_module_is_imported_is_an_interrupt(capfd):
+    """A Ctrl-C while a class is made at import (a dataclass's field, say) reaches kb as a RuntimeError
+    ("Error calling __set_name__ ...") caused by the KeyboardInterrupt: exit 130, as for any Ctrl-C."""
+    from kb import quick
+
+    class Named:
+        def __set_name__(self, owner: type, name: str) -> None:
+            raise KeyboardInterrupt
+
+    try:
+        type("Made", (), {"field": Named()})
+    except RuntimeError as exc:
+        assert isinstance(exc.__cause__, KeyboardInterrupt)
+        assert quick.failed(exc) == 130
+    else:
+        raise AssertionError("Python no longer wraps it: the test is moot")
+    assert capfd.readouterr().err.strip() == "Error: interrupted"
