@@ -212,6 +212,8 @@ class Freshness:
     def check_unnamed(self) -> None:
         """check(), when git or the index moved but no event named a file (a merge of the index's segments,
         say): it reads no file, and keeps the word if only that moved."""
+        if self.kept is None or self.kept[1] or self.agreed is None:
+            return  # a walk of every folder, or a refresh of every row: left to the worker, as before
         if not self.dirty and not self.touched and self.signature() != self.outside:
             self.check()
 
@@ -252,11 +254,11 @@ class Freshness:
         if stamp == self.tried or stamp == self.clean:
             return None
         self.clean, self.tried, self.names = None, stamp, {}
-        self.statuses += 1
         try:
             proc = History(self.root).status_process(watched_paths(Store(self.root)))
         except KbError:
             return None
+        self.statuses += 1
         self.status = _Status(proc, stamp, bytearray())
         return self.status
 
@@ -328,8 +330,9 @@ class Freshness:
         # committed (the index's segments changed, say: a merge): the word stands after the check.
         start = self.stamp()
         clean = self.clean
-        standing = not self.touched and not self.dirty and clean is not None
-        standing = standing and clean is not None and (clean == start or self._catalog_only(clean, start))
+        standing = False
+        if clean is not None and not self.touched and not self.dirty:
+            standing = clean == start or self._catalog_only(clean, start)
         before = kb_store.settled_values(self.root)  # what was worked out for the notes as they were
         self.increment = None
         kb_store.settle(self.root, None)
@@ -358,12 +361,16 @@ class Freshness:
                 self.quick += 1
                 if agreed is not None:  # only the rows of the files that changed are read
                     report = index.refresh_changed(paths, agreed)
+                # nothing found that no event named (a full walk or refresh might: a file changed through
+                # a hard link elsewhere, say, which the word then may not stand on)
+                standing = standing and not paths and report is not None
                 if report is not None and report.agreed is not None and report.compared is not None:
                     # The listing is brought up to date from the rows compared: the files the events
                     # named, and the rows changed since (a worker's change that committed an outside edit
                     # dated that note by its commit). Otherwise it is made anew.
                     self.increment = (before, set(report.compared), self.generation)
             if report is None:
+                standing = False
                 try:
                     report = index.refresh()
                 except NeedsRebuild:
@@ -376,6 +383,7 @@ class Freshness:
             # held the index
             self.dirty = True
             return False
+        standing = standing and found is not None and not (report.added or report.updated or report.removed)
         self.kept, self.layout, self.agreed = scan, notes.layout, report.agreed
         self.outside = self.signature()
         if report.agreed is not None and _generation(index) != report.agreed:
