@@ -131,10 +131,7 @@ class Freshness:
         and settings), as a digest: what a worker's write on the server's word left them, once it lets go
         of the lock. Not the catalog: the server's own check of the files writes it at times (a shortcut
         it keeps), and a check agrees with it (Freshness.carry)."""
-        signature = stamp[1]
-        assert isinstance(signature, tuple)
-        parts = (signature[:3] + signature[4:], *stamp[2:5])
-        return hashlib.sha256(repr(parts).encode("utf-8", "surrogateescape")).hexdigest()
+        return hashlib.sha256(repr(_git_side(stamp)).encode("utf-8", "surrogateescape")).hexdigest()
 
     def begin_carry(self) -> None:
         """A write on the server's word starts: the events from now on are kept aside for carry."""
@@ -200,10 +197,7 @@ class Freshness:
         from kb.index import NoteIndex
         from kb.store import Store
 
-        old, new = before[1], now[1]
-        if not isinstance(old, tuple) or not isinstance(new, tuple) or len(old) != len(new):
-            return False
-        if old[:3] + old[4:] != new[:3] + new[4:] or before[:1] + before[2:] != now[:1] + now[2:]:
+        if before[0] != now[0] or before[5:] != now[5:] or _git_side(before) != _git_side(now):
             return False
         if self.agreed is None or self.layout is None:
             return False
@@ -393,12 +387,7 @@ class Freshness:
             self.due = True
         kb_store.settle(self.root, scan)
         now = self.stamp()
-        if (
-            standing
-            and not self.stale
-            and now[0] == start[0]
-            and self.end_digest(now) == self.end_digest(start)
-        ):
+        if standing and not self.stale and now[0] == start[0] and _git_side(now) == _git_side(start):
             self.clean = now  # no event read, git as it was: only the generation (and the catalog) moved
         _give_back()
         return True
@@ -642,6 +631,19 @@ def _in_child(work: Callable[[], None], result: Callable[[], dict[str, object]])
     child = fork(both)
     made = child.result() if child is not None else None
     return made if isinstance(made, dict) else None
+
+
+def _git_side(stamp: tuple[object, ...]) -> tuple[object, ...]:
+    """The parts of a stamp (Freshness.stamp) that git makes: HEAD, its ref, packed refs, a dead run (its
+    signature but the catalog), git's index, excludes and settings."""
+    signature = stamp[1]
+    assert isinstance(signature, tuple)
+    return (signature[:3] + signature[4:], *stamp[2:5])
+
+
+def status_settings(stamp: tuple[object, ...]) -> tuple[object, ...]:
+    """The parts of a stamp that change what git status says without a file changing: excludes, settings."""
+    return stamp[3:5]
 
 
 # Each file a write on the word wrote: (SHA-256, mode); None: deleted.

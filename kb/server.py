@@ -403,11 +403,10 @@ class Server:
             # once its index update is done, which this write would wait for under the lock anyway.
             self._carry(wait=CARRY_WAIT)
             self.freshness.read_events()
-            kept = self.freshness.kept
             same_git = git_settings(env) == git_settings(dict(os.environ))  # git status ran with ours
             if same_git:
                 self.freshness.check_unnamed()
-                kept = self.freshness.kept
+            kept = self.freshness.kept
             if same_git and self.freshness.vouchable() and kept is not None:
                 vouch = (self.freshness.stamp(), kept, self.freshness.names)
             fresh = False

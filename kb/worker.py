@@ -209,6 +209,7 @@ def carry_to_server(freshness: Freshness, stamp: tuple[object, ...], fd: int) ->
 
     from kb import store as kb_store
     from kb.errors import KbError
+    from kb.freshness import status_settings
     from kb.history import History
     from kb.service import transaction
 
@@ -226,7 +227,7 @@ def carry_to_server(freshness: Freshness, stamp: tuple[object, ...], fd: int) ->
             except KbError:
                 files = None
             now = freshness.stamp()
-            if files is not None and now[3:5] == stamp[3:5]:  # excludes and settings: what status reads
+            if files is not None and status_settings(now) == status_settings(stamp):
                 told = json.dumps({"files": files, "end": freshness.end_digest(now)}).encode()
             if len(told) > CARRY_MOST:
                 told = b""  # (a pipe's buffer: never wait here for the server, holding the lock)
