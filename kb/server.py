@@ -228,26 +228,27 @@ class Server:
                 self.spare = None
             if self.children:
                 self.busy = time.monotonic()
-            fresh = self.freshness is not None and not self.freshness.stale
-            generation = self.freshness.generation if self.freshness is not None else None
-            if fresh and self.spare is not None and self.spare.generation != generation and not self.children:
-                self.spare.drop()  # forked before a change (a write's): another, with the listing, next
-                self.children.add(self.spare.pid)
-                self.spare = None
-            wanted = self.spare is None and fresh
-            if wanted and not self.children and time.monotonic() - self.busy >= SPARE_DELAY:
-                # Here, where no request's descriptors are open (a spare must not hold the client's pipes),
-                # and when no worker has run for a moment (its rehearsal would compete with commands run
-                # back to back for the processor).
-                self._new_spare()
-                wanted = False
             freshness = self.freshness
             quiet = not self.children and time.monotonic() - self.busy >= SPARE_DELAY
             if freshness is not None and quiet and not self.stopping:
                 freshness.check_when_idle()  # then git status, so that the next write may be vouched for
                 freshness.start_status()  # whether the notes are all committed (Freshness.vouchable)
                 if self.listed_plain:
-                    freshness.start_plain()
+                    freshness.start_plain()  # before a spare is forked: the spare inherits what it makes
+            fresh = self.freshness is not None and not self.freshness.stale
+            generation = self.freshness.generation if self.freshness is not None else None
+            if fresh and self.spare is not None and self.spare.generation != generation and not self.children:
+                self.spare.drop()  # forked before a change (a write's): another, with the listing, next
+                self.children.add(self.spare.pid)
+                self.spare = None
+            # Not while kb list's output is being made: a spare forked without it is dropped when it comes.
+            wanted = self.spare is None and fresh and (freshness is None or freshness.plain is None)
+            if wanted and not self.children and time.monotonic() - self.busy >= SPARE_DELAY:
+                # Here, where no request's descriptors are open (a spare must not hold the client's pipes),
+                # and when no worker has run for a moment (its rehearsal would compete with commands run
+                # back to back for the processor).
+                self._new_spare()
+                wanted = False
             status = freshness.status if freshness is not None else None
             plain = freshness.plain if freshness is not None else None
             try:
