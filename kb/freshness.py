@@ -239,6 +239,8 @@ class Freshness:
 
         if self.stale or self.kept is None or self.status is not None or not self.watcher.complete:
             return None
+        if self.since is not None:
+            return None  # a write on the word has yet to tell what it did (carry): it may keep the word
         if not os.path.isdir(self.root / ".git"):
             return None  # a .git file (a worktree, a separate git folder): the stamp would not see git change
         if self.signature() != self.outside:

@@ -231,6 +231,10 @@ class Server:
             freshness = self.freshness
             quiet = not self.children and time.monotonic() - self.busy >= SPARE_DELAY
             if freshness is not None and quiet and not self.stopping:
+                # A write's worker that has ended told all it had to (a long step of this loop, such as a
+                # listing received, may have kept its pipe unread until now): taken before the git status,
+                # which would start from a stamp that its word accounts for.
+                self._carry()
                 freshness.check_when_idle()  # then git status, so that the next write may be vouched for
                 freshness.start_status()  # whether the notes are all committed (Freshness.vouchable)
                 if self.listed_plain:

@@ -1172,6 +1172,40 @@ def test_what_a_write_tells_keeps_the_word_only_when_it_is_so(cold_kb, root: Pat
         watcher.close()
 
 
+def test_an_idle_moment_before_a_write_tells_starts_no_git_status(cold_kb, root: Path):
+    """The server may be idle (no worker left) before it has read what the write's worker told, when a
+    long step of its loop kept the pipe unread: a git status started then would forget the word the
+    write keeps (its stamp is the write's own), and at 100,000 notes writes coming every half second
+    never got it back."""
+    import hashlib
+    import json
+
+    from kb import store
+
+    assert cold_kb("add", "Alpha note", "-b", "Some text.").exit_code == 0
+    assert cold_kb("search", "text").exit_code == 0
+    watcher = watch.Watcher(root)
+    freshness = Freshness(root, watcher)
+    try:
+        _settle(freshness, root)
+        statuses = freshness.statuses
+        freshness.begin_carry()
+        freshness.due = True  # as the server marks a write's request
+        assert cold_kb("add", "Gamma note", "-b", "First.").exit_code == 0
+        rel = "notes/Gamma note.md"
+        said = [hashlib.sha256((root / rel).read_bytes()).hexdigest(), (root / rel).stat().st_mode]
+        told = json.dumps({"files": {rel: said}, "end": freshness.end_digest(freshness.stamp())}).encode()
+        time.sleep(0.05)
+        assert freshness.check()  # as when idle: the events read, then
+        store.settle(root, None)
+        assert freshness.start_status() is None and freshness.statuses == statuses
+        assert freshness.carry(told) and freshness.vouchable()
+        assert freshness.start_status() is None  # nothing to ask git: the word stands
+        assert freshness.statuses == statuses
+    finally:
+        watcher.close()
+
+
 def test_after_changes_list_tags_and_show_warm_are_what_cold_gives(warm: Warm, root: Path):
     warm.start()
     assert warm.run("list").returncode == 0  # a listing command came: the server keeps the listing
