@@ -4,6 +4,11 @@
 
     python bench/writes_ab.py --rounds 3 --burst 6 new=/work/main:KB old=/tmp/wold:KB_COPY
 
+`--gap S` puts S seconds between the writes of a burst (0.3: a person's quick edits, a script that waits
+a little); `--listed` asks each server for `kb list` and `kb tags` first, as after a person's reads (it
+then keeps every note's listing up to date after each write). Each server's count of the writes made on
+its word is printed at the end.
+
 A tree is run as `PYTHONPATH=TREE kb ...` with the `kb` program beside this interpreter (a worktree of an
 earlier commit, say); each knowledge base gets its own server (a copy of one, for the earlier tree).
 """
@@ -37,6 +42,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--burst", type=int, default=6)
     parser.add_argument("--pause", type=float, default=3.0, help="seconds before each burst")
+    parser.add_argument("--gap", type=float, default=0.0, help="seconds between the writes of a burst")
+    parser.add_argument("--listed", action="store_true", help="kb list and kb tags before the writes")
     parser.add_argument("trees", nargs="+", help="NAME=TREE:KNOWLEDGE_BASE")
     args = parser.parse_args()
     trees = []
@@ -50,6 +57,9 @@ def main() -> None:
     for name, tree, kb in trees:
         subprocess.run([str(KB), "--kb", kb, "server", "start"], env={**env, "PYTHONPATH": tree}, check=True)
         run(tree, kb, ["add", f"AB warm {name} {stamp}", "-b", "A note to edit."], env)
+        if args.listed:
+            for reading in (["list"], ["tags"]):
+                run(tree, kb, reading, env)
     time.sleep(20)  # warmed up, and the notes found all committed
     times: dict[tuple[str, str], list[float]] = {(n, k): [] for n, _, _ in trees for k in ("add", "edit")}
     try:
@@ -58,13 +68,23 @@ def main() -> None:
                 for kind in ("add", "edit"):
                     time.sleep(args.pause)
                     for i in range(args.burst):
+                        time.sleep(args.gap if i else 0.0)
                         if kind == "add":
                             argv = ["add", f"AB {name} {stamp} {r} {i}", "-b", "A new note."]
                         else:
                             argv = ["edit", f"AB warm {name} {stamp}", "-a", f"Line {r} {i}."]
                         times[(name, kind)].append(run(tree, kb, argv, env))
     finally:
-        for _, tree, kb in trees:
+        key = "writes on the server's word (no git status, no walk): "
+        for name, tree, kb in trees:
+            status = subprocess.run(
+                [str(KB), "--kb", kb, "server", "status"],
+                env={**env, "PYTHONPATH": tree},
+                capture_output=True,
+                text=True,
+            ).stdout
+            word = next((line[len(key) :] for line in status.splitlines() if line.startswith(key)), "?")
+            print(f"{name}: {word} writes on the server's word (of {1 + args.rounds * args.burst * 2})")
             subprocess.run([str(KB), "--kb", kb, "server", "stop"], env={**env, "PYTHONPATH": tree})
     for (name, kind), took in times.items():
         low, high = min(took), max(took)
