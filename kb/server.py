@@ -247,7 +247,7 @@ class Server:
                 self.spare = None
             # Not while kb list's output is being made: a spare forked without it is dropped when it comes.
             wanted = self.spare is None and fresh and (freshness is None or freshness.plain is None)
-            if wanted and not self.children and time.monotonic() - self.busy >= SPARE_DELAY:
+            if wanted and quiet:
                 # Here, where no request's descriptors are open (a spare must not hold the client's pipes),
                 # and when no worker has run for a moment (its rehearsal would compete with commands run
                 # back to back for the processor).

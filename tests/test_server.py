@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,7 @@ import pytest
 from kb import client, server, watch, worker
 from kb.freshness import Freshness
 from kb.service import NoteInfo
-from tests.conftest import PROGRAM, git, server_pids
+from tests.conftest import PROGRAM, Run, git, server_pids
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the warm server needs inotify (Linux)")
 
@@ -1103,12 +1103,25 @@ def test_an_outside_change_right_after_a_write_on_the_word_is_committed_first(
         assert git(root, "status", "--porcelain") == ""
 
 
-def test_what_a_write_tells_keeps_the_word_only_when_it_is_so(cold_kb, root: Path):
-    """Freshness.carry: the word stands again after a write only when the events named nothing but the
-    files it wrote, they hold the bytes it wrote, and git and the index are as it left them."""
+def _written(
+    cold_kb: Callable[..., Run], freshness: Freshness, root: Path, title: str, body: str
+) -> tuple[str, bytes]:
+    """A write as a worker on the server's word makes it (here, cold), and what it would tell (carry)."""
     import hashlib
     import json
 
+    freshness.begin_carry()
+    freshness.due = True  # as the server marks a write's request
+    assert cold_kb("add", title, "-b", body).exit_code == 0
+    rel = f"notes/{title}.md"
+    said = [hashlib.sha256((root / rel).read_bytes()).hexdigest(), (root / rel).stat().st_mode]
+    end = freshness.end_digest(freshness.stamp())
+    return rel, json.dumps({"files": {rel: said}, "end": end}).encode()
+
+
+def test_what_a_write_tells_keeps_the_word_only_when_it_is_so(cold_kb, root: Path):
+    """Freshness.carry: the word stands again after a write only when the events named nothing but the
+    files it wrote, they hold the bytes it wrote, and git and the index are as it left them."""
     assert cold_kb("add", "Alpha note", "-b", "Some text.").exit_code == 0
     assert cold_kb("search", "text").exit_code == 0
     watcher = watch.Watcher(root)
@@ -1118,14 +1131,7 @@ def test_what_a_write_tells_keeps_the_word_only_when_it_is_so(cold_kb, root: Pat
         _settle(freshness, root)
 
     def written(title: str, body: str) -> tuple[str, bytes]:
-        """A write as a worker on the word makes it (here, cold), and what it would tell."""
-        freshness.begin_carry()
-        freshness.due = True  # as the server marks a write's request
-        assert cold_kb("add", title, "-b", body).exit_code == 0
-        rel = f"notes/{title}.md"
-        said = [hashlib.sha256((root / rel).read_bytes()).hexdigest(), (root / rel).stat().st_mode]
-        end = freshness.end_digest(freshness.stamp())
-        return rel, json.dumps({"files": {rel: said}, "end": end}).encode()
+        return _written(cold_kb, freshness, root, title, body)
 
     try:
         settled()
@@ -1177,9 +1183,6 @@ def test_an_idle_moment_before_a_write_tells_starts_no_git_status(cold_kb, root:
     long step of its loop kept the pipe unread: a git status started then would forget the word the
     write keeps (its stamp is the write's own), and at 100,000 notes writes coming every half second
     never got it back."""
-    import hashlib
-    import json
-
     from kb import store
 
     assert cold_kb("add", "Alpha note", "-b", "Some text.").exit_code == 0
@@ -1189,12 +1192,7 @@ def test_an_idle_moment_before_a_write_tells_starts_no_git_status(cold_kb, root:
     try:
         _settle(freshness, root)
         statuses = freshness.statuses
-        freshness.begin_carry()
-        freshness.due = True  # as the server marks a write's request
-        assert cold_kb("add", "Gamma note", "-b", "First.").exit_code == 0
-        rel = "notes/Gamma note.md"
-        said = [hashlib.sha256((root / rel).read_bytes()).hexdigest(), (root / rel).stat().st_mode]
-        told = json.dumps({"files": {rel: said}, "end": freshness.end_digest(freshness.stamp())}).encode()
+        _, told = _written(cold_kb, freshness, root, "Gamma note", "First.")
         time.sleep(0.05)
         assert freshness.check()  # as when idle: the events read, then
         store.settle(root, None)
