@@ -239,8 +239,8 @@ class Server:
                 freshness.start_status()  # whether the notes are all committed (Freshness.vouchable)
                 if self.listed_plain:
                     freshness.start_plain()  # before a spare is forked: the spare inherits what it makes
-            fresh = self.freshness is not None and not self.freshness.stale
-            generation = self.freshness.generation if self.freshness is not None else None
+            fresh = freshness is not None and not freshness.stale
+            generation = freshness.generation if freshness is not None else None
             if fresh and self.spare is not None and self.spare.generation != generation and not self.children:
                 self.spare.drop()  # forked before a change (a write's): another, with the listing, next
                 self.children.add(self.spare.pid)
