@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from kb.store import Names, Scan
 
 SPARE_DELAY = 0.05  # seconds without a running worker before a spare is forked
+WROTE_MOST = 8  # folders written in whose trees the server keeps images of (Server.keep_trees)
 
 
 class Freshness:
@@ -67,6 +68,7 @@ class Freshness:
         self.since: set[str] | None = None
         self.since_folders = False
         self.carried = 0  # writes after which the notes were known all committed without a git status
+        self.wrote: list[str] = []  # the folders kb's writes on the word wrote files in, the latest last
         self.statuses = 0  # git statuses run (start_status)
         self.updates = 0  # listings brought up to date that way
 
@@ -149,6 +151,11 @@ class Freshness:
         from kb.store import TEMP_PREFIX, Store, name_key
 
         files = _told_files(told)
+        for rel in files[0] if files is not None else ():
+            folder = rel.rpartition("/")[0]
+            if folder in self.wrote:
+                self.wrote.remove(folder)
+            self.wrote = [*self.wrote[-(WROTE_MOST - 1) :], folder]
         checked = self.since is not None and files is not None and self.clean is not None and self.check()
         since, folders = self.since, self.since_folders  # with the events the check read
         self.since, self.since_folders = None, False

@@ -133,6 +133,7 @@ class Server:
         self.watcher: Watcher | None = None
         self.freshness: Freshness | None = None
         self.carrying: Carrying | None = None  # a write on the server's word, until its worker tells (carry)
+        self.trees: tuple[str, tuple[str, ...]] | None = None  # the tree and folders kept (_keep_trees)
         if reason is None:
             try:
                 self.watcher = Watcher(root)
@@ -159,6 +160,11 @@ class Server:
             service.__getattr__(name)
         render.warm_up()
         cli.prepare()
+        from kb.history import trees
+
+        watcher = self.watcher
+        if watcher is not None:
+            trees.counted(lambda: watcher.counts.bump(Shared.TREES))
         assert self.freshness is not None
         if self.freshness.check():
             self.freshness.notes()
@@ -237,6 +243,7 @@ class Server:
                 self._carry()
                 freshness.check_when_idle()  # then git status, so that the next write may be vouched for
                 freshness.start_status()  # whether the notes are all committed (Freshness.vouchable)
+                self._keep_trees()  # before a spare is forked: the spare inherits them
                 if self.listed_plain:
                     freshness.start_plain()  # before a spare is forked: the spare inherits what it makes
             fresh = freshness is not None and not freshness.stale
@@ -304,9 +311,39 @@ class Server:
         self.carrying = None
         carrying.close()
         if carrying.done:
-            self.freshness.carry(carrying.told())
+            if self.freshness.carry(carrying.told()):
+                self._keep_trees()  # for the next write, which may come at once
         else:
             self.freshness.since = None  # git status, when idle, as before
+
+    def _keep_trees(self) -> None:
+        """Images of the trees a write's commit changes (kb.history.trees), for the workers forked from now
+        on: of HEAD's tree when git's index is still exactly it as kb's last commit left it, and of the
+        folder of the notes and those kb's writes wrote in lately. Read again when either changes."""
+        from kb.errors import KbError
+        from kb.history import History, trees
+        from kb.store import Store
+
+        freshness = self.freshness
+        if freshness is None or freshness.layout is None:
+            return
+        try:
+            history = History(self.root)
+            left = history.index_as_left()
+        except KbError:
+            return
+        if left is None:
+            if self.trees is not None:
+                trees.forget()
+                self.trees = None
+            return
+        prefix = Store(self.root, freshness.layout).prefix.rstrip("/")
+        folders = tuple(sorted({prefix, *freshness.wrote}))
+        if self.trees == (left[1], folders):
+            return
+        with contextlib.suppress(KbError):
+            history.keep_trees(left[1], folders)
+            self.trees = (left[1], folders)
 
     def _end_status(self) -> None:
         """Stop what runs in the background: the git status, the listing, the plain list."""
@@ -534,6 +571,10 @@ class Server:
             (
                 "writes that left the word standing (no git status after)",
                 str(self.freshness.carried if self.freshness else 0),
+            ),
+            (
+                "commits whose trees came from the images kept",
+                str(self.watcher.counts.value(Shared.TREES) if self.watcher else 0),
             ),
             ("git statuses run when idle", str(self.freshness.statuses if self.freshness else 0)),
             (

@@ -80,9 +80,10 @@ class Shared:
 
     READS = 0  # how many times the server read change events (counted before it reads them)
     VOUCHED = 1  # writes that a worker made on the server's word (Freshness.vouchable)
+    TREES = 2  # commits whose trees a worker made from the images the server keeps (kb.history.trees)
 
     def __init__(self) -> None:
-        self.map = mmap.mmap(-1, 16)
+        self.map = mmap.mmap(-1, 24)
 
     def value(self, slot: int) -> int:
         return int.from_bytes(self.map[slot * 8 : slot * 8 + 8], "little")

@@ -793,6 +793,31 @@ def test_a_write_on_the_servers_word_commits_what_a_cold_one_does(warm: Warm, ro
     assert found.stdout.strip() == b"notes/Vouched one.md"
 
 
+def test_a_write_on_the_servers_word_makes_its_trees_from_the_images_kept(warm: Warm, root: Path):
+    """The server keeps images of HEAD's trees (kb.history.trees): a write's worker makes the new trees
+    from them, the ones git's write-tree makes of the same index."""
+    warm.start()
+    _committed(warm)
+    for n in range(4):
+        added = warm.run("add", f"Tree note {n}", "-t", "x", "-b", f"Body {n}.")
+        assert added.returncode == 0, added.stderr
+        edited = warm.run("edit", "Alpha note", "-a", f"Line {n}.")
+        assert edited.returncode == 0, edited.stderr
+        _committed(warm)
+    made = int(dict(warm.status().details)["commits whose trees came from the images kept"])
+    assert made >= 4
+    index = root / ".git" / "index"
+    copy = root.parent / "index-copy"
+    shutil.copyfile(index, copy)
+    tree = subprocess.run(
+        ["git", "write-tree"], cwd=root, env={**os.environ, "GIT_INDEX_FILE": str(copy)}, capture_output=True
+    )
+    assert tree.stdout.decode().strip() == git(root, "rev-parse", "HEAD^{tree}").strip()
+    assert git(root, "fsck", "--strict", "--no-dangling", "--no-progress") == ""
+    assert git(root, "status", "--porcelain") == ""
+    assert len(git(root, "log", "--format=%s").splitlines()) == 4 + 8
+
+
 def test_a_write_on_the_servers_word_finds_a_free_name_among_every_name_of_the_folder(warm: Warm, root: Path):
     """The server lists the folders' names with its word (a folder's, a file's that is not a note): a new
     note's file never takes one of them, in any case."""

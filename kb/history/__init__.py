@@ -28,6 +28,7 @@ from pathlib import Path
 
 from kb.errors import GitError, HeadMoved, RepositoryStateError
 from kb.gitwitness import filters_off
+from kb.history import trees
 from kb.history.revcache import LOG_FORMAT, CacheUnavailable, RevisionCache, Row, parse_log
 from kb.layout import beyond_link
 
@@ -317,12 +318,16 @@ class _Repository:
         # time at 100,000 notes) would find a missing one only in an object store already damaged,
         # where HEAD lacks it too (`git fsck` says so), and is skipped (--missing-ok).
         known = left is not None and old is not None and left[0] == old
-        args = ["-c", "core.looseCompression=0", "write-tree", *(["--missing-ok"] if known else [])]
-        writing = self._run(args)
-        written = self._index_signature()  # the index as write-tree left it: exactly `tree`
-        tree = writing.stdout.decode("ascii", "replace").strip()
-        if writing.returncode != 0 or not tree:
-            return False, None  # unmerged entries, say: `git commit` explains
+        tree = self._tree_from_images(paths, left[1]) if known and left is not None else None
+        if tree is not None:
+            written = self._index_signature()  # the index as update-index left it: exactly `tree`
+        else:
+            args = ["-c", "core.looseCompression=0", "write-tree", *(["--missing-ok"] if known else [])]
+            writing = self._run(args)
+            written = self._index_signature()  # the index as write-tree left it: exactly `tree`
+            tree = writing.stdout.decode("ascii", "replace").strip()
+            if writing.returncode != 0 or not tree:
+                return False, None  # unmerged entries, say: `git commit` explains
         if known and left is not None:
             if tree == left[1]:
                 return True, None  # the files are as committed
@@ -359,6 +364,52 @@ class _Repository:
         with contextlib.suppress(GitError):  # the commit is made: packing is for another time
             self._pack_when_due()
         return True, sha
+
+    def _tree_from_images(self, paths: list[str], root: str) -> str | None:
+        """The tree of the index once `paths` were staged on an index that held exactly the tree `root`,
+        made from the images of the trees the warm server keeps (kb.history.trees): their staged entries
+        (`ls-files --stage`) put in place of the old ones. None when there are no such images, or they
+        cannot make it, or the repository keeps its objects otherwise than git does by default: then
+        git's write-tree makes it."""
+        if len(paths) > TREES_MOST or trees.kept(root) is None:
+            return None
+        if any(os.environ.get(name) for name in _OBJECTS_ELSEWHERE):
+            return None
+        config = self._config()
+        for key in _OBJECT_SETTINGS:
+            value = config.get(key, "false").lower()
+            if value not in _FALSE and not (key == "extensions.objectformat" and value == "sha1"):
+                return None
+        listed = self._run(["ls-files", "--stage", "-z", "--", *paths])
+        if listed.returncode != 0:
+            return None
+        changes: dict[str, tuple[bytes, bytes] | None] = dict.fromkeys(paths)
+        for item in listed.stdout.split(b"\0"):
+            if not item:
+                continue
+            info, _, name = item.partition(b"\t")
+            fields = info.split(b" ")
+            path = name.decode("utf-8", "surrogateescape")
+            if len(fields) != 3 or fields[2] != b"0" or path not in changes or changes[path] is not None:
+                return None  # unmerged, or not one of the paths
+            try:
+                changes[path] = (fields[0], bytes.fromhex(fields[1].decode("ascii")))
+            except (UnicodeDecodeError, ValueError):
+                return None
+        try:
+            return trees.build(self._common_dir() / "objects", root, changes)
+        except OSError:
+            return None
+
+    def keep_trees(self, root: str, folders: Iterable[str]) -> None:
+        """Keep images of the tree `root` and of its trees at `folders` (kb.history.trees.keep), for the
+        commits of processes forked from this one."""
+
+        def batch(spec: bytes) -> bytes | None:
+            proc = self._read(["cat-file", "--batch"], spec)
+            return proc.stdout if proc.returncode == 0 else None
+
+        trees.keep(root, folders, batch)
 
     def _index_signature(self) -> str | None:
         """The git index file's identity and times: any rewrite of it (git writes a new file and renames
@@ -608,7 +659,7 @@ class _Repository:
         if self._config_values is None:
             wanted = (
                 r"^(user\.(name|email)|core\.(splitindex|untrackedcache)|commit\.(gpgsign|cleanup)|gc\.auto(detach|packlimit)?|maintenance\.auto"
-                r"|filter\..+)$"
+                r"|filter\..+|core\.(sharedrepository|fsync|fsyncobjectfiles|fsyncmethod)|extensions\.objectformat)$"
             )
             try:
                 proc = subprocess.run(
@@ -694,6 +745,17 @@ class _Repository:
 
 
 _FALSE = ("false", "no", "off", "0")
+# Settings under which git writes objects otherwise than kb.history.trees does (permissions for a group,
+# an fsync, another hash): set to anything but false, git's write-tree writes the trees.
+_OBJECT_SETTINGS = (
+    "core.sharedrepository",
+    "core.fsync",
+    "core.fsyncobjectfiles",
+    "core.fsyncmethod",
+    "extensions.objectformat",
+)
+TREES_MOST = 100  # paths at most a commit makes its trees of from images (more: git's write-tree)
+_OBJECTS_ELSEWHERE = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_INDEX_FILE", "GIT_DIR")
 _BACKGROUND: list[subprocess.Popen[bytes]] = []  # packings started: kept until done, then reaped
 
 

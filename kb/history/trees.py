@@ -1,0 +1,258 @@
+"""The tree objects of a commit made from images of the trees before it, kept in memory.
+
+A folder is one tree object in git, written again whole whenever one of its files changes: 7 MB for a
+folder of 100,000 notes, which `git write-tree` hashes (with the collision-detecting SHA-1) and writes in
+70-90 ms. The warm server (kb.server) keeps an image of each tree kb's writes touch (keep): the tree's bytes
+and where each entry begins. A worker it forks inherits them, and a commit of a few files (kb.history's
+_commit_tree) then writes the new trees from them (build): each is the old one's bytes with the changed
+entries put in their place, in git's order, hashed by hashlib and written as git writes a loose object.
+
+Only when the images answer for every tree on the way (each found by its id, from the root tree of HEAD
+down) and the change is one of files in folders that exist and stay: anything else (a folder made or
+emptied, a name that is a folder in the tree, an unmerged entry) is None, and git's write-tree does it."""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+TREE_MODE = b"40000"
+_FILE_MODES = (b"100644", b"100755", b"120000", b"160000")
+
+
+class TreeImage:
+    """One tree object's bytes and the offset of each of its entries (`mode name\\0` and a 20-byte id)."""
+
+    __slots__ = ("offsets", "raw", "sha")
+
+    def __init__(self, sha: str, raw: bytes) -> None:
+        offsets = array.array("I")
+        add = offsets.append
+        find = raw.index
+        pos, end = 0, len(raw)
+        try:
+            while pos < end:
+                add(pos)
+                pos = find(b"\0", pos) + 21
+        except ValueError:
+            raise ValueError("not a tree object") from None
+        if pos != end:
+            raise ValueError("not a tree object")
+        self.sha = sha
+        self.raw = raw
+        self.offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def entry(self, i: int) -> tuple[bytes, bytes, bytes]:
+        """The mode, the name and the binary id of entry `i`."""
+        raw, start = self.raw, self.offsets[i]
+        space = raw.index(b" ", start)
+        nul = raw.index(b"\0", space)
+        return raw[start:space], raw[space + 1 : nul], raw[nul + 1 : nul + 21]
+
+    def key(self, i: int) -> bytes:
+        """Entry `i`'s name as git orders it: a tree's with a slash after it."""
+        mode, name, _ = self.entry(i)
+        return name + b"/" if mode == TREE_MODE else name
+
+    def locate(self, key: bytes) -> tuple[int, bool]:
+        """Where `key` is or would go, and whether it is there."""
+        lo, hi = 0, len(self.offsets)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.key(mid) < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo, lo < len(self.offsets) and self.key(lo) == key
+
+    def span(self, i: int) -> tuple[int, int]:
+        """The bytes of entry `i` (or the empty place at the end)."""
+        n = len(self.offsets)
+        start = self.offsets[i] if i < n else len(self.raw)
+        end = self.offsets[i + 1] if i + 1 < n else len(self.raw)
+        return start, end
+
+    def child(self, name: bytes) -> str | None:
+        """The id of the tree named `name` in this one, or None."""
+        i, found = self.locate(name + b"/")
+        return self.entry(i)[2].hex() if found else None
+
+
+_IMAGES: dict[str, TreeImage] = {}  # the images kept (keep), by tree id
+
+
+def kept(sha: str) -> TreeImage | None:
+    return _IMAGES.get(sha)
+
+
+def keep(root: str, folders: Iterable[str], batch: Callable[[bytes], bytes | None]) -> None:
+    """Keep the images of the tree `root` and of its trees at `folders` (paths from the top, "/" between
+    names, and every folder above them); those kept before and not among them are let go. `batch` runs
+    `git cat-file --batch` on its input (None when it cannot). What cannot be read (a folder not in the
+    tree) is not kept."""
+    wanted = {""}
+    for folder in folders:
+        parts = [p for p in folder.split("/") if p]
+        wanted.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+    images: dict[str, TreeImage] = {}
+    missing: list[str] = []
+    shas: dict[str, str] = {}
+    for folder in sorted(wanted):  # a folder after the one it is in
+        if not folder:
+            sha: str | None = root
+        else:
+            parent, _, name = folder.rpartition("/")
+            above = shas.get(parent)
+            image = _IMAGES.get(above) if above is not None else None
+            sha = image.child(name.encode("utf-8", "surrogateescape")) if image is not None else None
+        if sha is not None and sha in _IMAGES:
+            images[sha] = _IMAGES[sha]
+            shas[folder] = sha
+        else:
+            missing.append(folder)
+    if missing:
+        spec = "".join(f"{root}:{folder}\n" if folder else f"{root}\n" for folder in missing)
+        out = batch(spec.encode("utf-8", "surrogateescape"))
+        pos = 0
+        for _ in missing if out is not None else ():
+            assert out is not None
+            eol = out.find(b"\n", pos)
+            if eol < 0:
+                break
+            head = out[pos:eol].split(b" ")
+            pos = eol + 1
+            if len(head) != 3 or not head[2].isdigit():
+                continue  # "SPEC missing" (SPEC may hold spaces)
+            size = int(head[2])
+            if head[1] == b"tree":
+                with contextlib.suppress(ValueError):
+                    image = TreeImage(head[0].decode("ascii"), out[pos : pos + size])
+                    images[image.sha] = image
+            pos += size + 1
+    _IMAGES.clear()
+    _IMAGES.update(images)
+
+
+def counted(tell: Callable[[], None] | None) -> None:
+    """`tell` is called each time a commit's trees are made from the images (build); None: nothing is."""
+    _TELL[:] = [] if tell is None else [tell]
+
+
+_TELL: list[Callable[[], None]] = []
+
+
+def forget() -> None:
+    _IMAGES.clear()
+
+
+def build(objects: Path, root: str, changes: Mapping[str, tuple[bytes, bytes] | None]) -> str | None:
+    """The id of the root tree `root` with `changes` made (a path from the top: its mode and binary id,
+    or None for a file taken out), its new trees written as loose objects in `objects`; None when the
+    kept images cannot make it (see the module's text)."""
+    top = _IMAGES.get(root)
+    if top is None:
+        return None
+    import hashlib  # (only here: OpenSSL's module takes milliseconds to load)
+
+    by_folder: dict[str, dict[bytes, tuple[bytes, bytes] | None]] = {}
+    for path, entry in changes.items():
+        folder, _, name = path.rpartition("/")
+        if not name or (entry is not None and entry[0] not in _FILE_MODES):
+            return None
+        by_folder.setdefault(folder, {})[name.encode("utf-8", "surrogateescape")] = entry
+    # the image of every folder on the way, from the top down
+    images: dict[str, TreeImage] = {"": top}
+    for folder in sorted(by_folder, key=lambda f: f.count("/") if f else -1):
+        parts = folder.split("/") if folder else []
+        for i in range(1, len(parts) + 1):
+            here = "/".join(parts[:i])
+            if here in images:
+                continue
+            sha = images["/".join(parts[: i - 1])].child(parts[i - 1].encode("utf-8", "surrogateescape"))
+            image = _IMAGES.get(sha) if sha is not None else None
+            if image is None:
+                return None
+            images[here] = image
+    pending = {folder: dict(entries) for folder, entries in by_folder.items()}
+    written: list[tuple[str, bytes]] = []
+    for folder in sorted(images, key=lambda f: f.count("/") + 1 if f else 0, reverse=True):
+        body = _changed(images[folder], pending.get(folder, {}))
+        if body is None:
+            return None
+        hashed = hashlib.sha1(b"tree %d\0" % len(body))
+        hashed.update(body)
+        digest = hashed.digest()
+        written.append((digest.hex(), body))
+        if folder:
+            parent, _, name = folder.rpartition("/")
+            pending.setdefault(parent, {})[name.encode("utf-8", "surrogateescape")] = (TREE_MODE, digest)
+    for sha_hex, body in written:
+        _write_loose(objects, sha_hex, body)
+    for tell in _TELL:
+        tell()
+    return written[-1][0]
+
+
+def _changed(image: TreeImage, entries: Mapping[bytes, tuple[bytes, bytes] | None]) -> bytes | None:
+    """The tree's bytes with `entries` (by name) put in or taken out; None when a name is a folder in the
+    tree (or a folder's entry is a file there), or when the tree would be left empty."""
+    raw = image.raw
+    pieces: list[bytes] = []
+    pos = 0
+    count = len(image)
+    for name in sorted(entries, key=lambda n: n + b"/" if (entries[n] or (b"",))[0] == TREE_MODE else n):
+        entry = entries[name]
+        is_tree = entry is not None and entry[0] == TREE_MODE
+        key = name + b"/" if is_tree else name
+        other = name if is_tree else name + b"/"
+        if image.locate(other)[1]:
+            return None  # a file where a folder is, or the other way round
+        i, found = image.locate(key)
+        start, end = image.span(i)
+        if start < pos:
+            return None  # (two changes of one name)
+        pieces.append(raw[pos:start])
+        pos = end if found else start
+        if entry is not None:
+            pieces.append(entry[0] + b" " + name + b"\0" + entry[1])
+            count += 0 if found else 1
+        elif found:
+            count -= 1
+    pieces.append(raw[pos:])
+    if count <= 0:
+        return None
+    return b"".join(pieces)
+
+
+def _write_loose(objects: Path, sha: str, body: bytes) -> None:
+    """A tree object written as git writes a loose one (a temporary file in its folder, then linked to its
+    name: an object already there stays), stored without compression, as kb's write-tree does."""
+    folder = objects / sha[:2]
+    final = folder / sha[2:]
+    if os.path.exists(final):
+        return
+    import zlib
+
+    folder.mkdir(exist_ok=True)
+    packer = zlib.compressobj(0)
+    data = packer.compress(b"tree %d\0" % len(body)) + packer.compress(body) + packer.flush()
+    temporary = folder / f"tmp_obj_kb{os.getpid()}_{sha[2:10]}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    try:
+        os.link(temporary, final)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(temporary)

@@ -1,0 +1,142 @@
+"""A commit's trees made from the images of the trees before it (kb.history.trees): the tree git's
+write-tree makes of the same index, whatever the names (git's order puts a folder as if its name ended
+with a slash), modes, folders on the way and deletions; git's write-tree where the images cannot."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from kb.history import History, trees
+from tests.conftest import git
+
+MOMENT = datetime(2025, 5, 6, 7, 8, 9, tzinfo=UTC)
+FOLDERS = ["", "notes", "notes/a", "notes/a/b c", "notes/é"]
+NAMES = ["a", "a.md", "a-b.md", "a b.md", "a0.md", "A.md", "é.md", "z.md", "[x].md", "ab.md", "b", "b.md"]
+
+
+@pytest.fixture
+def made() -> Iterator[list[int]]:
+    count: list[int] = []
+    trees.counted(lambda: count.append(1))
+    try:
+        yield count
+    finally:
+        trees.counted(None)
+        trees.forget()
+
+
+def _repository(tmp_path: Path) -> tuple[Path, History]:
+    root = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", "-b", "trunk", str(root)], check=True)
+    paths = []
+    for folder in FOLDERS:
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        path = f"{folder}/first.md" if folder else "first.md"
+        (root / path).write_text(f"{folder}\n")
+        paths.append(path)
+    history = History(root)
+    assert history.commit(paths, "First", MOMENT, MOMENT)
+    return root, history
+
+
+def _same_as_git(root: Path) -> None:
+    """HEAD's tree is the one git's write-tree makes of the index, and nothing is left to commit (asked
+    of a copy of the index: git's index as kb left it is not written)."""
+    copy = root.parent / "index-copy"
+    shutil.copyfile(root / ".git" / "index", copy)
+    env = {**os.environ, "GIT_INDEX_FILE": str(copy)}
+    tree = subprocess.run(["git", "write-tree"], cwd=root, env=env, capture_output=True, text=True)
+    assert tree.stdout.strip() == git(root, "rev-parse", "HEAD^{tree}").strip()
+    status = ["git", "status", "--porcelain", "--untracked-files=all"]
+    assert subprocess.run(status, cwd=root, env=env, capture_output=True, text=True, check=True).stdout == ""
+
+
+def test_trees_made_from_images_are_those_git_writes(tmp_path, made):
+    root, history = _repository(tmp_path)
+    rng = random.Random(20261203)
+    steps = 60
+    for step in range(steps):
+        paths = set()
+        for _ in range(rng.randint(1, 3)):
+            folder = rng.choice(FOLDERS[:4] if step < steps // 2 else FOLDERS)
+            name = rng.choice(NAMES)
+            rel = f"{folder}/{name}" if folder else name
+            if os.path.isdir(root / rel) or rel in paths:
+                continue
+            path = root / rel
+            paths.add(rel)
+            if os.path.lexists(path) and rng.random() < 0.3:
+                path.unlink()
+            elif rng.random() < 0.1:
+                if os.path.lexists(path):
+                    path.unlink()
+                os.symlink("first.md", path)
+            else:
+                if os.path.islink(path):
+                    path.unlink()
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(f"{step} {rng.random()}\n")
+                os.chmod(path, 0o755 if rng.random() < 0.15 else 0o644)
+        if not paths:
+            continue
+        left = history.index_as_left()
+        if left is not None:
+            history.keep_trees(left[1], FOLDERS)
+        history.commit(sorted(paths), f"Step {step}", MOMENT, MOMENT)
+        _same_as_git(root)
+        changed = git(root, "-c", "core.quotePath=false", "show", "--name-only", "--format=", "HEAD")
+        assert {p for p in changed.split("\n") if p} <= paths
+    # Most commits had the images (not those after a folder was emptied, nor the first in a new one).
+    assert len(made) >= steps // 2
+    assert git(root, "fsck", "--strict", "--no-dangling", "--no-progress") == ""
+
+
+def test_what_the_images_cannot_make_git_makes(tmp_path, made):
+    root, history = _repository(tmp_path)
+    cases = [
+        ("notes/new folder/one.md", "write"),  # a folder made
+        ("notes/a/b c/first.md", "delete"),  # a folder left empty
+    ]
+    for rel, what in cases:
+        path = root / rel
+        if what == "write":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("new\n")
+        else:
+            path.unlink()
+        left = history.index_as_left()
+        assert left is not None, rel
+        history.keep_trees(left[1], FOLDERS)
+        history.commit([rel], f"Case {rel}", MOMENT, MOMENT)
+        _same_as_git(root)
+    assert made == []
+    # And after them, an ordinary change has the images again.
+    left = history.index_as_left()
+    assert left is not None
+    history.keep_trees(left[1], ["notes"])
+    (root / "notes" / "first.md").write_text("again\n")
+    history.commit(["notes/first.md"], "Again", MOMENT, MOMENT)
+    _same_as_git(root)
+    assert made == [1]
+
+
+def test_images_of_another_tree_are_not_used(tmp_path, made):
+    root, history = _repository(tmp_path)
+    left = history.index_as_left()
+    assert left is not None
+    history.keep_trees(left[1], ["notes"])
+    (root / "notes" / "first.md").write_text("changed by git\n")
+    # HEAD moved, the index written: kb compares trees
+    git(root, "-c", "user.name=Someone", "-c", "user.email=someone@example.org", "commit", "-qam", "By hand")
+    (root / "notes" / "first.md").write_text("changed by kb\n")
+    history.commit(["notes/first.md"], "By kb", MOMENT, MOMENT)
+    _same_as_git(root)
+    assert made == []
