@@ -118,10 +118,9 @@ def keep(root: str, folders: Iterable[str], batch: Callable[[bytes], bytes | Non
             missing.append(folder)
     if missing:
         spec = "".join(f"{root}:{folder}\n" if folder else f"{root}\n" for folder in missing)
-        out = batch(spec.encode("utf-8", "surrogateescape"))
+        out = batch(spec.encode("utf-8", "surrogateescape")) or b""
         pos = 0
-        for _ in missing if out is not None else ():
-            assert out is not None
+        for _ in missing:
             eol = out.find(b"\n", pos)
             if eol < 0:
                 break
