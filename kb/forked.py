@@ -56,13 +56,14 @@ class Forked(Generic[T]):
         os.waitpid(self.pid, 0)
 
 
-def fork(work: Callable[[], T]) -> Forked[T] | None:
-    """`work` run in a forked copy of this process; None when no process could be forked."""
+def fork(work: Callable[[], T], nice: int = 0) -> Forked[T] | None:
+    """`work` run in a forked copy of this process (`nice`: at that much lower a priority, for work done
+    ahead, which the commands that come meanwhile go before); None when no process could be forked."""
     try:
         reading, writing = os.pipe()
     except OSError:
         return None
-    pid = spawn(lambda: _answer(work, reading, writing))
+    pid = spawn(lambda: _answer(work, reading, writing, nice))
     os.close(writing)
     if pid < 0:
         os.close(reading)
@@ -101,10 +102,13 @@ def in_copy(parent: int, held: set[int | signal.Signals]) -> bool:
     return os.getppid() == parent
 
 
-def _answer(work: Callable[[], T], reading: int, writing: int) -> None:
+def _answer(work: Callable[[], T], reading: int, writing: int, nice: int = 0) -> None:
     code = 1
     try:
         os.close(reading)
+        if nice:
+            with contextlib.suppress(OSError):
+                os.nice(nice)
         data = pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL)
         view = memoryview(data)
         while view:

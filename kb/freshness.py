@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from kb.store import Names, Scan
 
 SPARE_DELAY = 0.05  # seconds without a running worker before a spare is forked
+# How much lower the priority of the work done ahead in forked children (every note's record, kb list's
+# output) is: a command that comes meanwhile gets the processor first.
+AHEAD_NICE = 10
 WROTE_MOST = 8  # folders written in whose trees the server keeps images of (Server.keep_trees)
 
 
@@ -446,7 +449,7 @@ class Freshness:
             service.prepare_listing(root)
             return kb_store.settled_values(root)
 
-        forked = fork(work)
+        forked = fork(work, nice=AHEAD_NICE)
         if forked is not None:
             self.listing = _Job(forked, self.generation)
 
@@ -501,7 +504,7 @@ class Freshness:
             file = tempfile.TemporaryFile(dir=self.spool)  # noqa: SIM115 (kept open by MadeList)
         except OSError:
             return  # workers print it from the records
-        forked = fork(lambda: render.write_plain_list(notes, file.fileno()))
+        forked = fork(lambda: render.write_plain_list(notes, file.fileno()), nice=AHEAD_NICE)
         if forked is None:
             file.close()
             return
