@@ -140,3 +140,22 @@ def test_images_of_another_tree_are_not_used(tmp_path, made):
     history.commit(["notes/first.md"], "By kb", MOMENT, MOMENT)
     _same_as_git(root)
     assert made == []
+
+
+def test_a_tree_that_cannot_be_written_is_left_to_git(tmp_path, made, monkeypatch):
+    root, history = _repository(tmp_path)
+    left = history.index_as_left()
+    assert left is not None
+    history.keep_trees(left[1], ["notes"])
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(trees.os, "link", full)
+    (root / "notes" / "first.md").write_text("changed\n")
+    history.commit(["notes/first.md"], "On a full disk", MOMENT, MOMENT)
+    monkeypatch.undo()
+    _same_as_git(root)
+    assert git(root, "log", "-1", "--format=%s").strip() == "On a full disk"
+    assert made == []
+    assert not [p for p in (root / ".git" / "objects").rglob("tmp_obj_*")]

@@ -244,14 +244,13 @@ def _write_loose(objects: Path, sha: str, body: bytes) -> None:
     temporary = folder / f"tmp_obj_kb{os.getpid()}_{sha[2:10]}"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        with contextlib.suppress(FileExistsError):  # the same object, written meanwhile
+            os.link(temporary, final)
     finally:
-        os.close(fd)
-    try:
-        os.link(temporary, final)
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(temporary)
+        os.unlink(temporary)  # (a full disk, say: git's write-tree then writes the trees)
