@@ -20,6 +20,9 @@ from tests.conftest import git
 MOMENT = datetime(2025, 5, 6, 7, 8, 9, tzinfo=UTC)
 FOLDERS = ["", "notes", "notes/a", "notes/a/b c", "notes/é"]
 NAMES = ["a", "a.md", "a-b.md", "a b.md", "a0.md", "A.md", "é.md", "z.md", "[x].md", "ab.md", "b", "b.md"]
+# Names beside a folder's in git's order ('!' '-' '.' before '/', '0' '~' after), forms of one letter,
+# a backslash, a dash first, a newline, a space.
+MORE = ["a!", "a.b", "a~", "a0", "e\u0301.md", "-x.md", "back\\slash.md", "new\nline.md", "b c"]
 
 
 @pytest.fixture
@@ -59,15 +62,16 @@ def _same_as_git(root: Path) -> None:
     assert subprocess.run(status, cwd=root, env=env, capture_output=True, text=True, check=True).stdout == ""
 
 
-def test_trees_made_from_images_are_those_git_writes(tmp_path, made):
+@pytest.mark.parametrize(("seed", "names"), [(20261203, NAMES), (7, NAMES + MORE), (11, [*MORE, "a.md"])])
+def test_trees_made_from_images_are_those_git_writes(tmp_path, made, seed, names):
     root, history = _repository(tmp_path)
-    rng = random.Random(20261203)
+    rng = random.Random(seed)
     steps = 60
     for step in range(steps):
         paths = set()
         for _ in range(rng.randint(1, 3)):
             folder = rng.choice(FOLDERS[:4] if step < steps // 2 else FOLDERS)
-            name = rng.choice(NAMES)
+            name = rng.choice(names)
             rel = f"{folder}/{name}" if folder else name
             if os.path.isdir(root / rel) or rel in paths:
                 continue
@@ -92,8 +96,9 @@ def test_trees_made_from_images_are_those_git_writes(tmp_path, made):
             history.keep_trees(left[1], FOLDERS)
         history.commit(sorted(paths), f"Step {step}", MOMENT, MOMENT)
         _same_as_git(root)
-        changed = git(root, "-c", "core.quotePath=false", "show", "--name-only", "--format=", "HEAD")
-        assert {p for p in changed.split("\n") if p} <= paths
+        shown = ["git", "show", "-z", "--name-only", "--format=", "HEAD"]
+        changed = subprocess.run(shown, cwd=root, capture_output=True, check=True).stdout.split(b"\0")
+        assert {os.fsdecode(p) for p in changed if p.strip()} <= paths
     # Most commits had the images (not those after a folder was emptied, nor the first in a new one).
     assert len(made) >= steps // 2
     assert git(root, "fsck", "--strict", "--no-dangling", "--no-progress") == ""
