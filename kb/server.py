@@ -60,6 +60,9 @@ if TYPE_CHECKING:
     from kb.store import Names, Scan
 
 IDLE_SECONDS = 900.0
+# Folders of notes at most whose trees the server keeps images of, all of them (Server._keep_trees); with
+# more, those of the notes root and of kb's recent writes only.
+KEEP_FOLDERS_MOST = 4096
 # What a worker must have imported before it forks: everything a reading command imports.
 PRELOAD = (
     "kb.cli", "kb.render", "kb.jsonshape", "kb.index",
@@ -319,7 +322,8 @@ class Server:
     def _keep_trees(self) -> None:
         """Images of the trees a write's commit changes (kb.history.trees), for the workers forked from now
         on: of HEAD's tree when git's index is still exactly it as kb's last commit left it, and of the
-        folder of the notes and those kb's writes wrote in lately. Read again when either changes."""
+        folder of the notes, every folder of notes the server has listed (up to KEEP_FOLDERS_MOST of them)
+        and those kb's writes wrote in lately. Read again when either changes (only the trees that did)."""
         from kb.errors import KbError
         from kb.history import History, trees
         from kb.store import Store
@@ -338,7 +342,9 @@ class Server:
                 self.trees = None
             return
         prefix = Store(self.root, freshness.layout).prefix.rstrip("/")
-        folders = tuple(sorted({prefix, *freshness.wrote}))
+        listed = freshness.names if len(freshness.names) <= KEEP_FOLDERS_MOST else {}
+        every = ("/".join(p for p in (prefix, folder) if p) for folder in listed)
+        folders = tuple(sorted({prefix, *freshness.wrote, *every}))
         if self.trees == (left[1], folders):
             return
         with contextlib.suppress(KbError):

@@ -818,6 +818,28 @@ def test_a_write_on_the_servers_word_makes_its_trees_from_the_images_kept(warm: 
     assert len(git(root, "log", "--format=%s").splitlines()) == 4 + 8
 
 
+def test_the_first_write_in_a_folder_of_notes_has_the_images_of_its_tree(warm: Warm, root: Path):
+    """The server keeps the trees of every folder of notes it has listed, not only of those it saw kb
+    write in: the first write in a sub-folder makes its trees from them too."""
+    for folder in ("Projects", "Projects/Old", "Areas"):
+        made = warm.run("add", f"First in {folder}", "--folder", folder, "-b", "Text.", cold=True)
+        assert made.returncode == 0, made.stderr
+    warm.start()
+    _committed(warm)
+    for folder in ("Projects/Old", "Areas"):
+        added = warm.run("add", f"Second in {folder}", "--folder", folder, "-b", "More text.")
+        assert added.returncode == 0, added.stderr
+        _committed(warm)
+    assert int(dict(warm.status().details)["commits whose trees came from the images kept"]) == 2
+    copy = root.parent / "index-copy"
+    shutil.copyfile(root / ".git" / "index", copy)
+    tree = subprocess.run(
+        ["git", "write-tree"], cwd=root, env={**os.environ, "GIT_INDEX_FILE": str(copy)}, capture_output=True
+    )
+    assert tree.stdout.decode().strip() == git(root, "rev-parse", "HEAD^{tree}").strip()
+    assert git(root, "status", "--porcelain") == ""
+
+
 def test_a_write_on_the_servers_word_finds_a_free_name_among_every_name_of_the_folder(warm: Warm, root: Path):
     """The server lists the folders' names with its word (a folder's, a file's that is not a note): a new
     note's file never takes one of them, in any case."""
