@@ -291,6 +291,8 @@ def main() -> None:
         # the warm writes the server vouched for (writes of the same server only: it ran since the start)
         key = "writes on the server's word (no git status, no walk):"
         word = next((line[len(key) :].strip() for line in status.splitlines() if line.startswith(key)), "?")
+        key = "commits whose trees came from the images kept:"
+        imaged = next((line[len(key) :].strip() for line in status.splitlines() if line.startswith(key)), "?")
         # An outside edit, then at once a search for the word it added.
         edits = []
         for i in range(args.runs):
@@ -326,6 +328,7 @@ def main() -> None:
     writes = ("kb add (warm", "kb edit -a (warm")
     warm_writes = sum(1 + args.runs for fig in figures if fig.name.startswith(writes))
     print(f"\nwarm writes made on the server's word (no git status, no walk): {word} of {warm_writes}")
+    print(f"their commits whose trees came from the images the server keeps: {imaged}")
     if "rg -l -i WORD" in by:
         ratio = by["kb search WORD (warm)"].median_ms / by["rg -l -i WORD"].median_ms
         print(f"\nwarm search / rg: {ratio:.2f}×")
@@ -337,6 +340,7 @@ def main() -> None:
         "spare_rss_mib": rss[1],
         "spare_private_mib": rss[2],
         "writes_on_the_servers_word": word,
+        "commits_with_trees_from_images": imaged,
         "figures": [asdict(fig) for fig in figures],
     }
     size = 10 ** round(math.log10(count)) if args.reuse and count > 0 else args.notes  # 100,335 notes: 100000
