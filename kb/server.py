@@ -136,7 +136,8 @@ class Server:
         self.watcher: Watcher | None = None
         self.freshness: Freshness | None = None
         self.carrying: Carrying | None = None  # a write on the server's word, until its worker tells (carry)
-        self.trees: tuple[str, tuple[str, ...]] | None = None  # the tree and folders kept (_keep_trees)
+        # What the images kept were read for (_keep_trees): the tree, the folders listed, the ones written in.
+        self.trees: tuple[str, Names, tuple[str, ...]] | None = None
         if reason is None:
             try:
                 self.watcher = Watcher(root)
@@ -325,7 +326,7 @@ class Server:
         folder of the notes, every folder of notes the server has listed (up to KEEP_FOLDERS_MOST of them)
         and those kb's writes wrote in lately. Read again when either changes (only the trees that did)."""
         from kb.errors import KbError
-        from kb.history import History, trees
+        from kb.history import History
         from kb.store import Store
 
         freshness = self.freshness
@@ -337,19 +338,17 @@ class Server:
         except KbError:
             return
         if left is None:
-            if self.trees is not None:
-                trees.forget()
-                self.trees = None
-            return
+            return  # (the images kept stay: a tree is used only when it is the one found in HEAD's)
+        names, wrote = freshness.names, tuple(freshness.wrote)
+        kept = self.trees
+        if kept is not None and kept[0] == left[1] and kept[1] is names and kept[2] == wrote:
+            return  # (the folders are worked out again only when one of those changed)
         prefix = Store(self.root, freshness.layout).prefix.rstrip("/")
-        listed = freshness.names if len(freshness.names) <= KEEP_FOLDERS_MOST else {}
+        listed = names if len(names) <= KEEP_FOLDERS_MOST else {}
         every = ("/".join(p for p in (prefix, folder) if p) for folder in listed)
-        folders = tuple(sorted({prefix, *freshness.wrote, *every}))
-        if self.trees == (left[1], folders):
-            return
         with contextlib.suppress(KbError):
-            history.keep_trees(left[1], folders)
-            self.trees = (left[1], folders)
+            history.keep_trees(left[1], sorted({prefix, *wrote, *every}))
+            self.trees = (left[1], names, wrote)
 
     def _end_status(self) -> None:
         """Stop what runs in the background: the git status, the listing, the plain list."""
