@@ -164,3 +164,84 @@ def test_a_tree_that_cannot_be_written_is_left_to_git(tmp_path, made, monkeypatc
     assert git(root, "log", "-1", "--format=%s").strip() == "On a full disk"
     assert made == []
     assert not [p for p in (root / ".git" / "objects").rglob("tmp_obj_*")]
+
+
+def _git_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = History._run
+
+    def recording(self, args, *rest, **kwargs):
+        calls.append(next(a for a in args if not a.startswith("-") and "=" not in a))
+        return real(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(History, "_run", recording)
+    return calls
+
+
+def _commit_with_images(root: Path, history: History, paths: list[str], message: str) -> None:
+    left = history.index_as_left()
+    assert left is not None
+    history.keep_trees(left[1], ["notes", "notes/a"])
+    history.commit(paths, message, MOMENT, MOMENT)
+    _same_as_git(root)
+
+
+def test_the_entries_staged_are_worked_out_when_nothing_converts_the_files(tmp_path, made, monkeypatch):
+    root, history = _repository(tmp_path)
+    calls = _git_calls(monkeypatch)
+    (root / "notes" / "first.md").write_text("changed\r\nwith a carriage return\r\n")
+    (root / "notes" / "a" / "run.sh").write_text("#!/bin/sh\n")
+    os.chmod(root / "notes" / "a" / "run.sh", 0o755)
+    os.symlink("first.md", root / "notes" / "link.md")
+    _commit_with_images(root, history, ["notes/first.md", "notes/a/run.sh", "notes/link.md"], "Three")
+    assert made == [1]
+    assert "ls-files" not in calls  # the blob ids were hashed here, as git hashed them
+    listed = git(root, "ls-tree", "-r", "HEAD", "notes/a/run.sh", "notes/link.md")
+    assert listed.startswith("100755 blob") and "\n120000 blob" in listed
+
+
+@pytest.mark.parametrize(
+    "converting",
+    [
+        ("file", "notes/.gitattributes", "*.md text eol=lf\n"),
+        ("file", ".gitattributes", "*.md text\n"),
+        ("file", ".git/info/attributes", "*.md text\n"),
+        ("config", "core.autocrlf", "true"),
+        ("config", "core.autocrlf", "input"),
+        ("config", "core.fileMode", "false"),
+    ],
+)
+def test_files_that_git_may_convert_are_staged_as_git_says(tmp_path, made, monkeypatch, converting):
+    root, history = _repository(tmp_path)
+    kind, where, what = converting
+    if kind == "file":
+        (root / where).write_text(what)
+        if not where.startswith(".git/"):
+            history.commit([where], "Attributes", MOMENT, MOMENT)
+    else:
+        git(root, "config", where, what)
+        history = History(root)  # (the settings are read once per History)
+    calls = _git_calls(monkeypatch)
+    (root / "notes" / "first.md").write_text("changed\r\nwith carriage returns\r\n")
+    _commit_with_images(root, history, ["notes/first.md"], "Converted")
+    assert made == [1]
+    assert "ls-files" in calls  # git's entries, whatever it did to the bytes
+
+
+def test_a_file_changed_before_git_stages_it_is_staged_as_git_read_it(tmp_path, made, monkeypatch):
+    root, history = _repository(tmp_path)
+    calls = _git_calls(monkeypatch)
+    note = root / "notes" / "first.md"
+    note.write_text("as hashed here\n")
+    real = History._git_input
+
+    def meddling(self, args, *rest, **kwargs):
+        if "update-index" in args:
+            with open(note, "a") as handle:
+                handle.write("and a line written meanwhile\n")
+        return real(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(History, "_git_input", meddling)
+    _commit_with_images(root, history, ["notes/first.md"], "Changed meanwhile")
+    assert made == [1] and "ls-files" in calls
+    assert git(root, "show", "HEAD:notes/first.md") == "as hashed here\nand a line written meanwhile\n"

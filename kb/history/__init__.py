@@ -263,6 +263,7 @@ class _Repository:
 
             def plumbing() -> tuple[bool, str | None]:
                 left = self._index_as_left()
+                hashed = self._staged_as_git(paths, left[1]) if left is not None else None
                 # git's split index split again, when it has grown, by the update-index that stages the
                 # paths (one process, under git's lock: see _split_grown).
                 splitting = self._split_grown()
@@ -275,7 +276,7 @@ class _Repository:
                     self._git_input(["update-index", *split, "--add", "--remove", "-z", "--stdin"], data)
                 if splitting:
                     self._split_done()
-                return self._commit_tree(paths, message, env, left)
+                return self._commit_tree(paths, message, env, left, hashed)
 
             done, sha = plumbing() if meanwhile is None else _alongside(plumbing, run_meanwhile)
             if done:
@@ -289,7 +290,12 @@ class _Repository:
         return self._commit_porcelain(paths, message, env, run_meanwhile)
 
     def _commit_tree(
-        self, paths: list[str], message: str, env: dict[str, str], left: tuple[str, str] | None = None
+        self,
+        paths: list[str],
+        message: str,
+        env: dict[str, str],
+        left: tuple[str, str] | None = None,
+        hashed: _Hashed | None = None,
     ) -> tuple[bool, str | None]:
         """The staged `paths` committed with plumbing: (True, the commit or None when the tree is HEAD's),
         or (False, None) when `git commit` must do it (something else is staged, the index cannot be
@@ -318,7 +324,7 @@ class _Repository:
         # time at 100,000 notes) would find a missing one only in an object store already damaged,
         # where HEAD lacks it too (`git fsck` says so), and is skipped (--missing-ok).
         known = left is not None and old is not None and left[0] == old
-        tree = self._tree_from_images(paths, left[1]) if known and left is not None else None
+        tree = self._tree_from_images(paths, left[1], hashed) if known and left is not None else None
         if tree is not None:
             written = self._index_signature()  # the index as update-index left it: exactly `tree`
         else:
@@ -365,20 +371,58 @@ class _Repository:
             self._pack_when_due()
         return True, sha
 
-    def _tree_from_images(self, paths: list[str], root: str) -> str | None:
-        """The tree of the index once `paths` were staged on an index that held exactly the tree `root`,
-        made from the images of the trees the warm server keeps (kb.history.trees): their staged entries
-        (`ls-files --stage`) put in place of the old ones. None when there are no such images, or they
-        cannot make it, or the repository keeps its objects otherwise than git does by default: then
-        git's write-tree makes it."""
+    def _images_usable(self, paths: list[str], root: str) -> bool:
+        """Whether the trees of a commit of `paths` on the tree `root` may be made from the images kept
+        (kb.history.trees): there are some, and git keeps its objects as it does by default."""
         if len(paths) > TREES_MOST or trees.kept(root) is None:
-            return None
+            return False
         if any(os.environ.get(name) for name in _OBJECTS_ELSEWHERE):
-            return None
+            return False
         config = self._config()
         for key in _OBJECT_SETTINGS:
             value = config.get(key, "false").lower()
             if value not in _FALSE and not (key == "extensions.objectformat" and value == "sha1"):
+                return False
+        return True
+
+    def _staged_as_git(self, paths: list[str], root: str) -> _Hashed | None:
+        """Before update-index stages `paths` on an index that holds exactly the tree `root`: the entries
+        it will stage, worked out here (kb.history.trees.staged_as_git) when the images are usable and
+        nothing converts a file's bytes as git hashes them (no attributes file anywhere git reads one,
+        no end-of-line setting, no setting that changes how modes or links are kept); None otherwise."""
+        if not self._images_usable(paths, root) or os.environ.get("GIT_ATTR_SOURCE"):
+            return None
+        config = self._config()
+        if config.get("core.autocrlf", "false").lower() not in _FALSE:
+            return None  # (true, input: line ends converted)
+        if "core.attributesfile" in config or any(
+            config.get(key, "true").lower() in _FALSE for key in ("core.filemode", "core.symlinks")
+        ):
+            return None
+        home = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+        elsewhere = (
+            self._common_dir() / "info" / "attributes",
+            Path(home) / "git" / "attributes",
+            Path("/etc/gitattributes"),
+            Path(os.path.realpath(git_program())).parent.parent / "etc" / "gitattributes",
+        )
+        if any(os.path.lexists(path) for path in elsewhere):
+            return None
+        return trees.staged_as_git(self.root, root, paths)
+
+    def _tree_from_images(self, paths: list[str], root: str, hashed: _Hashed | None = None) -> str | None:
+        """The tree of the index once `paths` were staged on an index that held exactly the tree `root`,
+        made from the images of the trees the warm server keeps (kb.history.trees): their staged entries
+        put in place of the old ones: those worked out before they were staged (`hashed`), when every
+        file is still as it was then, else git's (`ls-files --stage`). None when there are no such
+        images, or they cannot make it, or the repository keeps its objects otherwise than git does by
+        default: then git's write-tree makes it."""
+        if not self._images_usable(paths, root):
+            return None
+        if hashed is not None and all(trees.signature(self.root / p) == was for p, was in hashed[1].items()):
+            try:
+                return trees.build(self._common_dir() / "objects", root, hashed[0])
+            except OSError:
                 return None
         listed = self._run(["ls-files", "--stage", "-z", "--", *paths])
         if listed.returncode != 0:
@@ -659,7 +703,8 @@ class _Repository:
         if self._config_values is None:
             wanted = (
                 r"^(user\.(name|email)|core\.(splitindex|untrackedcache)|commit\.(gpgsign|cleanup)|gc\.auto(detach|packlimit)?|maintenance\.auto"
-                r"|filter\..+|core\.(sharedrepository|fsync|fsyncobjectfiles|fsyncmethod)|extensions\.objectformat)$"
+                r"|filter\..+|core\.(sharedrepository|fsync|fsyncobjectfiles|fsyncmethod)|extensions\.objectformat"
+                r"|core\.(autocrlf|attributesfile|filemode|symlinks))$"
             )
             try:
                 proc = subprocess.run(
@@ -754,6 +799,7 @@ _OBJECT_SETTINGS = (
     "core.fsyncmethod",
     "extensions.objectformat",
 )
+_Hashed = tuple[dict[str, tuple[bytes, bytes] | None], dict[str, "trees.Signature | None"]]
 TREES_MOST = 100  # paths at most a commit makes its trees of from images (more: git's write-tree)
 _OBJECTS_ELSEWHERE = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_INDEX_FILE", "GIT_DIR")
 _BACKGROUND: list[subprocess.Popen[bytes]] = []  # packings started: kept until done, then reaped

@@ -16,6 +16,7 @@ from __future__ import annotations
 import array
 import contextlib
 import os
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -136,6 +137,75 @@ def keep(root: str, folders: Iterable[str], batch: Callable[[bytes], bytes | Non
             pos += size + 1
     _IMAGES.clear()
     _IMAGES.update(images)
+
+
+Signature = tuple[int, int, int, int, int, int]
+
+
+def signature(path: Path) -> Signature | None:
+    """A file's identity, size, mode and times (lstat); None when it is not there."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mode, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def staged_as_git(
+    worktree: Path, root: str, paths: list[str]
+) -> tuple[dict[str, tuple[bytes, bytes] | None], dict[str, Signature | None]] | None:
+    """The entries git's update-index stages for `paths` (mode and binary blob id; None: not on disk, taken
+    out), worked out from the files as git hashes them when nothing converts their bytes, with each file's
+    signature as read (for the caller to compare once git has staged them: the same file, unchanged).
+    None when a .gitattributes is in a folder on the way (on disk, or in the tree `root` as kept), when a
+    file is neither a regular file nor a symbolic link, or changed while it was read. The caller answers
+    for what lies outside the folders (git's settings, attributes files elsewhere)."""
+    import hashlib
+
+    top = _IMAGES.get(root)
+    if top is None:
+        return None
+    folders: dict[str, TreeImage] = {"": top}
+    changes: dict[str, tuple[bytes, bytes] | None] = {}
+    signatures: dict[str, Signature | None] = {}
+    for path in paths:
+        parts = path.split("/")
+        for i in range(len(parts)):
+            here = "/".join(parts[:i])
+            image = folders.get(here)
+            if image is None and i > 0 and (above := folders.get("/".join(parts[: i - 1]))) is not None:
+                sha = above.child(parts[i - 1].encode("utf-8", "surrogateescape"))
+                image = _IMAGES.get(sha) if sha is not None else None
+                if image is not None:
+                    folders[here] = image
+            if image is not None and image.locate(b".gitattributes")[1]:
+                return None
+            if os.path.lexists(worktree / here / ".gitattributes"):
+                return None
+        full = worktree / path
+        before = signature(full)
+        if before is None:
+            changes[path], signatures[path] = None, None
+            continue
+        mode = before[3]
+        try:
+            if stat.S_ISLNK(mode):
+                data = os.fsencode(os.readlink(full))
+                kind = b"120000"
+            elif stat.S_ISREG(mode):
+                with open(full, "rb") as handle:
+                    data = handle.read()
+                kind = b"100755" if mode & stat.S_IXUSR else b"100644"
+            else:
+                return None
+        except OSError:
+            return None
+        if signature(full) != before or (len(data) != before[2] and not stat.S_ISLNK(mode)):
+            return None  # changed while it was read
+        hashed = hashlib.sha1(b"blob %d\0" % len(data))
+        hashed.update(data)
+        changes[path], signatures[path] = (kind, hashed.digest()), before
+    return changes, signatures
 
 
 def counted(tell: Callable[[], None] | None) -> None:
