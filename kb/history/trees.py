@@ -172,15 +172,10 @@ def staged_as_git(
         parts = path.split("/")
         for i in range(len(parts)):
             here = "/".join(parts[:i])
-            image = folders.get(here)
-            if image is None and i > 0 and (above := folders.get("/".join(parts[: i - 1]))) is not None:
-                sha = above.child(parts[i - 1].encode("utf-8", "surrogateescape"))
-                image = _IMAGES.get(sha) if sha is not None else None
-                if image is not None:
-                    folders[here] = image
-            if image is not None and image.locate(b".gitattributes")[1]:
-                return None
-            if os.path.lexists(worktree / here / ".gitattributes"):
+            image = _image_at(here, folders)
+            if image is None:
+                return None  # (a folder made: git's write-tree makes the trees)
+            if image.locate(b".gitattributes")[1] or os.path.lexists(worktree / here / ".gitattributes"):
                 return None
         full = worktree / path
         before = signature(full)
@@ -235,19 +230,9 @@ def build(objects: Path, root: str, changes: Mapping[str, tuple[bytes, bytes] | 
         if not name or (entry is not None and entry[0] not in _FILE_MODES):
             return None
         by_folder.setdefault(folder, {})[name.encode("utf-8", "surrogateescape")] = entry
-    # the image of every folder on the way, from the top down
-    images: dict[str, TreeImage] = {"": top}
-    for folder in sorted(by_folder, key=lambda f: f.count("/") if f else -1):
-        parts = folder.split("/") if folder else []
-        for i in range(1, len(parts) + 1):
-            here = "/".join(parts[:i])
-            if here in images:
-                continue
-            sha = images["/".join(parts[: i - 1])].child(parts[i - 1].encode("utf-8", "surrogateescape"))
-            image = _IMAGES.get(sha) if sha is not None else None
-            if image is None:
-                return None
-            images[here] = image
+    images: dict[str, TreeImage] = {"": top}  # the image of every folder on the way
+    if any(_image_at(folder, images) is None for folder in by_folder):
+        return None
     pending = {folder: dict(entries) for folder, entries in by_folder.items()}
     written: list[tuple[str, bytes]] = []
     for folder in sorted(images, key=lambda f: f.count("/") + 1 if f else 0, reverse=True):
@@ -266,6 +251,20 @@ def build(objects: Path, root: str, changes: Mapping[str, tuple[bytes, bytes] | 
     for tell in _TELL:
         tell()
     return written[-1][0]
+
+
+def _image_at(folder: str, found: dict[str, TreeImage]) -> TreeImage | None:
+    """The kept image of the tree at `folder` (a path from the top), found through those of the folders
+    above it; `found` holds the ones found so far, by path ("": the top's), and gets those on the way."""
+    image = found.get(folder)
+    if image is None and folder:
+        parent, _, name = folder.rpartition("/")
+        above = _image_at(parent, found)
+        sha = above.child(name.encode("utf-8", "surrogateescape")) if above is not None else None
+        image = _IMAGES.get(sha) if sha is not None else None
+        if image is not None:
+            found[folder] = image
+    return image
 
 
 def _changed(image: TreeImage, entries: Mapping[bytes, tuple[bytes, bytes] | None]) -> bytes | None:
