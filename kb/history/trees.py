@@ -103,18 +103,12 @@ def keep(root: str, folders: Iterable[str], batch: Callable[[bytes], bytes | Non
         wanted.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
     images: dict[str, TreeImage] = {}
     missing: list[str] = []
-    shas: dict[str, str] = {}
-    for folder in sorted(wanted):  # a folder after the one it is in
-        if not folder:
-            sha: str | None = root
-        else:
-            parent, _, name = folder.rpartition("/")
-            above = shas.get(parent)
-            image = _IMAGES.get(above) if above is not None else None
-            sha = image.child(name.encode("utf-8", "surrogateescape")) if image is not None else None
-        if sha is not None and sha in _IMAGES:
-            images[sha] = _IMAGES[sha]
-            shas[folder] = sha
+    top = _IMAGES.get(root)
+    found: dict[str, TreeImage] = {"": top} if top is not None else {}  # those still kept, by folder
+    for folder in sorted(wanted):
+        image = _image_at(folder, found)
+        if image is not None:
+            images[image.sha] = image
         else:
             missing.append(folder)
     if missing:
