@@ -288,6 +288,21 @@ def git(root: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout
 
 
+def index_env(root: Path) -> dict[str, str]:
+    """The environment for git to read a copy of the repository's index (its own is left as it is: kb
+    notes when nothing but its commits wrote it)."""
+    copy = root.parent / "index-copy"
+    shutil.copyfile(root / ".git" / "index", copy)
+    return {**os.environ, "GIT_INDEX_FILE": str(copy)}
+
+
+def index_tree(root: Path) -> str:
+    """The tree git's write-tree makes of (a copy of) the repository's index."""
+    env = index_env(root)
+    made = subprocess.run(["git", "write-tree"], cwd=root, env=env, capture_output=True, text=True)
+    return made.stdout.strip()
+
+
 def log_subjects(root: Path) -> list[str]:
     return git(root, "log", "--format=%s").splitlines()
 

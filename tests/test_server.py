@@ -29,7 +29,7 @@ import pytest
 from kb import client, server, watch, worker
 from kb.freshness import Freshness
 from kb.service import NoteInfo
-from tests.conftest import PROGRAM, Run, git, server_pids
+from tests.conftest import PROGRAM, Run, git, index_tree, server_pids
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the warm server needs inotify (Linux)")
 
@@ -806,13 +806,7 @@ def test_a_write_on_the_servers_word_makes_its_trees_from_the_images_kept(warm: 
         _committed(warm)
     made = int(dict(warm.status().details)["commits whose trees came from the images kept"])
     assert made >= 4
-    index = root / ".git" / "index"
-    copy = root.parent / "index-copy"
-    shutil.copyfile(index, copy)
-    tree = subprocess.run(
-        ["git", "write-tree"], cwd=root, env={**os.environ, "GIT_INDEX_FILE": str(copy)}, capture_output=True
-    )
-    assert tree.stdout.decode().strip() == git(root, "rev-parse", "HEAD^{tree}").strip()
+    assert index_tree(root) == git(root, "rev-parse", "HEAD^{tree}").strip()
     assert git(root, "fsck", "--strict", "--no-dangling", "--no-progress") == ""
     assert git(root, "status", "--porcelain") == ""
     assert len(git(root, "log", "--format=%s").splitlines()) == 4 + 8
@@ -831,12 +825,7 @@ def test_the_first_write_in_a_folder_of_notes_has_the_images_of_its_tree(warm: W
         assert added.returncode == 0, added.stderr
         _committed(warm)
     assert int(dict(warm.status().details)["commits whose trees came from the images kept"]) == 2
-    copy = root.parent / "index-copy"
-    shutil.copyfile(root / ".git" / "index", copy)
-    tree = subprocess.run(
-        ["git", "write-tree"], cwd=root, env={**os.environ, "GIT_INDEX_FILE": str(copy)}, capture_output=True
-    )
-    assert tree.stdout.decode().strip() == git(root, "rev-parse", "HEAD^{tree}").strip()
+    assert index_tree(root) == git(root, "rev-parse", "HEAD^{tree}").strip()
     assert git(root, "status", "--porcelain") == ""
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kb.history import History, trees
-from tests.conftest import git
+from tests.conftest import git, index_env, index_tree
 
 MOMENT = datetime(2025, 5, 6, 7, 8, 9, tzinfo=UTC)
 FOLDERS = ["", "notes", "notes/a", "notes/a/b c", "notes/é"]
@@ -53,12 +52,9 @@ def _repository(tmp_path: Path) -> tuple[Path, History]:
 def _same_as_git(root: Path) -> None:
     """HEAD's tree is the one git's write-tree makes of the index, and nothing is left to commit (asked
     of a copy of the index: git's index as kb left it is not written)."""
-    copy = root.parent / "index-copy"
-    shutil.copyfile(root / ".git" / "index", copy)
-    env = {**os.environ, "GIT_INDEX_FILE": str(copy)}
-    tree = subprocess.run(["git", "write-tree"], cwd=root, env=env, capture_output=True, text=True)
-    assert tree.stdout.strip() == git(root, "rev-parse", "HEAD^{tree}").strip()
+    assert index_tree(root) == git(root, "rev-parse", "HEAD^{tree}").strip()
     status = ["git", "status", "--porcelain", "--untracked-files=all"]
+    env = index_env(root)
     assert subprocess.run(status, cwd=root, env=env, capture_output=True, text=True, check=True).stdout == ""
 
 
