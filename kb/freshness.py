@@ -70,6 +70,7 @@ class Freshness:
         # and whether a folder changed or events were lost meanwhile.
         self.since: set[str] | None = None
         self.since_folders = False
+        self.off_word = False  # that write was not on the word: its own git status looked (carry)
         self.carried = 0  # writes after which the notes were known all committed without a git status
         self.wrote: list[str] = []  # the folders kb's writes on the word wrote files in, the latest last
         self.statuses = 0  # git statuses run (start_status)
@@ -138,9 +139,11 @@ class Freshness:
         it keeps), and a check agrees with it (Freshness.carry)."""
         return hashlib.sha256(repr(_git_side(stamp)).encode("utf-8", "surrogateescape")).hexdigest()
 
-    def begin_carry(self) -> None:
-        """A write on the server's word starts: the events from now on are kept aside for carry."""
+    def begin_carry(self, vouched: bool = True) -> None:
+        """A write that tells what it did starts, on the server's word (`vouched`) or off it: the events
+        from now on are kept aside for carry."""
         self.since, self.since_folders = set(), False
+        self.off_word = not vouched
 
     def carry(self, told: bytes) -> bool:
         """After a write on the server's word (vouchable), what its worker told as it let go of the lock
@@ -150,7 +153,12 @@ class Freshness:
         status, when nothing else happened since the word was given. That is: the events named only the
         files it wrote (and its own temporary files, gone), no folder; each of those files holds exactly
         the bytes it wrote with that mode (or is gone, as it deleted it); git and the index are as it left
-        them; and the check of the files the events named agrees. True when the word is kept."""
+        them; and the check of the files the events named agrees. True when the word is kept.
+
+        A write off the word (the server had no word, or it did not stand once the write held the lock)
+        may give one the same way: its own git status, run under the lock after the events were set aside,
+        found nothing to commit but the outside edits it then committed first (`looked`). Every other file
+        changed since has an event, as above. The folders' names are then listed anew when needed."""
         from kb.store import TEMP_PREFIX, Store, name_key
 
         files = _told_files(told)
@@ -159,12 +167,14 @@ class Freshness:
             if folder in self.wrote:
                 self.wrote.remove(folder)
             self.wrote = [*self.wrote[-(WROTE_MOST - 1) :], folder]
-        checked = self.since is not None and files is not None and self.clean is not None and self.check()
+        looked = files is not None and files[2]
+        grounded = (looked and not self.dirty) or (not self.off_word and self.clean is not None)
+        checked = self.since is not None and files is not None and grounded and self.check()
         since, folders = self.since, self.since_folders  # with the events the check read
         self.since, self.since_folders = None, False
         if not checked or since is None or folders or files is None or self.stale or self.layout is None:
             return False
-        record, end = files
+        record, end, _ = files
         root = str(self.root)
         written = {os.path.join(root, rel): digest for rel, digest in record.items()}
         for path in since:
@@ -179,7 +189,7 @@ class Freshness:
         if end != self.end_digest(stamp):
             return False
         prefix = Store(self.root, self.layout).prefix
-        names = dict(self.names)
+        names = dict(self.names) if not looked else {}
         for rel, digest in record.items():
             if not rel.startswith(prefix):
                 return False
@@ -662,17 +672,17 @@ def status_settings(stamp: tuple[object, ...]) -> tuple[object, ...]:
 Told = dict[str, tuple[str, int] | None]
 
 
-def _told_files(told: bytes) -> tuple[Told, str] | None:
-    """The files and the end digest a worker told (Freshness.carry), or None when it told nothing (or
-    something else)."""
+def _told_files(told: bytes) -> tuple[Told, str, bool] | None:
+    """The files, the end digest and whether its own git status looked, as a worker told them
+    (Freshness.carry), or None when it told nothing (or something else)."""
     try:
         said = json.loads(told) if told else None
     except ValueError:
         return None
     if not isinstance(said, dict):
         return None
-    files, end = said.get("files"), said.get("end")
-    if not isinstance(files, dict) or not isinstance(end, str):
+    files, end, looked = said.get("files"), said.get("end"), said.get("looked", False)
+    if not isinstance(files, dict) or not isinstance(end, str) or not isinstance(looked, bool):
         return None
     found: Told = {}
     for path, what in files.items():
@@ -687,7 +697,7 @@ def _told_files(told: bytes) -> tuple[Told, str] | None:
             found[path] = (what[0], what[1])
         else:
             return None
-    return found, end
+    return found, end, looked
 
 
 def _file_digest(path: str) -> tuple[str, int] | str | None:

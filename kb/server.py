@@ -445,6 +445,7 @@ class Server:
         # worker confirms once it holds the lock (vouch). What it changes makes the next request check
         # (the events name the files it wrote).
         vouch: tuple[tuple[object, ...], Scan, Names] | None = None
+        same_git = False
         if writes:
             # The write before, on the server's word, may leave it standing (carry): its worker tells
             # once its index update is done, which this write would wait for under the lock anyway.
@@ -481,7 +482,10 @@ class Server:
         if pid is None:
             if fresh and command in _LISTING:
                 self.freshness.notes()
-            told = os.pipe() if writes and vouch is not None else None
+            # A write tells what it did (carry) when on the word, or when its own git status looks with
+            # the server's settings: either may leave the notes known all committed after it.
+            told = os.pipe() if writes and (vouch is not None or same_git) else None
+            stamp = vouch[0] if vouch is not None else self.freshness.stamp() if told is not None else ()
             try:
                 pid = os.fork()
             except OSError:
@@ -493,9 +497,9 @@ class Server:
                 try:
                     if writes and vouch is not None:
                         vouch_in_worker(self, *vouch)  # before detach: it keeps the watch's descriptor
-                    if told is not None and vouch is not None:
+                    if told is not None:
                         os.close(told[0])
-                        carry_to_server(self.freshness, vouch[0], told[1])
+                        carry_to_server(self.freshness, stamp, told[1])
                     detach(self)
                     if writes and vouch is None:
                         from kb import store as kb_store
@@ -508,7 +512,7 @@ class Server:
             if told is not None:
                 os.close(told[1])
                 self.carrying = Carrying(told[0])
-                self.freshness.begin_carry()
+                self.freshness.begin_carry(vouched=vouch is not None)
         self.children.add(pid)
         self.last = time.monotonic()
 

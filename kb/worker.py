@@ -199,12 +199,13 @@ def vouch_in_worker(server: Server, stamp: tuple[object, ...], scan: Scan, names
 
 
 def carry_to_server(freshness: Freshness, stamp: tuple[object, ...], fd: int) -> None:
-    """In a worker writing on the server's word (given at `stamp`): once it lets go of the write lock (its
-    change and the index update it left done), tell the server through `fd` what the change wrote and what
-    git and the index look like (kb.freshness.Freshness.carry); nothing, when its change did not commit as
-    it says or git's excludes or settings changed meanwhile. Before that, a byte once the client has its
-    answer (answered): what is left is the index update. The descriptor is closed then, or when the process
-    ends."""
+    """In a worker writing on the server's word (given at `stamp`), or off it with the server's git settings
+    (the request came at `stamp`; its own git status then looks): once it lets go of the write lock (its
+    change and the index update it left done), tell the server through `fd` what the change wrote, whether
+    it looked itself, and what git and the index look like (kb.freshness.Freshness.carry); nothing, when
+    its change did not commit as it says or git's excludes or settings changed meanwhile. Before that, a
+    byte once the client has its answer (answered): what is left is the index update. The descriptor is
+    closed then, or when the process ends."""
     import json
 
     from kb import store as kb_store
@@ -228,7 +229,8 @@ def carry_to_server(freshness: Freshness, stamp: tuple[object, ...], fd: int) ->
                 files = None
             now = freshness.stamp()
             if files is not None and status_settings(now) == status_settings(stamp):
-                told = json.dumps({"files": files, "end": freshness.end_digest(now)}).encode()
+                said = {"files": files, "end": freshness.end_digest(now), "looked": carried.looked}
+                told = json.dumps(said).encode()
             if len(told) > CARRY_MOST:
                 told = b""  # (a pipe's buffer: never wait here for the server, holding the lock)
             try:

@@ -316,6 +316,13 @@ def transaction(
             if scan:
                 tx.store.scan(keep=True)
             tx.external, tx.external_paths = _commit_external(tx, pending())
+            if carrying and not dead_run and not recovered:
+                # Not on the word, but this git status, run under the lock, found every note committed
+                # once the outside edits it reported were: the server may take that as its word after
+                # this write (kb.freshness.Freshness.carry), as after a write on it.
+                tx.carried = carrying[0]
+                tx.carried.taken = tx.carried.looked = True
+                tx.carried.head = tx.history.head()
         tx.external_paths += recovered
         journal.write_text(json.dumps({"pid": os.getpid()}))
         try:
@@ -347,7 +354,8 @@ class Carried:
     def __init__(self) -> None:
         # (a plain class: a Ctrl-C while a dataclass's field is set up at import would be a RuntimeError)
         self.files: dict[str, tuple[str, int] | None] = {}
-        self.taken = False  # the transaction was on the word
+        self.taken = False  # the transaction was on the word, or looked itself (looked)
+        self.looked = False  # its own git status found the notes all committed, once it committed them
         self.head: str | None = None  # the commit the word was given for, then each change's own
         self.spoiled = False
 
