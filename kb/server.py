@@ -68,10 +68,10 @@ PRELOAD = (
     "kb.cli", "kb.render", "kb.jsonshape", "kb.index",
     "kb.index.query", "kb.index.document", "kb.index.catalog", "kb.history", "kb.notes", "kb.links",
     "kb.service.links", "hashlib", "kb.diff", "kb.picker", "whoosh.qparser.dateparse", "encodings.ascii",
-    "kb.when", "whoosh.index", "whoosh.query", "whoosh.searching", "whoosh.highlight", "whoosh.sorting",
-    "whoosh.filedb.filestore", "whoosh.codec.whoosh3", "whoosh.qparser", "sqlite3", "difflib", "yaml",
-    "frontmatter", "rich.console", "rich.text", "rich.table", "rich.markdown", "rich.markup",
-    "rich.syntax", "rich.progress", "shlex", "subprocess", "json",
+    "kb.when", "kb.display", "whoosh.index", "whoosh.query", "whoosh.searching", "whoosh.highlight",
+    "whoosh.sorting", "whoosh.filedb.filestore", "whoosh.codec.whoosh3", "whoosh.qparser", "sqlite3",
+    "difflib", "yaml", "frontmatter", "rich.console", "rich.text", "rich.table", "rich.markdown",
+    "rich.markup", "rich.syntax", "rich.progress", "shlex", "subprocess", "json",
 )  # fmt: skip
 
 
@@ -174,6 +174,9 @@ class Server:
             self.freshness.notes()
             self.rehearse(cli.run, WARM_UP)
             self.probe = self._probe()
+            # and what a spare rehearses: a search whose hits have snippets (the warm-up's own searches may
+            # find nothing in these notes), so that what they need is here for workers forked without one
+            self.rehearse(cli.run, self.light_rehearsal())
             kb_index.close_kept_searcher()  # its files are this process's: a worker opens its own
         gc.collect()
         gc.freeze()
