@@ -65,34 +65,35 @@ def main() -> None:
             raise SystemExit(f"kb {' '.join(argv)} failed: {done.stderr.decode(errors='replace')}")
         return took
 
-    for root, env in trees.values():  # servers started and ready; the list made ahead
-        run(root, env, "list")
-    time.sleep(10)
-    for root, env in trees.values():
-        run(root, env, "list")
-    time.sleep(5)
+    try:
+        for root, env in trees.values():  # servers started and ready; the list made ahead
+            run(root, env, "list")
+        time.sleep(10)
+        for root, env in trees.values():
+            run(root, env, "list")
+        time.sleep(5)
 
-    stamp = int(time.time())
-    commands = ["kb add TITLE -b TEXT", "kb edit NOTE -a TEXT", "kb list"]
-    commands += [f"kb show {shown}", f"kb log {logged}", f"kb search {word}"]
-    times: dict[tuple[str, str], list[float]] = {(c, t): [] for c in commands for t in trees}
-    for n in range(args.runs):
-        title = f"AB {stamp} {n}"
-        argvs = [
-            ("add", title, "-b", "A new note."),
-            ("edit", title, "-a", "Another line."),
-            ("list",),
-            ("show", shown),
-            ("log", logged),
-            ("search", word),
-        ]
-        for command, argv in zip(commands, argvs, strict=True):
-            for name, (root, env) in trees.items():
-                times[(command, name)].append(run(root, env, *argv))
-
-    for root, env in trees.values():
-        subprocess.run([*program, "--kb", str(root), "server", "stop"], env=env, capture_output=True)
-    shutil.rmtree(runtime, ignore_errors=True)
+        stamp = int(time.time())
+        commands = ["kb add TITLE -b TEXT", "kb edit NOTE -a TEXT", "kb list"]
+        commands += [f"kb show {shown}", f"kb log {logged}", f"kb search {word}"]
+        times: dict[tuple[str, str], list[float]] = {(c, t): [] for c in commands for t in trees}
+        for n in range(args.runs):
+            title = f"AB {stamp} {n}"
+            argvs = [
+                ("add", title, "-b", "A new note."),
+                ("edit", title, "-a", "Another line."),
+                ("list",),
+                ("show", shown),
+                ("log", logged),
+                ("search", word),
+            ]
+            for command, argv in zip(commands, argvs, strict=True):
+                for name, (root, env) in trees.items():
+                    times[(command, name)].append(run(root, env, *argv))
+    finally:  # a command that failed ends the run: its servers go too (their sockets' folder goes)
+        for root, env in trees.values():
+            subprocess.run([*program, "--kb", str(root), "server", "stop"], env=env, capture_output=True)
+        shutil.rmtree(runtime, ignore_errors=True)
 
     print(f"# Warm, this tree against {args.baseline} ({args.runs} runs, {args.pause} s apart; medians)")
     print()
