@@ -56,6 +56,7 @@ class Freshness:
         # kb.service.transaction would commit as an outside edit): the stamp of the moment it started.
         self.clean: tuple[object, ...] | None = None
         self.names: Names = {}  # every watched notes folder's names, listed once the status found that
+        self.named: tuple[object, ...] | None = None  # the word names_when_idle last listed them for
         self.status: _Status | None = None
         self.tried: tuple[object, ...] | None = None  # the stamp git status was last run at
         self.failed: tuple[object, ...] | None = None  # when check_when_idle last failed
@@ -307,6 +308,21 @@ class Freshness:
             _give_back()  # the names listed, gone again: 8 MB at 100,000 notes
             if status.stamp == self.stamp():
                 self.clean, self.names = status.stamp, names
+
+    def names_when_idle(self) -> None:
+        """After a word given by a write that looked itself (carry), the folders' names are not known: a
+        new note's free name would be looked up in a listing of its folder on every write. Listed here,
+        when idle, and kept while the word stands, as after the server's own git status: a name changed
+        since is an event, and the stamp (or a waiting event) then says so."""
+        if self.names or self.clean is None or self.status is not None or self.since is not None:
+            return
+        if self.named == self.clean or self.clean != self.stamp():
+            return
+        self.named = self.clean  # tried once for this word
+        names = self.folder_names()
+        _give_back()
+        if self.clean == self.stamp():
+            self.names = names
 
     def folder_names(self) -> Names:
         """Each watched folder under the notes root: its names (kb.store.folder_names), by its path

@@ -250,6 +250,7 @@ class Server:
                 self._carry()
                 freshness.check_when_idle()  # then git status, so that the next write may be vouched for
                 freshness.start_status()  # whether the notes are all committed (Freshness.vouchable)
+                freshness.names_when_idle()  # after a word a write gave (carry), when it listed none
                 self._keep_trees()  # before a spare is forked: the spare inherits them
                 if self.listed_plain:
                     freshness.start_plain()  # before a spare is forked: the spare inherits what it makes

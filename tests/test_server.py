@@ -1287,8 +1287,10 @@ def test_a_write_off_the_word_that_looked_itself_gives_the_word_only_when_it_is_
         outside("First outside.")
         statuses = freshness.statuses
         assert freshness.carry(written("Looked one")) and freshness.vouchable()
-        assert freshness.names == {}  # listed again when a new name is needed
+        assert freshness.names == {}  # not listed with it: a new name's folder would be listed each time
         assert freshness.start_status() is None and freshness.statuses == statuses  # nothing to ask
+        freshness.names_when_idle()  # so the server lists them when idle, while the word stands
+        assert "looked one.md" in freshness.names[""] and freshness.vouchable()
 
         outside("Second outside.")
         assert not freshness.carry(written("Did not look", looked=False))
