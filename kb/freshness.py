@@ -168,7 +168,8 @@ class Freshness:
             if folder in self.wrote:
                 self.wrote.remove(folder)
             self.wrote = [*self.wrote[-(WROTE_MOST - 1) :], folder]
-        looked = files is not None and files[2]
+        # (with .git a file, the stamp does not see git move: the server never gives a word then)
+        looked = files is not None and files[2] and os.path.isdir(self.root / ".git")
         grounded = (looked and not self.dirty) or (not self.off_word and self.clean is not None)
         checked = self.since is not None and files is not None and grounded and self.check()
         since, folders = self.since, self.since_folders  # with the events the check read

@@ -1062,6 +1062,21 @@ def test_after_an_outside_edit_the_write_that_commits_it_gives_the_next_one_the_
     assert sorted(found.stdout.decode().splitlines()) == ["notes/Looked 0.md", "notes/Looked 1.md"]
 
 
+def test_a_write_that_looked_gives_no_word_while_a_temporary_file_of_kb_is_left(warm: Warm, root: Path):
+    """A temporary file kb's clean-up leaves (a link of that name, not kb's to remove) means no word from
+    the server's own git status; nor from a write that looked itself."""
+    warm.start()
+    _committed(warm)
+    (root / "notes" / ".kb-tmp-left").symlink_to("Beta note.md")
+    with (root / "notes" / "Beta note.md").open("a") as f:
+        f.write("An outside line.\n")
+    added = warm.run("add", "With a leftover", "-b", "Body.")
+    assert added.returncode == 0, added.stderr
+    time.sleep(1.0)  # what the write told is read by now
+    assert dict(warm.status().details)["notes all committed"] != "yes"
+    assert (root / "notes" / ".kb-tmp-left").is_symlink()
+
+
 _CARRIED = "writes that left the word standing (no git status after)"
 
 
@@ -1392,6 +1407,20 @@ def test_a_git_folder_elsewhere_is_never_vouched_for(warm: Warm, root: Path, tmp
     added = warm.run("add", "Separate", "-b", "Body.")
     assert added.returncode == 0, added.stderr
     assert _vouched(warm) == 0
+    assert git(root, "status", "--porcelain") == ""
+    # nor after a write that looked itself: a reset by hand moves only what the stamp cannot see here
+    git(root, "reset", "-q", "--soft", "HEAD~1")
+    again = warm.run("add", "Separate again", "-b", "Body.")
+    assert again.returncode == 0, again.stderr
+    assert git(root, "log", "--format=%s", "-2").splitlines()[1].startswith("External edit"), git(
+        root, "log", "--format=%s", "-3"
+    )
+    time.sleep(1.0)  # what the write told is read by now
+    assert dict(warm.status().details)["notes all committed"] != "yes"
+    git(root, "reset", "-q", "--soft", "HEAD~1")
+    third = warm.run("add", "Separate at last", "-b", "Body.")
+    assert third.returncode == 0, third.stderr
+    assert _vouched(warm) == 0  # the worker looked, and committed the reset note again
     assert git(root, "status", "--porcelain") == ""
 
 

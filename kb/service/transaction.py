@@ -315,11 +315,13 @@ def transaction(
             pending = tx.history.pending_later(watched_paths(tx.store))
             if scan:
                 tx.store.scan(keep=True)
-            tx.external, tx.external_paths = _commit_external(tx, pending())
-            if carrying and not dead_run and not recovered:
+            found = pending()
+            tx.external, tx.external_paths = _commit_external(tx, found)
+            if carrying and not dead_run and not recovered and not outside_changes(tx.store, found)[1]:
                 # Not on the word, but this git status, run under the lock, found every note committed
-                # once the outside edits it reported were: the server may take that as its word after
-                # this write (kb.freshness.Freshness.carry), as after a write on it.
+                # once the outside edits it reported were (and none of kb's temporary files, which the
+                # server's own status would not give its word with): the server may take that as its
+                # word after this write (kb.freshness.Freshness.carry), as after a write on it.
                 tx.carried = carrying[0]
                 tx.carried.taken = tx.carried.looked = True
                 tx.carried.head = tx.history.head()
