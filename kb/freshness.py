@@ -159,7 +159,8 @@ class Freshness:
         A write off the word (the server had no word, or it did not stand once the write held the lock)
         may give one the same way: its own git status, run under the lock after the events were set aside,
         found nothing to commit but the outside edits it then committed first (`looked`). Every other file
-        changed since has an event, as above. The folders' names are then listed anew when needed."""
+        changed since has an event, as above. The folders' names are listed again when the server is next
+        idle (names_when_idle). Not when .git is a file: the stamp would not see git move."""
         from kb.store import TEMP_PREFIX, Store, name_key
 
         files = _told_files(told)
