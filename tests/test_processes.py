@@ -34,6 +34,16 @@ def test_concurrent_adds_all_land(root: Path):
     subprocess.run(["git", "-C", str(root), "fsck", "--strict"], check=True, capture_output=True)
 
 
+def test_a_first_add_into_a_folder_of_something_else_is_refused_and_changes_nothing(root: Path):
+    root.mkdir()
+    (root / "thesis.tex").write_text("\\documentclass{article}\n")
+    procs = [spawn("add", f"Note {i}", "-b", "body", env={"KB_LOCK_TIMEOUT": "30"}) for i in range(3)]
+    results = [(p.wait(timeout=120), p.stderr.read().decode()) for p in procs]  # type: ignore[union-attr]
+    for code, err in results:
+        assert code == 1 and "is not empty and not a knowledge base" in err and "Traceback" not in err, err
+    assert sorted(p.name for p in root.iterdir()) == ["thesis.tex"]
+
+
 def test_concurrent_writers_beyond_the_timeout_fail_clearly(root: Path):
     assert spawn("add", "First", "-b", "x").wait(timeout=60) == 0
     # Hold the write lock from a separate process for longer than the second writer waits.

@@ -53,16 +53,21 @@ def _is_kb(root: Path) -> bool:
     return (root / NOTES_DIR).is_dir() or (root / ".git").exists() or (root / SETTINGS_FILE).is_file()
 
 
-def _prepare_root(root: Path, explicit: bool) -> None:
-    """Create the knowledge base folder if needed; refuse to take over a folder that is something else."""
+def _prepare_root(root: Path) -> None:
+    """Create the knowledge base folder if needed (the lock is taken on it)."""
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} is a file, not a knowledge base folder")
-    if root.exists() and not explicit and not _is_kb(root) and any(root.iterdir()):
-        raise KbError(f"{root} is not empty and not a knowledge base; run 'kb init {root}' to make it one")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise KbError(f"cannot create {root}: {exc.strerror}") from None
+
+
+def _refuse_foreign(root: Path, explicit: bool) -> None:
+    """Refuse to take over a folder that is something else. Asked under the lock: another kb process
+    making this knowledge base (a first `kb add` at the same time) has finished then, not half-way."""
+    if not explicit and not _is_kb(root) and any(root.iterdir()):
+        raise KbError(f"{root} is not empty and not a knowledge base; run 'kb init {root}' to make it one")
 
 
 DEFER_AT_MOST = 8  # notes a warm change may leave to index after its answer (kb.store.defer)
@@ -275,8 +280,9 @@ def transaction(
     `scan`: the change will look notes up by title; notes/ is scanned while git looks for outside edits."""
     from kb.history import History, init_repository
 
-    _prepare_root(root, explicit_init)
+    _prepare_root(root)
     with exclusive_lock(root, config.lock_timeout() if timeout is None else timeout):
+        _refuse_foreign(root, explicit_init)
         made = not (root / ".git").exists()
         if made:
             init_repository(root)
