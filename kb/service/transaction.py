@@ -321,9 +321,9 @@ def transaction(
             pending = tx.history.pending_later(watched_paths(tx.store))
             if scan:
                 tx.store.scan(keep=True)
-            found = pending()
-            tx.external, tx.external_paths = _commit_external(tx, found)
-            if carrying and not dead_run and not recovered and not outside_changes(tx.store, found)[1]:
+            changes, temps = outside_changes(tx.store, pending())
+            tx.external, tx.external_paths = _commit_external(tx, changes, temps)
+            if carrying and not dead_run and not recovered and not temps:
                 # Not on the word, but this git status, run under the lock, found every note committed
                 # once the outside edits it reported were (and none of kb's temporary files, which the
                 # server's own status would not give its word with): the server may take that as its
@@ -573,11 +573,13 @@ def outside_changes(store: Store, pending: list[Change]) -> tuple[list[Change], 
     return changes, temps
 
 
-def _commit_external(tx: Transaction, pending: list[Change]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Changes made under notes/ and attachments/ (and to .gitignore) by anything but kb become their
-    own revision first. Returns their labels and paths."""
+def _commit_external(
+    tx: Transaction, changes: list[Change], temps: list[Change]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Changes made under notes/ and attachments/ (and to .gitignore) by anything but kb (outside_changes:
+    `changes`) become their own revision first; kb's temp files among them (`temps`) are removed.
+    Returns their labels and paths."""
     store = tx.store
-    changes, temps = outside_changes(store, pending)
     for change in temps:
         # A temp file of an interrupted kb run (we hold the lock, so none is being written): never
         # committed, removed.
