@@ -31,6 +31,7 @@ from kb.index.document import (
     Snippet,
     dated,
     document,
+    fast_postings,
     indexed_body,
     matching_lines,
     normal_word,
@@ -212,6 +213,7 @@ def merge_deferred() -> None:
 
     while _MERGE_DUE:
         folder = _MERGE_DUE.pop()
+        fast_postings()
         try:
             ix = index.open_dir(str(folder))
             if len(ix._segments()) <= MERGE_AFTER_SEGMENTS:
@@ -426,6 +428,7 @@ class NoteIndex:
     def _open(self) -> Any:
         from whoosh import index
 
+        fast_postings()
         return index.open_dir(str(self.folder))
 
     @contextlib.contextmanager

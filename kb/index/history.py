@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from kb.errors import KbError
 from kb.index import bulk
-from kb.index.document import DATE_FIELDS, document, schema, writable
+from kb.index.document import DATE_FIELDS, document, fast_postings, schema, writable
 from kb.store import INDEX_DIR, Store
 
 if TYPE_CHECKING:
@@ -175,6 +175,7 @@ class HistoryIndex:
     def _open(self) -> Any:
         from whoosh import index
 
+        fast_postings()
         return index.open_dir(str(self.folder))
 
     def _clear(self) -> None:

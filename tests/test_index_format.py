@@ -1,0 +1,84 @@
+"""How the index's postings are stored: every block of postings kb writes is pickled with protocol 4
+(kb.index.document.fast_postings), whichever way it was written (a note added, a rebuild, the history
+index built and extended), and an index whose blocks an earlier kb wrote with protocol 2 is still read."""
+
+from __future__ import annotations
+
+import pickle
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from whoosh import index
+from whoosh.codec import whoosh3
+
+from kb.index.document import BLOCK_PICKLE_PROTOCOL, fast_postings
+from tests.conftest import Run, kb_subprocess
+
+
+def protocols(folder: Path) -> Counter[tuple[str, int]]:
+    """How many postings pickles of each kind ("block", or "inline": a rare word's postings kept in its
+    term info) carry each protocol, over the title and body words of every segment of the index in
+    `folder`."""
+    found: Counter[tuple[str, int]] = Counter()
+    with index.open_dir(str(folder)).searcher() as searcher:
+        for leaf, _base in searcher.reader().leaf_readers():
+            terms = leaf._terms
+            for field in ("title", "body"):
+                for btext in leaf.lexicon(field):
+                    raw = terms._tindex[terms._keycoder(field, btext)]
+                    size = whoosh3.W3TermInfo._struct.size
+                    if raw[0]:  # inlined
+                        kind, data = "inline", raw[size:]
+                    else:
+                        m = leaf.postings(field, btext)
+                        blob = m._postfile.get(m._dataoffset, m._nextoffset - m._dataoffset)
+                        kind, data = "block", zlib.decompress(blob) if m._compression else blob
+                    assert data[:1] == b"\x80", "not a pickle with a protocol"
+                    found[kind, data[1]] += 1
+    return found
+
+
+def run(*args: str) -> None:
+    """One command in a process of its own, cold: what it writes is pickled as that process sets up."""
+    proc = kb_subprocess(*args)
+    assert proc.returncode == 0, proc.stderr.decode()
+
+
+def test_every_way_of_writing_the_index_pickles_postings_with_protocol_4(root: Path):
+    run("add", "First note", "-b", "alpha beta gamma alpha\n\nalpha again")
+    run("add", "Second note", "-b", "alpha delta and alpha")
+    kinds = protocols(root / "index")
+    assert kinds and set(kinds) <= {("block", BLOCK_PICKLE_PROTOCOL), ("inline", BLOCK_PICKLE_PROTOCOL)}
+
+    run("search", "--history", "alpha")  # builds the history index
+    run("edit", "Second note", "-a", "alpha epsilon")
+    run("search", "--history", "epsilon")  # extends it
+    kinds = protocols(root / "index" / "history")
+    assert kinds and set(kinds) <= {("block", BLOCK_PICKLE_PROTOCOL), ("inline", BLOCK_PICKLE_PROTOCOL)}
+
+    run("reindex")
+    kinds = protocols(root / "index")
+    assert kinds and set(kinds) <= {("block", BLOCK_PICKLE_PROTOCOL), ("inline", BLOCK_PICKLE_PROTOCOL)}
+
+
+def test_an_index_written_with_protocol_2_is_read_and_grows_with_protocol_4(
+    root: Path, kb: Callable[..., Run], cold_kb: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+):
+    fast_postings()  # first (once per process): the protocol 2 below is then not replaced
+    with monkeypatch.context() as patched:  # as an earlier kb wrote its blocks
+        patched.setattr(whoosh3, "dumps", lambda obj, protocol=None: pickle.dumps(obj, 2))
+        assert cold_kb("add", "Old note", "-b", "alpha beta alpha, words of an older index").exit_code == 0
+    assert set(protocols(root / "index")) == {("block", 2)}
+
+    found = kb("search", "alpha")
+    assert found.exit_code == 0 and "Old note" in found.stdout
+    assert kb("add", "New note", "-b", "alpha and more alpha").exit_code == 0
+    found = kb("search", "alpha")
+    assert "Old note" in found.stdout and "New note" in found.stdout
+    phrase = kb("search", '"alpha beta"').stdout  # positions, read from the old blocks
+    assert phrase.startswith("1. Old note\t") and "\n2. " not in phrase
+    kinds = protocols(root / "index")
+    assert ("block", BLOCK_PICKLE_PROTOCOL) in kinds
