@@ -38,6 +38,8 @@ class SettingsError(KbError):
 
 @dataclass(frozen=True)
 class Layout:
+    """Where a knowledge base keeps its notes, and which of its folders kb leaves alone."""
+
     notes: str  # the notes root relative to the knowledge base root, posix; "" is the root itself
     ignore: tuple[str, ...] = ()  # glob patterns on root-relative paths; one matching a folder skips it
     reason: str = "default"  # how kb decided, said by `kb init` and `kb check`

@@ -45,6 +45,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Listing:
+    """The notes a walk of the notes folder found, and what it says of the files it left out."""
+
     paths: tuple[str, ...]  # relative to the root, posix form: "notes/Title.md"
     warnings: tuple[str, ...]
 

@@ -75,6 +75,8 @@ DEFER_AT_MOST = 8  # notes a warm change may leave to index after its answer (kb
 
 @dataclass
 class Transaction:
+    """One change to the knowledge base in progress, under the write lock (see transaction())."""
+
     root: Path
     store: Store
     history: History  # imported when a transaction starts
