@@ -1,6 +1,8 @@
-"""How the index's postings are stored: every block of postings kb writes is pickled with protocol 4
-(kb.index.document.fast_postings), whichever way it was written (a note added, a rebuild, the history
-index built and extended), and an index whose blocks an earlier kb wrote with protocol 2 is still read."""
+"""How the index's postings are stored and read: every block of postings kb writes is pickled with protocol
+4 (kb.index.document.fast_postings), whichever way it was written (a note added, a rebuild, the history
+index built and extended), and an index whose blocks an earlier kb wrote with protocol 2 is still read; the
+fields' lengths a search reads from memory (kb.index.lengths_in_memory) score every note as Whoosh's own
+column readers do."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pytest
 from whoosh import index
 from whoosh.codec import whoosh3
 
+from kb.index import lengths_in_memory
 from kb.index.document import BLOCK_PICKLE_PROTOCOL, fast_postings
 from tests.conftest import Run, kb_subprocess
 
@@ -82,3 +85,34 @@ def test_an_index_written_with_protocol_2_is_read_and_grows_with_protocol_4(
     assert phrase.startswith("1. Old note\t") and "\n2. " not in phrase
     kinds = protocols(root / "index")
     assert ("block", BLOCK_PICKLE_PROTOCOL) in kinds
+
+
+def test_lengths_read_into_memory_score_as_whooshs_column_readers(root: Path, kb: Callable[..., Run]):
+    words = ["alpha", "beta", "gamma", "delta"]
+    for n in range(12):
+        body = " ".join(words[(n + i) % 4] for i in range(3 + n * 7))
+        assert kb("add", f"Note {n} {words[n % 4]}", "-b", body, "-t", f"t{n % 3}").exit_code == 0
+    assert kb("edit", "Note 3 delta", "-a", "alpha " * 40).exit_code == 0  # a second segment, a deletion
+    ix = index.open_dir(str(root / "index"))
+    queries = ["alpha", "beta gamma", "title:delta", "tags:t1 alpha", '"alpha beta"']
+    from whoosh import qparser
+
+    parser = qparser.MultifieldParser(["title", "body"], ix.schema)
+    with ix.searcher() as plain, ix.searcher() as loaded:
+        lengths_in_memory(loaded)
+        replaced = [leaf._perdoc._readers.get("_body_len") for leaf, _ in loaded.reader().leaf_readers()]
+        assert replaced and all(type(r).__name__ == "_Lengths" for r in replaced)
+        for text in queries:
+            q = parser.parse(text)
+            expected = [(h.docnum, h.score) for h in plain.search(q, limit=None)]
+            assert expected, text
+            assert [(h.docnum, h.score) for h in loaded.search(q, limit=None)] == expected
+            assert [(h.docnum, h.score) for h in loaded.search(q, limit=3)] == expected[:3]
+        for (a, _), (b, _) in zip(plain.reader().leaf_readers(), loaded.reader().leaf_readers(), strict=True):
+            for field in ("title", "body", "tags"):
+                every = range(a.doc_count_all() + 1)
+                assert [b.doc_field_length(d, field) for d in every] == [
+                    a.doc_field_length(d, field) for d in every
+                ]
+                assert b.min_field_length(field) == a.min_field_length(field)
+                assert b.max_field_length(field) == a.max_field_length(field)

@@ -156,10 +156,12 @@ class HistoryIndex:
         """Every blob the query matches, best first, and the body terms it matches (for snippets)."""
         from whoosh import query as wq
 
+        from kb.index import lengths_in_memory
         from kb.index.query import body_terms
 
         ix = self._open()
         with ix.searcher() as searcher:
+            lengths_in_memory(searcher)  # every match is scored
             filter_q: Any = wq.Term("tags", tag.lower()) if tag else None
             results = searcher.search(parsed, limit=None, filter=filter_q)
             reader = searcher.reader()
