@@ -2,7 +2,8 @@
 4 (kb.index.document.fast_postings), whichever way it was written (a note added, a rebuild, the history
 index built and extended), and an index whose blocks an earlier kb wrote with protocol 2 is still read; the
 fields' lengths a search reads from memory (kb.index.lengths_in_memory) score every note as Whoosh's own
-column readers do."""
+column readers do; and a skip to a document within a block of postings (by bisection) lands where stepping
+through the postings would."""
 
 from __future__ import annotations
 
@@ -116,3 +117,47 @@ def test_lengths_read_into_memory_score_as_whooshs_column_readers(root: Path, kb
                 ]
                 assert b.min_field_length(field) == a.min_field_length(field)
                 assert b.max_field_length(field) == a.max_field_length(field)
+
+
+def test_skipping_to_a_document_finds_the_first_posting_at_or_after_it(tmp_path: Path):
+    import random
+
+    from whoosh import fields
+    from whoosh.matching import ReadTooFar
+
+    fast_postings()
+    folder = tmp_path / "ix"
+    folder.mkdir()
+    ix = index.create_in(str(folder), fields.Schema(body=fields.TEXT(phrase=True)))
+    writer = ix.writer()
+    for n in range(700):  # "common" in two notes of three: blocks of 128 postings, and a short last one
+        words = ["common"] * (1 + n % 4) + [f"w{n}"] if n % 3 else [f"w{n}"]
+        writer.add_document(body=" ".join(words))
+    writer.commit()
+    with ix.searcher() as searcher:
+        reader = searcher.reader()
+        every = reader.postings("body", "common")
+        postings = []
+        while every.is_active():
+            postings.append((every.id(), every.weight(), every.value()))
+            every.next()
+        assert len(postings) > 3 * 128
+        rng = random.Random(7)
+        for _walk in range(60):
+            m = reader.postings("body", "common")
+            target = 0
+            while True:
+                target += rng.choice([0, 1, 2, 3, 5, 40, 130, 300])
+                m.skip_to(target)
+                at = next((p for p in postings if p[0] >= target), None)
+                if at is None:
+                    assert not m.is_active()
+                    with pytest.raises(ReadTooFar):
+                        m.skip_to(target + 1)
+                    break
+                assert (m.id(), m.weight(), m.value()) == at
+                if rng.random() < 0.3:
+                    m.next()
+                    target = m.id() if m.is_active() else target
+                    if not m.is_active():
+                        break
