@@ -176,7 +176,7 @@ def file_dates(path: Path) -> tuple[str | None, str | None]:
         return None, None
 
 
-_WORDS = re.compile(WORD_PATTERN)
+_WORDS = re.compile(WORD_PATTERN, re.UNICODE)  # kb.index.document's flags: compiled once for both
 
 
 class NeedsRebuild(Exception):

@@ -471,7 +471,7 @@ def _ascii_matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]
     heads = _heads(terms)
     if not heads:
         return
-    word_at, part_at = _WORD.match, _part().match
+    word_at = _WORD.match
     lower = text.lower()
     end = 0  # of the last word found: a part of it is not found again
     for first in _ascii_starting(heads).finditer(lower):
@@ -481,7 +481,7 @@ def _ascii_matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]
             # head begins inside this one either (the search goes on after it).
             continue
         if start and text[start - 1] == "." and not _begins_a_word(text, start):
-            part = part_at(text, start)  # a part of a word with dots, after its dot (example.org)
+            part = _part().match(text, start)  # a part of a word with dots, after its dot (example.org)
             if part is not None and normal_word(part.group()) in terms:
                 yield part.span()
             continue
@@ -492,7 +492,7 @@ def _ascii_matches(text: str, terms: frozenset[str]) -> Iterator[tuple[int, int]
             end = match.end()
             yield match.span()
         elif "." in match.group():  # the first part of a word with dots
-            part = part_at(text, start)
+            part = _part().match(text, start)
             if part is not None and normal_word(part.group()) in terms:
                 yield part.span()
 
@@ -511,15 +511,20 @@ def _part() -> re.Pattern[str]:
 
 
 @functools.cache
-def _wordy() -> re.Pattern[str]:
-    return re.compile(rf"[\w.{MARKS}]")
+def _mark() -> re.Pattern[str]:
+    return re.compile(f"[{MARKS}]")
+
+
+def _wordy(char: str) -> bool:
+    """Whether `char` may be part of a word of _WORD: what `[\\w.]` matches (a letter, a digit, `_`, a dot)
+    or a combining mark. (The class of marks is compiled for text that is not ASCII only: a millisecond.)"""
+    return char.isalnum() or char in "_." or (not char.isascii() and _mark().match(char) is not None)
 
 
 def _begins_a_word(text: str, at: int) -> bool:
     """Whether a word of _WORD begins at `at` (after a dot, it may be the end of a word with dots)."""
     back = at
-    wordy = _wordy().match
-    while back and wordy(text, back - 1):
+    while back and _wordy(text[back - 1]):
         back -= 1
     return any(m.start() == at for m in _WORD.finditer(text, back, at + 1))
 

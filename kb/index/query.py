@@ -205,11 +205,11 @@ def _any_word_class() -> type:
     return AnyWord
 
 
-_TYPED_WORD = re.compile(WORD_PATTERN)
+_TYPED_WORD = re.compile(WORD_PATTERN, re.UNICODE)  # kb.index.document's flags: re compiles it once for both
 PREFIX_BOOST = 0.001  # a note that holds only a longer word ranks below every note that holds the word
 MIN_PREFIX = 4  # letters of a word (as indexed) before it finds longer words too
 MIN_HANGUL_PREFIX = 2  # Korean syllables: a word of two is a word, and its particles follow it (설정을)
-_HANGUL = re.compile("[\uac00-\ud7a3]")
+HANGUL = ("\uac00", "\ud7a3")  # the first and last of the Korean syllables
 MAX_PREFIXED = 8  # words of a query that find longer words
 LONGER_WORDS_POSTINGS = 20_000  # postings the longer words of one word may read (the most frequent first)
 
@@ -228,7 +228,7 @@ def _also_longer_words(query: Any, typed: dict[str, tuple[str, ...]]) -> Any:
             return q
         if type(q) is wq.Term and q.fieldname in ("title", "body"):
             text = str(q.text)
-            least = MIN_HANGUL_PREFIX if _HANGUL.match(text) else MIN_PREFIX
+            least = MIN_HANGUL_PREFIX if HANGUL[0] <= text[:1] <= HANGUL[1] else MIN_PREFIX
             begins = _beginnings(list(typed.get(text, (text,))), least)
             if not begins or count[0] >= 2 * MAX_PREFIXED:
                 return q
