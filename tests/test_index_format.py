@@ -2,8 +2,9 @@
 4 (kb.index.document.fast_postings), whichever way it was written (a note added, a rebuild, the history
 index built and extended), and an index whose blocks an earlier kb wrote with protocol 2 is still read; the
 fields' lengths a search reads from memory (kb.index.lengths_in_memory) score every note as Whoosh's own
-column readers do; and a skip to a document within a block of postings (by bisection) lands where stepping
-through the postings would."""
+column readers do; a skip to a document within a block of postings (by bisection) lands where stepping
+through the postings would; and the best hits of a word found from a floor under their scores
+(kb.index.top) are those Whoosh finds without it."""
 
 from __future__ import annotations
 
@@ -161,3 +162,43 @@ def test_skipping_to_a_document_finds_the_first_posting_at_or_after_it(tmp_path:
                     target = m.id() if m.is_active() else target
                     if not m.is_active():
                         break
+
+
+def test_the_best_hits_of_a_word_are_whooshs_own_when_found_from_a_title_floor(tmp_path: Path):
+    import random
+
+    from whoosh import query as wq
+
+    from kb.index import top
+    from kb.index.document import schema
+
+    rng = random.Random(11)
+    words = [f"word{n}" for n in range(24)]
+    folder = tmp_path / "ix"
+    folder.mkdir()
+    ix = index.create_in(str(folder), schema())
+    for batch in range(3):  # three segments
+        writer = ix.writer()
+        for n in range(300):
+            # word0-7 in a few titles and most bodies; the others anywhere
+            title = " ".join(rng.choice(words[: 8 if rng.random() < 0.08 else 24]) for _ in range(2))
+            body = " ".join(rng.choice(words[:8] * 3 + words) for _ in range(rng.randint(1, 60)))
+            writer.add_document(
+                path=f"notes/{batch}-{n}.md", title=title, body=body, tags=f"t{n % 3}", tag_list=[f"t{n % 3}"]
+            )
+        writer.commit(merge=False)
+    floored = 0
+    with ix.searcher() as searcher:
+        assert len(list(searcher.reader().leaf_readers())) == 3
+        for word in words:
+            q = wq.Or([wq.Term("title", word), wq.Term("body", word)])
+            for wanted in (1, 3, 11, 40):
+                for filter_q in (None, wq.Term("tags", "t1")):
+                    expected = [
+                        (h.docnum, h.score) for h in searcher.search(q, limit=wanted, filter=filter_q)
+                    ]
+                    got = top.top_hits(searcher, q, wanted, filter_q)
+                    assert [(h.docnum, h.score) for h in got] == expected, (word, wanted, filter_q)
+                    assert got.scored_length() == len(expected)
+                    floored += top._title_floor(searcher, q, wanted, filter_q) is not None
+    assert floored >= 20  # the floor was found and used, not only the plain search

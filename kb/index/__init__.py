@@ -41,6 +41,7 @@ from kb.index.document import (
     writable,
 )
 from kb.index.query import QueryError, body_terms, bound_notices, parse_query, without_longer_words
+from kb.index.top import top_hits
 from kb.layout import beyond_link
 from kb.notes import HEAD_BYTES, parse_note
 from kb.store import BUILDING_INDEX, INDEX_DIR, Store, run_deferred, scan_digest
@@ -1005,7 +1006,7 @@ class NoteIndex:
             if narrow is not None and sortedby is None and wanted is not None and not count:
                 # The notes with the words themselves rank first: when they fill the page, the longer
                 # words (which would cost scoring every note that has one) cannot change it.
-                first = searcher.search(narrow, limit=wanted, filter=filter_q)
+                first = top_hits(searcher, narrow, wanted, filter_q)
                 if first.scored_length() >= wanted:
                     results = first
             if results is None:
