@@ -212,7 +212,9 @@ def fast_postings() -> None:
     common word loads 20 times faster (at 10,000 notes, loading them was 40% of such a word's search). Readers
     load either (`pickle.loads` reads the protocol from the data), so indexes written before keep working
     and their segments take the new protocol when they are merged or rebuilt. Called before an index is
-    created or opened (schema(), and where kb.index and kb.index.history open one); once per process.
+    created or opened (schema(), and where kb.index and kb.index.history open one); once per process. (A
+    process Whoosh's parallel build starts by forking has it; one started another way would write its
+    segment with protocol 2: read the same, only more slowly.)
 
     And its postings reader (W3LeafMatcher) skips to a document within a block one posting at a time, two
     method calls each: found by bisection instead (skip_to_in_block)."""
