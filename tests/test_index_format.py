@@ -39,6 +39,8 @@ def protocols(folder: Path) -> Counter[tuple[str, int]]:
                         kind, data = "inline", raw[size:]
                     else:
                         m = leaf.postings(field, btext)
+                        while not hasattr(m, "_postfile"):  # deleted notes: a matcher wrapped round it
+                            m = m.child
                         blob = m._postfile.get(m._dataoffset, m._nextoffset - m._dataoffset)
                         kind, data = "block", zlib.decompress(blob) if m._compression else blob
                     assert data[:1] == b"\x80", "not a pickle with a protocol"
@@ -202,3 +204,83 @@ def test_the_best_hits_of_a_word_are_whooshs_own_when_found_from_a_title_floor(t
                     assert got.scored_length() == len(expected)
                     floored += top._title_floor(searcher, q, wanted, filter_q) is not None
     assert floored >= 20  # the floor was found and used, not only the plain search
+
+
+def test_a_parallel_build_writes_protocol_4_whatever_pythons_default_start_method(
+    root: Path, cold_kb: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+):
+    import multiprocessing
+    import os
+
+    import kb.index as kb_index
+
+    if (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("a parallel build needs two cores and fork")
+    assert cold_kb("add", "Note", "-b", "alpha beta alpha").exit_code == 0
+    for n in range(250):  # Whoosh hands its second process a batch of 100 notes at a time
+        (root / "notes" / f"Note {n}.md").write_text(f"# Note {n}\n\nbeta gamma {n} words\n")
+    monkeypatch.setattr(kb_index, "BULK", 4)  # two processes from 4 notes on
+    default = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method("spawn", force=True)  # as on macOS (forkserver on newer Pythons)
+    try:
+        assert cold_kb("reindex").exit_code == 0
+    finally:
+        multiprocessing.set_start_method(default, force=True)
+    kinds = protocols(root / "index")
+    assert kinds and set(kinds) == {("block", BLOCK_PICKLE_PROTOCOL)}
+    assert len(list(index.open_dir(str(root / "index")).searcher().reader().leaf_readers())) >= 2
+    found = cold_kb("search", "alpha")
+    assert found.exit_code == 0 and found.stdout.startswith("1. Note\t") and "\n2. " not in found.stdout
+    gamma = cold_kb("search", "gamma", "-n", "300", "--paths").stdout.splitlines()
+    assert len(gamma) == 250  # every note of both processes' segments is found
+
+
+def test_a_floor_keeps_the_notes_tied_at_it(tmp_path: Path):
+    from whoosh import query as wq
+
+    from kb.index import top
+    from kb.index.document import schema
+
+    folder = tmp_path / "ix"
+    folder.mkdir()
+    ix = index.create_in(str(folder), schema())
+    writer = ix.writer()
+    for n in range(20):  # the word in long bodies only: they score below the titles
+        writer.add_document(path=f"notes/b{n}.md", title=f"other {n}", body="filler " * 200 + "word")
+    for n in range(3):  # then in three titles alike, and no body: three notes of the same score
+        writer.add_document(path=f"notes/t{n}.md", title="word", body="nothing")
+    writer.commit()
+    q = wq.Or([wq.Term("title", "word"), wq.Term("body", "word")])
+    with ix.searcher() as searcher:
+        assert top._title_floor(searcher, q, 3, None) is not None
+        expected = [(h.docnum, h.score) for h in searcher.search(q, limit=3)]
+        assert len(expected) == 3 and len({score for _, score in expected}) == 1
+        assert [(h.docnum, h.score) for h in top.top_hits(searcher, q, 3, None)] == expected
+
+
+def test_lengths_in_memory_answer_for_the_notes_a_column_ends_before(tmp_path: Path):
+    from kb.index.document import schema
+
+    folder = tmp_path / "ix"
+    folder.mkdir()
+    ix = index.create_in(str(folder), schema())
+    writer = ix.writer()
+    writer.add_document(path="notes/a.md", title="one two", body="three four five", tags="x")
+    writer.add_document(path="notes/b.md", title="six", body="seven")
+    writer.add_document(path="notes/c.md", title="only a title")  # the last notes: no body, no tags
+    writer.add_document(path="notes/d.md", title="another")
+    writer.commit()
+    with ix.searcher() as plain, ix.searcher() as loaded:
+        lengths_in_memory(loaded)
+        (a, _), (b, _) = next(iter(plain.reader().leaf_readers())), next(iter(loaded.reader().leaf_readers()))
+        assert type(b._perdoc._readers["_body_len"]).__name__ == "_Lengths"
+        for field in ("title", "body", "tags"):
+            every = range(a.doc_count_all() + 1)
+            assert [b.doc_field_length(d, field) for d in every] == [
+                a.doc_field_length(d, field) for d in every
+            ]
+            assert b.min_field_length(field) == a.min_field_length(field)
+            assert (
+                field == "title" or a.min_field_length(field) == 0
+            )  # the column ended before the last notes
+            assert b.max_field_length(field) == a.max_field_length(field)

@@ -254,20 +254,21 @@ class _Lengths:
 
 def lengths_in_memory(searcher: Any) -> None:
     """Read the scored fields' length columns of every segment of `searcher` into memory (a byte per note
-    and field). Scoring a note reads its length in each field it matched: through Whoosh's column reader a
-    seek and a read each, 1-3 ms of a common word's search at 10,000 notes; this costs one read per
-    column. A column of another shape, or one that cannot be read, is left to Whoosh."""
+    and field; a column shorter than the segment, whose last notes lack the field, is padded with the
+    zeros Whoosh answers for them). Scoring a note reads its length in each field it matched: through
+    Whoosh's column reader a seek and a read each, 1-3 ms of a common word's search at 10,000 notes; this
+    costs one read per column. A column of another shape, or one that cannot be read, is left to Whoosh."""
     from whoosh.codec import whoosh3
     from whoosh.columns import NumericColumn
 
     scored = [name for name, field in searcher.schema.items() if field.scorable]
-    with contextlib.suppress(*damage_errors()):
-        for leaf, _base in searcher.reader().leaf_readers():
-            per = getattr(leaf, "_perdoc", None)
-            if not isinstance(per, whoosh3.W3PerDocReader):
-                continue
-            for name in scored:
-                column = whoosh3._lenfield(name)
+    for leaf, _base in searcher.reader().leaf_readers():
+        per = getattr(leaf, "_perdoc", None)
+        if not isinstance(per, whoosh3.W3PerDocReader):
+            continue
+        for name in scored:
+            column = whoosh3._lenfield(name)
+            with contextlib.suppress(*damage_errors()):
                 reader = per._cached_reader(column, whoosh3.LENGTHS_COLUMN)
                 if type(reader) is not NumericColumn.Reader or reader._fixedlen != 1:
                     continue
@@ -279,9 +280,10 @@ def lengths_in_memory(searcher: Any) -> None:
 
 def ready_kept_searcher() -> None:
     """Read, in every segment of the searcher this process's last search kept (see NoteIndex._searcher),
-    what a search reads there on first use: the table of the stored fields' offsets and the lengths of the
-    scored fields. A search whose hits lie in segments the search before did not read would build them
-    (2-3 ms at 10,000 notes). A warm server's spare calls it after its rehearsal."""
+    what a search reads there on first use: the table of the stored fields' offsets (the lengths of the
+    scored fields are read when the searcher opens: lengths_in_memory). A search whose hits lie in
+    segments the search before did not read would build them (2-3 ms at 10,000 notes). A warm server's
+    spare calls it after its rehearsal."""
     for _folder, _toc, searcher in _KEPT:
         scored = [name for name, field in searcher.schema.items() if field.scorable]
         with contextlib.suppress(*damage_errors()):
@@ -496,8 +498,12 @@ class NoteIndex:
         if searcher is None:
             toc = _contents_file(folder)
             searcher = self._open().searcher()
-            lengths_in_memory(searcher)
+            fresh = True
+        else:
+            fresh = False
         try:
+            if fresh:
+                lengths_in_memory(searcher)
             yield searcher
         except BaseException:
             with contextlib.suppress(*damage_errors()):
@@ -537,7 +543,13 @@ class NoteIndex:
         procs = 2 if len(paths) >= BULK and (os.cpu_count() or 1) >= 2 else 1
         options: dict[str, Any] = {"limitmb": 256, "compound": COMPOUND}
         if procs > 1:
+            import multiprocessing
+
             options.update(procs=procs, multisegment=True)
+            if "fork" in multiprocessing.get_all_start_methods():
+                # Forked, the sub-writer has what this process set up (document.fast_postings,
+                # _quiet_sub_writer); Python's default is another way on some systems and versions.
+                options["start_method"] = "fork"
         writer = ix.writer(timeout=WRITER_TIMEOUT, **options)
         indexed: dict[str, Entry] = {}
         digests: dict[str, bytes] = {}

@@ -205,18 +205,18 @@ BLOCK_PICKLE_PROTOCOL = 4
 
 @functools.cache
 def fast_postings() -> None:
-    """Whoosh's postings writer (whoosh.codec.whoosh3) pickles a block of postings, and the postings a rare
-    word keeps in its term info, with pickle protocol 2. Protocol 2 has no opcode for bytes: each posting's
-    positions (a bytes object) are pickled as a call to `_codecs.encode` of a latin-1 string, and loading a
-    block makes one such call per posting. Protocol 4 stores them as they are: a block of 128 postings of a
-    common word loads 20 times faster (at 10,000 notes, loading them was 40% of such a word's search). Readers
-    load either (`pickle.loads` reads the protocol from the data), so indexes written before keep working
-    and their segments take the new protocol when they are merged or rebuilt. Called before an index is
-    created or opened (schema(), and where kb.index and kb.index.history open one); once per process. (A
-    process Whoosh's parallel build starts by forking has it; one started another way would write its
-    segment with protocol 2: read the same, only more slowly.)
+    """Whoosh's postings writer (whoosh.codec.whoosh3) pickles a block of postings (and its header, and the
+    postings a word would keep in its term info, which its settings never do) with pickle protocol 2.
+    Protocol 2 has no opcode for bytes: each posting's positions (a bytes object) are pickled as a call to
+    `_codecs.encode` of a latin-1 string, and loading a block makes one such call per posting. Protocol 4
+    stores them as they are: the blocks of a common word load 8-12 times faster (at 10,000 notes, loading
+    them was a third of such a word's search; a block's header takes 8 bytes more, its data a third less).
+    Readers load either (`pickle.loads` reads the protocol from the data), so indexes written before keep
+    working and their segments take the new protocol when they are merged or rebuilt. Called before an
+    index is created or opened (schema(), and where kb.index and kb.index.history open one); once per
+    process. (The parallel build's sub-writer is forked, and has it: NoteIndex._build.)
 
-    And its postings reader (W3LeafMatcher) skips to a document within a block one posting at a time, two
+    And its postings reader (W3LeafMatcher) skips to a document within a block one posting at a time, three
     method calls each: found by bisection instead (skip_to_in_block)."""
     import pickle
 
