@@ -285,13 +285,10 @@ def ready_kept_searcher() -> None:
     segments the search before did not read would build them (2-3 ms at 10,000 notes). A warm server's
     spare calls it after its rehearsal."""
     for _folder, _toc, searcher in _KEPT:
-        scored = [name for name, field in searcher.schema.items() if field.scorable]
         with contextlib.suppress(*damage_errors()):
             for leaf, _base in searcher.reader().leaf_readers():
                 if leaf.doc_count_all():
                     leaf.stored_fields(0)
-                    for name in scored:
-                        leaf.doc_field_length(0, name)
 
 
 def _contents_file(folder: str) -> tuple[str, int, int] | None:
