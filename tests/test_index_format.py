@@ -1,6 +1,7 @@
 """How the index's postings are stored and read: every block of postings kb writes is pickled with protocol
-4 (kb.index.document.fast_postings), whichever way it was written (a note added, a rebuild, the history
-index built and extended), and an index whose blocks an earlier kb wrote with protocol 2 is still read; the
+4 (kb.index.postings.fast_postings), whichever way it was written (a note added, a rebuild, the history
+index built and extended), a word's block with positions in two parts (the positions read only when asked
+for), and an index whose blocks an earlier kb wrote in one part (protocol 2 or 4) is still read; the
 fields' lengths a search reads from memory (kb.index.lengths_in_memory) score every note as Whoosh's own
 column readers do; a skip to a document within a block of postings (by bisection) lands where stepping
 through the postings would; and the best hits of a word found from a floor under their scores
@@ -19,14 +20,14 @@ from whoosh import index
 from whoosh.codec import whoosh3
 
 from kb.index import lengths_in_memory
-from kb.index.document import BLOCK_PICKLE_PROTOCOL, fast_postings
+from kb.index.postings import BLOCK_PICKLE_PROTOCOL, REPLACED, fast_postings
 from tests.conftest import Run, kb_subprocess
 
 
 def protocols(folder: Path) -> Counter[tuple[str, int]]:
-    """How many postings pickles of each kind ("block", or "inline": a rare word's postings kept in its
-    term info) carry each protocol, over the title and body words of every segment of the index in
-    `folder`."""
+    """How many postings pickles of each kind ("block"; "split": either part of a block split in two; or
+    "inline": a rare word's postings kept in its term info) carry each protocol, over the title and body
+    words of every segment of the index in `folder`."""
     found: Counter[tuple[str, int]] = Counter()
     with index.open_dir(str(folder)).searcher() as searcher:
         for leaf, _base in searcher.reader().leaf_readers():
@@ -42,10 +43,23 @@ def protocols(folder: Path) -> Counter[tuple[str, int]]:
                         while not hasattr(m, "_postfile"):  # deleted notes: a matcher wrapped round it
                             m = m.child
                         blob = m._postfile.get(m._dataoffset, m._nextoffset - m._dataoffset)
+                        if m._compression < 0:  # split: numbers and weights, then positions
+                            for part in (blob[: -m._compression], blob[-m._compression :]):
+                                data = zlib.decompress(part)
+                                assert data[:1] == b"\x80", "not a pickle with a protocol"
+                                found["split", data[1]] += 1
+                            continue
                         kind, data = "block", zlib.decompress(blob) if m._compression else blob
                     assert data[:1] == b"\x80", "not a pickle with a protocol"
                     found[kind, data[1]] += 1
     return found
+
+
+ALL_4 = {
+    ("block", BLOCK_PICKLE_PROTOCOL),
+    ("split", BLOCK_PICKLE_PROTOCOL),
+    ("inline", BLOCK_PICKLE_PROTOCOL),
+}
 
 
 def run(*args: str) -> None:
@@ -55,28 +69,29 @@ def run(*args: str) -> None:
 
 
 def test_every_way_of_writing_the_index_pickles_postings_with_protocol_4(root: Path):
-    run("add", "First note", "-b", "alpha beta gamma alpha\n\nalpha again")
+    run("add", "First note", "-b", "alpha beta gamma alpha\n\nalpha again" + " and alpha" * 30)
     run("add", "Second note", "-b", "alpha delta and alpha")
     kinds = protocols(root / "index")
-    assert kinds and set(kinds) <= {("block", BLOCK_PICKLE_PROTOCOL), ("inline", BLOCK_PICKLE_PROTOCOL)}
+    assert kinds and set(kinds) <= ALL_4 and ("split", BLOCK_PICKLE_PROTOCOL) in kinds
 
     run("search", "--history", "alpha")  # builds the history index
     run("edit", "Second note", "-a", "alpha epsilon")
     run("search", "--history", "epsilon")  # extends it
     kinds = protocols(root / "index" / "history")
-    assert kinds and set(kinds) <= {("block", BLOCK_PICKLE_PROTOCOL), ("inline", BLOCK_PICKLE_PROTOCOL)}
+    assert kinds and set(kinds) <= ALL_4 and ("split", BLOCK_PICKLE_PROTOCOL) in kinds
 
     run("reindex")
     kinds = protocols(root / "index")
-    assert kinds and set(kinds) <= {("block", BLOCK_PICKLE_PROTOCOL), ("inline", BLOCK_PICKLE_PROTOCOL)}
+    assert kinds and set(kinds) <= ALL_4 and ("split", BLOCK_PICKLE_PROTOCOL) in kinds
 
 
 def test_an_index_written_with_protocol_2_is_read_and_grows_with_protocol_4(
     root: Path, kb: Callable[..., Run], cold_kb: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
 ):
-    fast_postings()  # first (once per process): the protocol 2 below is then not replaced
+    fast_postings()  # first (once per process): what is patched below is then not replaced
     with monkeypatch.context() as patched:  # as an earlier kb wrote its blocks
         patched.setattr(whoosh3, "dumps", lambda obj, protocol=None: pickle.dumps(obj, 2))
+        patched.setattr(whoosh3.W3PostingsWriter, "_write_block", REPLACED["W3PostingsWriter._write_block"])
         assert cold_kb("add", "Old note", "-b", "alpha beta alpha, words of an older index").exit_code == 0
     assert set(protocols(root / "index")) == {("block", 2)}
 
@@ -227,7 +242,7 @@ def test_a_parallel_build_writes_protocol_4_whatever_pythons_default_start_metho
     finally:
         multiprocessing.set_start_method(default, force=True)
     kinds = protocols(root / "index")
-    assert kinds and set(kinds) == {("block", BLOCK_PICKLE_PROTOCOL)}
+    assert kinds and set(kinds) <= ALL_4 and ("split", BLOCK_PICKLE_PROTOCOL) in kinds
     assert len(list(index.open_dir(str(root / "index")).searcher().reader().leaf_readers())) >= 2
     found = cold_kb("search", "alpha")
     assert found.exit_code == 0 and found.stdout.startswith("1. Note\t") and "\n2. " not in found.stdout
@@ -284,3 +299,121 @@ def test_lengths_in_memory_answer_for_the_notes_a_column_ends_before(tmp_path: P
                 field == "title" or a.min_field_length(field) == 0
             )  # the column ended before the last notes
             assert b.max_field_length(field) == a.max_field_length(field)
+
+
+def _corpus_index(folder: Path, notes: int = 600) -> index.Index:
+    """A Whoosh index of `notes` documents in `folder`: "common" in most (blocks of 128 postings, each
+    document with its positions), "common thread" in one of five, weights from 1 to 3."""
+    from whoosh import fields
+
+    folder.mkdir()
+    ix = index.create_in(
+        str(folder), fields.Schema(key=fields.STORED, body=fields.TEXT(phrase=True), title=fields.TEXT())
+    )
+    writer = ix.writer()
+    for n in range(notes):
+        words = ["common"] * (1 + n % 3) + (["thread"] if n % 5 == 0 else ["other", "words"]) + [f"w{n}"]
+        if n % 7 == 0:
+            words = [f"w{n}", "thread", "common"]  # both words, not as the phrase
+        title = f"note {n} common" if n % 4 == 0 else f"note {n}"
+        writer.add_document(key=n, body=" ".join(words), title=title)
+    writer.commit()
+    return ix
+
+
+def _answers(ix: index.Index) -> list[list[tuple[int, float]]]:
+    """Each query's hits: (the document's number as written, score)."""
+    from whoosh import qparser
+
+    parser = qparser.MultifieldParser(["title", "body"], ix.schema)
+    queries = ["common", '"common thread"', "common thread", "thread -common", "comm*", '"thread common"']
+    with ix.searcher() as searcher:
+        return [[(h["key"], h.score) for h in searcher.search(parser.parse(q), limit=None)] for q in queries]
+
+
+def test_a_block_of_positions_is_split_in_two_and_its_positions_read_only_when_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    fast_postings()
+    split = _corpus_index(tmp_path / "split")
+    with monkeypatch.context() as patched:  # as Whoosh writes it: one pickle, compressed
+        patched.setattr(whoosh3.W3PostingsWriter, "_write_block", REPLACED["W3PostingsWriter._write_block"])
+        whole = _corpus_index(tmp_path / "whole")
+
+    with split.searcher() as searcher:
+        m = searcher.postings("body", "common")  # (with a scorer)
+        blocks = 0
+        while m.is_active():  # the numbers and weights of every posting: the positions are not loaded
+            assert m._compression < 0, "a block of postings with positions that is not split"
+            m.id(), m.weight(), m.score()
+            assert m._data[2] is None
+            blocks += 1
+            m._next_block()
+        assert blocks >= 4
+        m = searcher.reader().postings("body", "common")
+        m.skip_to(300)
+        assert m.value() is not None and m._data[2] is not None  # loaded when asked for
+    with whole.searcher() as searcher:
+        m = searcher.reader().postings("body", "common")
+        assert m._compression > 0
+
+    expected = _answers(whole)
+    assert all(expected) and _answers(split) == expected
+    # the phrase: exactly the notes with "common thread" (n % 5 == 0 and not n % 7 == 0)
+    assert sorted(d for d, _ in expected[1]) == [n for n in range(600) if n % 5 == 0 and n % 7]
+
+    writer = split.writer()  # a merge reads every posting's positions, and writes them split again
+    writer.add_document(key=600, body="common thread once more", title="late")
+    writer.commit(optimize=True)
+    assert len(split._segments()) == 1
+    with split.searcher() as searcher:
+        m = searcher.reader().postings("body", "common")
+        assert m._compression < 0
+    again = _answers(split)
+    assert sorted(d for d, _ in again[1]) == [*sorted(d for d, _ in expected[1]), 600]
+
+
+def test_a_split_block_whose_first_part_would_end_past_the_block_is_damage(tmp_path: Path):
+    from kb.index import damage_errors
+
+    fast_postings()
+    ix = _corpus_index(tmp_path / "ix", notes=300)
+    with ix.searcher() as searcher:
+        m = searcher.reader().postings("body", "common")
+        assert m._compression < 0
+        m._compression = -(m._nextoffset - m._dataoffset + 1)
+        with pytest.raises(damage_errors()):
+            m.id()
+        m._goto(m._baseoffset)
+        m._compression = -3  # a part that is no pickle of numbers and weights
+        with pytest.raises(damage_errors()):
+            m.id()
+
+
+def test_an_index_of_an_earlier_version_is_read_as_it_is_and_grows_with_split_blocks(
+    root: Path, kb: Callable[..., Run], cold_kb: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+):
+    import sqlite3
+
+    from kb.index.catalog import CATALOG
+
+    fast_postings()
+    body = "alpha beta " + "alpha gamma " * 30  # a block of one posting, its positions worth compressing
+    with monkeypatch.context() as patched:  # as the kb of catalog version 10 wrote its blocks
+        patched.setattr(whoosh3.W3PostingsWriter, "_write_block", REPLACED["W3PostingsWriter._write_block"])
+        assert cold_kb("add", "Old note", "-b", body).exit_code == 0
+    catalog = root / "index" / CATALOG
+    with sqlite3.connect(catalog) as db:
+        db.execute("UPDATE meta SET value = '10' WHERE key = 'version'")
+        made = db.execute("SELECT value FROM meta WHERE key = 'made'").fetchone()
+    assert "split" not in {kind for kind, _ in protocols(root / "index")}
+
+    phrase = kb("search", '"alpha beta"')
+    assert phrase.exit_code == 0 and phrase.stdout.startswith("1. Old note\t")
+    assert kb("add", "New note", "-b", "alpha beta and " + "alpha delta " * 30).exit_code == 0
+    phrase = kb("search", '"alpha beta"').stdout
+    assert "Old note" in phrase and "New note" in phrase
+    assert "split" in {kind for kind, _ in protocols(root / "index")}
+    with sqlite3.connect(catalog) as db:  # read as it was (not rebuilt), and marked as this version's
+        assert db.execute("SELECT value FROM meta WHERE key = 'made'").fetchone() == made
+        assert db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone() == ("11",)

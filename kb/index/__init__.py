@@ -31,7 +31,6 @@ from kb.index.document import (
     Snippet,
     dated,
     document,
-    fast_postings,
     indexed_body,
     matching_lines,
     normal_word,
@@ -40,6 +39,7 @@ from kb.index.document import (
     snippets_of,
     writable,
 )
+from kb.index.postings import fast_postings
 from kb.index.query import QueryError, body_terms, bound_notices, parse_query, without_longer_words
 from kb.index.top import top_hits
 from kb.layout import beyond_link
@@ -320,8 +320,9 @@ def damage_errors() -> tuple[type[BaseException], ...]:
     import zlib
 
     from whoosh.index import IndexError as WhooshIndexError
+    from whoosh.reading import CorruptIndexError
 
-    return (NeedsRebuild, CatalogError, WhooshIndexError, OSError, EOFError, struct.error,
+    return (NeedsRebuild, CatalogError, WhooshIndexError, CorruptIndexError, OSError, EOFError, struct.error,
             pickle.UnpicklingError, zlib.error, UnicodeDecodeError)  # fmt: skip
 
 
@@ -544,7 +545,7 @@ class NoteIndex:
 
             options.update(procs=procs, multisegment=True)
             if "fork" in multiprocessing.get_all_start_methods():
-                # Forked, the sub-writer has what this process set up (document.fast_postings,
+                # Forked, the sub-writer has what this process set up (postings.fast_postings,
                 # _quiet_sub_writer); Python's default is another way on some systems and versions.
                 options["start_method"] = "fork"
         writer = ix.writer(timeout=WRITER_TIMEOUT, **options)

@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from kb.links import Link
 
 CATALOG = "kb-catalog.sqlite3"
-VERSION = 10  # bumped with the Whoosh schema (kb.index.document.schema) too: another version means a rebuild
+VERSION = 11  # bumped with the Whoosh schema (kb.index.document.schema) too: another version means a rebuild
+# Versions read as this one, and marked as this one when opened: 10 is 11 without the postings blocks split
+# in two (kb.index.postings), which a kb of version 10 cannot read (it rebuilds an index marked 11).
+READ_AS_VERSION = ("10",)
 SEP = "\x1f"
 
 Signature = tuple[int, int, int]  # mtime_ns, size, inode
@@ -154,7 +157,10 @@ class Catalog:
             return None
         try:
             row = db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
-            if row is None or row[0] != str(VERSION):
+            if row is not None and row[0] in READ_AS_VERSION:
+                with contextlib.suppress(sqlite3.Error):  # (read-only: no index is written either)
+                    db.execute("UPDATE meta SET value = ? WHERE key = 'version'", (str(VERSION),))
+            elif row is None or row[0] != str(VERSION):
                 raise sqlite3.DatabaseError("another version")
         except sqlite3.Error:
             db.close()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from kb.index.postings import fast_postings
 from kb.notes import ParsedNote, parse_note, parse_timestamp, split_document, split_text, tag_with_parents
 
 MAX_INDEXED_CHARS = 1_000_000  # of one note's text; the rest of a huge note is not searchable
@@ -198,64 +199,6 @@ def pairs(word: str, pos: int, index: bool) -> tuple[list[tuple[str, int, int, i
             found.append((text[n - 1], pos + n - 2, begin + n - 1, begin + n))
         pos += n - 1
     return found, pos
-
-
-BLOCK_PICKLE_PROTOCOL = 4
-
-
-@functools.cache
-def fast_postings() -> None:
-    """Whoosh's postings writer (whoosh.codec.whoosh3) pickles a block of postings (and its header, and the
-    postings a word would keep in its term info, which its settings never do) with pickle protocol 2.
-    Protocol 2 has no opcode for bytes: each posting's positions (a bytes object) are pickled as a call to
-    `_codecs.encode` of a latin-1 string, and loading a block makes one such call per posting. Protocol 4
-    stores them as they are: the blocks of a common word load 8-12 times faster (at 10,000 notes, loading
-    them was a third of such a word's search; a block's header takes 8 bytes more, its data a third less).
-    Readers load either (`pickle.loads` reads the protocol from the data), so indexes written before keep
-    working and their segments take the new protocol when they are merged or rebuilt. Called before an
-    index is created or opened (schema(), and where kb.index and kb.index.history open one); once per
-    process. (The parallel build's sub-writer is forked, and has it: NoteIndex._build.)
-
-    And its postings reader (W3LeafMatcher) skips to a document within a block one posting at a time, three
-    method calls each: found by bisection instead (skip_to_in_block)."""
-    import pickle
-
-    from whoosh.codec import whoosh3
-
-    def dumps(obj: object, protocol: int | None = None) -> bytes:
-        return pickle.dumps(obj, BLOCK_PICKLE_PROTOCOL)
-
-    whoosh3.dumps = dumps  # type: ignore[assignment]
-    whoosh3.W3LeafMatcher.skip_to = skip_to_in_block  # type: ignore[method-assign]
-
-
-def skip_to_in_block(matcher: Any, targetid: int) -> None:
-    """W3LeafMatcher.skip_to: move to the first posting at or after document `targetid` (the end of the
-    postings when there is none). Whole blocks are skipped as Whoosh skips them (by their last document);
-    within the block that holds it, the posting is found by bisecting its document numbers (ascending)."""
-    from bisect import bisect_left
-
-    from whoosh.matching import ReadTooFar
-
-    if not matcher.is_active():
-        raise ReadTooFar
-    if targetid <= matcher.id():
-        return
-    block_max_id = matcher.block_max_id
-    if targetid > block_max_id():
-        matcher._skip_to_block(lambda: targetid > block_max_id())
-        if not matcher.is_active():
-            return
-    if matcher._ids is None:
-        matcher._read_ids()
-    found = bisect_left(matcher._ids, targetid, matcher._i)
-    if found < matcher._blocklength:
-        matcher._i = found
-    else:  # past the block's last document (its header said otherwise): step on as Whoosh does
-        matcher._i = matcher._blocklength - 1
-        matcher.next()
-        while matcher.is_active() and matcher.id() < targetid:
-            matcher.next()
 
 
 def schema() -> Any:

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from kb.errors import KbError
 from kb.index import bulk
-from kb.index.document import DATE_FIELDS, document, fast_postings, schema, writable
+from kb.index.document import DATE_FIELDS, document, schema, writable
+from kb.index.postings import fast_postings
 from kb.store import INDEX_DIR, Store
 
 if TYPE_CHECKING:
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
 
 HISTORY_DIR = "history"
 STATE = "state.json"
-VERSION = 7  # bumped with the Whoosh schema of the notes (kb.index.document.schema)
+VERSION = 8  # bumped with the Whoosh schema of the notes (kb.index.document.schema)
+READ_AS_VERSION = (7,)  # 8 without the postings blocks split in two (see kb.index.catalog.READ_AS_VERSION)
 WRITER_TIMEOUT = 10.0
 BATCH = 1000  # blobs read from git at once
 MERGE_AFTER_SEGMENTS = 8
@@ -95,7 +97,7 @@ class HistoryIndex:
             data = json.loads((self.folder / STATE).read_text())
         except (OSError, ValueError):
             return None
-        if not isinstance(data, dict) or data.get("version") != VERSION:
+        if not isinstance(data, dict) or data.get("version") not in (VERSION, *READ_AS_VERSION):
             return None
         head = data.get("head")
         has_toc = any(name.endswith(".toc") for name in _listing(self.folder))
