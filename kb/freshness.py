@@ -39,8 +39,16 @@ class Freshness:
     """What the server knows about the notes: whether anything may have changed since its last check."""
 
     def __init__(self, root: Path, watcher: Watcher, spool: str | None = None) -> None:
+        from kb.index.catalog import CATALOG
+        from kb.store import INDEX_DIR
+
         self.root = root
         self.watcher = watcher
+        git, index = str(root / ".git"), str(root / INDEX_DIR)
+        # What signature() reads and looks at: .git, its packed refs, the catalog, the index's folder, a
+        # dead run's journal and sync merge.
+        self.watched = (git, f"{git}/packed-refs", f"{index}/{CATALOG}", index, f"{git}/kb-journal",
+                        f"{git}/kb-sync-merge")  # fmt: skip
         self.spool = spool  # the private folder `kb list`'s output made ahead is kept in (start_plain)
         self.dirty = True  # a check is due, and it walks every folder (events lost, a folder changed...)
         self.due = False  # a check is due; the files the events named are enough
@@ -105,16 +113,12 @@ class Freshness:
     def signature(self, segments: bool = True) -> tuple[object, ...]:
         """What git and the index look like: HEAD and its ref, packed refs, the catalog, the index's folder
         (its segments: not with `segments` False), a dead run."""
-        from kb.index.catalog import CATALOG
-        from kb.store import INDEX_DIR
-
-        git = self.root / ".git"
-        head = _read(git / "HEAD")
+        git, packed, catalog, index, journal, merge = self.watched
+        head = _read(f"{git}/HEAD")
         ref = head[5:].strip().decode("utf-8", "surrogateescape") if head.startswith(b"ref: ") else ""
         parts: list[object] = [head]
-        for path in (git / ref if ref else None, git / "packed-refs", self.root / INDEX_DIR / CATALOG,
-                     self.root / INDEX_DIR if segments else None, git / "kb-journal",
-                     git / "kb-sync-merge"):  # fmt: skip
+        for path in (f"{git}/{ref}" if ref else None, packed, catalog, index if segments else None, journal,
+                     merge):  # fmt: skip
             parts.append(_stat(path) if path is not None else None)
         return tuple(parts)
 
@@ -737,7 +741,7 @@ def _file_digest(path: str) -> tuple[str, int] | str | None:
         return ""
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path | str) -> bytes:
     try:
         with open(path, "rb") as f:
             return f.read(4096)
@@ -745,7 +749,7 @@ def _read(path: Path) -> bytes:
         return b""
 
 
-def _stat(path: Path) -> tuple[int, int, int] | None:
+def _stat(path: Path | str) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
     except OSError:

@@ -95,10 +95,7 @@ class Worker:
             conn.sendall(client.frame(b"C", b"cwd"))
             return
         conn.sendall(client.frame(b"R", str(os.getpid()).encode()))
-        kind, _ = client.recv_frame(conn)
-        if kind != b"G":
-            return  # the client gave up waiting and runs the command itself
-        conn.settimeout(None)
+        # Set up while the client answers (nothing is read or written here until it said "go").
         mask = env.pop(os.fsdecode(client.UMASK), "")
         with contextlib.suppress(ValueError):
             os.umask(int(mask, 8) & 0o777)
@@ -108,6 +105,10 @@ class Worker:
             os.dup2(fd, target)
             os.close(fd)
         _streams()
+        kind, _ = client.recv_frame(conn)
+        if kind != b"G":
+            return  # the client gave up waiting and runs the command itself
+        conn.settimeout(None)
         from kb import cli, quick, terminal
         from kb import index as kb_index
         from kb import store as kb_store
