@@ -417,3 +417,77 @@ def test_an_index_of_an_earlier_version_is_read_as_it_is_and_grows_with_split_bl
     with sqlite3.connect(catalog) as db:  # read as it was (not rebuilt), and marked as this version's
         assert db.execute("SELECT value FROM meta WHERE key = 'made'").fetchone() == made
         assert db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone() == ("11",)
+
+
+def test_the_best_hits_of_one_word_scored_block_by_block_are_whooshs_own(tmp_path: Path):
+    """kb.index.top.word_top against Whoosh's search on the same index: four segments, notes deleted in
+    three, words in titles only, in bodies only and in both, many notes alike (equal scores at every
+    limit), limits from one to more than there are hits."""
+    import random
+
+    from whoosh import query as wq
+
+    from kb.index import top
+    from kb.index.document import schema
+
+    fast_postings()
+    rng = random.Random(5)
+    words = [f"word{n}" for n in range(16)]
+    folder = tmp_path / "ix"
+    folder.mkdir()
+    ix = index.create_in(str(folder), schema())
+    for batch in range(4):
+        writer = ix.writer()
+        for n in range(400):
+            if n % 5 == 0:  # alike: the same title and body as others of its kind
+                title, body = f"word{n % 3} same", "word0 word1 word2 " * (1 + n % 2)
+            else:
+                title = " ".join(rng.choice(words[:4] if rng.random() < 0.1 else words) for _ in range(2))
+                body = " ".join(rng.choice(words[:4] * 4 + words[4:12]) for _ in range(rng.randint(1, 90)))
+            writer.add_document(
+                path=f"notes/{batch}-{n}.md", title=title, body=body, tags="t", tag_list=["t"]
+            )
+        writer.commit(merge=False)
+        if batch:
+            writer = ix.writer()
+            for n in range(0, 400, 7):
+                writer.delete_by_term("path", f"notes/{batch - 1}-{n}.md")
+            writer.commit(merge=False)
+    with_hits = tied = 0
+    with ix.searcher() as searcher:
+        leaves = [leaf for leaf, _ in searcher.reader().leaf_readers()]
+        assert len(leaves) == 4 and sum(leaf.has_deletions() for leaf in leaves) == 3
+        lengths_in_memory(searcher)
+        for word in [*words, "same", "missing"]:  # word12-15 in titles only; "same" in titles only
+            q = wq.Or([wq.Term("title", word), wq.Term("body", word)])
+            for wanted in (1, 2, 3, 11, 80, 2000):
+                expected = [(h.score, h.docnum) for h in searcher.search(q, limit=wanted)]
+                assert top.word_top(searcher, word, wanted) == expected, (word, wanted)
+                got = top.top_hits(searcher, q, wanted, None)
+                assert [(h.score, h.docnum) for h in got] == expected
+                with_hits += bool(expected)
+                tied += len(expected) >= 2 and expected[-1][0] == expected[-2][0]
+    assert with_hits >= 90 and tied >= 10  # hits found, and equal scores at the cut
+
+
+def test_a_note_scoring_the_floor_by_its_body_alone_comes_before_a_later_one_of_that_score(tmp_path: Path):
+    from whoosh import fields
+    from whoosh import query as wq
+
+    from kb.index import top
+
+    fast_postings()
+    folder = tmp_path / "ix"
+    folder.mkdir()
+    ix = index.create_in(str(folder), fields.Schema(title=fields.TEXT(), body=fields.TEXT()))
+    writer = ix.writer()  # fields alike (lengths, counts): the word scores the same in a title as in a body
+    writer.add_document(title="filler", body="word")
+    writer.add_document(title="word", body="filler")
+    writer.commit()
+    q = wq.Or([wq.Term("title", "word"), wq.Term("body", "word")])
+    with ix.searcher() as searcher:
+        expected = [(h.score, h.docnum) for h in searcher.search(q, limit=1)]
+        both = [(h.score, h.docnum) for h in searcher.search(q, limit=2)]
+        assert expected == [both[0]] and both[0][0] == both[1][0] and expected[0][1] == 0
+        assert top.word_top(searcher, "word", 1) == expected  # the floor (the title's score) is its score
+        assert top.word_top(searcher, "word", 2) == both

@@ -5,10 +5,14 @@ the N-th best score so far. A word searched as `title:w OR body:w` is in a few t
 the best hits are notes with the word in both, but until N of those are found, the N-th best score is
 low and every note with the word in its body is scored. A note's score for the word is the sum of its
 title part and its body part (neither below zero), so the N-th best title score alone is a floor under
-the N-th best score: N notes reach it. Searching the few titles first gives that floor, and Whoosh starts
-from it: when no note can reach it by its body alone, the notes that have the word only in their body are
-skipped from the first block on (at 100,000 notes, a word in 45 titles and 11,316 bodies: 12 ms of
-scoring down to 2). The hits, their scores and their order are those Whoosh finds without it.
+the N-th best score: N notes reach it. Scoring the few titles first gives that floor: when no note can
+reach it by its body alone, the notes that have the word only in their body are skipped from the first
+block on (at 100,000 notes, a word in 45 titles and 11,316 bodies: 12 ms of scoring down to 2).
+
+Such a word (no filter) is scored here, block by block (word_top): Whoosh's matchers and collector cost
+several method calls per posting. With a filter (a tag, a set of notes), Whoosh searches from the floor
+(_title_floor, _floored). Either way the hits, their scores and their order are those Whoosh finds
+without it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,12 @@ def top_hits(searcher: Any, query: Any, wanted: int, filter_q: Any) -> Any:
     """searcher.search(query, limit=wanted, filter=filter_q), by relevance: Results with the same hits (the
     same notes, scores and order; not the same count of notes the filter left out, which kb does not
     read)."""
+    word = _one_word(query) if filter_q is None and not searcher.weighting.use_final else None
+    top = word_top(searcher, word, wanted) if word is not None else None
+    if top is not None:
+        from whoosh.searching import Results
+
+        return Results(searcher, query, top)
     floor = _title_floor(searcher, query, wanted, filter_q)
     if floor is None:
         return searcher.search(query, limit=wanted, filter=filter_q)
@@ -87,3 +97,130 @@ def _floored() -> type:
             return key
 
     return Floored
+
+
+def _one_word(query: Any) -> str | None:
+    """The word of a query `title:w OR body:w` (as kb.index.query makes of one word, unboosted), else None."""
+    from whoosh import query as wq
+
+    if type(query) is not wq.Or or query.boost != 1 or getattr(query, "scale", None) is not None:
+        return None
+    if len(query.subqueries) != 2:
+        return None
+    title, body = query.subqueries
+    if not (type(title) is wq.Term and type(body) is wq.Term) or title.boost != 1 or body.boost != 1:
+        return None
+    if (title.fieldname, body.fieldname) != ("title", "body") or title.text != body.text:
+        return None
+    return title.text if isinstance(title.text, str) else None
+
+
+def word_top(searcher: Any, word: str, wanted: int) -> list[tuple[float, int]] | None:
+    """The `wanted` best (score, document number) of `title:word OR body:word`, best first: what Whoosh's
+    top collector finds (a document's score is its title part plus its body part, each the weighting's
+    score of the posting; of equal scores, the first document first), found with less work per posting;
+    None for a weighting other than one of weights and lengths (Whoosh's own search then).
+
+    The titles first, in every segment: their scores, and from them a floor (the `wanted`-th best: the
+    best hits score at least that, a body part being never below zero). Then each segment's body postings
+    block by block, in the documents' order, keeping the `wanted` best scores so far. A document scoring
+    below the floor cannot be among the best, nor one scoring no more than the `wanted`-th best so far
+    (those came first). A block whose best possible body score (from its header: Whoosh's block quality)
+    is that low is not read, unless a title of its range has the word (only those are scored then)."""
+    import heapq
+    from bisect import bisect_right
+
+    from whoosh.codec.whoosh3 import W3LeafMatcher
+    from whoosh.scoring import WeightLengthScorer
+
+    weighting = searcher.weighting
+    leaves = []
+    titles: list[float] = []
+    for sub, offset in searcher.leaf_searchers():
+        reader = sub.reader()
+        scored: dict[int, float] = {}
+        if ("title", word) in reader:
+            scorer = weighting.scorer(sub, "title", word)
+            if not isinstance(scorer, WeightLengthScorer):
+                return None
+            m = reader.postings("title", word)  # (without the deleted notes)
+            while m.is_active():
+                doc = m.id()
+                scored[doc] = scorer._score(m.weight(), scorer.dfl(doc))
+                m.next()
+        titles.extend(scored.values())
+        leaves.append((sub, offset, reader, scored))
+    floor = heapq.nlargest(wanted, titles)[-1] if len(titles) >= wanted else None
+
+    best: list[float] = []  # the `wanted` best scores so far (a heap)
+    found: list[tuple[float, int]] = []  # (score, document number) of the documents that may be among them
+
+    def beaten(score: float) -> bool:
+        return (floor is not None and score < floor) or (len(best) == wanted and score <= best[0])
+
+    for sub, offset, reader, scored in leaves:
+        in_title = sorted(scored)
+        seen: set[int] = set()
+        if ("body", word) in reader:
+            scorer = weighting.scorer(sub, "body", word)
+            if not isinstance(scorer, WeightLengthScorer):
+                return None
+            deleted = reader.deleted_docs_set if reader.has_deletions() else frozenset()
+            m = reader.postings("body", word)
+            while not isinstance(m, W3LeafMatcher) and hasattr(
+                m, "child"
+            ):  # deleted notes: a filter round it
+                m = m.child
+            dfl, score_of = scorer.dfl, scorer._score
+            if isinstance(m, W3LeafMatcher):
+                last = -1  # the last document of the block before
+                while m.is_active():
+                    top = m.block_max_id()
+                    only_titles = beaten(scorer.block_quality(m))
+                    if only_titles and bisect_right(in_title, last) == bisect_right(in_title, top):
+                        last = top
+                        m._next_block()
+                        continue
+                    if m._ids is None:
+                        m._read_ids()
+                    if m._weights is None:
+                        m._read_weights()
+                    ids, weights = m._ids, m._weights
+                    for i in range(m._i, m._blocklength):
+                        doc = ids[i]
+                        title = scored.get(doc)
+                        if title is not None:
+                            seen.add(doc)
+                        elif only_titles or doc in deleted:
+                            continue
+                        score = score_of(weights[i], dfl(doc))
+                        if title is not None:
+                            score = title + score
+                        if not beaten(score):
+                            found.append((score, offset + doc))
+                            if len(best) < wanted:
+                                heapq.heappush(best, score)
+                            elif score > best[0]:
+                                heapq.heapreplace(best, score)
+                    last = top
+                    m._next_block()
+            else:
+                while m.is_active():
+                    doc = m.id()
+                    title = scored.get(doc)
+                    if title is not None:
+                        seen.add(doc)
+                    if doc not in deleted:
+                        score = scorer.score(m)
+                        score = score if title is None else title + score
+                        if not beaten(score):
+                            found.append((score, offset + doc))
+                            if len(best) < wanted:
+                                heapq.heappush(best, score)
+                            elif score > best[0]:
+                                heapq.heapreplace(best, score)
+                    m.next()
+        # the notes with the word in their title only (not deleted: their postings leave those out)
+        found.extend((scored[doc], offset + doc) for doc in in_title if doc not in seen)
+    found.sort(key=lambda hit: (-hit[0], hit[1]))
+    return found[:wanted]
