@@ -384,6 +384,7 @@ class Freshness:
         agreed, self.agreed = self.agreed, None
         self.dirty = self.due = False  # events from here on make it stale again
         self.kept = None
+        usable = True  # the search index (see kb.store.vouch_index)
         try:
             notes = kb_store.Store(self.root)
             index = NoteIndex(self.root, notes)
@@ -416,6 +417,7 @@ class Freshness:
                     # builds it, as on the cold path. The notes are known all the same, so list, tags and
                     # NOTE lookups are worked out once here rather than by every worker (seconds each).
                     report = RefreshReport(0, 0, 0, False)
+                    usable = False
         except (KbError, LockError, *damage_errors()):  # type: ignore[misc]
             # the worker repairs it the cold way (with its progress bar), or waits for the writer that
             # held the index
@@ -430,6 +432,8 @@ class Freshness:
             # than the files the events named.
             self.due = True
         kb_store.settle(self.root, scan)
+        if usable:
+            kb_store.vouch_index(self.root)
         now = self.stamp()
         if standing and not self.stale and now[0] == start[0] and _git_side(now) == _git_side(start):
             self.clean = now  # no event read, git as it was: only the generation (and the catalog) moved

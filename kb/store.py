@@ -115,6 +115,32 @@ def _folder_id(root: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+# The settled scan with which the warm server found the search index usable (kb.freshness.Freshness.check:
+# its catalog of this version, its segments there): a search's refresh then trusts it without opening them.
+_INDEX_USABLE: dict[tuple[int, int], Scan] = {}
+
+
+def vouch_index(root: Path) -> None:
+    """For the warm server: the search index was found usable with the notes as settled now."""
+    key = _folder_id(root)
+    scan = _SETTLED.get(key) if key is not None else None
+    _INDEX_USABLE.clear()
+    if key is not None and scan is not None:
+        _INDEX_USABLE[key] = scan
+
+
+def index_vouched(root: Path) -> bool:
+    """Whether the warm server found the search index usable with the notes as they are settled (the very
+    scan settled: a later settle, or none, undoes it)."""
+    if not _INDEX_USABLE:
+        return False
+    key = _folder_id(root)
+    if key is None:
+        return False
+    scan = _SETTLED.get(key)
+    return scan is not None and _INDEX_USABLE.get(key) is scan
+
+
 def settle(root: Path, scan: Scan | None) -> None:
     """For the warm server: `scan` is what Store(root).scan() would find (None: forget it)."""
     key = _folder_id(root)

@@ -44,7 +44,7 @@ from kb.index.query import QueryError, body_terms, bound_notices, parse_query, w
 from kb.index.top import top_hits
 from kb.layout import beyond_link
 from kb.notes import HEAD_BYTES, parse_note
-from kb.store import BUILDING_INDEX, INDEX_DIR, Store, run_deferred, scan_digest
+from kb.store import BUILDING_INDEX, INDEX_DIR, Store, index_vouched, run_deferred, scan_digest
 
 
 def _defer_word_variations() -> None:
@@ -745,6 +745,8 @@ class NoteIndex:
     def refresh(self) -> RefreshReport:
         """Index what was added, changed or removed in notes/ since the last update. Raises NeedsRebuild
         when the index is missing, broken or of another schema version."""
+        if self.store.settled() and index_vouched(self.root):
+            return RefreshReport(0, 0, 0, False)  # the warm server found it usable, and nothing changed since
         catalog = self.catalog()
         if catalog is None or not self._has_toc():
             raise NeedsRebuild("the search index is missing, unreadable or of another version")
