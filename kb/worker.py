@@ -99,8 +99,7 @@ class Worker:
         mask = env.pop(os.fsdecode(client.UMASK), "")
         with contextlib.suppress(ValueError):
             os.umask(int(mask, 8) & 0o777)
-        os.environ.clear()
-        os.environ.update(env)
+        _take_environment(env)
         for target, fd in enumerate(self.fds):
             os.dup2(fd, target)
             os.close(fd)
@@ -419,6 +418,17 @@ class Spare:
         """It reads the end of its socket and exits."""
         with contextlib.suppress(OSError):
             self.sock.close()
+
+
+def _take_environment(env: dict[str, str]) -> None:
+    """os.environ made `env`: what differs from this process's set or removed (the client's environment is
+    most often the server's: a call to putenv and unsetenv each for every variable costs 0.3 ms)."""
+    environ = os.environ
+    for name in [name for name in environ if name not in env]:
+        del environ[name]
+    for name, value in env.items():
+        if environ.get(name) != value:
+            environ[name] = value
 
 
 def _let_go() -> None:

@@ -126,7 +126,8 @@ def word_top(searcher: Any, word: str, wanted: int) -> list[tuple[float, int]] |
     block by block, in the documents' order, keeping the `wanted` best scores so far. A document scoring
     below the floor cannot be among the best, nor one scoring no more than the `wanted`-th best so far
     (those came first). A block whose best possible body score (from its header: Whoosh's block quality)
-    is that low is not read, unless a title of its range has the word (only those are scored then)."""
+    is that low is not read, unless a title of its range has the word and that title's score with it may
+    not be (only those are scored then)."""
     import heapq
     from bisect import bisect_right
 
@@ -143,11 +144,29 @@ def word_top(searcher: Any, word: str, wanted: int) -> list[tuple[float, int]] |
             scorer = weighting.scorer(sub, "title", word)
             if not isinstance(scorer, WeightLengthScorer):
                 return None
-            m = reader.postings("title", word)  # (without the deleted notes)
-            while m.is_active():
-                doc = m.id()
-                scored[doc] = scorer._score(m.weight(), scorer.dfl(doc))
-                m.next()
+            m = reader.postings("title", word)
+            deleted = reader.deleted_docs_set if reader.has_deletions() else frozenset()
+            while not isinstance(m, W3LeafMatcher) and hasattr(m, "child"):  # (deleted notes: a filter)
+                m = m.child
+            dfl, score_of = scorer.dfl, scorer._score
+            if isinstance(m, W3LeafMatcher):  # a block at a time
+                while m.is_active():
+                    if m._ids is None:
+                        m._read_ids()
+                    if m._weights is None:
+                        m._read_weights()
+                    ids, weights = m._ids, m._weights
+                    for i in range(m._i, m._blocklength):
+                        doc = ids[i]
+                        if doc not in deleted:
+                            scored[doc] = score_of(weights[i], dfl(doc))
+                    m._next_block()
+            else:
+                while m.is_active():
+                    doc = m.id()
+                    if doc not in deleted:
+                        scored[doc] = score_of(m.weight(), dfl(doc))
+                    m.next()
         titles.extend(scored.values())
         leaves.append((sub, offset, reader, scored))
     floor = heapq.nlargest(wanted, titles)[-1] if len(titles) >= wanted else None
@@ -167,20 +186,22 @@ def word_top(searcher: Any, word: str, wanted: int) -> list[tuple[float, int]] |
                 return None
             deleted = reader.deleted_docs_set if reader.has_deletions() else frozenset()
             m = reader.postings("body", word)
-            while not isinstance(m, W3LeafMatcher) and hasattr(
-                m, "child"
-            ):  # deleted notes: a filter round it
+            while not isinstance(m, W3LeafMatcher) and hasattr(m, "child"):  # (deleted notes: a filter)
                 m = m.child
             dfl, score_of = scorer.dfl, scorer._score
             if isinstance(m, W3LeafMatcher):
                 last = -1  # the last document of the block before
                 while m.is_active():
                     top = m.block_max_id()
-                    only_titles = beaten(scorer.block_quality(m))
-                    if only_titles and bisect_right(in_title, last) == bisect_right(in_title, top):
-                        last = top
-                        m._next_block()
-                        continue
+                    quality = scorer.block_quality(m)
+                    only_titles = beaten(quality)
+                    if only_titles:  # and those of its titles too, at best (max title + quality)?
+                        in_range = in_title[bisect_right(in_title, last) : bisect_right(in_title, top)]
+                        if not in_range or beaten(max(scored[doc] for doc in in_range) + quality):
+                            seen.update(in_range)
+                            last = top
+                            m._next_block()
+                            continue
                     if m._ids is None:
                         m._read_ids()
                     if m._weights is None:
