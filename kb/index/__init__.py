@@ -1015,12 +1015,15 @@ class NoteIndex:
             wanted = None if limit is None else limit + 1
             results = None
             narrow = without_longer_words(parsed)
-            if narrow is not None and sortedby is None and wanted is not None and not count:
-                # The notes with the words themselves rank first: when they fill the page, the longer
-                # words (which would cost scoring every note that has one) cannot change it.
-                first = top_hits(searcher, narrow, wanted, filter_q)
-                if first.scored_length() >= wanted:
-                    results = first
+            if sortedby is None and wanted is not None and not count:
+                if narrow is None:  # (one word is scored by kb.index.top)
+                    results = top_hits(searcher, parsed, wanted, filter_q)
+                else:
+                    # The notes with the words themselves rank first: when they fill the page, the longer
+                    # words (which would cost scoring every note that has one) cannot change it.
+                    first = top_hits(searcher, narrow, wanted, filter_q)
+                    if first.scored_length() >= wanted:
+                        results = first
             if results is None:
                 results = searcher.search(
                     parsed, limit=wanted, filter=filter_q, sortedby=sortedby, reverse=reverse
