@@ -144,18 +144,11 @@ def word_top(searcher: Any, word: str, wanted: int) -> list[tuple[float, int]] |
             scorer = weighting.scorer(sub, "title", word)
             if not isinstance(scorer, WeightLengthScorer):
                 return None
-            m = reader.postings("title", word)
-            deleted = reader.deleted_docs_set if reader.has_deletions() else frozenset()
-            while not isinstance(m, W3LeafMatcher) and hasattr(m, "child"):  # (deleted notes: a filter)
-                m = m.child
+            m, deleted = _postings(reader, "title", word)
             dfl, score_of = scorer.dfl, scorer._score
             if isinstance(m, W3LeafMatcher):  # a block at a time
                 while m.is_active():
-                    if m._ids is None:
-                        m._read_ids()
-                    if m._weights is None:
-                        m._read_weights()
-                    ids, weights = m._ids, m._weights
+                    ids, weights = _block(m)
                     for i in range(m._i, m._blocklength):
                         doc = ids[i]
                         if doc not in deleted:
@@ -184,10 +177,7 @@ def word_top(searcher: Any, word: str, wanted: int) -> list[tuple[float, int]] |
             scorer = weighting.scorer(sub, "body", word)
             if not isinstance(scorer, WeightLengthScorer):
                 return None
-            deleted = reader.deleted_docs_set if reader.has_deletions() else frozenset()
-            m = reader.postings("body", word)
-            while not isinstance(m, W3LeafMatcher) and hasattr(m, "child"):  # (deleted notes: a filter)
-                m = m.child
+            m, deleted = _postings(reader, "body", word)
             dfl, score_of = scorer.dfl, scorer._score
             if isinstance(m, W3LeafMatcher):
                 last = -1  # the last document of the block before
@@ -202,11 +192,7 @@ def word_top(searcher: Any, word: str, wanted: int) -> list[tuple[float, int]] |
                             last = top
                             m._next_block()
                             continue
-                    if m._ids is None:
-                        m._read_ids()
-                    if m._weights is None:
-                        m._read_weights()
-                    ids, weights = m._ids, m._weights
+                    ids, weights = _block(m)
                     for i in range(m._i, m._blocklength):
                         doc = ids[i]
                         title = scored.get(doc)
@@ -245,3 +231,24 @@ def word_top(searcher: Any, word: str, wanted: int) -> list[tuple[float, int]] |
         found.extend((scored[doc], offset + doc) for doc in in_title if doc not in seen)
     found.sort(key=lambda hit: (-hit[0], hit[1]))
     return found[:wanted]
+
+
+def _postings(reader: Any, field: str, word: str) -> tuple[Any, frozenset[int]]:
+    """A segment's postings of the word in the field: Whoosh's block reader itself when it has one (not the
+    filter Whoosh puts round it when the segment has deleted notes), and the deleted notes to leave out."""
+    from whoosh.codec.whoosh3 import W3LeafMatcher
+
+    m = reader.postings(field, word)
+    deleted = reader.deleted_docs_set if reader.has_deletions() else frozenset()
+    while not isinstance(m, W3LeafMatcher) and hasattr(m, "child"):
+        m = m.child
+    return m, deleted
+
+
+def _block(m: Any) -> tuple[Any, Any]:
+    """The document numbers and weights of the block a W3LeafMatcher is in."""
+    if m._ids is None:
+        m._read_ids()
+    if m._weights is None:
+        m._read_weights()
+    return m._ids, m._weights
