@@ -106,12 +106,14 @@ def test_an_index_written_with_protocol_2_is_read_and_grows_with_protocol_4(
     assert ("block", BLOCK_PICKLE_PROTOCOL) in kinds
 
 
-def test_lengths_read_into_memory_score_as_whooshs_column_readers(root: Path, kb: Callable[..., Run]):
+def test_lengths_read_into_memory_score_as_whooshs_column_readers(root: Path, cold_kb: Callable[..., Run]):
+    # (in this process: a warm server's worker would update and merge the index after answering, between
+    # the two searchers opened below)
     words = ["alpha", "beta", "gamma", "delta"]
     for n in range(12):
         body = " ".join(words[(n + i) % 4] for i in range(3 + n * 7))
-        assert kb("add", f"Note {n} {words[n % 4]}", "-b", body, "-t", f"t{n % 3}").exit_code == 0
-    assert kb("edit", "Note 3 delta", "-a", "alpha " * 40).exit_code == 0  # a second segment, a deletion
+        assert cold_kb("add", f"Note {n} {words[n % 4]}", "-b", body, "-t", f"t{n % 3}").exit_code == 0
+    assert cold_kb("edit", "Note 3 delta", "-a", "alpha " * 40).exit_code == 0  # a second segment, a deletion
     ix = index.open_dir(str(root / "index"))
     queries = ["alpha", "beta gamma", "title:delta", "tags:t1 alpha", '"alpha beta"']
     from whoosh import qparser
