@@ -4,8 +4,8 @@ index built and extended), a word's block with positions in two parts (the posit
 for), and an index whose blocks an earlier kb wrote in one part (protocol 2 or 4) is still read; the
 fields' lengths a search reads from memory (kb.index.lengths_in_memory) score every note as Whoosh's own
 column readers do; a skip to a document within a block of postings (by bisection) lands where stepping
-through the postings would; and the best hits of a word found from a floor under their scores
-(kb.index.top) are those Whoosh finds without it."""
+through the postings would; and the best hits of a word, scored block by block from a floor under their
+scores (kb.index.top), with or without a filter, are those of every note scored and ranked."""
 
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ def test_skipping_to_a_document_finds_the_first_posting_at_or_after_it(tmp_path:
                         break
 
 
-def test_the_best_hits_of_a_word_are_whooshs_own_when_found_from_a_title_floor(tmp_path: Path):
+def test_the_best_hits_of_a_word_with_and_without_a_filter_are_whooshs_own(tmp_path: Path):
     import random
 
     from whoosh import query as wq
@@ -206,7 +206,6 @@ def test_the_best_hits_of_a_word_are_whooshs_own_when_found_from_a_title_floor(t
                 path=f"notes/{batch}-{n}.md", title=title, body=body, tags=f"t{n % 3}", tag_list=[f"t{n % 3}"]
             )
         writer.commit(merge=False)
-    floored = 0
     with ix.searcher() as searcher:
         assert len(list(searcher.reader().leaf_readers())) == 3
         for word in words:
@@ -219,8 +218,6 @@ def test_the_best_hits_of_a_word_are_whooshs_own_when_found_from_a_title_floor(t
                     got = top.top_hits(searcher, q, wanted, filter_q)
                     assert [(h.docnum, h.score) for h in got] == expected, (word, wanted, filter_q)
                     assert got.scored_length() == len(expected)
-                    floored += top._title_floor(searcher, q, wanted, filter_q) is not None
-    assert floored >= 20  # the floor was found and used, not only the plain search
 
 
 def test_a_parallel_build_writes_protocol_4_whatever_pythons_default_start_method(
@@ -269,7 +266,6 @@ def test_a_floor_keeps_the_notes_tied_at_it(tmp_path: Path):
     writer.commit()
     q = wq.Or([wq.Term("title", "word"), wq.Term("body", "word")])
     with ix.searcher() as searcher:
-        assert top._title_floor(searcher, q, 3, None) is not None
         expected = [(h.docnum, h.score) for h in searcher.search(q, limit=3)]
         assert len(expected) == 3 and len({score for _, score in expected}) == 1
         assert [(h.docnum, h.score) for h in top.top_hits(searcher, q, 3, None)] == expected
@@ -452,8 +448,9 @@ def test_the_best_hits_of_one_word_scored_block_by_block_are_those_of_every_note
             else:
                 title = " ".join(rng.choice(words[:4] if rng.random() < 0.1 else words) for _ in range(2))
                 body = " ".join(rng.choice(words[:4] * 4 + words[4:12]) for _ in range(rng.randint(1, 90)))
+            tag = f"t{n % 3}"
             writer.add_document(
-                path=f"notes/{batch}-{n}.md", title=title, body=body, tags="t", tag_list=["t"]
+                path=f"notes/{batch}-{n}.md", title=title, body=body, tags=tag, tag_list=[tag]
             )
         writer.commit(merge=False)
         if batch:
@@ -469,11 +466,17 @@ def test_the_best_hits_of_one_word_scored_block_by_block_are_those_of_every_note
         for word in [*words, "same", "missing"]:  # word12-15 in titles only; "same" in titles only
             q = wq.Or([wq.Term("title", word), wq.Term("body", word)])
             every = sorted(((h.score, h.docnum) for h in searcher.search(q, limit=None)), key=_best_first)
+            tagged = sorted(
+                ((h.score, h.docnum) for h in searcher.search(q, limit=None, filter=wq.Term("tags", "t1"))),
+                key=_best_first,
+            )
             for wanted in (1, 2, 3, 11, 80, 2000):
                 expected = every[:wanted]
                 assert top.word_top(searcher, word, wanted) == expected, (word, wanted)
                 got = top.top_hits(searcher, q, wanted, None)
                 assert [(h.score, h.docnum) for h in got] == expected
+                got = top.top_hits(searcher, q, wanted, wq.Term("tags", "t1"))
+                assert [(h.score, h.docnum) for h in got] == tagged[:wanted], (word, wanted, "t1")
                 with_hits += bool(expected)
                 tied += len(expected) >= 2 and expected[-1][0] == expected[-2][0]
     assert with_hits >= 90 and tied >= 10  # hits found, and equal scores at the cut

@@ -9,94 +9,30 @@ the N-th best score: N notes reach it. Scoring the few titles first gives that f
 reach it by its body alone, the notes that have the word only in their body are skipped from the first
 block on (at 100,000 notes, a word in 45 titles and 11,316 bodies: 12 ms of scoring down to 2).
 
-Such a word (no filter) is scored here, block by block (word_top): Whoosh's matchers and collector cost
-several method calls per posting. With a filter (a tag, a set of notes), Whoosh searches from the floor
-(_title_floor, _floored). Either way the hits, their scores and their order are those Whoosh finds
-without it.
+Such a word is scored here, block by block (word_top), with or without a filter (a tag, a set of notes):
+Whoosh's matchers and collector cost several method calls per posting, and Whoosh's top-N search misses
+better notes than those it returns when a segment has deleted notes. The hits, their scores and their
+order are those of every note scored and ranked (by score, then in the order of the documents).
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any
-
-# The floor is worth its own search when the word's bodies outnumber its titles at least this much: for a
-# word in nearly as many titles as bodies, the title search costs more than it saves.
-BODIES_PER_TITLE = 4
 
 
 def top_hits(searcher: Any, query: Any, wanted: int, filter_q: Any) -> Any:
-    """searcher.search(query, limit=wanted, filter=filter_q), by relevance: Results with the same hits (the
-    same notes, scores and order; not the same count of notes the filter left out, which kb does not
-    read)."""
-    word = _one_word(query) if filter_q is None and not searcher.weighting.use_final else None
-    top = word_top(searcher, word, wanted) if word is not None else None
-    if top is not None:
-        from whoosh.searching import Results
+    """searcher.search(query, limit=wanted, filter=filter_q), by relevance: Results of the same hits (the
+    same notes, scores and order: for one word, those of every note scored and ranked; not the count of
+    notes the filter left out, which kb does not read)."""
+    word = _one_word(query) if not searcher.weighting.use_final else None
+    if word is not None:
+        allowed = None if filter_q is None else sorted(searcher.docs_for_query(filter_q))
+        top = word_top(searcher, word, wanted, allowed)
+        if top is not None:
+            from whoosh.searching import Results
 
-        return Results(searcher, query, top)
-    floor = _title_floor(searcher, query, wanted, filter_q)
-    if floor is None:
-        return searcher.search(query, limit=wanted, filter=filter_q)
-    from whoosh import collectors
-
-    top = _floored()(wanted, floor)
-    collector = collectors.FilterCollector(top, filter_q) if filter_q is not None else top
-    searcher.search_with_collector(query, collector)
-    return collector.results()
-
-
-def _title_floor(searcher: Any, query: Any, wanted: int, filter_q: Any) -> float | None:
-    """For a query `title:w OR body:w` (as kb.index.query makes of one word) whose word is in at least
-    `wanted` titles and in BODIES_PER_TITLE times as many bodies: the `wanted`-th best score of the word in
-    titles (among the notes `filter_q` allows), made a billionth smaller; None otherwise. (Smaller: Whoosh
-    skips a block whose best possible score is at or below the floor, and a note scoring exactly the
-    `wanted`-th best is among the best.)"""
-    from whoosh import query as wq
-
-    if type(query) is not wq.Or or query.boost != 1 or getattr(query, "scale", None) is not None:
-        return None
-    if len(query.subqueries) != 2 or wanted >= searcher.doc_count():
-        return None
-    title, body = query.subqueries
-    if not (type(title) is wq.Term and type(body) is wq.Term):
-        return None
-    if (title.fieldname, body.fieldname) != ("title", "body") or title.text != body.text:
-        return None
-    titles = searcher.doc_frequency("title", title.text)
-    if titles < wanted or searcher.doc_frequency("body", body.text) < BODIES_PER_TITLE * titles:
-        return None
-    found = searcher.search(title, limit=wanted, filter=filter_q)
-    if found.scored_length() < wanted:
-        return None
-    floor = float(found.score(wanted - 1))
-    return floor - abs(floor) * 1e-9 if floor > 0 else None
-
-
-@functools.cache
-def _floored() -> type:
-    from whoosh import collectors
-
-    class Floored(collectors.TopCollector):
-        """Whoosh's TopCollector starting from a floor: the score a note must beat to be among the best
-        (minscore, which lets Whoosh skip) is never below it, though notes below it may fill the heap
-        first (they are replaced: N notes reach the floor)."""
-
-        def __init__(self, limit: int, floor: float) -> None:
-            super().__init__(limit)
-            self.floor = floor
-
-        def prepare(self, top_searcher: Any, q: Any, context: Any) -> None:
-            super().prepare(top_searcher, q, context)
-            self.minscore = self.floor  # type: ignore[assignment]  # (Whoosh keeps floats here too)
-
-        def _collect(self, global_docnum: int, score: float) -> Any:
-            key = super()._collect(global_docnum, score)
-            if self.minscore < self.floor:
-                self.minscore = self.floor  # type: ignore[assignment]
-            return key
-
-    return Floored
+            return Results(searcher, query, top)
+    return searcher.search(query, limit=wanted, filter=filter_q)
 
 
 def _one_word(query: Any) -> str | None:
@@ -115,11 +51,14 @@ def _one_word(query: Any) -> str | None:
     return title.text if isinstance(title.text, str) else None
 
 
-def word_top(searcher: Any, word: str, wanted: int) -> list[tuple[float, int]] | None:
-    """The `wanted` best (score, document number) of `title:word OR body:word`, best first: what Whoosh's
-    top collector finds (a document's score is its title part plus its body part, each the weighting's
-    score of the posting; of equal scores, the first document first), found with less work per posting;
-    None for a weighting other than one of weights and lengths (Whoosh's own search then).
+def word_top(
+    searcher: Any, word: str, wanted: int, allowed: list[int] | None = None
+) -> list[tuple[float, int]] | None:
+    """The `wanted` best (score, document number) of `title:word OR body:word` among the documents
+    `allowed` (document numbers, ascending; None: all), best first: every matching document scored and
+    ranked (a document's score is its title part plus its body part, each the weighting's score of the
+    posting; of equal scores, the first document first), found with less work per posting; None for a
+    weighting other than one of weights and lengths (Whoosh's own search then).
 
     The titles first, in every segment: their scores, and from them a floor (the `wanted`-th best: the
     best hits score at least that, a body part being never below zero). Then each segment's body postings
@@ -129,7 +68,7 @@ def word_top(searcher: Any, word: str, wanted: int) -> list[tuple[float, int]] |
     is that low is not read, unless a title of its range has the word and that title's score with it may
     not be (only those are scored then)."""
     import heapq
-    from bisect import bisect_right
+    from bisect import bisect_left, bisect_right
 
     from whoosh.codec.whoosh3 import W3LeafMatcher
     from whoosh.scoring import WeightLengthScorer
@@ -140,6 +79,10 @@ def word_top(searcher: Any, word: str, wanted: int) -> list[tuple[float, int]] |
     for sub, offset in searcher.leaf_searchers():
         reader = sub.reader()
         scored: dict[int, float] = {}
+        among = None  # the documents of this segment allowed (its own numbers), when not all are
+        if allowed is not None:
+            first, end = bisect_left(allowed, offset), bisect_left(allowed, offset + reader.doc_count_all())
+            among = {doc - offset for doc in allowed[first:end]}
         if ("title", word) in reader:
             scorer = weighting.scorer(sub, "title", word)
             if not isinstance(scorer, WeightLengthScorer):
@@ -151,17 +94,17 @@ def word_top(searcher: Any, word: str, wanted: int) -> list[tuple[float, int]] |
                     ids, weights = _block(m)
                     for i in range(m._i, m._blocklength):
                         doc = ids[i]
-                        if doc not in deleted:
+                        if doc not in deleted and (among is None or doc in among):
                             scored[doc] = score_of(weights[i], dfl(doc))
                     m._next_block()
             else:
                 while m.is_active():
                     doc = m.id()
-                    if doc not in deleted:
+                    if doc not in deleted and (among is None or doc in among):
                         scored[doc] = score_of(m.weight(), dfl(doc))
                     m.next()
         titles.extend(scored.values())
-        leaves.append((sub, offset, reader, scored))
+        leaves.append((sub, offset, reader, scored, among))
     floor = heapq.nlargest(wanted, titles)[-1] if len(titles) >= wanted else None
 
     best: list[float] = []  # the `wanted` best scores so far (a heap)
@@ -170,7 +113,7 @@ def word_top(searcher: Any, word: str, wanted: int) -> list[tuple[float, int]] |
     def beaten(score: float) -> bool:
         return (floor is not None and score < floor) or (len(best) == wanted and score <= best[0])
 
-    for sub, offset, reader, scored in leaves:
+    for sub, offset, reader, scored, among in leaves:
         in_title = sorted(scored)
         seen: set[int] = set()
         if ("body", word) in reader:
@@ -198,7 +141,7 @@ def word_top(searcher: Any, word: str, wanted: int) -> list[tuple[float, int]] |
                         title = scored.get(doc)
                         if title is not None:
                             seen.add(doc)
-                        elif only_titles or doc in deleted:
+                        elif only_titles or doc in deleted or (among is not None and doc not in among):
                             continue
                         score = score_of(weights[i], dfl(doc))
                         if title is not None:
@@ -217,7 +160,7 @@ def word_top(searcher: Any, word: str, wanted: int) -> list[tuple[float, int]] |
                     title = scored.get(doc)
                     if title is not None:
                         seen.add(doc)
-                    if doc not in deleted:
+                    if doc not in deleted and (among is None or doc in among):
                         score = scorer.score(m)
                         score = score if title is None else title + score
                         if not beaten(score):
