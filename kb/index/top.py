@@ -71,7 +71,6 @@ def word_top(
     from bisect import bisect_left, bisect_right
 
     from whoosh.codec.whoosh3 import W3LeafMatcher
-    from whoosh.scoring import WeightLengthScorer
 
     weighting = searcher.weighting
     leaves = []
@@ -83,11 +82,11 @@ def word_top(
         if allowed is not None:
             first, end = bisect_left(allowed, offset), bisect_left(allowed, offset + reader.doc_count_all())
             among = {doc - offset for doc in allowed[first:end]}
-        if ("title", word) in reader:
-            scorer = weighting.scorer(sub, "title", word)
-            if not isinstance(scorer, WeightLengthScorer):
-                return None
-            m, deleted = _postings(reader, "title", word)
+        postings = _postings(weighting, sub, "title", word)
+        if postings is None:
+            return None
+        if postings:
+            scorer, m, deleted = postings
             dfl, score_of = scorer.dfl, scorer._score
             if isinstance(m, W3LeafMatcher):  # a block at a time
                 while m.is_active():
@@ -104,7 +103,7 @@ def word_top(
                         scored[doc] = score_of(m.weight(), dfl(doc))
                     m.next()
         titles.extend(scored.values())
-        leaves.append((sub, offset, reader, scored, among))
+        leaves.append((sub, offset, scored, among))
     floor = heapq.nlargest(wanted, titles)[-1] if len(titles) >= wanted else None
 
     best: list[float] = []  # the `wanted` best scores so far (a heap)
@@ -113,14 +112,14 @@ def word_top(
     def beaten(score: float) -> bool:
         return (floor is not None and score < floor) or (len(best) == wanted and score <= best[0])
 
-    for sub, offset, reader, scored, among in leaves:
+    for sub, offset, scored, among in leaves:
         in_title = sorted(scored)
         seen: set[int] = set()
-        if ("body", word) in reader:
-            scorer = weighting.scorer(sub, "body", word)
-            if not isinstance(scorer, WeightLengthScorer):
-                return None
-            m, deleted = _postings(reader, "body", word)
+        postings = _postings(weighting, sub, "body", word)
+        if postings is None:
+            return None
+        if postings:
+            scorer, m, deleted = postings
             dfl, score_of = scorer.dfl, scorer._score
             if isinstance(m, W3LeafMatcher):
                 last = -1  # the last document of the block before
@@ -176,16 +175,25 @@ def word_top(
     return found[:wanted]
 
 
-def _postings(reader: Any, field: str, word: str) -> tuple[Any, frozenset[int]]:
-    """A segment's postings of the word in the field: Whoosh's block reader itself when it has one (not the
-    filter Whoosh puts round it when the segment has deleted notes), and the deleted notes to leave out."""
+def _postings(weighting: Any, sub: Any, field: str, word: str) -> tuple[Any, ...] | None:
+    """The scorer (of `weighting`) of the word in the field of a segment's searcher, its postings (Whoosh's
+    block reader itself when it has one, not the filter Whoosh puts round it when the segment has deleted
+    notes) and the deleted notes to leave out; () when the segment does not have the word there; None when the
+    weighting's scorer is not one of weights and lengths."""
     from whoosh.codec.whoosh3 import W3LeafMatcher
+    from whoosh.scoring import WeightLengthScorer
 
+    reader = sub.reader()
+    if (field, word) not in reader:
+        return ()
+    scorer = weighting.scorer(sub, field, word)
+    if not isinstance(scorer, WeightLengthScorer):
+        return None
     m = reader.postings(field, word)
     deleted = reader.deleted_docs_set if reader.has_deletions() else frozenset()
     while not isinstance(m, W3LeafMatcher) and hasattr(m, "child"):
         m = m.child
-    return m, deleted
+    return scorer, m, deleted
 
 
 def _block(m: Any) -> tuple[Any, Any]:
