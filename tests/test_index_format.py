@@ -425,8 +425,8 @@ def test_the_best_hits_of_one_word_scored_block_by_block_are_those_of_every_note
     """kb.index.top.word_top against every note Whoosh scores for the word (its search without a limit,
     ranked by score, then by document): four segments, notes deleted in three, words in titles only, in
     bodies only and in both, many notes alike (equal scores at every limit), limits from one to more than
-    there are hits. (Whoosh's own top-N search, which skips blocks, is not the reference: on two segments
-    of 12,000 notes with deleted notes in one, it misses better notes than those it returns.)"""
+    there are hits. (Whoosh's own top-N search, which skips blocks, is not the reference: it is checked
+    against the same ranking in tests/test_index_quality.py.)"""
     import random
 
     from whoosh import query as wq

@@ -23,6 +23,8 @@ import zlib
 from itertools import accumulate
 from typing import Any
 
+from kb.index.quality import sound_skips
+
 BLOCK_PICKLE_PROTOCOL = 4
 # Whoosh's own methods that fast_postings replaced, by "Class.name" (what an earlier kb ran: its tests write
 # an index as an earlier kb did with them).
@@ -40,7 +42,8 @@ def fast_postings() -> None:
       8-12 times faster). Readers load either (`pickle.loads` reads the protocol from the data);
     - the document numbers of a block summed up in C (read_ids), not one generator step each;
     - a skip to a document within a block by bisection (skip_to_in_block), not one posting at a time with
-      three method calls each.
+      three method calls each;
+    - and the top-N search's skips of blocks made sound (kb.index.quality.sound_skips).
 
     Called before an index is created or opened (schema(), and where kb.index and kb.index.history open
     one); once per process. (The parallel build's sub-writer is forked, and has it: NoteIndex._build.)"""
@@ -60,6 +63,7 @@ def fast_postings() -> None:
     matcher._read_ids = read_ids  # type: ignore[method-assign]
     matcher._read_values = functools.partialmethod(read_values, matcher._read_values)  # type: ignore[method-assign,assignment]
     matcher.skip_to = skip_to_in_block  # type: ignore[method-assign]
+    sound_skips()
 
 
 def write_block(writer: Any, last: bool = False) -> None:

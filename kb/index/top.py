@@ -10,9 +10,9 @@ reach it by its body alone, the notes that have the word only in their body are 
 block on (at 100,000 notes, a word in 45 titles and 11,316 bodies: 12 ms of scoring down to 2).
 
 Such a word is scored here, block by block (word_top), with or without a filter (a tag, a set of notes):
-Whoosh's matchers and collector cost several method calls per posting, and Whoosh's top-N search misses
-better notes than those it returns when a segment has deleted notes. The hits, their scores and their
-order are those of every note scored and ranked (by score, then in the order of the documents).
+Whoosh's matchers and collector cost several method calls per posting. The hits, their scores and their
+order are those of every note scored and ranked (by score, then in the order of the documents), as those of
+Whoosh's top-N search of any other query (its skips made sound by kb.index.quality).
 """
 
 from __future__ import annotations
