@@ -32,20 +32,33 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+# Whoosh's own methods that sound_skips replaced, by "Class.name" (bench/top_n.py puts them back).
+REPLACED: dict[str, Any] = {}
+
+
+def replacements() -> list[tuple[type, str, Any]]:
+    """(Whoosh's class, the name of its method, kb's method in its place) for every method sound_skips
+    replaces."""
+    from whoosh.matching import binary, wrappers
+
+    return [
+        (binary.UnionMatcher, "skip_to_quality", union_skip_to_quality),
+        (binary.IntersectionMatcher, "skip_to_quality", intersection_skip_to_quality),
+        (binary.AndMaybeMatcher, "skip_to_quality", and_maybe_skip_to_quality),
+        (binary.AndMaybeMatcher, "skip_to", and_maybe_skip_to),
+        (wrappers.FilterMatcher, "next", filter_next),
+        (wrappers.FilterMatcher, "skip_to_quality", filter_skip_to_quality),
+    ]
+
 
 @functools.cache
 def sound_skips() -> None:
     """Replace the block skips of Whoosh's union, intersection and and-maybe matchers and its filter of
-    deleted documents (skip_to_quality, and FilterMatcher.next) by the sound ones of this module; once per
-    process."""
-    from whoosh.matching import binary, wrappers
-
-    binary.UnionMatcher.skip_to_quality = union_skip_to_quality  # type: ignore[method-assign]
-    binary.IntersectionMatcher.skip_to_quality = intersection_skip_to_quality  # type: ignore[method-assign]
-    binary.AndMaybeMatcher.skip_to_quality = and_maybe_skip_to_quality  # type: ignore[method-assign]
-    binary.AndMaybeMatcher.skip_to = and_maybe_skip_to  # type: ignore[method-assign]
-    wrappers.FilterMatcher.next = filter_next  # type: ignore[method-assign]
-    wrappers.FilterMatcher.skip_to_quality = filter_skip_to_quality  # type: ignore[method-assign]
+    deleted documents (skip_to_quality, AndMaybeMatcher.skip_to, FilterMatcher.next) by the sound ones of
+    this module; once per process."""
+    for cls, name, method in replacements():
+        REPLACED[f"{cls.__name__}.{name}"] = getattr(cls, name)
+        setattr(cls, name, method)
 
 
 def _skip_one_side(a: Any, b: Any, minquality: float) -> int:
