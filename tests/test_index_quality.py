@@ -188,14 +188,15 @@ def test_the_best_hits_of_several_words_are_those_of_every_note_scored(tmp_path:
     """Made-up notes in four segments, a note in eleven deleted: titles and bodies of every length, words
     that begin longer ones (kb finds those too, scored far below). Every query of two words (AND, OR, and
     phrases), parsed by kb, at limits 1, 2, 5 and 20: the hits of Whoosh's top-N search with kb's skips
-    are those of every note scored and ranked. (Without them, 6 of these 150 came out wrong.)"""
+    are those of every note scored and ranked. (With Whoosh's own, 31 of these 144 lists came out
+    wrong.)"""
     rng = random.Random(1)
     words = ["tarn", "tarnish", "moss", "mossy", "fern", "ferny"]
     ix = _new_index(tmp_path / "ix")
     n = 0
     for _ in range(4):
         writer = ix.writer()
-        for _ in range(600):
+        for _ in range(400):
             title = " ".join(rng.choice([*words, *["x"] * 6]) for _ in range(rng.choice([1, 2, 3, 8, 20])))
             filler = ["y"] * rng.choice([1, 10, 50])
             body = " ".join(rng.choice(words[:3] + filler) for _ in range(rng.choice([1, 5, 30, 200])))
