@@ -4,8 +4,8 @@ kb.index.postings.fast_postings, before an index is opened).
 To find the N best notes, Whoosh scores the documents in order and, once it has N, skips what cannot beat
 the N-th best score so far (the bar): blocks of postings (up to 128 documents of one word) whose best
 possible score (the block's quality, from its header) is too low, and parts of a query that cannot reach it
-(`a OR b` becomes "a, and b where it is there too" once b alone cannot). Three of its matchers got that
-wrong, each returning worse notes than some it left out:
+(`a OR b` becomes "a, and b where it is there too" once b alone cannot). Its matchers got that wrong in
+three ways, each returning worse notes than some it left out:
 
 - Two parts (`a OR b`, `a AND b`, a required and an optional part) skipped a block of one part when its
   quality plus the quality of the other part's *current* block could not beat the bar. The skipped block
@@ -16,9 +16,9 @@ wrong, each returning worse notes than some it left out:
   at that document when the required one had none there and went further: the note it stopped at was
   scored without its optional part. At 100,000 notes, `kb search "bribriquadra brixenshiyor" -n 1`
   returned a note scoring 20.34 and left out one scoring 21.52 (16.74 without `brixenshiyor` in its
-  body). Here
-  the optional part follows the required one to its document, after a skip too; and only the required
-  part skips blocks (the optional one skipping alone left later notes without their part in it).
+  body). Here the optional part follows the required one to its document, after a skip too; and only
+  the required part skips blocks (the optional one skipping alone left later notes without their part in
+  it).
 - The filter of a segment's deleted documents (FilterMatcher) could be left on a deleted document after a
   skip, and did not say when it entered a new block (so a segment with deleted notes was scored without
   a skip after its first document). Here it moves on to a document it keeps, and says so.
@@ -64,10 +64,11 @@ def sound_skips() -> None:
 def _skip_one_side(a: Any, b: Any, minquality: float) -> int:
     """Skip the blocks of `a`, or else of `b`, whose documents cannot beat `minquality` whatever the other
     side adds to them (at most its max quality); the number of blocks skipped (0: neither could skip)."""
-    if a.block_quality() + b.max_quality() <= minquality:
-        return int(a.skip_to_quality(minquality - b.max_quality()))
-    if b.block_quality() + a.max_quality() <= minquality:
-        return int(b.skip_to_quality(minquality - a.max_quality()))
+    a_most, b_most = a.max_quality(), b.max_quality()
+    if a.block_quality() + b_most <= minquality:
+        return int(a.skip_to_quality(minquality - b_most))
+    if b.block_quality() + a_most <= minquality:
+        return int(b.skip_to_quality(minquality - a_most))
     return 0
 
 
