@@ -36,6 +36,21 @@ def _add(writer: Any, n: int, body: str, title: str = "x") -> None:
     writer.add_document(path=f"notes/{n}.md", title=title, body=body, tags="t", tag_list=["t"])
 
 
+def _segment(ix: Any, bodies: list[str], first: int = 0) -> int:
+    """One segment of notes with these bodies, numbered from `first`; the number after the last."""
+    writer = ix.writer()
+    for n, body in enumerate(bodies, first):
+        _add(writer, n, body)
+    writer.commit(merge=False)
+    return first + len(bodies)
+
+
+def _bar(common: int, both: int, step: int) -> list[str]:
+    """`common` notes with `a` (common: its quality stays below `c`'s), then `both` with `a` and `c` in
+    bodies of every length (a bar at every limit)."""
+    return ["a y"] * common + ["a c " + "y " * (k * step) for k in range(1, both + 1)]
+
+
 def _ranked(searcher: Any, query: Any) -> list[tuple[float, int]]:
     """Every matching document scored (Whoosh's search without a limit skips nothing), best first."""
     return sorted(((h.score, h.docnum) for h in searcher.search(query, limit=None)), key=_best_first)
@@ -52,29 +67,13 @@ def test_a_block_of_one_word_is_not_skipped_for_the_other_words_current_block(tm
     quality plus that of `c`'s first block could not beat the bar set by the first segment, and so never
     reached 1000."""
     ix = _new_index(tmp_path / "ix")
-    writer = ix.writer()
-    n = 0
-    for _ in range(2000):  # `a` common: its quality stays below `c`'s
-        _add(writer, n, "a y")
-        n += 1
-    for k in range(1, 40):  # the bar, at every limit: both words, in bodies of every length
-        _add(writer, n, "a c " + "y " * (k * 5))
-        n += 1
-    writer.commit(merge=False)
-    writer = ix.writer()
-    for i in range(1001):
-        if i == 0:
-            body = "a c " + "y " * 200
-        elif i == 1000:
-            body = "a " + "c " * 60 + "y " * 140
-        else:
-            body = "c " + "y " * 200 if i < 900 else "c " * 20
-        _add(writer, n, body)
-        n += 1
-    writer.commit(merge=False)
+    first = _segment(ix, _bar(2000, 39, 5))
+    bodies = ["c " + "y " * 200 if i < 900 else "c " * 20 for i in range(1001)]
+    bodies[0], bodies[1000] = "a c " + "y " * 200, "a " + "c " * 60 + "y " * 140
+    _segment(ix, bodies, first)
     with ix.searcher() as searcher:
         lengths_in_memory(searcher)
-        best = searcher.document_number(path="notes/3039.md")
+        best = searcher.document_number(path=f"notes/{first + 1000}.md")
         for q in (
             wq.And([wq.Term("body", "a"), wq.Term("body", "c")]),
             wq.Or([wq.Term("body", "a"), wq.Term("body", "c")]),
@@ -92,17 +91,8 @@ def test_a_note_in_a_skipped_block_of_one_word_is_scored_with_both_words(tmp_pat
     skipped `a`'s first block for `c`'s current (low) one, and scored 1016 for `c` alone, too low to
     count: the best hits below it came in its place."""
     ix = _new_index(tmp_path / "ix")
-    writer = ix.writer()
-    n = 0
-    for _ in range(3000):  # `a` common: its quality stays below `c`'s
-        _add(writer, n, "a y")
-        n += 1
-    for k in range(1, 60):  # the bar, at every limit
-        _add(writer, n, "a c " + "y " * (k * 3))
-        n += 1
-    writer.commit(merge=False)
-    writer = ix.writer()
-    first = n
+    first = _segment(ix, _bar(3000, 59, 3))
+    bodies = []
     for i in range(1300):
         parts = ["a"] if i % 8 == 0 and i <= 1016 else []
         if 1016 < i < 1040:
@@ -112,9 +102,8 @@ def test_a_note_in_a_skipped_block_of_one_word_is_scored_with_both_words(tmp_pat
         elif i <= 1100:
             parts.append("c " * (1 if i < 900 else 8))
         parts.append("y " * (200 if i < 900 or (i % 8 == 0 and i <= 1016) else 10))
-        _add(writer, n, " ".join(parts))
-        n += 1
-    writer.commit(merge=False)
+        bodies.append(" ".join(parts))
+    _segment(ix, bodies, first)
     with ix.searcher() as searcher:
         lengths_in_memory(searcher)
         q = wq.Or([wq.Term("body", "a"), wq.Term("body", "c")])
@@ -139,11 +128,8 @@ def test_the_filter_of_deleted_notes_is_left_on_a_kept_note_and_says_when_it_ent
     of different qualities: after a skip of blocks, on a note not deleted, in a block above the bar;
     stepping through them, `next` says True exactly when the block changed."""
     ix = _new_index(tmp_path / "ix")
-    writer = ix.writer()
-    for n in range(1000):
-        block = n // 128  # the word is in every note: a block of postings is 128 notes
-        _add(writer, n, "w " * (1 + block % 4) + "y " * (block % 3 * 20))
-    writer.commit(merge=False)
+    # the word is in every note: a block of postings is 128 notes
+    _segment(ix, ["w " * (1 + n // 128 % 4) + "y " * (n // 128 % 3 * 20) for n in range(1000)])
     writer = ix.writer()
     for n in range(1000):
         if n % 3 == 0 or n % 128 == 0:
