@@ -1376,6 +1376,37 @@ def test_after_changes_list_tags_and_show_warm_are_what_cold_gives(warm: Warm, r
     assert done >= updates + 1
 
 
+def test_two_quick_checks_with_no_quiet_moment_between_keep_the_listing(warm: Warm, root: Path):
+    """A write, then its index update after the answer: two quick checks before the server is idle, the
+    second before the first's listing was brought up to date. The second starts from that listing, brought
+    up to date then, not from none (every note's record read again: seconds at 100,000 notes)."""
+    from kb import service, store
+
+    watcher = watch.Watcher(root)
+    freshness = Freshness(root, watcher)
+    try:
+        assert freshness.check()
+        freshness.notes()  # `kb list` came: the listing is worked out once
+        assert not freshness.needs_listing()
+        updates = freshness.updates
+        for title, tag in (("Gamma note", "third"), ("Delta note", "fourth")):
+            assert warm.run("add", title, "-t", tag, "-b", "More.", cold=True).returncode == 0
+            time.sleep(0.05)
+            assert freshness.check()  # quick: the events named the file; nothing done with the listing
+            assert freshness.quick >= 1
+        freshness.notes()  # as when the server is next idle: brought up to date, not worked out anew
+        assert freshness.updates == updates + 2
+        listed = store.settled_value(root, "list:modified")
+        assert isinstance(listed, tuple)
+        titles = [info.title for info in listed[0]]
+        assert {"Gamma note", "Delta note", "Alpha note", "Beta note"} <= set(titles)
+        counted = store.settled_value(root, "tags")
+        assert isinstance(counted, service.TagsResult)
+        assert {"third", "fourth"} <= {row.tag for row in counted.tags}
+    finally:
+        watcher.close()
+
+
 def test_an_edit_in_a_dot_folder_of_the_notes_is_not_vouched_away(warm: Warm, root: Path):
     """Under Notable's notes/ kb commits every file git reports, dot-folders too: they are watched."""
     hidden = root / "notes" / ".drafts" / "x.md"
