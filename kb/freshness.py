@@ -385,8 +385,7 @@ class Freshness:
         kb_store.settle(self.root, None)
         self.generation += 1
         self.outside = signature
-        git = self.root / ".git"
-        if (git / "kb-journal").exists() or (git / "kb-sync-merge").exists():
+        if kb_store.dead_run(self.root):
             return False  # a dead run: the worker recovers it, as the cold path does
         touched, self.touched = self.touched, set()
         previous = None if self.dirty else self.kept

@@ -29,6 +29,8 @@ NOTES_DIR = NOTABLE_NOTES
 NOTE_SUFFIXES = MARKDOWN_SUFFIXES
 TEMP_PREFIX = ".kb-tmp-"
 BUILDING_INDEX = f"{TEMP_PREFIX}index"  # a search index being built, beside index/ (NoteIndex.rebuild)
+JOURNAL = "kb-journal"  # in .git/ while a change is under way (kb.service.transaction)
+SYNC_MARKER = "kb-sync-merge"  # in .git/ while kb sync has a merge under way (kb.service.sync)
 Scan = tuple[dict[str, tuple[int, int, int]], tuple[str, ...]]  # each note's signature, and warnings
 __all__ = [
     "ATTACHMENTS_DIR",
@@ -49,6 +51,13 @@ class Listing:
 
     paths: tuple[str, ...]  # relative to the root, posix form: "notes/Title.md"
     warnings: tuple[str, ...]
+
+
+def dead_run(root: Path) -> bool:
+    """Whether a kb run died here mid-change (its journal is in .git) or mid-sync (its merge's marker):
+    reading commands finish it first (kb.service.transaction.recover), which only then is imported."""
+    git = root / ".git"
+    return (git / JOURNAL).exists() or (git / SYNC_MARKER).exists()
 
 
 def _stat_all(folder: str, names: list[str]) -> list[tuple[int, int, int] | None]:

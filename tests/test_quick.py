@@ -132,6 +132,8 @@ def test_a_plain_search_imports_no_parser(root: Path) -> None:
     plain = subprocess.run([*program, "search", "text"], capture_output=True, env=env, check=False)
     assert plain.returncode == 0 and b"1. One" in plain.stdout
     assert b"kb.quick" in plain.stderr and b"typer" not in plain.stderr and b"click" not in plain.stderr
+    # nor the machinery of changes, which only a dead run's recovery needs (kb.store.dead_run)
+    assert b"kb.service.transaction" not in plain.stderr
     other = subprocess.run([*program, "search", "text", "-l"], capture_output=True, env=env, check=False)
     assert other.returncode == 0 and other.stdout == b"notes/One.md\n"
     assert b"typer" in other.stderr

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 from kb import config
 from kb.errors import BadLimit, KbError, UsageError
 from kb.notes import no_such_tag, validate_tag
-from kb.service.transaction import recover, transaction
-from kb.store import Store
+from kb.store import Store, dead_run
 
 if TYPE_CHECKING:
     from kb.index import Hit, RefreshReport, SearchResult
@@ -53,7 +52,10 @@ def search(
     wanted_tag = validate_tag(tag) if tag is not None else None
     if not _has_notes_root(root):
         return SearchResult(query, 0, (), False)
-    recover(root)
+    if dead_run(root):
+        from kb.service.transaction import recover
+
+        recover(root)
     index = NoteIndex(root)
     busy: list[str] = []
     if fields:
@@ -99,6 +101,7 @@ def _linked_paths(root: Path, field: str, note: str) -> frozenset[str]:
 def reindex(root: Path, progress: Callable[[int, int], None] | None = None) -> ReindexResult:
     """Rebuild the search index from the notes."""
     from kb.index import NoteIndex
+    from kb.service.transaction import transaction
 
     if not _has_notes_root(root):
         raise KbError(f"there is no knowledge base at {root}")

@@ -19,9 +19,7 @@ from kb.errors import GitError, KbError, UsageError
 from kb.notes import format_timestamp, parse_note, parse_timestamp, set_fields
 from kb.service.lookup import free_path
 from kb.service.transaction import Transaction, reindex_paths, transaction
-from kb.store import Store, write_atomic
-
-SYNC_MARKER = "kb-sync-merge"  # in .git/ while kb sync has a merge under way
+from kb.store import SYNC_MARKER, Store, write_atomic
 
 
 @dataclass(frozen=True)

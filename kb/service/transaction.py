@@ -33,9 +33,12 @@ from kb.notes import (
 from kb.store import (
     ATTACHMENTS_DIR,
     INDEX_DIR,
+    JOURNAL,
     NOTES_DIR,
+    SYNC_MARKER,
     TEMP_PREFIX,
     Store,
+    dead_run,
     exclusive_lock,
     write_atomic,
 )
@@ -401,7 +404,6 @@ def carry_writes(carried: Carried | None) -> None:
     _CARRYING[:] = [carried] if carried is not None else []
 
 
-JOURNAL = "kb-journal"
 # In a commit message: the commit holds many notes at once (an import), each revision dated by its own
 # `modified` rather than by the commit's author date.
 DATED_BY_MODIFIED = "Kb-Dated-By: modified"
@@ -489,8 +491,7 @@ def _wait_for_git_processes(root: Path, timeout: float = 10.0) -> None:
 def recover(root: Path) -> None:
     """Called by reading commands: if a kb run died mid-change, finish it now (commit what it wrote,
     clean its temp files, index it). Never waits for the lock and never fails a read."""
-    git_dir = root / ".git"
-    if not ((git_dir / JOURNAL).exists() or (git_dir / "kb-sync-merge").exists()):
+    if not dead_run(root):
         return
     try:
         with transaction(root, timeout=0.0) as tx:
@@ -502,7 +503,7 @@ def recover(root: Path) -> None:
 def _finish_interrupted_sync(history: History) -> None:
     """A merge that a killed `kb sync` left behind is kb's own: abort it (the state before it was fully
     committed), so the next sync starts again. A merge started by anyone else is left alone."""
-    marker = history.git_dir / "kb-sync-merge"
+    marker = history.git_dir / SYNC_MARKER
     if not marker.exists():
         return
     if (history.git_dir / "MERGE_HEAD").exists():
