@@ -1,6 +1,7 @@
 """Warm commands of this tree against a baseline tree, side by side, runs interleaved:
 
     python bench/warm_ab.py --reuse KB --baseline SRC --baseline-kb KB2 [--runs 15] [--pause 0.5] [--log NOTE]
+        [--search QUERY]...
 
 SRC is a folder holding a `kb` package (`git worktree add SRC COMMIT`, or `git archive COMMIT kb | tar -x
 -C SRC`); KB2 a copy of KB (`cp -a KB KB2`) made for it: each tree's server keeps its own knowledge base
@@ -9,7 +10,7 @@ SRC is a folder holding a `kb` package (`git worktree add SRC COMMIT`, or `git a
 Times whole processes as a user runs them, warm, `--pause` seconds before each (a person's pace: the
 server's spare worker is ready): `kb add TITLE -b TEXT` (a new title each run), `kb edit NOTE -a TEXT`
 (the note that run added), `kb list` (piped: its output made ahead), `kb show NOTE`, `kb log NOTE` (`--log`,
-or the note shown) and `kb search WORD`.
+or the note shown), `kb search WORD`, and `kb search QUERY` for each `--search QUERY` (a phrase, say).
 One run of each command in one tree, then in the other, then the next command: a busy machine slows
 both alike. Medians, min-max, and the ratio of the medians. Bytecode caching is on. Writes change both
 knowledge bases alike. Nothing is asserted but that every command succeeds.
@@ -41,6 +42,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--pause", type=float, default=0.5)
     parser.add_argument("--log", help="the note `kb log` shows (default: the one `kb show` shows)")
+    parser.add_argument(
+        "--search", action="append", default=[], metavar="QUERY", help="a search timed too (repeatable)"
+    )
     args = parser.parse_args()
 
     runtime = tempfile.mkdtemp(prefix="kb-ab-")  # the servers' sockets, apart from any other
@@ -76,6 +80,7 @@ def main() -> None:
         stamp = int(time.time())
         commands = ["kb add TITLE -b TEXT", "kb edit NOTE -a TEXT", "kb list"]
         commands += [f"kb show {shown}", f"kb log {logged}", f"kb search {word}"]
+        commands += [f"kb search {query}" for query in args.search]
         times: dict[tuple[str, str], list[float]] = {(c, t): [] for c in commands for t in trees}
         for n in range(args.runs):
             title = f"AB {stamp} {n}"
@@ -86,6 +91,7 @@ def main() -> None:
                 ("show", shown),
                 ("log", logged),
                 ("search", word),
+                *(("search", query) for query in args.search),
             ]
             for command, argv in zip(commands, argvs, strict=True):
                 for name, (root, env) in trees.items():

@@ -23,6 +23,7 @@ import zlib
 from itertools import accumulate
 from typing import Any
 
+from kb.index.phrases import exact_phrases
 from kb.index.quality import sound_skips
 
 BLOCK_PICKLE_PROTOCOL = 4
@@ -43,7 +44,8 @@ def fast_postings() -> None:
     - the document numbers of a block summed up in C (read_ids), not one generator step each;
     - a skip to a document within a block by bisection (skip_to_in_block), not one posting at a time with
       three method calls each;
-    - and the top-N search's skips of blocks made sound (kb.index.quality.sound_skips).
+    - the top-N search's skips of blocks made sound (kb.index.quality.sound_skips);
+    - and an exact phrase's places found with sets of positions (kb.index.phrases.exact_phrases).
 
     Called before an index is created or opened (schema(), and where kb.index and kb.index.history open
     one); once per process. (The parallel build's sub-writer is forked, and has it: NoteIndex._build.)"""
@@ -64,6 +66,7 @@ def fast_postings() -> None:
     matcher._read_values = functools.partialmethod(read_values, matcher._read_values)  # type: ignore[method-assign,assignment]
     matcher.skip_to = skip_to_in_block  # type: ignore[method-assign]
     sound_skips()
+    exact_phrases()
 
 
 def write_block(writer: Any, last: bool = False) -> None:
