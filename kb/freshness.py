@@ -32,9 +32,6 @@ SPARE_DELAY = 0.05  # seconds without a running worker before a spare is forked
 # How much lower the priority of the work done ahead in forked children (every note's record, kb list's
 # output) is: a command that comes meanwhile gets the processor first.
 AHEAD_NICE = 10
-# Seconds after the last request before `kb list`'s output is made ahead (Freshness.start_plain): 0.2 s of
-# a processor at 100,000 notes, made anew after every change, would compete with writes run back to back.
-PLAIN_DELAY = 1.0
 WROTE_MOST = 8  # folders written in whose trees the server keeps images of (Server.keep_trees)
 
 
@@ -536,11 +533,14 @@ class Freshness:
         from kb import store as kb_store
         from kb.forked import fork
 
-        if not self.plain_due():
+        if self.stale or self.plain is not None or self.listing is not None or self.made_plain() is not None:
             return
         listed = kb_store.settled_value(self.root, "list:modified")
-        assert isinstance(listed, tuple) and isinstance(listed[0], tuple)
+        if self.spool is None or not isinstance(listed, tuple) or not isinstance(listed[0], tuple):
+            return
         notes = listed[0]
+        if self.unmade == self.generation:
+            return  # it could not be written (a full disk, say): workers print it from the records
         try:
             file = tempfile.TemporaryFile(dir=self.spool)  # noqa: SIM115 (kept open by MadeList)
         except OSError:
@@ -550,19 +550,6 @@ class Freshness:
             file.close()
             return
         self.plain = _Job(forked, self.generation, notes, file)
-
-    def plain_due(self) -> bool:
-        """Whether start_plain would make `kb list`'s output now: the notes settled and listed, and it
-        neither made for them, nor being made, nor found impossible to write for them (a full disk, say:
-        workers then print it from the records)."""
-        from kb import store as kb_store
-
-        if self.stale or self.plain is not None or self.listing is not None or self.spool is None:
-            return False
-        listed = kb_store.settled_value(self.root, "list:modified")
-        if not isinstance(listed, tuple) or not isinstance(listed[0], tuple):
-            return False
-        return self.unmade != self.generation and self.made_plain() is None
 
     def made_plain(self) -> MadeList | None:
         """`kb list`'s plain output made ahead for the settled list as it is now (start_plain), or None."""

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from kb import client
-from kb.freshness import PLAIN_DELAY, SPARE_DELAY, Freshness
+from kb.freshness import SPARE_DELAY, Freshness
 from kb.watch import Shared, Watcher, cold_reason
 from kb.worker import (
     CARRY_WAIT,
@@ -252,7 +252,7 @@ class Server:
                 freshness.start_status()  # whether the notes are all committed (Freshness.vouchable)
                 freshness.names_when_idle()  # after a word a write gave (carry), when it listed none
                 self._keep_trees()  # before a spare is forked: the spare inherits them
-                if self.listed_plain and time.monotonic() - self.last >= PLAIN_DELAY:
+                if self.listed_plain:
                     freshness.start_plain()  # before a spare is forked: the spare inherits what it makes
             fresh = freshness is not None and not freshness.stale
             generation = freshness.generation if freshness is not None else None
@@ -274,8 +274,6 @@ class Server:
                 # a worker's end is not an event, nor the moment a spare is due
                 due = freshness is not None and freshness.idle_work()
                 wait = 0.02 if self.children or wanted or due else max(0.05, min(idle, 1.0))
-                if self.listed_plain and freshness is not None and freshness.plain_due():
-                    wait = min(wait, max(0.02, PLAIN_DELAY - (time.monotonic() - self.last)))
                 listing = freshness.listing if freshness is not None else None
                 carrying = self.carrying
                 jobs: list[_Selectable] = [x for x in (status, listing, plain, carrying) if x is not None]
