@@ -371,14 +371,16 @@ class Freshness:
         standing = False
         if clean is not None and not self.touched and not self.dirty:
             standing = clean == start or self._catalog_only(clean, start)
-        if self.increment is not None:
-            # The last quick check's listing, not brought up to date yet (no quiet moment came between the
-            # two checks: a write's index update after its answer, say): done now, or this check would
-            # find no listing to start from, and the next listing would be worked out anew (seconds of
-            # processor at 100,000 notes, beside the writes that come meanwhile).
-            self.updated()
         before = kb_store.settled_values(self.root)  # what was worked out for the notes as they were
-        self.increment = None
+        # The last quick check's listing not brought up to date yet (no quiet moment came between the two
+        # checks: a write's index update after its answer, say): its files are carried over, from the
+        # listing it started from, or this check would find none, and the next listing would be worked
+        # out anew (seconds of a processor at 100,000 notes, beside the writes coming meanwhile).
+        pending, self.increment = self.increment, None
+        if pending is not None and pending[2] == self.generation:
+            before, carried = pending[0], pending[1]
+        else:
+            carried = set()
         kb_store.settle(self.root, None)
         self.generation += 1
         self.outside = signature
@@ -412,7 +414,7 @@ class Freshness:
                     # The listing is brought up to date from the rows compared: the files the events
                     # named, and the rows changed since (a worker's change that committed an outside edit
                     # dated that note by its commit). Otherwise it is made anew.
-                    self.increment = (before, set(report.compared), self.generation)
+                    self.increment = (before, carried | set(report.compared), self.generation)
             if report is None:
                 standing = False
                 try:
