@@ -81,6 +81,8 @@ class Freshness:
         self.since_folders = False
         self.off_word = False  # that write was not on the word: its own git status looked (carry)
         self.carried = 0  # writes after which the notes were known all committed without a git status
+        # The entries git staged for the files the last such write wrote (mode and blob id; None: gone).
+        self.staged: dict[str, tuple[bytes, bytes] | None] = {}
         self.wrote: list[str] = []  # the folders kb's writes on the word wrote files in, the latest last
         self.statuses = 0  # git statuses run (start_status)
         self.updates = 0  # listings brought up to date that way
@@ -189,9 +191,15 @@ class Freshness:
                 os.path.basename(path).startswith(TEMP_PREFIX) and not os.path.lexists(path)
             ):
                 return False  # a file it did not write, or a temporary file still there
-        for path, digest in written.items():
-            if _file_digest(path) != digest:
+        staged: dict[str, tuple[bytes, bytes] | None] = {}  # as git stages them (kb.history.trees.advance)
+        for rel, digest in record.items():
+            found = _file_digest(os.path.join(root, rel))
+            if (found[:2] if isinstance(found, tuple) else found) != digest:
                 return False
+            if isinstance(found, tuple):
+                staged[rel] = (b"100755" if found[1] & stat.S_IXUSR else b"100644", found[2])
+            else:
+                staged[rel] = None
         stamp = self.stamp()
         if end != self.end_digest(stamp):
             return False
@@ -208,6 +216,7 @@ class Freshness:
                 names[folder] = known.with_keys([name_key(name)])
         self.clean, self.names = stamp, names
         self.carried += 1
+        self.staged = staged
         return True
 
     def vouchable(self) -> bool:
@@ -733,9 +742,9 @@ def _told_files(told: bytes) -> tuple[Told, str, bool] | None:
     return found, end, looked
 
 
-def _file_digest(path: str) -> tuple[str, int] | str | None:
-    """The SHA-256 of a regular file's bytes (never through a link) and its mode; None when there is no
-    file; "" when it cannot be read."""
+def _file_digest(path: str) -> tuple[str, int, bytes] | str | None:
+    """The SHA-256 of a regular file's bytes (never through a link), its mode, and its id as a git blob;
+    None when there is no file; "" when it cannot be read."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
@@ -747,7 +756,10 @@ def _file_digest(path: str) -> tuple[str, int] | str | None:
             mode = os.fstat(f.fileno()).st_mode
             if not stat.S_ISREG(mode):
                 return ""
-            return hashlib.sha256(f.read()).hexdigest(), mode
+            data = f.read()
+            blob = hashlib.sha1(b"blob %d\0" % len(data))
+            blob.update(data)
+            return hashlib.sha256(data).hexdigest(), mode, blob.digest()
     except OSError:
         return ""
 

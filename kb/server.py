@@ -320,6 +320,12 @@ class Server:
         carrying.close()
         if carrying.done:
             if self.freshness.carry(carrying.told()):
+                if self.trees is not None:
+                    from kb.history import trees
+
+                    # The write's trees made from the images kept, as its commit made them: keep finds them
+                    # there (by their ids) when they are the new HEAD's, and reads none of them from git.
+                    trees.advance(self.trees[0], self.freshness.staged)
                 self._keep_trees()  # for the next write, which may come at once
         else:
             self.freshness.since = None  # git status, when idle, as before

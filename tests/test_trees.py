@@ -241,3 +241,60 @@ def test_a_file_changed_before_git_stages_it_is_staged_as_git_read_it(tmp_path, 
     _commit_with_images(root, history, ["notes/first.md"], "Changed meanwhile")
     assert made == [1] and "ls-files" in calls
     assert git(root, "show", "HEAD:notes/first.md") == "as hashed here\nand a line written meanwhile\n"
+
+
+@pytest.mark.parametrize("seed", [3, 20261203])
+def test_trees_advanced_from_the_images_are_those_git_reads(tmp_path, made, seed):
+    """trees.advance: the trees a commit made from the images, kept as images with their entries' offsets
+    worked out from the old ones, are the trees git then holds, byte for byte and entry for entry; keep
+    finds them there and reads none of them from git. Where the images cannot make a commit's trees
+    (a folder made), advance makes none, and keep reads them."""
+    root, history = _repository(tmp_path)
+    rng = random.Random(seed)
+    read: list[bytes] = []
+
+    def batch(spec: bytes) -> bytes | None:
+        read.append(spec)
+        done = subprocess.run(["git", "cat-file", "--batch"], cwd=root, input=spec, capture_output=True)
+        return done.stdout if done.returncode == 0 else None
+
+    left = history.index_as_left()
+    assert left is not None
+    trees.keep(left[1], FOLDERS, batch)
+    advanced = 0
+    for step in range(40):
+        paths = set()
+        for _ in range(rng.randint(1, 3)):
+            folder = rng.choice(FOLDERS)
+            rel = f"{folder}/{rng.choice(NAMES + MORE)}" if folder else rng.choice(NAMES + MORE)
+            if os.path.isdir(root / rel) or rel in paths or rel.endswith(("/b", "/a")) or rel in ("a", "b"):
+                continue  # (names that are folders somewhere: not a file's change)
+            paths.add(rel)
+            if (root / rel).exists() and rng.random() < 0.25:
+                (root / rel).unlink()
+            else:
+                (root / rel).write_text(f"{step} {rng.random()}\n")
+                os.chmod(root / rel, 0o755 if rng.random() < 0.2 else 0o644)
+        if not paths:
+            continue
+        before = history.index_as_left()
+        assert before is not None
+        staged = trees.staged_as_git(root, before[1], sorted(paths))
+        history.commit(sorted(paths), f"Step {step}", MOMENT, MOMENT)
+        head = git(root, "rev-parse", "HEAD^{tree}").strip()
+        new = trees.advance(before[1], staged[0]) if staged is not None else None
+        read.clear()
+        trees.keep(head, FOLDERS, batch)
+        if new is None:
+            continue
+        assert new == head
+        assert read == []  # every tree found among the images advance made
+        advanced += 1
+        for folder in FOLDERS:
+            sha = git(root, "rev-parse", f"HEAD:{folder}").strip() if folder else head
+            image = trees.kept(sha)
+            assert image is not None
+            raw = subprocess.run(["git", "cat-file", "tree", sha], cwd=root, capture_output=True, check=True)
+            fresh = trees.TreeImage(sha, raw.stdout)
+            assert (image.raw, list(image.offsets)) == (fresh.raw, list(fresh.offsets)), (step, folder)
+    assert advanced >= 20

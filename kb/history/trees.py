@@ -46,6 +46,13 @@ class TreeImage:
         self.raw = raw
         self.offsets = offsets
 
+    @classmethod
+    def made(cls, sha: str, raw: bytes, offsets: array.array[int]) -> TreeImage:
+        """The image of a tree whose entries' offsets are known already (advance)."""
+        image = cls.__new__(cls)
+        image.sha, image.raw, image.offsets = sha, raw, offsets
+        return image
+
     def __len__(self) -> int:
         return len(self.offsets)
 
@@ -213,6 +220,42 @@ def build(objects: Path, root: str, changes: Mapping[str, tuple[bytes, bytes] | 
     """The id of the root tree `root` with `changes` made (a path from the top: its mode and binary id,
     or None for a file taken out), its new trees written as loose objects in `objects`; None when the
     kept images cannot make it (see the module's text)."""
+    new = _new_trees(root, changes, offsets=False)
+    if new is None:
+        return None
+    made, _ = new
+    for sha_hex, body, _ in made:
+        _write_loose(objects, sha_hex, body)
+    for tell in _TELL:
+        tell()
+    return made[-1][0]
+
+
+def advance(root: str, changes: Mapping[str, tuple[bytes, bytes] | None]) -> str | None:
+    """The trees build makes of `root` with `changes`, kept as images (with their entries' offsets worked
+    out from the old ones', not found again in 7 MB of bytes) without reading them from git: the id of the
+    new root tree, or None when the images cannot make it. An image is kept by the id hashed from its
+    bytes, so it is found (keep, build) only where a tree of that id is wanted: when the commit was made
+    of exactly these changes, keep finds the new HEAD's trees here. The images of the trees they replace
+    are let go (keep would read them again if they were wanted)."""
+    new = _new_trees(root, changes, offsets=True)
+    if new is None:
+        return None
+    made, replaced = new
+    for sha_hex in replaced:
+        _IMAGES.pop(sha_hex, None)
+    for sha_hex, body, offsets in made:
+        assert offsets is not None
+        _IMAGES[sha_hex] = TreeImage.made(sha_hex, body, offsets)
+    return made[-1][0]
+
+
+def _new_trees(
+    root: str, changes: Mapping[str, tuple[bytes, bytes] | None], offsets: bool
+) -> tuple[list[tuple[str, bytes, array.array[int] | None]], list[str]] | None:
+    """Each tree on the way to `changes` in the root tree `root`, changed (deepest first, the root last):
+    its id, its bytes and, if asked, its entries' offsets; and the ids of the trees they replace. None
+    when the kept images cannot make them."""
     top = _IMAGES.get(root)
     if top is None:
         return None
@@ -228,23 +271,20 @@ def build(objects: Path, root: str, changes: Mapping[str, tuple[bytes, bytes] | 
     if any(_image_at(folder, images) is None for folder in by_folder):
         return None
     pending = {folder: dict(entries) for folder, entries in by_folder.items()}
-    written: list[tuple[str, bytes]] = []
+    made: list[tuple[str, bytes, array.array[int] | None]] = []
     for folder in sorted(images, key=lambda f: f.count("/") + 1 if f else 0, reverse=True):
-        body = _changed(images[folder], pending.get(folder, {}))
-        if body is None:
+        changed = _changed(images[folder], pending.get(folder, {}), offsets)
+        if changed is None:
             return None
+        body, where = changed
         hashed = hashlib.sha1(b"tree %d\0" % len(body))
         hashed.update(body)
         digest = hashed.digest()
-        written.append((digest.hex(), body))
+        made.append((digest.hex(), body, where))
         if folder:
             parent, _, name = folder.rpartition("/")
             pending.setdefault(parent, {})[name.encode("utf-8", "surrogateescape")] = (TREE_MODE, digest)
-    for sha_hex, body in written:
-        _write_loose(objects, sha_hex, body)
-    for tell in _TELL:
-        tell()
-    return written[-1][0]
+    return made, [image.sha for image in images.values()]
 
 
 def _image_at(folder: str, found: dict[str, TreeImage]) -> TreeImage | None:
@@ -261,12 +301,18 @@ def _image_at(folder: str, found: dict[str, TreeImage]) -> TreeImage | None:
     return image
 
 
-def _changed(image: TreeImage, entries: Mapping[bytes, tuple[bytes, bytes] | None]) -> bytes | None:
-    """The tree's bytes with `entries` (by name) put in or taken out; None when a name is a folder in the
-    tree (or a folder's entry is a file there), or when the tree would be left empty."""
-    raw = image.raw
+def _changed(
+    image: TreeImage, entries: Mapping[bytes, tuple[bytes, bytes] | None], offsets: bool = False
+) -> tuple[bytes, array.array[int] | None] | None:
+    """The tree's bytes with `entries` (by name) put in or taken out, and (`offsets`) where each of its
+    entries then begins, from the old offsets moved by what changed before them; None when a name is a
+    folder in the tree (or a folder's entry is a file there), or when the tree would be left empty."""
+    raw, old = image.raw, image.offsets
     pieces: list[bytes] = []
-    pos = 0
+    where = array.array("I") if offsets else None
+    pos = 0  # the old bytes copied so far
+    done = 0  # the old entries copied so far
+    moved = 0  # how far the entries after the changes so far have moved
     count = len(image)
     for name in sorted(entries, key=lambda n: n + b"/" if (entries[n] or (b"",))[0] == TREE_MODE else n):
         entry = entries[name]
@@ -280,16 +326,26 @@ def _changed(image: TreeImage, entries: Mapping[bytes, tuple[bytes, bytes] | Non
         if start < pos:
             return None  # (two changes of one name)
         pieces.append(raw[pos:start])
+        if where is not None:
+            where.extend(old[done:i] if not moved else map(moved.__add__, old[done:i]))
         pos = end if found else start
+        done = i + 1 if found else i
         if entry is not None:
-            pieces.append(entry[0] + b" " + name + b"\0" + entry[1])
+            piece = entry[0] + b" " + name + b"\0" + entry[1]
+            pieces.append(piece)
+            if where is not None:
+                where.append(start + moved)
+            moved += len(piece) - (end - start if found else 0)
             count += 0 if found else 1
         elif found:
+            moved -= end - start
             count -= 1
     pieces.append(raw[pos:])
+    if where is not None:
+        where.extend(old[done:] if not moved else map(moved.__add__, old[done:]))
     if count <= 0:
         return None
-    return b"".join(pieces)
+    return b"".join(pieces), where
 
 
 def _write_loose(objects: Path, sha: str, body: bytes) -> None:
