@@ -430,17 +430,23 @@ class _UnionOfPostings:
 
 
 def _posting_ids(matcher: Any) -> Any:
-    """A posting list's document numbers, a block at a time where the format allows."""
+    """A posting list's document numbers, a block at a time where the format allows; through the filter of
+    a segment's deleted documents too (a set difference, not a generator step per posting)."""
     from whoosh.codec.whoosh3 import W3LeafMatcher
+    from whoosh.matching.wrappers import FilterMatcher
 
-    if type(matcher) is not W3LeafMatcher:
+    leaf = matcher.child if type(matcher) is FilterMatcher else matcher
+    if type(leaf) is not W3LeafMatcher:
         return matcher.all_ids()
     ids: list[int] = []
-    while not matcher._atend:
-        matcher._read_ids()
-        ids.extend(matcher._ids)
-        matcher._next_block()
-    return ids
+    while not leaf._atend:
+        leaf._read_ids()  # the whole block: what a filter stepped past in it is filtered out below
+        ids.extend(leaf._ids)
+        leaf._next_block()
+    if leaf is matcher:
+        return ids
+    chosen = matcher._ids  # the filter's documents: those left out, or the only ones kept
+    return set(ids).difference(chosen) if matcher._exclude else set(ids).intersection(chosen)
 
 
 NO_WORDS = "the query has no word to search for: kb indexes words and numbers, not punctuation or symbols"
